@@ -1,0 +1,131 @@
+/**
+ * Picking and initialising the tfjs backend: `webgpu` on a real GPU adapter, else `wasm`, else `cpu`.
+ *
+ * @module
+ */
+import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
+
+/** The backends the library knows how to start. */
+export type BackendName = "webgpu" | "wasm" | "cpu";
+
+/** What {@linkcode initBackend} chose and why. */
+export interface BackendInfo {
+  /** The backend now active in tfjs. */
+  name: BackendName;
+  /** The WebGPU adapter's description, when the backend is webgpu. */
+  adapter?: string;
+  /** True when the WebGPU adapter is a software (fallback) adapter such as Mesa llvmpipe. */
+  isFallbackAdapter?: boolean;
+  /** Human-readable notes: why a backend was skipped, warnings about software adapters. */
+  notes: string[];
+}
+
+/** Options for {@linkcode initBackend}. */
+export interface InitBackendOptions {
+  /** `"auto"` (default) picks webgpu on a hardware adapter, else wasm, else cpu. Or name one. */
+  backend?: BackendName | "auto";
+  /** Print notes (fallbacks, software adapters) to stderr. Default false. */
+  verbose?: boolean;
+}
+
+let current: BackendInfo | undefined;
+
+/** Requests the WebGPU adapter, or returns null when the runtime has none. */
+export async function requestAdapter(): Promise<GPUAdapter | null> {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) return null;
+  try {
+    return await gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether an adapter is a software one. Deno 2.9 reports `isFallbackAdapter` on `adapter.info` (newer
+ * spec) or not at all, so known software rasterisers are also recognised by name.
+ */
+export function isSoftwareAdapter(a: GPUAdapter): boolean {
+  const flag = (a.info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    (a as { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  if (flag) return true;
+  return /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(adapterName(a));
+}
+
+/** A readable name for an adapter: its description, else vendor/architecture/device. */
+export function adapterName(a: GPUAdapter): string {
+  const info = a.info;
+  return info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") ||
+    "unknown adapter";
+}
+
+async function trySet(name: BackendName): Promise<boolean> {
+  if (name === "wasm") setWasmPaths(WASM_DIST_URL);
+  try {
+    return await tf.setBackend(name);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Selects and initialises a tfjs backend. `"auto"` takes webgpu only on a hardware adapter (a software
+ * adapter is about 1000x slower than real work needs), then wasm, then cpu. An explicit choice is
+ * honoured or throws; an explicit `webgpu` on a software adapter works and says so in `notes`.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "./backend.ts";
+ * const info = await initBackend({ backend: "cpu" });
+ * console.log(info.name); // "cpu"
+ * ```
+ */
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const want = options.backend ?? "auto";
+  // PROD silences tfjs' console chatter (the "running in Node.js" banner, platform notices).
+  tf.env().set("PROD", true);
+  const notes: string[] = [];
+  let info: BackendInfo | undefined;
+  if (want === "webgpu" || want === "auto") {
+    const adapter = await requestAdapter();
+    if (!adapter) {
+      notes.push("no WebGPU adapter found (run `deno task doctor` for what to install)");
+      if (want === "webgpu") throw new Error("backend 'webgpu' requested but no WebGPU adapter was found; " + DOCTOR_HINT);
+    } else if (isSoftwareAdapter(adapter) && want === "auto") {
+      notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: skipped in auto mode`);
+    } else {
+      if (isSoftwareAdapter(adapter)) {
+        notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: correct but very slow`);
+      }
+      if (await trySet("webgpu")) {
+        info = { name: "webgpu", adapter: adapterName(adapter), isFallbackAdapter: isSoftwareAdapter(adapter), notes };
+      } else if (want === "webgpu") {
+        throw new Error("backend 'webgpu' failed to initialise on adapter " + adapterName(adapter));
+      }
+    }
+  }
+  if (!info && (want === "wasm" || want === "auto")) {
+    if (await trySet("wasm")) info = { name: "wasm", notes };
+    else if (want === "wasm") throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
+    else notes.push("wasm backend failed to initialise");
+  }
+  if (!info && (want === "cpu" || want === "auto")) {
+    if (!(await trySet("cpu"))) throw new Error("backend 'cpu' failed to initialise");
+    info = { name: "cpu", notes };
+  }
+  if (!info) throw new Error(`unknown backend '${want}': use one of auto, webgpu, wasm, cpu`);
+  await tf.ready();
+  if (options.verbose) for (const n of notes) console.error(`[backend] ${n}`);
+  current = info;
+  return info;
+}
+
+/** The backend chosen by the last {@linkcode initBackend} call, if any. */
+export function currentBackend(): BackendInfo | undefined {
+  return current;
+}
+
+/** What to install when Deno finds no WebGPU adapter. */
+export const DOCTOR_HINT =
+  "install the Vulkan loader and glvnd libraries (Debian: apt-get install libvulkan1 mesa-vulkan-drivers libegl1 libgl1) " +
+  "and, on NVIDIA, point VK_DRIVER_FILES at the driver's ICD json";

@@ -1,0 +1,6 @@
+/**
+ * Backend selection and the doctor report.
+ *
+ * @module
+ */
+export * from "./backend.ts";

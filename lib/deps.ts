@@ -1,0 +1,20 @@
+/**
+ * Every third-party dependency of the library, pinned to an exact version.
+ *
+ * Source files import npm packages only through this module, so that the library works when imported
+ * by URL (a library's own import map is ignored then) and a version bump touches one line.
+ *
+ * @module
+ */
+
+// The umbrella package: under Deno, `@tensorflow/tfjs-core` alone lacks gradients and chained ops.
+export * as tf from "npm:@tensorflow/tfjs@4.22.0";
+export { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+// Side-effect import: registers the "webgpu" backend factory with tfjs.
+import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
+
+/** File URL of the wasm backend's `dist/` folder, where its `.wasm` binaries live. */
+export const WASM_DIST_URL: string = new URL(
+  "./",
+  import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0"),
+).href;

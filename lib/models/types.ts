@@ -1,0 +1,136 @@
+/**
+ * The contracts shared by every model family, the generation loop and the trainer.
+ *
+ * Shapes use B = batch, T = new positions in this forward, L = cached columns, d = model width,
+ * V = vocabulary, H = query heads, Hkv = key/value heads, hd = head width.
+ *
+ * @module
+ */
+import type { tf } from "../deps.ts";
+
+/**
+ * A decoder's architecture as plain data. The Hugging Face families (gpt2, gpt_neox, llama, qwen2) are
+ * translated into this form from their `config.json`; from-scratch models are written in it directly.
+ */
+export interface DecoderConfig {
+  /** Where the config came from: an HF `model_type` ("gpt2", "gpt_neox", "llama", "qwen2") or "scratch". */
+  family: string;
+  vocabSize: number;
+  /** Model width d. */
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** Key/value heads (grouped-query attention); equals nHeads for multi-head attention. */
+  nKvHeads: number;
+  /** Per-head width; usually dModel / nHeads. */
+  headDim: number;
+  /** Hidden width of the MLP (for SwiGLU: the width of the gate and up projections). */
+  dMlp: number;
+  /** Longest sequence (learned position table size, rotary cache size). */
+  maxPositions: number;
+  norm: "layernorm" | "rmsnorm";
+  normEps: number;
+  /** "learned": a position table added to the embedding (GPT-2); "rotary": RoPE on q and k. */
+  positional: "learned" | "rotary";
+  /** Rotary: how many leading dims of each head are rotated (NeoX rotary_pct * headDim); defaults to headDim. */
+  rotaryDim?: number;
+  /** Rotary base (rope_theta). */
+  ropeTheta?: number;
+  /** MLP kind and activation. "gelu" is exact erf GELU, "gelu_new"/"gelu_tanh" the tanh approximation. */
+  mlp: "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
+  /** NeoX parallel residual: x + attn(ln1(x)) + mlp(ln2(x)). */
+  parallelResidual: boolean;
+  /** Biases on q, k, v projections. */
+  qkvBias: boolean;
+  /** Bias on the attention output projection. */
+  attnOutBias: boolean;
+  /** Biases on the MLP projections. */
+  mlpBias: boolean;
+  /** Whether norms carry a bias (LayerNorm); RMSNorm has none. */
+  normBias: boolean;
+  /** LM head shares the token embedding matrix. */
+  tieEmbeddings: boolean;
+  /** Dropout probability used only when forward runs with `training: true`. */
+  dropout?: number;
+}
+
+/**
+ * A hook: receives an activation and may return a replacement of the same shape (or nothing to keep it).
+ * It runs inside the model's `tf.tidy`, so it must not keep tensors without `tf.keep`.
+ */
+export type HookFn = (activation: tf.Tensor, context: HookContext) => tf.Tensor | void;
+
+/** Where a hook fired. */
+export interface HookContext {
+  /** Full hook name, e.g. `blocks.3.hook_resid_post`. */
+  name: string;
+  /** Block index for block-level hooks; undefined for `hook_embed` and `ln_final.*`. */
+  layer?: number;
+}
+
+/** Hook registrations by exact hook name. */
+export type Hooks = Record<string, HookFn | HookFn[]>;
+
+/** Options for one forward pass. */
+export interface ForwardOptions {
+  /** Key/value cache to extend with this forward's positions (generation). Mutated in place. */
+  cache?: KVCacheLike;
+  /**
+   * Position ids [B, T]; default: the cache's next position per row, counting on (0..T-1 without cache).
+   */
+  positions?: tf.Tensor2D;
+  /** Hooks to run (run-with-hooks). Zero cost when absent. */
+  hooks?: Hooks;
+  /** Hook names whose activations to return in `activations` (run-with-cache); `true` = all. */
+  capture?: string[] | true;
+  /** Compute logits only for the last position of each row ([B, 1, V]); saves the LM head on prefill. */
+  lastOnly?: boolean;
+  /** Training mode: dropout active, no cache. */
+  training?: boolean;
+  /** Seed for dropout masks in training mode. */
+  dropoutSeed?: number;
+}
+
+/** The result of one forward pass. The caller owns (and must dispose) every tensor in it. */
+export interface ForwardResult {
+  /** [B, T, V] (or [B, 1, V] with `lastOnly`). */
+  logits: tf.Tensor3D;
+  /** Final hidden state after the final norm, [B, T, d] (or [B, 1, d] with `lastOnly`). */
+  hidden: tf.Tensor3D;
+  /** Residual stream before the final norm, same shape as `hidden`. */
+  residual: tf.Tensor3D;
+  /** Captured activations by hook name (only with `capture`). */
+  activations?: Map<string, tf.Tensor>;
+}
+
+/**
+ * Per-layer key/value cache with per-row rewind. Each row (sequence) keeps its own valid length and
+ * next position, so one sequence of a batch can be truncated without touching the others.
+ */
+export interface KVCacheLike {
+  /** Rows (batch size). */
+  readonly batchSize: number;
+  /** Next position id of each row (= number of valid cached positions in that row). */
+  rowLengths(): number[];
+  /** Truncates every row to `length` valid positions. */
+  truncate(length: number): void;
+  /** Truncates one row to `length` valid positions, leaving the other rows untouched. */
+  truncateRow(row: number, length: number): void;
+  /** Frees every tensor the cache holds. */
+  dispose(): void;
+}
+
+/** A causal language model: the one interface generation, hooks, Recync and training rely on. */
+export interface CausalLM {
+  readonly config: DecoderConfig;
+  /** Every hook name this model can fire, in execution order. */
+  readonly hookNames: string[];
+  /** Runs the model on token ids [B, T] (int32). */
+  forward(ids: tf.Tensor2D, options?: ForwardOptions): ForwardResult;
+  /** A fresh, empty cache for `batchSize` rows. */
+  createCache(batchSize: number): KVCacheLike;
+  /** Trainable parameters by canonical name. */
+  parameters(): Map<string, tf.Variable>;
+  /** Frees the weights. */
+  dispose(): void;
+}

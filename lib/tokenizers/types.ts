@@ -1,0 +1,25 @@
+/**
+ * The one small interface every tokenizer implements.
+ *
+ * @module
+ */
+
+/** Encodes text to token ids and back. */
+export interface TextTokenizer {
+  /** Number of token ids (the embedding table's rows). */
+  readonly vocabSize: number;
+  /** Special tokens by role; ids are undefined where the tokenizer has none. */
+  readonly special: SpecialTokens;
+  /** Text to ids. `addSpecialTokens` (default true) adds BOS etc. where the tokenizer's template does. */
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Ids to text. `skipSpecialTokens` defaults to false. */
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
+}
+
+/** Ids of special tokens, when defined. */
+export interface SpecialTokens {
+  bos?: number;
+  eos?: number;
+  pad?: number;
+  unk?: number;
+}

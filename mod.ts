@@ -1,0 +1,16 @@
+/**
+ * Coherence Lab: watch and steer what happens inside transformer language models, from Deno scripts and
+ * Jupyter notebooks. TensorFlow.js (webgpu, wasm or cpu) underneath, Observable Plot for charts.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "./mod.ts";
+ * const backend = await initBackend(); // webgpu on a real GPU, else wasm, else cpu
+ * console.log(backend.name);
+ * ```
+ *
+ * @module
+ */
+export * from "./lib/backend/mod.ts";
+export * from "./lib/models/types.ts";
+export * from "./lib/tokenizers/types.ts";
