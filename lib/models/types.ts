@@ -79,6 +79,11 @@ export interface ForwardOptions {
    * Position ids [B, T]; default: the cache's next position per row, counting on (0..T-1 without cache).
    */
   positions?: tf.Tensor2D;
+  /**
+   * [B, T] with 1 for real tokens and 0 for padding (left-padded ragged prompts). Padding columns are
+   * never attended to and are stored in the cache as invalid. Default: all real.
+   */
+  attentionMask?: tf.Tensor2D;
   /** Hooks to run (run-with-hooks). Zero cost when absent. */
   hooks?: Hooks;
   /** Hook names whose activations to return in `activations` (run-with-cache); `true` = all. */
