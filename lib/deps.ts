@@ -18,3 +18,13 @@ export const WASM_DIST_URL: string = new URL(
   "./",
   import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0"),
 ).href;
+
+// Charts: Observable Plot renders into a linkedom document outside the browser; resvg turns SVG into PNG.
+export * as Plot from "npm:@observablehq/plot@0.6.17";
+export { parseHTML } from "npm:linkedom@0.18.15";
+export { initWasm as initResvgWasm, Resvg } from "npm:@resvg/resvg-wasm@2.6.2";
+/** File URL of resvg's `index_bg.wasm`, which {@linkcode initResvgWasm} must be given once. */
+export const RESVG_WASM_URL: string = new URL(
+  "./index_bg.wasm",
+  import.meta.resolve("npm:@resvg/resvg-wasm@2.6.2"),
+).href;
