@@ -1,0 +1,56 @@
+/**
+ * Gradient clipping by global L2 norm, computed on the device without a readback.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/** The clipped gradients and the norm before clipping. The caller owns every returned tensor. */
+export interface ClipResult {
+  grads: Map<string, tf.Tensor>;
+  /** Global L2 norm of the gradients before clipping, a scalar. */
+  norm: tf.Scalar;
+}
+
+/**
+ * Scales every gradient by `min(1, maxNorm / (norm + 1e-6))`, where `norm` is the L2 norm of all
+ * gradients taken together (PyTorch's `clip_grad_norm_`). The input tensors are not disposed.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { clipByGlobalNorm } from "./clip.ts";
+ * const grads = new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([4])]]);
+ * const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
+ * console.log(norm.dataSync()[0]); // 5
+ * console.log(Array.from(clipped.get("a")!.dataSync())); // about [0.6, 0]
+ * ```
+ */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): ClipResult {
+  if (!(maxNorm > 0)) throw new RangeError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
+  const out = new Map<string, tf.Tensor>();
+  const norm = globalNorm(grads);
+  tf.tidy(() => {
+    const scale = tf.minimum(tf.scalar(1), tf.scalar(maxNorm).div(norm.add(1e-6)));
+    for (const [k, g] of grads) out.set(k, tf.keep(g.mul(scale)));
+  });
+  return { grads: out, norm };
+}
+
+/**
+ * The L2 norm of all tensors taken together, as a scalar tensor.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { globalNorm } from "./clip.ts";
+ * console.log(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0]); // 5
+ * ```
+ */
+export function globalNorm(tensors: Map<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => {
+    let sum: tf.Tensor = tf.scalar(0);
+    for (const g of tensors.values()) sum = sum.add(g.square().sum());
+    return sum.sqrt() as tf.Scalar;
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * Token-level cross-entropy and the evaluation metrics built on it.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/**
+ * Mean cross-entropy over every position: logits [B, T, V] (or [N, V]) against integer targets [B, T]
+ * (or [N]). Uses a numerically stable log-softmax and gathers the target column, so no one-hot matrix
+ * of size N × V is built.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { crossEntropy } from "./loss.ts";
+ * const logits = tf.zeros([1, 2, 4]) as tf.Tensor3D; // uniform over 4 tokens
+ * const loss = crossEntropy(logits, tf.tensor2d([[0, 3]], [1, 2], "int32"));
+ * console.log(loss.dataSync()[0]); // ln 4 ≈ 1.386
+ * ```
+ */
+export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tokenLosses(logits, targets).mean() as tf.Scalar);
+}
+
+/**
+ * Per-position cross-entropy, shape [N] for N = B·T positions (row-major over batch then time).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { tokenLosses } from "./loss.ts";
+ * const l = tokenLosses(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32"));
+ * console.log(l.shape); // [1]
+ * ```
+ */
+export function tokenLosses(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor1D {
+  const V = logits.shape[logits.rank - 1];
+  const N = targets.size;
+  if (logits.size !== N * V) {
+    throw new Error(`crossEntropy: logits [${logits.shape}] do not match targets [${targets.shape}]`);
+  }
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits.reshape([N, V]));
+    const flatIdx = tf.range(0, N, 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([N]).toInt());
+    return tf.gather(logp.reshape([N * V]), flatIdx).neg() as tf.Tensor1D;
+  });
+}
+
+/**
+ * How to turn per-batch evaluation losses into the reported numbers.
+ * - `"token_mean"` (default): loss = total token CE / total tokens; perplexity = exp(loss).
+ * - `"batch_mean_exp"`: loss = mean of per-batch mean CE; perplexity = mean of exp(per-batch mean CE)
+ *   (PhaseGPT's `val_perplexity`; ≥ exp(loss) by Jensen).
+ * - `"batch_mean"`: loss = mean of per-batch mean CE; perplexity = exp(loss) (nanoGPT's `estimate_loss`).
+ */
+export type PerplexityDefinition = "token_mean" | "batch_mean_exp" | "batch_mean";
+
+/** Perplexity definition names, for validation messages. */
+export const PERPLEXITY_DEFINITIONS: readonly PerplexityDefinition[] = [
+  "token_mean",
+  "batch_mean_exp",
+  "batch_mean",
+];
+
+/** The loss and perplexity of an evaluation. */
+export interface EvalSummary {
+  loss: number;
+  perplexity: number;
+  /** Tokens scored. */
+  tokens: number;
+}
+
+/**
+ * Combines per-batch mean losses (each over `tokensPerBatch[i]` tokens) under one definition.
+ *
+ * @example
+ * ```ts
+ * import { summariseEval } from "./loss.ts";
+ * console.log(summariseEval([1, 3], [10, 10], "token_mean").loss); // 2
+ * console.log(summariseEval([1, 3], [10, 10], "batch_mean_exp").perplexity); // (e + e³) / 2
+ * ```
+ */
+export function summariseEval(
+  batchLosses: number[],
+  tokensPerBatch: number[],
+  definition: PerplexityDefinition = "token_mean",
+): EvalSummary {
+  if (batchLosses.length === 0) throw new Error("summariseEval: no batches were evaluated");
+  const tokens = tokensPerBatch.reduce((a, b) => a + b, 0);
+  switch (definition) {
+    case "token_mean": {
+      const loss = batchLosses.reduce((a, l, i) => a + l * tokensPerBatch[i], 0) / tokens;
+      return { loss, perplexity: Math.exp(loss), tokens };
+    }
+    case "batch_mean": {
+      const loss = batchLosses.reduce((a, b) => a + b, 0) / batchLosses.length;
+      return { loss, perplexity: Math.exp(loss), tokens };
+    }
+    case "batch_mean_exp": {
+      const loss = batchLosses.reduce((a, b) => a + b, 0) / batchLosses.length;
+      const perplexity = batchLosses.reduce((a, b) => a + Math.exp(b), 0) / batchLosses.length;
+      return { loss, perplexity, tokens };
+    }
+    default:
+      throw new Error(
+        `unknown perplexity definition '${definition}': use one of ${PERPLEXITY_DEFINITIONS.join(", ")}`,
+      );
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Learning-rate schedules as pure functions of the optimiser step.
+ *
+ * Steps count from 0: the first optimiser update uses `learningRate(schedule, 0)`.
+ *
+ * @module
+ */
+
+/** A constant learning rate. */
+export interface ConstantSchedule {
+  kind: "constant";
+  /** The learning rate at every step. */
+  lr: number;
+  /** Optional linear warm-up from 0 over this many steps (default 0). */
+  warmupSteps?: number;
+}
+
+/**
+ * Linear warm-up from 0 to `lr` over `warmupSteps`, then a half-cosine from `lr` down to `minLr` over the
+ * following steps until `decaySteps`, then flat at `minLr` (nanoGPT's schedule).
+ */
+export interface CosineSchedule {
+  kind: "cosine";
+  lr: number;
+  /** The floor reached at `decaySteps` and kept afterwards. */
+  minLr: number;
+  warmupSteps: number;
+  /** The step at which the cosine reaches `minLr` (counted from step 0, warm-up included). */
+  decaySteps: number;
+}
+
+/** Linear warm-up (optional), then a straight line from `lr` down to `minLr` at `decaySteps`, then flat. */
+export interface LinearSchedule {
+  kind: "linear";
+  lr: number;
+  minLr: number;
+  warmupSteps?: number;
+  decaySteps: number;
+}
+
+/** Any of the learning-rate schedules, told apart by `kind`. */
+export type LrSchedule = ConstantSchedule | CosineSchedule | LinearSchedule;
+
+/** The schedule kinds, for validation messages. */
+export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "linear"];
+
+/**
+ * The learning rate for optimiser step `step` (0-based).
+ *
+ * Warm-up is `lr * step / warmupSteps`, so the first update runs at learning rate 0 as in nanoGPT and
+ * PhaseGPT; choose `warmupSteps: 0` to start at the full rate.
+ *
+ * @example
+ * ```ts
+ * import { learningRate } from "./schedule.ts";
+ * const s = { kind: "cosine", lr: 1e-3, minLr: 1e-4, warmupSteps: 10, decaySteps: 110 } as const;
+ * console.log(learningRate(s, 5)); // 0.0005 (half-way through warm-up)
+ * console.log(learningRate(s, 60)); // 0.00055 (half-way down the cosine)
+ * console.log(learningRate(s, 500)); // 0.0001 (the floor)
+ * ```
+ */
+export function learningRate(schedule: LrSchedule, step: number): number {
+  if (!Number.isFinite(step) || step < 0) {
+    throw new RangeError(`learningRate: step must be >= 0, got ${step}`);
+  }
+  const warmup = schedule.warmupSteps ?? 0;
+  if (step < warmup) return schedule.lr * step / warmup;
+  switch (schedule.kind) {
+    case "constant":
+      return schedule.lr;
+    case "cosine": {
+      if (step >= schedule.decaySteps) return schedule.minLr;
+      const ratio = (step - warmup) / (schedule.decaySteps - warmup);
+      const coeff = 0.5 * (1 + Math.cos(Math.PI * ratio));
+      return schedule.minLr + coeff * (schedule.lr - schedule.minLr);
+    }
+    case "linear": {
+      if (step >= schedule.decaySteps) return schedule.minLr;
+      const ratio = (step - warmup) / (schedule.decaySteps - warmup);
+      return schedule.lr + ratio * (schedule.minLr - schedule.lr);
+    }
+    default:
+      throw new Error(
+        `unknown learning-rate schedule kind '${(schedule as { kind: string }).kind}': use one of ${
+          LR_SCHEDULE_KINDS.join(", ")
+        }`,
+      );
+  }
+}
+
+/**
+ * Checks a schedule's fields and returns it, or throws one message naming the bad field and what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { validateSchedule } from "./schedule.ts";
+ * validateSchedule({ kind: "constant", lr: 3e-4 }); // ok
+ * ```
+ */
+export function validateSchedule(schedule: LrSchedule, where = "schedule"): LrSchedule {
+  const s = schedule as unknown as Record<string, unknown>;
+  if (typeof s !== "object" || s === null) throw new Error(`${where} must be an object with a 'kind'`);
+  if (!LR_SCHEDULE_KINDS.includes(s.kind as string)) {
+    throw new Error(`${where}.kind is '${s.kind}': use one of ${LR_SCHEDULE_KINDS.join(", ")}`);
+  }
+  const positive = (key: string, optional = false, allowZero = false) => {
+    const v = s[key];
+    if (v === undefined && optional) return;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
+      throw new Error(
+        `${where}.${key} must be a ${allowZero ? "non-negative" : "positive"} number, got ${v}`,
+      );
+    }
+  };
+  positive("lr");
+  positive("warmupSteps", schedule.kind !== "cosine", true);
+  if (schedule.kind !== "constant") {
+    positive("minLr", false, true);
+    positive("decaySteps");
+    if (schedule.decaySteps <= (schedule.warmupSteps ?? 0)) {
+      throw new Error(
+        `${where}.decaySteps (${schedule.decaySteps}) must exceed warmupSteps (${schedule.warmupSteps})`,
+      );
+    }
+  }
+  return schedule;
+}
