@@ -1,0 +1,43 @@
+/**
+ * Validation of relative paths that come from untrusted data (an index json, a revision string, a
+ * server's answer) before they are joined onto a local folder.
+ *
+ * @module
+ */
+
+/**
+ * Throws unless `path` is a plain relative path that stays inside whatever folder it is joined to:
+ * non-empty, `/`-separated, no absolute path or drive letter, no backslash, no NUL or control character,
+ * no empty, `.` or `..` segment.
+ *
+ * @param path The untrusted path.
+ * @param what What the path is, for the error message (e.g. `shard file name in model.safetensors.index.json`).
+ *
+ * @example
+ * ```ts
+ * import { assertSafeRelativePath } from "./paths.ts";
+ * assertSafeRelativePath("model-00001-of-00002.safetensors", "shard name"); // ok
+ * try {
+ *   assertSafeRelativePath("../../etc/passwd", "shard name");
+ * } catch (e) {
+ *   console.log((e as Error).message);
+ * }
+ * ```
+ */
+export function assertSafeRelativePath(path: unknown, what: string): asserts path is string {
+  const bad = (why: string): never => {
+    throw new Error(`Unsafe ${what} ${JSON.stringify(path)}: ${why}; refusing to use it as a local path`);
+  };
+  if (typeof path !== "string") return bad("not a string");
+  if (path.length === 0) return bad("empty");
+  if (path.length > 1024) return bad("longer than 1024 characters");
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) return bad("contains a control character");
+  if (path.includes("\\")) return bad("contains a backslash");
+  if (path.startsWith("/")) return bad("is absolute");
+  if (/^[A-Za-z]:/.test(path)) return bad("starts with a drive letter");
+  for (const seg of path.split("/")) {
+    if (seg === "") return bad("has an empty segment");
+    if (seg === "." || seg === "..") return bad(`has a "${seg}" segment`);
+  }
+}
