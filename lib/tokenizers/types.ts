@@ -18,8 +18,12 @@ export interface TextTokenizer {
 
 /** Ids of special tokens, when defined. */
 export interface SpecialTokens {
+  /** Beginning-of-sequence token. */
   bos?: number;
+  /** End-of-sequence token (generation stops on it by default). */
   eos?: number;
+  /** Padding token. */
   pad?: number;
+  /** Unknown-token id (what out-of-vocabulary input maps to). */
   unk?: number;
 }

@@ -1,0 +1,259 @@
+/**
+ * Hugging Face `tokenizer.json` tokenizers (GPT-2/NeoX/Qwen2 byte-level BPE, Llama SentencePiece-style BPE
+ * with byte fallback, ...) behind the {@linkcode TextTokenizer} interface.
+ *
+ * The heavy lifting is `@huggingface/tokenizers` (the pure-JS runtime transformers.js uses). This module
+ * adds what a research loop needs around it: special-token ids resolved from `tokenizer_config.json` (and
+ * `config.json` as a fallback), an `add_bos_token` flag honoured when the tokenizer.json has no template,
+ * round-trip-friendly decoding defaults, and clear errors naming the file at fault.
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "./hf.ts";
+ * const tok = await loadTokenizer("tests/tokenizers/fixtures/gpt2-bpe");
+ * const ids = tok.encode("hello world");
+ * console.log(ids, tok.decode(ids));
+ * ```
+ *
+ * @module
+ */
+import { HFTokenizerRuntime } from "../deps.ts";
+import type { SpecialTokens, TextTokenizer } from "./types.ts";
+
+/** The parts of `tokenizer_config.json` this module reads (other fields pass through untouched). */
+export interface HFTokenizerConfig {
+  /** Beginning-of-sequence token text (or an AddedToken object). */
+  bos_token?: string | { content: string } | null;
+  /** End-of-sequence token text. */
+  eos_token?: string | { content: string } | null;
+  /** Padding token text. */
+  pad_token?: string | { content: string } | null;
+  /** Unknown token text. */
+  unk_token?: string | { content: string } | null;
+  /** Prepend BOS on encode (used when tokenizer.json has no template post-processor). */
+  add_bos_token?: boolean;
+  /** Append EOS on encode (same condition). */
+  add_eos_token?: boolean;
+  /** Whether decode rewrites " ," to "," etc.; default here is false (lossless round trip). */
+  clean_up_tokenization_spaces?: boolean;
+  /** Any other field, passed to the runtime unchanged. */
+  [key: string]: unknown;
+}
+
+/** Options for {@linkcode HFTokenizer}. */
+export interface HFTokenizerOptions {
+  /**
+   * Fallback special-token ids (e.g. `bos_token_id`/`eos_token_id`/`pad_token_id` from a model's
+   * `config.json`), used for roles the tokenizer config does not name.
+   */
+  fallbackIds?: SpecialTokens;
+  /** Where the tokenizer came from, for error messages. */
+  source?: string;
+}
+
+type RuntimeTokenizer = InstanceType<typeof HFTokenizerRuntime>;
+
+function tokenContent(value: unknown, field: string, source: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string") return value;
+  if (typeof value === "object" && typeof (value as { content?: unknown }).content === "string") {
+    return (value as { content: string }).content;
+  }
+  throw new TypeError(`${source}: ${field} must be a string or an object with a "content" string`);
+}
+
+/**
+ * A `tokenizer.json` tokenizer implementing {@linkcode TextTokenizer}.
+ *
+ * Decoding defaults to `clean_up_tokenization_spaces: false` unless the config says otherwise, so that
+ * `decode(encode(s)) === s` for byte-level tokenizers (the runtime's own default would rewrite " ," etc.).
+ *
+ * @example
+ * ```ts
+ * import { HFTokenizer } from "./hf.ts";
+ * const json = JSON.parse(await Deno.readTextFile("tests/tokenizers/fixtures/llama-bpe/tokenizer.json"));
+ * const tok = new HFTokenizer(json, { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" });
+ * console.log(tok.special, tok.encode("hello world"));
+ * ```
+ */
+export class HFTokenizer implements TextTokenizer {
+  /** Number of token ids: one more than the largest id in the vocabulary or added tokens. */
+  readonly vocabSize: number;
+  /** Special-token ids by role. */
+  readonly special: SpecialTokens;
+  readonly #rt: RuntimeTokenizer;
+  readonly #addBos: boolean;
+  readonly #addEos: boolean;
+  readonly #cleanUp: boolean;
+  readonly #specialIds: Set<number>;
+
+  /**
+   * Builds a tokenizer from parsed `tokenizer.json` and (optional) `tokenizer_config.json` objects.
+   *
+   * @param tokenizerJson the parsed tokenizer.json
+   * @param config the parsed tokenizer_config.json, or `{}`
+   * @param options fallback ids and a source name for errors
+   */
+  constructor(tokenizerJson: unknown, config: HFTokenizerConfig = {}, options: HFTokenizerOptions = {}) {
+    const source = options.source ?? "tokenizer.json";
+    if (tokenizerJson === null || typeof tokenizerJson !== "object") {
+      throw new TypeError(`${source}: expected a JSON object`);
+    }
+    const tj = tokenizerJson as {
+      model?: { type?: string };
+      added_tokens?: unknown;
+      post_processor?: unknown;
+    };
+    if (!tj.model || typeof tj.model !== "object") {
+      throw new TypeError(
+        `${source}: missing the "model" section; is this really a Hugging Face tokenizer.json?`,
+      );
+    }
+    // Older files omit these; the runtime requires them to be present.
+    const json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...tj };
+    if (!Array.isArray(json.added_tokens)) json.added_tokens = [];
+    const cleanUp = config.clean_up_tokenization_spaces ?? false;
+    try {
+      this.#rt = new HFTokenizerRuntime(json, { ...config, clean_up_tokenization_spaces: cleanUp });
+    } catch (e) {
+      throw new Error(`${source}: the tokenizer could not be built: ${(e as Error).message}`);
+    }
+    this.#cleanUp = cleanUp;
+    let maxId = -1;
+    for (const id of this.#rt.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+
+    const cfgSource = options.source ? `${options.source} (tokenizer_config.json)` : "tokenizer_config.json";
+    const resolve = (role: keyof SpecialTokens, field: string): number | undefined => {
+      const content = tokenContent(config[field], field, cfgSource);
+      if (content === undefined) return options.fallbackIds?.[role];
+      const id = this.#rt.token_to_id(content);
+      if (id === undefined) {
+        throw new Error(
+          `${cfgSource}: ${field} ${JSON.stringify(content)} is not in the tokenizer's vocabulary`,
+        );
+      }
+      return id;
+    };
+    this.special = {
+      bos: resolve("bos", "bos_token"),
+      eos: resolve("eos", "eos_token"),
+      pad: resolve("pad", "pad_token"),
+      unk: resolve("unk", "unk_token"),
+    };
+    // Without a post-processor template, transformers builds one from add_bos_token/add_eos_token.
+    const hasTemplate = tj.post_processor !== null && tj.post_processor !== undefined &&
+      (tj.post_processor as { type?: string }).type !== "ByteLevel";
+    this.#addBos = !hasTemplate && config.add_bos_token === true && this.special.bos !== undefined;
+    this.#addEos = !hasTemplate && config.add_eos_token === true && this.special.eos !== undefined;
+    this.#specialIds = new Set<number>();
+    for (const [id, tok] of this.#rt.get_added_tokens_decoder()) {
+      if (tok.special) this.#specialIds.add(id);
+    }
+    for (const id of Object.values(this.special)) if (id !== undefined) this.#specialIds.add(id);
+  }
+
+  /** Text to ids; `addSpecialTokens` (default true) applies the tokenizer's template (e.g. Llama's BOS). */
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    const add = options.addSpecialTokens ?? true;
+    const ids = this.#rt.encode(text, { add_special_tokens: add }).ids;
+    if (add && this.#addBos) ids.unshift(this.special.bos!);
+    if (add && this.#addEos) ids.push(this.special.eos!);
+    return ids;
+  }
+
+  /** Ids to text; `skipSpecialTokens` drops special tokens (BOS/EOS/pad and added special tokens). */
+  decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new RangeError(`HFTokenizer.decode: id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+      }
+    }
+    const kept = options.skipSpecialTokens ? ids.filter((id) => !this.#specialIds.has(id)) : ids;
+    if (kept.length === 0) return "";
+    return this.#rt.decode(kept, {
+      skip_special_tokens: false,
+      clean_up_tokenization_spaces: this.#cleanUp,
+    });
+  }
+
+  /** The token strings `text` encodes to (no special tokens). */
+  tokenize(text: string): string[] {
+    return this.#rt.tokenize(text, { add_special_tokens: false });
+  }
+
+  /** The id of a token string, or undefined. */
+  tokenToId(token: string): number | undefined {
+    return this.#rt.token_to_id(token);
+  }
+
+  /** The token string of an id, or undefined. */
+  idToToken(id: number): string | undefined {
+    return this.#rt.id_to_token(id);
+  }
+
+  /** Whether `id` is a special token (added special tokens and the bos/eos/pad/unk roles). */
+  isSpecial(id: number): boolean {
+    return this.#specialIds.has(id);
+  }
+}
+
+async function readJsonIfExists(path: string): Promise<unknown | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`${path}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+function firstId(value: unknown): number | undefined {
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  if (Array.isArray(value) && typeof value[0] === "number") return value[0];
+  return undefined;
+}
+
+/**
+ * Loads `tokenizer.json` from a model folder, with `tokenizer_config.json` when present. Special-token
+ * roles the tokenizer config leaves out fall back to `bos_token_id`/`eos_token_id`/`pad_token_id` in
+ * `generation_config.json` and `config.json`.
+ *
+ * @param folder a local folder (e.g. a Hugging Face snapshot directory)
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "./hf.ts";
+ * const tok = await loadTokenizer("tests/tokenizers/fixtures/llama-bpe");
+ * console.log(tok.encode("hello world")); // [1, 271, 276]: BOS then two merged words
+ * ```
+ */
+export async function loadTokenizer(folder: string): Promise<HFTokenizer> {
+  const base = folder.replace(/\/+$/, "");
+  const tokenizerPath = `${base}/tokenizer.json`;
+  const json = await readJsonIfExists(tokenizerPath);
+  if (json === undefined) {
+    throw new Error(
+      `${tokenizerPath} not found: loadTokenizer needs a Hugging Face tokenizer.json (slow-only tokenizers with ` +
+        `just vocab.json/merges.txt or tokenizer.model must be converted with transformers' ` +
+        `AutoTokenizer.from_pretrained(...).save_pretrained(...) first)`,
+    );
+  }
+  const config = (await readJsonIfExists(`${base}/tokenizer_config.json`) ?? {}) as HFTokenizerConfig;
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new TypeError(`${base}/tokenizer_config.json: expected a JSON object`);
+  }
+  const fallbackIds: SpecialTokens = {};
+  for (const file of ["generation_config.json", "config.json"]) {
+    const c = await readJsonIfExists(`${base}/${file}`) as Record<string, unknown> | undefined;
+    if (!c || typeof c !== "object") continue;
+    fallbackIds.bos ??= firstId(c.bos_token_id);
+    fallbackIds.eos ??= firstId(c.eos_token_id);
+    fallbackIds.pad ??= firstId(c.pad_token_id);
+  }
+  return new HFTokenizer(json, config, { fallbackIds, source: tokenizerPath });
+}
