@@ -1,0 +1,19 @@
+/**
+ * Observable Plot's marks, transforms and helpers, re-exported as one value.
+ *
+ * @module
+ */
+import { Plot as ObservablePlot } from "../deps.ts";
+
+/**
+ * The `@observablehq/plot` namespace (`Plot.lineY`, `Plot.dot`, `Plot.ruleY`, `Plot.binX`, ...). Pass the
+ * marks to this library's {@linkcode plot}, which supplies the DOM; `Plot.plot` itself needs a `document`.
+ *
+ * @example
+ * ```ts
+ * import { plot, Plot } from "./mod.ts";
+ * const fig = plot({ marks: [Plot.lineY([1, 2, 3]), Plot.dot([[0, 1]])] });
+ * console.log(fig.tagName.toLowerCase()); // "svg"
+ * ```
+ */
+export const Plot: typeof ObservablePlot = ObservablePlot;

@@ -1,0 +1,19 @@
+/**
+ * Charts: Observable Plot rendering outside the browser (linkedom DOM), standalone SVG, PNG via resvg,
+ * rich display in Jupyter, and chart helpers used across the library.
+ *
+ * @example
+ * ```ts
+ * import { plot, Plot, toSvgString } from "./mod.ts";
+ * const fig = plot({ marks: [Plot.lineY([1, 2, 4, 8])] });
+ * console.log(toSvgString(fig).length > 0); // true
+ * ```
+ *
+ * @module
+ */
+export * from "./marks.ts";
+export * from "./dom.ts";
+export * from "./plot.ts";
+export * from "./svg.ts";
+export * from "./png.ts";
+export * from "./charts.ts";
