@@ -1,0 +1,551 @@
+/**
+ * The generic decoder: one implementation of the pre-norm transformer that every family (gpt2, gpt_neox,
+ * llama, qwen2, from-scratch) is built from. The input embedding and each layer's sequence mixer are
+ * pluggable components (defaults: token table + learned positions or RoPE, and causal softmax attention),
+ * so variants such as a factorised embedding or a Kuramoto phase mixer swap in without a second decoder.
+ *
+ * Hook points use TransformerLens names and cost nothing when no hook or capture is requested.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { attentionMaskBias, type AttentionHookPoint, causalSelfAttention } from "../nn/attention.ts";
+import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
+import { mlpForward } from "../nn/mlp.ts";
+import { applyNorm } from "../nn/norm.ts";
+import { RotaryTable } from "../nn/rotary.ts";
+import { KVCache } from "./kv_cache.ts";
+import { decoderParameterShapes } from "./params.ts";
+import type { CausalLM, DecoderConfig, ForwardOptions, ForwardResult, HookFn, Hooks, KVCacheLike } from "./types.ts";
+
+/**
+ * Fires a hook point: runs registered hooks (which may replace the activation) and records captures.
+ * `null` when the forward has neither hooks nor captures, so call sites test one flag.
+ */
+export type HookFire = ((name: string, layer: number | undefined, t: tf.Tensor) => tf.Tensor) | null;
+
+/** Per-forward state shared by the embedding and the mixers. */
+export interface MixerContext {
+  /** Additive attention mask `[B, 1, T, L]` (see `attentionMaskBias`). */
+  maskBias: tf.Tensor4D;
+  /** Position ids `[B, T]`. */
+  positions: tf.Tensor2D;
+  /** RoPE angles for `positions`, when the model is rotary. */
+  rope?: { table: RotaryTable; angles: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
+  /** This layer's cached keys/values, when a cache is in use and not empty. */
+  past: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  /** Hook dispatcher (null = no hooks). */
+  fire: HookFire;
+  /** Dropout on the attention pattern (training only). */
+  dropout?: { rate: number; seed: number };
+}
+
+/** A layer's token mixer (softmax attention by default). */
+export interface SequenceMixer {
+  /** Hook suffixes it fires under `blocks.{L}.attn.`, in order. */
+  readonly hookPoints: string[];
+  /** Mixes `x` `[B, T, d]` (already normalised); returns the output and the keys/values to cache. */
+  forward(x: tf.Tensor3D, layer: number, ctx: MixerContext): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D };
+}
+
+/** Input embedding and LM head (token table by default). */
+export interface EmbeddingComponent {
+  /** Top-level hook names it fires, in order (e.g. `hook_embed`, `hook_pos_embed`). */
+  readonly hookNames: string[];
+  /** Ids `[B, T]` and positions `[B, T]` to the residual stream `[B, T, d]`. */
+  embed(ids: tf.Tensor2D, positions: tf.Tensor2D, fire: HookFire): tf.Tensor3D;
+  /** Final hidden `[B, T, d]` to logits `[B, T, V]`. */
+  unembed(hidden: tf.Tensor3D): tf.Tensor3D;
+}
+
+/** Factories for the pluggable parts; omitted ones get the standard implementations. */
+export interface DecoderComponents {
+  /** Builds the embedding from the config and the parameter map. */
+  embedding?: (config: DecoderConfig, params: Map<string, tf.Variable>) => EmbeddingComponent;
+  /** Builds layer `layer`'s mixer from the config and the parameter map. */
+  mixer?: (config: DecoderConfig, params: Map<string, tf.Variable>, layer: number) => SequenceMixer;
+}
+
+/** Options for constructing a {@linkcode Decoder}. */
+export interface DecoderOptions {
+  /** Pluggable components. */
+  components?: DecoderComponents;
+  /** Where the weights came from (a folder), for tokenizer lookup and display. */
+  source?: string;
+  /**
+   * Parameter shapes the components expect, when they differ from the standard ones
+   * (default: `decoderParameterShapes(config)`); checked against the given tensors.
+   */
+  shapes?: Map<string, number[]>;
+}
+
+const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"];
+
+/**
+ * The standard token embedding: `embed.W_E` (+ `pos_embed.W_pos` for learned positions); the LM head is
+ * `embed.W_E` transposed when tied, else `unembed.W_U`.
+ *
+ * @example
+ * ```ts
+ * import { standardEmbedding } from "./decoder.ts";
+ * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
+ * const emb = standardEmbedding(model.config, model.parameters());
+ * console.log(emb.hookNames); // ["hook_embed", "hook_pos_embed"]
+ * model.dispose();
+ * ```
+ */
+export function standardEmbedding(config: DecoderConfig, params: Map<string, tf.Variable>): EmbeddingComponent {
+  const wE = need(params, "embed.W_E") as tf.Tensor2D;
+  const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as tf.Tensor2D : undefined;
+  const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as tf.Tensor2D;
+  return {
+    hookNames: wPos ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"],
+    embed(ids, positions, fire) {
+      let x = embedTokens(ids, wE);
+      if (fire) x = fire("hook_embed", undefined, x) as tf.Tensor3D;
+      if (wPos) {
+        let p = embedPositions(positions, wPos);
+        if (fire) p = fire("hook_pos_embed", undefined, p) as tf.Tensor3D;
+        x = tf.add(x, p);
+      }
+      return x;
+    },
+    unembed: (hidden) => unembed(hidden, wU, config.tieEmbeddings),
+  };
+}
+
+/**
+ * The standard mixer: causal softmax self-attention with grouped-query heads, optional biases and RoPE.
+ *
+ * @example
+ * ```ts
+ * import { standardAttention } from "./decoder.ts";
+ * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
+ * console.log(standardAttention(model.config, model.parameters(), 0).hookPoints.length); // 6
+ * model.dispose();
+ * ```
+ */
+export function standardAttention(config: DecoderConfig, params: Map<string, tf.Variable>, layer: number): SequenceMixer {
+  const p = `blocks.${layer}.attn`;
+  const w = {
+    wQ: need(params, `${p}.W_Q`),
+    bQ: params.get(`${p}.b_Q`),
+    wK: need(params, `${p}.W_K`),
+    bK: params.get(`${p}.b_K`),
+    wV: need(params, `${p}.W_V`),
+    bV: params.get(`${p}.b_V`),
+    wO: need(params, `${p}.W_O`),
+    bO: params.get(`${p}.b_O`),
+  };
+  const rotary = config.positional === "rotary";
+  const points = ATTN_POINTS.filter((n) => rotary || (n !== "rot_q" && n !== "rot_k"));
+  const names = Object.fromEntries(ATTN_POINTS.map((n) => [n, `blocks.${layer}.attn.hook_${n}`]));
+  return {
+    hookPoints: points.map((n) => `hook_${n}`),
+    forward(x, l, ctx) {
+      const fire = ctx.fire;
+      return causalSelfAttention(x, w, {
+        nHeads: config.nHeads,
+        nKvHeads: config.nKvHeads,
+        headDim: config.headDim,
+        maskBias: ctx.maskBias,
+        rope: ctx.rope,
+        past: ctx.past,
+        dropout: ctx.dropout,
+        hook: fire ? (point, t) => fire(names[point], l, t) : undefined,
+      });
+    },
+  };
+}
+
+/** Names of one block's hook points, built once. */
+interface BlockNames {
+  residPre: string;
+  ln1: string;
+  attnOut: string;
+  residMid: string;
+  ln2: string;
+  mlpPre: string;
+  mlpPost: string;
+  mlpOut: string;
+  residPost: string;
+}
+
+/** Weights of one block besides the mixer's. */
+interface BlockWeights {
+  ln1W: tf.Tensor;
+  ln1B?: tf.Tensor;
+  ln2W: tf.Tensor;
+  ln2B?: tf.Tensor;
+  mlp: { wIn: tf.Tensor; bIn?: tf.Tensor; wGate?: tf.Tensor; wOut: tf.Tensor; bOut?: tf.Tensor };
+}
+
+/**
+ * The generic decoder-only transformer. Construct it from a config and a map of canonical parameter
+ * tensors (see `decoderParameterShapes`); `loadModel` and `createDecoder` do that for you.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2SmallConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 100 }), { seed: 0 });
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * const { logits, hidden, residual } = model.forward(ids);
+ * console.log(logits.shape); // [1, 3, 100]
+ * tf.dispose([ids, logits, hidden, residual]);
+ * model.dispose();
+ * ```
+ */
+export class Decoder implements CausalLM {
+  /** The architecture. */
+  readonly config: DecoderConfig;
+  /** Every hook name this model fires, in execution order. */
+  readonly hookNames: string[];
+  /** The folder the weights were loaded from, when loaded from disk. */
+  readonly source?: string;
+  #params: Map<string, tf.Variable>;
+  #embedding: EmbeddingComponent;
+  #mixers: SequenceMixer[];
+  #blocks: BlockWeights[];
+  #names: BlockNames[];
+  #lnFinal: { w: tf.Tensor; b?: tf.Tensor };
+  #rope?: RotaryTable;
+  #hookNameSet: Set<string>;
+  #disposed = false;
+
+  /**
+   * Wraps `tensors` (canonical name -> tensor) as trainable variables after checking every expected name
+   * and shape; the decoder takes ownership of the tensors (they are freed with the model).
+   */
+  constructor(config: DecoderConfig, tensors: Map<string, tf.Tensor>, options: DecoderOptions = {}) {
+    this.config = { ...config };
+    this.source = options.source;
+    const shapes = options.shapes ?? decoderParameterShapes(config);
+    checkTensors(shapes, tensors, config.family);
+    this.#params = new Map();
+    for (const [name] of shapes) {
+      const t = tensors.get(name)!;
+      const f32 = t.dtype === "float32" ? t : tf.cast(t, "float32");
+      this.#params.set(name, tf.variable(f32, true));
+      if (f32 !== t) f32.dispose();
+      t.dispose();
+    }
+    const c = this.config;
+    const comps = options.components ?? {};
+    this.#embedding = (comps.embedding ?? standardEmbedding)(c, this.#params);
+    this.#mixers = [];
+    this.#blocks = [];
+    this.#names = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      this.#mixers.push((comps.mixer ?? standardAttention)(c, this.#params, l));
+      const p = `blocks.${l}`;
+      this.#blocks.push({
+        ln1W: need(this.#params, `${p}.ln1.w`),
+        ln1B: this.#params.get(`${p}.ln1.b`),
+        ln2W: need(this.#params, `${p}.ln2.w`),
+        ln2B: this.#params.get(`${p}.ln2.b`),
+        mlp: {
+          wIn: need(this.#params, `${p}.mlp.W_in`),
+          bIn: this.#params.get(`${p}.mlp.b_in`),
+          wGate: this.#params.get(`${p}.mlp.W_gate`),
+          wOut: need(this.#params, `${p}.mlp.W_out`),
+          bOut: this.#params.get(`${p}.mlp.b_out`),
+        },
+      });
+      this.#names.push({
+        residPre: `${p}.hook_resid_pre`,
+        ln1: `${p}.ln1.hook_normalized`,
+        attnOut: `${p}.hook_attn_out`,
+        residMid: `${p}.hook_resid_mid`,
+        ln2: `${p}.ln2.hook_normalized`,
+        mlpPre: `${p}.mlp.hook_pre`,
+        mlpPost: `${p}.mlp.hook_post`,
+        mlpOut: `${p}.hook_mlp_out`,
+        residPost: `${p}.hook_resid_post`,
+      });
+    }
+    this.#lnFinal = { w: need(this.#params, "ln_final.w"), b: this.#params.get("ln_final.b") };
+    if (c.positional === "rotary") {
+      this.#rope = new RotaryTable({
+        headDim: c.headDim,
+        rotaryDim: c.rotaryDim,
+        theta: c.ropeTheta ?? 10000,
+        maxPositions: c.maxPositions,
+      });
+    }
+    this.hookNames = this.#listHookNames();
+    this.#hookNameSet = new Set(this.hookNames);
+  }
+
+  #listHookNames(): string[] {
+    const names = [...this.#embedding.hookNames];
+    for (let l = 0; l < this.config.nLayers; l++) {
+      const n = this.#names[l];
+      names.push(n.residPre, n.ln1, ...this.#mixers[l].hookPoints.map((s) => `blocks.${l}.attn.${s}`), n.attnOut);
+      if (!this.config.parallelResidual) names.push(n.residMid);
+      names.push(n.ln2, n.mlpPre, n.mlpPost, n.mlpOut, n.residPost);
+    }
+    names.push("ln_final.hook_normalized");
+    return names;
+  }
+
+  /** A fresh, empty {@linkcode KVCache} for `batchSize` rows. */
+  createCache(batchSize: number): KVCache {
+    return new KVCache(batchSize, this.config.nLayers);
+  }
+
+  /** Trainable parameters by canonical name (the live variables, not copies). */
+  parameters(): Map<string, tf.Variable> {
+    return new Map(this.#params);
+  }
+
+  /** Total number of parameter values. */
+  get numParameters(): number {
+    let n = 0;
+    for (const v of this.#params.values()) n += v.size;
+    return n;
+  }
+
+  /**
+   * Runs the model on ids `[B, T]`. With a cache, the new positions are appended to it (the cache is
+   * mutated only if the whole forward succeeds). With `attentionMask` and a cache, the mask is read back
+   * to the host once (pass it at prefill, not on every decode step).
+   */
+  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+    if (this.#disposed) throw new Error("Decoder.forward: the model has been disposed");
+    const c = this.config;
+    if (ids.rank !== 2) throw new Error(`Decoder.forward: ids must be [batch, time], got shape [${ids.shape}]`);
+    const [b, t] = ids.shape;
+    if (t === 0) throw new Error("Decoder.forward: ids has no positions (T = 0)");
+    const cache = options.cache === undefined ? undefined : asKVCache(options.cache, b, c.nLayers);
+    const training = options.training ?? false;
+    if (training && cache) throw new Error("Decoder.forward: training mode runs without a KV cache");
+    const rate = training ? c.dropout ?? 0 : 0;
+    if (rate > 0 && options.dropoutSeed === undefined) {
+      throw new Error("Decoder.forward: training with dropout needs options.dropoutSeed (determinism)");
+    }
+    const mask = options.attentionMask;
+    if (mask && (mask.shape[0] !== b || mask.shape[1] !== t)) {
+      throw new Error(`Decoder.forward: attentionMask shape [${mask.shape}] must equal ids shape [${ids.shape}]`);
+    }
+    if (options.positions && (options.positions.shape[0] !== b || options.positions.shape[1] !== t)) {
+      throw new Error(`Decoder.forward: positions shape [${options.positions.shape}] must equal ids shape [${ids.shape}]`);
+    }
+    const hooks = options.hooks;
+    const capture = options.capture;
+    let captureSet: Set<string> | true | undefined;
+    if (capture === true) captureSet = true;
+    else if (capture && capture.length) {
+      for (const n of capture) this.#checkHookName(n);
+      captureSet = new Set(capture);
+    }
+    if (hooks) for (const n of Object.keys(hooks)) this.#checkHookName(n);
+    const activations = captureSet ? new Map<string, tf.Tensor>() : undefined;
+    const fire: HookFire = hooks || captureSet ? makeFire(hooks, captureSet, activations!) : null;
+
+    // Host-side bookkeeping for the cache: validity and positions of the new columns.
+    const newValid = cache && mask ? Uint8Array.from(mask.dataSync() as ArrayLike<number>, (x) => (x ? 1 : 0)) : undefined;
+    let hostPositions: Int32Array | undefined;
+    if (cache && !options.positions) {
+      hostPositions = cache.nextPositions(t, newValid);
+      let max = 0;
+      for (const p of hostPositions) max = Math.max(max, p);
+      if (max >= c.maxPositions) {
+        throw new Error(`Decoder.forward: position ${max} exceeds maxPositions (${c.maxPositions}) of this ${c.family} model`);
+      }
+    } else if (!options.positions && t > c.maxPositions) {
+      throw new Error(`Decoder.forward: ${t} positions exceed maxPositions (${c.maxPositions}) of this ${c.family} model`);
+    }
+
+    let seedCounter = options.dropoutSeed ?? 0;
+    const dropout = <T extends tf.Tensor>(x: T): T => rate > 0 ? tf.dropout(x, rate, undefined, seedCounter++) as T : x;
+    try {
+      const out = tf.tidy(() => {
+        const positions = options.positions ??
+          (hostPositions
+            ? tf.tensor2d(hostPositions, [b, t], "int32")
+            : mask
+            ? tf.maximum(tf.sub(tf.cumsum(tf.cast(mask, "int32"), 1), 1), 0) as tf.Tensor2D
+            : tf.tile(tf.range(0, t, 1, "int32").reshape([1, t]), [b, 1]) as tf.Tensor2D);
+        const newValidT = mask ? tf.cast(mask, "float32") as tf.Tensor2D : tf.ones([b, t]) as tf.Tensor2D;
+        const valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as tf.Tensor2D;
+        const maskBias = attentionMaskBias(valid, t);
+        const rope = this.#rope ? { table: this.#rope, angles: this.#rope.angles(positions) } : undefined;
+        const ks: tf.Tensor4D[] = [], vs: tf.Tensor4D[] = [];
+
+        let x = dropout(this.#embedding.embed(ids, positions, fire));
+        for (let l = 0; l < c.nLayers; l++) {
+          const n = this.#names[l], w = this.#blocks[l];
+          if (fire) x = fire(n.residPre, l, x) as tf.Tensor3D;
+          let h1 = applyNorm(c.norm, x, w.ln1W, w.ln1B, c.normEps);
+          if (fire) h1 = fire(n.ln1, l, h1) as tf.Tensor3D;
+          const ctx: MixerContext = {
+            maskBias,
+            positions,
+            rope,
+            past: cache ? cache.past(l) : null,
+            fire,
+            dropout: rate > 0 ? { rate, seed: seedCounter++ } : undefined,
+          };
+          const att = this.#mixers[l].forward(h1, l, ctx);
+          ks.push(att.k);
+          vs.push(att.v);
+          let attnOut = dropout(att.out);
+          if (fire) attnOut = fire(n.attnOut, l, attnOut) as tf.Tensor3D;
+          let mlpIn: tf.Tensor3D;
+          if (c.parallelResidual) {
+            mlpIn = x;
+          } else {
+            x = tf.add(x, attnOut);
+            if (fire) x = fire(n.residMid, l, x) as tf.Tensor3D;
+            mlpIn = x;
+          }
+          let h2 = applyNorm(c.norm, mlpIn, w.ln2W, w.ln2B, c.normEps);
+          if (fire) h2 = fire(n.ln2, l, h2) as tf.Tensor3D;
+          let mlpOut = mlpForward(
+            c.mlp,
+            h2,
+            w.mlp,
+            fire ? (a) => fire(n.mlpPre, l, a) : undefined,
+            fire ? (a) => fire(n.mlpPost, l, a) : undefined,
+          );
+          mlpOut = dropout(mlpOut);
+          if (fire) mlpOut = fire(n.mlpOut, l, mlpOut) as tf.Tensor3D;
+          x = c.parallelResidual ? tf.add(tf.add(x, attnOut), mlpOut) : tf.add(x, mlpOut);
+          if (fire) x = fire(n.residPost, l, x) as tf.Tensor3D;
+        }
+        if (cache) cache.commit(ks, vs, valid, t, newValid);
+        const residual = options.lastOnly && t > 1 ? tf.slice(x, [0, t - 1, 0], [-1, 1, -1]) : x;
+        let hidden = applyNorm(c.norm, residual, this.#lnFinal.w, this.#lnFinal.b, c.normEps);
+        if (fire) hidden = fire("ln_final.hook_normalized", undefined, hidden) as tf.Tensor3D;
+        const logits = this.#embedding.unembed(hidden);
+        return { logits, hidden, residual };
+      });
+      return activations ? { ...out, activations } : out;
+    } catch (e) {
+      if (activations) for (const a of activations.values()) a.dispose();
+      throw e;
+    }
+  }
+
+  #checkHookName(name: string): void {
+    if (!this.#hookNameSet.has(name)) {
+      const near = this.hookNames.filter((h) => h.endsWith(name.split(".").pop() ?? "")).slice(0, 4);
+      throw new Error(
+        `unknown hook name '${name}' for this ${this.config.family} model` +
+          (near.length ? ` (did you mean ${near.join(", ")}?)` : "") + "; see model.hookNames",
+      );
+    }
+  }
+
+  /** Frees the weights and rotary tables. */
+  dispose(): void {
+    if (this.#disposed) return;
+    for (const v of this.#params.values()) v.dispose();
+    this.#rope?.dispose();
+    this.#disposed = true;
+  }
+
+  /** A one-line summary. */
+  toString(): string {
+    const c = this.config;
+    return `Decoder(${c.family}: ${formatCount(this.numParameters)} params, ${c.nLayers} layers, d=${c.dModel}, ` +
+      `heads=${c.nHeads}/${c.nKvHeads}x${c.headDim}, mlp=${c.mlp} ${c.dMlp}, vocab=${c.vocabSize})`;
+  }
+
+  /** Jupyter rich display: a table of the architecture. */
+  [Symbol.for("Jupyter.display")](): Record<string, string> {
+    const c = this.config;
+    const rows: [string, string][] = [
+      ["family", c.family],
+      ["parameters", `${formatCount(this.numParameters)} (${this.numParameters.toLocaleString("en-US")})`],
+      ["layers", String(c.nLayers)],
+      ["d_model", String(c.dModel)],
+      ["heads (q / kv x width)", `${c.nHeads} / ${c.nKvHeads} x ${c.headDim}`],
+      ["mlp", `${c.mlp}, hidden ${c.dMlp}`],
+      ["norm", `${c.norm} (eps ${c.normEps})`],
+      ["positions", c.positional === "rotary" ? `rotary (dim ${c.rotaryDim ?? c.headDim}, theta ${c.ropeTheta ?? 10000})` : "learned"],
+      ["residual", c.parallelResidual ? "parallel" : "sequential"],
+      ["vocab", String(c.vocabSize)],
+      ["max positions", String(c.maxPositions)],
+      ["tied embeddings", String(c.tieEmbeddings)],
+    ];
+    if (this.source) rows.push(["source", this.source]);
+    const html = "<table><tbody>" +
+      rows.map(([k, v]) => `<tr><th style="text-align:left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("") +
+      "</tbody></table>";
+    return { "text/plain": this.toString(), "text/html": html };
+  }
+}
+
+function makeFire(hooks: Hooks | undefined, capture: Set<string> | true | undefined, acts: Map<string, tf.Tensor>): HookFire {
+  return (name, layer, t) => {
+    const registered = hooks?.[name];
+    if (registered) {
+      const fns: HookFn[] = Array.isArray(registered) ? registered : [registered];
+      for (const fn of fns) {
+        const r = fn(t, { name, layer });
+        if (r) {
+          if (!sameShape(r.shape, t.shape)) {
+            throw new Error(`hook '${name}' returned shape [${r.shape}], expected [${t.shape}] (hooks must keep the shape)`);
+          }
+          t = r.dtype === t.dtype ? r : tf.cast(r, t.dtype);
+        }
+      }
+    }
+    if (capture === true || capture?.has(name)) {
+      acts.get(name)?.dispose();
+      acts.set(name, tf.keep(t));
+    }
+    return t;
+  };
+}
+
+function asKVCache(cache: KVCacheLike, batch: number, layers: number): KVCache {
+  if (!(cache instanceof KVCache)) {
+    throw new Error("Decoder.forward: options.cache must come from model.createCache(batchSize)");
+  }
+  if (cache.batchSize !== batch) {
+    throw new Error(`Decoder.forward: cache has ${cache.batchSize} rows but ids has ${batch}`);
+  }
+  if (cache.nLayers !== layers) throw new Error(`Decoder.forward: cache has ${cache.nLayers} layers, model ${layers}`);
+  return cache;
+}
+
+function checkTensors(shapes: Map<string, number[]>, tensors: Map<string, tf.Tensor>, family: string): void {
+  const missing = [...shapes.keys()].filter((n) => !tensors.has(n));
+  const extra = [...tensors.keys()].filter((n) => !shapes.has(n));
+  const wrong = [...shapes].filter(([n, s]) => tensors.has(n) && !sameShape(tensors.get(n)!.shape, s))
+    .map(([n, s]) => `${n}: expected [${s}], got [${tensors.get(n)!.shape}]`);
+  if (missing.length || extra.length || wrong.length) {
+    const parts = [];
+    if (missing.length) parts.push(`missing: ${missing.join(", ")}`);
+    if (extra.length) parts.push(`unexpected: ${extra.join(", ")}`);
+    if (wrong.length) parts.push(`wrong shape: ${wrong.join("; ")}`);
+    throw new Error(`Decoder (${family}): parameters do not match the config. ${parts.join(". ")}`);
+  }
+}
+
+function need(params: Map<string, tf.Variable>, name: string): tf.Variable {
+  const v = params.get(name);
+  if (!v) throw new Error(`Decoder: parameter '${name}' is missing`);
+  return v;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Formats a parameter count as 124.4M / 1.1B / 3.2K. */
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

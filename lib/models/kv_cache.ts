@@ -1,0 +1,280 @@
+/**
+ * The key/value cache with per-row rewind used by the generic decoder.
+ *
+ * Layout: every forward appends T columns to every row at a shared write position, so each layer holds
+ * keys and values `[B, Hkv, L, hd]` (keys already rotated with their row's own positions). Each row keeps a
+ * validity mask over the L columns and its own next position id. Left padding of ragged prompts is just
+ * invalid columns; `truncateRow` invalidates a row's columns past its first `len` valid ones, so the
+ * tokens fed afterwards take positions `len, len + 1, ...` while the other rows are untouched. Columns that
+ * no row uses any more are dropped (trailing ones at once, others by {@linkcode KVCache.compact}).
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import type { KVCacheLike } from "./types.ts";
+
+/** One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each. */
+export interface KVRowSnapshot {
+  k: tf.Tensor3D;
+  v: tf.Tensor3D;
+}
+
+/**
+ * A per-layer key/value cache with per-row validity masks and next positions.
+ *
+ * @example
+ * ```ts
+ * import { KVCache } from "./kv_cache.ts";
+ * const cache = new KVCache(2, 4); // 2 rows, 4 layers
+ * console.log(cache.rowLengths()); // [0, 0]
+ * cache.dispose();
+ * ```
+ */
+export class KVCache implements KVCacheLike {
+  /** Rows (batch size). */
+  readonly batchSize: number;
+  /** Layers. */
+  readonly nLayers: number;
+  #k: (tf.Tensor4D | null)[];
+  #v: (tf.Tensor4D | null)[];
+  /** Host copy of validity, one array per row over the columns. */
+  #valid: Uint8Array[];
+  #columns = 0;
+  #next: number[];
+  /** Device copy of validity `[B, L]` (float32), rebuilt lazily after a rewind. */
+  #validTensor: tf.Tensor2D | null = null;
+  #disposed = false;
+
+  /** An empty cache for `batchSize` rows and `nLayers` layers. */
+  constructor(batchSize: number, nLayers: number) {
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(`KVCache: batchSize must be a positive integer, got ${batchSize}`);
+    }
+    this.batchSize = batchSize;
+    this.nLayers = nLayers;
+    this.#k = new Array(nLayers).fill(null);
+    this.#v = new Array(nLayers).fill(null);
+    this.#valid = Array.from({ length: batchSize }, () => new Uint8Array(0));
+    this.#next = new Array(batchSize).fill(0);
+  }
+
+  /** Columns currently stored (valid or not), the L of `[B, Hkv, L, hd]`. */
+  get columns(): number {
+    return this.#columns;
+  }
+
+  /** Next position id of each row (= number of valid cached positions in that row). */
+  rowLengths(): number[] {
+    return this.#next.slice();
+  }
+
+  /** A copy of the validity mask, one `Uint8Array` of length {@linkcode KVCache.columns} per row. */
+  validity(): Uint8Array[] {
+    return this.#valid.map((r) => r.slice());
+  }
+
+  /** Cached keys and values of a layer `[B, Hkv, L, hd]`, or null before the first forward. */
+  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | null {
+    this.#checkAlive();
+    const k = this.#k[layer], v = this.#v[layer];
+    return k && v ? { k, v } : null;
+  }
+
+  /**
+   * Position ids for T new tokens (host side): each row counts on from its next position; padding
+   * (`newValid[b][t] = 0`) takes the row's current next position but does not advance it.
+   */
+  nextPositions(t: number, newValid?: ArrayLike<number>): Int32Array {
+    const out = new Int32Array(this.batchSize * t);
+    for (let b = 0; b < this.batchSize; b++) {
+      let p = this.#next[b];
+      for (let j = 0; j < t; j++) {
+        out[b * t + j] = p;
+        if (!newValid || newValid[b * t + j]) p++;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Validity `[B, L + T]` of the cached columns followed by `newValid` `[B, T]` (float32), for building
+   * the attention mask of a forward that appends T columns. Call inside a `tf.tidy`.
+   */
+  validWith(newValid: tf.Tensor2D): tf.Tensor2D {
+    this.#checkAlive();
+    if (this.#columns === 0) return newValid;
+    if (!this.#validTensor) {
+      const flat = new Float32Array(this.batchSize * this.#columns);
+      this.#valid.forEach((row, b) => flat.set(row, b * this.#columns));
+      this.#validTensor = tf.keep(tf.tensor2d(flat, [this.batchSize, this.#columns]));
+    }
+    return tf.concat([this.#validTensor, newValid], 1);
+  }
+
+  /**
+   * Replaces the cache after a forward: `ks[l]`, `vs[l]` are the full `[B, Hkv, L + T, hd]` tensors the
+   * attention produced, `valid` the `[B, L + T]` tensor from {@linkcode KVCache.validWith} and `newValid`
+   * the host copy of the new columns' validity (`B * T`, row-major; undefined = all valid).
+   * Called by the decoder inside its `tf.tidy`; keeps the new tensors and frees the old ones.
+   */
+  commit(ks: tf.Tensor4D[], vs: tf.Tensor4D[], valid: tf.Tensor2D, t: number, newValid?: ArrayLike<number>): void {
+    this.#checkAlive();
+    if (ks.length !== this.nLayers || vs.length !== this.nLayers) {
+      throw new Error(`KVCache.commit: expected ${this.nLayers} layers, got ${ks.length}`);
+    }
+    for (let l = 0; l < this.nLayers; l++) {
+      this.#k[l]?.dispose();
+      this.#v[l]?.dispose();
+      this.#k[l] = tf.keep(ks[l]);
+      this.#v[l] = tf.keep(vs[l]);
+    }
+    if (this.#validTensor !== valid) this.#validTensor?.dispose();
+    this.#validTensor = tf.keep(valid);
+    const cols = this.#columns + t;
+    for (let b = 0; b < this.batchSize; b++) {
+      const row = new Uint8Array(cols);
+      row.set(this.#valid[b]);
+      let added = 0;
+      for (let j = 0; j < t; j++) {
+        const ok = !newValid || newValid[b * t + j] ? 1 : 0;
+        row[this.#columns + j] = ok;
+        added += ok;
+      }
+      this.#valid[b] = row;
+      this.#next[b] += added;
+    }
+    this.#columns = cols;
+  }
+
+  /** Truncates every row to `length` valid positions. */
+  truncate(length: number): void {
+    for (let b = 0; b < this.batchSize; b++) this.#invalidateAfter(b, length);
+    this.#afterRewind();
+  }
+
+  /** Truncates one row to `length` valid positions, leaving the other rows untouched. */
+  truncateRow(row: number, length: number): void {
+    if (!Number.isInteger(row) || row < 0 || row >= this.batchSize) {
+      throw new Error(`KVCache.truncateRow: row ${row} out of range [0, ${this.batchSize})`);
+    }
+    this.#invalidateAfter(row, length);
+    this.#afterRewind();
+  }
+
+  /**
+   * Drops the columns that no row uses (after rewinds or padding), so attention stops paying for them.
+   * Costs one gather per layer; worth it after long rewinds.
+   */
+  compact(): void {
+    this.#checkAlive();
+    const keep: number[] = [];
+    for (let c = 0; c < this.#columns; c++) {
+      if (this.#valid.some((r) => r[c])) keep.push(c);
+    }
+    if (keep.length === this.#columns) return;
+    if (keep.length === 0) {
+      this.#clearTensors();
+    } else {
+      const idx = tf.tensor1d(keep, "int32");
+      for (let l = 0; l < this.nLayers; l++) {
+        const k = this.#k[l]!, v = this.#v[l]!;
+        this.#k[l] = tf.gather(k, idx, 2);
+        this.#v[l] = tf.gather(v, idx, 2);
+        k.dispose();
+        v.dispose();
+      }
+      idx.dispose();
+    }
+    this.#valid = this.#valid.map((r) => Uint8Array.from(keep, (c) => r[c]));
+    this.#columns = keep.length;
+    this.#validTensor?.dispose();
+    this.#validTensor = null;
+  }
+
+  /**
+   * One row's valid keys and values per layer (`[Hkv, n, hd]` each, n = the row's length). The caller
+   * owns the tensors. Meant for tests and inspection, e.g. checking that a rewound cache equals a fresh
+   * prefill of the kept prefix.
+   */
+  snapshotRow(row: number): KVRowSnapshot[] {
+    this.#checkAlive();
+    const cols: number[] = [];
+    this.#valid[row].forEach((ok, c) => ok && cols.push(c));
+    return tf.tidy(() => {
+      const out: KVRowSnapshot[] = [];
+      const idx = tf.tensor1d(cols, "int32");
+      for (let l = 0; l < this.nLayers; l++) {
+        const k = this.#k[l], v = this.#v[l];
+        if (!k || !v || cols.length === 0) throw new Error("KVCache.snapshotRow: the row holds no positions");
+        const pick = (t: tf.Tensor4D) => {
+          const r = tf.slice(t, [row, 0, 0, 0], [1, -1, -1, -1]);
+          return tf.squeeze(tf.gather(r, idx, 2), [0]) as tf.Tensor3D;
+        };
+        out.push({ k: pick(k), v: pick(v) });
+      }
+      return out as unknown as tf.TensorContainer;
+    }) as unknown as KVRowSnapshot[];
+  }
+
+  /** Frees every tensor the cache holds; the cache is unusable afterwards. */
+  dispose(): void {
+    this.#clearTensors();
+    this.#disposed = true;
+  }
+
+  #invalidateAfter(b: number, length: number): void {
+    this.#checkAlive();
+    if (!Number.isInteger(length) || length < 0 || length > this.#next[b]) {
+      throw new Error(
+        `KVCache: cannot truncate row ${b} to ${length}: it holds ${this.#next[b]} positions (use 0..${this.#next[b]})`,
+      );
+    }
+    const row = this.#valid[b];
+    let seen = 0;
+    for (let c = 0; c < this.#columns; c++) {
+      if (!row[c]) continue;
+      if (seen >= length) row[c] = 0;
+      else seen++;
+    }
+    this.#next[b] = length;
+  }
+
+  /** Drops trailing columns invalid in every row (a slice, cheap) and marks the device mask stale. */
+  #afterRewind(): void {
+    this.#validTensor?.dispose();
+    this.#validTensor = null;
+    let cols = this.#columns;
+    while (cols > 0 && this.#valid.every((r) => !r[cols - 1])) cols--;
+    if (cols === this.#columns) return;
+    if (cols === 0) {
+      this.#clearTensors();
+    } else {
+      for (let l = 0; l < this.nLayers; l++) {
+        const k = this.#k[l]!, v = this.#v[l]!;
+        this.#k[l] = tf.slice(k, [0, 0, 0, 0], [-1, -1, cols, -1]);
+        this.#v[l] = tf.slice(v, [0, 0, 0, 0], [-1, -1, cols, -1]);
+        k.dispose();
+        v.dispose();
+      }
+    }
+    this.#valid = this.#valid.map((r) => r.slice(0, cols));
+    this.#columns = cols;
+  }
+
+  #clearTensors(): void {
+    for (let l = 0; l < this.nLayers; l++) {
+      this.#k[l]?.dispose();
+      this.#v[l]?.dispose();
+      this.#k[l] = null;
+      this.#v[l] = null;
+    }
+    this.#validTensor?.dispose();
+    this.#validTensor = null;
+    this.#columns = 0;
+    this.#valid = this.#valid.map(() => new Uint8Array(0));
+  }
+
+  #checkAlive(): void {
+    if (this.#disposed) throw new Error("KVCache: used after dispose()");
+  }
+}

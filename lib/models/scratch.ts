@@ -1,0 +1,174 @@
+/**
+ * From-scratch decoders for the trainer: presets (GPT-2, "GPT-2-New"), a closed-form parameter count, and
+ * seeded random initialisation from the project PRNG.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { fillNormal, Prng } from "../generate/prng.ts";
+import { Decoder, type DecoderComponents } from "./decoder.ts";
+import { decoderParameterShapes, validateDecoderConfig } from "./params.ts";
+import type { DecoderConfig } from "./types.ts";
+
+/**
+ * GPT-2 (124M by default): learned positions, LayerNorm with bias, tanh GELU, biases everywhere, tied
+ * head. Any field can be overridden; `headDim` and `dMlp` follow `dModel`/`nHeads` unless given.
+ *
+ * @example
+ * ```ts
+ * import { countParameters, gpt2SmallConfig } from "./scratch.ts";
+ * console.log(countParameters(gpt2SmallConfig())); // 124439808
+ * ```
+ */
+export function gpt2SmallConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
+  const dModel = overrides.dModel ?? 768;
+  const nHeads = overrides.nHeads ?? 12;
+  return {
+    family: "scratch",
+    vocabSize: 50257,
+    nLayers: 12,
+    maxPositions: 1024,
+    norm: "layernorm",
+    normEps: 1e-5,
+    positional: "learned",
+    mlp: "gelu_new",
+    parallelResidual: false,
+    qkvBias: true,
+    attnOutBias: true,
+    mlpBias: true,
+    normBias: true,
+    tieEmbeddings: true,
+    dropout: 0,
+    ...overrides,
+    dModel,
+    nHeads,
+    nKvHeads: overrides.nKvHeads ?? nHeads,
+    headDim: overrides.headDim ?? dModel / nHeads,
+    dMlp: overrides.dMlp ?? 4 * dModel,
+  };
+}
+
+/**
+ * SwiGLU hidden width of the reFlow / GPT-2-New block: `256 * ceil((8 d / 3) / 256)` (2816 for d = 1024,
+ * 1536 for d = 512).
+ *
+ * @example
+ * ```ts
+ * import { swigluHidden } from "./scratch.ts";
+ * console.log(swigluHidden(1024), swigluHidden(512)); // 2816 1536
+ * ```
+ */
+export function swigluHidden(dModel: number, multiple = 256): number {
+  return multiple * Math.ceil((8 * dModel) / 3 / multiple);
+}
+
+/**
+ * "GPT-2-New" (reFlow spec section 1.3/1.5): RMSNorm (eps 1e-5), RoPE (theta 10000, full head, rotate-half),
+ * SwiGLU with `swigluHidden(d)`, no biases, tied head, vocabulary 50304. Defaults are the spec's 36-layer,
+ * d = 1024, 16-head model (514,008,064 parameters); override fields for smaller ones.
+ *
+ * @example
+ * ```ts
+ * import { countParameters, gpt2NewConfig } from "./scratch.ts";
+ * console.log(countParameters(gpt2NewConfig())); // 514008064
+ * console.log(gpt2NewConfig({ dModel: 512, nHeads: 8, nLayers: 6 }).dMlp); // 1536
+ * ```
+ */
+export function gpt2NewConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
+  const dModel = overrides.dModel ?? 1024;
+  const nHeads = overrides.nHeads ?? 16;
+  return {
+    family: "scratch",
+    vocabSize: 50304,
+    nLayers: 36,
+    maxPositions: 1024,
+    norm: "rmsnorm",
+    normEps: 1e-5,
+    positional: "rotary",
+    ropeTheta: 10000,
+    mlp: "swiglu",
+    parallelResidual: false,
+    qkvBias: false,
+    attnOutBias: false,
+    mlpBias: false,
+    normBias: false,
+    tieEmbeddings: true,
+    dropout: 0,
+    ...overrides,
+    dModel,
+    nHeads,
+    nKvHeads: overrides.nKvHeads ?? nHeads,
+    headDim: overrides.headDim ?? dModel / nHeads,
+    dMlp: overrides.dMlp ?? swigluHidden(dModel),
+  };
+}
+
+/**
+ * The number of parameter values of a standard decoder, in closed form (tested equal to the sum of
+ * `decoderParameterShapes` sizes).
+ *
+ * @example
+ * ```ts
+ * import { countParameters, gpt2NewConfig } from "./scratch.ts";
+ * console.log(countParameters(gpt2NewConfig({ nLayers: 6, dModel: 512, nHeads: 8 })));
+ * ```
+ */
+export function countParameters(c: DecoderConfig): number {
+  validateDecoderConfig(c);
+  const { vocabSize: v, dModel: d, nHeads: h, nKvHeads: hkv, headDim: hd, dMlp: f, nLayers: L } = c;
+  const norm = c.normBias ? 2 * d : d;
+  const attn = d * h * hd + 2 * d * hkv * hd + h * hd * d + (c.qkvBias ? h * hd + 2 * hkv * hd : 0) +
+    (c.attnOutBias ? d : 0);
+  const mlp = (c.mlp === "swiglu" ? 3 : 2) * d * f + (c.mlpBias ? f + d : 0);
+  return v * d + (c.positional === "learned" ? c.maxPositions * d : 0) + L * (2 * norm + attn + mlp) + norm +
+    (c.tieEmbeddings ? 0 : d * v);
+}
+
+/** Options for {@linkcode createDecoder}. */
+export interface CreateDecoderOptions {
+  /** Seed of the initialisation (each parameter draws from its own PRNG stream). */
+  seed: number;
+  /**
+   * "normal": every matrix ~ N(0, std^2); "scaled" (default, GPT-2 / nanoGPT): the residual output
+   * projections (`attn.W_O`, `mlp.W_out`) use std / sqrt(2 nLayers). Norm weights 1, biases 0.
+   */
+  init?: "normal" | "scaled";
+  /** Standard deviation of the matrices. Default 0.02. */
+  std?: number;
+  /** Pluggable components (see `Decoder`). */
+  components?: DecoderComponents;
+}
+
+/**
+ * A randomly initialised decoder, reproducible from `seed`.
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, gpt2NewConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 256 }), { seed: 1337 });
+ * console.log(model.numParameters);
+ * model.dispose();
+ * ```
+ */
+export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
+  if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
+  const shapes = decoderParameterShapes(config);
+  const std = options.std ?? 0.02;
+  const scaledStd = (options.init ?? "scaled") === "scaled" ? std / Math.sqrt(2 * config.nLayers) : std;
+  const tensors = new Map<string, tf.Tensor>();
+  let stream = 0;
+  for (const [name, shape] of shapes) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(size);
+    const leaf = name.slice(name.lastIndexOf(".") + 1);
+    if (leaf === "w") data.fill(1); // norm gains
+    else if (leaf.startsWith("b")) data.fill(0); // biases
+    else {
+      const s = name.endsWith("attn.W_O") || name.endsWith("mlp.W_out") ? scaledStd : std;
+      fillNormal(data, 0, s, new Prng(options.seed, stream));
+    }
+    stream++;
+    tensors.set(name, tf.tensor(data, shape, "float32"));
+  }
+  return new Decoder(config, tensors, { components: options.components });
+}

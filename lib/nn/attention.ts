@@ -1,0 +1,156 @@
+/**
+ * Causal self-attention with grouped-query heads, optional biases, rotary positions, a key/value cache
+ * (new columns appended after the cached ones) and an additive mask that encodes causality, per-row
+ * validity of cached columns and padding.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { linear } from "./mlp.ts";
+import type { RotaryTable } from "./rotary.ts";
+
+/** Projection weights of one attention layer, `[in, out]` layout. */
+export interface AttentionWeights {
+  /** `[d, H*hd]` */
+  wQ: tf.Tensor;
+  bQ?: tf.Tensor;
+  /** `[d, Hkv*hd]` */
+  wK: tf.Tensor;
+  bK?: tf.Tensor;
+  /** `[d, Hkv*hd]` */
+  wV: tf.Tensor;
+  bV?: tf.Tensor;
+  /** `[H*hd, d]` */
+  wO: tf.Tensor;
+  bO?: tf.Tensor;
+}
+
+/**
+ * Where an attention hook fires: `q`, `k`, `v` (`[B, T, heads, hd]`, before rotary), `rot_q`, `rot_k`
+ * (after rotary), `attn_scores` (`[B, H, T, L]`, scaled and masked, before softmax), `pattern`
+ * (`[B, H, T, L]`), `z` (`[B, T, H, hd]`, per-head outputs before the output projection).
+ */
+export type AttentionHookPoint = "q" | "k" | "v" | "rot_q" | "rot_k" | "attn_scores" | "pattern" | "z";
+
+/** Everything {@linkcode causalSelfAttention} needs besides the input and weights. */
+export interface AttentionOptions {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /**
+   * Additive mask `[B, 1, T, L]` over all L = cached + new columns: 0 where query t may attend column l,
+   * a large negative number elsewhere (future columns, invalid cached columns, padding).
+   */
+  maskBias: tf.Tensor4D;
+  /** Rotary table and the angles gathered for this forward's positions (omit for learned positions). */
+  rope?: { table: RotaryTable; angles: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
+  /** Cached keys and values `[B, Hkv, Lprev, hd]` (keys already rotated); omitted or null when empty. */
+  past?: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  /** Observes or replaces an intermediate; called only when given. */
+  hook?: (point: AttentionHookPoint, t: tf.Tensor) => tf.Tensor;
+  /** Dropout on the attention pattern (training). */
+  dropout?: { rate: number; seed: number };
+}
+
+/** The result of {@linkcode causalSelfAttention}. */
+export interface AttentionResult {
+  /** `[B, T, d]` after the output projection. */
+  out: tf.Tensor3D;
+  /** Keys and values `[B, Hkv, L, hd]` including this forward's columns (what the cache should hold). */
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+  /** Attention pattern `[B, H, T, L]`. */
+  pattern: tf.Tensor4D;
+}
+
+/**
+ * One causal self-attention layer. Grouped-query heads: query head h reads key/value head
+ * `floor(h / (H / Hkv))` (Hugging Face `repeat_kv` order); the grouping is done by reshaping the queries,
+ * so keys and values are never copied per query head.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { causalSelfAttention } from "./attention.ts";
+ * const d = 8, T = 3;
+ * const w = { wQ: tf.eye(d), wK: tf.eye(d, 4), wV: tf.eye(d, 4), wO: tf.eye(d) };
+ * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
+ * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as tf.Tensor4D;
+ * const r = causalSelfAttention(tf.ones([1, T, d]) as tf.Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
+ * console.log(r.out.shape, r.pattern.shape); // [1, 3, 8] [1, 2, 3, 3]
+ * ```
+ */
+export function causalSelfAttention(
+  x: tf.Tensor3D,
+  w: AttentionWeights,
+  o: AttentionOptions,
+): AttentionResult {
+  return tf.tidy(() => {
+    const [b, t] = x.shape;
+    const { nHeads: h, nKvHeads: hkv, headDim: hd, hook } = o;
+    if (h % hkv !== 0) throw new Error(`attention: nHeads (${h}) must be a multiple of nKvHeads (${hkv})`);
+    const g = h / hkv;
+    let q = tf.reshape(linear(x, w.wQ, w.bQ), [b, t, h, hd]) as tf.Tensor4D;
+    let k = tf.reshape(linear(x, w.wK, w.bK), [b, t, hkv, hd]) as tf.Tensor4D;
+    let v = tf.reshape(linear(x, w.wV, w.bV), [b, t, hkv, hd]) as tf.Tensor4D;
+    if (hook) {
+      q = hook("q", q) as tf.Tensor4D;
+      k = hook("k", k) as tf.Tensor4D;
+      v = hook("v", v) as tf.Tensor4D;
+    }
+    if (o.rope) {
+      q = o.rope.table.rotate(q, o.rope.angles);
+      k = o.rope.table.rotate(k, o.rope.angles);
+      if (hook) {
+        q = hook("rot_q", q) as tf.Tensor4D;
+        k = hook("rot_k", k) as tf.Tensor4D;
+      }
+    }
+    // [B, T, heads, hd] -> [B, heads, T, hd], then append to the cached columns.
+    let kAll = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D;
+    let vAll = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+    if (o.past) {
+      kAll = tf.concat([o.past.k, kAll], 2);
+      vAll = tf.concat([o.past.v, vAll], 2);
+    }
+    const l = kAll.shape[2];
+    // Group queries by their kv head: [B, H, T, hd] -> [B, Hkv, G*T, hd].
+    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [b, hkv, g * t, hd]);
+    let scores = tf.reshape(tf.matMul(qg, kAll, false, true), [b, h, t, l]) as tf.Tensor4D;
+    scores = tf.add(tf.mul(scores, 1 / Math.sqrt(hd)), o.maskBias);
+    if (hook) scores = hook("attn_scores", scores) as tf.Tensor4D;
+    let pattern = tf.softmax(scores, -1) as tf.Tensor4D;
+    if (hook) pattern = hook("pattern", pattern) as tf.Tensor4D;
+    const used = o.dropout && o.dropout.rate > 0 ? tf.dropout(pattern, o.dropout.rate, undefined, o.dropout.seed) : pattern;
+    const zg = tf.matMul(tf.reshape(used, [b, hkv, g * t, l]), vAll); // [B, Hkv, G*T, hd]
+    let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, T, H, hd]
+    if (hook) z = hook("z", z) as tf.Tensor4D;
+    const out = linear(tf.reshape(z, [b, t, h * hd]) as tf.Tensor3D, w.wO, w.bO);
+    return { out, k: kAll, v: vAll, pattern };
+  });
+}
+
+/**
+ * The additive mask for {@linkcode causalSelfAttention}: `[B, 1, T, L]`, 0 where allowed and -1e9 where
+ * not. `valid` `[B, L]` (1 = a real, attendable column) covers cached and new columns; the new columns are
+ * the last T, so query t sits at column `L - T + t` and may see columns up to there.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { attentionMaskBias } from "./attention.ts";
+ * const bias = attentionMaskBias(tf.ones([1, 3]) as tf.Tensor2D, 3);
+ * console.log(bias.arraySync()[0][0][0]); // [0, -1000000000, -1000000000]
+ * ```
+ */
+export function attentionMaskBias(valid: tf.Tensor2D, t: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, l] = valid.shape;
+    const v = tf.reshape(valid, [b, 1, 1, l]);
+    if (t === 1) return tf.mul(tf.sub(1, v), -1e9) as tf.Tensor4D; // one query at the last column sees all
+    const cols = tf.range(0, l, 1, "int32").reshape([1, l]);
+    const rows = tf.range(l - t, l, 1, "int32").reshape([t, 1]);
+    const causal = tf.cast(tf.lessEqual(cols, rows), "float32").reshape([1, 1, t, l]);
+    return tf.mul(tf.sub(1, tf.mul(causal, v)), -1e9) as tf.Tensor4D;
+  });
+}

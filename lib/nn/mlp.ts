@@ -1,0 +1,137 @@
+/**
+ * Feed-forward blocks: a two-layer MLP with GELU (exact or tanh), ReLU, or the gated SwiGLU of Llama.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/** Activations and MLP kinds (the `mlp` field of a DecoderConfig). */
+export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
+
+/**
+ * `x @ w (+ bias)` for `x` of any rank >= 2 and `w` `[in, out]`; one fused kernel where the backend has it.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { linear } from "./mlp.ts";
+ * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
+ * console.log(y.shape); // [2, 3, 5]
+ * ```
+ */
+export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, bias?: tf.Tensor): T {
+  return tf.tidy(() => {
+    const inDim = x.shape[x.rank - 1];
+    const outDim = w.shape[1]!;
+    const flat = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+    const y = tf.fused.matMul({ a: flat, b: w as tf.Tensor2D, bias });
+    return tf.reshape(y, [...x.shape.slice(0, -1), outDim]) as T;
+  });
+}
+
+/**
+ * Exact GELU: `0.5 x (1 + erf(x / sqrt 2))` (PyTorch `gelu`, GPT-NeoX's `hidden_act: "gelu"`).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { geluExact } from "./mlp.ts";
+ * console.log(geluExact(tf.tensor1d([0, 1])).arraySync()); // ~[0, 0.8413]
+ * ```
+ */
+export function geluExact<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
+}
+
+/**
+ * Tanh-approximated GELU (GPT-2's `gelu_new`, PyTorch `gelu(approximate="tanh")`):
+ * `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { geluTanh } from "./mlp.ts";
+ * console.log(geluTanh(tf.tensor1d([1])).arraySync()); // ~[0.8412]
+ * ```
+ */
+export function geluTanh<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => {
+    const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
+  });
+}
+
+/**
+ * Applies the activation of a non-gated MLP kind.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { activation } from "./mlp.ts";
+ * console.log(activation("relu", tf.tensor1d([-1, 2])).arraySync()); // [0, 2]
+ * ```
+ */
+export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
+  switch (kind) {
+    case "gelu":
+      return geluExact(x);
+    case "gelu_new":
+    case "gelu_tanh":
+      return geluTanh(x);
+    case "relu":
+      return tf.relu(x);
+    case "swiglu":
+      return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T); // SiLU, the gate's activation
+    default:
+      throw new Error(`activation: unknown MLP kind '${kind}' (use gelu, gelu_new, gelu_tanh, relu or swiglu)`);
+  }
+}
+
+/** Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU. */
+export interface MlpWeights {
+  /** Up projection `[d, dMlp]`. */
+  wIn: tf.Tensor;
+  bIn?: tf.Tensor;
+  /** SwiGLU gate projection `[d, dMlp]`. */
+  wGate?: tf.Tensor;
+  /** Down projection `[dMlp, d]`. */
+  wOut: tf.Tensor;
+  bOut?: tf.Tensor;
+}
+
+/**
+ * One MLP: `out(act(in(x)))`, or for SwiGLU `out(silu(gate(x)) * in(x))`. `onPre`/`onPost` let the caller
+ * observe or replace the hidden activation before and after the nonlinearity (hook points `mlp.hook_pre`
+ * and `mlp.hook_post`; for SwiGLU `hook_pre` is the gate pre-activation, as in TransformerLens).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { mlpForward } from "./mlp.ts";
+ * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });
+ * console.log(y.shape); // [1, 2, 4]
+ * ```
+ */
+export function mlpForward<T extends tf.Tensor>(
+  kind: MlpKind,
+  x: T,
+  w: MlpWeights,
+  onPre?: (t: tf.Tensor) => tf.Tensor,
+  onPost?: (t: tf.Tensor) => tf.Tensor,
+): T {
+  return tf.tidy(() => {
+    let hidden: tf.Tensor;
+    if (kind === "swiglu") {
+      if (!w.wGate) throw new Error("mlpForward: SwiGLU needs a gate projection (wGate)");
+      let pre: tf.Tensor = linear(x, w.wGate);
+      if (onPre) pre = onPre(pre);
+      hidden = tf.mul(activation("swiglu", pre), linear(x, w.wIn, w.bIn));
+    } else {
+      let pre: tf.Tensor = linear(x, w.wIn, w.bIn);
+      if (onPre) pre = onPre(pre);
+      hidden = activation(kind, pre);
+    }
+    if (onPost) hidden = onPost(hidden);
+    return linear(hidden, w.wOut, w.bOut) as T;
+  });
+}

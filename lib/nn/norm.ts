@@ -1,0 +1,75 @@
+/**
+ * Normalisation layers: LayerNorm (biased variance, as PyTorch) and RMSNorm (as Llama), both in float32.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/**
+ * LayerNorm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`, with the biased
+ * (population) variance that `torch.nn.LayerNorm` uses.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { layerNorm } from "./norm.ts";
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
+ * console.log(y.arraySync()); // ~[[-1.22, 0, 1.22]]
+ * ```
+ */
+export function layerNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor | undefined, eps: number): T {
+  return tf.tidy(() => {
+    const mean = tf.mean(x, -1, true);
+    const centred = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centred), -1, true);
+    const y = tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight);
+    return (bias ? tf.add(y, bias) : y) as T;
+  });
+}
+
+/**
+ * RMSNorm over the last axis: `x * rsqrt(mean(x^2) + eps) * weight` (no centring, no bias).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { rmsNorm } from "./norm.ts";
+ * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
+ * console.log(y.arraySync()); // ~[[0.849, 1.131]]
+ * ```
+ */
+export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
+  return tf.tidy(() => {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as T;
+  });
+}
+
+/** The normalisation kinds {@linkcode applyNorm} understands. */
+export type NormKind = "layernorm" | "rmsnorm";
+
+/**
+ * Applies the named norm: LayerNorm (with `bias` when given) or RMSNorm (bias must be absent).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { applyNorm } from "./norm.ts";
+ * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);
+ * console.log(y.shape); // [1, 2]
+ * ```
+ */
+export function applyNorm<T extends tf.Tensor>(
+  kind: NormKind,
+  x: T,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  eps: number,
+): T {
+  if (kind === "layernorm") return layerNorm(x, weight, bias, eps);
+  if (kind === "rmsnorm") {
+    if (bias) throw new Error("applyNorm: RMSNorm has no bias; set normBias: false in the DecoderConfig");
+    return rmsNorm(x, weight, eps);
+  }
+  throw new Error(`applyNorm: unknown norm '${kind}' (use "layernorm" or "rmsnorm")`);
+}

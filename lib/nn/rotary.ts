@@ -1,0 +1,110 @@
+/**
+ * Rotary position embeddings (RoPE) in the Hugging Face "rotate_half" convention: the rotated part of each
+ * head is split into two halves (x1, x2) and becomes `x * cos + concat(-x2, x1) * sin`. Partial rotary
+ * (GPT-NeoX) rotates only the first `rotaryDim` dims of each head and passes the rest through.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/**
+ * Precomputed cos/sin tables for positions `0..maxPositions-1`, built once and kept on the backend so a
+ * decode step only gathers rows.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { RotaryTable } from "./rotary.ts";
+ * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
+ * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
+ * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
+ * console.log(y.shape); // [1, 3, 2, 8]
+ * rope.dispose();
+ * ```
+ */
+export class RotaryTable {
+  /** Per-head width. */
+  readonly headDim: number;
+  /** Leading dims of each head that rotate (even). */
+  readonly rotaryDim: number;
+  /** Positions covered by the tables. */
+  readonly maxPositions: number;
+  /** Rotary base. */
+  readonly theta: number;
+  /** [maxPositions, rotaryDim] cosines (each frequency repeated for both halves). */
+  readonly cos: tf.Tensor2D;
+  /** [maxPositions, rotaryDim] sines. */
+  readonly sin: tf.Tensor2D;
+
+  /** Builds the tables; `rotaryDim` defaults to `headDim`. */
+  constructor(options: { headDim: number; rotaryDim?: number; theta: number; maxPositions: number }) {
+    const { headDim, theta, maxPositions } = options;
+    const rd = options.rotaryDim ?? headDim;
+    if (rd % 2 !== 0 || rd <= 0 || rd > headDim) {
+      throw new Error(`RotaryTable: rotaryDim must be even and in (0, headDim=${headDim}], got ${rd}`);
+    }
+    this.headDim = headDim;
+    this.rotaryDim = rd;
+    this.maxPositions = maxPositions;
+    this.theta = theta;
+    // Same float32 rounding steps as transformers' default rope init: inv_freq = 1 / theta^(2i/rd),
+    // angle = pos * inv_freq, all in float32.
+    const f = Math.fround;
+    const half = rd / 2;
+    const invFreq = new Float32Array(half);
+    for (let i = 0; i < half; i++) invFreq[i] = f(1 / f(Math.pow(theta, f((2 * i) / rd))));
+    const cos = new Float32Array(maxPositions * rd);
+    const sin = new Float32Array(maxPositions * rd);
+    for (let p = 0; p < maxPositions; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = f(p * invFreq[i]);
+        const c = Math.cos(angle), s = Math.sin(angle);
+        cos[p * rd + i] = c;
+        cos[p * rd + i + half] = c;
+        sin[p * rd + i] = s;
+        sin[p * rd + i + half] = s;
+      }
+    }
+    this.cos = tf.keep(tf.tensor2d(cos, [maxPositions, rd]));
+    this.sin = tf.keep(tf.tensor2d(sin, [maxPositions, rd]));
+  }
+
+  /**
+   * Gathers `[B, T, 1, rotaryDim]` cos and sin rows for position ids `[B, T]`; compute once per forward
+   * and share across layers with {@linkcode RotaryTable.rotate}.
+   */
+  angles(positions: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const [b, t] = positions.shape;
+      const flat = tf.reshape(positions, [b * t]);
+      return {
+        cos: tf.reshape(tf.gather(this.cos, flat), [b, t, 1, this.rotaryDim]) as tf.Tensor4D,
+        sin: tf.reshape(tf.gather(this.sin, flat), [b, t, 1, this.rotaryDim]) as tf.Tensor4D,
+      };
+    });
+  }
+
+  /** Rotates `x` `[B, T, heads, headDim]` with angles from {@linkcode RotaryTable.angles}. */
+  rotate(x: tf.Tensor4D, angles: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
+    return tf.tidy(() => {
+      const rd = this.rotaryDim;
+      const partial = rd < this.headDim;
+      const xr = partial ? tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, rd]) : x;
+      const [x1, x2] = tf.split(xr, 2, 3);
+      const rotated = tf.concat([tf.neg(x2), x1], 3);
+      const out = tf.add(tf.mul(xr, angles.cos), tf.mul(rotated, angles.sin)) as tf.Tensor4D;
+      return partial ? tf.concat([out, tf.slice(x, [0, 0, 0, rd], [-1, -1, -1, -1])], 3) : out;
+    });
+  }
+
+  /** Gathers angles and rotates in one call (convenience for single use). */
+  apply(x: tf.Tensor4D, positions: tf.Tensor2D): tf.Tensor4D {
+    return tf.tidy(() => this.rotate(x, this.angles(positions)));
+  }
+
+  /** Frees the tables. */
+  dispose(): void {
+    this.cos.dispose();
+    this.sin.dispose();
+  }
+}
