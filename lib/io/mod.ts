@@ -13,5 +13,6 @@
  * @module
  */
 export * from "./safetensors.ts";
+export * from "./safetensors_tf.ts";
 export * from "./atomic.ts";
 export * from "./paths.ts";
