@@ -102,12 +102,15 @@ export interface UnitMetricsOptions {
 
 /** All per-unit metrics of an intervened unit. */
 export interface RecyncUnitMetrics {
-  /** Segment start (r, or 1 for "whole") and end T. */
+  /** Segment start (r, or 1 for "whole"). */
   from: number;
+  /** Segment end (exclusive), T. */
   to: number;
+  /** Which segment the outcomes cover. */
   segment: "afterRewind" | "whole";
-  /** Outcomes of each arm. */
+  /** Outcomes of the baseline arm. */
   baseline: RecyncArmMetrics;
+  /** Outcomes of the intervention arm. */
   intervention: RecyncArmMetrics;
   /** Δ_u per outcome variant (positive = improvement). */
   delta: Record<RecyncOutcomeName, number>;
@@ -242,7 +245,9 @@ export function computeUnitMetrics(
         "both arms must be generated to the same T",
     );
   }
-  if (!Number.isInteger(r) || r < 0 || r >= T) throw new RangeError(`computeUnitMetrics: r=${r} outside [0, ${T})`);
+  if (!Number.isInteger(r) || r < 0 || r >= T) {
+    throw new RangeError(`computeUnitMetrics: r=${r} outside [0, ${T})`);
+  }
   const from = segment === "whole" ? 1 : r;
   const b = armMetrics(baseline, from, T);
   const i = armMetrics(intervention, from, T);

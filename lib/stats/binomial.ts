@@ -13,10 +13,13 @@ export interface ProportionInterval {
   n: number;
   /** successes / n (NaN when n = 0). */
   estimate: number;
+  /** Lower confidence limit. */
   lower: number;
+  /** Upper confidence limit. */
   upper: number;
   /** Confidence level, e.g. 0.95. */
   level: number;
+  /** Which interval this is. */
   method: "wilson" | "clopper-pearson";
 }
 

@@ -26,9 +26,13 @@ export interface BootstrapOptions {
 export interface BootstrapInterval {
   /** The statistic on the original sample. */
   estimate: number;
+  /** Lower confidence limit. */
   lower: number;
+  /** Upper confidence limit. */
   upper: number;
+  /** Confidence level. */
   level: number;
+  /** Interval method used. */
   method: "percentile" | "bca";
   /** Resamples requested. */
   resamples: number;
@@ -36,6 +40,7 @@ export interface BootstrapInterval {
   skipped: number;
   /** Standard deviation of the finite bootstrap replicates (the bootstrap standard error). */
   standardError: number;
+  /** PRNG seed used for the resamples. */
   seed: number;
 }
 

@@ -63,16 +63,23 @@ export function pairedEffectSize(
 
 /** The outcome of {@linkcode pairedTTest}. */
 export interface PairedTResult {
+  /** Number of pairs. */
   n: number;
+  /** mean(a − b). */
   meanDifference: number;
+  /** Sample SD of a − b. */
   sdDifference: number;
+  /** t statistic mean / (sd / √n). */
   t: number;
+  /** Degrees of freedom n − 1. */
   df: number;
   /** Two-sided p-value from the t distribution (regularized incomplete beta). */
   pValue: number;
   /** Confidence interval of the mean difference. */
   ciLower: number;
+  /** Upper limit of the mean difference CI. */
   ciUpper: number;
+  /** Level of that CI. */
   level: number;
 }
 
@@ -129,17 +136,23 @@ export interface PairedComparisonOptions {
 
 /** Everything {@linkcode pairedComparison} reports. */
 export interface PairedComparison {
+  /** Number of pairs. */
   n: number;
+  /** mean(a − b). */
   meanDifference: number;
   /** d_z, d_av and pooled d, all of a − b. */
   dz: number;
+  /** d_av of a − b. */
   dav: number;
+  /** Pooled-SD d of a − b. */
   dPooled: number;
   /** The effect size the CI belongs to. */
   effect: PairedEffectKind;
   /** Bootstrap CI of `effect` (resampling pairs). */
   effectCi: BootstrapInterval;
+  /** The paired t test. */
   t: PairedTResult;
+  /** The Wilcoxon signed-rank test on a − b. */
   wilcoxon: WilcoxonResult;
 }
 

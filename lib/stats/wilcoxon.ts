@@ -38,11 +38,13 @@ export interface WilcoxonResult {
   zeros: number;
   /** Whether |differences| had ties. */
   hasTies: boolean;
+  /** p-value under the chosen alternative. */
   pValue: number;
   /** Which null distribution produced the p-value. */
   method: "exact" | "normal";
   /** The standardised statistic (normal method only). */
   z?: number;
+  /** The alternative hypothesis tested. */
   alternative: "two-sided" | "greater" | "less";
 }
 

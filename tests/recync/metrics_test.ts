@@ -1,5 +1,11 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../stats/_assert.ts";
-import { armMetrics, computeUnitMetrics, crisisExtents, type RecyncArmTrace, textMetrics } from "../../lib/recync/metrics.ts";
+import {
+  armMetrics,
+  computeUnitMetrics,
+  crisisExtents,
+  type RecyncArmTrace,
+  textMetrics,
+} from "../../lib/recync/metrics.ts";
 import { CosimMonitor } from "../../lib/recync/monitor.ts";
 
 /** Builds an arm trace by running the real monitor over a cosim series (index 0 = null). */
