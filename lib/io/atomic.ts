@@ -243,7 +243,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
  *
  * If the file ends in a torn line (a previous writer crashed mid-record), that fragment is first cut off
  * so the new record starts on a line of its own; a last line that is complete JSON but lacks its newline
- * is kept and terminated.
+ * is kept and terminated. Appends from this process to one path are queued; the repair assumes no other
+ * process is appending to the same file at the same moment (one writer per log).
  *
  * @example
  * ```ts
@@ -253,9 +254,26 @@ function concat(parts: Uint8Array[]): Uint8Array {
  * await appendJsonl(path, { step: 2, loss: 3.1 });
  * ```
  */
-export async function appendJsonl(path: string, record: unknown): Promise<void> {
+export function appendJsonl(path: string, record: unknown): Promise<void> {
   const line = JSON.stringify(record);
-  if (line === undefined) throw new Error(`appendJsonl: record for "${path}" is not JSON-serialisable`);
+  if (line === undefined) {
+    return Promise.reject(new Error(`appendJsonl: record for "${path}" is not JSON-serialisable`));
+  }
+  // Appends to one path from this process run one at a time, so the torn-tail check never sees another
+  // append of ours half written.
+  const prev = appendQueues.get(path) ?? Promise.resolve();
+  const job = prev.then(() => appendLine(path, line));
+  const tail = job.catch(() => {});
+  appendQueues.set(path, tail);
+  tail.then(() => {
+    if (appendQueues.get(path) === tail) appendQueues.delete(path);
+  });
+  return job;
+}
+
+const appendQueues = new Map<string, Promise<void>>();
+
+async function appendLine(path: string, line: string): Promise<void> {
   const file = await Deno.open(path, { read: true, append: true, create: true });
   try {
     let prefix = "";
