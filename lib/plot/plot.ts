@@ -7,6 +7,7 @@
 import { Plot } from "../deps.ts";
 import { plotDocument, type PlotElement } from "./dom.ts";
 import { toSvgString } from "./svg.ts";
+import { richDisplay } from "../notebook/jupyter.ts";
 
 /** Plot's options object (`marks`, scales, `width`, `title`, ...). */
 export type PlotOptions = Plot.PlotOptions;
@@ -31,9 +32,6 @@ export interface PlotFigure extends PlotElement {
   scale(name: string): PlotScaleInfo | undefined;
 }
 
-/** The symbol the Deno Jupyter kernel calls to get a value's MIME bundle. */
-export const JUPYTER_DISPLAY_SYMBOL: symbol = Symbol.for("Jupyter.display");
-
 /**
  * Renders a chart with Observable Plot into the library's DOM document. The result is a normal Plot
  * figure that also displays itself as SVG when it is the last value of a Jupyter cell.
@@ -50,14 +48,18 @@ export function plot(options: PlotOptions = {}): PlotFigure {
   return makeDisplayable(fig);
 }
 
-/** Gives a Plot element a Jupyter rich-display method (standalone SVG). Returns the same object. */
+/**
+ * Gives a Plot element a Jupyter rich-display method (standalone SVG). Returns the same object. Use it
+ * on figures made with `Plot.plot` directly; {@linkcode plot} already does this.
+ *
+ * @example
+ * ```ts
+ * import { makeDisplayable, Plot, plotDocument } from "./mod.ts";
+ * const fig = makeDisplayable(Plot.plot({ document: plotDocument(), marks: [Plot.lineY([1, 2])] }));
+ * ```
+ */
 export function makeDisplayable<T extends PlotElement>(fig: T): T {
-  Object.defineProperty(fig, JUPYTER_DISPLAY_SYMBOL, {
-    value: () => plotMimeBundle(fig),
-    enumerable: false,
-    configurable: true,
-  });
-  return fig;
+  return richDisplay(fig, plotMimeBundle);
 }
 
 /**

@@ -1,0 +1,217 @@
+/**
+ * Jupyter rich display for the Deno kernel, with graceful behaviour in scripts: `isJupyter()`,
+ * `display()`, `html`/`md` templates and `richDisplay()` for giving any object a rich representation.
+ *
+ * @module
+ */
+
+/** A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects). */
+export type MimeBundle = Record<string, string | object>;
+
+/** The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle. */
+export const JUPYTER_DISPLAY: symbol = Symbol.for("Jupyter.display");
+
+/** Options for {@linkcode display}. */
+export interface NotebookDisplayOptions {
+  /** Names the output so later calls with `update: true` replace it in place. */
+  displayId?: string;
+  /** Replace the output previously shown with the same `displayId` instead of adding one. */
+  update?: boolean;
+}
+
+/** Where display calls go: the kernel's `Deno.jupyter.display` or a test double. */
+export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) => Promise<void>;
+
+/**
+ * Whether this code runs inside the Deno Jupyter kernel.
+ *
+ * @example
+ * ```ts
+ * import { isJupyter } from "./jupyter.ts";
+ * console.log(isJupyter()); // false in a script, true in a notebook
+ * ```
+ */
+export function isJupyter(): boolean {
+  if (!("jupyter" in Deno)) return false;
+  try {
+    // Outside `deno jupyter` the property exists but its getter throws.
+    return typeof (Deno as { jupyter?: { display?: unknown } }).jupyter?.display === "function";
+  } catch {
+    return false;
+  }
+}
+
+/** The kernel's display function as a {@linkcode DisplaySink}, or undefined outside Jupyter. */
+export function jupyterSink(): DisplaySink | undefined {
+  if (!isJupyter()) return undefined;
+  return (bundle, options) =>
+    Deno.jupyter.display(bundle as Deno.jupyter.MediaBundle, {
+      raw: true,
+      display_id: options.displayId,
+      update: options.update,
+    });
+}
+
+const MIME_KEY = /^[a-z]+\/[\w.+-]+$/;
+
+/** True for a plain object whose keys are all MIME types, e.g. `{"text/html": "<b>hi</b>"}`. */
+export function isMimeBundle(value: unknown): value is MimeBundle {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const keys = Object.keys(value);
+  return keys.length > 0 && keys.every((k) => MIME_KEY.test(k));
+}
+
+/**
+ * The MIME bundle for a value: a bundle as is; an object's own `[JUPYTER_DISPLAY]()` result; an element
+ * with `outerHTML` (a DOM node) as HTML; anything else as plain text.
+ *
+ * @example
+ * ```ts
+ * import { html, mimeBundleOf } from "./jupyter.ts";
+ * console.log(mimeBundleOf(html`<b>${"x<y"}</b>`)); // { "text/html": "<b>x&lt;y</b>" }
+ * console.log(mimeBundleOf(42)); // { "text/plain": "42" }
+ * ```
+ */
+export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
+  if (isMimeBundle(value)) return value;
+  if (value !== null && (typeof value === "object" || typeof value === "function")) {
+    const fn = (value as Record<symbol, unknown>)[JUPYTER_DISPLAY];
+    if (typeof fn === "function") return await fn.call(value) as MimeBundle;
+    const outer = (value as { outerHTML?: unknown }).outerHTML;
+    if (typeof outer === "string") return { "text/html": outer };
+  }
+  return { "text/plain": typeof value === "string" ? value : Deno.inspect(value, { colors: false }) };
+}
+
+/**
+ * Shows a value in the notebook (rich MIME bundle, in place with `displayId` + `update`). Outside Jupyter
+ * it prints the value's plain-text form (or a note naming its richest MIME type) to stdout.
+ *
+ * @example
+ * ```ts
+ * import { display, md } from "./jupyter.ts";
+ * await display(md`**bold** text`, { displayId: "status" });
+ * await display(md`updated`, { displayId: "status", update: true });
+ * ```
+ */
+export async function display(value: unknown, options: NotebookDisplayOptions = {}): Promise<void> {
+  const bundle = await mimeBundleOf(value);
+  const sink = jupyterSink();
+  if (sink) return await sink(bundle, options);
+  console.log(plainTextOf(bundle));
+}
+
+/** The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds. */
+export function plainTextOf(bundle: MimeBundle): string {
+  for (const key of ["text/plain", "text/markdown"]) {
+    if (typeof bundle[key] === "string") return bundle[key] as string;
+  }
+  return `[${Object.keys(bundle).join(", ")}]`;
+}
+
+/**
+ * Gives an object a rich Jupyter representation: attaches `[JUPYTER_DISPLAY]` so the kernel renders it
+ * when it is a cell's value. Returns the same object.
+ *
+ * @example
+ * ```ts
+ * import { mimeBundleOf, richDisplay } from "./jupyter.ts";
+ * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
+ * console.log((await mimeBundleOf(stats))["text/plain"]); // "loss 1.25"
+ * ```
+ */
+export function richDisplay<T extends object>(
+  obj: T,
+  bundleFn: (obj: T) => MimeBundle | Promise<MimeBundle>,
+): T {
+  Object.defineProperty(obj, JUPYTER_DISPLAY, {
+    value: () => bundleFn(obj),
+    enumerable: false,
+    configurable: true,
+    writable: true,
+  });
+  return obj;
+}
+
+/** Escapes text for HTML. */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
+}
+
+/** Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is. */
+export class NotebookHtml {
+  /** The HTML source. */
+  readonly source: string;
+  /** Wraps already-safe HTML source. */
+  constructor(source: string) {
+    this.source = source;
+  }
+  /** The HTML source. */
+  toString(): string {
+    return this.source;
+  }
+  /** Rich display: text/html. */
+  [Symbol.for("Jupyter.display")](): MimeBundle {
+    return { "text/html": this.source };
+  }
+}
+
+/**
+ * HTML template literal. Interpolated values are escaped (strings, numbers, objects), except the results
+ * of other `html` templates, which nest as markup.
+ *
+ * @example
+ * ```ts
+ * import { html } from "./jupyter.ts";
+ * const row = html`<td>${"<1>"}</td>`;
+ * console.log(String(html`<table><tr>${row}</tr></table>`)); // <table><tr><td>&lt;1&gt;</td></tr></table>
+ * ```
+ */
+export function html(strings: TemplateStringsArray, ...values: unknown[]): NotebookHtml {
+  let out = strings[0];
+  values.forEach((v, i) => {
+    const part = Array.isArray(v) ? v.map(htmlPart).join("") : htmlPart(v);
+    out += part + strings[i + 1];
+  });
+  return new NotebookHtml(out);
+}
+
+function htmlPart(v: unknown): string {
+  if (v instanceof NotebookHtml) return v.source;
+  if (v === null || v === undefined || v === false) return "";
+  return escapeHtml(String(v));
+}
+
+/** Markdown produced by {@linkcode md}. */
+export class NotebookMarkdown {
+  /** The markdown source. */
+  readonly source: string;
+  /** Wraps markdown source. */
+  constructor(source: string) {
+    this.source = source;
+  }
+  /** The markdown source. */
+  toString(): string {
+    return this.source;
+  }
+  /** Rich display: text/markdown plus the source as text/plain. */
+  [Symbol.for("Jupyter.display")](): MimeBundle {
+    return { "text/markdown": this.source, "text/plain": this.source };
+  }
+}
+
+/**
+ * Markdown template literal (values are inserted as text).
+ *
+ * @example
+ * ```ts
+ * import { md } from "./jupyter.ts";
+ * const m = md`Loss after **${3}** steps: ${1.5}`;
+ * console.log(m.source); // "Loss after **3** steps: 1.5"
+ * ```
+ */
+export function md(strings: TemplateStringsArray, ...values: unknown[]): NotebookMarkdown {
+  return new NotebookMarkdown(String.raw({ raw: strings }, ...values.map((v) => String(v))));
+}
