@@ -79,15 +79,21 @@ export type SafetensorsData =
 
 /** A decoded tensor. `dtype` is the dtype stored in the file; `data` is row-major. */
 export interface LoadedTensor {
+  /** The tensor's name in the file. */
   name: string;
+  /** The dtype stored in the file (the data may be upcast, see {@link SafetensorsData}). */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first ([] for a scalar). */
   shape: number[];
+  /** Row-major values. */
   data: SafetensorsData;
 }
 
 /** What the header says about one tensor. */
 export interface SafetensorsTensorInfo {
+  /** Stored dtype. */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first. */
   shape: number[];
   /** Bytes in the file (elements * dtype size). */
   byteLength: number;
@@ -106,7 +112,9 @@ export interface SafetensorsReadOptions {
 
 /** A tensor to write: a dtype, a shape and row-major values. */
 export interface SafetensorsTensorInput {
+  /** The dtype to store. */
   dtype: SafetensorsDtype;
+  /** Dimensions, outermost first; the product must equal `data.length`. */
   shape: readonly number[];
   /**
    * Values. Floats may come as any numeric array (F16/BF16 are rounded to nearest even); integers must be
@@ -127,6 +135,8 @@ export class SafetensorsFormatError extends Error {
   /** The tensor concerned, if any. */
   readonly tensor?: string;
   /**
+   * Builds the message `safetensors <file> tensor "<tensor>": <message>`.
+   *
    * @param file The file concerned.
    * @param message What is wrong.
    * @param tensor The tensor concerned.
@@ -706,7 +716,9 @@ export async function readSafetensors(
 
 /** Result of {@link decodeSafetensors}. */
 export interface DecodedSafetensors {
+  /** Tensors by name. */
   tensors: Map<string, LoadedTensor>;
+  /** The `__metadata__` string map (empty if absent). */
   metadata: Record<string, string>;
 }
 
