@@ -126,6 +126,6 @@ export function currentBackend(): BackendInfo | undefined {
 }
 
 /** What to install when Deno finds no WebGPU adapter. */
-export const DOCTOR_HINT =
+export const DOCTOR_HINT: string =
   "install the Vulkan loader and glvnd libraries (Debian: apt-get install libvulkan1 mesa-vulkan-drivers libegl1 libgl1) " +
   "and, on NVIDIA, point VK_DRIVER_FILES at the driver's ICD json";

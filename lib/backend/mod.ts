@@ -4,3 +4,4 @@
  * @module
  */
 export * from "./backend.ts";
+export * from "./doctor.ts";
