@@ -41,13 +41,14 @@ export interface GLPotentialParams {
 }
 
 /**
- * Placeholder potential for Z = [λ, λ_sem, z] [TS]: single wells (a > 0) around a coherent target
- * λ* = 0.3, λ_sem* = 0.5, z* = 1.0, weak coupling. Not upstream values.
+ * Placeholder potential for Z = [λ, λ_sem, z] [TS]: shallow single wells (a > 0; a restoring drift of
+ * about 10 % of the error per token) around a coherent target λ* = 0.3, λ_sem* = 0.5, z* = 1.0, weak
+ * coupling. Not upstream values.
  */
 export const DEFAULT_GL_PARAMS: GLPotentialParams = {
-  a: [0.5, 0.5, 0.5],
-  b: [1, 1, 1],
-  c: [[0, 0.1, 0], [0.1, 0, 0.1], [0, 0.1, 0]],
+  a: [0.1, 0.1, 0.1],
+  b: [0.1, 0.1, 0.1],
+  c: [[0, 0.02, 0], [0.02, 0, 0.02], [0, 0.02, 0]],
   target: [0.3, 0.5, 1.0],
 };
 
