@@ -56,6 +56,6 @@ export function unembed(hidden: tf.Tensor3D, weight: tf.Tensor2D, tied: boolean,
     const [b, t, d] = hidden.shape;
     const flat = tf.reshape(hidden, [b * t, d]) as tf.Tensor2D;
     const logits = tf.fused.matMul({ a: flat, b: weight, transposeB: tied, bias });
-    return tf.reshape(logits, [b, t, logits.shape[1]]) as tf.Tensor3D;
+    return tf.reshape(logits, [b, t, logits.shape[1] as number]) as tf.Tensor3D;
   });
 }

@@ -1,0 +1,192 @@
+/**
+ * Shared pieces of the Hugging Face family adapters: reading config fields with clear errors, and a
+ * checkpoint reader that records every missing or mis-shaped tensor so one error lists them all.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import type { SafetensorsCheckpoint } from "../io/safetensors.ts";
+import { toTfTensor } from "../io/safetensors_tf.ts";
+import type { DecoderConfig } from "./types.ts";
+
+/** A parsed `config.json`. */
+export type HFConfig = Record<string, unknown>;
+
+/**
+ * One Hugging Face architecture: how its `config.json` maps to a DecoderConfig and its weights to the
+ * decoder's canonical parameter names.
+ */
+export interface HFFamily {
+  /** The `model_type` values it handles. */
+  modelTypes: string[];
+  /** Translates `config.json` (named `file` in errors). */
+  config(hf: HFConfig, file: string): DecoderConfig;
+  /** Reads and converts the weights into canonical tensors (`[in, out]` matrices). */
+  weights(reader: HFWeightReader, config: DecoderConfig, hf: HFConfig): Promise<Map<string, tf.Tensor>>;
+}
+
+/**
+ * Reads a required config field and checks its type, with an error naming the file and the field.
+ *
+ * @example
+ * ```ts
+ * import { hfField } from "./hf_common.ts";
+ * console.log(hfField({ n_embd: 64 }, "n_embd", "number", "config.json")); // 64
+ * ```
+ */
+export function hfField<T extends "number" | "string" | "boolean">(
+  hf: HFConfig,
+  key: string,
+  type: T,
+  file: string,
+  fallback?: T extends "number" ? number : T extends "string" ? string : boolean,
+): T extends "number" ? number : T extends "string" ? string : boolean {
+  const v = hf[key];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new Error(`${file}: required field '${key}' is missing`);
+  }
+  if (typeof v !== type) throw new Error(`${file}: field '${key}' must be a ${type}, got ${JSON.stringify(v)}`);
+  return v as T extends "number" ? number : T extends "string" ? string : boolean;
+}
+
+/**
+ * RoPE settings from a config, accepting both layouts: older top-level `rope_theta` / `rope_scaling`
+ * (and NeoX's `rotary_emb_base` / `rotary_pct`) and newer `rope_parameters` (`rope_theta`, `rope_type`,
+ * `partial_rotary_factor`). Scaled variants (linear, dynamic, yarn, llama3, ...) are refused clearly.
+ *
+ * @example
+ * ```ts
+ * import { hfRope } from "./hf_common.ts";
+ * console.log(hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json"));
+ * // { theta: 500000, partialFactor: undefined }
+ * ```
+ */
+export function hfRope(hf: HFConfig, file: string): { theta: number; partialFactor?: number } {
+  const params = (hf.rope_parameters ?? undefined) as Record<string, unknown> | undefined;
+  const scaling = (hf.rope_scaling ?? undefined) as Record<string, unknown> | undefined;
+  for (const [where, p] of [["rope_parameters", params], ["rope_scaling", scaling]] as const) {
+    if (!p) continue;
+    const type = p.rope_type ?? p.type ?? "default";
+    if (type !== "default") {
+      throw new Error(
+        `${file}: ${where}.rope_type '${type}' is not supported (only unscaled "default" RoPE is implemented); ` +
+          "remove the scaling or use a checkpoint without RoPE scaling",
+      );
+    }
+  }
+  const theta = (params?.rope_theta ?? hf.rope_theta ?? hf.rotary_emb_base ?? 10000) as number;
+  if (typeof theta !== "number" || !(theta > 0)) throw new Error(`${file}: rope_theta must be a positive number`);
+  const partial = (params?.partial_rotary_factor ?? hf.partial_rotary_factor ?? hf.rotary_pct) as number | undefined;
+  if (partial !== undefined && (typeof partial !== "number" || !(partial > 0 && partial <= 1))) {
+    throw new Error(`${file}: partial_rotary_factor / rotary_pct must be in (0, 1], got ${JSON.stringify(partial)}`);
+  }
+  return { theta, partialFactor: partial };
+}
+
+/**
+ * Reads checkpoint tensors by name with an expected shape. Problems are collected rather than thrown one
+ * at a time; {@linkcode HFWeightReader.finish} throws a single error listing every missing tensor, every
+ * shape mismatch (expected vs found) and the names found in the checkpoint.
+ *
+ * @example
+ * ```ts
+ * import { openCheckpoint } from "../io/safetensors.ts";
+ * import { HFWeightReader } from "./hf_common.ts";
+ * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
+ * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
+ * const wte = await r.take("transformer.wte.weight", [512, 64]);
+ * r.finish(new Map([["embed.W_E", wte!]]));
+ * ckpt.close();
+ * ```
+ */
+export class HFWeightReader {
+  #ckpt: SafetensorsCheckpoint;
+  #family: string;
+  #source: string;
+  #problems: string[] = [];
+  #used = new Set<string>();
+
+  /** A reader over an open checkpoint; `family` and `source` appear in error messages. */
+  constructor(ckpt: SafetensorsCheckpoint, family: string, source: string) {
+    this.#ckpt = ckpt;
+    this.#family = family;
+    this.#source = source;
+  }
+
+  /** Whether the checkpoint holds `name`. */
+  has(name: string): boolean {
+    return this.#ckpt.has(name);
+  }
+
+  /** Every tensor name in the checkpoint. */
+  names(): string[] {
+    return this.#ckpt.names();
+  }
+
+  /**
+   * Reads `name` as a float32 tensor if it exists with exactly `shape`; otherwise records the problem
+   * and returns null.
+   */
+  async take(name: string, shape: number[]): Promise<tf.Tensor | null> {
+    if (!this.#ckpt.has(name)) {
+      this.#problems.push(`missing '${name}' (expected shape [${shape}])`);
+      return null;
+    }
+    this.#used.add(name);
+    const info = this.#ckpt.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
+      this.#problems.push(`'${name}': expected shape [${shape}], found [${info.shape}]`);
+      return null;
+    }
+    const t = toTfTensor(await this.#ckpt.read(name));
+    if (t.dtype !== "float32") {
+      t.dispose();
+      this.#problems.push(`'${name}': expected a float tensor, found ${info.dtype}`);
+      return null;
+    }
+    return t;
+  }
+
+  /** Marks a tensor as deliberately unused (e.g. a tied `lm_head.weight` duplicate). */
+  ignore(name: string): void {
+    this.#used.add(name);
+  }
+
+  /**
+   * Throws one error listing every problem (freeing `tensors`), or returns `tensors`. Unused checkpoint
+   * tensors are an error too, except known non-parameter buffers (causal mask, rotary inv_freq).
+   */
+  finish(tensors: Map<string, tf.Tensor>): Map<string, tf.Tensor> {
+    const buffers = /(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq)$/;
+    const unused = this.#ckpt.names().filter((n) => !this.#used.has(n) && !buffers.test(n));
+    const problems = [...this.#problems];
+    if (unused.length) problems.push(`unexpected tensors not used by the ${this.#family} mapping: ${unused.slice(0, 20).join(", ")}`);
+    if (problems.length) {
+      tf.dispose([...tensors.values()]);
+      const found = this.#ckpt.names();
+      throw new Error(
+        `${this.#source}: weights do not match a ${this.#family} model with this config.json:\n  ` +
+          problems.slice(0, 30).join("\n  ") + (problems.length > 30 ? `\n  ... and ${problems.length - 30} more` : "") +
+          `\nFound ${found.length} tensors, e.g. ${found.slice(0, 8).join(", ")}`,
+      );
+    }
+    return tensors;
+  }
+}
+
+/**
+ * Transposes a PyTorch Linear weight `[out, in]` to the decoder's `[in, out]`, freeing the input.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { linearToInOut } from "./hf_common.ts";
+ * console.log(linearToInOut(tf.zeros([3, 2])).shape); // [2, 3]
+ * ```
+ */
+export function linearToInOut(t: tf.Tensor): tf.Tensor {
+  const out = tf.transpose(t);
+  t.dispose();
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * `loadModel`: a Hugging Face checkpoint folder (or `hf:org/name[@rev]`) to a native {@linkcode Decoder}.
+ *
+ * @module
+ */
+import { openCheckpoint } from "../io/safetensors.ts";
+import { Decoder, type DecoderComponents } from "./decoder.ts";
+import { gpt2Family } from "./gpt2.ts";
+import { gptNeoxFamily } from "./gpt_neox.ts";
+import { type HFConfig, type HFFamily, HFWeightReader } from "./hf_common.ts";
+import { llamaFamily } from "./llama.ts";
+import { qwen2Family } from "./qwen2.ts";
+
+/** The architectures `loadModel` knows, by `model_type`. */
+export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
+
+/** Options for {@linkcode loadModel}. */
+export interface LoadModelOptions {
+  /** Pluggable components passed to the decoder (advanced; default: standard embedding and attention). */
+  components?: DecoderComponents;
+}
+
+/**
+ * The family adapter for a `model_type`, or an error listing the supported ones.
+ *
+ * @example
+ * ```ts
+ * import { familyForModelType } from "./load.ts";
+ * console.log(familyForModelType("qwen2").modelTypes); // ["qwen2"]
+ * ```
+ */
+export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
+  const fam = HF_FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
+  if (!fam) {
+    const known = HF_FAMILIES.flatMap((f) => f.modelTypes).join(", ");
+    throw new Error(`${file}: model_type '${modelType}' is not supported (supported: ${known})`);
+  }
+  return fam;
+}
+
+/**
+ * Loads a Hugging Face causal LM (gpt2, gpt_neox, llama, qwen2) from a local folder holding `config.json`
+ * and `model.safetensors` (or a sharded index) onto the current tfjs backend. `hf:org/name[@rev]` sources
+ * are resolved through the local Hugging Face cache (lib/io/hub.ts). The tokenizer is loaded separately
+ * (lib/tokenizers) from `model.source`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { loadModel } from "./load.ts";
+ * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * const { logits } = model.forward(ids, { lastOnly: true });
+ * console.log(model.config.family, logits.shape); // qwen2 [1, 1, 512]
+ * model.dispose();
+ * ```
+ */
+export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
+  const dir = await resolveFolder(source);
+  const file = `${dir}/config.json`;
+  let hf: HFConfig;
+  try {
+    hf = JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`loadModel: ${file} not found; pass a folder with config.json and model.safetensors`);
+    }
+    throw new Error(`loadModel: cannot parse ${file}: ${(e as Error).message}`);
+  }
+  const family = familyForModelType(hf.model_type, file);
+  const config = family.config(hf, file);
+  const ckpt = await openCheckpoint(dir);
+  try {
+    const tensors = await family.weights(new HFWeightReader(ckpt, config.family, dir), config, hf);
+    return new Decoder(config, tensors, { source: dir, components: options.components });
+  } finally {
+    ckpt.close();
+  }
+}
+
+async function resolveFolder(source: string): Promise<string> {
+  if (source.startsWith("hf:")) {
+    throw new Error(`loadModel: '${source}': hf: sources need lib/io/hub.ts (not available yet); pass a local folder`);
+  }
+  try {
+    const st = await Deno.stat(source);
+    if (!st.isDirectory) throw new Error(`loadModel: '${source}' is a file; pass the folder that holds config.json`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`loadModel: folder '${source}' does not exist`);
+    throw e;
+  }
+  return source.replace(/\/+$/, "");
+}
