@@ -1,0 +1,532 @@
+/**
+ * Recync results → the paper-style table, a forest plot of d with CIs, and cosim trace plots.
+ *
+ * Denominators (spec §8.13): `N units` counts every generated unit; `N intervened` counts units whose
+ * baseline had a crisis and whose intervention arm the policy acted on. d, p, iatrogenic and crisis-free
+ * are over intervened units. The headline d is d_z of the primary outcome (`crisisFraction` unless told
+ * otherwise) with a seeded percentile-bootstrap 95 % CI over units; p is the two-sided paired t test,
+ * with the Wilcoxon signed-rank p beside it.
+ *
+ * @module
+ */
+import { readJsonl, writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
+import { Plot, plot, type PlotFigure, savePng, saveSvg } from "../plot/mod.ts";
+import { type PairedComparison, pairedComparison, type PairedEffectKind } from "../stats/paired.ts";
+import { type ProportionInterval, wilsonInterval } from "../stats/binomial.ts";
+import { crisisExtents, RECYNC_OUTCOMES, type RecyncOutcomeName } from "./metrics.ts";
+import type { RecyncUnitRecord } from "./harness.ts";
+
+/** The response-level results the paper reports (spec §5.3), printed beside ours. */
+export interface RecyncPaperRow {
+  /** Model name as the paper writes it. */
+  model: string;
+  /** Parameter count label. */
+  params: string;
+  /** PIR Cohen's d. */
+  d: number;
+  /** 95 % CI, when reported. */
+  ci: [number, number] | null;
+  /** Iatrogenic count and denominator, when reported. */
+  iatrogenic: [number, number] | null;
+  /** Crisis-free rate in percent, when reported. */
+  crisisFreePct: number | null;
+  /** A pattern matched against our lower-cased model labels (e.g. `hf:EleutherAI/pythia-160m`). */
+  match: RegExp;
+}
+
+/** Spec §5.3 (README of the Recync repository). */
+export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
+  {
+    model: "GPT-2 Small",
+    params: "117M",
+    d: 0.494,
+    ci: [0.354, 0.687],
+    iatrogenic: [0, 137],
+    crisisFreePct: 43.1,
+    match: /(^|[:/])gpt2(-small)?$/,
+  },
+  {
+    model: "Pythia-160M",
+    params: "160M",
+    d: 0.958,
+    ci: [0.762, 1.185],
+    iatrogenic: [0, 177],
+    crisisFreePct: 21.5,
+    match: /pythia-160m/,
+  },
+  {
+    model: "GPT-2 Medium",
+    params: "355M",
+    d: 0.796,
+    ci: [0.591, 1.028],
+    iatrogenic: [0, 44],
+    crisisFreePct: 59.1,
+    match: /gpt2-medium/,
+  },
+  {
+    model: "Qwen2-1.5B",
+    params: "1,544M",
+    d: 1.02,
+    ci: [0.866, 1.193],
+    iatrogenic: [0, 183],
+    crisisFreePct: 14.2,
+    match: /qwen2-1\.5b/,
+  },
+  {
+    model: "TinyLlama-1.1B",
+    params: "1,100M",
+    d: 1.4,
+    ci: null,
+    iatrogenic: null,
+    crisisFreePct: null,
+    match: /tinyllama/,
+  },
+];
+
+/**
+ * The paper row for one of our model labels, if any (case-insensitive substring match).
+ *
+ * @example
+ * ```ts
+ * import { paperRowFor } from "./report.ts";
+ * console.log(paperRowFor("hf:EleutherAI/pythia-160m")?.d); // 0.958
+ * ```
+ */
+export function paperRowFor(model: string): RecyncPaperRow | undefined {
+  const m = model.toLowerCase();
+  return RECYNC_PAPER_V4.find((row) => row.match.test(m));
+}
+
+/**
+ * Reads and merges results files, de-duplicating by unit id (the first occurrence wins; a later line
+ * with the same id is a resumed or overlapping shard's repeat). Torn last lines are skipped.
+ *
+ * @example
+ * ```ts
+ * import { readRecyncResults } from "./report.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+ * console.log((await readRecyncResults([path])).records.length); // 0
+ * ```
+ */
+export async function readRecyncResults(
+  paths: string[],
+): Promise<{ records: RecyncUnitRecord[]; duplicates: number; tornLines: number }> {
+  const byId = new Map<string, RecyncUnitRecord>();
+  let duplicates = 0, tornLines = 0;
+  for (const path of paths) {
+    const { records, tornTail } = await readJsonl<RecyncUnitRecord>(path);
+    if (tornTail) tornLines++;
+    records.forEach((r, i) => {
+      if (r?.schema !== "coherence-lab/recync-unit@1" || typeof r.id !== "string") {
+        throw new Error(`${path}: record ${i + 1} is not a Recync unit (schema coherence-lab/recync-unit@1)`);
+      }
+      if (byId.has(r.id)) duplicates++;
+      else byId.set(r.id, r);
+    });
+  }
+  const records = [...byId.values()].sort((a, b) =>
+    a.model.localeCompare(b.model) || a.policy.localeCompare(b.policy) || a.T - b.T || a.index - b.index
+  );
+  return { records, duplicates, tornLines };
+}
+
+/** Options of {@link summarizeRecync}. */
+export interface RecyncSummaryOptions {
+  /** Primary outcome (default `"crisisFraction"`). */
+  outcome?: RecyncOutcomeName;
+  /** Effect size of the headline (default `"dz"`). */
+  effect?: PairedEffectKind;
+  /** Bootstrap resamples (default 10,000) and seed (default 0). */
+  resamples?: number;
+  /** Bootstrap seed. */
+  seed?: number;
+  /** Bootstrap interval method (default percentile). */
+  ciMethod?: "percentile" | "bca";
+}
+
+/** d and p of one outcome variant. */
+export interface RecyncVariantSummary {
+  /** The effect size (per the summary's `effect`). */
+  d: number;
+  /** Two-sided paired t p-value. */
+  p: number;
+}
+
+/** One row of the results table: a (model, policy, T) group. */
+export interface RecyncGroupSummary {
+  /** Model label. */
+  model: string;
+  /** Policy of the intervention arm. */
+  policy: string;
+  /** Generated tokens per arm. */
+  T: number;
+  /** All units generated. */
+  nUnits: number;
+  /** Units whose baseline had at least one crisis. */
+  nBaselineCrisis: number;
+  /** Units the policy acted on (the denominator of d, iatrogenic, crisis-free). */
+  nIntervened: number;
+  /** Primary outcome name and headline effect kind. */
+  outcome: RecyncOutcomeName;
+  effect: PairedEffectKind;
+  /** The full paired comparison on the primary outcome (null with fewer than 2 intervened units). */
+  comparison: PairedComparison | null;
+  /** d and p of every outcome variant. */
+  variants: Partial<Record<RecyncOutcomeName, RecyncVariantSummary>>;
+  /** Iatrogenic counts under each definition. */
+  iatrogenic: { strictWorse: number; worseBy: number; newCrisis: number };
+  /** Crisis-free count among intervened units, with a Wilson 95 % CI. */
+  crisisFree: ProportionInterval;
+  /** Mean restarts per intervened unit (v4). */
+  meanRestarts: number;
+  /** Units whose arms diverged before the policy acted (should be 0). */
+  prefixMismatches: number;
+  /** Mean wall time per unit, milliseconds. */
+  meanUnitMs: number;
+}
+
+function outcomePair(r: RecyncUnitRecord, o: RecyncOutcomeName): [number, number] {
+  const m = r.metrics!;
+  // Oriented so that a − b is the improvement: lower-is-better outcomes (b, i); meanCosim (i, b).
+  return o === "meanCosim" ? [m.intervention[o], m.baseline[o]] : [m.baseline[o], m.intervention[o]];
+}
+
+/**
+ * Groups records by (model, policy, T) and computes the table row of each group.
+ *
+ * @example
+ * ```ts
+ * import { summarizeRecync } from "./report.ts";
+ * console.log(summarizeRecync([]).length); // 0
+ * ```
+ */
+export function summarizeRecync(
+  records: RecyncUnitRecord[],
+  options: RecyncSummaryOptions = {},
+): RecyncGroupSummary[] {
+  const outcome = options.outcome ?? "crisisFraction";
+  const effect = options.effect ?? "dz";
+  const groups = new Map<string, RecyncUnitRecord[]>();
+  for (const r of records) {
+    const key = `${r.model}|${r.policy}|${r.T}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  const out: RecyncGroupSummary[] = [];
+  for (const rs of groups.values()) {
+    const used = rs.filter((r) => r.intervened && r.metrics);
+    const pairs = (o: RecyncOutcomeName) => {
+      const a: number[] = [], b: number[] = [];
+      for (const r of used) {
+        const [x, y] = outcomePair(r, o);
+        if (Number.isFinite(x) && Number.isFinite(y)) {
+          a.push(x);
+          b.push(y);
+        }
+      }
+      return [a, b] as const;
+    };
+    const [a, b] = pairs(outcome);
+    const comparison = a.length >= 2
+      ? pairedComparison(a, b, {
+        effect,
+        bootstrap: {
+          resamples: options.resamples ?? 10_000,
+          seed: options.seed ?? 0,
+          method: options.ciMethod,
+        },
+      })
+      : null;
+    const variants: Partial<Record<RecyncOutcomeName, RecyncVariantSummary>> = {};
+    for (const o of RECYNC_OUTCOMES) {
+      const [va, vb] = pairs(o);
+      if (va.length < 2) continue;
+      const c = pairedComparison(va, vb, { effect, bootstrap: { resamples: 1 } });
+      variants[o] = { d: effect === "dz" ? c.dz : effect === "dav" ? c.dav : c.dPooled, p: c.t.pValue };
+    }
+    const free = used.filter((r) => r.metrics!.crisisFree).length;
+    const first = rs[0];
+    out.push({
+      model: first.model,
+      policy: first.policy,
+      T: first.T,
+      nUnits: rs.length,
+      nBaselineCrisis: rs.filter((r) => r.baseline.events.length > 0).length,
+      nIntervened: used.length,
+      outcome,
+      effect,
+      comparison,
+      variants,
+      iatrogenic: {
+        strictWorse: used.filter((r) => r.metrics!.iatrogenic.strictWorse).length,
+        worseBy: used.filter((r) => r.metrics!.iatrogenic.worseBy).length,
+        newCrisis: used.filter((r) => r.metrics!.iatrogenic.newCrisis).length,
+      },
+      crisisFree: wilsonInterval(free, used.length),
+      meanRestarts: used.length ? used.reduce((s, r) => s + r.restarts.length, 0) / used.length : 0,
+      prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
+      meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
+    });
+  }
+  return out;
+}
+
+const signed = (x: number, digits = 3) =>
+  Number.isFinite(x) ? (x >= 0 ? "+" : "") + x.toFixed(digits) : "n/a";
+const pct = (x: number) => Number.isFinite(x) ? (100 * x).toFixed(1) + "%" : "n/a";
+const pval = (p: number) => !Number.isFinite(p) ? "n/a" : p < 1e-4 ? "<0.0001" : p.toFixed(4);
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => "| " + cells.join(" | ") + " |";
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/**
+ * The paper-style table (model, N, d, 95 % CI, p, iatrogenic, crisis-free) as Markdown, followed by the
+ * paper's own rows (spec §5.3) and the outcome variants, so ours and theirs read side by side.
+ *
+ * @example
+ * ```ts
+ * import { formatRecyncTable } from "./report.ts";
+ * console.log(formatRecyncTable([]).includes("GPT-2 Small")); // true (the paper's rows)
+ * ```
+ */
+export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
+  const ours = summaries.map((s) => {
+    const c = s.comparison;
+    const d = c ? (s.effect === "dz" ? c.dz : s.effect === "dav" ? c.dav : c.dPooled) : NaN;
+    return [
+      s.model,
+      s.policy,
+      String(s.T),
+      `${s.nIntervened}/${s.nUnits}`,
+      signed(d),
+      c ? `[${signed(c.effectCi.lower)}, ${signed(c.effectCi.upper)}]` : "n/a",
+      c ? pval(c.t.pValue) : "n/a",
+      c ? pval(c.wilcoxon.pValue) : "n/a",
+      `${s.iatrogenic.strictWorse}/${s.nIntervened} (${pct(s.iatrogenic.strictWorse / s.nIntervened)})`,
+      `${pct(s.crisisFree.estimate)} [${pct(s.crisisFree.lower)}, ${pct(s.crisisFree.upper)}]`,
+    ];
+  });
+  const paper = RECYNC_PAPER_V4.map((p) => [
+    p.model,
+    p.params,
+    signed(p.d),
+    p.ci ? `[${signed(p.ci[0])}, ${signed(p.ci[1])}]` : "—",
+    "<0.0001",
+    p.iatrogenic ? `${p.iatrogenic[0]}/${p.iatrogenic[1]} (0%)` : "0%",
+    p.crisisFreePct !== null ? `${p.crisisFreePct}%` : "—",
+  ]);
+  const variantRows = summaries.map((s) => [
+    s.model,
+    s.policy,
+    ...RECYNC_OUTCOMES.map((o) =>
+      s.variants[o] ? `${signed(s.variants[o]!.d)} (p ${pval(s.variants[o]!.p)})` : "n/a"
+    ),
+    `${s.iatrogenic.worseBy}`,
+    `${s.iatrogenic.newCrisis}`,
+    s.meanRestarts.toFixed(2),
+    String(s.prefixMismatches),
+  ]);
+  const outcome = summaries[0]?.outcome ?? "crisisFraction";
+  const effect = summaries[0]?.effect ?? "dz";
+  return [
+    `### Ours (PIR = ${outcome}, d = ${effect}, percentile bootstrap 95 % CI over units, p = paired t; ` +
+    "iatrogenic = strictWorse; crisis-free with Wilson 95 % CI)",
+    "",
+    table(
+      [
+        "Model",
+        "Policy",
+        "T",
+        "N (intervened/all)",
+        "d",
+        "95% CI",
+        "p (t)",
+        "p (Wilcoxon)",
+        "Iatrogenic",
+        "Crisis-free",
+      ],
+      ours,
+    ),
+    "",
+    "### Paper (Recync v4, spec §5.3; PIR, iatrogenic and crisis-free definitions unpublished)",
+    "",
+    table(["Model", "Params", "PIR d", "95% CI", "p", "Iatrogenic", "Crisis-free"], paper),
+    "",
+    "### Outcome variants (spec §4.5 a-d) and the other harm definitions",
+    "",
+    table(
+      [
+        "Model",
+        "Policy",
+        ...RECYNC_OUTCOMES,
+        "worseBy(δ)",
+        "newCrisis",
+        "restarts/unit",
+        "prefix mismatches",
+      ],
+      variantRows,
+    ),
+  ].join("\n");
+}
+
+/**
+ * A forest plot of d with 95 % CIs, one row per (model, policy, T) group, with the paper's values as
+ * hollow markers where a paper row matches the model.
+ *
+ * @example
+ * ```ts
+ * import { recyncForestPlot } from "./report.ts";
+ * const fig = recyncForestPlot([]);
+ * console.log(fig.tagName.toLowerCase()); // "svg" or "figure"
+ * ```
+ */
+export function recyncForestPlot(
+  summaries: RecyncGroupSummary[],
+  title = "PIR effect size (d, 95% CI)",
+): PlotFigure {
+  const rows = summaries.filter((s) => s.comparison).map((s) => {
+    const c = s.comparison!;
+    const d = s.effect === "dz" ? c.dz : s.effect === "dav" ? c.dav : c.dPooled;
+    return {
+      label: `${s.model} · ${s.policy} · T=${s.T}`,
+      d,
+      lo: c.effectCi.lower,
+      hi: c.effectCi.upper,
+      source: "ours",
+    };
+  });
+  const paper = summaries.flatMap((s) => {
+    const p = paperRowFor(s.model);
+    if (!p) return [];
+    return [{
+      label: `${s.model} · ${s.policy} · T=${s.T}`,
+      d: p.d,
+      lo: p.ci?.[0] ?? p.d,
+      hi: p.ci?.[1] ?? p.d,
+      source: "paper",
+    }];
+  });
+  const all = [...rows, ...paper];
+  return plot({
+    title,
+    width: 720,
+    height: 80 + 32 * Math.max(1, rows.length),
+    marginLeft: 260,
+    x: { label: "d", grid: true },
+    y: { label: null, domain: rows.map((r) => r.label) },
+    color: { domain: ["ours", "paper"], range: ["#4269d0", "#d62728"], legend: true },
+    marks: [
+      Plot.ruleX([0], { stroke: "#888" }),
+      Plot.link(all, {
+        x1: "lo",
+        x2: "hi",
+        y1: "label",
+        y2: "label",
+        stroke: "source",
+        strokeWidth: 2,
+        dy: 0,
+      }),
+      Plot.dot(rows, { x: "d", y: "label", fill: "source", r: 4 }),
+      Plot.dot(paper, { x: "d", y: "label", stroke: "source", r: 5, fill: "none" }),
+    ],
+  });
+}
+
+/**
+ * The cosim traces of one unit: baseline and intervention, their per-step thresholds (dashed), crisis
+ * extents (shaded) and the restart points r (vertical rules).
+ *
+ * @example
+ * ```ts
+ * import { recyncUnitTracePlot } from "./report.ts";
+ * // `record` is one line of a results file (see harness.ts).
+ * ```
+ */
+export function recyncUnitTracePlot(record: RecyncUnitRecord, title?: string): PlotFigure {
+  const pts: { step: number; value: number; arm: string }[] = [];
+  const thr: { step: number; value: number; arm: string }[] = [];
+  const bands: { x1: number; x2: number; arm: string }[] = [];
+  for (
+    const [arm, trace] of [["baseline", record.baseline], ["intervention", record.intervention]] as const
+  ) {
+    trace.cosim.forEach((c, t) => c !== null && pts.push({ step: t, value: c, arm }));
+    trace.thr.forEach((c, t) => c !== null && thr.push({ step: t, value: c, arm }));
+    for (const [s, e] of crisisExtents(trace)) bands.push({ x1: s - 0.5, x2: e - 0.5, arm });
+  }
+  const restarts = record.restarts.map((r) => ({ step: r.r, label: `restart ${r.restart} (r=${r.r})` }));
+  return plot({
+    title: title ?? `${record.model} · ${record.promptId} · seed ${record.seed} · ${record.policy}`,
+    width: 760,
+    height: 300,
+    x: { label: "generated step t" },
+    y: { label: "cosim(t)", grid: true },
+    color: { domain: ["baseline", "intervention"], range: ["#888888", "#4269d0"], legend: true },
+    marks: [
+      Plot.rectX(bands, { x1: "x1", x2: "x2", fill: "arm", fillOpacity: 0.12 }),
+      Plot.line(pts, { x: "step", y: "value", stroke: "arm", strokeWidth: 1.5 }),
+      Plot.line(thr, { x: "step", y: "value", stroke: "arm", strokeDasharray: "4,3", strokeWidth: 1 }),
+      Plot.ruleX(restarts, { x: "step", stroke: "#ff7f0e" }),
+      Plot.text(restarts, {
+        x: "step",
+        text: "label",
+        frameAnchor: "top",
+        dx: 3,
+        dy: 4,
+        textAnchor: "start",
+        fill: "#ff7f0e",
+      }),
+    ],
+  });
+}
+
+/** What {@link writeRecyncReport} wrote. */
+export interface RecyncReportFiles {
+  /** The Markdown table. */
+  table: string;
+  /** Paths written. */
+  files: string[];
+  /** The group summaries. */
+  summaries: RecyncGroupSummary[];
+}
+
+/**
+ * Reads results files, prints nothing, writes `table.md`, `summary.json`, `forest.svg/png` and up to
+ * `traces` trace plots (`trace_<n>.svg/png`) of intervened units into `outDir`.
+ *
+ * @example
+ * ```ts
+ * import { writeRecyncReport } from "./report.ts";
+ * // const { table } = await writeRecyncReport(["results.jsonl"], "report/");
+ * ```
+ */
+export async function writeRecyncReport(
+  paths: string[],
+  outDir: string,
+  options: RecyncSummaryOptions & { traces?: number; png?: boolean } = {},
+): Promise<RecyncReportFiles> {
+  const { records, duplicates, tornLines } = await readRecyncResults(paths);
+  const summaries = summarizeRecync(records, options);
+  let table = formatRecyncTable(summaries);
+  table +=
+    `\n\nUnits read: ${records.length} (duplicates dropped: ${duplicates}, torn lines skipped: ${tornLines}).\n`;
+  await Deno.mkdir(outDir, { recursive: true });
+  const files: string[] = [];
+  await writeTextAtomic(`${outDir}/table.md`, table);
+  files.push(`${outDir}/table.md`);
+  await writeJsonAtomic(`${outDir}/summary.json`, summaries);
+  files.push(`${outDir}/summary.json`);
+  const figs: [string, PlotFigure][] = [["forest", recyncForestPlot(summaries)]];
+  const traced = records.filter((r) => r.intervened).slice(0, options.traces ?? 4);
+  traced.forEach((r, i) => figs.push([`trace_${i + 1}`, recyncUnitTracePlot(r)]));
+  for (const [name, fig] of figs) {
+    await saveSvg(`${outDir}/${name}.svg`, fig);
+    files.push(`${outDir}/${name}.svg`);
+    if (options.png ?? true) {
+      await savePng(`${outDir}/${name}.png`, fig);
+      files.push(`${outDir}/${name}.png`);
+    }
+  }
+  return { table, files, summaries };
+}
