@@ -44,8 +44,9 @@ export interface RecyncUnitSpec {
   id: string;
   /** Model source label (e.g. `hf:gpt2`). */
   model: string;
-  /** Prompt id and text. */
+  /** Prompt id. */
   promptId: string;
+  /** Prompt text. */
   prompt: string;
   /** Sampling seed of the baseline (and of the intervention until its first restart). */
   seed: number;
@@ -65,8 +66,9 @@ export interface RecyncArmRecord extends RecyncArmTrace {
 export interface RecyncRestartRecord {
   /** 1 for the first restart, 2 for the second. */
   restart: number;
-  /** Onset and confirmation of the crisis that triggered it. */
+  /** Onset of the crisis that triggered it. */
   onset: number;
+  /** Step at which that crisis was confirmed. */
   confirmedAt: number;
   /** Rewind point r = onset − offset: tokens y_r … were dropped. */
   r: number;
@@ -80,8 +82,9 @@ export interface RecyncInterventionRecord {
   step: number;
   /** Severity bucket of the triggering crisis, if any. */
   bucket?: string;
-  /** Temperature and top-p applied. */
+  /** Temperature applied. */
   temperature: number;
+  /** Top-p applied. */
   topP: number;
   /** Free-form details from the controller (gate decisions, QP filter changes). */
   detail?: Record<string, unknown>;

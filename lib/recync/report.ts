@@ -166,8 +166,9 @@ export interface RecyncGroupSummary {
   nBaselineCrisis: number;
   /** Units the policy acted on (the denominator of d, iatrogenic, crisis-free). */
   nIntervened: number;
-  /** Primary outcome name and headline effect kind. */
+  /** Primary outcome name. */
   outcome: RecyncOutcomeName;
+  /** Headline effect kind. */
   effect: PairedEffectKind;
   /** The full paired comparison on the primary outcome (null with fewer than 2 intervened units). */
   comparison: PairedComparison | null;

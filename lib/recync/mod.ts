@@ -1,0 +1,21 @@
+/**
+ * Recync: coherence-dip detection (cosim monitor), token-level control (v3) and response-level
+ * checkpoint restart (v4), with the paired experiment harness, metrics and report.
+ *
+ * @example
+ * ```ts
+ * import { CosimMonitor, RecyncRestartController } from "./mod.ts";
+ * const ctl = new RecyncRestartController([0], { maxRestarts: 2 });
+ * console.log(ctl.options.seedOffset, new CosimMonitor().options.window); // 10000 20
+ * ```
+ *
+ * @module
+ */
+export * from "./monitor.ts";
+export * from "./qp.ts";
+export * from "./potential.ts";
+export * from "./cbf.ts";
+export * from "./metrics.ts";
+export * from "./restart.ts";
+export * from "./harness.ts";
+export * from "./report.ts";
