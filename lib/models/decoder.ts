@@ -227,7 +227,9 @@ export class Decoder implements CausalLM {
     this.#params = new Map();
     for (const [name] of shapes) {
       const t = tensors.get(name)!;
-      const f32 = t.dtype === "float32" ? t : tf.cast(t, "float32");
+      // Vectors get a buffer of their own: the wasm backend's fused matmul rejects a bias whose buffer was
+      // allocated with another rank (as after reshape or gather), so `x + 0` reallocates it as [n].
+      const f32 = t.dtype !== "float32" ? tf.cast(t, "float32") : t.rank === 1 ? tf.add(t, 0) : t;
       this.#params.set(name, tf.variable(f32, true));
       if (f32 !== t) f32.dispose();
       t.dispose();

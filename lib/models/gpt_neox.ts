@@ -80,12 +80,13 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * ```
  */
 export function splitNeoxQkv(t: tf.Tensor, heads: number, headDim: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  return tf.tidy(() => {
-    const rest = t.shape.slice(1);
-    const grouped = tf.reshape(t, [heads, 3, headDim, ...rest]);
-    const parts = tf.split(grouped, 3, 1).map((p) => tf.reshape(p, [heads * headDim, ...rest]));
-    return parts as [tf.Tensor, tf.Tensor, tf.Tensor];
-  });
+  const rows = (part: number) =>
+    Int32Array.from({ length: heads * headDim }, (_, i) => Math.floor(i / headDim) * 3 * headDim + part * headDim + (i % headDim));
+  return tf.tidy(() => [0, 1, 2].map((part) => tf.gather(t, tf.tensor1d(rows(part), "int32"), 0))) as [
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+  ];
 }
 
 /**

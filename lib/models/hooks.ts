@@ -1,0 +1,137 @@
+/**
+ * TransformerLens-style helpers: `runWithCache` (every or selected activations of one forward, in an
+ * {@linkcode ActivationCache}) and `runWithHooks` (a forward with activation edits).
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
+
+/**
+ * Activations captured from one forward, by hook name. Owns its tensors: call `dispose()` when done.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { ActivationCache } from "./hooks.ts";
+ * const cache = new ActivationCache(new Map([["hook_embed", tf.zeros([1, 2, 4])]]));
+ * console.log(cache.get("hook_embed").shape); // [1, 2, 4]
+ * cache.dispose();
+ * ```
+ */
+export class ActivationCache {
+  #acts: Map<string, tf.Tensor>;
+
+  /** Wraps captured activations (takes ownership). */
+  constructor(activations: Map<string, tf.Tensor>) {
+    this.#acts = activations;
+  }
+
+  /** Captured hook names, in execution order. */
+  get names(): string[] {
+    return [...this.#acts.keys()];
+  }
+
+  /** Whether `name` was captured. */
+  has(name: string): boolean {
+    return this.#acts.has(name);
+  }
+
+  /** The activation at `name`; throws (listing what was captured) when absent. */
+  get(name: string): tf.Tensor {
+    const t = this.#acts.get(name);
+    if (!t) {
+      throw new Error(`ActivationCache: '${name}' was not captured (captured: ${this.names.slice(0, 12).join(", ")}` +
+        (this.#acts.size > 12 ? `, ... ${this.#acts.size} in all)` : ")"));
+    }
+    return t;
+  }
+
+  /**
+   * The activation at `blocks.{layer}.{suffix}` for every layer that has it, in layer order (e.g.
+   * `stack("hook_resid_post")`).
+   */
+  stack(suffix: string): tf.Tensor[] {
+    const re = new RegExp(`^blocks\\.\\d+\\.${suffix.replace(/\./g, "\\.")}$`);
+    return this.names.filter((n) => re.test(n)).map((n) => this.get(n));
+  }
+
+  /** Frees every captured tensor. */
+  dispose(): void {
+    for (const t of this.#acts.values()) t.dispose();
+    this.#acts.clear();
+  }
+
+  /** Jupyter rich display: a table of hook names and shapes. */
+  [Symbol.for("Jupyter.display")](): Record<string, string> {
+    const rows = [...this.#acts].map(([n, t]) => [n, `[${t.shape.join(", ")}]`]);
+    const text = `ActivationCache (${rows.length} activations)\n` + rows.map(([n, s]) => `  ${n} ${s}`).join("\n");
+    const html = `<table><thead><tr><th style="text-align:left">hook</th><th style="text-align:left">shape</th></tr></thead><tbody>` +
+      rows.map(([n, s]) => `<tr><td><code>${n}</code></td><td>${s}</td></tr>`).join("") + "</tbody></table>";
+    return { "text/plain": text, "text/html": html };
+  }
+}
+
+/** Options for {@linkcode runWithCache}. */
+export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
+  /** Hook names to capture (default: all). */
+  names?: string[];
+}
+
+/**
+ * Runs the model once and captures activations (all, or `names`). The caller disposes `logits` and the
+ * cache.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { runWithCache } from "./hooks.ts";
+ * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * const { logits, cache } = runWithCache(model, ids, { names: ["blocks.0.attn.hook_pattern"] });
+ * console.log(cache.get("blocks.0.attn.hook_pattern").shape); // [1, 2, 3, 3]
+ * tf.dispose([ids, logits]);
+ * cache.dispose();
+ * model.dispose();
+ * ```
+ */
+export function runWithCache(
+  model: CausalLM,
+  ids: tf.Tensor2D,
+  options: RunWithCacheOptions = {},
+): { logits: tf.Tensor3D; cache: ActivationCache } {
+  const { names, ...rest } = options;
+  const r = model.forward(ids, { ...rest, capture: names ?? true });
+  tf.dispose([r.hidden, r.residual]);
+  return { logits: r.logits, cache: new ActivationCache(r.activations ?? new Map()) };
+}
+
+/**
+ * Runs the model with hooks that may edit activations; returns the logits (caller disposes).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { runWithHooks } from "./hooks.ts";
+ * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * // Zero-ablate the MLP of block 0.
+ * const logits = runWithHooks(model, ids, { "blocks.0.hook_mlp_out": (x) => tf.zerosLike(x) });
+ * console.log(logits.shape); // [1, 3, 50]
+ * tf.dispose([ids, logits]);
+ * model.dispose();
+ * ```
+ */
+export function runWithHooks(
+  model: CausalLM,
+  ids: tf.Tensor2D,
+  hooks: Hooks,
+  options: Omit<ForwardOptions, "hooks"> = {},
+): tf.Tensor3D {
+  const r = model.forward(ids, { ...options, hooks });
+  tf.dispose([r.hidden, r.residual]);
+  if (r.activations) for (const t of r.activations.values()) t.dispose();
+  return r.logits;
+}

@@ -1,0 +1,31 @@
+/**
+ * Native transformer language models: one generic decoder (with TransformerLens hook points and a
+ * per-row-rewindable KV cache), Hugging Face adapters for gpt2, gpt_neox, llama and qwen2, `loadModel`,
+ * from-scratch presets and seeded initialisation, and `runWithCache` / `runWithHooks`.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { loadModel, runWithCache } from "./mod.ts";
+ * const model = await loadModel("../shared/fixtures/hf/tiny-gpt2");
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * const { logits, cache } = runWithCache(model, ids);
+ * console.log(cache.names.length, logits.shape);
+ * cache.dispose();
+ * model.dispose();
+ * ```
+ *
+ * @module
+ */
+export * from "./types.ts";
+export * from "./decoder.ts";
+export * from "./kv_cache.ts";
+export * from "./params.ts";
+export * from "./scratch.ts";
+export * from "./hooks.ts";
+export * from "./hf_common.ts";
+export * from "./gpt2.ts";
+export * from "./gpt_neox.ts";
+export * from "./llama.ts";
+export * from "./qwen2.ts";
+export * from "./load.ts";

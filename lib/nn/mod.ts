@@ -1,0 +1,19 @@
+/**
+ * Transformer building blocks on tfjs tensors, one implementation each: norms, rotary positions,
+ * causal grouped-query attention, MLPs and embeddings. Functions take explicit weight tensors.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { rmsNorm } from "./mod.ts";
+ * const y = rmsNorm(tf.ones([1, 4]), tf.ones([4]), 1e-6);
+ * console.log(y.shape); // [1, 4]
+ * ```
+ *
+ * @module
+ */
+export * from "./norm.ts";
+export * from "./rotary.ts";
+export * from "./attention.ts";
+export * from "./mlp.ts";
+export * from "./embedding.ts";
