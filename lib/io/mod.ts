@@ -16,3 +16,4 @@ export * from "./safetensors.ts";
 export * from "./safetensors_tf.ts";
 export * from "./atomic.ts";
 export * from "./paths.ts";
+export * from "./hub.ts";

@@ -1027,7 +1027,7 @@ function planFile(
 export function encodeSafetensors(
   tensors: SafetensorsTensorMap,
   metadata?: Record<string, string>,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   const { header, plan } = planFile("<bytes>", tensors, metadata);
   const parts = plan.map((p) => encodeElements("<bytes>", p.name, p.input));
   const out = new Uint8Array(header.length + parts.reduce((s, p) => s + p.length, 0));
