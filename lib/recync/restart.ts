@@ -122,8 +122,8 @@ export interface RowRestartLog {
  * import { RecyncRestartController } from "./restart.ts";
  * const ctl = new RecyncRestartController([7]);
  * const series = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.5, 0.5, 0.5];
- * let decision = null;
- * series.forEach((c, i) => decision = ctl.observe(0, i + 1, c) ?? decision);
+ * let decision = null as ReturnType<typeof ctl.observe>;
+ * for (let t = 1; t <= series.length; t++) decision = ctl.observe(0, t, series[t - 1]) ?? decision;
  * console.log(decision?.r, decision?.seed); // 18 10007
  * ```
  */
