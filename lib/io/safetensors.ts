@@ -581,9 +581,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
    * for (const name of f.names()) console.log(name, f.info(name).shape);
+   * f.close();
    * ```
    */
   names(): string[] {
@@ -595,9 +598,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
-   * if (f.has("lm_head.weight")) console.log("untied head");
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
+   * console.log(f.has("lm_head.weight")); // false
+   * f.close();
    * ```
    */
   has(name: string): boolean {
@@ -609,9 +615,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
-   * console.log(f.info("wte.weight").shape);
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
+   * console.log(f.info("wte.weight").shape); // [2, 2]
+   * f.close();
    * ```
    */
   info(name: string): SafetensorsTensorInfo {
@@ -625,10 +634,13 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
    * const t = await f.read("wte.weight");
-   * console.log(t.shape, t.data.length);
+   * console.log(t.shape, t.data); // [2, 2] Float32Array [1, 2, 3, 4]
+   * f.close();
    * ```
    */
   read(name: string, options: SafetensorsReadOptions = {}): Promise<LoadedTensor> {
@@ -657,10 +669,13 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
    * const all = await f.readAll();
-   * console.log(all.size);
+   * console.log(all.size); // 1
+   * f.close();
    * ```
    */
   async readAll(options: SafetensorsReadOptions = {}): Promise<Map<string, LoadedTensor>> {
@@ -674,8 +689,10 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
-   * import { SafetensorsFile } from "./safetensors.ts";
-   * declare const f: SafetensorsFile;
+   * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+   * const path = (await Deno.makeTempDir()) + "/m.safetensors";
+   * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
+   * const f = await SafetensorsFile.open(path);
    * f.close();
    * ```
    */
@@ -1232,9 +1249,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
-   * console.log(ckpt.names().length);
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
+   * console.log(ckpt.names()); // ["norm.weight"]
+   * ckpt.close();
    * ```
    */
   names(): string[] {
@@ -1246,9 +1266,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
-   * console.log(ckpt.has("lm_head.weight"));
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
+   * console.log(ckpt.has("lm_head.weight")); // false
+   * ckpt.close();
    * ```
    */
   has(name: string): boolean {
@@ -1260,9 +1283,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
-   * console.log(ckpt.info("model.embed_tokens.weight").dtype);
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
+   * console.log(ckpt.info("norm.weight").dtype); // "BF16"
+   * ckpt.close();
    * ```
    */
   info(name: string): SafetensorsTensorInfo {
@@ -1274,9 +1300,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
-   * const t = await ckpt.read("model.norm.weight");
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
+   * const t = await ckpt.read("norm.weight");
+   * console.log(t.data); // Float32Array [1, 1]
+   * ckpt.close();
    * ```
    */
   read(name: string, options: SafetensorsReadOptions = {}): Promise<LoadedTensor> {
@@ -1292,9 +1322,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
    * const all = await ckpt.readAll();
+   * console.log(all.size); // 1
+   * ckpt.close();
    * ```
    */
   async readAll(options: SafetensorsReadOptions = {}): Promise<Map<string, LoadedTensor>> {
@@ -1308,8 +1342,10 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
-   * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * declare const ckpt: SafetensorsCheckpoint;
+   * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
+   * const dir = await Deno.makeTempDir();
+   * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
+   * const ckpt = await openCheckpoint(dir);
    * ckpt.close();
    * ```
    */

@@ -8,7 +8,9 @@
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors, writeTfSafetensors } from "./safetensors_tf.ts";
+ * await initBackend({ backend: "cpu" });
  * const path = (await Deno.makeTempDir()) + "/x.safetensors";
  * const x = tf.tensor2d([[1, 2], [3, 4]]);
  * await writeTfSafetensors(path, { x }, { step: "1" });
@@ -59,7 +61,9 @@ function toInt32(t: LoadedTensor): Int32Array {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * import { initBackend } from "../backend/backend.ts";
  * import { toTfTensor } from "./safetensors_tf.ts";
+ * await initBackend({ backend: "cpu" });
  * const t = toTfTensor({ name: "w", dtype: "F16", shape: [2], data: new Float32Array([0.5, 1]) });
  * console.log(t.dtype, t.shape); // float32 [2]
  * t.dispose();
@@ -88,7 +92,9 @@ export function toTfTensor(loaded: LoadedTensor): tf.Tensor {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * import { initBackend } from "../backend/backend.ts";
  * import { tfTensorsToSafetensors } from "./safetensors_tf.ts";
+ * await initBackend({ backend: "cpu" });
  * const w = tf.ones([2, 2]);
  * const inputs = await tfTensorsToSafetensors({ w });
  * console.log(inputs.w.dtype); // "F32"
@@ -125,7 +131,9 @@ export async function tfTensorsToSafetensors(
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * import { initBackend } from "../backend/backend.ts";
  * import { writeTfSafetensors } from "./safetensors_tf.ts";
+ * await initBackend({ backend: "cpu" });
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * const w = tf.zeros([3]);
  * await writeTfSafetensors(path, { w }, { format: "pt" });
@@ -146,7 +154,9 @@ export async function writeTfSafetensors(
  *
  * @example
  * ```ts
+ * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors } from "./safetensors_tf.ts";
+ * await initBackend({ backend: "cpu" });
  * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
  * console.log(ref.logits.shape);
  * ```
