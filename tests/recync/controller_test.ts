@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { resolveV3Config, V3BatchController, V3Controller } from "../../lib/recync/controller.ts";
+
+/** Alternating 0.89 / 0.91 → window mean 0.9, std 0.01, threshold 0.894. */
+const baseline = (n: number): number[] => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 0.89 : 0.91));
+const run = (ctl: V3Controller, series: number[]) => series.map((c) => ctl.observe(c));
+const actions = (ctl: V3Controller) => ctl.log.map((e) => `${e.step}:${e.action}`);
+
+Deno.test("v3: severity bucket picks T/p, holds for holdSteps tokens, then returns to base", () => {
+  // Severity (0.894 − min)/0.01: low 0.888 → 0.6, mid 0.88 → 1.4, high 0.85 → 4.4.
+  const cases = [
+    { run: [0.89, 0.889, 0.888], bucket: "low", s: { temperature: 0.85, topP: 0.9 } },
+    { run: [0.89, 0.885, 0.88], bucket: "mid", s: { temperature: 0.75, topP: 0.85 } },
+    { run: [0.86, 0.855, 0.85], bucket: "high", s: { temperature: 0.65, topP: 0.8 } },
+  ];
+  for (const c of cases) {
+    const ctl = new V3Controller();
+    // Staying low (no recovery) keeps the intervention for the full hold.
+    const out = run(ctl, [...baseline(20), ...c.run, ...Array(5).fill(c.run[2]), 0.91]);
+    assert.deepEqual(out[22], c.s, c.bucket); // decided after step 23, applies from y_24
+    for (let t = 23; t <= 27; t++) assert.deepEqual(out[t - 1], c.s, `${c.bucket} held at ${t}`);
+    assert.deepEqual(out[27], { temperature: 1, topP: 0.9 }, "back to base after step 23 + 5");
+    assert.deepEqual(actions(ctl), ["23:apply", "28:end"]);
+    assert.equal(ctl.log[0].bucket, c.bucket);
+    assert.equal(ctl.log[0].qpChanged, null);
+  }
+});
+
+Deno.test("v3: the recovery gate skips an intervention when the 2-step slope shows recovery", () => {
+  const series = [...baseline(20), 0.7, 0.85, 0.88, 0.91]; // rising by 0.18 over two steps
+  const gated = new V3Controller();
+  const out = run(gated, series);
+  assert.deepEqual(actions(gated), ["23:skipGate"]);
+  assert.deepEqual(out[22], { temperature: 1, topP: 0.9 });
+  const ungated = new V3Controller({ gate: false });
+  run(ungated, series);
+  assert.deepEqual(actions(ungated), ["23:apply"]);
+  assert.equal(ungated.log[0].bucket, "high"); // (0.894 − 0.7)/0.01
+});
+
+Deno.test("v3: the gate stops an intervention early once cosim is back at or above the threshold", () => {
+  const ctl = new V3Controller();
+  const out = run(ctl, [...baseline(20), 0.5, 0.5, 0.5, 0.5, 0.91, 0.89]);
+  assert.deepEqual(actions(ctl), ["23:apply", "25:stopEarly"]);
+  assert.deepEqual(out[24], { temperature: 1, topP: 0.9 });
+  assert.equal(ctl.intervening, false);
+});
+
+Deno.test("v3: frequency cap allows one start per minInterval tokens", () => {
+  // Crisis 1 confirmed at 23, re-arm at 24, crisis 2 confirmed at 27 (4 steps later).
+  const series = [...baseline(20), 0.5, 0.5, 0.5, 0.91, 0.5, 0.5, 0.5, 0.91, ...baseline(2), 0.5, 0.5, 0.5];
+  const capped = new V3Controller({ gate: false });
+  run(capped, series);
+  // The hold ends at 28 (23 + 5); without the gate the re-arm at 24 does not stop it.
+  assert.deepEqual(actions(capped), ["23:apply", "27:skipCap", "28:end", "33:apply"]);
+  const free = new V3Controller({ gate: false, minInterval: 0 });
+  run(free, series);
+  assert.deepEqual(actions(free).filter((a) => a.endsWith("apply")), ["23:apply", "27:apply", "33:apply"]);
+});
+
+Deno.test("v3: the CBF filter softens the bucket when Z is near λ_max and logs qpChanged", () => {
+  const cbf = { potential: { a: [0, 0, 0], b: [1e-12, 1e-12, 1e-12] }, sigma: 0 };
+  const ctl = new V3Controller({ cbf, gate: false });
+  const safeZ = [0.3, 0.5, 1.0];
+  const nearMax = [0.79, 0.5, 1.0];
+  const series = [...baseline(20), 0.5, 0.5, 0.5, 0.5, 0.5];
+  const Zs = [...series.map(() => safeZ)];
+  Zs[22] = nearMax; // step 23: confirmation with λ close to λ_max
+  const out = series.map((c, i) => ctl.observe(c, Zs[i]));
+  const applied = ctl.log[0];
+  assert.equal(applied.action, "apply");
+  assert.equal(applied.qpChanged, true);
+  assert.equal(applied.qpRelaxed, false);
+  assert.deepEqual(applied.Z, nearMax);
+  assert.ok(out[22].temperature > 0.65, `filtered temperature ${out[22].temperature}`);
+  // Step 24 has a safe Z again: the re-filter returns the bucket unchanged (not logged).
+  assert.deepEqual(out[23], { temperature: 0.65, topP: 0.8 });
+  // Without Z the filter cannot run: the bucket applies unfiltered.
+  const noZ = new V3Controller({ cbf, gate: false });
+  series.forEach((c) => noZ.observe(c));
+  assert.equal(noZ.log[0].qpChanged, null);
+  assert.equal(noZ.sampling.temperature, 0.65);
+});
+
+Deno.test("v3: batched rows keep independent monitors and controllers", () => {
+  const policy = new V3BatchController(3, { gate: false });
+  const crisis = [...baseline(20), 0.5, 0.5, 0.5];
+  const calm = [...baseline(23)];
+  let last = { temperature: [] as number[], topP: [] as number[] };
+  for (let t = 0; t < 23; t++) {
+    // Row 2 is finished after step 10 (inactive): it is never advanced.
+    last = policy.observe([crisis[t], calm[t], crisis[t]], new Float32Array(9).fill(0.5), undefined, [
+      1,
+      1,
+      t < 10,
+    ]);
+  }
+  assert.deepEqual(last.temperature, [0.65, 1, 1]);
+  assert.deepEqual(last.topP, [0.8, 0.9, 0.9]);
+  assert.equal(policy.rows[2].monitor.lastStep, 10);
+  assert.deepEqual(policy.interventions().map((e) => [e.row, e.step, e.action]), [[0, 23, "apply"]]);
+  assert.throws(() => policy.observe([0.9]), /1 cosims for 3 rows/);
+});
+
+Deno.test("v3: configuration validation and reset", () => {
+  assert.throws(() => resolveV3Config({ holdSteps: 0 }), /holdSteps/);
+  assert.throws(
+    () => resolveV3Config({ buckets: { low: { temperature: 0, topP: 0.9 } } as never }),
+    /buckets.low.temperature/,
+  );
+  assert.throws(() => resolveV3Config({ base: { temperature: 1, topP: 1.5 } }), /base.topP/);
+  const ctl = new V3Controller();
+  run(ctl, [...baseline(20), 0.5, 0.5, 0.5]);
+  assert.equal(ctl.intervening, true);
+  ctl.reset();
+  assert.equal(ctl.intervening, false);
+  assert.equal(ctl.log.length, 0);
+  assert.equal(ctl.monitor.lastStep, 0);
+});
