@@ -1,0 +1,129 @@
+/**
+ * `deno task train --config CONFIG --out DIR [--steps N] [--resume] [--backend B]`: trains a model as a
+ * config describes, writing tokens, checkpoints and a JSONL log under DIR. Ctrl-C saves a checkpoint
+ * before exiting; `--resume` continues from it.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BackendName, initBackend } from "../backend/backend.ts";
+import { loadTrainConfig } from "../train/config.ts";
+import { trainFromConfig } from "../train/run.ts";
+
+/** The `--help` text of the train command. */
+export const TRAIN_USAGE = `Usage: deno task train --config CONFIG --out DIR [options]
+
+Trains a language model from scratch as CONFIG describes (a .json file, or a .ts module whose default
+export is the config) and writes DIR/tokens, DIR/checkpoints/step-N, DIR/log.jsonl and DIR/config.json.
+Ctrl-C saves a checkpoint after the current step and exits.
+
+Options:
+  --config PATH    training config (required)
+  --out DIR        run folder (required)
+  --steps N        total optimiser steps (default: training.steps of the config)
+  --resume         continue from the newest checkpoint in DIR
+  --backend B      auto | webgpu | wasm | cpu (default auto)
+  -h, --help       show this help
+`;
+
+const BACKENDS = ["auto", "webgpu", "wasm", "cpu"];
+
+/** Parsed train flags. */
+export interface TrainArgs {
+  config: string;
+  out: string;
+  steps?: number;
+  resume: boolean;
+  backend: BackendName | "auto";
+}
+
+/**
+ * Parses train flags; returns null for `--help`. Throws a message saying what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { parseTrainArgs } from "./train.ts";
+ * console.log(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps); // 10
+ * ```
+ */
+export function parseTrainArgs(argv: string[]): TrainArgs | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string" },
+        out: { type: "string" },
+        steps: { type: "string" },
+        resume: { type: "boolean", default: false },
+        backend: { type: "string", default: "auto" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    throw new Error(
+      `${(e as Error).message.split("\n")[0]}; allowed flags: --config, --out, --steps, --resume, --backend, --help`,
+    );
+  }
+  if (values.help) return null;
+  if (!values.config) throw new Error("--config PATH is required (a .json config or a .ts module)");
+  if (!values.out) throw new Error("--out DIR is required (the run folder)");
+  let steps: number | undefined;
+  if (values.steps !== undefined) {
+    steps = Number(values.steps);
+    if (!/^\d+$/.test(values.steps) || steps < 1) throw new Error(`--steps must be a positive integer, got '${values.steps}'`);
+  }
+  if (!BACKENDS.includes(values.backend!)) {
+    throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got '${values.backend}'`);
+  }
+  return {
+    config: values.config,
+    out: values.out,
+    steps,
+    resume: values.resume!,
+    backend: values.backend as BackendName | "auto",
+  };
+}
+
+/**
+ * Runs the train command with `argv`; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * import { trainMain } from "./train.ts";
+ * const code = await trainMain(["--help"]); // prints the usage
+ * console.log(code); // 0
+ * ```
+ */
+export async function trainMain(argv: string[]): Promise<number> {
+  let args: TrainArgs | null;
+  try {
+    args = parseTrainArgs(argv);
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}\n\n${TRAIN_USAGE}`);
+    return 2;
+  }
+  if (!args) {
+    console.log(TRAIN_USAGE);
+    return 0;
+  }
+  try {
+    const config = await loadTrainConfig(args.config);
+    const backend = await initBackend({ backend: args.backend, verbose: true });
+    console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
+    const result = await trainFromConfig({ config, outDir: args.out, steps: args.steps, resume: args.resume });
+    console.log(
+      `${result.reason === "stopped" ? "stopped" : "done"} at step ${result.step}; checkpoint ${result.checkpoint}` +
+        (result.lastEval ? `; val loss ${result.lastEval.loss.toFixed(4)}` : ""),
+    );
+    result.model.dispose();
+    return result.reason === "stopped" ? 130 : 0;
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await trainMain(Deno.args));

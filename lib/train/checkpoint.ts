@@ -1,0 +1,255 @@
+/**
+ * Training checkpoints: one folder per save with `model.safetensors` (weights), `optimizer.safetensors`
+ * (AdamW moments) and `state.json` (configs, step, schedule, sampler position, RNG states, metrics), plus
+ * a `latest` pointer file beside them.
+ *
+ * Saving is atomic at two levels: the folder is filled under a temporary name and renamed into place,
+ * and only then is `latest` rewritten (itself atomically). A crash or a full disk at any moment leaves
+ * the previous checkpoint and the pointer to it intact.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { writeTextAtomic, writeJsonAtomic } from "../io/atomic.ts";
+import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import type { CausalLM } from "../models/types.ts";
+import { cleanStaleTempDirs, writeDirAtomic } from "./atomic_dir.ts";
+
+/** File names inside a checkpoint folder. */
+export const CHECKPOINT_FILES = {
+  model: "model.safetensors",
+  optimizer: "optimizer.safetensors",
+  state: "state.json",
+} as const;
+
+/** The pointer file naming the newest complete checkpoint folder. */
+export const LATEST_POINTER = "latest";
+
+/** What `state.json` holds. Extra fields written by callers are kept as they are. */
+export interface CheckpointState {
+  format: "coherence-lab/checkpoint@1";
+  /** Optimiser steps completed. */
+  step: number;
+  [key: string]: unknown;
+}
+
+/** The tensors and state to save. */
+export interface CheckpointContents {
+  /** Model parameters by canonical name. */
+  weights: Map<string, tf.Tensor>;
+  /** Optimiser tensors (`m.<name>`, `v.<name>`). */
+  optimizer: Map<string, tf.Tensor>;
+  state: CheckpointState;
+  /** Extra files copied into the folder (name -> bytes), e.g. `tokenizer.json`. */
+  extraFiles?: Map<string, Uint8Array>;
+}
+
+/** Options of {@linkcode saveCheckpoint}. */
+export interface SaveCheckpointOptions {
+  /** Keep this many newest checkpoint folders and delete older ones (default 2; 0 keeps all). */
+  keepLast?: number;
+  /** Fault injection for tests: called with the temporary folder right before it is committed. */
+  beforeCommit?(tempDir: string): void | Promise<void>;
+  /** Fault injection for tests: called before each tensor file is written, with its path. */
+  beforeTensorFile?(path: string): void | Promise<void>;
+}
+
+/** A loaded checkpoint. */
+export interface LoadedCheckpoint {
+  /** The checkpoint folder. */
+  dir: string;
+  state: CheckpointState;
+  weights: Map<string, LoadedTensor>;
+  optimizer: Map<string, LoadedTensor>;
+}
+
+/** The folder name of the checkpoint at `step` (zero-padded so names sort by step). */
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(8, "0")}`;
+}
+
+async function tensorsToInputs(tensors: Map<string, tf.Tensor>) {
+  const out = new Map<string, { dtype: "F32" | "I32"; shape: number[]; data: Float32Array | Int32Array }>();
+  for (const [name, t] of tensors) {
+    const data = await t.data();
+    out.set(name, {
+      dtype: t.dtype === "int32" ? "I32" : "F32",
+      shape: t.shape,
+      data: data as Float32Array | Int32Array,
+    });
+  }
+  return out;
+}
+
+/**
+ * Saves a checkpoint as `<checkpointsDir>/step-XXXXXXXX/` and points `<checkpointsDir>/latest` at it.
+ * Returns the folder written.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * await saveCheckpoint(dir, {
+ *   weights: new Map([["w", tf.tensor1d([1, 2])]]),
+ *   optimizer: new Map(),
+ *   state: { format: "coherence-lab/checkpoint@1", step: 5 },
+ * });
+ * console.log((await loadCheckpoint(dir)).state.step); // 5
+ * ```
+ */
+export async function saveCheckpoint(
+  checkpointsDir: string,
+  contents: CheckpointContents,
+  options: SaveCheckpointOptions = {},
+): Promise<string> {
+  // Read everything back before touching the disk, so a device error cannot leave a half-written folder.
+  const weights = await tensorsToInputs(contents.weights);
+  const optimizer = await tensorsToInputs(contents.optimizer);
+  const name = checkpointName(contents.state.step);
+  const target = `${checkpointsDir}/${name}`;
+  await cleanStaleTempDirs(checkpointsDir);
+  await writeDirAtomic(target, async (tmp) => {
+    await options.beforeTensorFile?.(`${tmp}/${CHECKPOINT_FILES.model}`);
+    await writeSafetensors(`${tmp}/${CHECKPOINT_FILES.model}`, weights, { format: "coherence-lab" });
+    await options.beforeTensorFile?.(`${tmp}/${CHECKPOINT_FILES.optimizer}`);
+    await writeSafetensors(`${tmp}/${CHECKPOINT_FILES.optimizer}`, optimizer, { format: "coherence-lab" });
+    for (const [file, bytes] of contents.extraFiles ?? []) await Deno.writeFile(`${tmp}/${file}`, bytes);
+    await writeJsonAtomic(`${tmp}/${CHECKPOINT_FILES.state}`, contents.state);
+  }, { beforeCommit: (tmp) => options.beforeCommit?.(tmp) });
+  await writeTextAtomic(`${checkpointsDir}/${LATEST_POINTER}`, `${name}\n`);
+  const keep = options.keepLast ?? 2;
+  if (keep > 0) {
+    const names = (await listCheckpoints(checkpointsDir)).filter((n) => n !== name);
+    for (const old of names.slice(0, Math.max(0, names.length - (keep - 1)))) {
+      await Deno.remove(`${checkpointsDir}/${old}`, { recursive: true });
+    }
+  }
+  return target;
+}
+
+/** Complete checkpoint folder names in `checkpointsDir`, oldest first. */
+export async function listCheckpoints(checkpointsDir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(checkpointsDir)) {
+      if (e.isDirectory && /^step-\d+$/.test(e.name)) names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return names.sort();
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Finds the checkpoint folder meant by `path`: a checkpoint folder itself (holds `state.json`), a folder
+ * of checkpoints (holds `latest`), or a training run folder (holds `checkpoints/latest`). Throws naming
+ * what is missing.
+ *
+ * @example
+ * ```ts
+ * import { resolveCheckpointDir } from "./checkpoint.ts";
+ * await resolveCheckpointDir("/nonexistent").catch((e) => console.log(e.message));
+ * ```
+ */
+export async function resolveCheckpointDir(path: string): Promise<string> {
+  const p = path.replace(/\/+$/, "");
+  if (!(await exists(p))) throw new Error(`checkpoint folder '${p}' does not exist: give a training output folder or a checkpoint folder`);
+  if (await exists(`${p}/${CHECKPOINT_FILES.state}`)) return p;
+  for (const dir of [p, `${p}/checkpoints`]) {
+    const pointer = `${dir}/${LATEST_POINTER}`;
+    if (await exists(pointer)) {
+      const name = (await Deno.readTextFile(pointer)).trim();
+      if (!/^step-\d+$/.test(name)) throw new Error(`checkpoint pointer '${pointer}' is corrupt ('${name}'): point it at a step-XXXXXXXX folder`);
+      const target = `${dir}/${name}`;
+      if (!(await exists(target))) throw new Error(`checkpoint pointer '${pointer}' names '${name}', which is missing`);
+      return target;
+    }
+  }
+  throw new Error(
+    `'${p}' holds no checkpoint: expected ${CHECKPOINT_FILES.state}, ${LATEST_POINTER} or checkpoints/${LATEST_POINTER} ` +
+      `(train first with deno task train --out ${p})`,
+  );
+}
+
+/**
+ * Loads a checkpoint (see {@linkcode resolveCheckpointDir} for what `path` may be). Each missing or
+ * corrupt file is named in the error.
+ *
+ * @example
+ * ```ts
+ * import { loadCheckpoint } from "./checkpoint.ts";
+ * await loadCheckpoint("/nonexistent").catch((e) => console.log(e.message)); // names the folder
+ * ```
+ */
+export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  const dir = await resolveCheckpointDir(path);
+  const statePath = `${dir}/${CHECKPOINT_FILES.state}`;
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(await Deno.readTextFile(statePath));
+  } catch (e) {
+    const what = e instanceof Deno.errors.NotFound ? "is missing" : `is corrupt (${(e as Error).message})`;
+    throw new Error(`checkpoint file '${statePath}' ${what}: use an earlier checkpoint or retrain`);
+  }
+  if (state?.format !== "coherence-lab/checkpoint@1" || typeof state.step !== "number") {
+    throw new Error(`checkpoint file '${statePath}' is not a coherence-lab checkpoint state (format/step missing)`);
+  }
+  const read = async (file: string) => {
+    const p = `${dir}/${file}`;
+    try {
+      return await readSafetensors(p);
+    } catch (e) {
+      const what = e instanceof Deno.errors.NotFound ? "is missing" : `is corrupt (${(e as Error).message})`;
+      throw new Error(`checkpoint file '${p}' ${what}: use an earlier checkpoint or retrain`);
+    }
+  };
+  return { dir, state, weights: await read(CHECKPOINT_FILES.model), optimizer: await read(CHECKPOINT_FILES.optimizer) };
+}
+
+/**
+ * Copies loaded weights into a model's parameters. Every parameter must be present with the same shape,
+ * and the checkpoint must hold nothing else; otherwise the error lists the differences (a checkpoint from
+ * another config).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { assignWeights } from "./checkpoint.ts";
+ * const w = tf.variable(tf.zeros([2]));
+ * assignWeights(new Map([["w", w]]), new Map([["w", { name: "w", dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
+ * console.log(Array.from(w.dataSync())); // [1, 2]
+ * ```
+ */
+export function assignWeights(
+  params: Map<string, tf.Variable> | CausalLM,
+  weights: Map<string, LoadedTensor>,
+  where = "checkpoint",
+): void {
+  const vars = params instanceof Map ? params : params.parameters();
+  const problems: string[] = [];
+  for (const [name, v] of vars) {
+    const w = weights.get(name);
+    if (!w) problems.push(`missing '${name}'`);
+    else if (w.shape.join(",") !== v.shape.join(",")) problems.push(`'${name}' is [${w.shape}], model wants [${v.shape}]`);
+  }
+  for (const name of weights.keys()) if (!vars.has(name)) problems.push(`unexpected '${name}'`);
+  if (problems.length) {
+    const shown = problems.slice(0, 6).join("; ") + (problems.length > 6 ? `; … ${problems.length - 6} more` : "");
+    throw new Error(`${where} does not fit this model (${shown}): it comes from another config; load it with its own config`);
+  }
+  for (const [name, v] of vars) {
+    const w = weights.get(name)!;
+    tf.tidy(() => v.assign(tf.tensor(w.data as Float32Array, w.shape, v.dtype)));
+  }
+}

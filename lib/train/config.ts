@@ -1,0 +1,284 @@
+/**
+ * The training config: one JSON object (or a TS module whose default export is one) holding the model,
+ * data, loop, optimiser, schedule, evaluation, logging and checkpoint settings. Unknown keys are errors,
+ * so a typo never silently falls back to a default.
+ *
+ * @module
+ */
+import type { DecoderConfig } from "../models/types.ts";
+import { gpt2NewConfig, gpt2SmallConfig } from "../models/scratch.ts";
+import { validateDecoderConfig } from "../models/params.ts";
+import { DECAY_MATRICES_ONLY, type ParamGroupRule } from "./adamw.ts";
+import { PERPLEXITY_DEFINITIONS, type PerplexityDefinition } from "./loss.ts";
+import { type LrSchedule, validateSchedule } from "./schedule.ts";
+import type { TrainerSettings } from "./trainer.ts";
+
+/** Model presets a config may start from. */
+export const MODEL_PRESETS = ["gpt2", "gpt2-new"] as const;
+
+/**
+ * The model section: a preset plus any {@linkcode DecoderConfig} fields to override. `vocabSize` comes from
+ * the tokenizer and `maxPositions` defaults to the training block size.
+ */
+export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
+  preset: typeof MODEL_PRESETS[number];
+  /** "scaled" (default): residual output projections get std / sqrt(2 · nLayers); "normal": all std. */
+  init?: "normal" | "scaled";
+  /** Standard deviation of the weight matrices (default 0.02). */
+  initStd?: number;
+}
+
+/** Where the text comes from and how it is tokenised. */
+export interface DataSection {
+  /** A file, a folder, or a named corpus (`tinyshakespeare`, `wikitext-2`). */
+  corpus: string;
+  /** `"char"` (default) or a path to a `tokenizer.json` (or a folder holding one). */
+  tokenizer?: string;
+  /** Share of tokens at the end held out for validation (default 0.1). */
+  valFraction?: number;
+  /** Offline data folder for named corpora (default `$COHERENCE_DATA_DIR`). */
+  dataDir?: string;
+  /** Split of a named corpus (default its first). */
+  split?: string;
+}
+
+/** A whole training config as written by a user. */
+export interface TrainConfig {
+  model: ModelSection;
+  data: DataSection;
+  training: {
+    steps: number;
+    batchSize: number;
+    blockSize: number;
+    gradAccum?: number;
+    /** Global-norm clip; 0 turns it off (default 1). */
+    gradClip?: number;
+    seed?: number;
+  };
+  optimizer?: {
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    /** Weight decay of the default rule (rank ≥ 2 decayed), when `groups` is not given (default 0.1). */
+    weightDecay?: number;
+    groups?: ParamGroupRule[];
+  };
+  schedule?: LrSchedule;
+  eval?: { interval?: number; batches?: number; batchSize?: number; perplexity?: PerplexityDefinition };
+  log?: { interval?: number };
+  checkpoint?: { interval?: number; keepLast?: number };
+}
+
+const SECTION_KEYS: Record<string, string[]> = {
+  "": ["model", "data", "training", "optimizer", "schedule", "eval", "log", "checkpoint"],
+  model: [
+    "preset", "init", "initStd", "vocabSize", "dModel", "nLayers", "nHeads", "nKvHeads", "headDim", "dMlp",
+    "maxPositions", "norm", "normEps", "positional", "rotaryDim", "ropeTheta", "mlp", "parallelResidual",
+    "qkvBias", "attnOutBias", "mlpBias", "normBias", "tieEmbeddings", "dropout",
+  ],
+  data: ["corpus", "tokenizer", "valFraction", "dataDir", "split"],
+  training: ["steps", "batchSize", "blockSize", "gradAccum", "gradClip", "seed"],
+  optimizer: ["beta1", "beta2", "eps", "weightDecay", "groups"],
+  eval: ["interval", "batches", "batchSize", "perplexity"],
+  log: ["interval"],
+  checkpoint: ["interval", "keepLast"],
+};
+
+function checkKeys(obj: unknown, section: string, where: string): Record<string, unknown> {
+  const name = section || "config";
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+    throw new Error(`${where}: '${name}' must be an object`);
+  }
+  const allowed = SECTION_KEYS[section];
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      throw new Error(`${where}: unknown key '${section ? section + "." : ""}${k}'; allowed: ${allowed.join(", ")}`);
+    }
+  }
+  return obj as Record<string, unknown>;
+}
+
+function int(v: unknown, path: string, where: string, min: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+    throw new Error(`${where}: ${path} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function num(v: unknown, path: string, where: string, lo: number, hi: number, hiOpen = false): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < lo || (hiOpen ? v >= hi : v > hi)) {
+    throw new Error(`${where}: ${path} must be a number in [${lo}, ${hi}${hiOpen ? ")" : "]"}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** A config with every default filled in and checked. */
+export interface ResolvedTrainConfig {
+  config: TrainConfig;
+  settings: TrainerSettings;
+  steps: number;
+}
+
+/**
+ * Checks a config and fills in defaults. Errors name the field, what was found and what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { resolveTrainConfig } from "./config.ts";
+ * const { settings } = resolveTrainConfig({
+ *   model: { preset: "gpt2-new", nLayers: 2, dModel: 64, nHeads: 4 },
+ *   data: { corpus: "tinyshakespeare" },
+ *   training: { steps: 100, batchSize: 8, blockSize: 64 },
+ * });
+ * console.log(settings.schedule.kind, settings.gradClip); // constant 1
+ * ```
+ */
+export function resolveTrainConfig(raw: unknown, where = "training config"): ResolvedTrainConfig {
+  const top = checkKeys(raw, "", where);
+  for (const s of ["model", "data", "training"]) {
+    if (top[s] === undefined) throw new Error(`${where}: missing section '${s}'`);
+  }
+  const model = checkKeys(top.model, "model", where) as unknown as ModelSection;
+  if (!MODEL_PRESETS.includes(model.preset)) {
+    throw new Error(`${where}: model.preset is ${JSON.stringify(model.preset)}; use one of ${MODEL_PRESETS.join(", ")}`);
+  }
+  if (model.init !== undefined && model.init !== "normal" && model.init !== "scaled") {
+    throw new Error(`${where}: model.init must be "normal" or "scaled", got ${JSON.stringify(model.init)}`);
+  }
+  const data = checkKeys(top.data, "data", where) as unknown as DataSection;
+  if (typeof data.corpus !== "string" || !data.corpus) {
+    throw new Error(`${where}: data.corpus must be a path or a corpus name (tinyshakespeare, wikitext-2)`);
+  }
+  if (data.valFraction !== undefined) num(data.valFraction, "data.valFraction", where, 0, 1, true);
+  const tr = checkKeys(top.training, "training", where);
+  const steps = int(tr.steps, "training.steps", where, 1);
+  const batchSize = int(tr.batchSize, "training.batchSize", where, 1);
+  const blockSize = int(tr.blockSize, "training.blockSize", where, 1);
+  const gradAccum = int(tr.gradAccum ?? 1, "training.gradAccum", where, 1);
+  const gradClip = num(tr.gradClip ?? 1, "training.gradClip", where, 0, Infinity);
+  const seed = int(tr.seed ?? 1337, "training.seed", where, 0);
+  const opt = checkKeys(top.optimizer ?? {}, "optimizer", where);
+  const weightDecay = num(opt.weightDecay ?? 0.1, "optimizer.weightDecay", where, 0, Infinity);
+  const groups = (opt.groups as ParamGroupRule[] | undefined) ?? DECAY_MATRICES_ONLY(weightDecay);
+  if (!Array.isArray(groups) || groups.length === 0) throw new Error(`${where}: optimizer.groups must be a non-empty list of rules`);
+  groups.forEach((g, i) => {
+    num(g?.weightDecay, `optimizer.groups[${i}].weightDecay`, where, 0, Infinity);
+    for (const k of ["match", "notMatch"] as const) {
+      if (g[k] !== undefined) {
+        try {
+          new RegExp(g[k]!);
+        } catch (e) {
+          throw new Error(`${where}: optimizer.groups[${i}].${k} is not a valid regular expression (${(e as Error).message})`);
+        }
+      }
+    }
+  });
+  const schedule = validateSchedule(
+    (top.schedule as LrSchedule | undefined) ?? { kind: "constant", lr: 3e-4 },
+    `${where}: schedule`,
+  );
+  const ev = checkKeys(top.eval ?? {}, "eval", where);
+  const perplexity = (ev.perplexity ?? "token_mean") as PerplexityDefinition;
+  if (!PERPLEXITY_DEFINITIONS.includes(perplexity)) {
+    throw new Error(`${where}: eval.perplexity is ${JSON.stringify(perplexity)}; use one of ${PERPLEXITY_DEFINITIONS.join(", ")}`);
+  }
+  const log = checkKeys(top.log ?? {}, "log", where);
+  const ck = checkKeys(top.checkpoint ?? {}, "checkpoint", where);
+  const settings: TrainerSettings = {
+    batchSize,
+    blockSize,
+    gradAccum,
+    gradClip,
+    seed,
+    optimizer: {
+      beta1: num(opt.beta1 ?? 0.9, "optimizer.beta1", where, 0, 1, true),
+      beta2: num(opt.beta2 ?? 0.95, "optimizer.beta2", where, 0, 1, true),
+      eps: num(opt.eps ?? 1e-8, "optimizer.eps", where, Number.MIN_VALUE, 1),
+      groups,
+    },
+    schedule,
+    evalInterval: int(ev.interval ?? 0, "eval.interval", where, 0),
+    evalBatches: int(ev.batches ?? 20, "eval.batches", where, 1),
+    evalBatchSize: int(ev.batchSize ?? batchSize, "eval.batchSize", where, 1),
+    perplexity,
+    logInterval: int(log.interval ?? 10, "log.interval", where, 1),
+    checkpointInterval: int(ck.interval ?? 0, "checkpoint.interval", where, 0),
+    keepLast: int(ck.keepLast ?? 2, "checkpoint.keepLast", where, 0),
+  };
+  return { config: raw as TrainConfig, settings, steps };
+}
+
+/**
+ * The decoder config a model section describes, for a tokenizer of `vocabSize` ids and training windows
+ * of `blockSize`. Errors name the field and the fix (e.g. a width that the head count does not divide).
+ *
+ * @example
+ * ```ts
+ * import { modelConfigFor } from "./config.ts";
+ * const c = modelConfigFor({ preset: "gpt2", nLayers: 4, dModel: 128, nHeads: 4 }, 65, 128);
+ * console.log(c.headDim, c.maxPositions, c.vocabSize); // 32 128 65
+ * ```
+ */
+export function modelConfigFor(section: ModelSection, vocabSize: number, blockSize: number): DecoderConfig {
+  const { preset, init: _init, initStd: _std, ...overrides } = section;
+  const dModel = overrides.dModel, nHeads = overrides.nHeads;
+  if (dModel !== undefined && nHeads !== undefined && overrides.headDim === undefined && dModel % nHeads !== 0) {
+    throw new Error(
+      `model.dModel ${dModel} is not divisible by model.nHeads ${nHeads}: choose a head count that divides the ` +
+        `width (e.g. ${[1, 2, 4, 8, 16].filter((h) => dModel % h === 0).join(", ")}) or set model.headDim`,
+    );
+  }
+  if (overrides.vocabSize !== undefined && overrides.vocabSize !== vocabSize) {
+    throw new Error(
+      `model.vocabSize ${overrides.vocabSize} differs from the tokenizer's ${vocabSize}: remove model.vocabSize ` +
+        `(it is taken from the tokenizer)`,
+    );
+  }
+  const make = preset === "gpt2" ? gpt2SmallConfig : gpt2NewConfig;
+  const config = make({ ...overrides, vocabSize, maxPositions: overrides.maxPositions ?? blockSize });
+  if (blockSize > config.maxPositions) {
+    throw new Error(`training.blockSize ${blockSize} exceeds model.maxPositions ${config.maxPositions}: raise maxPositions`);
+  }
+  try {
+    validateDecoderConfig(config);
+  } catch (e) {
+    throw new Error(`model section: ${(e as Error).message}`);
+  }
+  return config;
+}
+
+/**
+ * Reads a config file: `.json`, or a `.ts`/`.js` module whose default export is the config.
+ *
+ * @example
+ * ```ts
+ * import { loadTrainConfig } from "./config.ts";
+ * await loadTrainConfig("missing.json").catch((e) => console.log(e.message)); // names the file
+ * ```
+ */
+export async function loadTrainConfig(path: string): Promise<ResolvedTrainConfig> {
+  let raw: unknown;
+  if (/\.(ts|js|mjs)$/.test(path)) {
+    const url = new URL(path, `file://${Deno.cwd()}/`).href;
+    try {
+      raw = (await import(url)).default;
+    } catch (e) {
+      throw new Error(`config module '${path}' could not be loaded: ${(e as Error).message}`);
+    }
+    if (raw === undefined) throw new Error(`config module '${path}' has no default export: export the config object as default`);
+  } else {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new Error(`config file '${path}' does not exist: check the --config path`);
+      throw e;
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`config file '${path}' is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  return resolveTrainConfig(raw, `config '${path}'`);
+}

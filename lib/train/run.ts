@@ -1,0 +1,188 @@
+/**
+ * One call from a config to a trained, checkpointed model: load and tokenise the corpus, build the model,
+ * train (or resume), and save. The `deno task train` command and the notebooks both use it.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { loadCorpus } from "../data/corpus.ts";
+import { buildTokenizer, readTokenFiles, type TokenFiles, tokenizerFromRef, type TokenizerRef, writeTokenFiles } from "../data/token_files.ts";
+import { createDecoder } from "../models/scratch.ts";
+import { Decoder } from "../models/decoder.ts";
+import type { DecoderConfig } from "../models/types.ts";
+import type { TextTokenizer } from "../tokenizers/types.ts";
+import { listCheckpoints, loadCheckpoint } from "./checkpoint.ts";
+import { modelConfigFor, type ResolvedTrainConfig, resolveTrainConfig, type TrainConfig } from "./config.ts";
+import { type MetricsRecord, type RunResult, Trainer } from "./trainer.ts";
+
+/** Options of {@linkcode trainFromConfig}. */
+export interface TrainFromConfigOptions {
+  /** The config (already resolved, or raw to be checked). */
+  config: ResolvedTrainConfig | TrainConfig;
+  /** Run folder: tokens/, checkpoints/, log.jsonl, config.json. */
+  outDir: string;
+  /** Total optimiser steps (overrides `training.steps`). */
+  steps?: number;
+  /** Continue from the newest checkpoint in `outDir`. Without it, a folder that already holds checkpoints is refused. */
+  resume?: boolean;
+  /** Called for every metrics record. */
+  onMetrics?: (record: MetricsRecord) => void;
+  /** Print progress lines (default true). */
+  print?: boolean;
+  /** Save and stop on SIGINT (Ctrl-C) instead of dying (default true outside tests). */
+  handleSigint?: boolean;
+  /** A stop request from the caller (notebooks): the loop saves and returns. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode trainFromConfig} returns. The caller owns the model. */
+export interface TrainFromConfigResult extends RunResult {
+  model: Decoder;
+  tokenizer: TextTokenizer;
+  modelConfig: DecoderConfig;
+  outDir: string;
+}
+
+async function prepareTokens(resolved: ResolvedTrainConfig, outDir: string, resume: boolean): Promise<TokenFiles> {
+  const tokDir = `${outDir}/tokens`;
+  if (resume) return await readTokenFiles(tokDir);
+  const d = resolved.config.data;
+  const corpus = await loadCorpus(d.corpus, { dataDir: d.dataDir, split: d.split });
+  const { tokenizer, tokenizerJsonPath } = await buildTokenizer(d.tokenizer ?? "char", corpus.text);
+  await writeTokenFiles(corpus.text, tokenizer, tokDir, {
+    valFraction: d.valFraction ?? 0.1,
+    tokenizerJsonPath,
+    source: { name: corpus.name, files: corpus.files },
+  });
+  return await readTokenFiles(tokDir);
+}
+
+/**
+ * Trains a model as a config describes, writing everything under `outDir`, and returns the trained model.
+ *
+ * @example
+ * ```ts
+ * import { trainFromConfig } from "./run.ts";
+ * const corpus = await Deno.makeTempFile({ suffix: ".txt" });
+ * await Deno.writeTextFile(corpus, "To be, or not to be, that is the question. ".repeat(40));
+ * const result = await trainFromConfig({
+ *   outDir: await Deno.makeTempDir(),
+ *   print: false,
+ *   config: {
+ *     model: { preset: "gpt2-new", nLayers: 1, dModel: 32, nHeads: 2 },
+ *     data: { corpus },
+ *     training: { steps: 3, batchSize: 4, blockSize: 16 },
+ *   },
+ * });
+ * console.log(result.step); // 3
+ * result.model.dispose();
+ * ```
+ */
+export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
+  const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
+  const outDir = options.outDir.replace(/\/+$/, "");
+  const ckptDir = `${outDir}/checkpoints`;
+  const existing = await listCheckpoints(ckptDir);
+  if (options.resume && existing.length === 0) {
+    throw new Error(`--resume: '${outDir}' holds no checkpoint to resume from; drop --resume to start a new run there`);
+  }
+  if (!options.resume && existing.length > 0) {
+    throw new Error(
+      `'${outDir}' already holds checkpoints (${existing.at(-1)}): pass --resume to continue that run, or choose a new --out folder`,
+    );
+  }
+  await Deno.mkdir(outDir, { recursive: true });
+  const tokens = await prepareTokens(resolved, outDir, options.resume ?? false);
+  const { settings } = resolved;
+  const modelConfig = modelConfigFor(resolved.config.model, tokens.meta.vocabSize, settings.blockSize);
+  if (!options.resume) await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
+  const model = createDecoder(modelConfig, {
+    seed: settings.seed,
+    init: resolved.config.model.init ?? "scaled",
+    std: resolved.config.model.initStd ?? 0.02,
+  });
+  const extraFiles = new Map<string, Uint8Array>();
+  if (tokens.meta.tokenizer.type === "tokenizer.json") {
+    extraFiles.set("tokenizer.json", await Deno.readFile(`${outDir}/tokens/tokenizer.json`));
+  }
+  const trainer = new Trainer({
+    model,
+    settings,
+    train: tokens.train,
+    val: tokens.val,
+    outDir,
+    onMetrics: options.onMetrics,
+    print: options.print,
+    extraFiles,
+    stateExtras: { config: resolved.config, tokenizer: tokens.meta.tokenizer, tokens: { ...tokens.meta, tokenizer: undefined } },
+  });
+  const onSigint = () => {
+    console.error("\ninterrupted: saving a checkpoint after this step, then exiting (press Ctrl-C again to abort)");
+    trainer.requestStop();
+    Deno.removeSignalListener("SIGINT", onSigint);
+  };
+  const onAbort = () => trainer.requestStop();
+  try {
+    if (options.resume) {
+      const ckpt = await loadCheckpoint(ckptDir);
+      trainer.restore(ckpt);
+      if (options.print ?? true) console.log(`resumed from ${ckpt.dir} at step ${trainer.step}`);
+    }
+    if (options.handleSigint ?? true) Deno.addSignalListener("SIGINT", onSigint);
+    options.signal?.addEventListener("abort", onAbort);
+    const result = await trainer.run(options.steps ?? resolved.steps);
+    return { ...result, model, tokenizer: tokens.tokenizer, modelConfig, outDir };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    if (options.handleSigint ?? true) {
+      try {
+        Deno.removeSignalListener("SIGINT", onSigint);
+      } catch { /* already removed */ }
+    }
+    options.signal?.removeEventListener("abort", onAbort);
+    trainer.dispose();
+  }
+}
+
+/** A trained model loaded from a checkpoint, with its tokenizer and saved state. */
+export interface TrainedModel {
+  model: Decoder;
+  tokenizer: TextTokenizer;
+  /** The checkpoint folder read. */
+  dir: string;
+  step: number;
+  state: Record<string, unknown>;
+}
+
+/**
+ * Loads a model trained by {@linkcode trainFromConfig} (a run folder or a checkpoint folder) for sampling
+ * or analysis. Optimiser moments are not kept.
+ *
+ * @example
+ * ```ts
+ * import { loadTrainedModel } from "./run.ts";
+ * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
+ * console.log(step, tokenizer.vocabSize, model.config.nLayers);
+ * model.dispose();
+ * ```
+ */
+export async function loadTrainedModel(path: string): Promise<TrainedModel> {
+  const ckpt = await loadCheckpoint(path);
+  const config = ckpt.state.modelConfig as DecoderConfig | undefined;
+  const ref = ckpt.state.tokenizer as TokenizerRef | undefined;
+  if (!config || !ref) throw new Error(`checkpoint ${ckpt.dir}/state.json lacks modelConfig or tokenizer: it was not written by the trainer`);
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, t] of ckpt.weights) tensors.set(name, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+  let model: Decoder;
+  try {
+    model = new Decoder(config, tensors, { source: ckpt.dir });
+  } catch (e) {
+    tf.dispose([...tensors.values()]);
+    throw new Error(`checkpoint ${ckpt.dir}/model.safetensors does not match its modelConfig: ${(e as Error).message}`);
+  }
+  const tokenizer = await tokenizerFromRef(ref, ckpt.dir);
+  return { model, tokenizer, dir: ckpt.dir, step: ckpt.state.step, state: ckpt.state };
+}

@@ -1,0 +1,414 @@
+/**
+ * The training loop: micro-batches with gradient accumulation, global-norm clipping, AdamW on a schedule,
+ * periodic evaluation, JSONL metrics, checkpoints, exact resume, and a clean stop on a non-finite loss or
+ * a stop request (Ctrl-C).
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import { appendJsonl } from "../io/atomic.ts";
+import type { CausalLM, DecoderConfig } from "../models/types.ts";
+import { BatchSampler, type BatchSamplerState, sequentialBatches, type TokenArray } from "../data/sampler.ts";
+import { AdamW, type ParamGroupRule } from "./adamw.ts";
+import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
+import { clipByGlobalNorm } from "./clip.ts";
+import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEval } from "./loss.ts";
+import { learningRate, type LrSchedule } from "./schedule.ts";
+import {
+  assignWeights,
+  type CheckpointState,
+  type LoadedCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+
+/** Loop settings (the `training`, `optimizer`, `schedule`, `eval`, `log` and `checkpoint` parts of a config). */
+export interface TrainerSettings {
+  /** Rows per micro-batch. */
+  batchSize: number;
+  /** Context length of each training window. */
+  blockSize: number;
+  /** Micro-batches per optimiser step (loss divided by this count). */
+  gradAccum: number;
+  /** Clip the global gradient norm to this value; 0 turns clipping off. */
+  gradClip: number;
+  /** Seed of the batch order and the dropout masks. */
+  seed: number;
+  optimizer: { beta1: number; beta2: number; eps: number; groups: ParamGroupRule[] };
+  schedule: LrSchedule;
+  /** Evaluate every this many steps (0: only at the end of a run). */
+  evalInterval: number;
+  /** At most this many validation batches per evaluation (sequential, the same tokens every time). */
+  evalBatches: number;
+  evalBatchSize: number;
+  perplexity: PerplexityDefinition;
+  /** Print and log train metrics every this many steps. */
+  logInterval: number;
+  /** Save a checkpoint every this many steps (0: only at the end and on a stop request). */
+  checkpointInterval: number;
+  /** Checkpoint folders kept. */
+  keepLast: number;
+}
+
+/** One JSONL record. Train records carry loss/lr/gradNorm; eval records carry valLoss/valPerplexity. */
+export interface MetricsRecord {
+  kind: "train" | "eval";
+  step: number;
+  /** Seconds since this process started training. */
+  elapsed: number;
+  loss?: number;
+  lr?: number;
+  gradNorm?: number;
+  tokens?: number;
+  tokensPerSec?: number;
+  valLoss?: number;
+  valPerplexity?: number;
+  valTokens?: number;
+}
+
+/** What the trainer needs beyond the settings. */
+export interface TrainerInit {
+  model: CausalLM;
+  settings: TrainerSettings;
+  train: TokenArray;
+  val: TokenArray;
+  /** Run folder: `log.jsonl` and `checkpoints/` go here. Without it nothing is written. */
+  outDir?: string;
+  /** Extra fields stored in every checkpoint's state.json (the config, tokenizer, model config). */
+  stateExtras?: Record<string, unknown>;
+  /** Extra files stored in every checkpoint (e.g. `tokenizer.json`). */
+  extraFiles?: Map<string, Uint8Array>;
+  /** Called for every metrics record (progress bars, live plots, tests). */
+  onMetrics?: (record: MetricsRecord) => void;
+  /** Print a line per log interval and evaluation to the terminal (default true). */
+  print?: boolean;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  /** Optimiser steps completed in total. */
+  step: number;
+  reason: "completed" | "stopped";
+  /** The last evaluation, if any ran. */
+  lastEval?: EvalSummary;
+  /** The checkpoint written at the end, if an output folder was given. */
+  checkpoint?: string;
+}
+
+/** Thrown when the loss or the gradient norm stops being finite; the weights are left before the bad step. */
+export class TrainingDivergedError extends Error {
+  /** The step whose loss was not finite. */
+  readonly step: number;
+  constructor(step: number, message: string) {
+    super(message);
+    this.name = "TrainingDivergedError";
+    this.step = step;
+  }
+}
+
+/** Dropout seed of one micro-batch: a pure function of the run seed and the position in the run. */
+export function dropoutSeedFor(seed: number, step: number, micro: number, gradAccum: number): number {
+  return ((seed >>> 0) * 1_000_003 + step * gradAccum + micro) % 2147483647;
+}
+
+/**
+ * Trains a {@linkcode CausalLM} on token arrays.
+ *
+ * @example
+ * ```ts
+ * import { Trainer } from "./trainer.ts";
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * const model = createDecoder(gpt2NewConfig({ vocabSize: 16, dModel: 16, nLayers: 1, nHeads: 2, maxPositions: 8 }), { seed: 1 });
+ * const ids = Uint16Array.from({ length: 400 }, (_, i) => (i * 5) % 16);
+ * const trainer = new Trainer({
+ *   model, train: ids, val: ids, print: false,
+ *   settings: {
+ *     batchSize: 4, blockSize: 8, gradAccum: 1, gradClip: 1, seed: 1,
+ *     optimizer: { beta1: 0.9, beta2: 0.95, eps: 1e-8, groups: [{ weightDecay: 0 }] },
+ *     schedule: { kind: "constant", lr: 1e-2 }, evalInterval: 0, evalBatches: 2, evalBatchSize: 4,
+ *     perplexity: "token_mean", logInterval: 10, checkpointInterval: 0, keepLast: 1,
+ *   },
+ * });
+ * const result = await trainer.run(5);
+ * console.log(result.step); // 5
+ * trainer.dispose();
+ * model.dispose();
+ * ```
+ */
+export class Trainer {
+  readonly model: CausalLM;
+  readonly settings: TrainerSettings;
+  readonly optimizer: AdamW;
+  readonly sampler: BatchSampler;
+  readonly outDir?: string;
+  #val: TokenArray;
+  #step = 0;
+  #stopRequested = false;
+  #lastCheckpoint?: string;
+  #lastEval?: EvalSummary;
+  #init: TrainerInit;
+  #vars: tf.Variable[];
+  #names: string[];
+
+  constructor(init: TrainerInit) {
+    const s = init.settings;
+    registerWasmTrainingKernels();
+    this.#init = init;
+    this.model = init.model;
+    this.settings = s;
+    this.outDir = init.outDir;
+    const max = init.model.config.maxPositions;
+    if (s.blockSize > max) {
+      throw new Error(`blockSize ${s.blockSize} exceeds the model's maxPositions ${max}: lower blockSize or raise maxPositions`);
+    }
+    const params = init.model.parameters();
+    this.#names = [...params.keys()];
+    this.#vars = [...params.values()];
+    this.optimizer = new AdamW(params, s.optimizer);
+    this.sampler = new BatchSampler(init.train, { batchSize: s.batchSize, blockSize: s.blockSize, seed: s.seed });
+    // Fail before training when the val split cannot hold one evaluation window.
+    sequentialBatches(init.val, s.evalBatchSize, s.blockSize, 1);
+    this.#val = init.val;
+  }
+
+  /** Optimiser steps completed. */
+  get step(): number {
+    return this.#step;
+  }
+
+  /** The newest checkpoint folder written or restored. */
+  get lastCheckpoint(): string | undefined {
+    return this.#lastCheckpoint;
+  }
+
+  /** Asks the loop to stop after the current step; it saves a checkpoint first (when it has an outDir). */
+  requestStop(): void {
+    this.#stopRequested = true;
+  }
+
+  /**
+   * One optimiser step: `gradAccum` micro-batches, clipping, AdamW. Returns the mean micro-batch loss
+   * and the gradient norm (before clipping). Throws {@linkcode TrainingDivergedError}, without updating
+   * the weights, when either is not finite.
+   */
+  async trainStep(): Promise<{ loss: number; gradNorm: number; lr: number }> {
+    const s = this.settings;
+    const step = this.#step;
+    let acc: tf.Tensor[] | undefined;
+    let lossSum: tf.Scalar = tf.scalar(0);
+    for (let micro = 0; micro < s.gradAccum; micro++) {
+      const { x, y } = this.sampler.nextTensors();
+      const dropoutSeed = dropoutSeedFor(s.seed, step, micro, s.gradAccum);
+      const { value, grads } = tf.variableGrads(() => {
+        const out = this.model.forward(x, { training: true, dropoutSeed });
+        return crossEntropy(out.logits, y).div(s.gradAccum) as tf.Scalar;
+      }, this.#vars);
+      tf.dispose([x, y]);
+      const g = this.#vars.map((v) => grads[v.name]);
+      if (!acc) acc = g;
+      else {
+        const prev = acc;
+        acc = tf.tidy(() => prev.map((a, i) => a.add(g[i])));
+        tf.dispose(prev);
+        tf.dispose(g);
+      }
+      const prevLoss = lossSum;
+      lossSum = tf.tidy(() => prevLoss.add(value));
+      tf.dispose([prevLoss, value]);
+    }
+    const gradMap = new Map(this.#names.map((n, i) => [n, acc![i]]));
+    let applied = gradMap;
+    let norm: tf.Scalar;
+    if (s.gradClip > 0) {
+      const clipped = clipByGlobalNorm(gradMap, s.gradClip);
+      applied = clipped.grads;
+      norm = clipped.norm;
+      tf.dispose(acc!);
+    } else {
+      norm = tf.tidy(() => tf.sqrt(tf.addN(acc!.map((a) => a.square().sum()))) as tf.Scalar);
+    }
+    // One small packed readback per step: [loss, gradNorm].
+    const packed = tf.stack([lossSum, norm]);
+    const [loss, gradNorm] = await packed.data();
+    tf.dispose([packed, lossSum, norm]);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      tf.dispose([...applied.values()]);
+      const kept = this.#lastCheckpoint
+        ? `the last good checkpoint is kept at ${this.#lastCheckpoint}`
+        : "no checkpoint had been saved yet";
+      throw new TrainingDivergedError(
+        step,
+        `training diverged at step ${step}: loss ${loss}, gradient norm ${gradNorm} (weights left as before this ` +
+          `step; ${kept}). Lower the learning rate, lengthen the warm-up, or turn on gradient clipping, then resume.`,
+      );
+    }
+    const lr = learningRate(s.schedule, step);
+    this.optimizer.step(applied, lr);
+    tf.dispose([...applied.values()]);
+    this.#step++;
+    return { loss, gradNorm, lr };
+  }
+
+  /** Scores the validation split (dropout off) under the configured perplexity definition. */
+  async evaluate(): Promise<EvalSummary> {
+    const s = this.settings;
+    const batches = sequentialBatches(this.#val, s.evalBatchSize, s.blockSize, s.evalBatches);
+    const losses: tf.Scalar[] = [];
+    for (const b of batches) {
+      losses.push(tf.tidy(() => {
+        const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
+        const y = tf.tensor2d(b.y, [b.batchSize, b.blockSize], "int32");
+        const out = this.model.forward(x);
+        return crossEntropy(out.logits, y);
+      }));
+    }
+    const packed = tf.stack(losses);
+    const values = Array.from(await packed.data());
+    tf.dispose([packed, ...losses]);
+    const summary = summariseEval(values, batches.map((b) => b.batchSize * b.blockSize), s.perplexity);
+    this.#lastEval = summary;
+    return summary;
+  }
+
+  /** The JSON state stored in a checkpoint. */
+  checkpointState(): CheckpointState {
+    return {
+      ...this.#init.stateExtras,
+      format: "coherence-lab/checkpoint@1",
+      step: this.#step,
+      settings: this.settings,
+      modelConfig: this.model.config,
+      schedule: { ...this.settings.schedule, nextLr: learningRate(this.settings.schedule, this.#step) },
+      sampler: this.sampler.getState(),
+      rng: { sampler: this.sampler.getState().prng, dropout: { seed: this.settings.seed, derivation: "dropoutSeedFor" } },
+      optimizerStep: this.optimizer.stepCount,
+      lastEval: this.#lastEval ?? null,
+      savedAt: new Date().toISOString(),
+    };
+  }
+
+  /** Saves a checkpoint under `<outDir>/checkpoints`; returns its folder. */
+  async save(): Promise<string> {
+    if (!this.outDir) throw new Error("Trainer.save: this trainer has no outDir");
+    const dir = await saveCheckpoint(`${this.outDir}/checkpoints`, {
+      weights: this.model.parameters(),
+      optimizer: this.optimizer.state().moments,
+      state: this.checkpointState(),
+      extraFiles: this.#init.extraFiles,
+    }, { keepLast: this.settings.keepLast });
+    this.#lastCheckpoint = dir;
+    return dir;
+  }
+
+  /**
+   * Restores weights, optimiser moments, step and sampler position from a checkpoint made with the same
+   * model config; throws naming the difference otherwise.
+   */
+  restore(ckpt: LoadedCheckpoint): void {
+    const saved = ckpt.state.modelConfig as DecoderConfig | undefined;
+    if (saved) {
+      const diffs = Object.keys({ ...saved, ...this.model.config }).filter((k) =>
+        JSON.stringify((saved as unknown as Record<string, unknown>)[k]) !==
+          JSON.stringify((this.model.config as unknown as Record<string, unknown>)[k])
+      );
+      if (diffs.length) {
+        throw new Error(
+          `checkpoint ${ckpt.dir} was made with another model config (differs in ${diffs.join(", ")}): ` +
+            `resume with the config it was trained with, or start a new --out folder`,
+        );
+      }
+    }
+    assignWeights(this.model, ckpt.weights, `checkpoint ${ckpt.dir}`);
+    const moments = new Map<string, tf.Tensor>();
+    for (const [k, t] of ckpt.optimizer) moments.set(k, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+    try {
+      this.optimizer.loadState({ step: (ckpt.state.optimizerStep as number) ?? ckpt.state.step, moments });
+    } finally {
+      tf.dispose([...moments.values()]);
+    }
+    this.sampler.setState(ckpt.state.sampler as BatchSamplerState);
+    this.#step = ckpt.state.step;
+    this.#lastEval = (ckpt.state.lastEval as EvalSummary | null) ?? undefined;
+    this.#lastCheckpoint = ckpt.dir;
+  }
+
+  async #emit(record: MetricsRecord): Promise<void> {
+    if (this.outDir) await appendJsonl(`${this.outDir}/log.jsonl`, record);
+    this.#init.onMetrics?.(record);
+    if (this.#init.print ?? true) {
+      if (record.kind === "train") {
+        console.log(
+          `step ${record.step}: loss ${record.loss!.toFixed(4)}, lr ${record.lr!.toExponential(2)}, ` +
+            `grad norm ${record.gradNorm!.toFixed(3)}, ${Math.round(record.tokensPerSec!)} tok/s`,
+        );
+      } else {
+        console.log(
+          `step ${record.step}: val loss ${record.valLoss!.toFixed(4)}, val perplexity ${record.valPerplexity!.toFixed(3)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Runs until `totalSteps` optimiser steps are done in total (counting steps restored from a checkpoint)
+   * or a stop is requested. Evaluates and checkpoints on the configured intervals and at the end.
+   */
+  async run(totalSteps: number): Promise<RunResult> {
+    const s = this.settings;
+    const t0 = performance.now();
+    let windowStart = performance.now();
+    let windowLoss = 0, windowSteps = 0, windowTokens = 0;
+    const tokensPerStep = s.batchSize * s.blockSize * s.gradAccum;
+    const elapsed = () => (performance.now() - t0) / 1000;
+    let reason: RunResult["reason"] = "completed";
+    while (this.#step < totalSteps) {
+      if (this.#stopRequested) {
+        reason = "stopped";
+        break;
+      }
+      const { loss, gradNorm, lr } = await this.trainStep();
+      windowLoss += loss;
+      windowSteps++;
+      windowTokens += tokensPerStep;
+      const step = this.#step;
+      if (step % s.logInterval === 0 || step === totalSteps) {
+        const secs = (performance.now() - windowStart) / 1000;
+        await this.#emit({
+          kind: "train",
+          step,
+          elapsed: elapsed(),
+          loss: windowLoss / windowSteps,
+          lr,
+          gradNorm,
+          tokens: step * tokensPerStep,
+          tokensPerSec: windowTokens / Math.max(secs, 1e-9),
+        });
+        windowStart = performance.now();
+        windowLoss = windowSteps = windowTokens = 0;
+      }
+      if ((s.evalInterval > 0 && step % s.evalInterval === 0) || step === totalSteps) {
+        const ev = await this.evaluate();
+        await this.#emit({
+          kind: "eval",
+          step,
+          elapsed: elapsed(),
+          valLoss: ev.loss,
+          valPerplexity: ev.perplexity,
+          valTokens: ev.tokens,
+        });
+      }
+      if (this.outDir && s.checkpointInterval > 0 && step % s.checkpointInterval === 0 && step !== totalSteps) {
+        await this.save();
+      }
+    }
+    let checkpoint: string | undefined;
+    if (this.outDir && (this.#lastCheckpoint === undefined || !this.#lastCheckpoint.endsWith(String(this.#step).padStart(8, "0")))) {
+      checkpoint = await this.save();
+    } else checkpoint = this.#lastCheckpoint;
+    return { step: this.#step, reason, lastEval: this.#lastEval, checkpoint };
+  }
+
+  /** Frees the optimiser moments (the model stays with its owner). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
