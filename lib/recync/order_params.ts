@@ -22,6 +22,7 @@
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * // Two heads, both fully on key 0 of 4: entropy 0, alignment 1 → λ = 1.
  * const pattern = tf.tensor3d([[[1, 0, 0, 0], [1, 0, 0, 0]]]);
@@ -47,6 +48,7 @@ export const FISHER_CLIP = 0.999;
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { normalizedAttentionEntropy } from "./order_params.ts";
  * const uniform = tf.tensor3d([[[0.5, 0.5, 0]]]); // 2 valid keys of 3
  * console.log(normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync()); // [1]
@@ -76,6 +78,7 @@ export function normalizedAttentionEntropy(pattern: tf.Tensor3D, valid?: tf.Tens
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { headAlignment } from "./order_params.ts";
  * const p = tf.tensor3d([[[1, 0], [0, 1]]]); // orthogonal heads
  * console.log(headAlignment(p).dataSync()); // [0]
@@ -104,6 +107,7 @@ export function headAlignment(pattern: tf.Tensor3D): tf.Tensor1D {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * const p = tf.tensor3d([[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]]);
  * console.log(attentionSynchrony(p).dataSync()); // [0.5]: maximal entropy, identical heads
@@ -122,6 +126,7 @@ export function attentionSynchrony(pattern: tf.Tensor3D, valid?: tf.Tensor2D): t
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { newestQueryPattern } from "./order_params.ts";
  * console.log(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape); // [2, 4, 5]
  * ```
@@ -140,6 +145,7 @@ export function newestQueryPattern(hookPattern: tf.Tensor4D): tf.Tensor3D {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { rowCosine } from "./order_params.ts";
  * console.log(rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync()); // [0.7071]
  * ```
@@ -160,6 +166,7 @@ export function rowCosine(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { residualUpdates } from "./order_params.ts";
  * const xs = [tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 2]])];
  * console.log(residualUpdates(xs).arraySync()); // [[[1, 0], [0, 2]]]
@@ -183,6 +190,7 @@ export function residualUpdates(streams: tf.Tensor2D[]): tf.Tensor3D {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { semanticCoherence } from "./order_params.ts";
  * const upd = tf.tensor3d([[[1, 0], [0, 1]]]);
  * console.log(semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync()); // [0.5]
@@ -202,6 +210,7 @@ export function semanticCoherence(updates: tf.Tensor3D, g: tf.Tensor2D): tf.Tens
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { RunningMeanDirection } from "./order_params.ts";
  * const g = new RunningMeanDirection();
  * g.add(tf.tensor2d([[1, 0]]));
@@ -293,6 +302,7 @@ export class RunningMeanDirection {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { pearsonLastAxis } from "./order_params.ts";
  * console.log(pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync()); // [0.993]
  * ```
@@ -312,6 +322,7 @@ export function pearsonLastAxis(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { keyPersistence } from "./order_params.ts";
  * const k = tf.tensor3d([[[1, 2, 3]]]);
  * console.log(keyPersistence(k, k).dataSync()); // [3.8002] = atanh(0.999)
@@ -340,6 +351,7 @@ export function keyPersistence(
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { gatherLaggedKeys } from "./order_params.ts";
  * const keys = tf.tensor4d([[[[1], [2], [3]]]]); // B=1, H=1, L=3, hd=1
  * const { newest, previous, available } = gatherLaggedKeys(keys, [Uint8Array.from([1, 0, 1])]);
@@ -391,6 +403,7 @@ export function gatherLaggedKeys(
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+ * await tf.setBackend("cpu");
  * import { stackOrderParameters } from "./order_params.ts";
  * const z = stackOrderParameters(tf.tensor1d([0.2]), tf.tensor1d([0.5]), tf.tensor1d([1]));
  * console.log(z.arraySync()); // [[0.2, 0.5, 1]]
