@@ -108,11 +108,15 @@ export async function writeFileAtomicWith(
   }
   const hooks = options.hooks ?? {};
   const tempPath = `${dir === "/" ? "" : dir}/.${base}.tmp-${Deno.pid}-${randomSuffix()}`;
-  let file: Deno.FsFile | undefined = await Deno.open(tempPath, {
-    write: true,
-    createNew: true,
-    mode: options.mode ?? 0o644,
-  });
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(tempPath, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(`writeFileAtomic: cannot write "${path}": folder "${dir}" does not exist`);
+    }
+    throw err;
+  }
   let written = 0;
   const sink: AtomicSink = {
     async write(bytes: Uint8Array): Promise<void> {

@@ -7,13 +7,14 @@ import {
   writeJsonAtomic,
   writeTextAtomic,
 } from "../../lib/io/atomic.ts";
+import { tmpDir } from "./tmp.ts";
 
 function listDir(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
 
 Deno.test("atomic writers replace the file and leave no temp files", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/state.json`;
   await writeJsonAtomic(path, { step: 1 });
   await writeJsonAtomic(path, { step: 2, nested: [1, 2] });
@@ -36,7 +37,7 @@ Deno.test("atomic writers replace the file and leave no temp files", async () =>
 });
 
 Deno.test("a failure at any stage leaves the previous file intact and removes the temp file", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/ckpt.bin`;
   await writeFileAtomic(path, new Uint8Array([1, 1, 1]));
   const fail = () => {
@@ -75,13 +76,14 @@ Deno.test("a failure at any stage leaves the previous file intact and removes th
   );
   assertEquals(await Deno.readFile(path), new Uint8Array([1, 1, 1]));
   assertEquals(listDir(dir), ["ckpt.bin"]);
+  await assertRejects(() => writeTextAtomic(`${dir}/no/such/dir/x.txt`, "x"), Error, "does not exist");
   // Non-serialisable JSON fails before touching the disk.
   await assertRejects(() => writeJsonAtomic(path, undefined), Error, "not JSON-serialisable");
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("streamed writes of many chunks arrive complete", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/big.bin`;
   const chunk = new Uint8Array(1 << 16).map((_, i) => i & 0xff);
   await writeFileAtomicWith(path, async (sink) => {
@@ -95,7 +97,7 @@ Deno.test("streamed writes of many chunks arrive complete", async () => {
 });
 
 Deno.test("appendJsonl and readJsonl, including a torn last line", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/log.jsonl`;
   assertEquals(await readJsonl(path, { allowMissing: true }), { records: [], tornTail: null });
   await assertRejects(() => readJsonl(path), Deno.errors.NotFound);
@@ -130,7 +132,7 @@ Deno.test("appendJsonl and readJsonl, including a torn last line", async () => {
 });
 
 Deno.test("torn tails longer than the read-back chunk are cut correctly", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/log.jsonl`;
   await appendJsonl(path, { a: 1 });
   await Deno.writeTextFile(path, '{"blob": "' + "x".repeat(200_000), { append: true });
@@ -140,7 +142,7 @@ Deno.test("torn tails longer than the read-back chunk are cut correctly", async 
 });
 
 Deno.test("concurrent appends never interleave inside a line", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/log.jsonl`;
   const payload = "y".repeat(5000);
   await Promise.all(Array.from({ length: 40 }, (_, i) => appendJsonl(path, { i, payload })));

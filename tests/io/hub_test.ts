@@ -8,6 +8,7 @@ import {
   type ResolveModelSourceOptions,
 } from "../../lib/io/hub.ts";
 import { encodeSafetensors, openCheckpoint } from "../../lib/io/safetensors.ts";
+import { tmpDir } from "./tmp.ts";
 
 const enc = new TextEncoder();
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex") as string;
@@ -26,6 +27,8 @@ interface Tamper {
   wrongSize?: Set<string>;
   commitHeader?: string;
   etag?: Record<string, string>;
+  /** Renamed repos: old id -> new id, answered with a relative 307 like the Hub. */
+  renamed?: Record<string, string>;
 }
 
 /**
@@ -54,6 +57,13 @@ function startHub(repos: Record<string, FakeRepo>, tamper: Tamper = {}) {
     if (!m) return new Response("bad path", { status: 400 });
     const [, repoId, revRaw, fileRaw] = m;
     const repo = repos[repoId];
+    const moved = tamper.renamed?.[repoId];
+    if (!repo && moved) {
+      return new Response(null, {
+        status: 307,
+        headers: { location: `/${moved}/resolve/${revRaw}/${fileRaw}` },
+      });
+    }
     if (!repo) return new Response("repo", { status: 404, headers: { "x-error-code": "RepoNotFound" } });
     const rev = decodeURIComponent(revRaw);
     if (rev !== "main" && rev !== repo.commit) {
@@ -116,7 +126,7 @@ const noEnv = { get: (_: string) => undefined };
 const noFetch = (() => Promise.reject(new Error("no request expected"))) as typeof fetch;
 
 async function tempCache(): Promise<string> {
-  return await Deno.makeTempDir({ prefix: "hf_cache_" });
+  return await tmpDir();
 }
 
 async function listRecursive(dir: string, prefix = ""): Promise<string[]> {
@@ -159,7 +169,7 @@ Deno.test("hubCacheDir follows huggingface_hub's precedence", () => {
 });
 
 Deno.test("local folders are validated", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   await Deno.writeTextFile(`${dir}/weights.txt`, "");
   await assertRejects(() => resolveModelSource(dir), Error, "has no config.json; it contains: weights.txt");
   await Deno.writeTextFile(`${dir}/config.json`, "{}");
@@ -413,7 +423,7 @@ Deno.test("404s name the file, the endpoint and the likely cause", async () => {
 });
 
 Deno.test("names from the network cannot escape the cache folder", async () => {
-  const outer = await Deno.makeTempDir();
+  const outer = await tmpDir();
   const cacheDir = `${outer}/cache`;
   await Deno.mkdir(cacheDir);
   const evil = tinyRepo(true);
@@ -453,4 +463,19 @@ Deno.test("names from the network cannot escape the cache folder", async () => {
   }
   assertEquals((await listRecursive(outer)).filter((p) => !p.startsWith("cache")), []);
   await Deno.remove(outer, { recursive: true });
+});
+
+Deno.test("a renamed repo's relative redirect is followed and cached under the requested id", async () => {
+  const hub = startHub({ "org/tiny": tinyRepo() }, { renamed: { "org/old": "org/tiny" } });
+  const cacheDir = await tmpDir();
+  try {
+    const opts = { cacheDir, env: noEnv, endpoint: hub.endpoint, allowDownload: true };
+    const folder = await resolveModelSource("hf:org/old", opts);
+    assertEquals(folder, `${cacheDir}/models--org--old/snapshots/${COMMIT_A}`);
+    assert(hub.requests.includes("/org/old/resolve/main/config.json"));
+    assert(hub.requests.includes("/org/tiny/resolve/main/config.json"));
+    assertEquals(await Deno.readFile(`${folder}/config.json`), tinyRepo().files["config.json"]);
+  } finally {
+    await hub.close();
+  }
 });

@@ -11,6 +11,7 @@ import {
   type SafetensorsTensorInput,
   writeSafetensors,
 } from "../../lib/io/safetensors.ts";
+import { tmpDir } from "./tmp.ts";
 
 const enc = new TextEncoder();
 
@@ -25,7 +26,7 @@ function rawFile(header: unknown, data: Uint8Array, headerLenOverride?: bigint):
 }
 
 async function tmpFile(bytes: Uint8Array, name = "t.safetensors"): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "st_test_" });
+  const dir = await tmpDir();
   const path = `${dir}/${name}`;
   await Deno.writeFile(path, bytes);
   return path;
@@ -70,7 +71,7 @@ Deno.test("round trip of every dtype with metadata, file and in-memory", async (
     empty: { dtype: "F32", shape: [0, 5], data: [] },
   };
   const metadata = { format: "pt", note: 'héllo "quoted"' };
-  const path = (await Deno.makeTempDir()) + "/all.safetensors";
+  const path = (await tmpDir()) + "/all.safetensors";
   await writeSafetensors(path, tensors, metadata);
   const bytes = await Deno.readFile(path);
   assertEquals(bytes, encodeSafetensors(tensors, metadata), "streamed and in-memory writers agree");
@@ -111,7 +112,7 @@ Deno.test("round trip of every dtype with metadata, file and in-memory", async (
 
 Deno.test("I64 beyond int32 is a clear error, or BigInt64Array on request", async () => {
   const big = new BigInt64Array([1n, -(2n ** 40n), 2n ** 62n]);
-  const path = (await Deno.makeTempDir()) + "/ids.safetensors";
+  const path = (await tmpDir()) + "/ids.safetensors";
   await writeSafetensors(path, { ids: { dtype: "I64", shape: [3], data: big } });
   const err = await assertRejects(() => readSafetensors(path), SafetensorsFormatError);
   assert(/"ids".*-1099511627776 at index 1 does not fit in int32.*bigint/.test(err.message), err.message);
@@ -301,7 +302,7 @@ Deno.test("malformed files give one clear error naming file and tensor", async (
 });
 
 Deno.test("pickle checkpoints are refused with the reason and a conversion recipe", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   for (const name of ["pytorch_model.bin", "model.pt", "w.pth", "last.ckpt"]) {
     await Deno.writeFile(`${dir}/${name}`, new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0, 0, 0, 0, 0, 0]));
     const err = await assertRejects(() => SafetensorsFile.open(`${dir}/${name}`), SafetensorsFormatError);
@@ -319,7 +320,7 @@ Deno.test("pickle checkpoints are refused with the reason and a conversion recip
     assert(err.message.includes("pickle") && err.message.includes("arbitrary code"), err.message);
   }
   // A folder holding only a pickle checkpoint.
-  const only = await Deno.makeTempDir();
+  const only = await tmpDir();
   await Deno.writeFile(`${only}/pytorch_model.bin`, zip);
   await Deno.writeTextFile(`${only}/config.json`, "{}");
   const err = await assertRejects(() => openCheckpoint(only), SafetensorsFormatError);
@@ -340,7 +341,7 @@ Deno.test("a valid file whose header length starts like pickle magic is still re
 });
 
 Deno.test("writer validates its input before writing", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   const path = `${dir}/bad.safetensors`;
   const cases: [Record<string, SafetensorsTensorInput>, RegExp][] = [
     [{ x: { dtype: "F32", shape: [3], data: [1, 2] } }, /3 elements but data has 2/],
@@ -358,7 +359,7 @@ Deno.test("writer validates its input before writing", async () => {
 });
 
 Deno.test("a failed save leaves the previous file intact", async () => {
-  const path = (await Deno.makeTempDir()) + "/ckpt.safetensors";
+  const path = (await tmpDir()) + "/ckpt.safetensors";
   await writeSafetensors(path, { w: { dtype: "F32", shape: [1], data: [1] } });
   const before = await Deno.readFile(path);
   await assertRejects(
@@ -386,7 +387,7 @@ Deno.test("concurrent reads on one file return the right tensors; reads after cl
       data: Float32Array.from({ length: 100 }, (_, j) => i * 1000 + j),
     };
   }
-  const path = (await Deno.makeTempDir()) + "/many.safetensors";
+  const path = (await tmpDir()) + "/many.safetensors";
   await writeSafetensors(path, tensors);
   const f = await SafetensorsFile.open(path);
   const all = await Promise.all(f.names().map((n) => f.read(n)));
@@ -401,7 +402,7 @@ Deno.test("concurrent reads on one file return the right tensors; reads after cl
 });
 
 Deno.test("sharded checkpoint: index + shards behind one interface", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   await writeSafetensors(`${dir}/model-00001-of-00002.safetensors`, {
     "a.weight": { dtype: "F32", shape: [2], data: [1, 2] },
     "b.weight": { dtype: "BF16", shape: [1], data: [0.5] },
@@ -459,10 +460,39 @@ Deno.test("sharded checkpoint: index + shards behind one interface", async () =>
 });
 
 Deno.test("a folder without weights lists what it holds", async () => {
-  const dir = await Deno.makeTempDir();
+  const dir = await tmpDir();
   await Deno.writeTextFile(`${dir}/config.json`, "{}");
   await assertRejects(() => openCheckpoint(dir), Error, "it contains: config.json");
   await assertRejects(() => openCheckpoint(`${dir}/missing`), Error, "does not exist");
+});
+
+Deno.test("tensors past 4 GiB are reached by seeking, without reading the rest (sparse file)", async () => {
+  const big = 5 * 2 ** 30; // 5 GiB of zeros that are never read or even stored (sparse)
+  const header = enc.encode(JSON.stringify({
+    pad: { dtype: "U8", shape: [big], data_offsets: [0, big] },
+    tail: { dtype: "F32", shape: [2], data_offsets: [big, big + 8] },
+  }));
+  const path = (await tmpDir()) + "/sparse.safetensors";
+  const file = await Deno.open(path, { write: true, create: true });
+  try {
+    const prefix = new Uint8Array(8 + header.length);
+    new DataView(prefix.buffer).setBigUint64(0, BigInt(header.length), true);
+    prefix.set(header, 8);
+    await file.write(prefix);
+    await file.truncate(8 + header.length + big);
+    await file.seek(8 + header.length + big, Deno.SeekMode.Start);
+    await file.write(f32([6.5, -1]));
+  } finally {
+    file.close();
+  }
+  const f = await SafetensorsFile.open(path);
+  try {
+    assertEquals(f.size, 8 + header.length + big + 8);
+    assertEquals(f.info("pad").byteLength, big);
+    assertEquals(Array.from((await f.read("tail")).data as Float32Array), [6.5, -1]);
+  } finally {
+    f.close();
+  }
 });
 
 const FIXTURE = new URL("../../../shared/fixtures/hf/tiny-gpt2/", import.meta.url).pathname;

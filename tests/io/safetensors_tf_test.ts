@@ -2,12 +2,13 @@ import { tf } from "../../lib/deps.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./asserts.ts";
 import { readSafetensors, SafetensorsFormatError, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { readTfSafetensors, toTfTensor, writeTfSafetensors } from "../../lib/io/safetensors_tf.ts";
+import { tmpDir } from "./tmp.ts";
 
 await tf.setBackend("cpu");
 
 Deno.test("tfjs tensors round trip through a safetensors file without leaking", async () => {
   const before = tf.memory().numTensors;
-  const path = (await Deno.makeTempDir()) + "/tf.safetensors";
+  const path = (await tmpDir()) + "/tf.safetensors";
   const src = {
     w: tf.tensor2d([[1.5, -2], [3, 4.25]]),
     ids: tf.tensor1d([1, -7, 300], "int32"),
@@ -31,7 +32,7 @@ Deno.test("tfjs tensors round trip through a safetensors file without leaking", 
 });
 
 Deno.test("bf16 storage and integer conversions", async () => {
-  const path = (await Deno.makeTempDir()) + "/bf.safetensors";
+  const path = (await tmpDir()) + "/bf.safetensors";
   const w = tf.tensor1d([1, 1 + 2 ** -6, 1 + 2 ** -9]);
   await writeTfSafetensors(path, { w }, undefined, { floatDtype: "BF16" });
   w.dispose();
