@@ -15,6 +15,8 @@ export * from "./monitor.ts";
 export * from "./qp.ts";
 export * from "./potential.ts";
 export * from "./cbf.ts";
+export * from "./order_params.ts";
+export * from "./controller.ts";
 export * from "./metrics.ts";
 export * from "./restart.ts";
 export * from "./harness.ts";
