@@ -331,14 +331,28 @@ export async function resolveModelSourceDetailed(
   let status = cachedCommit ? await snapshotStatus(repoDir, cachedCommit, optional) : null;
   const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
   const mayDownload = options.allowDownload === true && !offline;
-  if (cachedCommit && status?.complete && (!mayDownload || status.unknownOptional.length === 0)) {
+  if (cachedCommit && status?.complete) {
+    const downloaded: string[] = [];
+    if (mayDownload && status.unknownOptional.length > 0) {
+      // The model is usable; only optional files (a tokenizer...) were never looked for. Fetch them pinned
+      // to the cached commit so they join this snapshot, and stay usable offline if the Hub is unreachable.
+      const dl = new HubDownloader(repo, cachedCommit, repoDir, options, env);
+      for (const f of status.unknownOptional) {
+        try {
+          await dl.fetchFile(f, false);
+        } catch {
+          break; // offline or refused: the cached snapshot is complete without these files
+        }
+      }
+      downloaded.push(...dl.downloaded);
+    }
     return {
       folder: `${repoDir}/snapshots/${cachedCommit}`,
       kind: "hub",
       repo,
       revision,
       commit: cachedCommit,
-      downloaded: [],
+      downloaded,
     };
   }
   if (!mayDownload) {

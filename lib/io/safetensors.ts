@@ -237,7 +237,7 @@ function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number):
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new SafetensorsFormatError(file, "header JSON is not an object");
   }
-  const metadata: Record<string, string> = {};
+  let metadata: Record<string, string> = {};
   const entries = new Map<string, SafetensorsTensorInfo>();
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === "__metadata__") {
@@ -248,8 +248,9 @@ function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number):
         if (typeof v !== "string") {
           throw new SafetensorsFormatError(file, `__metadata__["${k}"] must be a string, got ${typeof v}`);
         }
-        metadata[k] = v;
       }
+      // fromEntries defines own properties, so a "__proto__" key stays data instead of a prototype.
+      metadata = Object.fromEntries(Object.entries(raw as Record<string, string>));
       continue;
     }
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {

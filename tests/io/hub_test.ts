@@ -479,3 +479,27 @@ Deno.test("a renamed repo's relative redirect is followed and cached under the r
     await hub.close();
   }
 });
+
+Deno.test("a complete cached snapshot missing optional files: fetched pinned to its commit, or skipped offline", async () => {
+  const hub = startHub({ "org/tiny": tinyRepo() });
+  const cacheDir = await tmpDir();
+  try {
+    const opts = { cacheDir, env: noEnv, endpoint: hub.endpoint, allowDownload: true };
+    const folder = await resolveModelSource("hf:org/tiny", opts);
+    // Forget the tokenizer (as if Python had fetched only config + weights).
+    await Deno.remove(`${folder}/tokenizer.json`);
+    await Deno.remove(`${cacheDir}/models--org--tiny/.no_exist`, { recursive: true });
+    // Offline (the fetch fails): the cached snapshot is still returned.
+    const failing = (() => Promise.reject(new TypeError("network down"))) as typeof fetch;
+    const r1 = await resolveModelSourceDetailed("hf:org/tiny", { ...opts, fetch: failing });
+    assertEquals([r1.folder, r1.downloaded], [folder, []]);
+    // Online: the missing tokenizer is fetched by commit into the same snapshot.
+    const before = hub.requests.length;
+    const r2 = await resolveModelSourceDetailed("hf:org/tiny", opts);
+    assertEquals([r2.folder, r2.downloaded], [folder, ["tokenizer.json"]]);
+    assert(hub.requests.slice(before).includes(`/org/tiny/resolve/${COMMIT_A}/tokenizer.json`));
+    assertEquals(await Deno.readFile(`${folder}/tokenizer.json`), tinyRepo().files["tokenizer.json"]);
+  } finally {
+    await hub.close();
+  }
+});

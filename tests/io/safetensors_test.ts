@@ -495,6 +495,12 @@ Deno.test("tensors past 4 GiB are reached by seeking, without reading the rest (
   }
 });
 
+Deno.test("metadata keys like __proto__ stay plain data", () => {
+  const { metadata } = decodeSafetensors(rawFile('{"__metadata__": {"__proto__": "x"}}', new Uint8Array()));
+  assertEquals(Object.getPrototypeOf(metadata), Object.prototype);
+  assertEquals(Object.getOwnPropertyDescriptor(metadata, "__proto__")?.value, "x");
+});
+
 const FIXTURE = new URL("../../../shared/fixtures/hf/tiny-gpt2/", import.meta.url).pathname;
 const hasFixture = (() => {
   try {
