@@ -499,7 +499,9 @@ function makeFire(hooks: Hooks | undefined, capture: Set<string> | true | undefi
     }
     if (capture === true || capture?.has(name)) {
       acts.get(name)?.dispose();
-      acts.set(name, tf.keep(t));
+      // A clone shares the buffer but has its own lifetime, so disposing the forward's other outputs
+      // (the same tensor may be returned as `residual` or `hidden`) never invalidates a capture.
+      acts.set(name, tf.keep(tf.clone(t)));
     }
     return t;
   };

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder, type DecoderComponents } from "./decoder.ts";
 import { gpt2Family } from "./gpt2.ts";
@@ -16,6 +17,8 @@ export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llam
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadModelOptions {
+  /** How `hf:` sources are resolved (cache folder, `allowDownload`, endpoint, token, progress). */
+  hub?: ResolveModelSourceOptions;
   /** Pluggable components passed to the decoder (advanced; default: standard embedding and attention). */
   components?: DecoderComponents;
 }
@@ -41,7 +44,8 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
 /**
  * Loads a Hugging Face causal LM (gpt2, gpt_neox, llama, qwen2) from a local folder holding `config.json`
  * and `model.safetensors` (or a sharded index) onto the current tfjs backend. `hf:org/name[@rev]` sources
- * are resolved through the local Hugging Face cache (lib/io/hub.ts). The tokenizer is loaded separately
+ * are resolved through the local Hugging Face cache, downloading only with `hub.allowDownload`
+ * (see `resolveModelSource`). The tokenizer is loaded separately
  * (lib/tokenizers) from `model.source`.
  *
  * @example
@@ -56,7 +60,7 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
  * ```
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
-  const dir = await resolveFolder(source);
+  const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
   let hf: HFConfig;
   try {
@@ -76,18 +80,4 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
   } finally {
     ckpt.close();
   }
-}
-
-async function resolveFolder(source: string): Promise<string> {
-  if (source.startsWith("hf:")) {
-    throw new Error(`loadModel: '${source}': hf: sources need lib/io/hub.ts (not available yet); pass a local folder`);
-  }
-  try {
-    const st = await Deno.stat(source);
-    if (!st.isDirectory) throw new Error(`loadModel: '${source}' is a file; pass the folder that holds config.json`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`loadModel: folder '${source}' does not exist`);
-    throw e;
-  }
-  return source.replace(/\/+$/, "");
 }
