@@ -1,0 +1,120 @@
+/**
+ * Executes every notebooks/*.ipynb with the Deno Jupyter kernel (CI scale) and fails on any cell error,
+ * naming the cell. Skips, with a note, where Jupyter or the Deno kernel is missing; .ci/run installs both.
+ */
+import { strict as assert } from "node:assert";
+import {
+  findNotebooks,
+  firstCellError,
+  formatNotebookFailure,
+  jupyterStatus,
+  runNotebook,
+} from "./run_notebooks.ts";
+
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const status = await jupyterStatus();
+if (!status.available) console.warn(`notebooks_test: skipping notebook execution: ${status.reason}`);
+const notebooks = await findNotebooks(`${root}/notebooks`);
+
+for (const nb of notebooks) {
+  const name = nb.slice(nb.lastIndexOf("/") + 1);
+  Deno.test({
+    name: `notebook ${name} runs without cell errors (COHERENCE_SCALE=ci)`,
+    ignore: !status.available,
+    // The kernel is a child process with its own resources; deno test cannot account for them.
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const outDir = await Deno.makeTempDir({ prefix: "coherence-notebooks-" });
+      const before = await Deno.readTextFile(nb);
+      try {
+        const r = await runNotebook(nb, { outDir, scale: "ci", cellTimeoutSec: 600 });
+        assert.ok(r.ok, formatNotebookFailure(r));
+        assert.equal(await Deno.readTextFile(nb), before, "the committed notebook must not be modified");
+      } finally {
+        await Deno.remove(outDir, { recursive: true });
+      }
+    },
+  });
+}
+
+Deno.test("run_notebooks: firstCellError names the first failing code cell and strips ANSI codes", () => {
+  const nb = {
+    cells: [
+      { cell_type: "markdown", source: "# t" },
+      { cell_type: "code", source: ["const a = 1;\n", "a"], outputs: [{ output_type: "execute_result" }] },
+      {
+        cell_type: "code",
+        source: "throw new Error('x')",
+        metadata: { tags: ["raises-exception"] },
+        outputs: [{ output_type: "error", ename: "Error", evalue: "x", traceback: [] }],
+      },
+      {
+        cell_type: "code",
+        source: "undefinedName",
+        outputs: [{
+          output_type: "error",
+          ename: "ReferenceError",
+          evalue: "\x1b[31mundefinedName is not defined\x1b[0m",
+          traceback: ["\x1b[31mReferenceError\x1b[0m: undefinedName is not defined"],
+        }],
+      },
+    ],
+  };
+  const e = firstCellError(nb)!;
+  assert.equal(e.cellIndex, 3);
+  assert.equal(e.codeCellNumber, 3);
+  assert.equal(e.ename, "ReferenceError");
+  assert.equal(e.evalue, "undefinedName is not defined");
+  assert.deepEqual(e.traceback, ["ReferenceError: undefinedName is not defined"]);
+  assert.equal(firstCellError({ cells: nb.cells.slice(0, 3) }), undefined);
+});
+
+Deno.test({
+  name: "run_notebooks: a failing notebook is reported with its cell; env and cwd reach the kernel",
+  ignore: !status.available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "coherence-nbtest-" });
+    try {
+      const cell = (source: string) => ({
+        cell_type: "code",
+        metadata: {},
+        outputs: [],
+        source,
+        execution_count: null,
+      });
+      const nb = {
+        cells: [
+          // An expression result, not console.log: the kernel's stdout stream can arrive after the cell ends.
+          cell('[Deno.env.get("COHERENCE_SCALE"), Deno.env.get("NO_COLOR"), Deno.cwd()].join(" ")'),
+          cell('throw new TypeError("broken on purpose");'),
+        ],
+        metadata: { kernelspec: { display_name: "Deno", language: "typescript", name: "deno" } },
+        nbformat: 4,
+        nbformat_minor: 4,
+      };
+      await Deno.mkdir(`${dir}/nb`);
+      await Deno.writeTextFile(`${dir}/nb/fail.ipynb`, JSON.stringify(nb));
+      const r = await runNotebook(`${dir}/nb/fail.ipynb`, {
+        outDir: `${dir}/out`,
+        scale: "ci",
+        cellTimeoutSec: 60,
+      });
+      assert.equal(r.ok, false);
+      assert.equal(r.error?.cellIndex, 1);
+      assert.equal(r.error?.ename, "TypeError");
+      assert.equal(r.error?.evalue, "broken on purpose");
+      assert.match(formatNotebookFailure(r), /cell 1 \(code cell #2\) failed: TypeError: broken on purpose/);
+      const executed = JSON.parse(await Deno.readTextFile(r.executedPath!));
+      const result = executed.cells[0].outputs.find((o: { output_type: string }) =>
+        o.output_type === "execute_result"
+      );
+      const text = [result.data["text/plain"]].flat().join("");
+      assert.equal(text, `"ci 1 ${await Deno.realPath(`${dir}/nb`)}"`, "env and cwd reach the kernel");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
