@@ -64,7 +64,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     }));
   } catch (e) {
     throw new Error(
-      `${(e as Error).message.split("\n")[0]}; allowed flags: --config, --out, --steps, --resume, --backend, --help`,
+      `${
+        (e as Error).message.split("\n")[0]
+      }; allowed flags: --config, --out, --steps, --resume, --backend, --help`,
     );
   }
   if (values.help) return null;
@@ -73,7 +75,9 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let steps: number | undefined;
   if (values.steps !== undefined) {
     steps = Number(values.steps);
-    if (!/^\d+$/.test(values.steps) || steps < 1) throw new Error(`--steps must be a positive integer, got '${values.steps}'`);
+    if (!/^\d+$/.test(values.steps) || steps < 1) {
+      throw new Error(`--steps must be a positive integer, got '${values.steps}'`);
+    }
   }
   if (!BACKENDS.includes(values.backend!)) {
     throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got '${values.backend}'`);
@@ -113,9 +117,16 @@ export async function trainMain(argv: string[]): Promise<number> {
     const config = await loadTrainConfig(args.config);
     const backend = await initBackend({ backend: args.backend, verbose: true });
     console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
-    const result = await trainFromConfig({ config, outDir: args.out, steps: args.steps, resume: args.resume });
+    const result = await trainFromConfig({
+      config,
+      outDir: args.out,
+      steps: args.steps,
+      resume: args.resume,
+    });
     console.log(
-      `${result.reason === "stopped" ? "stopped" : "done"} at step ${result.step}; checkpoint ${result.checkpoint}` +
+      `${
+        result.reason === "stopped" ? "stopped" : "done"
+      } at step ${result.step}; checkpoint ${result.checkpoint}` +
         (result.lastEval ? `; val loss ${result.lastEval.loss.toFixed(4)}` : ""),
     );
     result.model.dispose();

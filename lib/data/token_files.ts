@@ -46,6 +46,8 @@ export interface WriteTokenFilesOptions {
   tokenizerJsonPath?: string;
   /** Description of the source text for `meta.json`. */
   source?: { name: string; files: string[] };
+  /** Refuse (before writing anything) when either split has fewer tokens than this (e.g. blockSize + 1). */
+  minTokensPerSplit?: number;
 }
 
 /**
@@ -103,13 +105,26 @@ export async function writeTokenFiles(
   if (!(valFraction >= 0 && valFraction < 1)) {
     throw new RangeError(`valFraction must be in [0, 1), got ${valFraction}`);
   }
-  if (text.length === 0) throw new Error("cannot write token files for an empty text: give a corpus with text in it");
+  if (text.length === 0) {
+    throw new Error("cannot write token files for an empty text: give a corpus with text in it");
+  }
   const ids = tokenizer.encode(text, { addSpecialTokens: false });
   const dtype = tokenizer.vocabSize <= 65536 ? "uint16" : "uint32";
   const all = dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids);
   const nTrain = Math.round(all.length * (1 - valFraction));
   const train = all.subarray(0, nTrain);
   const val = all.subarray(nTrain);
+  const min = options.minTokensPerSplit ?? 0;
+  for (const [name, split] of [["train", train], ["validation", val]] as const) {
+    if (split.length < min) {
+      throw new Error(
+        `the ${name} split has ${split.length} tokens, fewer than one block plus its target (${min}): use a longer ` +
+          `corpus (it has ${ids.length} tokens), a smaller blockSize, or ${
+            name === "train" ? "a smaller" : "a larger"
+          } valFraction`,
+      );
+    }
+  }
   let tokenizerRef: TokenizerRef;
   if (options.tokenizerJsonPath) tokenizerRef = { type: "tokenizer.json", file: "tokenizer.json" };
   else if (tokenizer instanceof CharTokenizer) tokenizerRef = tokenizer.toJSON();
@@ -152,7 +167,11 @@ export async function writeTokenFiles(
 export async function tokenizerFromRef(ref: TokenizerRef, dir: string): Promise<TextTokenizer> {
   if (ref.type === "char") return CharTokenizer.fromJSON(ref);
   if (ref.type === "tokenizer.json") return await loadTokenizer(dir);
-  throw new Error(`${dir}: unknown tokenizer type '${(ref as { type: string }).type}' (expected "char" or "tokenizer.json")`);
+  throw new Error(
+    `${dir}: unknown tokenizer type '${
+      (ref as { type: string }).type
+    }' (expected "char" or "tokenizer.json")`,
+  );
 }
 
 async function readIds(path: string, dtype: "uint16" | "uint32", expected: number): Promise<TokenIds> {
@@ -161,7 +180,9 @@ async function readIds(path: string, dtype: "uint16" | "uint32", expected: numbe
     bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`token file '${path}' is missing: re-create the token folder (writeTokenFiles / deno task train)`);
+      throw new Error(
+        `token file '${path}' is missing: re-create the token folder (writeTokenFiles / deno task train)`,
+      );
     }
     throw e;
   }
@@ -196,12 +217,16 @@ export async function readTokenFiles(dir: string): Promise<TokenFiles> {
     meta = JSON.parse(await Deno.readTextFile(metaPath));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`token folder '${dir}' has no meta.json: create it with writeTokenFiles or deno task train`);
+      throw new Error(
+        `token folder '${dir}' has no meta.json: create it with writeTokenFiles or deno task train`,
+      );
     }
     throw new Error(`${metaPath} is not valid JSON (${(e as Error).message}): re-create the token folder`);
   }
   if (meta.format !== "coherence-lab/tokens@1") {
-    throw new Error(`${metaPath}: format '${meta.format}' is not coherence-lab/tokens@1: re-create the token folder`);
+    throw new Error(
+      `${metaPath}: format '${meta.format}' is not coherence-lab/tokens@1: re-create the token folder`,
+    );
   }
   const train = await readIds(`${dir}/train.bin`, meta.dtype, meta.trainTokens);
   const val = await readIds(`${dir}/val.bin`, meta.dtype, meta.valTokens);

@@ -59,6 +59,7 @@ export async function writeDirAtomic(
   const tmp = await Deno.makeTempDir({ dir: parent, prefix: `.tmp-${baseOf(targetDir)}-` });
   try {
     await fill(tmp);
+    await Deno.chmod(tmp, 0o755).catch(() => {}); // makeTempDir creates 0700; the result is an ordinary folder
     await fsyncDir(tmp);
     await options.beforeCommit?.(tmp, targetDir);
     let aside: string | undefined;
@@ -66,7 +67,10 @@ export async function writeDirAtomic(
       await Deno.rename(tmp, targetDir);
     } catch (e) {
       // Renaming onto a non-empty folder fails on POSIX: move the old one aside first.
-      if (!(e instanceof Deno.errors.AlreadyExists) && !(e instanceof Error && /not empty|exists/i.test(e.message))) throw e;
+      if (
+        !(e instanceof Deno.errors.AlreadyExists) &&
+        !(e instanceof Error && /not empty|exists/i.test(e.message))
+      ) throw e;
       aside = `${parent}/.old-${baseOf(targetDir)}-${baseOf(tmp).slice(-6)}`;
       await Deno.rename(targetDir, aside);
       try {

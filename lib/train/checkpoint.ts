@@ -10,7 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { writeTextAtomic, writeJsonAtomic } from "../io/atomic.ts";
+import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { CausalLM } from "../models/types.ts";
 import { cleanStaleTempDirs, writeDirAtomic } from "./atomic_dir.ts";
@@ -52,6 +52,12 @@ export interface SaveCheckpointOptions {
   beforeCommit?(tempDir: string): void | Promise<void>;
   /** Fault injection for tests: called before each tensor file is written, with its path. */
   beforeTensorFile?(path: string): void | Promise<void>;
+}
+
+/** Options of {@linkcode loadCheckpoint}. */
+export interface LoadCheckpointOptions {
+  /** Read `optimizer.safetensors` too (default true). False for inference-only folders such as the demo model. */
+  optimizer?: boolean;
 }
 
 /** A loaded checkpoint. */
@@ -164,15 +170,25 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function resolveCheckpointDir(path: string): Promise<string> {
   const p = path.replace(/\/+$/, "");
-  if (!(await exists(p))) throw new Error(`checkpoint folder '${p}' does not exist: give a training output folder or a checkpoint folder`);
+  if (!(await exists(p))) {
+    throw new Error(
+      `checkpoint folder '${p}' does not exist: give a training output folder or a checkpoint folder`,
+    );
+  }
   if (await exists(`${p}/${CHECKPOINT_FILES.state}`)) return p;
   for (const dir of [p, `${p}/checkpoints`]) {
     const pointer = `${dir}/${LATEST_POINTER}`;
     if (await exists(pointer)) {
       const name = (await Deno.readTextFile(pointer)).trim();
-      if (!/^step-\d+$/.test(name)) throw new Error(`checkpoint pointer '${pointer}' is corrupt ('${name}'): point it at a step-XXXXXXXX folder`);
+      if (!/^step-\d+$/.test(name)) {
+        throw new Error(
+          `checkpoint pointer '${pointer}' is corrupt ('${name}'): point it at a step-XXXXXXXX folder`,
+        );
+      }
       const target = `${dir}/${name}`;
-      if (!(await exists(target))) throw new Error(`checkpoint pointer '${pointer}' names '${name}', which is missing`);
+      if (!(await exists(target))) {
+        throw new Error(`checkpoint pointer '${pointer}' names '${name}', which is missing`);
+      }
       return target;
     }
   }
@@ -192,7 +208,10 @@ export async function resolveCheckpointDir(path: string): Promise<string> {
  * await loadCheckpoint("/nonexistent").catch((e) => console.log(e.message)); // names the folder
  * ```
  */
-export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<LoadedCheckpoint> {
   const dir = await resolveCheckpointDir(path);
   const statePath = `${dir}/${CHECKPOINT_FILES.state}`;
   let state: CheckpointState;
@@ -203,10 +222,15 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
     throw new Error(`checkpoint file '${statePath}' ${what}: use an earlier checkpoint or retrain`);
   }
   if (state?.format !== "coherence-lab/checkpoint@1" || typeof state.step !== "number") {
-    throw new Error(`checkpoint file '${statePath}' is not a coherence-lab checkpoint state (format/step missing)`);
+    throw new Error(
+      `checkpoint file '${statePath}' is not a coherence-lab checkpoint state (format/step missing)`,
+    );
   }
   const read = async (file: string) => {
     const p = `${dir}/${file}`;
+    if (!(await exists(p))) {
+      throw new Error(`checkpoint file '${p}' is missing: use an earlier checkpoint or retrain`);
+    }
     try {
       return await readSafetensors(p);
     } catch (e) {
@@ -214,7 +238,11 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
       throw new Error(`checkpoint file '${p}' ${what}: use an earlier checkpoint or retrain`);
     }
   };
-  return { dir, state, weights: await read(CHECKPOINT_FILES.model), optimizer: await read(CHECKPOINT_FILES.optimizer) };
+  const weights = await read(CHECKPOINT_FILES.model);
+  const optimizer = options.optimizer === false
+    ? new Map<string, LoadedTensor>()
+    : await read(CHECKPOINT_FILES.optimizer);
+  return { dir, state, weights, optimizer };
 }
 
 /**
@@ -241,12 +269,17 @@ export function assignWeights(
   for (const [name, v] of vars) {
     const w = weights.get(name);
     if (!w) problems.push(`missing '${name}'`);
-    else if (w.shape.join(",") !== v.shape.join(",")) problems.push(`'${name}' is [${w.shape}], model wants [${v.shape}]`);
+    else if (w.shape.join(",") !== v.shape.join(",")) {
+      problems.push(`'${name}' is [${w.shape}], model wants [${v.shape}]`);
+    }
   }
   for (const name of weights.keys()) if (!vars.has(name)) problems.push(`unexpected '${name}'`);
   if (problems.length) {
-    const shown = problems.slice(0, 6).join("; ") + (problems.length > 6 ? `; … ${problems.length - 6} more` : "");
-    throw new Error(`${where} does not fit this model (${shown}): it comes from another config; load it with its own config`);
+    const shown = problems.slice(0, 6).join("; ") +
+      (problems.length > 6 ? `; … ${problems.length - 6} more` : "");
+    throw new Error(
+      `${where} does not fit this model (${shown}): it comes from another config; load it with its own config`,
+    );
   }
   for (const [name, v] of vars) {
     const w = weights.get(name)!;

@@ -72,9 +72,30 @@ export interface TrainConfig {
 const SECTION_KEYS: Record<string, string[]> = {
   "": ["model", "data", "training", "optimizer", "schedule", "eval", "log", "checkpoint"],
   model: [
-    "preset", "init", "initStd", "vocabSize", "dModel", "nLayers", "nHeads", "nKvHeads", "headDim", "dMlp",
-    "maxPositions", "norm", "normEps", "positional", "rotaryDim", "ropeTheta", "mlp", "parallelResidual",
-    "qkvBias", "attnOutBias", "mlpBias", "normBias", "tieEmbeddings", "dropout",
+    "preset",
+    "init",
+    "initStd",
+    "vocabSize",
+    "dModel",
+    "nLayers",
+    "nHeads",
+    "nKvHeads",
+    "headDim",
+    "dMlp",
+    "maxPositions",
+    "norm",
+    "normEps",
+    "positional",
+    "rotaryDim",
+    "ropeTheta",
+    "mlp",
+    "parallelResidual",
+    "qkvBias",
+    "attnOutBias",
+    "mlpBias",
+    "normBias",
+    "tieEmbeddings",
+    "dropout",
   ],
   data: ["corpus", "tokenizer", "valFraction", "dataDir", "split"],
   training: ["steps", "batchSize", "blockSize", "gradAccum", "gradClip", "seed"],
@@ -92,7 +113,9 @@ function checkKeys(obj: unknown, section: string, where: string): Record<string,
   const allowed = SECTION_KEYS[section];
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) {
-      throw new Error(`${where}: unknown key '${section ? section + "." : ""}${k}'; allowed: ${allowed.join(", ")}`);
+      throw new Error(
+        `${where}: unknown key '${section ? section + "." : ""}${k}'; allowed: ${allowed.join(", ")}`,
+      );
     }
   }
   return obj as Record<string, unknown>;
@@ -107,7 +130,9 @@ function int(v: unknown, path: string, where: string, min: number): number {
 
 function num(v: unknown, path: string, where: string, lo: number, hi: number, hiOpen = false): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v < lo || (hiOpen ? v >= hi : v > hi)) {
-    throw new Error(`${where}: ${path} must be a number in [${lo}, ${hi}${hiOpen ? ")" : "]"}, got ${JSON.stringify(v)}`);
+    throw new Error(
+      `${where}: ${path} must be a number in [${lo}, ${hi}${hiOpen ? ")" : "]"}, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
@@ -140,7 +165,9 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
   }
   const model = checkKeys(top.model, "model", where) as unknown as ModelSection;
   if (!MODEL_PRESETS.includes(model.preset)) {
-    throw new Error(`${where}: model.preset is ${JSON.stringify(model.preset)}; use one of ${MODEL_PRESETS.join(", ")}`);
+    throw new Error(
+      `${where}: model.preset is ${JSON.stringify(model.preset)}; use one of ${MODEL_PRESETS.join(", ")}`,
+    );
   }
   if (model.init !== undefined && model.init !== "normal" && model.init !== "scaled") {
     throw new Error(`${where}: model.init must be "normal" or "scaled", got ${JSON.stringify(model.init)}`);
@@ -160,7 +187,9 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
   const opt = checkKeys(top.optimizer ?? {}, "optimizer", where);
   const weightDecay = num(opt.weightDecay ?? 0.1, "optimizer.weightDecay", where, 0, Infinity);
   const groups = (opt.groups as ParamGroupRule[] | undefined) ?? DECAY_MATRICES_ONLY(weightDecay);
-  if (!Array.isArray(groups) || groups.length === 0) throw new Error(`${where}: optimizer.groups must be a non-empty list of rules`);
+  if (!Array.isArray(groups) || groups.length === 0) {
+    throw new Error(`${where}: optimizer.groups must be a non-empty list of rules`);
+  }
   groups.forEach((g, i) => {
     num(g?.weightDecay, `optimizer.groups[${i}].weightDecay`, where, 0, Infinity);
     for (const k of ["match", "notMatch"] as const) {
@@ -168,7 +197,11 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
         try {
           new RegExp(g[k]!);
         } catch (e) {
-          throw new Error(`${where}: optimizer.groups[${i}].${k} is not a valid regular expression (${(e as Error).message})`);
+          throw new Error(
+            `${where}: optimizer.groups[${i}].${k} is not a valid regular expression (${
+              (e as Error).message
+            })`,
+          );
         }
       }
     }
@@ -180,7 +213,11 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
   const ev = checkKeys(top.eval ?? {}, "eval", where);
   const perplexity = (ev.perplexity ?? "token_mean") as PerplexityDefinition;
   if (!PERPLEXITY_DEFINITIONS.includes(perplexity)) {
-    throw new Error(`${where}: eval.perplexity is ${JSON.stringify(perplexity)}; use one of ${PERPLEXITY_DEFINITIONS.join(", ")}`);
+    throw new Error(
+      `${where}: eval.perplexity is ${JSON.stringify(perplexity)}; use one of ${
+        PERPLEXITY_DEFINITIONS.join(", ")
+      }`,
+    );
   }
   const log = checkKeys(top.log ?? {}, "log", where);
   const ck = checkKeys(top.checkpoint ?? {}, "checkpoint", where);
@@ -222,7 +259,9 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
 export function modelConfigFor(section: ModelSection, vocabSize: number, blockSize: number): DecoderConfig {
   const { preset, init: _init, initStd: _std, ...overrides } = section;
   const dModel = overrides.dModel, nHeads = overrides.nHeads;
-  if (dModel !== undefined && nHeads !== undefined && overrides.headDim === undefined && dModel % nHeads !== 0) {
+  if (
+    dModel !== undefined && nHeads !== undefined && overrides.headDim === undefined && dModel % nHeads !== 0
+  ) {
     throw new Error(
       `model.dModel ${dModel} is not divisible by model.nHeads ${nHeads}: choose a head count that divides the ` +
         `width (e.g. ${[1, 2, 4, 8, 16].filter((h) => dModel % h === 0).join(", ")}) or set model.headDim`,
@@ -237,7 +276,9 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
   const make = preset === "gpt2" ? gpt2SmallConfig : gpt2NewConfig;
   const config = make({ ...overrides, vocabSize, maxPositions: overrides.maxPositions ?? blockSize });
   if (blockSize > config.maxPositions) {
-    throw new Error(`training.blockSize ${blockSize} exceeds model.maxPositions ${config.maxPositions}: raise maxPositions`);
+    throw new Error(
+      `training.blockSize ${blockSize} exceeds model.maxPositions ${config.maxPositions}: raise maxPositions`,
+    );
   }
   try {
     validateDecoderConfig(config);
@@ -265,13 +306,17 @@ export async function loadTrainConfig(path: string): Promise<ResolvedTrainConfig
     } catch (e) {
       throw new Error(`config module '${path}' could not be loaded: ${(e as Error).message}`);
     }
-    if (raw === undefined) throw new Error(`config module '${path}' has no default export: export the config object as default`);
+    if (raw === undefined) {
+      throw new Error(`config module '${path}' has no default export: export the config object as default`);
+    }
   } else {
     let text: string;
     try {
       text = await Deno.readTextFile(path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new Error(`config file '${path}' does not exist: check the --config path`);
+      if (e instanceof Deno.errors.NotFound) {
+        throw new Error(`config file '${path}' does not exist: check the --config path`);
+      }
       throw e;
     }
     try {

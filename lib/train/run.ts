@@ -7,7 +7,14 @@
 import { tf } from "../deps.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadCorpus } from "../data/corpus.ts";
-import { buildTokenizer, readTokenFiles, type TokenFiles, tokenizerFromRef, type TokenizerRef, writeTokenFiles } from "../data/token_files.ts";
+import {
+  buildTokenizer,
+  readTokenFiles,
+  type TokenFiles,
+  tokenizerFromRef,
+  type TokenizerRef,
+  writeTokenFiles,
+} from "../data/token_files.ts";
 import { createDecoder } from "../models/scratch.ts";
 import { Decoder } from "../models/decoder.ts";
 import type { DecoderConfig } from "../models/types.ts";
@@ -44,7 +51,11 @@ export interface TrainFromConfigResult extends RunResult {
   outDir: string;
 }
 
-async function prepareTokens(resolved: ResolvedTrainConfig, outDir: string, resume: boolean): Promise<TokenFiles> {
+async function prepareTokens(
+  resolved: ResolvedTrainConfig,
+  outDir: string,
+  resume: boolean,
+): Promise<TokenFiles> {
   const tokDir = `${outDir}/tokens`;
   if (resume) return await readTokenFiles(tokDir);
   const d = resolved.config.data;
@@ -54,6 +65,7 @@ async function prepareTokens(resolved: ResolvedTrainConfig, outDir: string, resu
     valFraction: d.valFraction ?? 0.1,
     tokenizerJsonPath,
     source: { name: corpus.name, files: corpus.files },
+    minTokensPerSplit: resolved.settings.blockSize + 1,
   });
   return await readTokenFiles(tokDir);
 }
@@ -85,18 +97,31 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   const ckptDir = `${outDir}/checkpoints`;
   const existing = await listCheckpoints(ckptDir);
   if (options.resume && existing.length === 0) {
-    throw new Error(`--resume: '${outDir}' holds no checkpoint to resume from; drop --resume to start a new run there`);
+    throw new Error(
+      `--resume: '${outDir}' holds no checkpoint to resume from; drop --resume to start a new run there`,
+    );
   }
   if (!options.resume && existing.length > 0) {
     throw new Error(
-      `'${outDir}' already holds checkpoints (${existing.at(-1)}): pass --resume to continue that run, or choose a new --out folder`,
+      `'${outDir}' already holds checkpoints (${
+        existing.at(-1)
+      }): pass --resume to continue that run, or choose a new --out folder`,
     );
   }
-  await Deno.mkdir(outDir, { recursive: true });
-  const tokens = await prepareTokens(resolved, outDir, options.resume ?? false);
+  const createdOut = !(await Deno.stat(outDir).then(() => true, () => false));
   const { settings } = resolved;
-  const modelConfig = modelConfigFor(resolved.config.model, tokens.meta.vocabSize, settings.blockSize);
-  if (!options.resume) await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
+  let tokens: TokenFiles;
+  let modelConfig: DecoderConfig;
+  try {
+    await Deno.mkdir(outDir, { recursive: true });
+    tokens = await prepareTokens(resolved, outDir, options.resume ?? false);
+    modelConfig = modelConfigFor(resolved.config.model, tokens.meta.vocabSize, settings.blockSize);
+    if (!options.resume) await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
+  } catch (e) {
+    // Nothing was trained yet: leave no half-prepared run folder behind.
+    if (createdOut) await Deno.remove(outDir, { recursive: true }).catch(() => {});
+    throw e;
+  }
   const model = createDecoder(modelConfig, {
     seed: settings.seed,
     init: resolved.config.model.init ?? "scaled",
@@ -115,10 +140,16 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     onMetrics: options.onMetrics,
     print: options.print,
     extraFiles,
-    stateExtras: { config: resolved.config, tokenizer: tokens.meta.tokenizer, tokens: { ...tokens.meta, tokenizer: undefined } },
+    stateExtras: {
+      config: resolved.config,
+      tokenizer: tokens.meta.tokenizer,
+      tokens: { ...tokens.meta, tokenizer: undefined },
+    },
   });
   const onSigint = () => {
-    console.error("\ninterrupted: saving a checkpoint after this step, then exiting (press Ctrl-C again to abort)");
+    console.error(
+      "\ninterrupted: saving a checkpoint after this step, then exiting (press Ctrl-C again to abort)",
+    );
     trainer.requestStop();
     Deno.removeSignalListener("SIGINT", onSigint);
   };
@@ -170,18 +201,26 @@ export interface TrainedModel {
  * ```
  */
 export async function loadTrainedModel(path: string): Promise<TrainedModel> {
-  const ckpt = await loadCheckpoint(path);
+  const ckpt = await loadCheckpoint(path, { optimizer: false });
   const config = ckpt.state.modelConfig as DecoderConfig | undefined;
   const ref = ckpt.state.tokenizer as TokenizerRef | undefined;
-  if (!config || !ref) throw new Error(`checkpoint ${ckpt.dir}/state.json lacks modelConfig or tokenizer: it was not written by the trainer`);
+  if (!config || !ref) {
+    throw new Error(
+      `checkpoint ${ckpt.dir}/state.json lacks modelConfig or tokenizer: it was not written by the trainer`,
+    );
+  }
   const tensors = new Map<string, tf.Tensor>();
-  for (const [name, t] of ckpt.weights) tensors.set(name, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+  for (const [name, t] of ckpt.weights) {
+    tensors.set(name, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+  }
   let model: Decoder;
   try {
     model = new Decoder(config, tensors, { source: ckpt.dir });
   } catch (e) {
     tf.dispose([...tensors.values()]);
-    throw new Error(`checkpoint ${ckpt.dir}/model.safetensors does not match its modelConfig: ${(e as Error).message}`);
+    throw new Error(
+      `checkpoint ${ckpt.dir}/model.safetensors does not match its modelConfig: ${(e as Error).message}`,
+    );
   }
   const tokenizer = await tokenizerFromRef(ref, ckpt.dir);
   return { model, tokenizer, dir: ckpt.dir, step: ckpt.state.step, state: ckpt.state };

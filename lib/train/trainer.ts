@@ -14,12 +14,7 @@ import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
 import { clipByGlobalNorm } from "./clip.ts";
 import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEval } from "./loss.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
-import {
-  assignWeights,
-  type CheckpointState,
-  type LoadedCheckpoint,
-  saveCheckpoint,
-} from "./checkpoint.ts";
+import { assignWeights, type CheckpointState, type LoadedCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
 /** Loop settings (the `training`, `optimizer`, `schedule`, `eval`, `log` and `checkpoint` parts of a config). */
 export interface TrainerSettings {
@@ -158,13 +153,19 @@ export class Trainer {
     this.outDir = init.outDir;
     const max = init.model.config.maxPositions;
     if (s.blockSize > max) {
-      throw new Error(`blockSize ${s.blockSize} exceeds the model's maxPositions ${max}: lower blockSize or raise maxPositions`);
+      throw new Error(
+        `blockSize ${s.blockSize} exceeds the model's maxPositions ${max}: lower blockSize or raise maxPositions`,
+      );
     }
     const params = init.model.parameters();
     this.#names = [...params.keys()];
     this.#vars = [...params.values()];
     this.optimizer = new AdamW(params, s.optimizer);
-    this.sampler = new BatchSampler(init.train, { batchSize: s.batchSize, blockSize: s.blockSize, seed: s.seed });
+    this.sampler = new BatchSampler(init.train, {
+      batchSize: s.batchSize,
+      blockSize: s.blockSize,
+      seed: s.seed,
+    });
     // Fail before training when the val split cannot hold one evaluation window.
     sequentialBatches(init.val, s.evalBatchSize, s.blockSize, 1);
     this.#val = init.val;
@@ -279,7 +280,10 @@ export class Trainer {
       modelConfig: this.model.config,
       schedule: { ...this.settings.schedule, nextLr: learningRate(this.settings.schedule, this.#step) },
       sampler: this.sampler.getState(),
-      rng: { sampler: this.sampler.getState().prng, dropout: { seed: this.settings.seed, derivation: "dropoutSeedFor" } },
+      rng: {
+        sampler: this.sampler.getState().prng,
+        dropout: { seed: this.settings.seed, derivation: "dropoutSeedFor" },
+      },
       optimizerStep: this.optimizer.stepCount,
       lastEval: this.#lastEval ?? null,
       savedAt: new Date().toISOString(),
@@ -319,7 +323,9 @@ export class Trainer {
     }
     assignWeights(this.model, ckpt.weights, `checkpoint ${ckpt.dir}`);
     const moments = new Map<string, tf.Tensor>();
-    for (const [k, t] of ckpt.optimizer) moments.set(k, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+    for (const [k, t] of ckpt.optimizer) {
+      moments.set(k, tf.tensor(t.data as Float32Array, t.shape, "float32"));
+    }
     try {
       this.optimizer.loadState({ step: (ckpt.state.optimizerStep as number) ?? ckpt.state.step, moments });
     } finally {
@@ -342,7 +348,9 @@ export class Trainer {
         );
       } else {
         console.log(
-          `step ${record.step}: val loss ${record.valLoss!.toFixed(4)}, val perplexity ${record.valPerplexity!.toFixed(3)}`,
+          `step ${record.step}: val loss ${record.valLoss!.toFixed(4)}, val perplexity ${
+            record.valPerplexity!.toFixed(3)
+          }`,
         );
       }
     }
@@ -396,12 +404,18 @@ export class Trainer {
           valTokens: ev.tokens,
         });
       }
-      if (this.outDir && s.checkpointInterval > 0 && step % s.checkpointInterval === 0 && step !== totalSteps) {
+      if (
+        this.outDir && s.checkpointInterval > 0 && step % s.checkpointInterval === 0 && step !== totalSteps
+      ) {
         await this.save();
       }
     }
     let checkpoint: string | undefined;
-    if (this.outDir && (this.#lastCheckpoint === undefined || !this.#lastCheckpoint.endsWith(String(this.#step).padStart(8, "0")))) {
+    if (
+      this.outDir &&
+      (this.#lastCheckpoint === undefined ||
+        !this.#lastCheckpoint.endsWith(String(this.#step).padStart(8, "0")))
+    ) {
       checkpoint = await this.save();
     } else checkpoint = this.#lastCheckpoint;
     return { step: this.#step, reason, lastEval: this.#lastEval, checkpoint };
