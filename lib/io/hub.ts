@@ -457,8 +457,9 @@ class HubDownloader {
       if (await isFile(`${this.snapshot()}/${file}`)) return true;
       if (!required && await statOrNull(`${this.repoDir}/.no_exist/${this.commit}/${file}`)) return false;
     }
-    // Follow same-origin redirects (renamed repos) ourselves, so the Hub's metadata headers stay visible;
-    // a cross-origin redirect is the LFS CDN, whose response carries only the bytes.
+    // Redirects are followed by hand so the Hub's metadata headers stay visible: a same-origin redirect
+    // without X-Linked-Etag is a renamed repo (follow it, read metadata from the final answer); one that
+    // carries X-Linked-Etag points at LFS storage, whose response carries only the bytes.
     let url = this.#url(file);
     let res: Response;
     let meta: Response;
@@ -493,11 +494,10 @@ class HubDownloader {
       await res.body?.cancel();
       const code = meta.headers.get("x-error-code");
       if (code === "RevisionNotFound" || code === "RepoNotFound" || required) {
+        const why = code ? `HTTP 404, ${code}` : "HTTP 404";
         throw new Error(
-          `${this.#label(file)} not found on ${this.endpoint} (HTTP 404${
-            code ? `, ${code}` : ""
-          }). Check the ` +
-            `repo id and revision; private or gated repos need a token (HF_TOKEN or { token }).`,
+          `${this.#label(file)} not found on ${this.endpoint} (${why}). Check the repo id and revision; ` +
+            `private or gated repos need a token (HF_TOKEN or { token }).`,
         );
       }
       if (this.commit || meta.headers.get("x-repo-commit")) {
