@@ -311,11 +311,8 @@ export async function resolveModelSourceDetailed(
     if (!st.isDirectory) throw new Error(`Model source "${source}" is a file; pass the folder that holds it`);
     if (!(await isFile(`${folder}/config.json`))) {
       const names = await listFolder(folder);
-      throw new Error(
-        `Model folder "${folder}" has no config.json; it contains: ${
-          names.length ? names.join(", ") : "(nothing)"
-        }`,
-      );
+      const contents = names.length ? names.join(", ") : "(nothing)";
+      throw new Error(`Model folder "${folder}" has no config.json; it contains: ${contents}`);
     }
     return { folder, kind: "local", downloaded: [] };
   }
@@ -359,11 +356,11 @@ export async function resolveModelSourceDetailed(
     const where = cachedCommit
       ? `snapshot ${repoDir}/snapshots/${cachedCommit} lacks: ${status!.missingRequired.join(", ")}`
       : `no cached snapshot for revision "${revision}" (looked for ${repoDir}/refs/${revision})`;
+    const command = `huggingface-cli download ${repo}` +
+      (revision === "main" ? "" : ` --revision ${revision}`);
     throw new Error(
       `hf:${repo}@${revision} is not fully in the Hugging Face cache (${cacheDir}): ${where}. ` +
-        `Download it with \`huggingface-cli download ${repo}${
-          revision === "main" ? "" : ` --revision ${revision}`
-        }\` ` +
+        `Download it with \`${command}\` ` +
         `(set HF_HOME/HF_HUB_CACHE if your cache lives elsewhere), or pass { allowDownload: true }` +
         (offline ? " and unset HF_HUB_OFFLINE" : "") + ".",
     );
@@ -405,9 +402,8 @@ function normalizeEtag(raw: string | null): string | null {
 }
 
 function randomTag(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join(
-    "",
-  );
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Fetches files of one repo revision into the cache layout. */

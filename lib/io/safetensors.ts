@@ -258,11 +258,10 @@ function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number):
     }
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     if (!isDtype(dtype)) {
+      const supported = Object.keys(SAFETENSORS_DTYPE_BYTES).join(", ");
       throw new SafetensorsFormatError(
         file,
-        `unsupported dtype ${JSON.stringify(dtype)} (supported: ${
-          Object.keys(SAFETENSORS_DTYPE_BYTES).join(", ")
-        })`,
+        `unsupported dtype ${JSON.stringify(dtype)} (supported: ${supported})`,
         name,
       );
     }
@@ -460,11 +459,10 @@ async function readExactAt(
   while (off < length) {
     const n = await file.read(out.subarray(off));
     if (n === null) {
+      const at = position + off;
       throw new SafetensorsFormatError(
         path,
-        `unexpected end of file at byte ${
-          position + off
-        } (wanted ${length} bytes from ${position}; truncated?)`,
+        `unexpected end of file at byte ${at} (wanted ${length} bytes from ${position}; truncated?)`,
         tensor,
       );
     }
@@ -959,13 +957,8 @@ function encodeElements(file: string, name: string, t: SafetensorsTensorInput): 
       for (let i = 0; i < n; i++) {
         const v = Number(nums[i]);
         if (!Number.isInteger(v) || v < lo || v > hi) {
-          throw new SafetensorsFormatError(
-            file,
-            `value ${nums[i]} at index ${i} is not ${
-              dtype === "BOOL" ? "0 or 1" : `an integer in [${lo}, ${hi}]`
-            }`,
-            name,
-          );
+          const want = dtype === "BOOL" ? "0 or 1" : `an integer in [${lo}, ${hi}]`;
+          throw new SafetensorsFormatError(file, `value ${nums[i]} at index ${i} is not ${want}`, name);
         }
         out[i] = v;
       }
