@@ -432,3 +432,219 @@ function validCount(pattern: tf.Tensor3D, valid?: tf.Tensor2D): tf.Tensor1D {
 function checkRank(t: tf.Tensor, rank: number, what: string): void {
   if (t.rank !== rank) throw new Error(`order parameters: expected ${what}, got shape [${t.shape}]`);
 }
+
+// ---- the generation probe -------------------------------------------------------------------------
+
+/**
+ * The part of a generation step's probe context the order-parameter probe reads (structurally the
+ * `ProbeContext` of lib/generate/generate.ts).
+ */
+export interface OrderParameterProbeContext {
+  /** Forward step index (0 = the prefill). */
+  step: number;
+  /** True at step 0: captured activations then cover the whole (left-padded) prompt. */
+  isPrefill: boolean;
+  /** Activations captured in this step's forward, by hook name. */
+  activations: Map<string, tf.Tensor>;
+  /** Rows in the batch. */
+  batchSize: number;
+}
+
+/** The cache methods the probe reads (the decoder's `KVCache` has them). */
+export interface KeyCacheView {
+  /** Cached keys/values of a layer, `[B, Hkv, L, hd]`, or null before the first forward. */
+  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  /** Validity per row over the L columns. */
+  validity(): Uint8Array[];
+}
+
+/** Options of {@link OrderParameterProbe}. */
+export interface OrderParameterProbeOptions {
+  /** The model's number of blocks (`model.config.nLayers`). */
+  nLayers: number;
+  /** Layer whose attention (λ) and keys (z) are read. Default: the last. */
+  layer?: number;
+  /** λ from `layer` only ("layer", default) or averaged over all layers ("mean"). */
+  lambdaLayers?: "layer" | "mean";
+  /** Lag τ of the key autocorrelation. Default 1. */
+  keyLag?: number;
+  /** Probe name (key of the values in step rows and the trace). Default "recync.Z". */
+  name?: string;
+}
+
+/**
+ * A generation probe computing Z = [λ, λ_sem, z] per row on the device at every step, for the packed
+ * per-step readback of `generate()` (lib/generate/generate.ts): pass it in `probes` and its
+ * {@link OrderParameterProbe.cachePolicy} in `policies` (z reads the KV cache, which reaches the probe
+ * through that policy; before the first callback, at step 0, z is 0).
+ *
+ * Sources: λ from `blocks.{L}.attn.hook_pattern` (newest query; key validity from the cache, or from the
+ * non-zero weights at the prefill); λ_sem from `blocks.{ℓ}.hook_resid_pre` (all ℓ) and the last block's
+ * `hook_resid_post`, against g = the running mean of `ln_final.hook_normalized` over the (unpadded)
+ * prompt and every generated state; z from the cached keys of layer L (newest valid column and the
+ * one τ back, so it stays exact after a rewind). Limitation: g is a running mean over every state a row
+ * produced, so after a rewind it still includes the dropped branch (documented approximation).
+ *
+ * @example
+ * ```ts
+ * import { OrderParameterProbe } from "./order_params.ts";
+ * const probe = new OrderParameterProbe({ nLayers: 2 });
+ * console.log(probe.width, probe.capture.length); // 3 5
+ * // generate(model, prompts, { probes: [probe], policies: [probe.cachePolicy] })
+ * probe.dispose();
+ * ```
+ */
+export class OrderParameterProbe {
+  /** Probe name. */
+  readonly name: string;
+  /** Values per row: [λ, λ_sem, z]. */
+  readonly width = 3;
+  /** Hook names the forward must capture. */
+  readonly capture: string[];
+  /** A step policy that hands the run's KV cache to the probe; add it to `generate`'s `policies`. */
+  readonly cachePolicy: { name: string; onStep: (step: unknown, control: { cache: unknown }) => void };
+  readonly #nLayers: number;
+  readonly #layer: number;
+  readonly #lambdaLayers: "layer" | "mean";
+  readonly #lag: number;
+  #cache: KeyCacheView | null = null;
+  #gSum: tf.Tensor2D | null = null;
+  #gCount: tf.Tensor2D | null = null;
+
+  /** Validates the options. */
+  constructor(options: OrderParameterProbeOptions) {
+    const n = options.nLayers;
+    if (!Number.isInteger(n) || n < 1) throw new Error(`OrderParameterProbe: nLayers must be ≥ 1, got ${n}`);
+    const layer = options.layer ?? n - 1;
+    if (!Number.isInteger(layer) || layer < 0 || layer >= n) {
+      throw new Error(`OrderParameterProbe: layer must be in 0..${n - 1}, got ${layer}`);
+    }
+    this.#nLayers = n;
+    this.#layer = layer;
+    this.#lambdaLayers = options.lambdaLayers ?? "layer";
+    this.#lag = options.keyLag ?? 1;
+    this.name = options.name ?? "recync.Z";
+    const patternLayers = this.#lambdaLayers === "mean" ? [...Array(n).keys()] : [layer];
+    this.capture = [
+      ...patternLayers.map((l) => `blocks.${l}.attn.hook_pattern`),
+      ...[...Array(n).keys()].map((l) => `blocks.${l}.hook_resid_pre`),
+      `blocks.${n - 1}.hook_resid_post`,
+      "ln_final.hook_normalized",
+    ];
+    this.cachePolicy = {
+      name: `${this.name}.cache`,
+      onStep: (_step, control) => {
+        const c = control.cache as Partial<KeyCacheView> | null;
+        if (c && typeof c.past === "function" && typeof c.validity === "function") {
+          this.#cache = c as KeyCacheView;
+        } else {throw new Error(
+            "OrderParameterProbe: the run's cache has no past()/validity() (need the decoder's KVCache)",
+          );}
+      },
+    };
+  }
+
+  /** Sets the KV cache directly (instead of through {@link OrderParameterProbe.cachePolicy}). */
+  setCache(cache: KeyCacheView | null): void {
+    this.#cache = cache;
+  }
+
+  #activation(ctx: OrderParameterProbeContext, name: string): tf.Tensor {
+    const a = ctx.activations.get(name);
+    if (!a) {
+      throw new Error(`OrderParameterProbe: activation ${name} was not captured (is the probe in probes?)`);
+    }
+    return a;
+  }
+
+  /** Computes [B, 3] = [λ, λ_sem, z] for this step. Runs inside the generation loop's `tf.tidy`. */
+  compute(ctx: OrderParameterProbeContext): tf.Tensor2D {
+    const b = ctx.batchSize;
+    if (ctx.isPrefill) {
+      // A new run: forget the previous run's direction and cache (the policy hands over the new one).
+      this.#resetDirection();
+      this.#cache = null;
+    }
+    const newest = (x: tf.Tensor): tf.Tensor2D => {
+      const [bb, t, d] = x.shape as [number, number, number];
+      return tf.reshape(tf.slice(x, [0, t - 1, 0], [bb, 1, d]), [bb, d]) as tf.Tensor2D;
+    };
+
+    // λ (per layer, then averaged when asked).
+    const patternLayers = this.#lambdaLayers === "mean" ? [...Array(this.#nLayers).keys()] : [this.#layer];
+    let promptValid: tf.Tensor2D | null = null;
+    const lambdas = patternLayers.map((l) => {
+      const rows = newestQueryPattern(this.#activation(ctx, `blocks.${l}.attn.hook_pattern`) as tf.Tensor4D);
+      const valid = this.#validity(rows.shape[2], b);
+      if (ctx.isPrefill && promptValid === null) {
+        promptValid = tf.cast(tf.greater(tf.max(rows, 1), 0), "float32") as tf.Tensor2D; // [B, T]
+      }
+      return attentionSynchrony(rows, valid ?? undefined);
+    });
+    const lambda = lambdas.length === 1 ? lambdas[0] : (tf.mean(tf.stack(lambdas, 0), 0) as tf.Tensor1D);
+
+    // g: running mean of post-norm final states (the prompt's valid positions at the prefill).
+    const finalStates = this.#activation(ctx, "ln_final.hook_normalized") as tf.Tensor3D;
+    let addSum: tf.Tensor2D, addCount: tf.Tensor2D;
+    if (ctx.isPrefill && promptValid !== null) {
+      const w = tf.expandDims(promptValid as tf.Tensor2D, 2);
+      addSum = tf.sum(tf.mul(finalStates, w), 1) as tf.Tensor2D;
+      addCount = tf.sum(promptValid as tf.Tensor2D, 1, true) as tf.Tensor2D;
+    } else {
+      addSum = newest(finalStates);
+      addCount = tf.ones([b, 1]) as tf.Tensor2D;
+    }
+    const sum = this.#gSum ? tf.add(this.#gSum, addSum) as tf.Tensor2D : addSum;
+    const count = this.#gCount ? tf.add(this.#gCount, addCount) as tf.Tensor2D : addCount;
+    this.#gSum?.dispose();
+    this.#gCount?.dispose();
+    this.#gSum = tf.keep(sum);
+    this.#gCount = tf.keep(count);
+    const g = tf.div(sum, tf.maximum(count, 1)) as tf.Tensor2D;
+
+    // λ_sem from the residual updates at the newest position.
+    const streams = [...Array(this.#nLayers).keys()].map((l) =>
+      newest(this.#activation(ctx, `blocks.${l}.hook_resid_pre`))
+    );
+    streams.push(newest(this.#activation(ctx, `blocks.${this.#nLayers - 1}.hook_resid_post`)));
+    const lambdaSem = semanticCoherence(residualUpdates(streams), g);
+
+    // z from the cache (exact after rewinds); 0 before the cache is known.
+    let z: tf.Tensor1D;
+    const past = this.#cache?.past(this.#layer) ?? null;
+    if (this.#cache !== null && past !== null && !ctx.isPrefill) {
+      const { newest: kNew, previous: kPrev, available } = gatherLaggedKeys(
+        past.k,
+        this.#cache.validity(),
+        this.#lag,
+      );
+      z = keyPersistence(kNew, kPrev, available);
+    } else {
+      z = tf.zeros([b]) as tf.Tensor1D;
+    }
+    return stackOrderParameters(lambda, lambdaSem, z);
+  }
+
+  /** Key validity [B, L] from the cache when its column count matches the pattern's, else null. */
+  #validity(columns: number, b: number): tf.Tensor2D | null {
+    if (this.#cache === null) return null;
+    const v = this.#cache.validity();
+    if (v.length !== b || v[0].length !== columns) return null;
+    const flat = new Float32Array(b * columns);
+    v.forEach((row, i) => flat.set(row, i * columns));
+    return tf.tensor2d(flat, [b, columns]);
+  }
+
+  #resetDirection(): void {
+    this.#gSum?.dispose();
+    this.#gCount?.dispose();
+    this.#gSum = null;
+    this.#gCount = null;
+  }
+
+  /** Frees the running-mean state and forgets the cache. */
+  dispose(): void {
+    this.#resetDirection();
+    this.#cache = null;
+  }
+}

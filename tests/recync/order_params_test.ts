@@ -194,3 +194,95 @@ Deno.test("order params: stacking Z", () => {
   assert.deepEqual(z.shape, [2, 3]);
   closeArr(z.dataSync(), [0.1, 0.3, 0.5, 0.2, 0.4, 0.6]);
 });
+
+Deno.test("order params: the generation probe on a real decoder matches references from the captured activations", async () => {
+  const { createDecoder, gpt2SmallConfig } = await import("../../lib/models/scratch.ts");
+  const { OrderParameterProbe } = await import("../../lib/recync/order_params.ts");
+  const model = createDecoder(
+    gpt2SmallConfig({
+      nLayers: 2,
+      dModel: 32,
+      nHeads: 4,
+      headDim: 8,
+      dMlp: 64,
+      vocabSize: 50,
+      maxPositions: 32,
+    }),
+    { seed: 7 },
+  );
+  const before = tf.memory().numTensors;
+  const probe = new OrderParameterProbe({ nLayers: 2 });
+  const cache = model.createCache(2);
+  // Row 1 is left-padded by two positions.
+  const ids = tf.tensor2d([[3, 4, 5, 6, 7], [0, 0, 8, 9, 10]], [2, 5], "int32");
+  const mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]);
+  const res = model.forward(ids, { cache, capture: probe.capture, attentionMask: mask });
+  const acts = res.activations!;
+  const z0 = tf.tidy(() => probe.compute({ step: 0, isPrefill: true, activations: acts, batchSize: 2 }));
+  const got0 = z0.arraySync();
+
+  // References from the captured activations.
+  const pat = (acts.get("blocks.1.attn.hook_pattern") as tf.Tensor4D).arraySync(); // [B, H, T, L]
+  const validN = [5, 3];
+  const lam0 = [0, 1].map((b) => refLambda(pat[b].map((h) => h[4]), validN[b]));
+  const fin = (acts.get("ln_final.hook_normalized") as tf.Tensor3D).arraySync();
+  const g0 = [0, 1].map((b) => {
+    const rows = fin[b].filter((_, t) => t >= 5 - validN[b]);
+    return rows[0].map((_, i) => rows.reduce((s, r) => s + r[i], 0) / rows.length);
+  });
+  const stream = (name: string, b: number, t: number) => (acts.get(name) as tf.Tensor3D).arraySync()[b][t];
+  const semRef = (b: number, t: number, g: number[]) => {
+    const xs = [
+      stream("blocks.0.hook_resid_pre", b, t),
+      stream("blocks.1.hook_resid_pre", b, t),
+      stream("blocks.1.hook_resid_post", b, t),
+    ];
+    return (cos(xs[1].map((v, i) => v - xs[0][i]), g) + cos(xs[2].map((v, i) => v - xs[1][i]), g)) / 2;
+  };
+  closeArr(got0.map((r) => r[0]), lam0, 1e-5, "λ prefill");
+  closeArr(got0.map((r) => r[1]), [semRef(0, 4, g0[0]), semRef(1, 4, g0[1])], 1e-5, "λ_sem prefill");
+  closeArr(got0.map((r) => r[2]), [0, 0], 0, "z prefill");
+  tf.dispose([ids, mask, res.logits, res.hidden, res.residual, z0, ...acts.values()]);
+
+  // One decode step: the cache (via the policy) supplies key validity and the keys for z.
+  probe.cachePolicy.onStep(null, { cache });
+  const next = tf.tensor2d([[11], [12]], [2, 1], "int32");
+  const res1 = model.forward(next, { cache, capture: probe.capture });
+  const acts1 = res1.activations!;
+  const z1 = tf.tidy(() => probe.compute({ step: 1, isPrefill: false, activations: acts1, batchSize: 2 }));
+  const got1 = z1.arraySync();
+  const pat1 = (acts1.get("blocks.1.attn.hook_pattern") as tf.Tensor4D).arraySync();
+  closeArr(
+    got1.map((r) => r[0]),
+    [0, 1].map((b) => refLambda(pat1[b].map((h) => h[0]), validN[b] + 1)),
+    1e-5,
+    "λ step 1",
+  );
+  const fin1 = (acts1.get("ln_final.hook_normalized") as tf.Tensor3D).arraySync();
+  const g1 = [0, 1].map((b) => g0[b].map((v, i) => (v * validN[b] + fin1[b][0][i]) / (validN[b] + 1)));
+  const stream1 = (name: string, b: number) => (acts1.get(name) as tf.Tensor3D).arraySync()[b][0];
+  const sem1 = [0, 1].map((b) => {
+    const xs = [
+      stream1("blocks.0.hook_resid_pre", b),
+      stream1("blocks.1.hook_resid_pre", b),
+      stream1("blocks.1.hook_resid_post", b),
+    ];
+    return (cos(xs[1].map((v, i) => v - xs[0][i]), g1[b]) + cos(xs[2].map((v, i) => v - xs[1][i]), g1[b])) /
+      2;
+  });
+  closeArr(got1.map((r) => r[1]), sem1, 1e-5, "λ_sem step 1");
+  const keys = cache.past(1)!.k.arraySync(); // [B, H, L, hd]
+  const validity = cache.validity();
+  const zRef = [0, 1].map((b) => {
+    const cols = [...validity[b].keys()].filter((c) => validity[b][c]);
+    const [n, p] = [cols[cols.length - 1], cols[cols.length - 2]];
+    const rho = keys[b].reduce((s, head) => s + pearson(head[n], head[p]), 0) / keys[b].length;
+    return Math.atanh(Math.max(-FISHER_CLIP, Math.min(FISHER_CLIP, rho)));
+  });
+  closeArr(got1.map((r) => r[2]), zRef, 1e-4, "z step 1");
+  tf.dispose([next, res1.logits, res1.hidden, res1.residual, z1, ...acts1.values()]);
+  probe.dispose();
+  cache.dispose();
+  assert.equal(tf.memory().numTensors, before, "probe and loop leave no tensors behind");
+  model.dispose();
+});
