@@ -1,0 +1,108 @@
+/** loadModel: config variants (old and new RoPE fields, sequential NeoX), and clear errors for bad input. */
+import { assert, assertEquals, assertRejects, assertThrows, maxDiff } from "./assert.ts";
+import { tf } from "../../lib/deps.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { readSafetensors, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { loadModel } from "../../lib/models/load.ts";
+import { gptNeoxConfig } from "../../lib/models/gpt_neox.ts";
+import { llamaConfig } from "../../lib/models/llama.ts";
+import { qwen2Config } from "../../lib/models/qwen2.ts";
+
+await initBackend({ backend: "cpu" });
+const FIXTURES = new URL("../../../shared/fixtures/hf/", import.meta.url).pathname;
+const haveFixtures = await Deno.stat(FIXTURES).then(() => true, () => false);
+if (!haveFixtures) console.log(`loadModel fixture tests skipped: ${FIXTURES} is absent (needs ../shared)`);
+
+/** Copies a fixture into a temp folder, editing its config and tensors. */
+async function variant(
+  name: string,
+  editConfig: (c: Record<string, unknown>) => void,
+  editTensors: (t: Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>) => void = () => {},
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "coherence-load-" });
+  const config = JSON.parse(await Deno.readTextFile(`${FIXTURES}${name}/config.json`));
+  editConfig(config);
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+  const loaded = await readSafetensors(`${FIXTURES}${name}/model.safetensors`);
+  const tensors = new Map([...loaded].map(([k, v]) => [k, { dtype: "F32" as const, shape: v.shape, data: v.data as Float32Array }]));
+  editTensors(tensors);
+  await writeSafetensors(`${dir}/model.safetensors`, tensors);
+  return dir;
+}
+
+async function logits(dir: string): Promise<Float32Array> {
+  const model = await loadModel(dir);
+  const x = tf.tensor2d([[1, 5, 9, 200, 17, 3]], [1, 6], "int32");
+  const r = model.forward(x);
+  const out = r.logits.dataSync() as Float32Array;
+  tf.dispose([x, r.logits, r.hidden, r.residual]);
+  model.dispose();
+  return out;
+}
+
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !haveFixtures, fn });
+
+test("loadModel: older config fields (rotary_pct, rotary_emb_base, top-level rope_theta) load identically", async () => {
+  const neoxOld = await variant("tiny-gpt-neox", (c) => {
+    delete c.rope_parameters;
+    c.rotary_pct = 0.25;
+    c.rotary_emb_base = 10000;
+  });
+  assertEquals(await logits(neoxOld), await logits(`${FIXTURES}tiny-gpt-neox`));
+  const llamaOld = await variant("tiny-llama", (c) => {
+    delete c.rope_parameters;
+    c.rope_theta = 10000;
+  });
+  assertEquals(await logits(llamaOld), await logits(`${FIXTURES}tiny-llama`));
+  // A different theta must change the output (the field is really read).
+  const llamaTheta = await variant("tiny-llama", (c) => {
+    delete c.rope_parameters;
+    c.rope_theta = 500;
+  });
+  assert(maxDiff(await logits(llamaTheta), await logits(`${FIXTURES}tiny-llama`)) > 1e-4);
+  for (const d of [neoxOld, llamaOld, llamaTheta]) await Deno.remove(d, { recursive: true });
+});
+
+test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_resid_mid present)", async () => {
+  const dir = await variant("tiny-gpt-neox", (c) => void (c.use_parallel_residual = false));
+  const model = await loadModel(dir);
+  assert(model.hookNames.includes("blocks.0.hook_resid_mid"));
+  assertEquals(model.config.parallelResidual, false);
+  assert(maxDiff(await logits(dir), await logits(`${FIXTURES}tiny-gpt-neox`)) > 1e-4);
+  assertEquals(model.source, dir);
+  const display = (model as unknown as Record<symbol, () => Record<string, string>>)[Symbol.for("Jupyter.display")]();
+  assert(display["text/html"].includes("gpt_neox") && display["text/plain"].includes("2 layers"));
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+test("loadModel: unknown model_type, missing and mis-shaped weights give one clear error", async () => {
+  const unknown = await variant("tiny-gpt2", (c) => void (c.model_type = "mamba"));
+  await assertRejects(() => loadModel(unknown), "model_type 'mamba' is not supported (supported: gpt2, gpt_neox, llama, qwen2)");
+  const missing = await variant("tiny-llama", () => {}, (t) => {
+    t.delete("model.layers.1.mlp.up_proj.weight");
+    t.delete("lm_head.weight");
+  });
+  const e = await assertRejects(() => loadModel(missing), "missing 'model.layers.1.mlp.up_proj.weight' (expected shape [176,64])");
+  assert(e.message.includes("missing 'lm_head.weight'"), "every missing tensor is listed");
+  const shaped = await variant("tiny-qwen2", (c) => void (c.intermediate_size = 100));
+  await assertRejects(() => loadModel(shaped), "'model.layers.0.mlp.gate_proj.weight': expected shape [100,64], found [128,64]");
+  const extra = await variant("tiny-gpt2", () => {}, (t) => {
+    t.set("transformer.h.0.attn.rogue.weight", { dtype: "F32", shape: [2], data: new Float32Array(2) });
+  });
+  await assertRejects(() => loadModel(extra), "unexpected tensors not used by the gpt2 mapping: transformer.h.0.attn.rogue.weight");
+  await assertRejects(() => loadModel(`${FIXTURES}does-not-exist`), "does-not-exist");
+  for (const d of [unknown, missing, shaped, extra]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("family configs: unsupported RoPE scaling, activations and sliding windows are refused clearly", () => {
+  const base = { hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, intermediate_size: 128, vocab_size: 512 };
+  assertThrows(() => llamaConfig({ ...base, rope_scaling: { rope_type: "llama3", factor: 8 } }), "rope_type 'llama3' is not supported");
+  assertThrows(() => llamaConfig({ ...base, rope_parameters: { rope_type: "yarn", rope_theta: 1e4 } }), "'yarn'");
+  assertThrows(() => llamaConfig({ ...base, hidden_act: "gelu" }), "hidden_act 'gelu' is not supported");
+  assertThrows(() => qwen2Config({ ...base, use_sliding_window: true, sliding_window: 64, max_position_embeddings: 128 }), "sliding_window");
+  assertThrows(() => llamaConfig({ ...base, hidden_size: undefined }), "required field 'hidden_size' is missing");
+  const neox = gptNeoxConfig({ ...base, rope_parameters: { partial_rotary_factor: 0.5, rope_theta: 20000 } });
+  assertEquals([neox.rotaryDim, neox.ropeTheta, neox.parallelResidual, neox.mlp], [8, 20000, true, "gelu"]);
+  assertEquals(llamaConfig({ ...base, head_dim: 32, num_key_value_heads: 1 }).headDim, 32);
+});
