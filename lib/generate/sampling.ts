@@ -174,11 +174,15 @@ export class TokenSampler {
    * @param uniforms B numbers in [0, 1) (each row's own PRNG draw; ignored by greedy rows), or a [B] tensor
    * @param history [B, V] counts (or 0/1 presence) of tokens already in each sequence; needed only when a
    *   row uses a repetition penalty
+   * @param forced per-row token ids to emit instead of sampling (teacher forcing), -1 where the row samples;
+   *   their log-probabilities are reported like sampled ones (`sampledLogprob` may be -Infinity when the
+   *   filters exclude the forced token)
    */
   sample(
     logits: tf.Tensor2D,
     uniforms: ArrayLike<number> | tf.Tensor1D,
     history?: tf.Tensor2D,
+    forced?: ArrayLike<number>,
   ): SampleOutput {
     const [B, V] = logits.shape;
     if (B !== this.batchSize || V !== this.vocabSize) {
@@ -189,11 +193,25 @@ export class TokenSampler {
     if (!(uniforms instanceof tf.Tensor) && uniforms.length !== B) {
       throw new RangeError(`TokenSampler.sample: got ${uniforms.length} uniforms for ${B} rows`);
     }
+    if (forced) {
+      if (forced.length !== B) {
+        throw new RangeError(`TokenSampler.sample: got ${forced.length} forced ids for ${B} rows`);
+      }
+      for (let i = 0; i < B; i++) {
+        const f = forced[i];
+        if (!(Number.isInteger(f) && f >= -1 && f < V)) {
+          throw new RangeError(`TokenSampler.sample: forced id ${f} of row ${i} is outside [-1, ${V})`);
+        }
+      }
+    }
     const p = this.#ensureTensors();
     if (p.penalty && !history) {
       throw new Error("TokenSampler.sample: a row uses repetitionPenalty, so pass the token history [B, V]");
     }
-    const iota = this.#iota ??= tf.tidy(() => tf.range(0, V, 1, "int32").reshape([1, V]) as tf.Tensor2D);
+    // Cached tensors are kept: sample() may be called inside a caller's tf.tidy.
+    const iota = this.#iota ??= tf.keep(
+      tf.tidy(() => tf.range(0, V, 1, "int32").reshape([1, V]) as tf.Tensor2D),
+    );
     return tf.tidy(() => {
       const x = logits.dtype === "float32" ? logits : logits.toFloat();
       const raw = tf.logSoftmax(x);
@@ -203,8 +221,13 @@ export class TokenSampler {
         l = select(history.greater(0), penalised, l);
       }
       if (p.banned) l = select(p.banned, tf.scalar(-Infinity), l);
+      const force = (chosen: tf.Tensor1D): tf.Tensor1D => {
+        if (!forced) return chosen;
+        const f = tf.tensor1d(Int32Array.from(forced), "int32");
+        return select(f.greaterEqual(0), f, chosen) as tf.Tensor1D;
+      };
       const greedyTokens = l.argMax(1).toInt() as tf.Tensor1D;
-      if (p.allGreedy) {
+      if (p.allGreedy && !forced) {
         const lp = gatherRows(raw, greedyTokens);
         return { tokens: greedyTokens, logprobs: lp, sampledLogprobs: tf.zerosLike(lp) };
       }
@@ -238,9 +261,12 @@ export class TokenSampler {
       const index = cum.lessEqual(target).toInt().sum(1);
       const lastKept = select(keep, iota, tf.scalar(-1, "int32")).max(1);
       const sampled = tf.minimum(index, lastKept) as tf.Tensor1D;
-      const tokens = select(p.greedy, greedyTokens, sampled) as tf.Tensor1D;
+      const tokens = force(select(p.greedy, greedyTokens, sampled) as tf.Tensor1D);
       const logprobs = gatherRows(raw, tokens);
-      const sampledLogprobs = select(p.greedy, tf.scalar(0), gatherRows(logq, tokens)) as tf.Tensor1D;
+      // Greedy rows report log q = 0 (deterministic), or log q of the forced token under the greedy-ranked
+      // distribution: 0 if it is the argmax, -Infinity otherwise.
+      const greedyLogq = select(tokens.equal(greedyTokens), tf.scalar(0), tf.scalar(-Infinity));
+      const sampledLogprobs = select(p.greedy, greedyLogq, gatherRows(logq, tokens)) as tf.Tensor1D;
       return { tokens, logprobs, sampledLogprobs };
     });
   }
@@ -288,17 +314,18 @@ export class TokenSampler {
       ps.forEach((p, i) => (p.bannedTokens ?? []).forEach((id) => (mask[i * V + id] = 1)));
       banned = tf.tensor2d(mask, [B, V], "bool");
     }
+    const keep = <T extends tf.Tensor>(t: T): T => tf.keep(t);
     this.#tensors = {
-      invTemp: tf.tensor2d(ps.map((p, i) => (greedy[i] ? 1 : 1 / (p.temperature ?? 1))), [B, 1]),
-      greedy: tf.tensor1d(greedy.map(Number), "bool"),
+      invTemp: keep(tf.tensor2d(ps.map((p, i) => (greedy[i] ? 1 : 1 / (p.temperature ?? 1))), [B, 1])),
+      greedy: keep(tf.tensor1d(greedy.map(Number), "bool")),
       allGreedy: greedy.every(Boolean),
       sortWidth,
-      kIndex: tf.tensor2d(k.map((ki) => Math.max(0, Math.min(ki, sortWidth) - 1)), [B, 1], "int32"),
-      hasK: tf.tensor2d(k.map((ki) => Number(ki > 0)), [B, 1], "bool"),
-      pEff: tf.tensor2d(topP.map((v) => (v >= 1 ? 2 : v)), [B, 1]),
-      filtered: tf.tensor2d(k.map((ki, i) => Number(ki > 0 || topP[i] < 1)), [B, 1], "bool"),
-      penalty: penalties.some((r) => r !== 1) ? tf.tensor2d(penalties, [B, 1]) : null,
-      banned,
+      kIndex: keep(tf.tensor2d(k.map((ki) => Math.max(0, Math.min(ki, sortWidth) - 1)), [B, 1], "int32")),
+      hasK: keep(tf.tensor2d(k.map((ki) => Number(ki > 0)), [B, 1], "bool")),
+      pEff: keep(tf.tensor2d(topP.map((v) => (v >= 1 ? 2 : v)), [B, 1])),
+      filtered: keep(tf.tensor2d(k.map((ki, i) => Number(ki > 0 || topP[i] < 1)), [B, 1], "bool")),
+      penalty: penalties.some((r) => r !== 1) ? keep(tf.tensor2d(penalties, [B, 1])) : null,
+      banned: banned ? keep(banned) : null,
     };
     return this.#tensors;
   }

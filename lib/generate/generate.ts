@@ -1,0 +1,763 @@
+/**
+ * The generation loop: a batched, KV-cached decode that streams one step object per forward pass, with
+ * on-device sampling, cosim and probes packed into a single small readback per step, and per-row control
+ * (change sampling, rewind with a new seed, stop) from callbacks.
+ *
+ * Step alignment (Recync spec §2): the forward of step t feeds y_{t-1} and yields h_t, whose logits
+ * sample y_t; h_0 is the last prompt position of the prefill. cosim(t) = cos(h_t, h_{t-1}), NaN at t = 0.
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { generate } from "./generate.ts";
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 64, maxPositions: 64 }), {
+ *   seed: 1,
+ * });
+ * const run = generate(model, [[1, 2, 3]], { maxNewTokens: 5, seed: 7, sampling: { topP: 0.9 } });
+ * for await (const step of run) console.log(step.rows.map((r) => [r.token, r.cosim]));
+ * console.log(run.trace.rows[0].tokens);
+ * model.dispose();
+ * ```
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+import type { CausalLM, ForwardResult, Hooks, KVCacheLike } from "../models/types.ts";
+import type { TextTokenizer } from "../tokenizers/types.ts";
+import { Prng } from "./prng.ts";
+import { type SamplingParams, TokenSampler, validateSamplingParams } from "./sampling.ts";
+import { type FinishReason, GenerationTrace } from "./trace.ts";
+
+/** What a probe's `compute` receives. Tensors are owned by the loop; the probe must not dispose them. */
+export interface ProbeContext {
+  /** Forward step index (0 = the prefill). */
+  step: number;
+  /** True at step 0: captured activations then cover the whole (left-padded) prompt. */
+  isPrefill: boolean;
+  /** Activations captured in this step's forward (the names the probes listed in `capture`). */
+  activations: Map<string, tf.Tensor>;
+  /** The chosen hidden source at the newest position, [B, d]. */
+  hidden: tf.Tensor2D;
+  /** The previous step's hidden, [B, d]; null at step 0. */
+  prevHidden: tf.Tensor2D | null;
+  /** Raw logits of the newest position, [B, V]. */
+  logits: tf.Tensor2D;
+  /** Tokens chosen this step, [B] int32. */
+  tokens: tf.Tensor1D;
+  /** Rows in the batch. */
+  batchSize: number;
+}
+
+/**
+ * A small device-side measurement appended to each step's packed readback. `compute` runs inside the
+ * loop's `tf.tidy` and returns [B, width] (float32).
+ */
+export interface GenerationProbe {
+  /** Key of the values in step rows and the trace. */
+  name: string;
+  /** Number of values per row. */
+  width: number;
+  /** Hook names whose activations the forward must capture for this probe. */
+  capture?: string[];
+  /** Returns [B, width]. */
+  compute(ctx: ProbeContext): tf.Tensor;
+}
+
+/** One row's result at one step. */
+export interface GenerationStepRow {
+  /** Row index in the batch. */
+  row: number;
+  /** Generated index of the token (0-based, counted in the kept sequence). */
+  t: number;
+  /** Position id the token occupies (prompt length + t). */
+  position: number;
+  /** The token y_t. */
+  token: number;
+  /** log p(y_t) under the unmodified distribution (raw logits, temperature 1). */
+  logprob: number;
+  /** log q(y_t) under the distribution sampled from (after penalties, bans, temperature, top-k/p). */
+  sampledLogprob: number;
+  /** cos(h_t, h_{t-1}); NaN at t = 0. */
+  cosim: number;
+  /** Probe values by name (`width` numbers each). */
+  probes: Record<string, number[]>;
+  /** h_t, when `returnHidden` is set. */
+  hidden?: Float32Array;
+  /** True when this step re-produced index t after a rewind (cosim(t) is then the recorded value). */
+  afterRewind: boolean;
+  /** Whether the row has finished (after this step's callbacks). */
+  finished: boolean;
+  /** Why it finished. */
+  finishReason?: FinishReason;
+}
+
+/** One forward step: the rows that produced a token in it. */
+export interface GenerationStep {
+  /** Forward step index (0 = sampled from the prefill). */
+  step: number;
+  /** Rows active in this step. */
+  rows: GenerationStepRow[];
+}
+
+/** Per-row control handed to `onStep` and policies. Actions take effect from the next step on. */
+export interface GenerationControl {
+  /** Rows in the batch. */
+  readonly batchSize: number;
+  /** Kept generated tokens of a row (a copy). */
+  tokens(row: number): number[];
+  /** Recorded cosims of a row (a copy). */
+  cosims(row: number): number[];
+  /** Whether a row has finished. */
+  isFinished(row: number): boolean;
+  /** Current sampling params of a row. */
+  getSampling(row: number): SamplingParams;
+  /** Replaces a row's sampling params from the next step on. */
+  setSampling(row: number, params: SamplingParams): void;
+  /**
+   * Drops y_to, y_to+1, ... of a row and regenerates from index `to`, with a fresh PRNG stream from `seed`
+   * when given. The row's cache is cropped and y_{to-1} (or the last prompt token) is fed again, so the
+   * logits and hidden h_to are recomputed; cosim(to) keeps its recorded value.
+   */
+  rewind(row: number, to: number, seed?: number): void;
+  /** Finishes a row now. */
+  stop(row: number): void;
+  /** The run's KV cache (for inspection; do not truncate it behind the loop's back). */
+  readonly cache: KVCacheLike;
+}
+
+/** A step callback: may inspect the step and act on rows through the control. */
+export type StepCallback = (step: GenerationStep, control: GenerationControl) => void | Promise<void>;
+
+/** A named step callback (e.g. a Recync restart policy). */
+export interface GenerationPolicy {
+  /** For logs. */
+  name?: string;
+  /** Called after every step, in array order, after `onStep`. */
+  onStep: StepCallback;
+}
+
+/** Options of {@linkcode generate}. */
+export interface GenerateOptions {
+  /** Generated tokens to keep per row (after rewinds, a row continues until its kept length reaches it). */
+  maxNewTokens: number;
+  /** Base seed: row b draws from `new Prng(seed, b)` unless `seeds` is given. Default 0. */
+  seed?: number;
+  /** One seed per row (row b draws from `new Prng(seeds[b])`); with one prompt, one row per seed. */
+  seeds?: number[];
+  /** Rows to make from a single prompt (default: seeds.length, or 1). */
+  numSequences?: number;
+  /** Sampling params of every row (default: plain sampling at temperature 1). */
+  sampling?: SamplingParams;
+  /** Per-row overrides of `sampling` (undefined entries use `sampling`). */
+  rowSampling?: (SamplingParams | undefined)[];
+  /** Tokens that finish a row (kept in its output): one list for all rows, or one list per row. */
+  stopTokens?: number[] | number[][];
+  /** Teacher forcing: row b emits forceTokens[b][t] at index t while available (then samples). */
+  forceTokens?: number[][];
+  /** Include h_t in each step row and the trace (costs d floats per row per readback). */
+  returnHidden?: boolean;
+  /** "postNorm" (default): after the final norm; "preNorm": the residual stream before it. */
+  hiddenSource?: "postNorm" | "preNorm";
+  /** Hooks passed to every forward. */
+  hooks?: Hooks;
+  /** Device-side probes appended to each step's readback. */
+  probes?: GenerationProbe[];
+  /** Called after every step with the step and a control. */
+  onStep?: StepCallback;
+  /** More step callbacks, called in order after `onStep`. */
+  policies?: GenerationPolicy[];
+  /** Cap on forward steps (guards against endless rewinding). Default 4 * maxNewTokens + 16. */
+  maxSteps?: number;
+  /** Id written into left padding of ragged prompts (masked out; default 0). */
+  padTokenId?: number;
+  /** Turns ids into text for the trace's display. */
+  decode?: (ids: number[]) => string;
+}
+
+/** A running generation: an async iterator of steps with the live {@linkcode GenerationTrace}. */
+export interface GenerationRun extends AsyncIterableIterator<GenerationStep> {
+  /** The record, filled in as steps are consumed. */
+  readonly trace: GenerationTrace;
+  /** Runs to the end (consuming the remaining steps) and returns the trace. */
+  collect(): Promise<GenerationTrace>;
+}
+
+interface RowState {
+  prompt: number[];
+  rng: Prng;
+  finished: boolean;
+  /** Positions stored in this row's cache. */
+  cached: number;
+  /** Token to feed next instead of the newest one (set by a rewind). */
+  refeed: number | null;
+  /** cosim recorded for the index the next step re-produces after a rewind. */
+  savedCosim: number | null;
+  stop: Set<number>;
+  forced: number[];
+}
+
+function normalizePrompts(prompts: number[] | number[][], options: GenerateOptions): number[][] {
+  const list: number[][] = prompts.length > 0 && typeof prompts[0] === "number"
+    ? [prompts as number[]]
+    : (prompts as number[][]);
+  if (list.length === 0) throw new RangeError("generate: no prompts given");
+  const n = options.numSequences ?? options.seeds?.length ?? list.length;
+  if (list.length === 1 && n > 1) return Array.from({ length: n }, () => [...list[0]]);
+  if (options.numSequences !== undefined && options.numSequences !== list.length) {
+    throw new RangeError(
+      `generate: numSequences ${options.numSequences} needs a single prompt (got ${list.length})`,
+    );
+  }
+  return list;
+}
+
+function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<number>[] {
+  if (!stop) return Array.from({ length: rows }, () => new Set());
+  if (stop.length > 0 && Array.isArray(stop[0])) {
+    if (stop.length !== rows) {
+      throw new RangeError(`generate: stopTokens has ${stop.length} lists for ${rows} rows`);
+    }
+    return (stop as number[][]).map((s) => new Set(s));
+  }
+  return Array.from({ length: rows }, () => new Set(stop as number[]));
+}
+
+/**
+ * Generates from `prompts` (token ids: one prompt, or one per row; ragged prompts are left-padded and
+ * masked) and streams one {@linkcode GenerationStep} per forward. Every step reads the device back
+ * exactly once, in one packed float32 tensor [B, 4 + probe widths (+ d with returnHidden)].
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { generate } from "./generate.ts";
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50, maxPositions: 64 }), {
+ *   seed: 3,
+ * });
+ * // Two sequences from one prompt; rewind row 1 to index 2 with a new seed once it reaches 4 tokens.
+ * let done = false;
+ * const trace = await generate(model, [4, 5, 6], {
+ *   maxNewTokens: 6,
+ *   seeds: [10, 11],
+ *   onStep: (_step, control) => {
+ *     if (!done && control.tokens(1).length === 4) {
+ *       control.rewind(1, 2, 99);
+ *       done = true;
+ *     }
+ *   },
+ * }).collect();
+ * console.log(trace.rows.map((r) => r.tokens), trace.rows[1].rewinds);
+ * model.dispose();
+ * ```
+ */
+export function generate(
+  model: CausalLM,
+  prompts: number[] | number[][],
+  options: GenerateOptions,
+): GenerationRun {
+  const V = model.config.vocabSize;
+  const rowsPrompts = normalizePrompts(prompts, options);
+  const B = rowsPrompts.length;
+  const maxNew = options.maxNewTokens;
+  if (!(Number.isInteger(maxNew) && maxNew >= 1)) {
+    throw new RangeError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`);
+  }
+  rowsPrompts.forEach((p, b) => {
+    if (p.length === 0) {
+      throw new RangeError(`generate: prompt of row ${b} is empty (it needs at least one token)`);
+    }
+    p.forEach((id, i) => {
+      if (!(Number.isInteger(id) && id >= 0 && id < V)) {
+        throw new RangeError(
+          `generate: prompt of row ${b} has id ${id} at ${i}, outside the vocabulary [0, ${V})`,
+        );
+      }
+    });
+    if (p.length >= model.config.maxPositions) {
+      throw new RangeError(
+        `generate: prompt of row ${b} has ${p.length} tokens; the model holds ${model.config.maxPositions} positions`,
+      );
+    }
+  });
+  if (options.seeds && options.seeds.length !== B) {
+    throw new RangeError(`generate: ${options.seeds.length} seeds for ${B} rows`);
+  }
+  const seeds = options.seeds ?? rowsPrompts.map(() => options.seed ?? 0);
+  const rowParams: SamplingParams[] = rowsPrompts.map((_, b) => ({
+    ...(options.rowSampling?.[b] ?? options.sampling ?? {}),
+  }));
+  rowParams.forEach((p, b) => validateSamplingParams(p, V, `sampling params of row ${b}`));
+  if (options.forceTokens && options.forceTokens.length !== B) {
+    throw new RangeError(`generate: forceTokens has ${options.forceTokens.length} lists for ${B} rows`);
+  }
+  const probes = options.probes ?? [];
+  const probeNames = new Set<string>();
+  for (const p of probes) {
+    if (!p.name || probeNames.has(p.name)) {
+      throw new Error(`generate: probe names must be unique and non-empty`);
+    }
+    if (!(Number.isInteger(p.width) && p.width >= 1)) throw new RangeError(`generate: probe ${p.name} width`);
+    probeNames.add(p.name);
+  }
+  const capture = [...new Set(probes.flatMap((p) => p.capture ?? []))];
+  const trace = new GenerationTrace(rowsPrompts, {
+    returnHidden: !!options.returnHidden,
+    decode: options.decode,
+  }, seeds);
+  const iterator = runLoop(model, rowsPrompts, options, {
+    B,
+    V,
+    seeds,
+    rowParams,
+    probes,
+    capture,
+    trace,
+  });
+  const run: GenerationRun = {
+    trace,
+    next: () => iterator.next(),
+    return: (value?: unknown) => iterator.return(value as undefined),
+    throw: (e?: unknown) => iterator.throw(e),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async collect() {
+      for await (const _ of run) { /* drain */ }
+      return trace;
+    },
+  };
+  return run;
+}
+
+interface LoopSetup {
+  B: number;
+  V: number;
+  seeds: number[];
+  rowParams: SamplingParams[];
+  probes: GenerationProbe[];
+  capture: string[];
+  trace: GenerationTrace;
+}
+
+/** The newest position's logits and hidden of a forward, as [B, V] and [B, d]. */
+interface Current {
+  logits: tf.Tensor2D;
+  hidden: tf.Tensor2D;
+  activations: Map<string, tf.Tensor>;
+}
+
+function takeLast(res: ForwardResult, source: "postNorm" | "preNorm"): Current {
+  const last = (x: tf.Tensor3D): tf.Tensor2D => {
+    const [b, t, d] = x.shape;
+    return (t === 1 ? x.reshape([b, d]) : x.slice([0, t - 1, 0], [b, 1, d]).reshape([b, d])) as tf.Tensor2D;
+  };
+  const out = tf.tidy(() => ({
+    logits: last(res.logits),
+    hidden: last(source === "preNorm" ? res.residual : res.hidden),
+  }));
+  tf.dispose([res.logits, res.hidden, res.residual]);
+  return { ...out, activations: res.activations ?? new Map() };
+}
+
+function disposeCurrent(c: Current | null): void {
+  if (!c) return;
+  c.logits.dispose();
+  c.hidden.dispose();
+  for (const a of c.activations.values()) a.dispose();
+}
+
+async function* runLoop(
+  model: CausalLM,
+  prompts: number[][],
+  options: GenerateOptions,
+  s: LoopSetup,
+): AsyncGenerator<GenerationStep, void, undefined> {
+  const { B, V, trace, probes, capture } = s;
+  const maxNew = options.maxNewTokens;
+  const maxSteps = options.maxSteps ?? 4 * maxNew + 16;
+  const maxPositions = model.config.maxPositions;
+  const source = options.hiddenSource ?? "postNorm";
+  const returnHidden = !!options.returnHidden;
+  const stops = perRowStops(options.stopTokens, B);
+  const rows: RowState[] = prompts.map((prompt, b) => ({
+    prompt,
+    rng: options.seeds ? new Prng(s.seeds[b]) : new Prng(options.seed ?? 0, b),
+    finished: false,
+    cached: prompt.length,
+    refeed: null,
+    savedCosim: null,
+    stop: stops[b],
+    forced: options.forceTokens?.[b] ?? [],
+  }));
+  const sampler = new TokenSampler(B, V, s.rowParams);
+  const callbacks: StepCallback[] = [
+    ...(options.onStep ? [options.onStep] : []),
+    ...(options.policies ?? []).map((p) => p.onStep),
+  ];
+  const probeWidth = probes.reduce((a, p) => a + p.width, 0);
+  const forwardOptions = {
+    hooks: options.hooks,
+    capture: capture.length ? capture : undefined,
+    lastOnly: true,
+  };
+
+  let cache: KVCacheLike | null = null;
+  let cur: Current | null = null;
+  let prev: tf.Tensor2D | null = null;
+  let tokensDevice: tf.Tensor1D | null = null;
+  let history: tf.Tensor2D | null = null;
+  let historyDirty = true;
+
+  const rebuildHistory = () => {
+    history?.dispose();
+    const idx: number[] = [];
+    trace.rows.forEach((r, b) => {
+      for (const id of r.prompt) idx.push(b, id);
+      for (const id of r.tokens) idx.push(b, id);
+    });
+    history = tf.tidy(() =>
+      tf.scatterND(tf.tensor2d(idx, [idx.length / 2, 2], "int32"), tf.ones([idx.length / 2]), [
+        B,
+        V,
+      ]) as tf.Tensor2D
+    );
+    historyDirty = false;
+  };
+
+  const control: GenerationControl = {
+    batchSize: B,
+    get cache(): KVCacheLike {
+      return cache!;
+    },
+    tokens: (row) => [...trace.rows[checkRow(row)].tokens],
+    cosims: (row) => [...trace.rows[checkRow(row)].cosims],
+    isFinished: (row) => rows[checkRow(row)].finished,
+    getSampling: (row) => sampler.getParams(checkRow(row)),
+    setSampling: (row, params) => {
+      sampler.setParams(checkRow(row), params);
+      historyDirty = true;
+    },
+    stop: (row) => {
+      const r = rows[checkRow(row)];
+      if (!r.finished) {
+        r.finished = true;
+        trace.rows[row].finishReason = "stopped";
+      }
+    },
+    rewind: (row, to, seed) => {
+      const t = trace.rows[checkRow(row)], r = rows[row];
+      const len = t.tokens.length;
+      if (!(Number.isInteger(to) && to >= 0 && to <= len)) {
+        throw new RangeError(
+          `GenerationControl.rewind: row ${row} has ${len} kept tokens; 'to' must be in [0, ${len}]`,
+        );
+      }
+      if (seed !== undefined) {
+        if (!Number.isSafeInteger(seed)) {
+          throw new RangeError(`GenerationControl.rewind: seed must be an integer`);
+        }
+        r.rng = new Prng(seed);
+        t.seed = seed;
+      }
+      t.rewinds.push({ step: trace.stats.steps, from: len, to, ...(seed !== undefined ? { seed } : {}) });
+      if (to === len) return; // nothing dropped: only the stream changes
+      r.finished = false;
+      t.finishReason = undefined;
+      r.savedCosim = t.cosims[to];
+      t.tokens.length = to;
+      t.logprobs.length = to;
+      t.sampledLogprobs.length = to;
+      t.cosims.length = to;
+      for (const k of Object.keys(t.probes)) t.probes[k].length = to;
+      if (t.hiddens) t.hiddens.length = to;
+      // The cache must hold the prompt and y_0..y_{to-2}; feeding y_{to-1} (or the last prompt token)
+      // recomputes h_to and the logits of y_to.
+      const keep = r.prompt.length + to - 1;
+      cache!.truncateRow(row, keep);
+      r.cached = keep;
+      r.refeed = to === 0 ? r.prompt[r.prompt.length - 1] : t.tokens[to - 1];
+      historyDirty = true;
+    },
+  };
+  function checkRow(row: number): number {
+    if (!(Number.isInteger(row) && row >= 0 && row < B)) {
+      throw new RangeError(`GenerationControl: row ${row} is outside [0, ${B})`);
+    }
+    return row;
+  }
+
+  try {
+    // Prefill: left-pad ragged prompts; the mask is passed only when needed (it costs the model a readback).
+    const tPrefill = performance.now();
+    cache = model.createCache(B);
+    const width = Math.max(...prompts.map((p) => p.length));
+    const ragged = prompts.some((p) => p.length !== width);
+    const pad = options.padTokenId ?? 0;
+    const ids = new Int32Array(B * width).fill(pad);
+    const mask = new Float32Array(B * width);
+    prompts.forEach((p, b) => {
+      ids.set(p, b * width + width - p.length);
+      mask.fill(1, b * width + width - p.length, (b + 1) * width);
+    });
+    {
+      const idsT = tf.tensor2d(ids, [B, width], "int32");
+      const maskT = ragged ? tf.tensor2d(mask, [B, width]) : undefined;
+      try {
+        cur = takeLast(model.forward(idsT, { ...forwardOptions, cache, attentionMask: maskT }), source);
+      } finally {
+        idsT.dispose();
+        maskT?.dispose();
+      }
+    }
+    trace.stats.prefillMs = performance.now() - tPrefill;
+    const tDecode = performance.now();
+
+    for (let step = 0;; step++) {
+      const active = rows.map((r) => !r.finished);
+      const uniforms = new Float32Array(B);
+      const forced = new Int32Array(B).fill(-1);
+      let anyForced = false;
+      rows.forEach((r, b) => {
+        if (!active[b]) return;
+        uniforms[b] = r.rng.nextFloat();
+        const t = trace.rows[b].tokens.length;
+        if (t < r.forced.length) {
+          forced[b] = r.forced[t];
+          anyForced = true;
+        }
+      });
+      if (sampler.usesRepetitionPenalty && (historyDirty || !history)) rebuildHistory();
+      const c = cur!;
+      const packed = tf.tidy(() => {
+        const out = sampler.sample(
+          c.logits,
+          uniforms,
+          sampler.usesRepetitionPenalty ? history! : undefined,
+          anyForced ? forced : undefined,
+        );
+        const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
+        const cols: tf.Tensor[] = [
+          out.tokens.toFloat().reshape([B, 1]),
+          out.logprobs.reshape([B, 1]),
+          out.sampledLogprobs.reshape([B, 1]),
+          cos.reshape([B, 1]),
+        ];
+        for (const p of probes) {
+          const v = p.compute({
+            step,
+            isPrefill: step === 0,
+            activations: c.activations,
+            hidden: c.hidden,
+            prevHidden: prev,
+            logits: c.logits,
+            tokens: out.tokens,
+            batchSize: B,
+          });
+          if (v.rank !== 2 || v.shape[0] !== B || v.shape[1] !== p.width) {
+            throw new Error(
+              `generate: probe ${p.name} returned shape [${v.shape}], expected [${B}, ${p.width}]`,
+            );
+          }
+          cols.push(v.toFloat());
+        }
+        if (returnHidden) cols.push(c.hidden);
+        tokensDevice?.dispose();
+        tokensDevice = tf.keep(out.tokens);
+        if (history && sampler.usesRepetitionPenalty) {
+          const next = tf.keep(history.add(tf.oneHot(out.tokens, V).toFloat()) as tf.Tensor2D);
+          history.dispose();
+          history = next;
+        }
+        return tf.concat(cols, 1);
+      });
+      let data: Float32Array;
+      try {
+        data = await packed.data() as Float32Array;
+      } finally {
+        packed.dispose();
+      }
+      trace.stats.readbacks++;
+      const k = packed.shape[1] as number;
+
+      const stepRows: GenerationStepRow[] = [];
+      rows.forEach((r, b) => {
+        if (!active[b]) return;
+        const t = trace.rows[b];
+        const o = b * k;
+        const token = data[o];
+        const index = t.tokens.length;
+        const afterRewind = r.savedCosim !== null;
+        const cosim = afterRewind ? r.savedCosim! : (index === 0 ? NaN : data[o + 3]);
+        r.savedCosim = null;
+        const probeValues: Record<string, number[]> = {};
+        let off = o + 4;
+        for (const p of probes) {
+          probeValues[p.name] = Array.from(data.subarray(off, off + p.width));
+          off += p.width;
+          (t.probes[p.name] ??= []).push(probeValues[p.name]);
+        }
+        const hidden = returnHidden ? data.slice(off, off + k - 4 - probeWidth) : undefined;
+        t.tokens.push(token);
+        t.logprobs.push(data[o + 1]);
+        t.sampledLogprobs.push(data[o + 2]);
+        t.cosims.push(cosim);
+        if (hidden) t.hiddens!.push(hidden);
+        trace.stats.tokensProduced++;
+        if (r.stop.has(token)) finish(b, "stop");
+        else if (t.tokens.length >= maxNew) finish(b, "length");
+        stepRows.push({
+          row: b,
+          t: index,
+          position: r.prompt.length + index,
+          token,
+          logprob: data[o + 1],
+          sampledLogprob: data[o + 2],
+          cosim,
+          probes: probeValues,
+          ...(hidden ? { hidden } : {}),
+          afterRewind,
+          finished: r.finished,
+        });
+      });
+      trace.stats.steps = step + 1;
+      const stepObj: GenerationStep = { step, rows: stepRows };
+      for (const cb of callbacks) await cb(stepObj, control);
+      if (step + 1 >= maxSteps) rows.forEach((r, b) => !r.finished && finish(b, "maxSteps"));
+      // Rows whose next token would not fit the model's positions end here.
+      rows.forEach((r, b) => {
+        if (!r.finished && r.cached >= maxPositions) finish(b, "context");
+      });
+      for (const sr of stepRows) {
+        sr.finished = rows[sr.row].finished;
+        if (sr.finished) sr.finishReason = trace.rows[sr.row].finishReason;
+      }
+      trace.stats.decodeMs = performance.now() - tDecode;
+      yield stepObj;
+      if (rows.every((r) => r.finished)) break;
+
+      // Next forward: every row feeds one token. Finished rows keep feeding (their output is ignored)
+      // and are cropped back before they could run out of positions.
+      rows.forEach((r, b) => {
+        if (r.finished && r.cached >= maxPositions - 1) {
+          cache!.truncateRow(b, r.prompt.length);
+          r.cached = r.prompt.length;
+        }
+      });
+      const refeeds = rows.some((r) => r.refeed !== null);
+      let idsNext: tf.Tensor2D;
+      if (refeeds) {
+        const host = new Int32Array(B);
+        rows.forEach((r, b) => {
+          const toks = trace.rows[b].tokens;
+          host[b] = r.refeed ?? (toks.length ? toks[toks.length - 1] : r.prompt[r.prompt.length - 1]);
+          r.refeed = null;
+        });
+        idsNext = tf.tensor2d(host, [B, 1], "int32");
+      } else {
+        idsNext = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
+      }
+      let res: ForwardResult;
+      try {
+        res = model.forward(idsNext, { ...forwardOptions, cache });
+      } finally {
+        idsNext.dispose();
+      }
+      rows.forEach((r) => r.cached++);
+      prev?.dispose();
+      prev = cur!.hidden;
+      cur!.logits.dispose();
+      for (const a of cur!.activations.values()) a.dispose();
+      cur = takeLast(res, source);
+      trace.stats.decodeMs = performance.now() - tDecode;
+    }
+  } finally {
+    disposeCurrent(cur);
+    prev?.dispose();
+    (tokensDevice as tf.Tensor | null)?.dispose();
+    (history as tf.Tensor | null)?.dispose();
+    cache?.dispose();
+    sampler.dispose();
+  }
+
+  function finish(b: number, reason: FinishReason): void {
+    rows[b].finished = true;
+    trace.rows[b].finishReason = reason;
+  }
+}
+
+/** Row-wise cosine similarity of [B, d] tensors in float32: a.b / max(|a| |b|, 1e-8). */
+function cosineRows(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const dot = a.mul(b).sum(1);
+    const norms = a.square().sum(1).sqrt().mul(b.square().sum(1).sqrt());
+    return dot.div(norms.maximum(1e-8)) as tf.Tensor1D;
+  });
+}
+
+/** Options of {@linkcode generateText}: {@linkcode GenerateOptions} with `maxNewTokens` optional. */
+export interface GenerateTextOptions extends Omit<GenerateOptions, "maxNewTokens" | "decode"> {
+  /** Default 64. */
+  maxNewTokens?: number;
+  /** Add the tokenizer's special tokens (e.g. BOS) to the prompt. Default true. */
+  addSpecialTokens?: boolean;
+  /** Keep special tokens in the decoded text. Default false. */
+  keepSpecialTokens?: boolean;
+}
+
+/** The result of {@linkcode generateText}. */
+export interface GenerateTextResult {
+  /** Generated text of row 0 (the prompt not included). */
+  text: string;
+  /** Generated text of every row. */
+  texts: string[];
+  /** Generated token ids of row 0. */
+  tokens: number[];
+  /** The full record (all rows, cosims, probes, rewinds, timing). */
+  trace: GenerationTrace;
+}
+
+/**
+ * Encodes `prompt`, generates, and decodes. Stops at the tokenizer's EOS unless `stopTokens` is given;
+ * ids the tokenizer cannot decode (a model vocabulary padded past the tokenizer's) are banned.
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * import { generateText } from "./generate.ts";
+ * const tok = CharTokenizer.fromCorpus("abcdefgh ");
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tok.vocabSize, maxPositions: 32 }), {
+ *   seed: 0,
+ * });
+ * const { text, trace } = await generateText(model, tok, "abc", { maxNewTokens: 8, seed: 1 });
+ * console.log(text, trace.toString());
+ * model.dispose();
+ * ```
+ */
+export async function generateText(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  prompt: string,
+  options: GenerateTextOptions = {},
+): Promise<GenerateTextResult> {
+  const ids = tokenizer.encode(prompt, { addSpecialTokens: options.addSpecialTokens ?? true });
+  if (ids.length === 0) throw new RangeError("generateText: the prompt encodes to no tokens");
+  const eos = tokenizer.special.eos;
+  const skip = !(options.keepSpecialTokens ?? false);
+  const decode = (t: number[]) => tokenizer.decode(t, { skipSpecialTokens: skip });
+  // Models often pad their vocabulary past the tokenizer's (e.g. 50304 vs 50257): never emit those ids.
+  const extra: number[] = [];
+  for (let id = tokenizer.vocabSize; id < model.config.vocabSize; id++) extra.push(id);
+  const ban = (p: SamplingParams | undefined): SamplingParams | undefined =>
+    extra.length === 0 ? p : { ...p, bannedTokens: [...(p?.bannedTokens ?? []), ...extra] };
+  const trace = await generate(model, ids, {
+    ...options,
+    sampling: ban(options.sampling ?? {}),
+    rowSampling: options.rowSampling?.map((p) => (p ? ban(p) : undefined)),
+    maxNewTokens: options.maxNewTokens ?? 64,
+    stopTokens: options.stopTokens ?? (eos !== undefined ? [eos] : undefined),
+    decode,
+  }).collect();
+  const texts = trace.texts();
+  return { text: texts[0], texts, tokens: [...trace.rows[0].tokens], trace };
+}
