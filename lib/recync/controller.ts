@@ -57,7 +57,7 @@ export interface V3Config {
   minInterval?: number;
   /** CBF safety filter configuration, or false (default) for none. */
   cbf?: CbfConfig | false;
-  /** Options of each row's crisis monitor (spec §2 defaults). */
+  /** Options of each row's crisis monitor (spec §2 defaults, except `nonFinite: "low"`). */
   monitor?: CosimMonitorOptions;
 }
 
@@ -106,7 +106,8 @@ export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
     gateSlopeLag: config.gateSlopeLag ?? 2,
     minInterval: config.minInterval ?? 10,
     cbf: config.cbf ?? false,
-    monitor: config.monitor ?? {},
+    // A non-finite cosim (numerically broken state) counts as a dip rather than aborting generation.
+    monitor: { nonFinite: "low", ...config.monitor },
   };
   const checkSampling = (s: V3Sampling, where: string) => {
     if (!(s.temperature > 0) || !Number.isFinite(s.temperature)) {
@@ -390,5 +391,103 @@ export class V3BatchController {
   /** Every row's log entries, ordered by step then row. */
   interventions(): V3LogEntry[] {
     return this.rows.flatMap((r) => r.log).sort((a, b) => a.step - b.step || a.row - b.row);
+  }
+}
+
+/** Sampling fields of a generation row (structurally `SamplingParams` of lib/generate/sampling.ts). */
+export interface V3SamplingParamsLike {
+  /** Softmax temperature. */
+  temperature?: number;
+  /** Top-k (kept as is). */
+  topK?: number;
+  /** Nucleus threshold. */
+  topP?: number;
+  /** Repetition penalty (kept as is). */
+  repetitionPenalty?: number;
+  /** Banned tokens (kept as is). */
+  bannedTokens?: number[];
+}
+
+/** The parts of a generation step the v3 policy reads (structurally `GenerationStep`). */
+export interface V3StepView {
+  /** Rows that produced a token in this step. */
+  rows: {
+    row: number;
+    t: number;
+    cosim: number;
+    probes: Record<string, number[]>;
+    afterRewind?: boolean;
+  }[];
+}
+
+/** The row control the v3 policy uses (structurally `GenerationControl`). */
+export interface V3ControlView {
+  /** Current sampling params of a row. */
+  getSampling(row: number): V3SamplingParamsLike;
+  /** Replaces a row's sampling params from the next step on. */
+  setSampling(row: number, params: V3SamplingParamsLike): void;
+}
+
+/** Options of {@link V3GenerationPolicy}. */
+export interface V3GenerationPolicyOptions {
+  /** Name of the order-parameter probe whose values feed the CBF filter (e.g. "recync.Z"). */
+  orderParameterProbe?: string;
+}
+
+/**
+ * The v3 controller as a `generate()` policy (lib/generate/generate.ts): after every step it feeds each
+ * row's cosim(t) (and Z(t) from the order-parameter probe, when named) to that row's controller and sets
+ * the row's temperature / top-p for the next token, keeping the row's other sampling fields.
+ *
+ * Rows at t = 0 (no cosim yet), steps that re-produce an index after a rewind, and indices the row's
+ * monitor has already seen are skipped, so the policy coexists with a restart policy.
+ *
+ * @example
+ * ```ts
+ * import { V3GenerationPolicy } from "./controller.ts";
+ * const policy = new V3GenerationPolicy(2, { holdSteps: 5 });
+ * // generate(model, prompts, { sampling: { temperature: 1, topP: 0.9 }, policies: [policy] })
+ * console.log(policy.name, policy.controller.rows.length); // "recync.v3" 2
+ * ```
+ */
+export class V3GenerationPolicy {
+  /** Policy name for logs. */
+  readonly name = "recync.v3";
+  /** The per-row controllers. */
+  readonly controller: V3BatchController;
+  readonly #probe: string | undefined;
+
+  /** One controller per row of a batch of `batchSize`. */
+  constructor(batchSize: number, config: V3Config = {}, options: V3GenerationPolicyOptions = {}) {
+    this.controller = new V3BatchController(batchSize, config);
+    this.#probe = options.orderParameterProbe;
+  }
+
+  /** The step callback. */
+  onStep(step: V3StepView, control: V3ControlView): void {
+    for (const r of step.rows) {
+      const ctl = this.controller.rows[r.row];
+      if (!ctl) {
+        throw new Error(
+          `V3GenerationPolicy: step has row ${r.row}, policy has ${this.controller.rows.length}`,
+        );
+      }
+      if (r.t < 1 || r.afterRewind || r.t <= ctl.monitor.lastStep) continue;
+      let Z: number[] | null = null;
+      if (this.#probe !== undefined) {
+        Z = r.probes[this.#probe] ?? null;
+        if (Z === null) throw new Error(`V3GenerationPolicy: step rows carry no probe "${this.#probe}"`);
+      }
+      const next = ctl.observe(r.cosim, Z, r.t);
+      const cur = control.getSampling(r.row);
+      if (cur.temperature !== next.temperature || cur.topP !== next.topP) {
+        control.setSampling(r.row, { ...cur, temperature: next.temperature, topP: next.topP });
+      }
+    }
+  }
+
+  /** Every logged decision of every row (for notebook 12). */
+  interventions(): V3LogEntry[] {
+    return this.controller.interventions();
   }
 }

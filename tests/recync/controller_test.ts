@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { resolveV3Config, V3BatchController, V3Controller } from "../../lib/recync/controller.ts";
+import {
+  resolveV3Config,
+  V3BatchController,
+  V3Controller,
+  V3GenerationPolicy,
+} from "../../lib/recync/controller.ts";
 
 /** Alternating 0.89 / 0.91 → window mean 0.9, std 0.01, threshold 0.894. */
 const baseline = (n: number): number[] => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 0.89 : 0.91));
@@ -116,4 +121,39 @@ Deno.test("v3: configuration validation and reset", () => {
   assert.equal(ctl.intervening, false);
   assert.equal(ctl.log.length, 0);
   assert.equal(ctl.monitor.lastStep, 0);
+});
+
+Deno.test("v3 policy: drives per-row sampling through a generation control, skipping t = 0 and re-produced steps", () => {
+  const policy = new V3GenerationPolicy(2, { gate: false }, { orderParameterProbe: "recync.Z" });
+  const sampling = [{ temperature: 1, topP: 0.9, topK: 7 }, { temperature: 1, topP: 0.9, topK: 7 }];
+  const sets: [number, number, number][] = [];
+  const control = {
+    getSampling: (row: number) => ({ ...sampling[row] }),
+    setSampling: (row: number, p: { temperature?: number; topP?: number; topK?: number }) => {
+      sampling[row] = { temperature: p.temperature!, topP: p.topP!, topK: p.topK! };
+      sets.push([row, p.temperature!, p.topP!]);
+    },
+  };
+  const crisis = [NaN, ...baseline(20), 0.5, 0.5, 0.5]; // index 0 has no cosim
+  const Z = { "recync.Z": [0.3, 0.5, 1.0] };
+  for (let t = 0; t < crisis.length; t++) {
+    policy.onStep({
+      rows: [{ row: 0, t, cosim: crisis[t], probes: Z }, { row: 1, t, cosim: 0.9, probes: Z }],
+    }, control);
+  }
+  // A re-produced index (after someone else's rewind) is ignored.
+  policy.onStep({ rows: [{ row: 0, t: 20, cosim: 0.1, probes: Z, afterRewind: true }] }, control);
+  assert.deepEqual(sets, [[0, 0.65, 0.8]]);
+  assert.equal(sampling[0].topK, 7, "other sampling fields are kept");
+  assert.equal(policy.controller.rows[0].monitor.lastStep, 23);
+  assert.deepEqual(policy.interventions().map((e) => [e.row, e.step, e.action, e.qpChanged]), [[
+    0,
+    23,
+    "apply",
+    null,
+  ]]);
+  assert.throws(
+    () => policy.onStep({ rows: [{ row: 0, t: 24, cosim: 0.9, probes: {} }] }, control),
+    /no probe "recync.Z"/,
+  );
 });
