@@ -13,4 +13,6 @@
  */
 export * from "./lib/backend/mod.ts";
 export * from "./lib/models/types.ts";
+export * from "./lib/tensor_types.ts";
 export * from "./lib/tokenizers/types.ts";
+export * from "./lib/io/mod.ts";

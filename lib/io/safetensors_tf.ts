@@ -8,6 +8,7 @@
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors, writeTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -69,7 +70,7 @@ function toInt32(t: LoadedTensor): Int32Array {
  * t.dispose();
  * ```
  */
-export function toTfTensor(loaded: LoadedTensor): tf.Tensor {
+export function toTfTensor(loaded: LoadedTensor): Tensor {
   const { dtype, shape, data } = loaded;
   switch (dtype) {
     case "F32":
@@ -102,7 +103,7 @@ export function toTfTensor(loaded: LoadedTensor): tf.Tensor {
  * ```
  */
 export async function tfTensorsToSafetensors(
-  tensors: Record<string, tf.Tensor>,
+  tensors: Record<string, Tensor>,
   floatDtype: Extract<SafetensorsDtype, "F32" | "F16" | "BF16"> = "F32",
 ): Promise<Record<string, SafetensorsTensorInput>> {
   const out: Record<string, SafetensorsTensorInput> = {};
@@ -142,7 +143,7 @@ export async function tfTensorsToSafetensors(
  */
 export async function writeTfSafetensors(
   path: string,
-  tensors: Record<string, tf.Tensor>,
+  tensors: Record<string, Tensor>,
   metadata?: Record<string, string>,
   options: AtomicWriteOptions & { floatDtype?: "F32" | "F16" | "BF16" } = {},
 ): Promise<void> {
@@ -164,9 +165,9 @@ export async function writeTfSafetensors(
 export async function readTfSafetensors(
   path: string,
   options: SafetensorsReadOptions = {},
-): Promise<Record<string, tf.Tensor>> {
+): Promise<Record<string, Tensor>> {
   const loaded = await readSafetensors(path, { ...options, int64: "int32" });
-  const out: Record<string, tf.Tensor> = {};
+  const out: Record<string, Tensor> = {};
   try {
     for (const [name, t] of loaded) out[name] = toTfTensor(t);
   } catch (err) {

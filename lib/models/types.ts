@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { tf } from "../deps.ts";
+import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
 
 /**
  * A decoder's architecture as plain data. The Hugging Face families (gpt2, gpt_neox, llama, qwen2) are
@@ -15,10 +15,13 @@ import type { tf } from "../deps.ts";
 export interface DecoderConfig {
   /** Where the config came from: an HF `model_type` ("gpt2", "gpt_neox", "llama", "qwen2") or "scratch". */
   family: string;
+  /** Vocabulary size V (rows of the token embedding). */
   vocabSize: number;
   /** Model width d. */
   dModel: number;
+  /** Number of transformer blocks. */
   nLayers: number;
+  /** Number of query heads H. */
   nHeads: number;
   /** Key/value heads (grouped-query attention); equals nHeads for multi-head attention. */
   nKvHeads: number;
@@ -28,7 +31,9 @@ export interface DecoderConfig {
   dMlp: number;
   /** Longest sequence (learned position table size, rotary cache size). */
   maxPositions: number;
+  /** Normalisation kind used in every block and at the end. */
   norm: "layernorm" | "rmsnorm";
+  /** Epsilon inside the norms. */
   normEps: number;
   /** "learned": a position table added to the embedding (GPT-2); "rotary": RoPE on q and k. */
   positional: "learned" | "rotary";
@@ -58,7 +63,7 @@ export interface DecoderConfig {
  * A hook: receives an activation and may return a replacement of the same shape (or nothing to keep it).
  * It runs inside the model's `tf.tidy`, so it must not keep tensors without `tf.keep`.
  */
-export type HookFn = (activation: tf.Tensor, context: HookContext) => tf.Tensor | void;
+export type HookFn = (activation: Tensor, context: HookContext) => Tensor | void;
 
 /** Where a hook fired. */
 export interface HookContext {
@@ -78,12 +83,12 @@ export interface ForwardOptions {
   /**
    * Position ids [B, T]; default: the cache's next position per row, counting on (0..T-1 without cache).
    */
-  positions?: tf.Tensor2D;
+  positions?: Tensor2D;
   /**
    * [B, T] with 1 for real tokens and 0 for padding (left-padded ragged prompts). Padding columns are
    * never attended to and are stored in the cache as invalid. Default: all real.
    */
-  attentionMask?: tf.Tensor2D;
+  attentionMask?: Tensor2D;
   /** Hooks to run (run-with-hooks). Zero cost when absent. */
   hooks?: Hooks;
   /** Hook names whose activations to return in `activations` (run-with-cache); `true` = all. */
@@ -99,13 +104,13 @@ export interface ForwardOptions {
 /** The result of one forward pass. The caller owns (and must dispose) every tensor in it. */
 export interface ForwardResult {
   /** [B, T, V] (or [B, 1, V] with `lastOnly`). */
-  logits: tf.Tensor3D;
+  logits: Tensor3D;
   /** Final hidden state after the final norm, [B, T, d] (or [B, 1, d] with `lastOnly`). */
-  hidden: tf.Tensor3D;
+  hidden: Tensor3D;
   /** Residual stream before the final norm, same shape as `hidden`. */
-  residual: tf.Tensor3D;
+  residual: Tensor3D;
   /** Captured activations by hook name (only with `capture`). */
-  activations?: Map<string, tf.Tensor>;
+  activations?: Map<string, Tensor>;
 }
 
 /**
@@ -131,11 +136,11 @@ export interface CausalLM {
   /** Every hook name this model can fire, in execution order. */
   readonly hookNames: string[];
   /** Runs the model on token ids [B, T] (int32). */
-  forward(ids: tf.Tensor2D, options?: ForwardOptions): ForwardResult;
+  forward(ids: Tensor2D, options?: ForwardOptions): ForwardResult;
   /** A fresh, empty cache for `batchSize` rows. */
   createCache(batchSize: number): KVCacheLike;
   /** Trainable parameters by canonical name. */
-  parameters(): Map<string, tf.Variable>;
+  parameters(): Map<string, Variable>;
   /** Frees the weights. */
   dispose(): void;
 }
