@@ -17,8 +17,13 @@ export interface TraceEvent {
 
 /** Options for {@linkcode cosimTracePlot}. */
 export interface CosimTraceOptions {
-  /** Draws a dashed horizontal line at this value (e.g. a crisis threshold). */
+  /** Draws a dashed horizontal line at this value (e.g. a fixed crisis threshold). */
   threshold?: number;
+  /**
+   * A threshold per trace entry (e.g. the Recync monitor's mean − α·std), drawn as a dashed step line;
+   * null entries (warm-up) leave gaps.
+   */
+  thresholds?: ArrayLike<number | null>;
   /** Steps to mark with a vertical rule and a label. */
   events?: (number | TraceEvent)[];
   /** Chart title. */
@@ -54,6 +59,19 @@ export function cosimTracePlot(trace: ArrayLike<number>, options: CosimTraceOpti
   if (points.length <= 200) marks.push(Plot.dot(points, { x: "step", y: "value", r: 2, fill: "#4269d0" }));
   if (options.threshold !== undefined) {
     marks.push(Plot.ruleY([options.threshold], { stroke: "#d62728", strokeDasharray: "4,3" }));
+  }
+  if (options.thresholds) {
+    // Plot breaks a line at NaN, so warm-up steps (null) leave a gap.
+    const thr = Array.from(options.thresholds, (value, i) => ({ step: start + i, value: value ?? NaN }));
+    marks.push(
+      Plot.lineY(thr, {
+        x: "step",
+        y: "value",
+        curve: "step",
+        stroke: "#d62728",
+        strokeDasharray: "4,3",
+      }),
+    );
   }
   if (events.length > 0) {
     marks.push(Plot.ruleX(events, { x: "step", stroke: "#ff7f0e", strokeOpacity: 0.8 }));

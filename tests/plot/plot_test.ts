@@ -1,7 +1,6 @@
 import { strict as assert } from "node:assert";
 import {
   cosimTracePlot,
-  JUPYTER_DISPLAY_SYMBOL,
   Plot,
   plot,
   plotMimeBundle,
@@ -11,6 +10,7 @@ import {
   toSvgString,
 } from "../../lib/plot/mod.ts";
 import { decodePng } from "./png_decode.ts";
+import { JUPYTER_DISPLAY } from "../../lib/notebook/mod.ts";
 
 const data = Array.from({ length: 20 }, (_, i) => ({ x: i, y: Math.sin(i / 3), v: i, k: ["a", "b"][i % 2] }));
 
@@ -76,7 +76,7 @@ Deno.test("plot: rich display bundle for the Jupyter kernel", () => {
     symbol,
     () => unknown
   >;
-  const bundle = fig[JUPYTER_DISPLAY_SYMBOL]() as Record<string, string>;
+  const bundle = fig[JUPYTER_DISPLAY]() as Record<string, string>;
   assert.ok(bundle["image/svg+xml"].startsWith("<svg xmlns="));
   assert.equal(bundle["text/plain"], "Plot figure 640x400");
   assert.deepEqual(Object.keys(plotMimeBundle(fig as never)), ["image/svg+xml", "text/plain"]);
@@ -136,6 +136,8 @@ Deno.test("cosimTracePlot: line, threshold rule, event rules and labels", () => 
   assert.ok(svg.includes("crisis"));
   assert.ok(svg.includes("cosine similarity"));
   assert.ok(svg.includes(">10<") || svg.includes(">10.0<"), "steps start at startStep");
+  const withThr = toSvgString(cosimTracePlot([0.5, 0.7, 0.6], { thresholds: [null, 0.55, 0.6] }));
+  assert.equal((withThr.match(/aria-label="line"/g) ?? []).length, 2, "trace line + threshold line");
   const noExtras = toSvgString(cosimTracePlot([0.5, 0.7]));
   assert.equal((noExtras.match(/aria-label="rule"/g) ?? []).length, 0);
 });

@@ -1,0 +1,143 @@
+/**
+ * The model that examples (notebooks, `deno task demo`) run on: a path given by the user, else the
+ * bundled demo model (data/models/shakespeare-char, trained by `deno task train`), else a tiny
+ * Hugging Face fixture next to the repository (../shared/fixtures/hf/tiny-gpt2).
+ *
+ * @module
+ */
+import { currentBackend, initBackend } from "../backend/backend.ts";
+import { loadModel } from "../models/load.ts";
+import type { CausalLM } from "../models/types.ts";
+import { loadTokenizer } from "../tokenizers/hf.ts";
+import type { TextTokenizer } from "../tokenizers/types.ts";
+import { loadTrainedModel } from "../train/run.ts";
+export type { CausalLM } from "../models/types.ts";
+export type { TextTokenizer } from "../tokenizers/types.ts";
+
+/** A model ready for an example, with how it was found. */
+export interface ExampleModel {
+  /** The model (dispose it when done). */
+  model: CausalLM;
+  /** Its tokenizer, when the model folder has one (the tiny HF fixtures have none). */
+  tokenizer?: TextTokenizer;
+  /** The folder loaded. */
+  source: string;
+  /** "trained": a checkpoint written by this library's trainer; "hf": a Hugging Face folder. */
+  kind: "trained" | "hf";
+  /** Why the default was not used, when a fallback was taken. */
+  notes: string[];
+  /**
+   * Text to prompt ids: the tokenizer's, or (no tokenizer) UTF-8 bytes modulo the vocabulary, a stand-in
+   * that gives a deterministic prompt for the id-only fixtures.
+   */
+  encode(text: string): number[];
+  /** Ids to text: the tokenizer's, or the ids as numbers in brackets. */
+  decode(ids: number[]): string;
+}
+
+/** Options for {@linkcode loadExampleModel}. */
+export interface LoadExampleModelOptions {
+  /** Repository root for the defaults (default: two folders above this module, when it is a file). */
+  repoRoot?: string;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads `path` as a Hugging Face folder (it has config.json) or a trainer checkpoint / run folder.
+ * Initialises the default backend first when none was chosen.
+ *
+ * @example
+ * ```ts
+ * import { loadModelFolder } from "./example_model.ts";
+ * const ex = await loadModelFolder("../shared/fixtures/hf/tiny-gpt2");
+ * console.log(ex.kind, ex.model.config.nLayers); // "hf" 2
+ * ex.model.dispose();
+ * ```
+ */
+export async function loadModelFolder(path: string): Promise<ExampleModel> {
+  let dir: string;
+  try {
+    dir = await Deno.realPath(path);
+  } catch {
+    throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})`);
+  }
+  if (!currentBackend()) await initBackend(); // weights are uploaded to the backend: pick one first
+  if (await isFile(`${dir}/config.json`)) {
+    const model = await loadModel(dir);
+    const tokenizer = await isFile(`${dir}/tokenizer.json`) ? await loadTokenizer(dir) : undefined;
+    return withCodec({ model, tokenizer, source: dir, kind: "hf", notes: [] });
+  }
+  const trained = await loadTrainedModel(dir);
+  return withCodec({
+    model: trained.model,
+    tokenizer: trained.tokenizer,
+    source: trained.dir,
+    kind: "trained",
+    notes: [],
+  });
+}
+
+function withCodec(ex: Omit<ExampleModel, "encode" | "decode">): ExampleModel {
+  const tok = ex.tokenizer;
+  const vocab = ex.model.config.vocabSize;
+  return {
+    ...ex,
+    encode: tok
+      ? (text) => tok.encode(text)
+      : (text) => Array.from(new TextEncoder().encode(text), (b) => b % vocab),
+    decode: tok ? (ids) => tok.decode(ids) : (ids) => ids.map((i) => `[${i}]`).join(""),
+  };
+}
+
+/** The repository root when this module is a local file, else undefined. */
+function defaultRepoRoot(): string | undefined {
+  const url = new URL("../../", import.meta.url);
+  return url.protocol === "file:" ? decodeURIComponent(url.pathname).replace(/\/$/, "") : undefined;
+}
+
+/**
+ * The example model: `path` when given (errors are not hidden), else the bundled demo model, else the
+ * tiny-gpt2 fixture beside the repository. Throws with every place tried when none loads.
+ *
+ * @example
+ * ```ts
+ * import { loadExampleModel } from "./example_model.ts";
+ * const ex = await loadExampleModel(Deno.env.get("COHERENCE_MODEL"));
+ * console.log(ex.source, ex.kind, ex.notes);
+ * ex.model.dispose();
+ * ```
+ */
+export async function loadExampleModel(
+  path?: string,
+  options: LoadExampleModelOptions = {},
+): Promise<ExampleModel> {
+  if (path) return await loadModelFolder(path);
+  const root = options.repoRoot ?? defaultRepoRoot();
+  if (!root) {
+    throw new Error(
+      "loadExampleModel: no local repository to find the demo model in; pass a model folder path",
+    );
+  }
+  const candidates = [`${root}/data/models/shakespeare-char`, `${root}/../shared/fixtures/hf/tiny-gpt2`];
+  const notes: string[] = [];
+  for (const dir of candidates) {
+    try {
+      const ex = await loadModelFolder(dir);
+      ex.notes.push(...notes);
+      return ex;
+    } catch (e) {
+      notes.push(`${dir}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new Error(
+    `loadExampleModel: no model found. Tried:\n  ${notes.join("\n  ")}\n` +
+      "Train the demo model (deno task train) or pass a model folder (COHERENCE_MODEL or --model).",
+  );
+}
