@@ -11,8 +11,6 @@ import type { CausalLM } from "../models/types.ts";
 import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { loadTrainedModel } from "../train/run.ts";
-export type { CausalLM } from "../models/types.ts";
-export type { TextTokenizer } from "../tokenizers/types.ts";
 
 /** A model ready for an example, with how it was found. */
 export interface ExampleModel {
