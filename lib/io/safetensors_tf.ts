@@ -8,7 +8,6 @@
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
-import type { Tensor } from "../tensor_types.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors, writeTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -23,6 +22,7 @@ import type { Tensor } from "../tensor_types.ts";
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import type { AtomicWriteOptions } from "./atomic.ts";
 import {
   type LoadedTensor,
