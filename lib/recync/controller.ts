@@ -281,8 +281,10 @@ export class V3Controller {
       filtered = this.#filter.filter(Z, uRef);
       next = { temperature: filtered.sampling.temperature, topP: filtered.sampling.topP };
     }
+    const same = next.temperature === this.#current.temperature && next.topP === this.#current.topP;
     this.#current = next;
-    if (action === "refilter" && filtered !== null && !filtered.changed) return; // log only changes
+    // A held step is logged only when the filter changed u or the sampling moved.
+    if (action === "refilter" && filtered !== null && !filtered.changed && same) return;
     this.#logEntry(t, action, bucket, severity, event, filtered, Z);
   }
 
@@ -463,8 +465,11 @@ export class V3GenerationPolicy {
     this.#probe = options.orderParameterProbe;
   }
 
-  /** The step callback. */
-  onStep(step: V3StepView, control: V3ControlView): void {
+  /** The step callback (bound: the generation loop calls it detached). */
+  readonly onStep: (step: V3StepView, control: V3ControlView) => void = (step, control) =>
+    this.#onStep(step, control);
+
+  #onStep(step: V3StepView, control: V3ControlView): void {
     for (const r of step.rows) {
       const ctl = this.controller.rows[r.row];
       if (!ctl) {

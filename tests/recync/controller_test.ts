@@ -78,8 +78,14 @@ Deno.test("v3: the CBF filter softens the bucket when Z is near λ_max and logs 
   assert.equal(applied.qpRelaxed, false);
   assert.deepEqual(applied.Z, nearMax);
   assert.ok(out[22].temperature > 0.65, `filtered temperature ${out[22].temperature}`);
-  // Step 24 has a safe Z again: the re-filter returns the bucket unchanged (not logged).
+  // Step 24 has a safe Z again: the re-filter returns the bucket itself, logged because the sampling moved.
   assert.deepEqual(out[23], { temperature: 0.65, topP: 0.8 });
+  assert.deepEqual(ctl.log.map((e) => [e.step, e.action, e.qpChanged]).slice(0, 2), [[23, "apply", true], [
+    24,
+    "refilter",
+    false,
+  ]]);
+  assert.equal(ctl.log.length, 2, "unchanged held steps are not logged");
   // Without Z the filter cannot run: the bucket applies unfiltered.
   const noZ = new V3Controller({ cbf, gate: false });
   series.forEach((c) => noZ.observe(c));
@@ -156,4 +162,90 @@ Deno.test("v3 policy: drives per-row sampling through a generation control, skip
     () => policy.onStep({ rows: [{ row: 0, t: 24, cosim: 0.9, probes: {} }] }, control),
     /no probe "recync.Z"/,
   );
+});
+
+Deno.test("v3 policy + order-parameter probe inside generate(): an injected dip is detected and T/p change", async () => {
+  const { tf } = await import("../../lib/deps.ts");
+  await tf.setBackend("cpu");
+  const { createDecoder, gpt2SmallConfig } = await import("../../lib/models/scratch.ts");
+  const { generate } = await import("../../lib/generate/generate.ts");
+  const { OrderParameterProbe } = await import("../../lib/recync/order_params.ts");
+  const model = createDecoder(
+    gpt2SmallConfig({
+      nLayers: 2,
+      dModel: 32,
+      nHeads: 4,
+      headDim: 8,
+      dMlp: 64,
+      vocabSize: 64,
+      maxPositions: 96,
+    }),
+    { seed: 3 },
+  );
+  const before = tf.memory().numTensors;
+  // Pin the final hidden state near a fixed direction a (cosims ≈ 1 with a little model noise), and
+  // switch to an orthogonal direction b at two forwards two apart: four consecutive cosims ≈ 0.
+  const d = 32;
+  const a = tf.tensor1d(Array.from({ length: d }, () => 5 / Math.sqrt(d)));
+  const b = tf.tensor1d(Array.from({ length: d }, (_, i) => (i % 2 ? 5 : -5) / Math.sqrt(d)));
+  let forwardCall = -1;
+  const hooks = {
+    "ln_final.hook_normalized": (x: import("../../lib/deps.ts").tf.Tensor) => {
+      forwardCall++;
+      return tf.add(tf.mul(x, 0.2), forwardCall === 26 || forwardCall === 28 ? b : a);
+    },
+  };
+  const probe = new OrderParameterProbe({ nLayers: 2 });
+  const policy = new V3GenerationPolicy(2, { gate: false, minInterval: 0, cbf: {} }, {
+    orderParameterProbe: probe.name,
+  });
+  const seen: number[][] = [];
+  const spy = {
+    name: "spy",
+    onStep: (step: { step: number }, control: { getSampling(r: number): { temperature?: number } }) => {
+      seen[step.step] = [control.getSampling(0).temperature ?? 1, control.getSampling(1).temperature ?? 1];
+    },
+  };
+  const trace = await generate(model, [[1, 2, 3, 4], [5, 6, 7]], {
+    maxNewTokens: 40,
+    seeds: [11, 12],
+    sampling: { temperature: 1, topP: 0.9 },
+    hooks,
+    probes: [probe],
+    policies: [probe.cachePolicy, policy, spy],
+  }).collect();
+  probe.dispose();
+  const log = policy.interventions();
+  tf.dispose([a, b]);
+  const onset = trace.rows[0].cosims.findIndex((c, t) => t > 0 && c < 0.5);
+  assert.ok(onset >= 21, `injected dip at ${onset}`);
+  assert.ok(trace.rows[0].cosims.slice(onset, onset + 4).every((c) => c < 0.5), "four low cosims");
+  const applied = log.find((e) => e.row === 0 && e.step === onset + 2 && e.action === "apply");
+  assert.ok(
+    applied,
+    `expected an intervention at ${onset + 2}, got ${
+      JSON.stringify(log.map((e) => [e.row, e.step, e.action]))
+    }`,
+  );
+  assert.equal(applied.event?.onset, onset);
+  assert.ok(applied.qpChanged !== null, "the CBF filter ran on the probe's Z");
+  assert.equal(seen[onset + 2][0], applied.temperature, "the row's sampling changed after the confirmation");
+  // Every change of row 0's temperature is explained by the log: the last entry at or before a step
+  // sets the temperature sampled from the next step on (base 1 after "end"/"stopEarly").
+  const row0 = log.filter((e) => e.row === 0);
+  for (let t = 1; t < 40; t++) {
+    const last = row0.filter((e) => e.step <= t && !e.action.startsWith("skip")).pop();
+    assert.equal(seen[t][0], last ? last.temperature : 1, `step ${t}`);
+  }
+  // The probe's values reached the trace: λ in [0, 1], everything finite, z = 0 at t = 0 only.
+  for (const row of trace.rows) {
+    const Z = row.probes[probe.name];
+    assert.equal(Z.length, 40);
+    assert.ok(Z.every((v) => v.every(Number.isFinite)));
+    assert.ok(Z.every(([lambda]) => lambda >= -1e-6 && lambda <= 1 + 1e-6));
+    assert.equal(Z[0][2], 0);
+    assert.ok(Z.slice(1).some(([, , z]) => z !== 0));
+  }
+  assert.equal(tf.memory().numTensors, before, "generation with the probe leaks no tensors");
+  model.dispose();
 });
