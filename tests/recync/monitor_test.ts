@@ -306,3 +306,55 @@ Deno.test("monitor: false-alarm rate on i.i.d. Gaussian cosim matches spec §2.6
     assert.ok(first.every((s) => s >= 21), "earliest onset with full warm-up is 21");
   }
 });
+
+Deno.test("cosineSimilarity agrees with generate()'s on-device cosim (post- and pre-norm, zero-norm states)", async () => {
+  const { tf } = await import("../../lib/deps.ts");
+  await tf.setBackend("cpu");
+  const { createDecoder, gpt2SmallConfig } = await import("../../lib/models/scratch.ts");
+  const { generate } = await import("../../lib/generate/generate.ts");
+  const model = createDecoder(
+    gpt2SmallConfig({
+      nLayers: 2,
+      dModel: 32,
+      nHeads: 4,
+      headDim: 8,
+      dMlp: 64,
+      vocabSize: 64,
+      maxPositions: 64,
+    }),
+    { seed: 5 },
+  );
+  // Zero the final hidden state at two forwards: both sides must give cosine 0 there, not NaN.
+  let call = -1;
+  const hooks = {
+    "ln_final.hook_normalized": (x: import("../../lib/deps.ts").tf.Tensor) => {
+      call++;
+      return call === 6 || call === 7 ? tf.zerosLike(x) : undefined;
+    },
+  };
+  for (const hiddenSource of ["postNorm", "preNorm"] as const) {
+    call = -1;
+    const trace = await generate(model, [[1, 2, 3], [4, 5]], {
+      maxNewTokens: 12,
+      seeds: [1, 2],
+      returnHidden: true,
+      hiddenSource,
+      hooks,
+    }).collect();
+    for (const row of trace.rows) {
+      assert.ok(Number.isNaN(row.cosims[0]));
+      for (let t = 1; t < row.cosims.length; t++) {
+        const ref = cosineSimilarity(row.hiddens![t], row.hiddens![t - 1]);
+        assert.ok(
+          Math.abs(ref - row.cosims[t]) < 1e-5,
+          `${hiddenSource} row ${row.row} t ${t}: ${ref} vs ${row.cosims[t]}`,
+        );
+      }
+      if (hiddenSource === "postNorm") {
+        const zeros = row.cosims.filter((c) => c === 0).length;
+        assert.ok(zeros >= 2, `zero-norm states give cosine 0 on the device too (${row.cosims})`);
+      }
+    }
+  }
+  model.dispose();
+});
