@@ -17,8 +17,25 @@
  *
  * @module
  */
+import { tf } from "../deps.ts";
+import { generate, type GenerationPolicy } from "../generate/generate.ts";
+import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
-import type { RecyncArmTrace, RecyncUnitMetrics } from "./metrics.ts";
+import { resolveModelSource } from "../io/hub.ts";
+import { loadModel } from "../models/load.ts";
+import type { CausalLM } from "../models/types.ts";
+import { loadTokenizer } from "../tokenizers/hf.ts";
+import type { TextTokenizer } from "../tokenizers/types.ts";
+import { loadTrainedModel } from "../train/run.ts";
+import { type V3Config, V3Controller } from "./controller.ts";
+import {
+  computeUnitMetrics,
+  type RecyncArmTrace,
+  type RecyncUnitMetrics,
+  type UnitMetricsOptions,
+} from "./metrics.ts";
+import type { CosimMonitor, CosimMonitorOptions } from "./monitor.ts";
+import { RecyncRestartController, recyncRestartPolicy, type RestartOptions } from "./restart.ts";
 
 /** The intervention policies the harness knows. */
 export type RecyncPolicyName = "v4" | "v4-2r" | "v3" | "none";
@@ -319,4 +336,340 @@ export async function finishedUnitIds(path: string): Promise<Set<string>> {
  */
 export async function appendRecyncUnit(path: string, record: { id: string }): Promise<void> {
   await appendJsonl(path, record);
+}
+
+/** A model with its tokenizer and a label for results files. */
+export interface RecyncModelHandle {
+  /** The model. */
+  model: CausalLM;
+  /** Its tokenizer. */
+  tokenizer: TextTokenizer;
+  /** The source string, used as the model label. */
+  label: string;
+}
+
+/**
+ * Loads a model and tokenizer from `hf:org/name` (local Hugging Face cache), a Hugging Face folder
+ * (config.json + safetensors + tokenizer.json) or a coherence-lab training run/checkpoint folder (such as
+ * the bundled `data/models/shakespeare-char`).
+ *
+ * @example
+ * ```ts
+ * import { loadRecyncModel } from "./harness.ts";
+ * await loadRecyncModel("/nonexistent").catch((e) => console.log(e.message)); // names the folder
+ * ```
+ */
+export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
+  let hfFolder = source.startsWith("hf:");
+  if (!hfFolder) {
+    try {
+      hfFolder = (await Deno.stat(`${source}/config.json`)).isFile;
+    } catch { /* not an HF folder */ }
+  }
+  if (hfFolder) {
+    const folder = await resolveModelSource(source);
+    const model = await loadModel(source);
+    try {
+      return { model, tokenizer: await loadTokenizer(folder), label: source };
+    } catch (e) {
+      model.dispose();
+      throw new Error(`model ${source}: no usable tokenizer.json in ${folder} (${(e as Error).message})`);
+    }
+  }
+  const trained = await loadTrainedModel(source);
+  return { model: trained.model, tokenizer: trained.tokenizer, label: source.replace(/\/+$/, "") };
+}
+
+/** Options of {@link runRecyncExperiment}. */
+export interface RecyncExperimentOptions {
+  /** The model (weights on the current backend). */
+  model: CausalLM;
+  /** Its tokenizer. */
+  tokenizer: TextTokenizer;
+  /** Label stored with every unit (e.g. `hf:gpt2`). */
+  modelLabel: string;
+  /** Prompts. */
+  prompts: RecyncPrompt[];
+  /** Seed count N (seeds baseSeed … baseSeed+N−1) or explicit seeds. */
+  seeds: number | number[];
+  /** First seed when `seeds` is a count (default 0). */
+  baseSeed?: number;
+  /** Generated tokens per arm. */
+  T: number;
+  /** Policy of the intervention arm. */
+  policy: RecyncPolicyName;
+  /** Results file (JSONL); finished units in it are skipped. */
+  out: string;
+  /** Run only this shard. */
+  shard?: RecyncShard;
+  /** Units per generate() batch (2 rows each). Default 8. */
+  batchUnits?: number;
+  /** Stop after this many newly run units (for tests and time-boxed runs). */
+  maxUnits?: number;
+  /** Crisis monitor options (spec §2 defaults). */
+  monitor?: CosimMonitorOptions;
+  /** v4 restart options (maxRestarts is set by the policy: 1 for v4, 2 for v4-2r). */
+  restart?: Omit<RestartOptions, "monitor" | "maxRestarts">;
+  /** v3 controller options. */
+  v3?: Omit<V3Config, "monitor">;
+  /** Sampling of both arms before any intervention. Default temperature 1.0, top-p 0.9, top-k off. */
+  sampling?: SamplingParams;
+  /** "force" (default, spec §4.2 [TS]): ban EOS so both arms reach T; "allow": EOS is an ordinary token. */
+  eos?: "force" | "allow";
+  /** Metric options (segment, primary outcome, worseBy δ). */
+  metrics?: UnitMetricsOptions;
+  /** Called after each unit is written. */
+  onUnit?: (record: RecyncUnitRecord, done: number, total: number) => void;
+}
+
+/** What {@link runRecyncExperiment} did. */
+export interface RecyncExperimentSummary {
+  /** Units in this shard's plan. */
+  planned: number;
+  /** Units skipped because the results file already had them. */
+  skipped: number;
+  /** Units run now. */
+  ran: number;
+  /** Wall time of this call, milliseconds. */
+  elapsedMs: number;
+}
+
+function toNullable(x: number): number | null {
+  return Number.isFinite(x) ? x : null;
+}
+
+/** Builds the stored arm from the generated tokens, the trace cosims and the row's final monitor. */
+function armRecord(
+  tokens: number[],
+  cosims: number[],
+  monitor: CosimMonitor,
+  tokenizer: TextTokenizer,
+): RecyncArmRecord {
+  const T = tokens.length;
+  const thr: (number | null)[] = Array(T).fill(null);
+  const low: boolean[] = Array(T).fill(false);
+  const inCrisis: boolean[] = Array(T).fill(false);
+  for (const rec of monitor.trace) {
+    if (rec.step >= T) continue;
+    thr[rec.step] = rec.thr;
+    low[rec.step] = rec.low;
+    inCrisis[rec.step] = rec.inCrisis;
+  }
+  return {
+    tokens,
+    text: tokenizer.decode(tokens, { skipSpecialTokens: true }),
+    cosim: cosims.slice(0, T).map(toNullable),
+    thr,
+    low,
+    inCrisis,
+    events: monitor.events.map((e) => ({ onset: e.onset, confirmedAt: e.confirmedAt })),
+  };
+}
+
+/**
+ * Runs (or resumes) an experiment: plans units, keeps the shard's, skips finished ones, generates the
+ * rest in batches (baseline and intervention rows side by side, see the module notes) and appends one
+ * JSON line per unit as soon as its batch ends. Interrupting it loses at most the batch in flight.
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "../backend/backend.ts";
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * import { runRecyncExperiment } from "./harness.ts";
+ * await initBackend({ backend: "cpu" });
+ * const tokenizer = CharTokenizer.fromCorpus("abcdefghijklmnopqrstuvwxyz ");
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 128 }), { seed: 1 });
+ * const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+ * const s = await runRecyncExperiment({
+ *   model, tokenizer, modelLabel: "tiny", prompts: [{ id: "a", text: "the cat" }], seeds: 2, T: 60, policy: "v4", out,
+ * });
+ * console.log(s.ran); // 2
+ * model.dispose();
+ * ```
+ */
+export async function runRecyncExperiment(
+  options: RecyncExperimentOptions,
+): Promise<RecyncExperimentSummary> {
+  const started = performance.now();
+  const units = selectShard(
+    planRecyncUnits({
+      model: options.modelLabel,
+      prompts: options.prompts,
+      seeds: options.seeds,
+      baseSeed: options.baseSeed,
+      T: options.T,
+      policy: options.policy,
+    }),
+    options.shard,
+  );
+  const done = await finishedUnitIds(options.out);
+  let todo = units.filter((u) => !done.has(u.id));
+  const skipped = units.length - todo.length;
+  if (options.maxUnits !== undefined) todo = todo.slice(0, options.maxUnits);
+  const batchUnits = options.batchUnits ?? 8;
+  if (!Number.isInteger(batchUnits) || batchUnits < 1) {
+    throw new Error(`batchUnits must be >= 1, got ${batchUnits}`);
+  }
+  let ran = 0;
+  for (let i = 0; i < todo.length; i += batchUnits) {
+    const batch = todo.slice(i, i + batchUnits);
+    const records = await runRecyncBatch(batch, options);
+    for (const r of records) {
+      await appendRecyncUnit(options.out, r);
+      ran++;
+      options.onUnit?.(r, skipped + ran, units.length);
+    }
+  }
+  return { planned: units.length, skipped, ran, elapsedMs: performance.now() - started };
+}
+
+/**
+ * Generates one batch of units (rows 2u: baseline, 2u+1: intervention) and returns their records.
+ *
+ * @example
+ * ```ts
+ * import { runRecyncBatch } from "./harness.ts";
+ * // See runRecyncExperiment for a runnable set-up; runRecyncBatch(units, options) returns records.
+ * ```
+ */
+export async function runRecyncBatch(
+  units: RecyncUnitSpec[],
+  options: Omit<RecyncExperimentOptions, "prompts" | "seeds" | "out" | "modelLabel">,
+): Promise<RecyncUnitRecord[]> {
+  if (units.length === 0) return [];
+  const { model, tokenizer } = options;
+  const T = units[0].T;
+  if (units.some((u) => u.T !== T || u.policy !== units[0].policy)) {
+    throw new Error("runRecyncBatch: every unit of a batch needs the same T and policy");
+  }
+  const policy = units[0].policy;
+  const started = performance.now();
+  const prompts: number[][] = [];
+  const seeds: number[] = [];
+  for (const u of units) {
+    const ids = tokenizer.encode(u.prompt);
+    if (ids.length === 0) throw new Error(`prompt ${u.promptId}: encodes to no tokens`);
+    if (ids.length + T > model.config.maxPositions) {
+      throw new Error(
+        `prompt ${u.promptId}: ${ids.length} prompt tokens + T=${T} exceed the model's ${model.config.maxPositions} positions`,
+      );
+    }
+    prompts.push(ids, ids);
+    seeds.push(u.seed, u.seed);
+  }
+  const eos = tokenizer.special.eos;
+  const sampling: SamplingParams = {
+    temperature: 1.0,
+    topP: 0.9,
+    topK: 0,
+    ...options.sampling,
+    ...((options.eos ?? "force") === "force" && eos !== undefined ? { bannedTokens: [eos] } : {}),
+  };
+  const maxRestarts = policy === "v4" ? 1 : policy === "v4-2r" ? 2 : 0;
+  // One controller for every row: baseline rows (even) only monitor; intervention rows may restart.
+  const controller = new RecyncRestartController(
+    seeds,
+    { ...options.restart, maxRestarts, monitor: options.monitor },
+    seeds.map((_, row) => (row % 2 === 1 ? maxRestarts : 0)),
+  );
+  const policies: GenerationPolicy[] = [recyncRestartPolicy(controller)];
+  const v3 = policy === "v3"
+    ? units.map((_, u) => new V3Controller({ ...options.v3, monitor: options.monitor }, 2 * u + 1))
+    : [];
+  if (policy === "v3") {
+    policies.push({
+      name: "recync-v3",
+      onStep(step, control) {
+        for (const row of step.rows) {
+          if (row.row % 2 === 0 || row.t < 1) continue;
+          const next = v3[(row.row - 1) / 2].observe(row.cosim, null, row.t);
+          const cur = control.getSampling(row.row);
+          if (cur.temperature !== next.temperature || cur.topP !== next.topP) {
+            control.setSampling(row.row, { ...cur, temperature: next.temperature, topP: next.topP });
+          }
+        }
+      },
+    });
+  }
+  const before = tf.memory().numTensors;
+  const trace = await generate(model, prompts, {
+    maxNewTokens: T,
+    seeds,
+    sampling,
+    policies,
+    maxSteps: (maxRestarts + 1) * T + 16,
+  }).collect();
+  const leaked = tf.memory().numTensors - before;
+  if (leaked > 0) throw new Error(`runRecyncBatch: generation leaked ${leaked} tensors`);
+  const elapsedMs = (performance.now() - started) / units.length;
+  const backend = tf.getBackend();
+  return units.map((u, k) => {
+    const bRow = trace.rows[2 * k], iRow = trace.rows[2 * k + 1];
+    for (const row of [bRow, iRow]) {
+      if (row.tokens.length !== T) {
+        throw new Error(
+          `unit ${u.id}: row ${row.row} stopped at ${row.tokens.length} of ${T} tokens (${row.finishReason})`,
+        );
+      }
+    }
+    const baseline = armRecord(bRow.tokens, bRow.cosims, controller.monitors[2 * k], tokenizer);
+    const intervention = armRecord(iRow.tokens, iRow.cosims, controller.monitors[2 * k + 1], tokenizer);
+    const first = baseline.events[0];
+    const r = first ? Math.max(0, first.onset - controller.options.rewindOffset) : null;
+    const restarts: RecyncRestartRecord[] = controller.logs[2 * k + 1].restarts.map((d) => ({
+      restart: d.restart,
+      onset: d.event.onset,
+      confirmedAt: d.event.confirmedAt,
+      r: d.r,
+      seed: d.seed,
+    }));
+    const v3log = policy === "v3" ? v3[k].log : [];
+    const interventions: RecyncInterventionRecord[] = v3log.map((e) => ({
+      step: e.step,
+      bucket: e.bucket ?? undefined,
+      temperature: e.temperature,
+      topP: e.topP,
+      detail: { action: e.action, severity: e.severity, qpChanged: e.qpChanged, qpRelaxed: e.qpRelaxed },
+    }));
+    const firstApply = v3log.find((e) => e.action === "apply");
+    const intervened = r !== null && (policy === "v3" ? firstApply !== undefined : restarts.length > 0);
+    // Where the arms may first differ: the first rewind point (v4) or the first token after the first
+    // v3 intervention; before it both rows must agree token for token and cosim for cosim.
+    const split = restarts.length > 0 ? restarts[0].r : firstApply ? firstApply.step + 1 : T;
+    let prefixMatches = restarts.length === 0 || restarts[0].r === r;
+    for (let t = 0; t < split && prefixMatches; t++) {
+      if (baseline.tokens[t] !== intervention.tokens[t]) prefixMatches = false;
+      const a = baseline.cosim[t], b = intervention.cosim[t];
+      if ((a === null) !== (b === null) || (a !== null && b !== null && Math.abs(a - b) > 1e-5)) {
+        prefixMatches = false;
+      }
+    }
+    const metrics = r !== null && intervened
+      ? computeUnitMetrics(baseline, intervention, r, options.metrics)
+      : null;
+    return {
+      schema: "coherence-lab/recync-unit@1",
+      ...u,
+      promptTokens: prompts[2 * k].length,
+      baseline,
+      intervention,
+      r,
+      intervened,
+      restarts,
+      interventions,
+      prefixMatches,
+      metrics,
+      config: {
+        sampling,
+        monitor: controller.monitors[0].options,
+        restart: controller.options,
+        maxRestarts,
+        ...(policy === "v3" ? { v3: v3[k].config } : {}),
+        eos: options.eos ?? "force",
+      },
+      elapsedMs,
+      backend,
+    } satisfies RecyncUnitRecord;
+  });
 }

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { GenerationControl, GenerationPolicy, GenerationStep } from "../generate/generate.ts";
 import { CosimMonitor, type CosimMonitorOptions, type CrisisEvent } from "./monitor.ts";
 
 /** Options of the v4 restart policy; defaults follow the spec ([R]/[P2] values, [TS] where open). */
@@ -135,11 +136,23 @@ export class RecyncRestartController {
   /** One log per row. */
   readonly logs: RowRestartLog[];
 
-  /** `seeds[i]` is row i's original sampling seed. */
-  constructor(seeds: number[], options: RestartOptions = {}) {
+  /** Restarts allowed per row (default: `options.maxRestarts` for every row). */
+  readonly rowMaxRestarts: number[];
+
+  /**
+   * `seeds[i]` is row i's original sampling seed. `rowMaxRestarts` overrides `maxRestarts` per row
+   * (0 = monitor only), e.g. for the baseline rows of a paired batch.
+   */
+  constructor(seeds: number[], options: RestartOptions = {}, rowMaxRestarts?: number[]) {
     this.options = resolveRestartOptions(options);
     this.monitors = seeds.map(() => new CosimMonitor({ nonFinite: "low", ...options.monitor }));
     this.logs = seeds.map((seed) => ({ seed, restarts: [], allEvents: [] }));
+    if (rowMaxRestarts && rowMaxRestarts.length !== seeds.length) {
+      throw new RangeError(
+        `RecyncRestartController: ${rowMaxRestarts.length} rowMaxRestarts for ${seeds.length} rows`,
+      );
+    }
+    this.rowMaxRestarts = rowMaxRestarts ? [...rowMaxRestarts] : seeds.map(() => this.options.maxRestarts);
   }
 
   /**
@@ -156,7 +169,7 @@ export class RecyncRestartController {
     if (!event) return null;
     const log = this.logs[row];
     log.allEvents.push(event);
-    if (log.restarts.length >= this.options.maxRestarts) return null;
+    if (log.restarts.length >= this.rowMaxRestarts[row]) return null;
     const r = Math.max(0, event.onset - this.options.rewindOffset);
     const k = log.restarts.length + 1;
     const o = this.options;
@@ -177,4 +190,50 @@ export class RecyncRestartController {
   restartCount(row: number): number {
     return this.logs[row].restarts.length;
   }
+}
+
+/**
+ * The v4 restart as a `generate()` policy: after every step it feeds each row's cosim(t) to the
+ * controller and, on a decision, rewinds that row to r with the new seed and switches it to the restart
+ * sampling (temperature 1.0, top-p 0.9, top-k off; other settings such as banned tokens are kept).
+ * Rows act independently in the batch. Steps that re-produce an index after a rewind are skipped (their
+ * cosim is the recorded one, already in the monitor).
+ *
+ * @example
+ * ```ts
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { generate } from "../generate/generate.ts";
+ * import { RecyncRestartController, recyncRestartPolicy } from "./restart.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
+ * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 40, maxPositions: 256 }), {
+ *   seed: 1,
+ * });
+ * const controller = new RecyncRestartController([3, 4]);
+ * const run = generate(model, [[1, 2, 3], [4, 5]], {
+ *   maxNewTokens: 60, seeds: [3, 4], sampling: { topP: 0.9 }, policies: [recyncRestartPolicy(controller)],
+ * });
+ * const trace = await run.collect();
+ * console.log(trace.rows.map((r) => r.rewinds.length), controller.logs.map((l) => l.restarts.length));
+ * model.dispose();
+ * ```
+ */
+export function recyncRestartPolicy(controller: RecyncRestartController): GenerationPolicy {
+  return {
+    name: "recync-v4-restart",
+    onStep(step: GenerationStep, control: GenerationControl): void {
+      for (const row of step.rows) {
+        if (row.afterRewind || row.t < 1) continue;
+        const d = controller.observe(row.row, row.t, row.cosim);
+        if (!d) continue;
+        control.rewind(row.row, d.r, d.seed);
+        control.setSampling(row.row, {
+          ...control.getSampling(row.row),
+          temperature: d.sampling.temperature,
+          topP: d.sampling.topP,
+          topK: d.sampling.topK,
+        });
+      }
+    },
+  };
 }

@@ -71,3 +71,113 @@ Deno.test("controller: options are checked; maxRestarts 0 is monitor-only", () =
   const es = [0.9, 0.91, 0.2, 0.2, 0.2].map((c, i) => early.observe(0, i + 1, c));
   assertEquals(es[4]!.r, 0);
 });
+
+// ---- The policy inside generate(): rewind correctness on a real (random-weight) decoder. ----
+import { tf } from "../../lib/deps.ts";
+import { generate } from "../../lib/generate/generate.ts";
+import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
+import type { KVCache } from "../../lib/models/kv_cache.ts";
+import { recyncRestartPolicy } from "../../lib/recync/restart.ts";
+
+import { initBackend } from "../../lib/backend/backend.ts";
+await initBackend({ backend: "cpu" });
+
+function tinyModel() {
+  return createDecoder(
+    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, vocabSize: 48, maxPositions: 256 }),
+    { seed: 11 },
+  );
+}
+
+Deno.test("policy: batched rows rewind on their own; kept prefix, KV cache and monitor state are exact", async () => {
+  const model = tinyModel();
+  const prompts = [[1, 2, 3, 4], [5, 6], [7, 8, 9]];
+  const seeds = [101, 102, 103];
+  const T = 90;
+  try {
+    // Reference: the same rows without any policy (the baseline trajectories).
+    const base = await generate(model, prompts, { maxNewTokens: T, seeds, sampling: { topP: 0.9 } })
+      .collect();
+    const controller = new RecyncRestartController(seeds, {}, [1, 1, 0]); // row 2 only monitors
+    const policy = recyncRestartPolicy(controller);
+    const kvChecks: string[] = [];
+    const restored = new Map<number, ReturnType<CosimMonitor["snapshot"]>>();
+    const run = generate(model, prompts, {
+      maxNewTokens: T,
+      seeds,
+      sampling: { topP: 0.9 },
+      policies: [policy],
+      onStep: (step, control) => {
+        // At the step that re-produces index r, the row's cache holds prompt + y_0 … y_{r−1}:
+        // compare it with a fresh prefill of exactly that prefix.
+        for (const row of step.rows) {
+          if (!row.afterRewind) continue;
+          // The policy ignores this step (cosim(r) is already in the monitor): this is the restored state.
+          restored.set(row.row, controller.monitors[row.row].snapshot());
+          const kept = control.tokens(row.row).slice(0, row.t);
+          const fresh = model.createCache(1);
+          const ids = tf.tensor2d([[...prompts[row.row], ...kept]], undefined, "int32");
+          const out = model.forward(ids, { cache: fresh, lastOnly: true });
+          const a = (control.cache as KVCache).snapshotRow(row.row);
+          const b = (fresh as KVCache).snapshotRow(0);
+          let maxDiff = 0;
+          for (let l = 0; l < a.length; l++) {
+            assertEquals(a[l].k.shape, b[l].k.shape);
+            maxDiff = Math.max(
+              maxDiff,
+              tf.max(tf.abs(tf.sub(a[l].k, b[l].k))).dataSync()[0],
+              tf.max(tf.abs(tf.sub(a[l].v, b[l].v))).dataSync()[0],
+            );
+          }
+          kvChecks.push(`${row.row}@${row.t}:${maxDiff}`);
+          assert(maxDiff < 1e-5, `row ${row.row}: cache differs from a fresh prefill by ${maxDiff}`);
+          tf.dispose([ids, out.logits, out.hidden, out.residual, ...a.flatMap((s) => [s.k, s.v])]);
+          tf.dispose(b.flatMap((s) => [s.k, s.v]));
+          fresh.dispose();
+        }
+      },
+    });
+    const trace = await run.collect();
+    for (let row = 0; row < 3; row++) {
+      const log = controller.logs[row];
+      const got = trace.rows[row], ref = base.rows[row];
+      assertEquals(got.tokens.length, T);
+      if (row === 2 || log.restarts.length === 0) {
+        assertEquals(got.tokens, ref.tokens); // untouched rows are unaffected by the others' rewinds
+        continue;
+      }
+      const d = log.restarts[0];
+      assertEquals(d.r, d.event.onset - 3);
+      // The first crisis is the baseline's first crisis, found on identical cosims.
+      const solo = new CosimMonitor({ nonFinite: "low" });
+      let firstEvent = null;
+      for (let t = 1; t < T && !firstEvent; t++) firstEvent = solo.push(ref.cosims[t], t);
+      assertEquals(firstEvent!.onset, d.event.onset);
+      assertEquals(got.tokens.slice(0, d.r), ref.tokens.slice(0, d.r));
+      assertEquals(got.rewinds[0].to, d.r);
+      assertEquals(got.rewinds[0].seed, seeds[row] + 10000);
+      assertEquals(got.seed, seeds[row] + 10000);
+      // Monitor: the state after the restart equals a fresh monitor fed the baseline's cosim(1..r),
+      // and what follows r in the final sequence comes from the regenerated continuation.
+      const replay = new CosimMonitor({ nonFinite: "low" });
+      for (let t = 1; t <= d.r; t++) replay.push(ref.cosims[t], t);
+      const check = new CosimMonitor({ nonFinite: "low" });
+      for (let t = 1; t < T; t++) check.push(got.cosims[t], t);
+      assertEquals(controller.monitors[row].events.map((e) => e.onset), check.events.map((e) => e.onset));
+      for (let t = 1; t <= d.r; t++) assertAlmostEqualsLoose(got.cosims[t], ref.cosims[t]);
+      const snap = restored.get(row)!;
+      assertEquals(snap.lastStep, d.r);
+      assertEquals(snap.pending.length, replay.snapshot().pending.length);
+      assertEquals(snap.inCrisis, replay.snapshot().inCrisis);
+      snap.window.forEach((v, i) => assertAlmostEqualsLoose(v, replay.snapshot().window[i]));
+    }
+    assert(kvChecks.length >= 1, "no row restarted: pick other seeds");
+    assertEquals(trace.rows[2].rewinds.length, 0);
+  } finally {
+    model.dispose();
+  }
+});
+
+function assertAlmostEqualsLoose(a: number, b: number): void {
+  assert(Math.abs(a - b) <= 1e-6, `cosim ${a} vs ${b}`);
+}

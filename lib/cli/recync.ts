@@ -1,0 +1,185 @@
+/**
+ * `deno task recync`: run Recync experiments and report them.
+ *
+ * ```
+ * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none \
+ *   --out results.jsonl [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
+ *   [--max-prompts K] [--label NAME]
+ * deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
+ *   [--seed 0] [--outcome crisisFraction|crisisCount|shortfall|meanCosim] [--effect dz|dav|pooled]
+ *   [--ci percentile|bca] [--traces 4] [--no-png]
+ * ```
+ *
+ * `run` appends one JSON line per finished unit and skips units already in `--out`, so re-running the
+ * same command resumes an interrupted run. `--shard i/n` runs the units with index mod n == i (for array
+ * jobs); `report` merges any number of shard files, de-duplicating by unit id.
+ *
+ * @example
+ * ```ts
+ * import { recyncMain } from "./recync.ts";
+ * await recyncMain(["--help"]);
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { initBackend } from "../backend/backend.ts";
+import {
+  loadPromptSet,
+  loadRecyncModel,
+  parseShard,
+  RECYNC_POLICIES,
+  type RecyncPolicyName,
+  runRecyncExperiment,
+} from "../recync/harness.ts";
+import { RECYNC_OUTCOMES, type RecyncOutcomeName } from "../recync/metrics.ts";
+import { writeRecyncReport } from "../recync/report.ts";
+import type { PairedEffectKind } from "../stats/paired.ts";
+
+const USAGE = `Recync experiments (response-level restart v4, token-level v3)
+
+  deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none --out results.jsonl
+                       [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
+                       [--max-prompts K] [--label NAME]
+  deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
+                       [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
+                       [--ci percentile|bca] [--traces 4] [--no-png]
+
+SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
+folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.`;
+
+function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
+  }
+  return n;
+}
+
+async function runCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: "string" },
+      prompts: { type: "string" },
+      seeds: { type: "string" },
+      T: { type: "string" },
+      policy: { type: "string" },
+      out: { type: "string" },
+      shard: { type: "string" },
+      backend: { type: "string" },
+      batch: { type: "string" },
+      "base-seed": { type: "string" },
+      "max-prompts": { type: "string" },
+      label: { type: "string" },
+    },
+    allowPositionals: false,
+  });
+  for (const k of ["model", "prompts", "out"] as const) {
+    if (!values[k]) throw new Error(`recync run: --${k} is required\n\n${USAGE}`);
+  }
+  const policy = (values.policy ?? "v4") as RecyncPolicyName;
+  if (!RECYNC_POLICIES.includes(policy)) {
+    throw new Error(`--policy '${values.policy}' is unknown: use one of ${RECYNC_POLICIES.join(", ")}`);
+  }
+  const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
+  const info = await initBackend({ backend, verbose: true });
+  let prompts = await loadPromptSet(values.prompts!);
+  const maxPrompts = intArg(values["max-prompts"], "max-prompts", prompts.length, 1);
+  prompts = prompts.slice(0, maxPrompts);
+  const { model, tokenizer, label } = await loadRecyncModel(values.model!);
+  const started = performance.now();
+  const summary = await runRecyncExperiment({
+    model,
+    tokenizer,
+    modelLabel: values.label ?? label,
+    prompts,
+    seeds: intArg(values.seeds, "seeds", 1, 1),
+    baseSeed: intArg(values["base-seed"], "base-seed", 0),
+    T: intArg(values.T, "T", 100, 2),
+    policy,
+    out: values.out!,
+    shard: values.shard ? parseShard(values.shard) : undefined,
+    batchUnits: intArg(values.batch, "batch", 8, 1),
+    onUnit: (r, done, total) => {
+      const tag = r.intervened ? `r=${r.r} restarts=${r.restarts.length}` : "no crisis";
+      console.error(`[${done}/${total}] ${r.id} ${tag}`);
+    },
+  });
+  const minutes = (performance.now() - started) / 60000;
+  console.log(
+    `backend ${info.name}: ${summary.ran} units run, ${summary.skipped} already done, ${summary.planned} in this shard; ` +
+      `${(summary.ran / Math.max(minutes, 1e-9)).toFixed(1)} units/min -> ${values.out}`,
+  );
+  model.dispose();
+}
+
+async function reportCommand(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      "out-dir": { type: "string" },
+      resamples: { type: "string" },
+      seed: { type: "string" },
+      outcome: { type: "string" },
+      effect: { type: "string" },
+      ci: { type: "string" },
+      traces: { type: "string" },
+      "no-png": { type: "boolean" },
+    },
+    allowPositionals: true,
+  });
+  if (positionals.length === 0) {
+    throw new Error(`recync report: give at least one results .jsonl file\n\n${USAGE}`);
+  }
+  const outcome = (values.outcome ?? "crisisFraction") as RecyncOutcomeName;
+  if (!RECYNC_OUTCOMES.includes(outcome)) {
+    throw new Error(`--outcome '${outcome}' is unknown: use one of ${RECYNC_OUTCOMES.join(", ")}`);
+  }
+  const effect = (values.effect ?? "dz") as PairedEffectKind;
+  if (!["dz", "dav", "pooled"].includes(effect)) throw new Error(`--effect must be dz, dav or pooled`);
+  const ci = values.ci ?? "percentile";
+  if (ci !== "percentile" && ci !== "bca") throw new Error(`--ci must be percentile or bca`);
+  const outDir = values["out-dir"] ?? "recync_report";
+  const { table, files } = await writeRecyncReport(positionals, outDir, {
+    outcome,
+    effect,
+    ciMethod: ci,
+    resamples: intArg(values.resamples, "resamples", 10_000, 1),
+    seed: intArg(values.seed, "seed", 0),
+    traces: intArg(values.traces, "traces", 4),
+    png: !values["no-png"],
+  });
+  console.log(table);
+  console.log(`\nwrote ${files.join(", ")}`);
+}
+
+/**
+ * Entry point: `run`, `report` or `--help`. Throws on bad arguments (the script wrapper prints them).
+ *
+ * @example
+ * ```ts
+ * import { recyncMain } from "./recync.ts";
+ * await recyncMain(["report", "results.jsonl", "--out-dir", "report"]).catch((e) => console.error(e.message));
+ * ```
+ */
+export async function recyncMain(args: string[]): Promise<void> {
+  const [command, ...rest] = args;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    console.log(USAGE);
+    return;
+  }
+  if (command === "run") return await runCommand(rest);
+  if (command === "report") return await reportCommand(rest);
+  throw new Error(`unknown command '${command}': use run or report\n\n${USAGE}`);
+}
+
+if (import.meta.main) {
+  try {
+    await recyncMain(Deno.args);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
