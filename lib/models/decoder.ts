@@ -9,14 +9,22 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { attentionMaskBias, type AttentionHookPoint, causalSelfAttention } from "../nn/attention.ts";
+import { type AttentionHookPoint, attentionMaskBias, causalSelfAttention } from "../nn/attention.ts";
 import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
 import { mlpForward } from "../nn/mlp.ts";
 import { applyNorm } from "../nn/norm.ts";
 import { RotaryTable } from "../nn/rotary.ts";
 import { KVCache } from "./kv_cache.ts";
 import { decoderParameterShapes } from "./params.ts";
-import type { CausalLM, DecoderConfig, ForwardOptions, ForwardResult, HookFn, Hooks, KVCacheLike } from "./types.ts";
+import type {
+  CausalLM,
+  DecoderConfig,
+  ForwardOptions,
+  ForwardResult,
+  HookFn,
+  Hooks,
+  KVCacheLike,
+} from "./types.ts";
 
 /**
  * Fires a hook point: runs registered hooks (which may replace the activation) and records captures.
@@ -45,7 +53,11 @@ export interface SequenceMixer {
   /** Hook suffixes it fires under `blocks.{L}.attn.`, in order. */
   readonly hookPoints: string[];
   /** Mixes `x` `[B, T, d]` (already normalised); returns the output and the keys/values to cache. */
-  forward(x: tf.Tensor3D, layer: number, ctx: MixerContext): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D };
+  forward(
+    x: tf.Tensor3D,
+    layer: number,
+    ctx: MixerContext,
+  ): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D };
 }
 
 /** Input embedding and LM head (token table by default). */
@@ -87,15 +99,20 @@ const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "att
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { standardEmbedding } from "./decoder.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
  * const emb = standardEmbedding(model.config, model.parameters());
  * console.log(emb.hookNames); // ["hook_embed", "hook_pos_embed"]
  * model.dispose();
  * ```
  */
-export function standardEmbedding(config: DecoderConfig, params: Map<string, tf.Variable>): EmbeddingComponent {
+export function standardEmbedding(
+  config: DecoderConfig,
+  params: Map<string, tf.Variable>,
+): EmbeddingComponent {
   const wE = need(params, "embed.W_E") as tf.Tensor2D;
   const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as tf.Tensor2D : undefined;
   const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as tf.Tensor2D;
@@ -120,14 +137,20 @@ export function standardEmbedding(config: DecoderConfig, params: Map<string, tf.
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { standardAttention } from "./decoder.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
  * console.log(standardAttention(model.config, model.parameters(), 0).hookPoints.length); // 6
  * model.dispose();
  * ```
  */
-export function standardAttention(config: DecoderConfig, params: Map<string, tf.Variable>, layer: number): SequenceMixer {
+export function standardAttention(
+  config: DecoderConfig,
+  params: Map<string, tf.Variable>,
+  layer: number,
+): SequenceMixer {
   const p = `blocks.${layer}.attn`;
   const w = {
     wQ: need(params, `${p}.W_Q`),
@@ -190,6 +213,7 @@ interface BlockWeights {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 100 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, hidden, residual } = model.forward(ids);
@@ -285,7 +309,12 @@ export class Decoder implements CausalLM {
     const names = [...this.#embedding.hookNames];
     for (let l = 0; l < this.config.nLayers; l++) {
       const n = this.#names[l];
-      names.push(n.residPre, n.ln1, ...this.#mixers[l].hookPoints.map((s) => `blocks.${l}.attn.${s}`), n.attnOut);
+      names.push(
+        n.residPre,
+        n.ln1,
+        ...this.#mixers[l].hookPoints.map((s) => `blocks.${l}.attn.${s}`),
+        n.attnOut,
+      );
       if (!this.config.parallelResidual) names.push(n.residMid);
       names.push(n.ln2, n.mlpPre, n.mlpPost, n.mlpOut, n.residPost);
     }
@@ -318,7 +347,9 @@ export class Decoder implements CausalLM {
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
     if (this.#disposed) throw new Error("Decoder.forward: the model has been disposed");
     const c = this.config;
-    if (ids.rank !== 2) throw new Error(`Decoder.forward: ids must be [batch, time], got shape [${ids.shape}]`);
+    if (ids.rank !== 2) {
+      throw new Error(`Decoder.forward: ids must be [batch, time], got shape [${ids.shape}]`);
+    }
     const [b, t] = ids.shape;
     if (t === 0) throw new Error("Decoder.forward: ids has no positions (T = 0)");
     const cache = options.cache === undefined ? undefined : asKVCache(options.cache, b, c.nLayers);
@@ -330,10 +361,14 @@ export class Decoder implements CausalLM {
     }
     const mask = options.attentionMask;
     if (mask && (mask.shape[0] !== b || mask.shape[1] !== t)) {
-      throw new Error(`Decoder.forward: attentionMask shape [${mask.shape}] must equal ids shape [${ids.shape}]`);
+      throw new Error(
+        `Decoder.forward: attentionMask shape [${mask.shape}] must equal ids shape [${ids.shape}]`,
+      );
     }
     if (options.positions && (options.positions.shape[0] !== b || options.positions.shape[1] !== t)) {
-      throw new Error(`Decoder.forward: positions shape [${options.positions.shape}] must equal ids shape [${ids.shape}]`);
+      throw new Error(
+        `Decoder.forward: positions shape [${options.positions.shape}] must equal ids shape [${ids.shape}]`,
+      );
     }
     const hooks = options.hooks;
     const capture = options.capture;
@@ -343,26 +378,33 @@ export class Decoder implements CausalLM {
       for (const n of capture) this.#checkHookName(n);
       captureSet = new Set(capture);
     }
-    if (hooks) for (const n of Object.keys(hooks)) this.#checkHookName(n);
+    if (hooks) { for (const n of Object.keys(hooks)) this.#checkHookName(n); }
     const activations = captureSet ? new Map<string, tf.Tensor>() : undefined;
     const fire: HookFire = hooks || captureSet ? makeFire(hooks, captureSet, activations!) : null;
 
     // Host-side bookkeeping for the cache: validity and positions of the new columns.
-    const newValid = cache && mask ? Uint8Array.from(mask.dataSync() as ArrayLike<number>, (x) => (x ? 1 : 0)) : undefined;
+    const newValid = cache && mask
+      ? Uint8Array.from(mask.dataSync() as ArrayLike<number>, (x) => (x ? 1 : 0))
+      : undefined;
     let hostPositions: Int32Array | undefined;
     if (cache && !options.positions) {
       hostPositions = cache.nextPositions(t, newValid);
       let max = 0;
       for (const p of hostPositions) max = Math.max(max, p);
       if (max >= c.maxPositions) {
-        throw new Error(`Decoder.forward: position ${max} exceeds maxPositions (${c.maxPositions}) of this ${c.family} model`);
+        throw new Error(
+          `Decoder.forward: position ${max} exceeds maxPositions (${c.maxPositions}) of this ${c.family} model`,
+        );
       }
     } else if (!options.positions && t > c.maxPositions) {
-      throw new Error(`Decoder.forward: ${t} positions exceed maxPositions (${c.maxPositions}) of this ${c.family} model`);
+      throw new Error(
+        `Decoder.forward: ${t} positions exceed maxPositions (${c.maxPositions}) of this ${c.family} model`,
+      );
     }
 
     let seedCounter = options.dropoutSeed ?? 0;
-    const dropout = <T extends tf.Tensor>(x: T): T => rate > 0 ? tf.dropout(x, rate, undefined, seedCounter++) as T : x;
+    const dropout = <T extends tf.Tensor>(x: T): T =>
+      rate > 0 ? tf.dropout(x, rate, undefined, seedCounter++) as T : x;
     try {
       const out = tf.tidy(() => {
         const positions = options.positions ??
@@ -427,7 +469,7 @@ export class Decoder implements CausalLM {
       });
       return activations ? { ...out, activations } : out;
     } catch (e) {
-      if (activations) for (const a of activations.values()) a.dispose();
+      if (activations) { for (const a of activations.values()) a.dispose(); }
       throw e;
     }
   }
@@ -453,7 +495,9 @@ export class Decoder implements CausalLM {
   /** A one-line summary. */
   toString(): string {
     const c = this.config;
-    return `Decoder(${c.family}: ${formatCount(this.numParameters)} params, ${c.nLayers} layers, d=${c.dModel}, ` +
+    return `Decoder(${c.family}: ${
+      formatCount(this.numParameters)
+    } params, ${c.nLayers} layers, d=${c.dModel}, ` +
       `heads=${c.nHeads}/${c.nKvHeads}x${c.headDim}, mlp=${c.mlp} ${c.dMlp}, vocab=${c.vocabSize})`;
   }
 
@@ -468,7 +512,12 @@ export class Decoder implements CausalLM {
       ["heads (q / kv x width)", `${c.nHeads} / ${c.nKvHeads} x ${c.headDim}`],
       ["mlp", `${c.mlp}, hidden ${c.dMlp}`],
       ["norm", `${c.norm} (eps ${c.normEps})`],
-      ["positions", c.positional === "rotary" ? `rotary (dim ${c.rotaryDim ?? c.headDim}, theta ${c.ropeTheta ?? 10000})` : "learned"],
+      [
+        "positions",
+        c.positional === "rotary"
+          ? `rotary (dim ${c.rotaryDim ?? c.headDim}, theta ${c.ropeTheta ?? 10000})`
+          : "learned",
+      ],
       ["residual", c.parallelResidual ? "parallel" : "sequential"],
       ["vocab", String(c.vocabSize)],
       ["max positions", String(c.maxPositions)],
@@ -476,13 +525,19 @@ export class Decoder implements CausalLM {
     ];
     if (this.source) rows.push(["source", this.source]);
     const html = "<table><tbody>" +
-      rows.map(([k, v]) => `<tr><th style="text-align:left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("") +
+      rows.map(([k, v]) =>
+        `<tr><th style="text-align:left">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`
+      ).join("") +
       "</tbody></table>";
     return { "text/plain": this.toString(), "text/html": html };
   }
 }
 
-function makeFire(hooks: Hooks | undefined, capture: Set<string> | true | undefined, acts: Map<string, tf.Tensor>): HookFire {
+function makeFire(
+  hooks: Hooks | undefined,
+  capture: Set<string> | true | undefined,
+  acts: Map<string, tf.Tensor>,
+): HookFire {
   return (name, layer, t) => {
     const registered = hooks?.[name];
     if (registered) {
@@ -491,7 +546,9 @@ function makeFire(hooks: Hooks | undefined, capture: Set<string> | true | undefi
         const r = fn(t, { name, layer });
         if (r) {
           if (!sameShape(r.shape, t.shape)) {
-            throw new Error(`hook '${name}' returned shape [${r.shape}], expected [${t.shape}] (hooks must keep the shape)`);
+            throw new Error(
+              `hook '${name}' returned shape [${r.shape}], expected [${t.shape}] (hooks must keep the shape)`,
+            );
           }
           t = r.dtype === t.dtype ? r : tf.cast(r, t.dtype);
         }
@@ -514,7 +571,9 @@ function asKVCache(cache: KVCacheLike, batch: number, layers: number): KVCache {
   if (cache.batchSize !== batch) {
     throw new Error(`Decoder.forward: cache has ${cache.batchSize} rows but ids has ${batch}`);
   }
-  if (cache.nLayers !== layers) throw new Error(`Decoder.forward: cache has ${cache.nLayers} layers, model ${layers}`);
+  if (cache.nLayers !== layers) {
+    throw new Error(`Decoder.forward: cache has ${cache.nLayers} layers, model ${layers}`);
+  }
   return cache;
 }
 

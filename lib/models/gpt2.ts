@@ -31,12 +31,18 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const h = hfField(hf, "n_head", "number", file);
   const act = hfField(hf, "activation_function", "string", file, "gelu_new");
   const mlp = ACTIVATIONS[act];
-  if (!mlp) throw new Error(`${file}: activation_function '${act}' is not supported (use ${Object.keys(ACTIVATIONS).join(", ")})`);
+  if (!mlp) {
+    throw new Error(
+      `${file}: activation_function '${act}' is not supported (use ${Object.keys(ACTIVATIONS).join(", ")})`,
+    );
+  }
   if (hf.scale_attn_weights === false) throw new Error(`${file}: scale_attn_weights=false is not supported`);
   if (hf.scale_attn_by_inverse_layer_idx === true) {
     throw new Error(`${file}: scale_attn_by_inverse_layer_idx=true is not supported`);
   }
-  if (hf.add_cross_attention === true) throw new Error(`${file}: cross-attention GPT-2 is not a decoder-only model`);
+  if (hf.add_cross_attention === true) {
+    throw new Error(`${file}: cross-attention GPT-2 is not a decoder-only model`);
+  }
   if (d % h !== 0) throw new Error(`${file}: n_embd (${d}) must be divisible by n_head (${h})`);
   const inner = hf.n_inner;
   return {
@@ -68,9 +74,11 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { gpt2Config, gpt2Weights } from "./gpt2.ts";
+ * await tf.ready();
  * const dir = "../shared/fixtures/hf/tiny-gpt2";
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
@@ -79,7 +87,11 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * ckpt.close();
  * ```
  */
-export async function gpt2Weights(r: HFWeightReader, c: DecoderConfig, _hf?: HFConfig): Promise<Map<string, tf.Tensor>> {
+export async function gpt2Weights(
+  r: HFWeightReader,
+  c: DecoderConfig,
+  _hf?: HFConfig,
+): Promise<Map<string, tf.Tensor>> {
   const pre = r.has("transformer.wte.weight") ? "transformer." : "";
   const d = c.dModel, f = c.dMlp;
   const out = new Map<string, tf.Tensor>();

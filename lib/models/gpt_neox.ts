@@ -6,7 +6,14 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { type HFConfig, type HFFamily, hfField, hfRope, type HFWeightReader, linearToInOut } from "./hf_common.ts";
+import {
+  type HFConfig,
+  type HFFamily,
+  hfField,
+  hfRope,
+  type HFWeightReader,
+  linearToInOut,
+} from "./hf_common.ts";
 import type { DecoderConfig } from "./types.ts";
 
 const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
@@ -33,14 +40,22 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
 export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
   const d = hfField(hf, "hidden_size", "number", file);
   const h = hfField(hf, "num_attention_heads", "number", file);
-  if (d % h !== 0) throw new Error(`${file}: hidden_size (${d}) must be divisible by num_attention_heads (${h})`);
+  if (d % h !== 0) {
+    throw new Error(`${file}: hidden_size (${d}) must be divisible by num_attention_heads (${h})`);
+  }
   const act = hfField(hf, "hidden_act", "string", file, "gelu");
   const mlp = ACTIVATIONS[act];
-  if (!mlp) throw new Error(`${file}: hidden_act '${act}' is not supported (use ${Object.keys(ACTIVATIONS).join(", ")})`);
+  if (!mlp) {
+    throw new Error(
+      `${file}: hidden_act '${act}' is not supported (use ${Object.keys(ACTIVATIONS).join(", ")})`,
+    );
+  }
   const headDim = d / h;
   const rope = hfRope(hf, file);
   const rotaryDim = Math.floor(headDim * (rope.partialFactor ?? 1));
-  if (rotaryDim < 2 || rotaryDim % 2) throw new Error(`${file}: rotary dims ${rotaryDim} (head ${headDim} x partial factor) must be even`);
+  if (rotaryDim < 2 || rotaryDim % 2) {
+    throw new Error(`${file}: rotary dims ${rotaryDim} (head ${headDim} x partial factor) must be even`);
+  }
   const bias = hfField(hf, "attention_bias", "boolean", file, true);
   return {
     family: "gpt_neox",
@@ -75,13 +90,21 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * ```ts
  * import { tf } from "../deps.ts";
  * import { splitNeoxQkv } from "./gpt_neox.ts";
+ * await tf.ready();
  * const [q, k, v] = splitNeoxQkv(tf.range(0, 12), 2, 2); // heads 2, head width 2
- * console.log(q.arraySync(), k.arraySync()); // [0, 1, 6, 7] [2, 3, 8, 9]
+ * console.log(await q.array(), await k.array()); // [0, 1, 6, 7] [2, 3, 8, 9]
  * ```
  */
-export function splitNeoxQkv(t: tf.Tensor, heads: number, headDim: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function splitNeoxQkv(
+  t: tf.Tensor,
+  heads: number,
+  headDim: number,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const rows = (part: number) =>
-    Int32Array.from({ length: heads * headDim }, (_, i) => Math.floor(i / headDim) * 3 * headDim + part * headDim + (i % headDim));
+    Int32Array.from(
+      { length: heads * headDim },
+      (_, i) => Math.floor(i / headDim) * 3 * headDim + part * headDim + (i % headDim),
+    );
   return tf.tidy(() => [0, 1, 2].map((part) => tf.gather(t, tf.tensor1d(rows(part), "int32"), 0))) as [
     tf.Tensor,
     tf.Tensor,
@@ -94,9 +117,11 @@ export function splitNeoxQkv(t: tf.Tensor, heads: number, headDim: number): [tf.
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { gptNeoxConfig, gptNeoxWeights } from "./gpt_neox.ts";
+ * await tf.ready();
  * const dir = "../shared/fixtures/hf/tiny-gpt-neox";
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
@@ -105,7 +130,11 @@ export function splitNeoxQkv(t: tf.Tensor, heads: number, headDim: number): [tf.
  * ckpt.close();
  * ```
  */
-export async function gptNeoxWeights(r: HFWeightReader, c: DecoderConfig, _hf?: HFConfig): Promise<Map<string, tf.Tensor>> {
+export async function gptNeoxWeights(
+  r: HFWeightReader,
+  c: DecoderConfig,
+  _hf?: HFConfig,
+): Promise<Map<string, tf.Tensor>> {
   const pre = r.has("gpt_neox.embed_in.weight") ? "gpt_neox." : "";
   const d = c.dModel, f = c.dMlp, h = c.nHeads, hd = c.headDim;
   const out = new Map<string, tf.Tensor>();
@@ -158,4 +187,8 @@ export async function gptNeoxWeights(r: HFWeightReader, c: DecoderConfig, _hf?: 
  * console.log(gptNeoxFamily.modelTypes); // ["gpt_neox"]
  * ```
  */
-export const gptNeoxFamily: HFFamily = { modelTypes: ["gpt_neox"], config: gptNeoxConfig, weights: gptNeoxWeights };
+export const gptNeoxFamily: HFFamily = {
+  modelTypes: ["gpt_neox"],
+  config: gptNeoxConfig,
+  weights: gptNeoxWeights,
+};

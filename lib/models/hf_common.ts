@@ -46,7 +46,10 @@ export function hfField<T extends "number" | "string" | "boolean">(
     if (fallback !== undefined) return fallback;
     throw new Error(`${file}: required field '${key}' is missing`);
   }
-  if (typeof v !== type) throw new Error(`${file}: field '${key}' must be a ${type}, got ${JSON.stringify(v)}`);
+  const actual: string = typeof v;
+  if (actual !== type) {
+    throw new Error(`${file}: field '${key}' must be a ${type}, got ${JSON.stringify(v)}`);
+  }
   return v as T extends "number" ? number : T extends "string" ? string : boolean;
 }
 
@@ -76,10 +79,16 @@ export function hfRope(hf: HFConfig, file: string): { theta: number; partialFact
     }
   }
   const theta = (params?.rope_theta ?? hf.rope_theta ?? hf.rotary_emb_base ?? 10000) as number;
-  if (typeof theta !== "number" || !(theta > 0)) throw new Error(`${file}: rope_theta must be a positive number`);
-  const partial = (params?.partial_rotary_factor ?? hf.partial_rotary_factor ?? hf.rotary_pct) as number | undefined;
+  if (typeof theta !== "number" || !(theta > 0)) {
+    throw new Error(`${file}: rope_theta must be a positive number`);
+  }
+  const partial = (params?.partial_rotary_factor ?? hf.partial_rotary_factor ?? hf.rotary_pct) as
+    | number
+    | undefined;
   if (partial !== undefined && (typeof partial !== "number" || !(partial > 0 && partial <= 1))) {
-    throw new Error(`${file}: partial_rotary_factor / rotary_pct must be in (0, 1], got ${JSON.stringify(partial)}`);
+    throw new Error(
+      `${file}: partial_rotary_factor / rotary_pct must be in (0, 1], got ${JSON.stringify(partial)}`,
+    );
   }
   return { theta, partialFactor: partial };
 }
@@ -91,12 +100,19 @@ export function hfRope(hf: HFConfig, file: string): { theta: number; partialFact
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
+ * await tf.ready();
  * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
  * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
- * const wte = await r.take("transformer.wte.weight", [512, 64]);
- * r.finish(new Map([["embed.W_E", wte!]]));
+ * const wte = await r.take("transformer.wte.weight", [512, 64]); // a [512, 64] tensor
+ * const bad = await r.take("transformer.wpe.weight", [64, 64]); // null: the file holds [128, 64]
+ * try {
+ *   r.finish(new Map([["embed.W_E", wte!]])); // throws, listing the mismatch and the unused tensors
+ * } catch (e) {
+ *   console.log((e as Error).message.split("\n")[1], bad);
+ * }
  * ckpt.close();
  * ```
  */
@@ -158,16 +174,22 @@ export class HFWeightReader {
    * tensors are an error too, except known non-parameter buffers (causal mask, rotary inv_freq).
    */
   finish(tensors: Map<string, tf.Tensor>): Map<string, tf.Tensor> {
-    const buffers = /(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq)$/;
+    const buffers =
+      /(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq)$/;
     const unused = this.#ckpt.names().filter((n) => !this.#used.has(n) && !buffers.test(n));
     const problems = [...this.#problems];
-    if (unused.length) problems.push(`unexpected tensors not used by the ${this.#family} mapping: ${unused.slice(0, 20).join(", ")}`);
+    if (unused.length) {
+      problems.push(
+        `unexpected tensors not used by the ${this.#family} mapping: ${unused.slice(0, 20).join(", ")}`,
+      );
+    }
     if (problems.length) {
       tf.dispose([...tensors.values()]);
       const found = this.#ckpt.names();
       throw new Error(
         `${this.#source}: weights do not match a ${this.#family} model with this config.json:\n  ` +
-          problems.slice(0, 30).join("\n  ") + (problems.length > 30 ? `\n  ... and ${problems.length - 30} more` : "") +
+          problems.slice(0, 30).join("\n  ") +
+          (problems.length > 30 ? `\n  ... and ${problems.length - 30} more` : "") +
           `\nFound ${found.length} tensors, e.g. ${found.slice(0, 8).join(", ")}`,
       );
     }
@@ -182,6 +204,7 @@ export class HFWeightReader {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { linearToInOut } from "./hf_common.ts";
+ * await tf.ready();
  * console.log(linearToInOut(tf.zeros([3, 2])).shape); // [2, 3]
  * ```
  */

@@ -14,6 +14,7 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { ActivationCache } from "./hooks.ts";
+ * await tf.ready();
  * const cache = new ActivationCache(new Map([["hook_embed", tf.zeros([1, 2, 4])]]));
  * console.log(cache.get("hook_embed").shape); // [1, 2, 4]
  * cache.dispose();
@@ -41,8 +42,10 @@ export class ActivationCache {
   get(name: string): tf.Tensor {
     const t = this.#acts.get(name);
     if (!t) {
-      throw new Error(`ActivationCache: '${name}' was not captured (captured: ${this.names.slice(0, 12).join(", ")}` +
-        (this.#acts.size > 12 ? `, ... ${this.#acts.size} in all)` : ")"));
+      throw new Error(
+        `ActivationCache: '${name}' was not captured (captured: ${this.names.slice(0, 12).join(", ")}` +
+          (this.#acts.size > 12 ? `, ... ${this.#acts.size} in all)` : ")"),
+      );
     }
     return t;
   }
@@ -65,8 +68,10 @@ export class ActivationCache {
   /** Jupyter rich display: a table of hook names and shapes. */
   [Symbol.for("Jupyter.display")](): Record<string, string> {
     const rows = [...this.#acts].map(([n, t]) => [n, `[${t.shape.join(", ")}]`]);
-    const text = `ActivationCache (${rows.length} activations)\n` + rows.map(([n, s]) => `  ${n} ${s}`).join("\n");
-    const html = `<table><thead><tr><th style="text-align:left">hook</th><th style="text-align:left">shape</th></tr></thead><tbody>` +
+    const text = `ActivationCache (${rows.length} activations)\n` +
+      rows.map(([n, s]) => `  ${n} ${s}`).join("\n");
+    const html =
+      `<table><thead><tr><th style="text-align:left">hook</th><th style="text-align:left">shape</th></tr></thead><tbody>` +
       rows.map(([n, s]) => `<tr><td><code>${n}</code></td><td>${s}</td></tr>`).join("") + "</tbody></table>";
     return { "text/plain": text, "text/html": html };
   }
@@ -87,6 +92,7 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  * import { tf } from "../deps.ts";
  * import { runWithCache } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, cache } = runWithCache(model, ids, { names: ["blocks.0.attn.hook_pattern"] });
@@ -115,6 +121,7 @@ export function runWithCache(
  * import { tf } from "../deps.ts";
  * import { runWithHooks } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * // Zero-ablate the MLP of block 0.
@@ -132,6 +139,6 @@ export function runWithHooks(
 ): tf.Tensor3D {
   const r = model.forward(ids, { ...options, hooks });
   tf.dispose([r.hidden, r.residual]);
-  if (r.activations) for (const t of r.activations.values()) t.dispose();
+  if (r.activations) { for (const t of r.activations.values()) t.dispose(); }
   return r.logits;
 }

@@ -15,7 +15,9 @@ import type { KVCacheLike } from "./types.ts";
 
 /** One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each. */
 export interface KVRowSnapshot {
+  /** Keys `[Hkv, n, hd]` (rotated). */
   k: tf.Tensor3D;
+  /** Values `[Hkv, n, hd]`. */
   v: tf.Tensor3D;
 }
 
@@ -24,7 +26,9 @@ export interface KVRowSnapshot {
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { KVCache } from "./kv_cache.ts";
+ * await tf.ready();
  * const cache = new KVCache(2, 4); // 2 rows, 4 layers
  * console.log(cache.rowLengths()); // [0, 0]
  * cache.dispose();
@@ -117,7 +121,13 @@ export class KVCache implements KVCacheLike {
    * the host copy of the new columns' validity (`B * T`, row-major; undefined = all valid).
    * Called by the decoder inside its `tf.tidy`; keeps the new tensors and frees the old ones.
    */
-  commit(ks: tf.Tensor4D[], vs: tf.Tensor4D[], valid: tf.Tensor2D, t: number, newValid?: ArrayLike<number>): void {
+  commit(
+    ks: tf.Tensor4D[],
+    vs: tf.Tensor4D[],
+    valid: tf.Tensor2D,
+    t: number,
+    newValid?: ArrayLike<number>,
+  ): void {
     this.#checkAlive();
     if (ks.length !== this.nLayers || vs.length !== this.nLayers) {
       throw new Error(`KVCache.commit: expected ${this.nLayers} layers, got ${ks.length}`);
@@ -226,7 +236,9 @@ export class KVCache implements KVCacheLike {
     this.#checkAlive();
     if (!Number.isInteger(length) || length < 0 || length > this.#next[b]) {
       throw new Error(
-        `KVCache: cannot truncate row ${b} to ${length}: it holds ${this.#next[b]} positions (use 0..${this.#next[b]})`,
+        `KVCache: cannot truncate row ${b} to ${length}: it holds ${this.#next[b]} positions (use 0..${
+          this.#next[b]
+        })`,
       );
     }
     const row = this.#valid[b];

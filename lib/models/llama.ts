@@ -6,7 +6,14 @@
  * @module
  */
 import type { tf } from "../deps.ts";
-import { type HFConfig, type HFFamily, hfField, hfRope, type HFWeightReader, linearToInOut } from "./hf_common.ts";
+import {
+  type HFConfig,
+  type HFFamily,
+  hfField,
+  hfRope,
+  type HFWeightReader,
+  linearToInOut,
+} from "./hf_common.ts";
 import type { DecoderConfig } from "./types.ts";
 
 /**
@@ -25,10 +32,14 @@ export function llamaStyleConfig(hf: HFConfig, file: string, family: string): De
   const d = hfField(hf, "hidden_size", "number", file);
   const h = hfField(hf, "num_attention_heads", "number", file);
   const hkv = hfField(hf, "num_key_value_heads", "number", file, h);
-  if (h % hkv !== 0) throw new Error(`${file}: num_attention_heads (${h}) must be a multiple of num_key_value_heads (${hkv})`);
+  if (h % hkv !== 0) {
+    throw new Error(`${file}: num_attention_heads (${h}) must be a multiple of num_key_value_heads (${hkv})`);
+  }
   const headDim = hfField(hf, "head_dim", "number", file, Math.floor(d / h));
   const act = hfField(hf, "hidden_act", "string", file, "silu");
-  if (act !== "silu") throw new Error(`${file}: hidden_act '${act}' is not supported for ${family} (only "silu" SwiGLU)`);
+  if (act !== "silu") {
+    throw new Error(`${file}: hidden_act '${act}' is not supported for ${family} (only "silu" SwiGLU)`);
+  }
   const rope = hfRope(hf, file);
   const rotaryDim = Math.floor(headDim * (rope.partialFactor ?? 1));
   return {
@@ -80,9 +91,11 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { llamaConfig, llamaStyleWeights } from "./llama.ts";
+ * await tf.ready();
  * const dir = "../shared/fixtures/hf/tiny-llama";
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
@@ -91,7 +104,11 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  * ckpt.close();
  * ```
  */
-export async function llamaStyleWeights(r: HFWeightReader, c: DecoderConfig, _hf?: HFConfig): Promise<Map<string, tf.Tensor>> {
+export async function llamaStyleWeights(
+  r: HFWeightReader,
+  c: DecoderConfig,
+  _hf?: HFConfig,
+): Promise<Map<string, tf.Tensor>> {
   const pre = r.has("model.embed_tokens.weight") ? "model." : "";
   const d = c.dModel, f = c.dMlp, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
   const out = new Map<string, tf.Tensor>();
@@ -121,7 +138,9 @@ export async function llamaStyleWeights(r: HFWeightReader, c: DecoderConfig, _hf
     if (c.mlpBias) {
       put(`${p}.mlp.b_in`, await r.take(`${s}.mlp.up_proj.bias`, [f]));
       // The gate bias has no slot in the canonical SwiGLU; refuse rather than silently drop it.
-      if (r.has(`${s}.mlp.gate_proj.bias`)) throw new Error(`${s}.mlp.gate_proj.bias: gate biases are not supported`);
+      if (r.has(`${s}.mlp.gate_proj.bias`)) {
+        throw new Error(`${s}.mlp.gate_proj.bias: gate biases are not supported`);
+      }
       put(`${p}.mlp.b_out`, await r.take(`${s}.mlp.down_proj.bias`, [d]));
     }
   }
@@ -140,4 +159,8 @@ export async function llamaStyleWeights(r: HFWeightReader, c: DecoderConfig, _hf
  * console.log(llamaFamily.modelTypes); // ["llama"]
  * ```
  */
-export const llamaFamily: HFFamily = { modelTypes: ["llama"], config: llamaConfig, weights: llamaStyleWeights };
+export const llamaFamily: HFFamily = {
+  modelTypes: ["llama"],
+  config: llamaConfig,
+  weights: llamaStyleWeights,
+};

@@ -52,6 +52,7 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
  * ```ts
  * import { tf } from "../deps.ts";
  * import { loadModel } from "./load.ts";
+ * await tf.ready();
  * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits } = model.forward(ids, { lastOnly: true });

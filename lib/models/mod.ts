@@ -7,6 +7,7 @@
  * ```ts
  * import { tf } from "../deps.ts";
  * import { loadModel, runWithCache } from "./mod.ts";
+ * await tf.ready();
  * const model = await loadModel("../shared/fixtures/hf/tiny-gpt2");
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, cache } = runWithCache(model, ids);

@@ -68,11 +68,26 @@ export function validateDecoderConfig(c: DecoderConfig): void {
   const bad = (field: string, why: string): never => {
     throw new Error(`DecoderConfig.${field}: ${why}`);
   };
-  for (const k of ["vocabSize", "dModel", "nLayers", "nHeads", "nKvHeads", "headDim", "dMlp", "maxPositions"] as const) {
+  for (
+    const k of [
+      "vocabSize",
+      "dModel",
+      "nLayers",
+      "nHeads",
+      "nKvHeads",
+      "headDim",
+      "dMlp",
+      "maxPositions",
+    ] as const
+  ) {
     if (!Number.isInteger(c[k]) || c[k] <= 0) bad(k, `must be a positive integer, got ${c[k]}`);
   }
-  if (c.nHeads % c.nKvHeads !== 0) bad("nKvHeads", `nHeads (${c.nHeads}) must be a multiple of nKvHeads (${c.nKvHeads})`);
-  if (c.norm !== "layernorm" && c.norm !== "rmsnorm") bad("norm", `must be "layernorm" or "rmsnorm", got ${c.norm}`);
+  if (c.nHeads % c.nKvHeads !== 0) {
+    bad("nKvHeads", `nHeads (${c.nHeads}) must be a multiple of nKvHeads (${c.nKvHeads})`);
+  }
+  if (c.norm !== "layernorm" && c.norm !== "rmsnorm") {
+    bad("norm", `must be "layernorm" or "rmsnorm", got ${c.norm}`);
+  }
   if (c.norm === "rmsnorm" && c.normBias) bad("normBias", "RMSNorm has no bias; set normBias: false");
   if (!(c.normEps > 0)) bad("normEps", `must be > 0, got ${c.normEps}`);
   if (!["gelu", "gelu_new", "gelu_tanh", "relu", "swiglu"].includes(c.mlp)) {
@@ -88,5 +103,7 @@ export function validateDecoderConfig(c: DecoderConfig): void {
     }
     if (c.ropeTheta !== undefined && !(c.ropeTheta > 0)) bad("ropeTheta", `must be > 0, got ${c.ropeTheta}`);
   }
-  if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1)) bad("dropout", `must be in [0, 1), got ${c.dropout}`);
+  if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1)) {
+    bad("dropout", `must be in [0, 1), got ${c.dropout}`);
+  }
 }

@@ -24,7 +24,9 @@ export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   if (hfField(hf, "use_sliding_window", "boolean", file, false)) {
     const window = hf.sliding_window;
     if (typeof window === "number" && window < c.maxPositions) {
-      throw new Error(`${file}: use_sliding_window with sliding_window=${window} is not supported (full attention only)`);
+      throw new Error(
+        `${file}: use_sliding_window with sliding_window=${window} is not supported (full attention only)`,
+      );
     }
   }
   return { ...c, qkvBias: true, attnOutBias: false, mlpBias: false };

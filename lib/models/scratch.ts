@@ -144,7 +144,9 @@ export interface CreateDecoderOptions {
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "./scratch.ts";
+ * await tf.ready();
  * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 256 }), { seed: 1337 });
  * console.log(model.numParameters);
  * model.dispose();

@@ -13,15 +13,19 @@ import type { RotaryTable } from "./rotary.ts";
 export interface AttentionWeights {
   /** `[d, H*hd]` */
   wQ: tf.Tensor;
+  /** `[H*hd]` */
   bQ?: tf.Tensor;
   /** `[d, Hkv*hd]` */
   wK: tf.Tensor;
+  /** `[Hkv*hd]` */
   bK?: tf.Tensor;
   /** `[d, Hkv*hd]` */
   wV: tf.Tensor;
+  /** `[Hkv*hd]` */
   bV?: tf.Tensor;
   /** `[H*hd, d]` */
   wO: tf.Tensor;
+  /** `[d]` */
   bO?: tf.Tensor;
 }
 
@@ -34,8 +38,11 @@ export type AttentionHookPoint = "q" | "k" | "v" | "rot_q" | "rot_k" | "attn_sco
 
 /** Everything {@linkcode causalSelfAttention} needs besides the input and weights. */
 export interface AttentionOptions {
+  /** Query heads H. */
   nHeads: number;
+  /** Key/value heads Hkv (a divisor of H). */
   nKvHeads: number;
+  /** Per-head width hd. */
   headDim: number;
   /**
    * Additive mask `[B, 1, T, L]` over all L = cached + new columns: 0 where query t may attend column l,
@@ -58,6 +65,7 @@ export interface AttentionResult {
   out: tf.Tensor3D;
   /** Keys and values `[B, Hkv, L, hd]` including this forward's columns (what the cache should hold). */
   k: tf.Tensor4D;
+  /** Values `[B, Hkv, L, hd]`. */
   v: tf.Tensor4D;
   /** Attention pattern `[B, H, T, L]`. */
   pattern: tf.Tensor4D;
@@ -72,6 +80,7 @@ export interface AttentionResult {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { causalSelfAttention } from "./attention.ts";
+ * await tf.ready();
  * const d = 8, T = 3;
  * const w = { wQ: tf.eye(d), wK: tf.eye(d, 4), wV: tf.eye(d, 4), wO: tf.eye(d) };
  * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
@@ -121,7 +130,9 @@ export function causalSelfAttention(
     if (hook) scores = hook("attn_scores", scores) as tf.Tensor4D;
     let pattern = tf.softmax(scores, -1) as tf.Tensor4D;
     if (hook) pattern = hook("pattern", pattern) as tf.Tensor4D;
-    const used = o.dropout && o.dropout.rate > 0 ? tf.dropout(pattern, o.dropout.rate, undefined, o.dropout.seed) : pattern;
+    const used = o.dropout && o.dropout.rate > 0
+      ? tf.dropout(pattern, o.dropout.rate, undefined, o.dropout.seed)
+      : pattern;
     const zg = tf.matMul(tf.reshape(used, [b, hkv, g * t, l]), vAll); // [B, Hkv, G*T, hd]
     let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, T, H, hd]
     if (hook) z = hook("z", z) as tf.Tensor4D;
@@ -139,8 +150,9 @@ export function causalSelfAttention(
  * ```ts
  * import { tf } from "../deps.ts";
  * import { attentionMaskBias } from "./attention.ts";
+ * await tf.ready();
  * const bias = attentionMaskBias(tf.ones([1, 3]) as tf.Tensor2D, 3);
- * console.log(bias.arraySync()[0][0][0]); // [0, -1000000000, -1000000000]
+ * console.log((await bias.array())[0][0][0]); // [0, -1000000000, -1000000000]
  * ```
  */
 export function attentionMaskBias(valid: tf.Tensor2D, t: number): tf.Tensor4D {

@@ -12,6 +12,7 @@ import { tf } from "../deps.ts";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { embedTokens } from "./embedding.ts";
+ * await tf.ready();
  * const x = embedTokens(tf.tensor2d([[0, 2]], [1, 2], "int32"), tf.ones([4, 3]) as tf.Tensor2D);
  * console.log(x.shape); // [1, 2, 3]
  * ```
@@ -31,6 +32,7 @@ export function embedTokens(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { embedPositions } from "./embedding.ts";
+ * await tf.ready();
  * const p = embedPositions(tf.tensor2d([[0, 1]], [1, 2], "int32"), tf.zeros([8, 3]) as tf.Tensor2D);
  * console.log(p.shape); // [1, 2, 3]
  * ```
@@ -47,11 +49,17 @@ export function embedPositions(positions: tf.Tensor2D, table: tf.Tensor2D): tf.T
  * ```ts
  * import { tf } from "../deps.ts";
  * import { unembed } from "./embedding.ts";
+ * await tf.ready();
  * const logits = unembed(tf.ones([1, 2, 3]) as tf.Tensor3D, tf.ones([5, 3]) as tf.Tensor2D, true);
  * console.log(logits.shape); // [1, 2, 5]
  * ```
  */
-export function unembed(hidden: tf.Tensor3D, weight: tf.Tensor2D, tied: boolean, bias?: tf.Tensor1D): tf.Tensor3D {
+export function unembed(
+  hidden: tf.Tensor3D,
+  weight: tf.Tensor2D,
+  tied: boolean,
+  bias?: tf.Tensor1D,
+): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, t, d] = hidden.shape;
     const flat = tf.reshape(hidden, [b * t, d]) as tf.Tensor2D;

@@ -15,6 +15,7 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { linear } from "./mlp.ts";
+ * await tf.ready();
  * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
  * console.log(y.shape); // [2, 3, 5]
  * ```
@@ -36,7 +37,8 @@ export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, bias?: tf.Tensor
  * ```ts
  * import { tf } from "../deps.ts";
  * import { geluExact } from "./mlp.ts";
- * console.log(geluExact(tf.tensor1d([0, 1])).arraySync()); // ~[0, 0.8413]
+ * await tf.ready();
+ * console.log(await geluExact(tf.tensor1d([0, 1])).array()); // ~[0, 0.8413]
  * ```
  */
 export function geluExact<T extends tf.Tensor>(x: T): T {
@@ -51,7 +53,8 @@ export function geluExact<T extends tf.Tensor>(x: T): T {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { geluTanh } from "./mlp.ts";
- * console.log(geluTanh(tf.tensor1d([1])).arraySync()); // ~[0.8412]
+ * await tf.ready();
+ * console.log(await geluTanh(tf.tensor1d([1])).array()); // ~[0.8412]
  * ```
  */
 export function geluTanh<T extends tf.Tensor>(x: T): T {
@@ -68,7 +71,8 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { activation } from "./mlp.ts";
- * console.log(activation("relu", tf.tensor1d([-1, 2])).arraySync()); // [0, 2]
+ * await tf.ready();
+ * console.log(await activation("relu", tf.tensor1d([-1, 2])).array()); // [0, 2]
  * ```
  */
 export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
@@ -83,7 +87,9 @@ export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
     case "swiglu":
       return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T); // SiLU, the gate's activation
     default:
-      throw new Error(`activation: unknown MLP kind '${kind}' (use gelu, gelu_new, gelu_tanh, relu or swiglu)`);
+      throw new Error(
+        `activation: unknown MLP kind '${kind}' (use gelu, gelu_new, gelu_tanh, relu or swiglu)`,
+      );
   }
 }
 
@@ -91,11 +97,13 @@ export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
 export interface MlpWeights {
   /** Up projection `[d, dMlp]`. */
   wIn: tf.Tensor;
+  /** Up projection bias `[dMlp]`. */
   bIn?: tf.Tensor;
   /** SwiGLU gate projection `[d, dMlp]`. */
   wGate?: tf.Tensor;
   /** Down projection `[dMlp, d]`. */
   wOut: tf.Tensor;
+  /** Down projection bias `[d]`. */
   bOut?: tf.Tensor;
 }
 
@@ -108,6 +116,7 @@ export interface MlpWeights {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { mlpForward } from "./mlp.ts";
+ * await tf.ready();
  * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });
  * console.log(y.shape); // [1, 2, 4]
  * ```

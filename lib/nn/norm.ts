@@ -13,11 +13,17 @@ import { tf } from "../deps.ts";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { layerNorm } from "./norm.ts";
+ * await tf.ready();
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
- * console.log(y.arraySync()); // ~[[-1.22, 0, 1.22]]
+ * console.log(await y.array()); // ~[[-1.22, 0, 1.22]]
  * ```
  */
-export function layerNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf.Tensor | undefined, eps: number): T {
+export function layerNorm<T extends tf.Tensor>(
+  x: T,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  eps: number,
+): T {
   return tf.tidy(() => {
     const mean = tf.mean(x, -1, true);
     const centred = tf.sub(x, mean);
@@ -34,8 +40,9 @@ export function layerNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, bias: tf
  * ```ts
  * import { tf } from "../deps.ts";
  * import { rmsNorm } from "./norm.ts";
+ * await tf.ready();
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
- * console.log(y.arraySync()); // ~[[0.849, 1.131]]
+ * console.log(await y.array()); // ~[[0.849, 1.131]]
  * ```
  */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
@@ -55,6 +62,7 @@ export type NormKind = "layernorm" | "rmsnorm";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { applyNorm } from "./norm.ts";
+ * await tf.ready();
  * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);
  * console.log(y.shape); // [1, 2]
  * ```

@@ -15,6 +15,7 @@ import { tf } from "../deps.ts";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { RotaryTable } from "./rotary.ts";
+ * await tf.ready();
  * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
  * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
  * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));

@@ -30,7 +30,9 @@ function ids(b: number, t: number, seed = 1): tf.Tensor2D {
   return tf.tensor2d(data, [b, t], "int32");
 }
 
-function disposeResult(r: { logits: tf.Tensor; hidden: tf.Tensor; residual: tf.Tensor; activations?: Map<string, tf.Tensor> }) {
+function disposeResult(
+  r: { logits: tf.Tensor; hidden: tf.Tensor; residual: tf.Tensor; activations?: Map<string, tf.Tensor> },
+) {
   tf.dispose([r.logits, r.hidden, r.residual, ...(r.activations?.values() ?? [])]);
 }
 
@@ -59,11 +61,15 @@ for (const [label, config] of Object.entries(CONFIGS)) {
     });
     // Residual bookkeeping: block outputs chain, final norm output is `hidden`.
     const plain = model.forward(x);
-    assertEquals(cache.get("blocks.0.hook_resid_post").dataSync(), cache.get("blocks.1.hook_resid_pre").dataSync());
+    assertEquals(
+      cache.get("blocks.0.hook_resid_post").dataSync(),
+      cache.get("blocks.1.hook_resid_pre").dataSync(),
+    );
     assertEquals(cache.get("blocks.1.hook_resid_post").dataSync(), plain.residual.dataSync());
     assertEquals(cache.get("ln_final.hook_normalized").dataSync(), plain.hidden.dataSync());
     disposeResult(plain);
-    const display = (cache as unknown as Record<symbol, () => Record<string, string>>)[Symbol.for("Jupyter.display")]();
+    const display = (cache as unknown as Record<symbol, () => Record<string, string>>)
+      [Symbol.for("Jupyter.display")]();
     assert(display["text/html"].includes("blocks.1.attn.hook_pattern"));
     tf.dispose([logits]);
     cache.dispose();
@@ -80,7 +86,9 @@ for (const [label, config] of Object.entries(CONFIGS)) {
     const hooks = Object.fromEntries(model.hookNames.map((n, i) => [
       n,
       // Alternate "observe only" and "return a replacement" so both paths run.
-      i % 2 ? (a: tf.Tensor, ctx: { name: string }) => void seen.push(ctx.name) : (a: tf.Tensor) => tf.add(a, 0),
+      i % 2
+        ? (_a: tf.Tensor, ctx: { name: string }) => void seen.push(ctx.name)
+        : (a: tf.Tensor) => tf.add(a, 0),
     ]));
     const before = tf.memory().numTensors;
     const hooked = runWithHooks(model, x, hooks);
@@ -110,14 +118,19 @@ Deno.test("hooks: zeroing one head's z changes hook_attn_out by exactly -z_h @ W
     },
   });
   const predicted = tf.tidy(() => {
-    const zh = tf.slice(clean.cache.get(`blocks.${L}.attn.hook_z`), [0, 0, head, 0], [-1, -1, 1, -1]).reshape([7, hd]);
+    const zh = tf.slice(clean.cache.get(`blocks.${L}.attn.hook_z`), [0, 0, head, 0], [-1, -1, 1, -1]).reshape(
+      [7, hd],
+    );
     const wO = model.parameters().get(`blocks.${L}.attn.W_O`)!;
     const wOh = tf.slice(wO, [head * hd, 0], [hd, -1]);
     return tf.sub(clean.cache.get(`blocks.${L}.hook_attn_out`).reshape([7, -1]), tf.matMul(zh, wOh));
   });
   const got = ablated.cache.get(`blocks.${L}.hook_attn_out`).reshape([7, -1]);
   assert(maxDiff(got.dataSync(), predicted.dataSync()) < 1e-5, "ablation effect differs from the prediction");
-  assert(maxDiff(clean.logits.dataSync(), ablated.logits.dataSync()) > 1e-4, "ablating a head changed nothing");
+  assert(
+    maxDiff(clean.logits.dataSync(), ablated.logits.dataSync()) > 1e-4,
+    "ablating a head changed nothing",
+  );
   tf.dispose([predicted, got, clean.logits, ablated.logits, x]);
   clean.cache.dispose();
   ablated.cache.dispose();
@@ -128,10 +141,17 @@ Deno.test("hooks: bad names and shape-changing hooks fail clearly; lastOnly matc
   const model: Decoder = createDecoder(CONFIGS["gpt2-style"], { seed: 6 });
   const x = ids(2, 4);
   assertThrows(() => model.forward(x, { capture: ["blocks.0.hook_resid_psot"] }), "unknown hook name");
-  assertThrows(() => model.forward(x, { hooks: { "blocks.9.hook_resid_post": () => {} } }), "unknown hook name");
+  assertThrows(
+    () => model.forward(x, { hooks: { "blocks.9.hook_resid_post": () => {} } }),
+    "unknown hook name",
+  );
   const before = tf.memory().numTensors;
   assertThrows(
-    () => model.forward(x, { capture: true, hooks: { "blocks.0.mlp.hook_pre": (a) => tf.slice(a, [0, 0, 0], [-1, -1, 3]) } }),
+    () =>
+      model.forward(x, {
+        capture: true,
+        hooks: { "blocks.0.mlp.hook_pre": (a) => tf.slice(a, [0, 0, 0], [-1, -1, 3]) },
+      }),
     "must keep the shape",
   );
   assertEquals(tf.memory().numTensors, before, "a failed forward leaked tensors");

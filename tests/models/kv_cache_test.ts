@@ -73,7 +73,10 @@ for (const [kind, make] of Object.entries(MODELS)) {
     cache.compact();
     assertEquals(cache.columns, cols - 2, "compact should drop the 2 columns no row uses");
     const after = feed(model, cache, [[1], [2]]);
-    assert(maxDiff(after[0][0], logitsOf(model, [[...a.slice(0, 4), 33, 1]])[0][5]) < TOL, "compact changed row 0");
+    assert(
+      maxDiff(after[0][0], logitsOf(model, [[...a.slice(0, 4), 33, 1]])[0][5]) < TOL,
+      "compact changed row 0",
+    );
     assert(maxDiff(after[1][0], logitsOf(model, [[...b, 2]])[0][6]) < TOL, "compact changed row 1");
     assertEquals(cache.rowLengths(), [6, 7]);
     cache.dispose();
@@ -89,11 +92,17 @@ for (const [kind, make] of Object.entries(MODELS)) {
     const out = feed(model, cache, [long, [0, 0, 0, ...short]], [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]);
     assertEquals(cache.rowLengths(), [5, 2]);
     const refShort = logitsOf(model, [short])[0];
-    assert(maxDiff(out[1][3], refShort[0]) < TOL && maxDiff(out[1][4], refShort[1]) < TOL, "padded row differs");
+    assert(
+      maxDiff(out[1][3], refShort[0]) < TOL && maxDiff(out[1][4], refShort[1]) < TOL,
+      "padded row differs",
+    );
     const refLong = logitsOf(model, [long])[0];
     assert(maxDiff(out[0][4], refLong[4]) < TOL);
     const step = feed(model, cache, [[11], [12]]);
-    assert(maxDiff(step[1][0], logitsOf(model, [[...short, 12]])[0][2]) < TOL, "decode after padding differs");
+    assert(
+      maxDiff(step[1][0], logitsOf(model, [[...short, 12]])[0][2]) < TOL,
+      "decode after padding differs",
+    );
     assert(maxDiff(step[0][0], logitsOf(model, [[...long, 11]])[0][5]) < TOL);
     // Rewinding the padded row counts only its real tokens.
     cache.truncateRow(1, 1);

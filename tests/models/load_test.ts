@@ -24,7 +24,9 @@ async function variant(
   editConfig(config);
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
   const loaded = await readSafetensors(`${FIXTURES}${name}/model.safetensors`);
-  const tensors = new Map([...loaded].map(([k, v]) => [k, { dtype: "F32" as const, shape: v.shape, data: v.data as Float32Array }]));
+  const tensors = new Map(
+    [...loaded].map(([k, v]) => [k, { dtype: "F32" as const, shape: v.shape, data: v.data as Float32Array }]),
+  );
   editTensors(tensors);
   await writeSafetensors(`${dir}/model.safetensors`, tensors);
   return dir;
@@ -70,7 +72,8 @@ test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_r
   assertEquals(model.config.parallelResidual, false);
   assert(maxDiff(await logits(dir), await logits(`${FIXTURES}tiny-gpt-neox`)) > 1e-4);
   assertEquals(model.source, dir);
-  const display = (model as unknown as Record<symbol, () => Record<string, string>>)[Symbol.for("Jupyter.display")]();
+  const display = (model as unknown as Record<symbol, () => Record<string, string>>)
+    [Symbol.for("Jupyter.display")]();
   assert(display["text/html"].includes("gpt_neox") && display["text/plain"].includes("2 layers"));
   model.dispose();
   await Deno.remove(dir, { recursive: true });
@@ -78,30 +81,61 @@ test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_r
 
 test("loadModel: unknown model_type, missing and mis-shaped weights give one clear error", async () => {
   const unknown = await variant("tiny-gpt2", (c) => void (c.model_type = "mamba"));
-  await assertRejects(() => loadModel(unknown), "model_type 'mamba' is not supported (supported: gpt2, gpt_neox, llama, qwen2)");
+  await assertRejects(
+    () => loadModel(unknown),
+    "model_type 'mamba' is not supported (supported: gpt2, gpt_neox, llama, qwen2)",
+  );
   const missing = await variant("tiny-llama", () => {}, (t) => {
     t.delete("model.layers.1.mlp.up_proj.weight");
     t.delete("lm_head.weight");
   });
-  const e = await assertRejects(() => loadModel(missing), "missing 'model.layers.1.mlp.up_proj.weight' (expected shape [176,64])");
+  const e = await assertRejects(
+    () => loadModel(missing),
+    "missing 'model.layers.1.mlp.up_proj.weight' (expected shape [176,64])",
+  );
   assert(e.message.includes("missing 'lm_head.weight'"), "every missing tensor is listed");
   const shaped = await variant("tiny-qwen2", (c) => void (c.intermediate_size = 100));
-  await assertRejects(() => loadModel(shaped), "'model.layers.0.mlp.gate_proj.weight': expected shape [100,64], found [128,64]");
+  await assertRejects(
+    () => loadModel(shaped),
+    "'model.layers.0.mlp.gate_proj.weight': expected shape [100,64], found [128,64]",
+  );
   const extra = await variant("tiny-gpt2", () => {}, (t) => {
     t.set("transformer.h.0.attn.rogue.weight", { dtype: "F32", shape: [2], data: new Float32Array(2) });
   });
-  await assertRejects(() => loadModel(extra), "unexpected tensors not used by the gpt2 mapping: transformer.h.0.attn.rogue.weight");
+  await assertRejects(
+    () => loadModel(extra),
+    "unexpected tensors not used by the gpt2 mapping: transformer.h.0.attn.rogue.weight",
+  );
   await assertRejects(() => loadModel(`${FIXTURES}does-not-exist`), "does-not-exist");
   for (const d of [unknown, missing, shaped, extra]) await Deno.remove(d, { recursive: true });
 });
 
 Deno.test("family configs: unsupported RoPE scaling, activations and sliding windows are refused clearly", () => {
-  const base = { hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2, intermediate_size: 128, vocab_size: 512 };
-  assertThrows(() => llamaConfig({ ...base, rope_scaling: { rope_type: "llama3", factor: 8 } }), "rope_type 'llama3' is not supported");
-  assertThrows(() => llamaConfig({ ...base, rope_parameters: { rope_type: "yarn", rope_theta: 1e4 } }), "'yarn'");
+  const base = {
+    hidden_size: 64,
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    intermediate_size: 128,
+    vocab_size: 512,
+  };
+  assertThrows(
+    () => llamaConfig({ ...base, rope_scaling: { rope_type: "llama3", factor: 8 } }),
+    "rope_type 'llama3' is not supported",
+  );
+  assertThrows(
+    () => llamaConfig({ ...base, rope_parameters: { rope_type: "yarn", rope_theta: 1e4 } }),
+    "'yarn'",
+  );
   assertThrows(() => llamaConfig({ ...base, hidden_act: "gelu" }), "hidden_act 'gelu' is not supported");
-  assertThrows(() => qwen2Config({ ...base, use_sliding_window: true, sliding_window: 64, max_position_embeddings: 128 }), "sliding_window");
-  assertThrows(() => llamaConfig({ ...base, hidden_size: undefined }), "required field 'hidden_size' is missing");
+  assertThrows(
+    () =>
+      qwen2Config({ ...base, use_sliding_window: true, sliding_window: 64, max_position_embeddings: 128 }),
+    "sliding_window",
+  );
+  assertThrows(
+    () => llamaConfig({ ...base, hidden_size: undefined }),
+    "required field 'hidden_size' is missing",
+  );
   const neox = gptNeoxConfig({ ...base, rope_parameters: { partial_rotary_factor: 0.5, rope_theta: 20000 } });
   assertEquals([neox.rotaryDim, neox.ropeTheta, neox.parallelResidual, neox.mlp], [8, 20000, true, "gelu"]);
   assertEquals(llamaConfig({ ...base, head_dim: 32, num_key_value_heads: 1 }).headDim, 32);

@@ -55,7 +55,8 @@ async function greedy(model: Decoder, prompt: number[], total: number): Promise<
 for (const backend of ["cpu", "wasm", "webgpu"] as const) {
   for (const name of NAMES) {
     Deno.test({
-      name: `parity[${backend}] ${name}: logits, hidden states, cached decode and greedy ids match transformers`,
+      name:
+        `parity[${backend}] ${name}: logits, hidden states, cached decode and greedy ids match transformers`,
       ignore: !haveFixtures || (backend === "webgpu" && !haveAdapter),
       sanitizeResources: false,
       sanitizeOps: false,
@@ -73,7 +74,10 @@ for (const backend of ["cpu", "wasm", "webgpu"] as const) {
           const full = model.forward(ids, { capture: ["blocks.0.hook_resid_post"] });
           const dLogits = await maxAbsDiff(full.logits, ref.logits);
           const dHidden = await maxAbsDiff(full.hidden, ref.last_hidden_state);
-          const dH1 = await maxAbsDiff(full.activations!.get("blocks.0.hook_resid_post")!, ref.hidden_state_1);
+          const dH1 = await maxAbsDiff(
+            full.activations!.get("blocks.0.hook_resid_post")!,
+            ref.hidden_state_1,
+          );
           assert(dLogits < TOL, `logits differ by ${dLogits}`);
           assert(dHidden < TOL, `last hidden state differs by ${dHidden}`);
           assert(dH1 < TOL, `hidden_states[1] differs by ${dH1}`);

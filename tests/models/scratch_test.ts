@@ -2,7 +2,13 @@
 import { assert, assertEquals, assertThrows, maxDiff } from "./assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
-import { countParameters, createDecoder, gpt2NewConfig, gpt2SmallConfig, swigluHidden } from "../../lib/models/scratch.ts";
+import {
+  countParameters,
+  createDecoder,
+  gpt2NewConfig,
+  gpt2SmallConfig,
+  swigluHidden,
+} from "../../lib/models/scratch.ts";
 import { decoderParameterShapes } from "../../lib/models/params.ts";
 import type { DecoderConfig } from "../../lib/models/types.ts";
 
@@ -16,8 +22,24 @@ Deno.test("countParameters: closed form equals the sum of parameter sizes across
     gpt2SmallConfig(),
     gpt2NewConfig(),
     gpt2NewConfig({ nLayers: 3, dModel: 96, nHeads: 6, nKvHeads: 2, tieEmbeddings: false }),
-    gpt2SmallConfig({ nLayers: 2, dModel: 48, nHeads: 4, normBias: false, qkvBias: false, attnOutBias: false, mlpBias: false }),
-    gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, headDim: 24, norm: "layernorm", normBias: true, qkvBias: true }),
+    gpt2SmallConfig({
+      nLayers: 2,
+      dModel: 48,
+      nHeads: 4,
+      normBias: false,
+      qkvBias: false,
+      attnOutBias: false,
+      mlpBias: false,
+    }),
+    gpt2NewConfig({
+      nLayers: 2,
+      dModel: 64,
+      nHeads: 4,
+      headDim: 24,
+      norm: "layernorm",
+      normBias: true,
+      qkvBias: true,
+    }),
     gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, mlp: "relu", dMlp: 100, positional: "rotary" }),
   ];
   for (const c of configs) assertEquals(countParameters(c), sumOfShapes(c), JSON.stringify(c));
@@ -43,14 +65,19 @@ Deno.test("countParameters: reproduces the published totals (GPT-2 124M, reFlow 
 
 Deno.test("createDecoder: reproducible from the seed, nanoGPT init statistics", () => {
   const c = gpt2NewConfig({ nLayers: 4, dModel: 128, nHeads: 4, vocabSize: 300 });
-  const a = createDecoder(c, { seed: 1337 }), b = createDecoder(c, { seed: 1337 }), other = createDecoder(c, { seed: 1 });
+  const a = createDecoder(c, { seed: 1337 }),
+    b = createDecoder(c, { seed: 1337 }),
+    other = createDecoder(c, { seed: 1 });
   const pa = a.parameters(), pb = b.parameters(), po = other.parameters();
   assertEquals(a.numParameters, countParameters(c));
   for (const [name, v] of pa) assertEquals(v.dataSync(), pb.get(name)!.dataSync(), name);
   assert(maxDiff(pa.get("blocks.0.attn.W_Q")!.dataSync(), po.get("blocks.0.attn.W_Q")!.dataSync()) > 0.01);
   const std = (t: tf.Tensor) => tf.tidy(() => Math.sqrt(tf.moments(t).variance.dataSync()[0]));
   assert(Math.abs(std(pa.get("embed.W_E")!) - 0.02) < 0.001, "embedding std should be 0.02");
-  assert(Math.abs(std(pa.get("blocks.1.mlp.W_out")!) - 0.02 / Math.sqrt(8)) < 0.0005, "scaled residual projection");
+  assert(
+    Math.abs(std(pa.get("blocks.1.mlp.W_out")!) - 0.02 / Math.sqrt(8)) < 0.0005,
+    "scaled residual projection",
+  );
   assertEquals(Array.from(new Set(pa.get("blocks.2.ln1.w")!.dataSync())), [1]);
   const n = createDecoder(c, { seed: 1337, init: "normal" });
   assert(Math.abs(std(n.parameters().get("blocks.1.mlp.W_out")!) - 0.02) < 0.001, "normal init is unscaled");
@@ -74,13 +101,17 @@ Deno.test("training mode: seeded dropout is deterministic, needs a seed, and is 
   assert(maxDiff(s1, eval1) > 1e-4, "dropout had no effect in training mode");
   assertEquals(eval1, eval2);
   assertThrows(() => model.forward(x, { training: true }), "dropoutSeed");
-  assertThrows(() => model.forward(x, { training: true, dropoutSeed: 1, cache: model.createCache(1) }), "without a KV cache");
+  assertThrows(
+    () => model.forward(x, { training: true, dropoutSeed: 1, cache: model.createCache(1) }),
+    "without a KV cache",
+  );
   // Gradients flow to every parameter.
   const params = [...model.parameters().values()];
-  const { grads } = tf.variableGrads(() => tf.tidy(() => {
-    const r = model.forward(x, { training: true, dropoutSeed: 1 });
-    return tf.mean(tf.square(r.logits)) as tf.Scalar;
-  }), params);
+  const { grads } = tf.variableGrads(() =>
+    tf.tidy(() => {
+      const r = model.forward(x, { training: true, dropoutSeed: 1 });
+      return tf.mean(tf.square(r.logits)) as tf.Scalar;
+    }), params);
   assertEquals(Object.keys(grads).length, params.length);
   tf.dispose([x, ...Object.values(grads)]);
   model.dispose();
