@@ -235,7 +235,7 @@ export class TokenSampler {
       let threshold: tf.Tensor2D | null = null;
       if (p.sortWidth > 0) {
         const sorted = tf.topk(lt, p.sortWidth, true).values as tf.Tensor2D;
-        const kth = tf.gather(sorted, p.kIndex, 1, 1) as tf.Tensor2D; // [B,1]
+        const kth = gatherRows(sorted, p.kIndex).reshape([B, 1]); // [B,1]
         const thrK = select(p.hasK, kth, tf.scalar(-Infinity)) as tf.Tensor2D;
         const keptK = sorted.greaterEqual(thrK).logicalAnd(sorted.greater(-Infinity));
         const probs = tf.softmax(select(keptK, sorted, tf.scalar(-Infinity)));
@@ -243,7 +243,7 @@ export class TokenSampler {
         const keptP = before.less(p.pEff).logicalAnd(keptK);
         // Index of the last kept slot; >= 0 because the top token is always kept.
         const last = keptP.toInt().sum(1, true).sub(tf.scalar(1, "int32")).maximum(tf.scalar(0, "int32"));
-        const thr = tf.gather(sorted, last, 1, 1);
+        const thr = gatherRows(sorted, last).reshape([B, 1]);
         // Rows without filters keep everything even when other rows made the sort narrower than V.
         threshold = select(p.filtered, thr, tf.scalar(-Infinity)) as tf.Tensor2D;
       }
@@ -336,9 +336,14 @@ function select(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.where(cond, a, b);
 }
 
-/** x[b, ids[b]] for each row b. */
-function gatherRows(x: tf.Tensor, ids: tf.Tensor1D): tf.Tensor1D {
-  return (tf.gather(x, ids.reshape([-1, 1]), 1, 1) as tf.Tensor2D).reshape([-1]) as tf.Tensor1D;
+/**
+ * x[b, ids[b]] for each row b of x [B, W] (ids [B] or [B, 1], int32). A flat gather: tfjs-wasm 4.22
+ * returns garbage for `gather` with batchDims = 1.
+ */
+function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
+  const [b, w] = x.shape;
+  const offsets = tf.range(0, b * w, w, "int32");
+  return tf.gather(x.reshape([b * w]), ids.reshape([b]).add(offsets)) as tf.Tensor1D;
 }
 
 /**
@@ -360,10 +365,11 @@ export function sampleLogits(
   params: SamplingParams | SamplingParams[],
   uniforms: ArrayLike<number>,
   history?: tf.Tensor2D,
+  forced?: ArrayLike<number>,
 ): SampleOutput {
   const sampler = new TokenSampler(logits.shape[0], logits.shape[1], params);
   try {
-    return sampler.sample(logits, uniforms, history);
+    return sampler.sample(logits, uniforms, history, forced);
   } finally {
     sampler.dispose();
   }
