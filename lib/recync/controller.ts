@@ -55,7 +55,11 @@ export interface V3Config {
   gateSlopeLag?: number;
   /** Minimum steps between intervention starts (frequency cap). Default 10. */
   minInterval?: number;
-  /** CBF safety filter configuration, or false (default) for none. */
+  /**
+   * CBF safety filter configuration, or false (default) for none. With `controlDim: 3` the filter may
+   * also ask for a hidden-state correction η; the controller logs it (`u[2]`) but does not apply it (the
+   * hidden-state channel is off, spec §3.2).
+   */
   cbf?: CbfConfig | false;
   /** Options of each row's crisis monitor (spec §2 defaults, except `nonFinite: "low"`). */
   monitor?: CosimMonitorOptions;
@@ -163,6 +167,8 @@ export interface V3LogEntry {
   qpChanged: boolean | null;
   /** Whether the CBF fell back to its least-violating relaxation. */
   qpRelaxed: boolean | null;
+  /** The filtered control u = (ΔT, Δp[, η]), when the filter ran. */
+  u: number[] | null;
   /** Order parameters the filter saw, when it ran. */
   Z: number[] | null;
   /** The crisis (on apply/skip actions). */
@@ -314,6 +320,7 @@ export class V3Controller {
       topP: this.#current.topP,
       qpChanged: filtered ? filtered.changed : null,
       qpRelaxed: filtered ? filtered.relaxed : null,
+      u: filtered ? [...filtered.u] : null,
       Z: filtered && Z ? [...Z] : null,
       event,
     });
