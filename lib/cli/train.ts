@@ -30,10 +30,15 @@ const BACKENDS = ["auto", "webgpu", "wasm", "cpu"];
 
 /** Parsed train flags. */
 export interface TrainArgs {
+  /** Path of the training config (.json or .ts). */
   config: string;
+  /** Run folder. */
   out: string;
+  /** Total optimiser steps, overriding the config. */
   steps?: number;
+  /** Continue from the newest checkpoint in the run folder. */
   resume: boolean;
+  /** tfjs backend to train on. */
   backend: BackendName | "auto";
 }
 

@@ -20,8 +20,11 @@ export interface CorpusFileSpec {
 
 /** A named corpus: its folder name and files. */
 export interface CorpusSpec {
+  /** Corpus name (also its folder name in data and cache folders). */
   name: string;
+  /** One line on what the corpus is. */
   description: string;
+  /** Its files, one per split. */
   files: CorpusFileSpec[];
 }
 

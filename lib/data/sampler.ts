@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor2D } from "../tensor_types.ts";
 import { Prng, type PrngState } from "../generate/prng.ts";
 
 /** Token ids as stored in token files. */
@@ -25,18 +26,25 @@ export interface BatchSamplerOptions {
 
 /** A {@linkcode BatchSampler}'s position, as JSON. */
 export interface BatchSamplerState {
+  /** Seed of the offsets. */
   seed: number;
+  /** PRNG stream id. */
   stream: number;
   /** Batches drawn so far. */
   batches: number;
+  /** The PRNG state after the last batch. */
   prng: PrngState;
 }
 
 /** One batch: inputs `x` and next-token targets `y`, both row-major [batchSize, blockSize]. */
 export interface Batch {
+  /** Input ids, row-major [batchSize, blockSize]. */
   x: Int32Array;
+  /** Target ids (inputs shifted by one), row-major [batchSize, blockSize]. */
   y: Int32Array;
+  /** Rows. */
   batchSize: number;
+  /** Positions per row. */
   blockSize: number;
 }
 
@@ -54,14 +62,18 @@ export interface Batch {
  * ```
  */
 export class BatchSampler {
+  /** The token ids sampled from. */
   readonly tokens: TokenArray;
+  /** Rows per batch. */
   readonly batchSize: number;
+  /** Positions per row. */
   readonly blockSize: number;
   #seed: number;
   #stream: number;
   #rng: Prng;
   #batches = 0;
 
+  /** A sampler over `tokens`; throws when they are shorter than one block plus its target. */
   constructor(tokens: TokenArray, options: BatchSamplerOptions) {
     const { batchSize, blockSize, seed } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
@@ -109,7 +121,7 @@ export class BatchSampler {
   }
 
   /** The next batch as int32 tensors [B, T]; the caller disposes them. */
-  nextTensors(): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  nextTensors(): { x: Tensor2D; y: Tensor2D } {
     const b = this.next();
     return {
       x: tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32"),

@@ -16,12 +16,19 @@ export type TokenizerRef = CharTokenizerJSON | { type: "tokenizer.json"; file: s
 
 /** The contents of `meta.json`. */
 export interface TokenFilesMeta {
+  /** Format tag, checked on read. */
   format: "coherence-lab/tokens@1";
+  /** Element type of the `.bin` files (little-endian). */
   dtype: "uint16" | "uint32";
+  /** Token ids are below this. */
   vocabSize: number;
+  /** Tokens in `train.bin`. */
   trainTokens: number;
+  /** Tokens in `val.bin`. */
   valTokens: number;
+  /** Share of tokens held out at the end for validation. */
   valFraction: number;
+  /** The tokenizer that produced the ids. */
   tokenizer: TokenizerRef;
   /** Where the text came from (corpus name or path, files). */
   source: { name: string; files: string[]; characters: number };
@@ -32,9 +39,13 @@ export type TokenIds = Uint16Array | Uint32Array;
 
 /** A loaded token folder. */
 export interface TokenFiles {
+  /** The contents of `meta.json`. */
   meta: TokenFilesMeta;
+  /** Training token ids. */
   train: TokenIds;
+  /** Validation token ids. */
   val: TokenIds;
+  /** The tokenizer, rebuilt from `meta.json`. */
   tokenizer: TextTokenizer;
 }
 

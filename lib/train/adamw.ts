@@ -10,6 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Variable } from "../tensor_types.ts";
 
 /**
  * One rule that assigns parameters to a group. A parameter joins the first rule that matches it; every
@@ -34,23 +35,39 @@ export interface ParamGroupRule {
 
 /** Options for {@linkcode AdamW}. Defaults are nanoGPT's: β = (0.9, 0.95), ε = 1e-8, wd 0.1 on rank ≥ 2. */
 export interface AdamWOptions {
+  /** Decay of the first moment (default 0.9). */
   beta1?: number;
+  /** Decay of the second moment (default 0.95). */
   beta2?: number;
+  /** Added to the denominator for stability (default 1e-8). */
   eps?: number;
   /** Rules in priority order. Default {@linkcode DECAY_MATRICES_ONLY} with weight decay 0.1. */
   groups?: ParamGroupRule[];
 }
 
-/** nanoGPT's rule: tensors of rank ≥ 2 (matrices, embeddings) are decayed; biases and norm gains are not. */
-export const DECAY_MATRICES_ONLY: (weightDecay: number) => ParamGroupRule[] = (weightDecay) => [
-  { name: "decay", minRank: 2, weightDecay },
-  { name: "no_decay", weightDecay: 0 },
-];
+/**
+ * nanoGPT's rule: tensors of rank ≥ 2 (matrices, embeddings) are decayed; biases and norm gains are not.
+ *
+ * @example
+ * ```ts
+ * import { DECAY_MATRICES_ONLY } from "./adamw.ts";
+ * console.log(DECAY_MATRICES_ONLY(0.1)[0]); // { name: "decay", minRank: 2, weightDecay: 0.1 }
+ * ```
+ */
+export function DECAY_MATRICES_ONLY(weightDecay: number): ParamGroupRule[] {
+  return [
+    { name: "decay", minRank: 2, weightDecay },
+    { name: "no_decay", weightDecay: 0 },
+  ];
+}
 
 /** The group a parameter ended up in. */
 export interface ParamGroupAssignment {
+  /** The rule's name. */
   group: string;
+  /** Decoupled weight decay applied to this parameter. */
   weightDecay: number;
+  /** Multiplier of the scheduled learning rate. */
   lrScale: number;
 }
 
@@ -59,7 +76,7 @@ export interface AdamWState {
   /** Optimiser steps taken so far. */
   step: number;
   /** `m.<param>` and `v.<param>` moments. The tensors belong to the optimiser: do not dispose them. */
-  moments: Map<string, tf.Tensor>;
+  moments: Map<string, Tensor>;
 }
 
 /**
@@ -75,7 +92,7 @@ export interface AdamWState {
  * ```
  */
 export function assignParamGroups(
-  params: Map<string, tf.Variable>,
+  params: Map<string, Variable>,
   rules: ParamGroupRule[],
 ): Map<string, ParamGroupAssignment> {
   const compiled = rules.map((r, i) => ({
@@ -104,14 +121,14 @@ export function assignParamGroups(
 }
 
 /** A non-trainable variable that takes over `init` (which is disposed; the variable shares its data). */
-function ownedVariable(init: tf.Tensor): tf.Variable {
+function ownedVariable(init: Tensor): Variable {
   const v = tf.variable(init, false);
   init.dispose();
   return v;
 }
 
 /**
- * AdamW over a fixed set of named `tf.Variable`s. Moments are created lazily as zeros on the first step.
+ * AdamW over a fixed set of named `Variable`s. Moments are created lazily as zeros on the first step.
  *
  * @example
  * ```ts
@@ -129,15 +146,17 @@ export class AdamW {
   readonly beta1: number;
   /** Exponential decay of the second moment. */
   readonly beta2: number;
+  /** Added to the denominator for stability. */
   readonly eps: number;
   /** Each parameter's group. */
   readonly groups: Map<string, ParamGroupAssignment>;
-  #params: Map<string, tf.Variable>;
-  #m = new Map<string, tf.Variable>();
-  #v = new Map<string, tf.Variable>();
+  #params: Map<string, Variable>;
+  #m = new Map<string, Variable>();
+  #v = new Map<string, Variable>();
   #step = 0;
 
-  constructor(params: Map<string, tf.Variable>, options: AdamWOptions = {}) {
+  /** An optimiser over `params`; throws on betas outside [0, 1) or a non-positive eps. */
+  constructor(params: Map<string, Variable>, options: AdamWOptions = {}) {
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.95;
     this.eps = options.eps ?? 1e-8;
@@ -159,7 +178,7 @@ export class AdamW {
    * not take part in the loss; those are left untouched (their moments do not decay either). The caller
    * keeps ownership of `grads`.
    */
-  step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, lr: number): void {
+  step(grads: Map<string, Tensor> | Record<string, Tensor>, lr: number): void {
     if (!Number.isFinite(lr) || lr < 0) throw new RangeError(`AdamW learning rate must be >= 0, got ${lr}`);
     const entries = grads instanceof Map ? [...grads] : Object.entries(grads);
     this.#step += 1;
@@ -195,7 +214,7 @@ export class AdamW {
 
   /** The step count and moments (`m.<name>`, `v.<name>`) for a checkpoint. Tensors stay owned here. */
   state(): AdamWState {
-    const moments = new Map<string, tf.Tensor>();
+    const moments = new Map<string, Tensor>();
     for (const [name, m] of this.#m) moments.set(`m.${name}`, m);
     for (const [name, v] of this.#v) moments.set(`v.${name}`, v);
     return { step: this.#step, moments };

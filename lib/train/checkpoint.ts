@@ -10,6 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Variable } from "../tensor_types.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { CausalLM } from "../models/types.ts";
@@ -27,18 +28,21 @@ export const LATEST_POINTER = "latest";
 
 /** What `state.json` holds. Extra fields written by callers are kept as they are. */
 export interface CheckpointState {
+  /** Format tag, checked on load. */
   format: "coherence-lab/checkpoint@1";
   /** Optimiser steps completed. */
   step: number;
+  /** Further fields: configs, sampler position, RNG states, metrics. */
   [key: string]: unknown;
 }
 
 /** The tensors and state to save. */
 export interface CheckpointContents {
   /** Model parameters by canonical name. */
-  weights: Map<string, tf.Tensor>;
+  weights: Map<string, Tensor>;
   /** Optimiser tensors (`m.<name>`, `v.<name>`). */
-  optimizer: Map<string, tf.Tensor>;
+  optimizer: Map<string, Tensor>;
+  /** The JSON state (`state.json`). */
   state: CheckpointState;
   /** Extra files copied into the folder (name -> bytes), e.g. `tokenizer.json`. */
   extraFiles?: Map<string, Uint8Array>;
@@ -64,8 +68,11 @@ export interface LoadCheckpointOptions {
 export interface LoadedCheckpoint {
   /** The checkpoint folder. */
   dir: string;
+  /** The JSON state (`state.json`). */
   state: CheckpointState;
+  /** Model weights by parameter name. */
   weights: Map<string, LoadedTensor>;
+  /** Optimiser moments by `m.<name>` / `v.<name>` (empty when not loaded). */
   optimizer: Map<string, LoadedTensor>;
 }
 
@@ -74,7 +81,7 @@ export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, "0")}`;
 }
 
-async function tensorsToInputs(tensors: Map<string, tf.Tensor>) {
+async function tensorsToInputs(tensors: Map<string, Tensor>) {
   const out = new Map<string, { dtype: "F32" | "I32"; shape: number[]; data: Float32Array | Int32Array }>();
   for (const [name, t] of tensors) {
     const data = await t.data();
@@ -260,7 +267,7 @@ export async function loadCheckpoint(
  * ```
  */
 export function assignWeights(
-  params: Map<string, tf.Variable> | CausalLM,
+  params: Map<string, Variable> | CausalLM,
   weights: Map<string, LoadedTensor>,
   where = "checkpoint",
 ): void {

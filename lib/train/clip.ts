@@ -4,12 +4,14 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 
 /** The clipped gradients and the norm before clipping. The caller owns every returned tensor. */
 export interface ClipResult {
-  grads: Map<string, tf.Tensor>;
+  /** Clipped gradients by parameter name. */
+  grads: Map<string, Tensor>;
   /** Global L2 norm of the gradients before clipping, a scalar. */
-  norm: tf.Scalar;
+  norm: Tensor;
 }
 
 /**
@@ -26,9 +28,9 @@ export interface ClipResult {
  * console.log(Array.from(clipped.get("a")!.dataSync())); // about [0.6, 0]
  * ```
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): ClipResult {
+export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): ClipResult {
   if (!(maxNorm > 0)) throw new RangeError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
-  const out = new Map<string, tf.Tensor>();
+  const out = new Map<string, Tensor>();
   const norm = globalNorm(grads);
   tf.tidy(() => {
     const scale = tf.minimum(tf.scalar(1), tf.scalar(maxNorm).div(norm.add(1e-6)));
@@ -47,10 +49,10 @@ export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number)
  * console.log(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0]); // 5
  * ```
  */
-export function globalNorm(tensors: Map<string, tf.Tensor>): tf.Scalar {
+export function globalNorm(tensors: Map<string, Tensor>): Tensor {
   return tf.tidy(() => {
-    let sum: tf.Tensor = tf.scalar(0);
+    let sum: Tensor = tf.scalar(0);
     for (const g of tensors.values()) sum = sum.add(g.square().sum());
-    return sum.sqrt() as tf.Scalar;
+    return sum.sqrt() as Tensor;
   });
 }

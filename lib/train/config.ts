@@ -21,6 +21,7 @@ export const MODEL_PRESETS = ["gpt2", "gpt2-new"] as const;
  * the tokenizer and `maxPositions` defaults to the training block size.
  */
 export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
+  /** The preset the overrides apply to: "gpt2" (LayerNorm, learned positions, GELU-tanh, biases) or "gpt2-new" (RMSNorm, RoPE, SwiGLU, no biases). */
   preset: typeof MODEL_PRESETS[number];
   /** "scaled" (default): residual output projections get std / sqrt(2 · nLayers); "normal": all std. */
   init?: "normal" | "scaled";
@@ -44,9 +45,13 @@ export interface DataSection {
 
 /** A whole training config as written by a user. */
 export interface TrainConfig {
+  /** Architecture and initialisation. */
   model: ModelSection;
+  /** Corpus, tokenizer and split. */
   data: DataSection;
+  /** Loop settings. */
   training: {
+    /** Total optimiser steps of the run. */
     steps: number;
     batchSize: number;
     blockSize: number;
@@ -55,6 +60,7 @@ export interface TrainConfig {
     gradClip?: number;
     seed?: number;
   };
+  /** AdamW settings. */
   optimizer?: {
     beta1?: number;
     beta2?: number;
@@ -63,9 +69,13 @@ export interface TrainConfig {
     weightDecay?: number;
     groups?: ParamGroupRule[];
   };
+  /** Learning-rate schedule (default constant 3e-4). */
   schedule?: LrSchedule;
+  /** Evaluation on the validation split: every `interval` steps (0: only at the end), at most `batches` batches of `batchSize`, perplexity by definition name. */
   eval?: { interval?: number; batches?: number; batchSize?: number; perplexity?: PerplexityDefinition };
+  /** Train metrics every `interval` steps (default 10). */
   log?: { interval?: number };
+  /** Checkpoint every `interval` steps (0: only at the end and on Ctrl-C), keeping the newest `keepLast` (default 2). */
   checkpoint?: { interval?: number; keepLast?: number };
 }
 
@@ -139,8 +149,11 @@ function num(v: unknown, path: string, where: string, lo: number, hi: number, hi
 
 /** A config with every default filled in and checked. */
 export interface ResolvedTrainConfig {
+  /** The config as given. */
   config: TrainConfig;
+  /** Loop settings with every default filled in. */
   settings: TrainerSettings;
+  /** Total optimiser steps of the run. */
   steps: number;
 }
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor1D } from "../tensor_types.ts";
 
 /**
  * Mean cross-entropy over every position: logits [B, T, V] (or [N, V]) against integer targets [B, T]
@@ -19,8 +20,8 @@ import { tf } from "../deps.ts";
  * console.log(loss.dataSync()[0]); // ln 4 ≈ 1.386
  * ```
  */
-export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tokenLosses(logits, targets).mean() as tf.Scalar);
+export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  return tf.tidy(() => tokenLosses(logits, targets).mean() as Tensor);
 }
 
 /**
@@ -34,7 +35,7 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
  * console.log(l.shape); // [1]
  * ```
  */
-export function tokenLosses(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor1D {
+export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
   const V = logits.shape[logits.rank - 1];
   const N = targets.size;
   if (logits.size !== N * V) {
@@ -43,7 +44,7 @@ export function tokenLosses(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor1D 
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits.reshape([N, V]));
     const flatIdx = tf.range(0, N, 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([N]).toInt());
-    return tf.gather(logp.reshape([N * V]), flatIdx).neg() as tf.Tensor1D;
+    return tf.gather(logp.reshape([N * V]), flatIdx).neg() as Tensor1D;
   });
 }
 
@@ -65,7 +66,9 @@ export const PERPLEXITY_DEFINITIONS: readonly PerplexityDefinition[] = [
 
 /** The loss and perplexity of an evaluation. */
 export interface EvalSummary {
+  /** Mean token loss (nats) under the chosen definition. */
   loss: number;
+  /** Perplexity under the chosen definition. */
   perplexity: number;
   /** Tokens scored. */
   tokens: number;

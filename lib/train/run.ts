@@ -5,6 +5,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadCorpus } from "../data/corpus.ts";
 import {
@@ -45,9 +46,13 @@ export interface TrainFromConfigOptions {
 
 /** What {@linkcode trainFromConfig} returns. The caller owns the model. */
 export interface TrainFromConfigResult extends RunResult {
+  /** The trained model; the caller disposes it. */
   model: Decoder;
+  /** The tokenizer the model was trained with. */
   tokenizer: TextTokenizer;
+  /** The architecture trained. */
   modelConfig: DecoderConfig;
+  /** The run folder. */
   outDir: string;
 }
 
@@ -180,11 +185,15 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
 
 /** A trained model loaded from a checkpoint, with its tokenizer and saved state. */
 export interface TrainedModel {
+  /** The trained model; the caller disposes it. */
   model: Decoder;
+  /** The tokenizer the model was trained with. */
   tokenizer: TextTokenizer;
   /** The checkpoint folder read. */
   dir: string;
+  /** Optimiser steps the checkpoint was trained for. */
   step: number;
+  /** The checkpoint's `state.json` (config, metrics, RNG states). */
   state: Record<string, unknown>;
 }
 
@@ -209,7 +218,7 @@ export async function loadTrainedModel(path: string): Promise<TrainedModel> {
       `checkpoint ${ckpt.dir}/state.json lacks modelConfig or tokenizer: it was not written by the trainer`,
     );
   }
-  const tensors = new Map<string, tf.Tensor>();
+  const tensors = new Map<string, Tensor>();
   for (const [name, t] of ckpt.weights) {
     tensors.set(name, tf.tensor(t.data as Float32Array, t.shape, "float32"));
   }

@@ -8,6 +8,7 @@
 
 /** A constant learning rate. */
 export interface ConstantSchedule {
+  /** Selects the constant schedule. */
   kind: "constant";
   /** The learning rate at every step. */
   lr: number;
@@ -20,10 +21,13 @@ export interface ConstantSchedule {
  * following steps until `decaySteps`, then flat at `minLr` (nanoGPT's schedule).
  */
 export interface CosineSchedule {
+  /** Selects the cosine schedule. */
   kind: "cosine";
+  /** Peak learning rate. */
   lr: number;
   /** The floor reached at `decaySteps` and kept afterwards. */
   minLr: number;
+  /** Steps of linear warm-up from 0. */
   warmupSteps: number;
   /** The step at which the cosine reaches `minLr` (counted from step 0, warm-up included). */
   decaySteps: number;
@@ -31,10 +35,15 @@ export interface CosineSchedule {
 
 /** Linear warm-up (optional), then a straight line from `lr` down to `minLr` at `decaySteps`, then flat. */
 export interface LinearSchedule {
+  /** Selects the linear-decay schedule. */
   kind: "linear";
+  /** Peak learning rate. */
   lr: number;
+  /** Floor reached at `decaySteps` and kept afterwards. */
   minLr: number;
+  /** Steps of linear warm-up from 0 (default 0). */
   warmupSteps?: number;
+  /** Step at which the decay reaches `minLr` (warm-up included). */
   decaySteps: number;
 }
 

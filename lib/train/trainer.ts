@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Variable } from "../tensor_types.ts";
 import { appendJsonl } from "../io/atomic.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
 import { BatchSampler, type BatchSamplerState, sequentialBatches, type TokenArray } from "../data/sampler.ts";
@@ -28,13 +29,17 @@ export interface TrainerSettings {
   gradClip: number;
   /** Seed of the batch order and the dropout masks. */
   seed: number;
+  /** AdamW hyper-parameters and parameter-group rules. */
   optimizer: { beta1: number; beta2: number; eps: number; groups: ParamGroupRule[] };
+  /** Learning rate by optimiser step. */
   schedule: LrSchedule;
   /** Evaluate every this many steps (0: only at the end of a run). */
   evalInterval: number;
   /** At most this many validation batches per evaluation (sequential, the same tokens every time). */
   evalBatches: number;
+  /** Rows per validation batch. */
   evalBatchSize: number;
+  /** How loss and perplexity are aggregated over validation batches. */
   perplexity: PerplexityDefinition;
   /** Print and log train metrics every this many steps. */
   logInterval: number;
@@ -46,25 +51,39 @@ export interface TrainerSettings {
 
 /** One JSONL record. Train records carry loss/lr/gradNorm; eval records carry valLoss/valPerplexity. */
 export interface MetricsRecord {
+  /** Train records summarise the last log interval; eval records one validation pass. */
   kind: "train" | "eval";
+  /** Optimiser steps completed when the record was made. */
   step: number;
   /** Seconds since this process started training. */
   elapsed: number;
+  /** Mean training loss over the steps since the previous train record. */
   loss?: number;
+  /** Learning rate of the last step. */
   lr?: number;
+  /** Global gradient norm of the last step, before clipping. */
   gradNorm?: number;
+  /** Training tokens seen so far. */
   tokens?: number;
+  /** Training throughput since the previous train record. */
   tokensPerSec?: number;
+  /** Validation loss. */
   valLoss?: number;
+  /** Validation perplexity. */
   valPerplexity?: number;
+  /** Validation tokens scored. */
   valTokens?: number;
 }
 
 /** What the trainer needs beyond the settings. */
 export interface TrainerInit {
+  /** The model to train (its `parameters()` are updated in place). */
   model: CausalLM;
+  /** Loop settings. */
   settings: TrainerSettings;
+  /** Training token ids. */
   train: TokenArray;
+  /** Validation token ids. */
   val: TokenArray;
   /** Run folder: `log.jsonl` and `checkpoints/` go here. Without it nothing is written. */
   outDir?: string;
@@ -82,6 +101,7 @@ export interface TrainerInit {
 export interface RunResult {
   /** Optimiser steps completed in total. */
   step: number;
+  /** "completed" when the step target was reached, "stopped" after a stop request. */
   reason: "completed" | "stopped";
   /** The last evaluation, if any ran. */
   lastEval?: EvalSummary;
@@ -93,6 +113,7 @@ export interface RunResult {
 export class TrainingDivergedError extends Error {
   /** The step whose loss was not finite. */
   readonly step: number;
+  /** An error for `step` with a message naming the fix. */
   constructor(step: number, message: string) {
     super(message);
     this.name = "TrainingDivergedError";
@@ -130,10 +151,15 @@ export function dropoutSeedFor(seed: number, step: number, micro: number, gradAc
  * ```
  */
 export class Trainer {
+  /** The model being trained. */
   readonly model: CausalLM;
+  /** Loop settings. */
   readonly settings: TrainerSettings;
+  /** The optimiser (its moments are checkpointed). */
   readonly optimizer: AdamW;
+  /** The training batch sampler (its position is checkpointed). */
   readonly sampler: BatchSampler;
+  /** Run folder, when writing logs and checkpoints. */
   readonly outDir?: string;
   #val: TokenArray;
   #step = 0;
@@ -141,9 +167,10 @@ export class Trainer {
   #lastCheckpoint?: string;
   #lastEval?: EvalSummary;
   #init: TrainerInit;
-  #vars: tf.Variable[];
+  #vars: Variable[];
   #names: string[];
 
+  /** Checks the settings against the model and data and prepares the optimiser and sampler. */
   constructor(init: TrainerInit) {
     const s = init.settings;
     registerWasmTrainingKernels();
@@ -194,8 +221,8 @@ export class Trainer {
   async trainStep(): Promise<{ loss: number; gradNorm: number; lr: number }> {
     const s = this.settings;
     const step = this.#step;
-    let acc: tf.Tensor[] | undefined;
-    let lossSum: tf.Scalar = tf.scalar(0);
+    let acc: Tensor[] | undefined;
+    let lossSum: Tensor = tf.scalar(0);
     for (let micro = 0; micro < s.gradAccum; micro++) {
       const { x, y } = this.sampler.nextTensors();
       const dropoutSeed = dropoutSeedFor(s.seed, step, micro, s.gradAccum);
@@ -218,14 +245,14 @@ export class Trainer {
     }
     const gradMap = new Map(this.#names.map((n, i) => [n, acc![i]]));
     let applied = gradMap;
-    let norm: tf.Scalar;
+    let norm: Tensor;
     if (s.gradClip > 0) {
       const clipped = clipByGlobalNorm(gradMap, s.gradClip);
       applied = clipped.grads;
       norm = clipped.norm;
       tf.dispose(acc!);
     } else {
-      norm = tf.tidy(() => tf.sqrt(tf.addN(acc!.map((a) => a.square().sum()))) as tf.Scalar);
+      norm = tf.tidy(() => tf.sqrt(tf.addN(acc!.map((a) => a.square().sum()))) as Tensor);
     }
     // One small packed readback per step: [loss, gradNorm].
     const packed = tf.stack([lossSum, norm]);
@@ -253,7 +280,7 @@ export class Trainer {
   async evaluate(): Promise<EvalSummary> {
     const s = this.settings;
     const batches = sequentialBatches(this.#val, s.evalBatchSize, s.blockSize, s.evalBatches);
-    const losses: tf.Scalar[] = [];
+    const losses: Tensor[] = [];
     for (const b of batches) {
       losses.push(tf.tidy(() => {
         const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
@@ -322,7 +349,7 @@ export class Trainer {
       }
     }
     assignWeights(this.model, ckpt.weights, `checkpoint ${ckpt.dir}`);
-    const moments = new Map<string, tf.Tensor>();
+    const moments = new Map<string, Tensor>();
     for (const [k, t] of ckpt.optimizer) {
       moments.set(k, tf.tensor(t.data as Float32Array, t.shape, "float32"));
     }

@@ -1,0 +1,104 @@
+/**
+ * Training progress for people: a progress bar (updated in place in Jupyter, lines in a terminal or CI)
+ * and a live loss chart of train and validation loss, both fed from the trainer's metrics records.
+ *
+ * @module
+ */
+import { LivePlot } from "../notebook/live_plot.ts";
+import { Progress, type ProgressMode } from "../notebook/progress.ts";
+import { plot, type PlotFigure } from "../plot/plot.ts";
+import { Plot } from "../plot/marks.ts";
+import type { MetricsRecord } from "./trainer.ts";
+
+/**
+ * A loss-curve chart of train (line) and validation (dots and line) loss against the step.
+ *
+ * @example
+ * ```ts
+ * import { lossCurvePlot } from "./display.ts";
+ * const fig = lossCurvePlot([
+ *   { kind: "train", step: 10, elapsed: 1, loss: 3.1 },
+ *   { kind: "train", step: 20, elapsed: 2, loss: 2.7 },
+ *   { kind: "eval", step: 20, elapsed: 2, valLoss: 2.8 },
+ * ]);
+ * console.log(fig.tagName.toLowerCase()); // "figure" (it has a legend)
+ * ```
+ */
+export function lossCurvePlot(records: MetricsRecord[], options: { title?: string } = {}): PlotFigure {
+  const rows = records.flatMap((r) =>
+    r.kind === "train" && r.loss !== undefined
+      ? [{ step: r.step, loss: r.loss, split: "train" }]
+      : r.kind === "eval" && r.valLoss !== undefined
+      ? [{ step: r.step, loss: r.valLoss, split: "val" }]
+      : []
+  );
+  return plot({
+    title: options.title ?? "loss",
+    width: 640,
+    height: 300,
+    x: { label: "step" },
+    y: { label: "mean token loss (nats)", grid: true },
+    color: { domain: ["train", "val"], range: ["#4269d0", "#ff725c"], legend: true },
+    marks: [
+      Plot.line(rows, { x: "step", y: "loss", stroke: "split", z: "split" }),
+      Plot.dot(rows.filter((r) => r.split === "val"), { x: "step", y: "loss", fill: "split", r: 3 }),
+    ],
+  });
+}
+
+/** Options of {@linkcode TrainingDisplay}. */
+export interface TrainingDisplayOptions {
+  /** Progress report mode (default "auto": Jupyter, tty or lines). */
+  mode?: ProgressMode;
+  /** Draw the live loss chart (default: only in Jupyter). */
+  plot?: boolean;
+  /** Outside Jupyter, write the final chart here as SVG. */
+  finalSvgPath?: string;
+}
+
+/**
+ * Feeds a progress bar and a live loss chart from metrics records: pass `display.onMetrics` to the
+ * trainer (or `trainFromConfig`) and `await display.close()` at the end.
+ *
+ * @example
+ * ```ts
+ * import { TrainingDisplay } from "./display.ts";
+ * const display = new TrainingDisplay(100, { mode: "silent" });
+ * display.onMetrics({ kind: "train", step: 10, elapsed: 1, loss: 3, lr: 1e-3, gradNorm: 1, tokensPerSec: 500 });
+ * await display.close();
+ * console.log(display.records.length); // 1
+ * ```
+ */
+export class TrainingDisplay {
+  /** Every record seen, in order. */
+  readonly records: MetricsRecord[] = [];
+  #progress: Progress;
+  #live?: LivePlot;
+
+  /** A display for a run of `totalSteps` optimiser steps. */
+  constructor(totalSteps: number, options: TrainingDisplayOptions = {}) {
+    this.#progress = new Progress(totalSteps, { label: "train", unit: "step", mode: options.mode });
+    const wantPlot = options.plot ?? this.#progress.mode === "jupyter";
+    if (wantPlot || options.finalSvgPath) this.#live = new LivePlot({ finalSvgPath: options.finalSvgPath });
+    this.onMetrics = this.onMetrics.bind(this);
+  }
+
+  /** Takes one metrics record (bound, so it can be passed as a callback). */
+  onMetrics(record: MetricsRecord): void {
+    this.records.push(record);
+    const info: Record<string, unknown> = record.kind === "train"
+      ? { loss: record.loss?.toFixed(4), "tok/s": Math.round(record.tokensPerSec ?? 0) }
+      : { "val loss": record.valLoss?.toFixed(4) };
+    this.#progress.update(record.step, info);
+    this.#live?.update(() => lossCurvePlot(this.records));
+  }
+
+  /** Finishes the bar and draws the final chart. */
+  async close(): Promise<void> {
+    await this.#progress.done();
+    if (this.#live) {
+      this.#live.update(() => lossCurvePlot(this.records));
+      await this.#live.close();
+    }
+  }
+}

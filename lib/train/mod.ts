@@ -1,0 +1,36 @@
+/**
+ * Training language models from scratch: AdamW with rule-based parameter groups, learning-rate
+ * schedules, global-norm clipping, gradient accumulation, evaluation, JSONL metrics, atomic checkpoints
+ * with exact resume, a JSON config format, and `trainFromConfig` / `loadTrainedModel` for scripts and
+ * notebooks.
+ *
+ * @example
+ * ```ts
+ * import { loadTrainedModel } from "./mod.ts";
+ * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
+ * console.log(step, tokenizer.vocabSize);
+ * model.dispose();
+ * ```
+ *
+ * @module
+ */
+export * from "./adamw.ts";
+export * from "./schedule.ts";
+export * from "./clip.ts";
+export * from "./loss.ts";
+export * from "./atomic_dir.ts";
+export * from "./checkpoint.ts";
+export * from "./config.ts";
+export * from "./trainer.ts";
+export * from "./run.ts";
+export * from "./display.ts";
+export * from "./wasm_kernels.ts";
+export { parseTrainArgs, TRAIN_USAGE, type TrainArgs, trainMain } from "../cli/train.ts";
+export {
+  parseSampleArgs,
+  SAMPLE_USAGE,
+  type SampleArgs,
+  sampleFromCheckpoint,
+  type SampleFromCheckpointOptions,
+  sampleMain,
+} from "../cli/sample.ts";
