@@ -168,6 +168,11 @@ export interface GenerateOptions {
   policies?: GenerationPolicy[];
   /** Cap on forward steps (guards against endless rewinding). Default 4 * maxNewTokens + 16. */
   maxSteps?: number;
+  /**
+   * Queue each next forward before the current step's readback completes (default true). Only applies
+   * when there are no `onStep`/`policies` callbacks, since their rewinds decide what is fed next.
+   */
+  pipeline?: boolean;
   /** Id written into left padding of ragged prompts (masked out; default 0). */
   padTokenId?: number;
   /** Turns ids into text for the trace's display. */
@@ -407,6 +412,8 @@ async function* runLoop(
   let tokensDevice: tf.Tensor1D | null = null;
   let history: tf.Tensor2D | null = null;
   let historyDirty = true;
+  let ahead: ForwardResult | null = null;
+  const speculate = callbacks.length === 0 && options.pipeline !== false;
 
   const rebuildHistory = () => {
     history?.dispose();
@@ -570,9 +577,27 @@ async function* runLoop(
         }
         return tf.concat(cols, 1);
       });
+      // Start the readback first, then (without callbacks, whose rewinds could change what is fed) queue
+      // the next forward on the device tokens while the readback is in flight: on webgpu the encoding of
+      // step t + 1 overlaps the GPU work and the copy of step t.
+      const readback = packed.data() as Promise<Float32Array>;
+      if (speculate) {
+        cropFinished();
+        if (rows.every((r) => r.cached < maxPositions)) {
+          const idsAhead = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
+          try {
+            ahead = model.forward(idsAhead, { ...forwardOptions, cache });
+          } catch (e) {
+            readback.catch(() => {});
+            throw e;
+          } finally {
+            idsAhead.dispose();
+          }
+        }
+      }
       let data: Float32Array;
       try {
-        data = await packed.data() as Float32Array;
+        data = await readback;
       } finally {
         packed.dispose();
       }
@@ -635,32 +660,13 @@ async function* runLoop(
       yield stepObj;
       if (rows.every((r) => r.finished)) break;
 
-      // Next forward: every row feeds one token. Finished rows keep feeding (their output is ignored)
-      // and are cropped back before they could run out of positions.
-      rows.forEach((r, b) => {
-        if (r.finished && r.cached >= maxPositions - 1) {
-          cache!.truncateRow(b, r.prompt.length);
-          r.cached = r.prompt.length;
-        }
-      });
-      const refeeds = rows.some((r) => r.refeed !== null);
-      let idsNext: tf.Tensor2D;
-      if (refeeds) {
-        const host = new Int32Array(B);
-        rows.forEach((r, b) => {
-          const toks = trace.rows[b].tokens;
-          host[b] = r.refeed ?? (toks.length ? toks[toks.length - 1] : r.prompt[r.prompt.length - 1]);
-          r.refeed = null;
-        });
-        idsNext = tf.tensor2d(host, [B, 1], "int32");
-      } else {
-        idsNext = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
-      }
+      // Next forward: every row feeds one token (finished rows too; their output is ignored).
       let res: ForwardResult;
-      try {
-        res = model.forward(idsNext, { ...forwardOptions, cache });
-      } finally {
-        idsNext.dispose();
+      if (ahead) {
+        res = ahead;
+        ahead = null;
+      } else {
+        res = forwardNext();
       }
       rows.forEach((r) => r.cached++);
       prev?.dispose();
@@ -672,11 +678,54 @@ async function* runLoop(
     }
   } finally {
     disposeCurrent(cur);
+    if (ahead) disposeCurrent(takeLast(ahead, source));
     prev?.dispose();
     (tokensDevice as tf.Tensor | null)?.dispose();
     (history as tf.Tensor | null)?.dispose();
     cache?.dispose();
     sampler.dispose();
+  }
+
+  /**
+   * Crops finished rows back to their kept prefix (prompt + fed tokens) once they near the model's last
+   * position, so feeding them never overflows and a later rewind still finds the prefix.
+   */
+  function cropFinished(): void {
+    rows.forEach((r, b) => {
+      if (r.finished && r.cached >= maxPositions - 1) {
+        const kept = Math.min(
+          r.prompt.length + Math.max(trace.rows[b].tokens.length - 1, 0),
+          maxPositions - 1,
+        );
+        if (kept < r.cached) {
+          cache!.truncateRow(b, kept);
+          r.cached = kept;
+        }
+      }
+    });
+  }
+
+  /** Runs the next forward from host state: refeeds after rewinds, else the device tokens. */
+  function forwardNext(): ForwardResult {
+    cropFinished();
+    const refeeds = rows.some((r) => r.refeed !== null);
+    let idsNext: tf.Tensor2D;
+    if (refeeds) {
+      const host = new Int32Array(B);
+      rows.forEach((r, b) => {
+        const toks = trace.rows[b].tokens;
+        host[b] = r.refeed ?? (toks.length ? toks[toks.length - 1] : r.prompt[r.prompt.length - 1]);
+        r.refeed = null;
+      });
+      idsNext = tf.tensor2d(host, [B, 1], "int32");
+    } else {
+      idsNext = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
+    }
+    try {
+      return model.forward(idsNext, { ...forwardOptions, cache: cache! });
+    } finally {
+      idsNext.dispose();
+    }
   }
 
   function finish(b: number, reason: FinishReason): void {

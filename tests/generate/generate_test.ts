@@ -325,3 +325,26 @@ Deno.test("generateText: encodes, stops at EOS-less max length, decodes; trace r
   assert(display["text/plain"].includes("row 0: 12 tokens (length)"));
   JSON.stringify(res.trace);
 });
+
+Deno.test("generate: pipelined and sequential decoding agree; rows stop at the context limit", async () => {
+  const opts = { maxNewTokens: 12, seeds: [1, 2, 3], sampling: { topK: 10 } };
+  const prompts = [[1, 2], [3, 4], [5, 6]];
+  const piped = await generate(rotary, prompts, opts).collect();
+  const seq = await generate(rotary, prompts, { ...opts, pipeline: false }).collect();
+  for (let b = 0; b < 3; b++) {
+    assertEquals(piped.rows[b].tokens, seq.rows[b].tokens);
+    assertEquals(piped.rows[b].cosims, seq.rows[b].cosims);
+  }
+  // maxPositions is 96: a 90-token prompt can feed positions 90..95, so it yields 7 tokens.
+  const long = Array.from({ length: 90 }, (_, i) => (i * 7) % V);
+  for (const pipeline of [true, false]) {
+    const trace = await generate(rotary, [long, [1, 2]], { maxNewTokens: 40, seeds: [5, 6], pipeline })
+      .collect();
+    assertEquals(trace.rows[0].tokens.length, 7);
+    assertEquals(trace.rows[0].finishReason, "context");
+    // The short row runs on alone (its finished neighbour is cropped instead of overflowing).
+    const alone = await generate(rotary, [[1, 2]], { maxNewTokens: 40, seeds: [6], pipeline }).collect();
+    assertEquals(trace.rows[1].tokens, alone.rows[0].tokens);
+    assertEquals(trace.rows[1].finishReason, "length");
+  }
+});
