@@ -5,11 +5,16 @@
  * Design of the pair (why both arms live in one batch): each unit occupies two rows of the same
  * `generate()` batch, seeded identically. The baseline row runs with a monitor-only policy; the
  * intervention row carries the policy under test (v4 restart, v3 controller, or none). Sampling draws
- * each row's uniforms from its own PRNG stream and the device computes rows independently, so until
- * the policy first acts the intervention row reproduces the baseline token for token: the arms share
+ * each row's uniforms from its own PRNG stream, and the two rows hold the same prompt with the same
+ * padding in the same batch, so they are computed identically: until the policy first acts the
+ * intervention row reproduces the baseline token for token and cosim for cosim. The arms share
  * the prefix y_0 … y_{r−1} and every state up to h_r without a fork of the KV cache. The cost is the
  * prefix computed twice (the arms are generated in parallel, so wall time barely changes). The harness
  * checks the shared prefix and records `prefixMatches` per unit instead of trusting it.
+ *
+ * Records do not depend on which other units share a batch except in the last bits of floats (matmul
+ * rounding varies with the batch shape); tokens, events and restarts are the same, so a resumed or
+ * sharded run reproduces an uninterrupted one.
  *
  * Files: results are appended with `appendJsonl` (lib/io/atomic.ts): a crash can only tear the last
  * line, which the next run drops and redoes. A unit's id is `model|promptId|seed|policy|T`, so a

@@ -1,0 +1,261 @@
+import { assert, assertEquals, assertThrows } from "../stats/_assert.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { tf } from "../../lib/deps.ts";
+import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
+import { CharTokenizer } from "../../lib/tokenizers/char.ts";
+import {
+  loadPromptSet,
+  parseShard,
+  planRecyncUnits,
+  type RecyncExperimentOptions,
+  type RecyncPrompt,
+  type RecyncUnitRecord,
+  runRecyncExperiment,
+  selectShard,
+} from "../../lib/recync/harness.ts";
+import { readRecyncResults } from "../../lib/recync/report.ts";
+import { readJsonl } from "../../lib/io/atomic.ts";
+
+await initBackend({ backend: "cpu" });
+
+const PROMPTS: RecyncPrompt[] = [
+  { id: "p1", text: "the quick brown fox" },
+  { id: "p2", text: "to be or not" },
+  { id: "p3", text: "once upon a time" },
+];
+const tokenizer = CharTokenizer.fromCorpus("abcdefghijklmnopqrstuvwxyz .,");
+
+function tinyModel() {
+  return createDecoder(
+    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 160 }),
+    { seed: 5 },
+  );
+}
+
+/** A record without its timing, for comparing runs. */
+function stable(r: RecyncUnitRecord): unknown {
+  const { elapsedMs: _e, ...rest } = r;
+  return rest;
+}
+
+/**
+ * Deep equality where numbers may differ by 1e-6: a different batch composition (other prompts, other
+ * padding) changes the float rounding of matmuls in the last bits, never a token, event or restart.
+ */
+function assertClose(a: unknown, b: unknown, path = "record"): void {
+  if (typeof a === "number" && typeof b === "number") {
+    if (!(a === b || Math.abs(a - b) <= 1e-6)) throw new Error(`${path}: ${a} vs ${b}`);
+    return;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) throw new Error(`${path}: length ${a.length} vs ${b.length}`);
+    a.forEach((x, i) => assertClose(x, b[i], `${path}[${i}]`));
+    return;
+  }
+  if (a && b && typeof a === "object" && typeof b === "object") {
+    const ka = Object.keys(a).sort(), kb = Object.keys(b).sort();
+    assertEquals(ka, kb, `${path} keys`);
+    for (const k of ka) {
+      assertClose((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+    }
+    return;
+  }
+  if (a !== b) throw new Error(`${path}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+}
+
+async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir();
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("prompt set: the shipped set has >= 60 prompts with unique ids; txt/json/jsonl and errors", async () => {
+  const shipped = await loadPromptSet(
+    new URL("../../data/prompts/recync_prompts.jsonl", import.meta.url).pathname,
+  );
+  assert(shipped.length >= 60, `only ${shipped.length} prompts`);
+  assertEquals(new Set(shipped.map((p) => p.id)).size, shipped.length);
+  assert(new Set(shipped.map((p) => p.category)).size >= 6);
+  await withTemp(async (dir) => {
+    await Deno.writeTextFile(`${dir}/a.txt`, "first line\n\nsecond\\nline\n");
+    assertEquals(await loadPromptSet(`${dir}/a.txt`), [
+      { id: "line-1", text: "first line" },
+      { id: "line-2", text: "second\nline" },
+    ]);
+    await Deno.writeTextFile(`${dir}/b.json`, JSON.stringify(["x", { id: "k", text: "y" }]));
+    assertEquals((await loadPromptSet(`${dir}/b.json`)).map((p) => p.id), ["line-1", "k"]);
+    await Deno.writeTextFile(`${dir}/c.jsonl`, '{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n');
+    let err = "";
+    await loadPromptSet(`${dir}/c.jsonl`).catch((e) => err = e.message);
+    assert(err.includes('duplicate prompt id "a"'), err);
+    await Deno.writeTextFile(`${dir}/d.jsonl`, '{"id": "a"}\n');
+    await loadPromptSet(`${dir}/d.jsonl`).catch((e) => err = e.message);
+    assert(err.includes("entry 1") && err.includes('"text"'), err);
+  });
+});
+
+Deno.test("plan and shards: deterministic ids, index mod n selection covers every unit once", () => {
+  const units = planRecyncUnits({
+    model: "m",
+    prompts: PROMPTS,
+    seeds: 4,
+    baseSeed: 10,
+    T: 50,
+    policy: "v4",
+  });
+  assertEquals(units.length, 12);
+  assertEquals(units[0].id, "m|p1|10|v4|50");
+  assertEquals(units[3].id, "m|p1|11|v4|50");
+  const shards = [0, 1, 2].map((i) => selectShard(units, parseShard(`${i}/3`)));
+  assertEquals(shards.flat().map((u) => u.index).sort((a, b) => a - b), units.map((u) => u.index));
+  assertEquals(shards[1].map((u) => u.index), [1, 4, 7, 10]);
+  assertThrows(() => parseShard("3/3"), Error, "0 <= i < n");
+  assertThrows(() => parseShard("a/b"), Error, "i/n");
+  assertThrows(
+    () => planRecyncUnits({ model: "m", prompts: PROMPTS, seeds: 1, T: 1, policy: "v4" }),
+    Error,
+    "T",
+  );
+});
+
+Deno.test("runs are deterministic, resume after an interruption without losing or duplicating units, and shards merge to the same records", async () => {
+  const model = tinyModel();
+  try {
+    await withTemp(async (dir) => {
+      const base: Omit<RecyncExperimentOptions, "out"> = {
+        model,
+        tokenizer,
+        modelLabel: "tiny",
+        prompts: PROMPTS,
+        seeds: 3,
+        T: 80,
+        policy: "v4",
+        batchUnits: 4,
+      };
+      const full = await runRecyncExperiment({ ...base, out: `${dir}/full.jsonl` });
+      assertEquals(full.ran, 9);
+      const a = (await readJsonl<RecyncUnitRecord>(`${dir}/full.jsonl`)).records;
+      assert(a.some((r) => r.restarts.length === 1), "no unit restarted: the test needs crises");
+      assert(a.every((r) => r.prefixMatches));
+      for (const r of a) {
+        if (!r.intervened) continue;
+        assertEquals(r.restarts[0].r, r.r);
+        assertEquals(r.restarts[0].seed, r.seed + 10000);
+        assertEquals(r.intervention.tokens.slice(0, r.r!), r.baseline.tokens.slice(0, r.r!));
+      }
+
+      // Interrupted after 5 units, then a crash tears a half-written line.
+      const partial = await runRecyncExperiment({ ...base, out: `${dir}/resume.jsonl`, maxUnits: 5 });
+      assertEquals(partial.ran, 5);
+      await Deno.writeTextFile(`${dir}/resume.jsonl`, '{"schema":"coherence-lab/recync-unit@1","id":"ti', {
+        append: true,
+      });
+      const rest = await runRecyncExperiment({ ...base, out: `${dir}/resume.jsonl` });
+      assertEquals([rest.skipped, rest.ran], [5, 4]);
+      const again = await runRecyncExperiment({ ...base, out: `${dir}/resume.jsonl` });
+      assertEquals([again.skipped, again.ran], [9, 0]);
+      const b = await readJsonl<RecyncUnitRecord>(`${dir}/resume.jsonl`);
+      assertEquals(b.tornTail, null);
+      assertEquals(b.records.map((r) => r.id), a.map((r) => r.id));
+      assertClose(b.records.map(stable), a.map(stable));
+      // The same batches give bit-identical records (seeded determinism).
+      const rerun = await runRecyncExperiment({ ...base, out: `${dir}/rerun.jsonl` });
+      assertEquals(rerun.ran, 9);
+      const c = (await readJsonl<RecyncUnitRecord>(`${dir}/rerun.jsonl`)).records;
+      assertEquals(c.map(stable), a.map(stable));
+
+      // Shards batch different units together; rows are independent, so records are identical.
+      for (const i of [0, 1]) {
+        await runRecyncExperiment({
+          ...base,
+          out: `${dir}/s${i}.jsonl`,
+          shard: { index: i, count: 2 },
+          batchUnits: 3,
+        });
+      }
+      const merged = await readRecyncResults([`${dir}/s0.jsonl`, `${dir}/s1.jsonl`, `${dir}/s1.jsonl`]);
+      assertEquals(merged.duplicates, (await readJsonl(`${dir}/s1.jsonl`)).records.length);
+      const byId = new Map(a.map((r) => [r.id, stable(r)]));
+      assertEquals(merged.records.length, 9);
+      for (const r of merged.records) assertClose(stable(r), byId.get(r.id), r.id);
+    });
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("v3 and none policies; 2R allows a second restart at seed + 20000", async () => {
+  const model = tinyModel();
+  try {
+    await withTemp(async (dir) => {
+      const base = {
+        model,
+        tokenizer,
+        modelLabel: "tiny",
+        prompts: PROMPTS,
+        seeds: 3,
+        T: 100,
+        batchUnits: 9,
+      };
+      await runRecyncExperiment({ ...base, policy: "v3", out: `${dir}/v3.jsonl` });
+      const v3 = (await readJsonl<RecyncUnitRecord>(`${dir}/v3.jsonl`)).records;
+      assert(v3.some((r) => r.interventions.some((e) => e.detail?.action === "apply")));
+      assert(v3.every((r) => r.prefixMatches && r.restarts.length === 0));
+      for (const r of v3.filter((r) => r.intervened)) {
+        const apply = r.interventions.find((e) => e.detail?.action === "apply")!;
+        // Sampling changes from the token after the confirming step: everything up to it is shared.
+        assertEquals(
+          r.intervention.tokens.slice(0, apply.step + 1),
+          r.baseline.tokens.slice(0, apply.step + 1),
+        );
+      }
+      await runRecyncExperiment({ ...base, policy: "none", out: `${dir}/none.jsonl` });
+      const none = (await readJsonl<RecyncUnitRecord>(`${dir}/none.jsonl`)).records;
+      assert(none.every((r) => !r.intervened && r.metrics === null));
+      assert(none.every((r) => JSON.stringify(r.intervention.tokens) === JSON.stringify(r.baseline.tokens)));
+      await runRecyncExperiment({ ...base, policy: "v4-2r", seeds: 6, out: `${dir}/2r.jsonl` });
+      const two = (await readJsonl<RecyncUnitRecord>(`${dir}/2r.jsonl`)).records;
+      const second = two.flatMap((r) =>
+        r.restarts.filter((x) => x.restart === 2).map((x) => [r.seed, x] as const)
+      );
+      assert(second.length > 0, "no second restart happened");
+      for (const [seed, x] of second) assertEquals(x.seed, seed + 20000);
+      assert(two.every((r) => r.restarts.length <= 2));
+    });
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("no tensor leak across 100 units", async () => {
+  const model = tinyModel();
+  try {
+    await withTemp(async (dir) => {
+      const before = tf.memory().numTensors;
+      const prompts = Array.from(
+        { length: 10 },
+        (_, i) => ({ id: `q${i}`, text: `prompt number ${"abcdefghij"[i]}` }),
+      );
+      const s = await runRecyncExperiment({
+        model,
+        tokenizer,
+        modelLabel: "tiny",
+        prompts,
+        seeds: 10,
+        T: 40,
+        policy: "v4",
+        batchUnits: 25,
+        out: `${dir}/leak.jsonl`,
+      });
+      assertEquals(s.ran, 100);
+      assertEquals(tf.memory().numTensors, before);
+      const recs = (await readJsonl<RecyncUnitRecord>(`${dir}/leak.jsonl`)).records;
+      assert(recs.some((r) => r.restarts.length > 0));
+    });
+  } finally {
+    model.dispose();
+  }
+});
