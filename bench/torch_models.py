@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""PyTorch side of the inference benchmark (bench/run.ts starts it next to the tfjs backends).
+
+A compact GPT-2 (learned positions, LayerNorm with bias, tanh GELU, biases everywhere, tied head) with a
+preallocated KV cache, random init from a seed, fp32. The workload is the one bench/models_bench.ts
+measures with the library's generate(): a P-token prefill that fills the cache and picks y_0 greedily
+(logits of the last position only), then N one-token greedy decode steps. Like generate(), every step
+brings its chosen tokens back to the host, which is also what synchronises CUDA.
+
+Prints a JSON list of rows (the ModelBenchRow shape of models_bench.ts) on stdout; progress on stderr.
+
+    python3 bench/torch_models.py --sizes '{"124m": [12, 768, 12]}' --batches 1,16 --prompt 128 --new 32
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VOCAB = 50257
+POSITIONS = 1024
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d, eps=1e-5)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d, eps=1e-5)
+        self.fc = nn.Linear(d, 4 * d)
+        self.out = nn.Linear(4 * d, d)
+
+    def forward(self, x, cache_k, cache_v, start):
+        """x [B, T, d]; cache_k/v [B, H, maxLen, hd] written in place at start..start+T."""
+        b, t, d = x.shape
+        hd = d // self.heads
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, hd).transpose(1, 2) for z in (q, k, v))
+        cache_k[:, :, start : start + t] = k
+        cache_v[:, :, start : start + t] = v
+        keys, values = cache_k[:, :, : start + t], cache_v[:, :, : start + t]
+        att = (q @ keys.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+        if t > 1:  # causal within the new positions; every cached position is visible
+            mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            att = att.masked_fill(~mask, float("-inf"))
+        y = (att.softmax(dim=-1) @ values).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class GPT2(nn.Module):
+    def __init__(self, layers, d, heads, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.d, self.heads = d, heads
+        self.wte = nn.Embedding(VOCAB, d)
+        self.wpe = nn.Embedding(POSITIONS, d)
+        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d, eps=1e-5)
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                nn.init.zeros_(p) if name.endswith("bias") else nn.init.ones_(p)
+            else:
+                scaled = name.endswith("proj.weight") or name.endswith("out.weight")
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * layers) if scaled else 0.02)
+
+    def new_cache(self, batch, length, device):
+        hd = self.d // self.heads
+        shape = (batch, self.heads, length, hd)
+        return [(torch.empty(shape, device=device), torch.empty(shape, device=device)) for _ in self.blocks]
+
+    def forward(self, ids, cache, start):
+        """ids [B, T] -> logits of the last position [B, V]."""
+        pos = torch.arange(start, start + ids.shape[1], device=ids.device)
+        x = self.wte(ids) + self.wpe(pos)
+        for block, (k, v) in zip(self.blocks, cache):
+            x = block(x, k, v, start)
+        return self.ln_f(x[:, -1]) @ self.wte.weight.t()
+
+
+def bench_prompts(batch, length, vocab, seed=0):
+    """Same LCG as benchPrompts in models_bench.ts."""
+    x = (seed * 2654435761 + 12345) % 2**32
+    rows = []
+    for _ in range(batch):
+        row = []
+        for _ in range(length):
+            x = (x * 1664525 + 1013904223) % 2**32
+            row.append(x % vocab)
+        rows.append(row)
+    return rows
+
+
+def timed_generate(model, prompts, new_tokens, device):
+    """Greedy prefill + new_tokens decode steps; returns (prefill s, decode s)."""
+    ids = torch.tensor(prompts, dtype=torch.long, device=device)
+    b, p = ids.shape
+    t0 = time.perf_counter()
+    cache = model.new_cache(b, p + new_tokens + 1, device)
+    nxt = model(ids, cache, 0).argmax(dim=-1)
+    out = [nxt.tolist()]  # the host copy is the sync point, as generate()'s readback is
+    t1 = time.perf_counter()
+    for i in range(new_tokens):
+        nxt = model(nxt.view(b, 1), cache, p + i).argmax(dim=-1)
+        out.append(nxt.tolist())
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default='{"124m": [12, 768, 12]}', help="JSON {name: [layers, d, heads]}")
+    ap.add_argument("--batches", default="1,16")
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--new", type=int, default=32)
+    ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    try:
+        sizes = json.loads(a.sizes)
+        batches = [int(s) for s in a.batches.split(",") if s.strip()]
+    except ValueError as e:
+        sys.exit(f"torch_models.py: bad --sizes JSON or --batches list: {e}")
+    device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(a.threads)
+    engine = f"torch-{device}"
+    if device == "cuda":
+        engine += f" ({torch.cuda.get_device_name(0)})"
+    log = lambda s: print(f"[{engine}] {s}", file=sys.stderr, flush=True)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    P, N = a.prompt, a.new
+    rows = []
+    with torch.inference_mode():
+        for size, (layers, d, heads) in sizes.items():
+            model = GPT2(layers, d, heads, a.seed).to(device).eval()
+            params = sum(p.numel() for p in model.parameters())
+            base = dict(size=size, params=params, prompt=P, newTokens=N, engine=engine)
+            cal_p = min(P, 16)
+            pre, dec = timed_generate(model, bench_prompts(1, cal_p, VOCAB, 1), 2, device)
+            per_tok, per_step = pre / cal_p, dec / 2
+            log(f"{size}: {params} parameters; calibration {per_tok * 1e3:.1f} ms/prefill token, "
+                f"{per_step * 1e3:.1f} ms/decode step at batch 1")
+            for b in batches:
+                warm_p = P if device == "cuda" else min(P, 16)
+                est = per_tok * b * P + N * max(per_step, per_tok * b)
+                if b != 1:
+                    est += per_tok * b * warm_p + 2 * max(per_step, per_tok * b)
+                if est > a.max_seconds:
+                    why = f"estimated {est:.0f} s > --max-seconds {a.max_seconds:g}"
+                    log(f"{size} batch {b}: skipped ({why})")
+                    for w in ("prefill", "decode"):
+                        rows.append(dict(workload=w, **base, batch=b, tokensPerSec=None, msPerToken=None,
+                                         seconds=None, skipped=why))
+                    continue
+                if b != 1 or device == "cuda":
+                    timed_generate(model, bench_prompts(b, warm_p, VOCAB, 2), 2, device)
+                pre, dec = timed_generate(model, bench_prompts(b, P, VOCAB, 3), N, device)
+                for w, tokens, s in (("prefill", b * P, pre), ("decode", b * N, dec)):
+                    rows.append(dict(workload=w, **base, batch=b, tokensPerSec=tokens / s,
+                                     msPerToken=1000 * s / tokens, seconds=s))
+                log(f"{size} batch {b}: prefill {b * P / pre:.1f} tok/s ({pre:.2f} s), "
+                    f"decode {b * N / dec:.1f} tok/s ({dec:.2f} s)")
+            del model
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
