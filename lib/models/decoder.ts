@@ -34,8 +34,8 @@ export type HookFire = ((name: string, layer: number | undefined, t: tf.Tensor) 
 
 /** Per-forward state shared by the embedding and the mixers. */
 export interface MixerContext {
-  /** Additive attention mask `[B, 1, T, L]` (see `attentionMaskBias`). */
-  maskBias: tf.Tensor4D;
+  /** Additive attention mask `[B, 1, T, L]` (see `attentionMaskBias`); absent when nothing is masked. */
+  maskBias?: tf.Tensor4D;
   /** Position ids `[B, T]`. */
   positions: tf.Tensor2D;
   /** RoPE angles for `positions`, when the model is rotary. */
@@ -413,9 +413,14 @@ export class Decoder implements CausalLM {
             : mask
             ? tf.maximum(tf.sub(tf.cumsum(tf.cast(mask, "int32"), 1), 1), 0) as tf.Tensor2D
             : tf.tile(tf.range(0, t, 1, "int32").reshape([1, t]), [b, 1]) as tf.Tensor2D);
-        const newValidT = mask ? tf.cast(mask, "float32") as tf.Tensor2D : tf.ones([b, t]) as tf.Tensor2D;
-        const valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as tf.Tensor2D;
-        const maskBias = attentionMaskBias(valid, t);
+        // A single new token over a fully valid cache sees every column: no mask to build or add.
+        const needMask = mask !== undefined || t > 1 || (cache !== undefined && !cache.allValid);
+        let valid: tf.Tensor2D | undefined, maskBias: tf.Tensor4D | undefined;
+        if (needMask) {
+          const newValidT = mask ? tf.cast(mask, "float32") as tf.Tensor2D : tf.ones([b, t]) as tf.Tensor2D;
+          valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as tf.Tensor2D;
+          maskBias = attentionMaskBias(valid, t);
+        }
         const rope = this.#rope ? { table: this.#rope, angles: this.#rope.angles(positions) } : undefined;
         const ks: tf.Tensor4D[] = [], vs: tf.Tensor4D[] = [];
 

@@ -72,6 +72,11 @@ export class KVCache implements KVCacheLike {
     return this.#next.slice();
   }
 
+  /** Whether every stored column is valid in every row (no padding, no rewound holes). */
+  get allValid(): boolean {
+    return this.#valid.every((r) => r.every((x) => x === 1));
+  }
+
   /** A copy of the validity mask, one `Uint8Array` of length {@linkcode KVCache.columns} per row. */
   validity(): Uint8Array[] {
     return this.#valid.map((r) => r.slice());
@@ -117,14 +122,15 @@ export class KVCache implements KVCacheLike {
 
   /**
    * Replaces the cache after a forward: `ks[l]`, `vs[l]` are the full `[B, Hkv, L + T, hd]` tensors the
-   * attention produced, `valid` the `[B, L + T]` tensor from {@linkcode KVCache.validWith} and `newValid`
+   * attention produced, `valid` the `[B, L + T]` tensor from {@linkcode KVCache.validWith} (or undefined
+   * when the forward needed no mask; the device copy is then rebuilt on demand) and `newValid`
    * the host copy of the new columns' validity (`B * T`, row-major; undefined = all valid).
    * Called by the decoder inside its `tf.tidy`; keeps the new tensors and frees the old ones.
    */
   commit(
     ks: tf.Tensor4D[],
     vs: tf.Tensor4D[],
-    valid: tf.Tensor2D,
+    valid: tf.Tensor2D | undefined,
     t: number,
     newValid?: ArrayLike<number>,
   ): void {
@@ -139,7 +145,7 @@ export class KVCache implements KVCacheLike {
       this.#v[l] = tf.keep(vs[l]);
     }
     if (this.#validTensor !== valid) this.#validTensor?.dispose();
-    this.#validTensor = tf.keep(valid);
+    this.#validTensor = valid ? tf.keep(valid) : null;
     const cols = this.#columns + t;
     for (let b = 0; b < this.batchSize; b++) {
       const row = new Uint8Array(cols);

@@ -46,9 +46,10 @@ export interface AttentionOptions {
   headDim: number;
   /**
    * Additive mask `[B, 1, T, L]` over all L = cached + new columns: 0 where query t may attend column l,
-   * a large negative number elsewhere (future columns, invalid cached columns, padding).
+   * a large negative number elsewhere (future columns, invalid cached columns, padding). Omit it when
+   * every query may see every column (one new token over a fully valid cache): decoding skips the add.
    */
-  maskBias: tf.Tensor4D;
+  maskBias?: tf.Tensor4D;
   /** Rotary table and the angles gathered for this forward's positions (omit for learned positions). */
   rope?: { table: RotaryTable; angles: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
   /** Cached keys and values `[B, Hkv, Lprev, hd]` (keys already rotated); omitted or null when empty. */
@@ -126,7 +127,8 @@ export function causalSelfAttention(
     // Group queries by their kv head: [B, H, T, hd] -> [B, Hkv, G*T, hd].
     const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [b, hkv, g * t, hd]);
     let scores = tf.reshape(tf.matMul(qg, kAll, false, true), [b, h, t, l]) as tf.Tensor4D;
-    scores = tf.add(tf.mul(scores, 1 / Math.sqrt(hd)), o.maskBias);
+    scores = tf.mul(scores, 1 / Math.sqrt(hd));
+    if (o.maskBias) scores = tf.add(scores, o.maskBias);
     if (hook) scores = hook("attn_scores", scores) as tf.Tensor4D;
     let pattern = tf.softmax(scores, -1) as tf.Tensor4D;
     if (hook) pattern = hook("pattern", pattern) as tf.Tensor4D;
