@@ -53,7 +53,7 @@ export function detectProgressMode(): Exclude<ProgressMode, "auto"> {
 }
 
 /** "1m05s", "3.2s", "2h01m". */
-export function formatDuration(seconds: number): string {
+export function formatProgressDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "?";
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
   const s = Math.round(seconds);
@@ -149,9 +149,9 @@ export class Progress {
       const pct = this.total > 0 ? (100 * this.#count) / this.total : 100;
       parts.push(`${this.#count}/${this.total} (${pct.toFixed(0)}%)`);
     } else parts.push(`${this.#count}`);
-    parts.push(formatRate(rate, this.#unit), `elapsed ${formatDuration(elapsed)}`);
+    parts.push(formatRate(rate, this.#unit), `elapsed ${formatProgressDuration(elapsed)}`);
     if (this.total !== undefined && this.#count < this.total) {
-      parts.push(`ETA ${formatDuration(rate > 0 ? (this.total - this.#count) / rate : NaN)}`);
+      parts.push(`ETA ${formatProgressDuration(rate > 0 ? (this.total - this.#count) / rate : NaN)}`);
     }
     const info = Object.entries(this.#info).map(([k, v]) => `${k}=${v}`).join(" ");
     if (info) parts.push(info);

@@ -8,7 +8,7 @@ import { Plot } from "../deps.ts";
 import { plot, type PlotFigure } from "./plot.ts";
 
 /** A marked step on a trace (e.g. a crisis or a restart), with an optional label. */
-export interface TraceEvent {
+export interface CosimTraceEvent {
   /** The step (x value) to mark. */
   step: number;
   /** Text drawn beside the marker. */
@@ -25,7 +25,7 @@ export interface CosimTraceOptions {
    */
   thresholds?: ArrayLike<number | null>;
   /** Steps to mark with a vertical rule and a label. */
-  events?: (number | TraceEvent)[];
+  events?: (number | CosimTraceEvent)[];
   /** Chart title. */
   title?: string;
   /** y-axis label (default "cosine similarity"). */

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import {
   display,
-  formatDuration,
+  formatProgressDuration,
   html,
   isJupyter,
   isMimeBundle,
@@ -131,8 +131,8 @@ Deno.test("Progress: unknown total, tty redraw and silent mode", async () => {
   await s.done();
   assert.equal(quiet.length, 0);
   assert.throws(() => new Progress(-1), /total must be >= 0/);
-  assert.equal(formatDuration(65), "1m05s");
-  assert.equal(formatDuration(7322), "2h02m");
+  assert.equal(formatProgressDuration(65), "1m05s");
+  assert.equal(formatProgressDuration(7322), "2h02m");
 });
 
 Deno.test("LivePlot: redraws in place at most every minIntervalMs and builds figures lazily", async () => {
