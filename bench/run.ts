@@ -38,6 +38,8 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --python PATH               python with torch (default: python3, then /usr/bin/python3)
   --no-torch                  skip the PyTorch side
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
+  --train-args "..."          extra flags for bench/train_bench.ts (e.g. "--sizes 4x128 --steps 3")
+  --recync-args "..."         extra flags for bench/recync_bench.ts (e.g. "--backend wasm --T 50")
   --json FILE                 also write everything measured as JSON
   -h, --help                  this text`;
 
@@ -76,9 +78,15 @@ async function exists(path: string): Promise<boolean> {
 async function runChild(
   cmd: string,
   args: string[],
-  echoStdout = false,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; errTail: string }> {
-  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  })
+    .spawn();
   const tail: string[] = [];
   const forward = async (
     stream: ReadableStream<Uint8Array>,
@@ -101,13 +109,12 @@ async function runChild(
   const stdoutDone = (async () => {
     for await (const chunk of child.stdout) {
       outChunks.push(chunk);
-      if (echoStdout) await Deno.stdout.write(chunk);
     }
   })();
   await Promise.all([forward(child.stderr, Deno.stderr, tail), stdoutDone]);
   const { code } = await child.status;
   out.push(new TextDecoder().decode(concat(outChunks)));
-  return { code, stdout: out.join(""), errTail: tail.slice(-3).join(" | ") };
+  return { code, stdout: out.join(""), errTail: errorSummary(tail) };
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {
@@ -118,6 +125,17 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     o += c.length;
   }
   return all;
+}
+
+/** The first line that names an error (else the last line) of a child's stderr. */
+function errorSummary(lines: string[]): string {
+  const l = lines.find((x) => /error/i.test(x)) ?? lines.findLast((x) => x.trim() !== "") ?? "";
+  return l.trim().slice(0, 300);
+}
+
+/** Splits a flag string on whitespace (no quoting: the benches' flags take no spaces). */
+function splitArgs(text: string): string[] {
+  return text.split(/\s+/).filter(Boolean);
 }
 
 /** The first of `candidates` that imports torch, with its version; null when none does. */
@@ -230,6 +248,8 @@ async function main(): Promise<void> {
       python: { type: "string" },
       "no-torch": { type: "boolean" },
       quick: { type: "boolean" },
+      "train-args": { type: "string" },
+      "recync-args": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -271,36 +291,39 @@ async function main(): Promise<void> {
     console.error(`[bench] ${s}`);
   };
 
-  if (only.includes("models")) {
-    // Backends: webgpu only on a hardware adapter unless asked for by name.
-    const adapter = await requestAdapter();
-    let backends: string[];
-    if (values.backends) {
-      backends = values.backends.split(",").map((s) => s.trim()).filter(Boolean);
-      for (const b of backends) {
-        if (!["cpu", "wasm", "webgpu"].includes(b)) {
-          throw new Error(`--backends: unknown backend '${b}' (cpu, wasm, webgpu)`);
-        }
+  // Backends: webgpu only on a hardware adapter unless asked for by name.
+  const adapter = await requestAdapter();
+  let backends: string[];
+  if (values.backends) {
+    backends = values.backends.split(",").map((s) => s.trim()).filter(Boolean);
+    for (const b of backends) {
+      if (!["cpu", "wasm", "webgpu"].includes(b)) {
+        throw new Error(`--backends: unknown backend '${b}' (cpu, wasm, webgpu)`);
       }
-      if (backends.includes("webgpu") && !adapter) {
-        note("webgpu left out: no WebGPU adapter found");
-        backends = backends.filter((b) => b !== "webgpu");
-      }
-    } else {
-      backends = ["cpu", "wasm"];
-      if (adapter && !isSoftwareAdapter(adapter)) backends.push("webgpu");
-      else if (adapter) {
-        note(
-          `webgpu left out: '${
-            adapterName(adapter)
-          }' is a software adapter (name it in --backends to run it)`,
-        );
-      } else note("webgpu left out: no WebGPU adapter found");
     }
-    if (adapter) {
-      report.machine.webgpuAdapter = adapterName(adapter) + (isSoftwareAdapter(adapter) ? " (software)" : "");
+    if (backends.includes("webgpu") && !adapter) {
+      note("webgpu left out: no WebGPU adapter found");
+      backends = backends.filter((b) => b !== "webgpu");
     }
+  } else {
+    backends = ["cpu", "wasm"];
+    if (adapter && !isSoftwareAdapter(adapter)) backends.push("webgpu");
+    else if (adapter) {
+      note(
+        `webgpu left out: '${adapterName(adapter)}' is a software adapter (name it in --backends to run it)`,
+      );
+    } else note("webgpu left out: no WebGPU adapter found");
+  }
+  if (adapter) {
+    report.machine.webgpuAdapter = adapterName(adapter) + (isSoftwareAdapter(adapter) ? " (software)" : "");
+  }
 
+  const found = values["no-torch"]
+    ? null
+    : await findTorchPython(values.python ? [values.python] : ["python3", "/usr/bin/python3"]);
+  const torchPython = found?.python;
+
+  if (only.includes("models")) {
     const common = ["--sizes", sizes.join(","), "--batches", batches, "--prompt", prompt, "--new", newTokens];
     const tmp = await Deno.makeTempDir({ prefix: "bench-" });
     try {
@@ -328,7 +351,6 @@ async function main(): Promise<void> {
     }
 
     if (!values["no-torch"]) {
-      const found = await findTorchPython(values.python ? [values.python] : ["python3", "/usr/bin/python3"]);
       if (!found) note("PyTorch side left out: no python3 with torch found (pass --python PATH)");
       else {
         report.machine.torch = found.version;
@@ -354,6 +376,17 @@ async function main(): Promise<void> {
     }
   }
 
+  // The training (E) and Recync (F2) benches have flags of their own: quick mode shrinks them, and
+  // --train-args / --recync-args pass anything else through. Their PyTorch side looks for `python3` on
+  // PATH, so the directory of the python found above goes first.
+  const extra: Record<string, string[]> = {
+    train: [
+      ...(values.backends ? ["--backends", backends.join(",")] : []),
+      ...(values["no-torch"] ? ["--no-torch"] : []),
+      ...(quick ? ["--sizes", "4x128", "--steps", "2", "--batch", "2", "--block", "32"] : []),
+    ],
+    recync: quick ? ["--T", "16", "--reps", "1", "--units", "2", "--batches", "1,2"] : [],
+  };
   for (const name of ["train", "recync"] as const) {
     if (!only.includes(name)) continue;
     const path = sibling(`${name}_bench`);
@@ -361,8 +394,12 @@ async function main(): Promise<void> {
       note(`${name} bench left out: ${path} does not exist yet`);
       continue;
     }
-    console.error(`[bench] ${name}: ${path} ...`);
-    const r = await runChild(Deno.execPath(), ["run", "-A", path, ...(quick ? ["--quick"] : [])]);
+    const args = [...extra[name], ...splitArgs(values[`${name}-args`] ?? "")];
+    console.error(`[bench] ${name}: ${path} ${args.join(" ")} ...`);
+    const pathEnv: Record<string, string> = torchPython?.includes("/")
+      ? { PATH: `${torchPython.slice(0, torchPython.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}` }
+      : {};
+    const r = await runChild(Deno.execPath(), ["run", "-A", path, ...args], pathEnv);
     report.other[name] = r.stdout;
     if (r.code !== 0) note(`${name} bench failed (exit ${r.code}): ${r.errTail}`);
   }
