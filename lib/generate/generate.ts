@@ -8,8 +8,10 @@
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
+ * await tf.setBackend("cpu");
  * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 64, maxPositions: 64 }), {
  *   seed: 1,
  * });
@@ -234,8 +236,10 @@ function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<num
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
+ * await tf.setBackend("cpu");
  * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50, maxPositions: 64 }), {
  *   seed: 3,
  * });
@@ -771,9 +775,11 @@ export interface GenerateTextResult {
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * import { generateText } from "./generate.ts";
+ * await tf.setBackend("cpu");
  * const tok = CharTokenizer.fromCorpus("abcdefgh ");
  * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tok.vocabSize, maxPositions: 32 }), {
  *   seed: 0,

@@ -4,8 +4,10 @@
  *
  * @example
  * ```ts
+ * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate, Prng } from "./mod.ts";
+ * await tf.setBackend("cpu");
  * const rng = new Prng(1);
  * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: 40, maxPositions: 32 }), {
  *   seed: rng.nextInt(1000),

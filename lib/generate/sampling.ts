@@ -24,6 +24,7 @@
  * ```ts
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
+ * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[2, 1, 0, -1], [0, 0, 3, 0]]);
  * const sampler = new TokenSampler(2, 4, [{ temperature: 0 }, { temperature: 0.7, topK: 2 }]);
  * const out = sampler.sample(logits, [0.5, 0.25]);
@@ -110,6 +111,7 @@ interface ParamTensors {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
+ * await tf.setBackend("cpu");
  * const sampler = new TokenSampler(1, 3, { topP: 0.9 });
  * const logits = tf.tensor2d([[0, 1, 2]]);
  * const { tokens, logprobs, sampledLogprobs } = sampler.sample(logits, [0.1]);
@@ -354,6 +356,7 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { sampleLogits } from "./sampling.ts";
+ * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[0, 5, 1]]);
  * const out = sampleLogits(logits, { temperature: 0 }, [0]);
  * console.log(out.tokens.arraySync()); // [1]
