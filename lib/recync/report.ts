@@ -436,8 +436,8 @@ export function recyncForestPlot(
 }
 
 /**
- * The cosim traces of one unit: baseline and intervention, their per-step thresholds (dashed), crisis
- * extents (shaded) and the restart points r (vertical rules).
+ * The cosim traces of one unit: baseline and intervention (or the arms named in `options.arms`), their
+ * per-step thresholds (dashed), crisis extents (shaded) and the restart points r (vertical rules).
  *
  * @example
  * ```ts
@@ -445,18 +445,24 @@ export function recyncForestPlot(
  * // `record` is one line of a results file (see harness.ts).
  * ```
  */
-export function recyncUnitTracePlot(record: RecyncUnitRecord, title?: string): PlotFigure {
+export function recyncUnitTracePlot(
+  record: RecyncUnitRecord,
+  options: { title?: string; arms?: ("baseline" | "intervention")[] } = {},
+): PlotFigure {
+  const title = options.title;
+  const arms = options.arms ?? ["baseline", "intervention"];
   const pts: { step: number; value: number; arm: string }[] = [];
   const thr: { step: number; value: number; arm: string }[] = [];
   const bands: { x1: number; x2: number; arm: string }[] = [];
-  for (
-    const [arm, trace] of [["baseline", record.baseline], ["intervention", record.intervention]] as const
-  ) {
+  for (const arm of arms) {
+    const trace = record[arm];
     trace.cosim.forEach((c, t) => c !== null && pts.push({ step: t, value: c, arm }));
     trace.thr.forEach((c, t) => c !== null && thr.push({ step: t, value: c, arm }));
     for (const [s, e] of crisisExtents(trace)) bands.push({ x1: s - 0.5, x2: e - 0.5, arm });
   }
-  const restarts = record.restarts.map((r) => ({ step: r.r, label: `restart ${r.restart} (r=${r.r})` }));
+  const restarts = arms.includes("intervention")
+    ? record.restarts.map((r) => ({ step: r.r, label: `restart ${r.restart} (r=${r.r})` }))
+    : [];
   return plot({
     title: title ?? `${record.model} · ${record.promptId} · seed ${record.seed} · ${record.policy}`,
     width: 760,
