@@ -163,7 +163,7 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
     try {
       // Calibration at batch 1 (also the batch-1 warm-up): per-token prefill cost and per-step decode cost,
       // from which each case's time is estimated before it runs.
-      const calP = Math.min(P, 16), calN = 2;
+      const calP = Math.min(P, 8), calN = 2;
       const cal = await timedGenerate(model, benchPrompts(1, calP, config.vocabSize, 1), calN);
       const perPrefillToken = cal.prefillS / calP;
       const perDecodeStep = cal.decodeS / calN;

@@ -37,6 +37,8 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --max-seconds 60            skip a case whose estimated time is longer (per backend and case)
   --python PATH               python with torch (default: python3, then /usr/bin/python3)
   --no-torch                  skip the PyTorch side
+  --torch-threads 2,1         CPU threads of the PyTorch runs, one run each (default: all cores; the
+                              tfjs wasm backend runs on one thread under Deno)
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
   --train-args "..."          extra flags for bench/train_bench.ts (e.g. "--sizes 4x128 --steps 3")
   --recync-args "..."         extra flags for bench/recync_bench.ts (e.g. "--backend wasm --T 50")
@@ -247,6 +249,7 @@ async function main(): Promise<void> {
       "max-seconds": { type: "string", default: "60" },
       python: { type: "string" },
       "no-torch": { type: "boolean" },
+      "torch-threads": { type: "string" },
       quick: { type: "boolean" },
       "train-args": { type: "string" },
       "recync-args": { type: "string" },
@@ -361,17 +364,23 @@ async function main(): Promise<void> {
           const c = BENCH_MODEL_SIZES[s];
           return [s, [c.nLayers, c.dModel, c.nHeads]];
         }));
-        console.error(`[bench] models on torch (${found.python}, torch ${found.version}) ...`);
-        const r = await runChild(found.python, [
-          script,
-          "--sizes",
-          JSON.stringify(sizeSpec),
-          ...common.slice(2),
-          "--max-seconds",
-          maxSeconds,
-        ]);
-        if (r.code !== 0) note(`torch failed (exit ${r.code}): ${r.errTail}`);
-        else report.models.push(...JSON.parse(r.stdout) as ModelBenchRow[]);
+        const threads = values["torch-threads"]
+          ? parsePositiveList("torch-threads", values["torch-threads"])
+          : [0];
+        for (const t of threads) {
+          console.error(`[bench] models on torch (${found.python}, torch ${found.version}) ...`);
+          const r = await runChild(found.python, [
+            script,
+            "--sizes",
+            JSON.stringify(sizeSpec),
+            ...common.slice(2),
+            "--max-seconds",
+            maxSeconds,
+            ...(t ? ["--threads", String(t)] : []),
+          ]);
+          if (r.code !== 0) note(`torch failed (exit ${r.code}): ${r.errTail}`);
+          else report.models.push(...JSON.parse(r.stdout) as ModelBenchRow[]);
+        }
       }
     }
   }

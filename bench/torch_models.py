@@ -136,6 +136,8 @@ def main():
     engine = f"torch-{device}"
     if device == "cuda":
         engine += f" ({torch.cuda.get_device_name(0)})"
+    elif a.threads != os.cpu_count():
+        engine += f" ({a.threads} thread{'s' if a.threads > 1 else ''})"
     log = lambda s: print(f"[{engine}] {s}", file=sys.stderr, flush=True)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     P, N = a.prompt, a.new
@@ -145,7 +147,7 @@ def main():
             model = GPT2(layers, d, heads, a.seed).to(device).eval()
             params = sum(p.numel() for p in model.parameters())
             base = dict(size=size, params=params, prompt=P, newTokens=N, engine=engine)
-            cal_p = min(P, 16)
+            cal_p = min(P, 8)
             pre, dec = timed_generate(model, bench_prompts(1, cal_p, VOCAB, 1), 2, device)
             per_tok, per_step = pre / cal_p, dec / 2
             log(f"{size}: {params} parameters; calibration {per_tok * 1e3:.1f} ms/prefill token, "
