@@ -118,3 +118,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "notebook display: Progress and LivePlot update one output each in place inside the Deno kernel",
+  ignore: !status.available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "coherence-nbtest-" });
+    try {
+      const lib = new URL("../lib/", import.meta.url).href;
+      const source = [
+        `import { LivePlot, Progress } from "${lib}notebook/mod.ts";`,
+        `import { plot, Plot } from "${lib}plot/mod.ts";`,
+        `const live = new LivePlot({ minIntervalMs: 0 });`,
+        `const bar = new Progress(12, { label: "loop", redrawMs: 0 });`,
+        `const ys: number[] = [];`,
+        `for (let i = 0; i < 12; i++) {`,
+        `  ys.push(i * i);`,
+        `  live.update(() => plot({ marks: [Plot.lineY([...ys])] }));`,
+        `  bar.tick();`,
+        `  await new Promise((r) => setTimeout(r, 5));`,
+        `}`,
+        `await live.close();`,
+        `await bar.done();`,
+        `"finished"`,
+      ].join("\n");
+      const nb = {
+        cells: [{ cell_type: "code", metadata: {}, outputs: [], source, execution_count: null }],
+        metadata: { kernelspec: { display_name: "Deno", language: "typescript", name: "deno" } },
+        nbformat: 4,
+        nbformat_minor: 4,
+      };
+      await Deno.mkdir(`${dir}/nb`);
+      await Deno.writeTextFile(`${dir}/nb/live.ipynb`, JSON.stringify(nb));
+      const r = await runNotebook(`${dir}/nb/live.ipynb`, { outDir: `${dir}/out`, cellTimeoutSec: 120 });
+      assert.ok(r.ok, formatNotebookFailure(r));
+      const outputs: { output_type: string; data?: Record<string, string | string[]> }[] =
+        JSON.parse(await Deno.readTextFile(r.executedPath!)).cells[0].outputs;
+      const text = (o: { data?: Record<string, string | string[]> }, k: string) =>
+        [o.data?.[k] ?? ""].flat().join("");
+      const displays = outputs.filter((o) => o.output_type === "display_data");
+      assert.equal(displays.length, 2, `one chart and one bar, updated in place: ${JSON.stringify(outputs)}`);
+      const chart = displays.find((o) => o.data?.["image/svg+xml"])!;
+      const path = /aria-label="line"[\s\S]*?<path[^>]* d="([^"]+)"/.exec(text(chart, "image/svg+xml"))![1];
+      assert.equal(path.split("L").length, 12, "the chart shows the final 12 points");
+      const bar = displays.find((o) => o.data?.["text/html"])!;
+      assert.match(text(bar, "text/plain"), /^loop \| 12\/12 \(100%\)/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
