@@ -259,3 +259,53 @@ Deno.test("no tensor leak across 100 units", async () => {
     model.dispose();
   }
 });
+
+// ---- The command line (deno task recync run/report). ----
+import { recyncMain } from "../../lib/cli/recync.ts";
+
+const DEMO = new URL("../../data/models/shakespeare-char", import.meta.url).pathname;
+let demoPresent = false;
+try {
+  demoPresent = (await Deno.readDir(DEMO)[Symbol.asyncIterator]().next()).done === false;
+} catch { /* absent */ }
+
+Deno.test("cli: bad arguments give clear errors", async () => {
+  const err = async (args: string[]) => {
+    try {
+      await recyncMain(args);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return "";
+  };
+  assert((await err(["frobnicate"])).includes("unknown command 'frobnicate'"));
+  assert((await err(["run", "--prompts", "x.jsonl", "--out", "o.jsonl"])).includes("--model is required"));
+  assert((await err(["run", "--model", "m", "--prompts", "p", "--out", "o", "--policy", "v9"])).includes("v4, v4-2r, v3, none"));
+  assert((await err(["report"])).includes("at least one results"));
+  assert((await err(["report", "a.jsonl", "--outcome", "joy"])).includes("--outcome 'joy'"));
+});
+
+Deno.test({
+  name: "cli: run (resumable, sharded) and report on the bundled demo model",
+  ignore: !demoPresent,
+  fn: async () => {
+    await withTemp(async (dir) => {
+      const prompts = `${dir}/p.txt`;
+      await Deno.writeTextFile(prompts, "ROMEO:\nJULIET:\nFirst Citizen:\n");
+      const common = ["--model", DEMO, "--prompts", prompts, "--seeds", "2", "--T", "60", "--backend", "cpu"];
+      for (const shard of ["0/2", "1/2"]) {
+        await recyncMain(["run", ...common, "--policy", "v4", "--out", `${dir}/s${shard[0]}.jsonl`, "--shard", shard]);
+      }
+      const a = (await readJsonl<RecyncUnitRecord>(`${dir}/s0.jsonl`)).records;
+      const b = (await readJsonl<RecyncUnitRecord>(`${dir}/s1.jsonl`)).records;
+      assertEquals(a.length + b.length, 6);
+      assert(a.every((r) => r.index % 2 === 0) && b.every((r) => r.index % 2 === 1));
+      await recyncMain(["run", ...common, "--policy", "v4", "--out", `${dir}/s0.jsonl`, "--shard", "0/2"]);
+      assertEquals((await readJsonl(`${dir}/s0.jsonl`)).records.length, a.length); // resumed: nothing new
+      await recyncMain(["report", `${dir}/s0.jsonl`, `${dir}/s1.jsonl`, "--out-dir", `${dir}/rep`, "--resamples", "200"]);
+      const table = await Deno.readTextFile(`${dir}/rep/table.md`);
+      assert(table.includes("| v4 | 60 |"), table);
+      for (const f of ["forest.svg", "forest.png", "summary.json"]) assert((await Deno.stat(`${dir}/rep/${f}`)).size > 0);
+    });
+  },
+});
