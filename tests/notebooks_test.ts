@@ -38,6 +38,13 @@ for (const nb of notebooks) {
   });
 }
 
+Deno.test("run_notebooks: without a Python that has nbclient, the reason names the packages to install", async () => {
+  const s = await jupyterStatus(["/nonexistent/python3"]);
+  assert.equal(s.available, false);
+  assert.match(s.reason!, /no Python with nbclient found \(\/nonexistent\/python3: not found\)/);
+  assert.match(s.reason!, /python3-nbclient/);
+});
+
 Deno.test("run_notebooks: firstCellError names the first failing code cell and strips ANSI codes", () => {
   const nb = {
     cells: [

@@ -93,13 +93,22 @@ function pythonCandidates(): string[] {
 
 let pythonFound: string | undefined;
 
-/** Checks for a Python with nbclient + nbformat and for the `deno` kernelspec. */
-export async function jupyterStatus(): Promise<JupyterStatus> {
+/**
+ * Checks for a Python with nbclient + nbformat (trying `pythons` in order) and for the `deno` kernelspec.
+ *
+ * @example
+ * ```ts
+ * import { jupyterStatus } from "./run_notebooks.ts";
+ * const s = await jupyterStatus();
+ * if (!s.available) console.warn(s.reason);
+ * ```
+ */
+export async function jupyterStatus(pythons: string[] = pythonCandidates()): Promise<JupyterStatus> {
   const probe = "import json, nbclient, nbformat\n" +
     "from jupyter_client.kernelspec import KernelSpecManager\n" +
     "print(json.dumps(sorted(KernelSpecManager().find_kernel_specs())))";
   const tried: string[] = [];
-  for (const py of pythonCandidates()) {
+  for (const py of pythons) {
     const r = await output(py, ["-c", probe]);
     if (r.code !== 0) {
       tried.push(`${py}: ${r.code === -1 ? "not found" : r.stderr.trim().split("\n").at(-1)}`);
@@ -186,10 +195,15 @@ print("@@RESULT@@" + json.dumps(result))
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 
-interface IpynbCell {
+/** The parts of a notebook cell (nbformat 4) that the error report reads. */
+export interface IpynbCell {
+  /** "code", "markdown" or "raw". */
   cell_type: string;
+  /** Source text, whole or as lines. */
   source: string | string[];
+  /** Cell metadata; the `raises-exception` tag marks cells expected to fail. */
   metadata?: { tags?: string[] };
+  /** Outputs of an executed code cell. */
   outputs?: { output_type: string; ename?: string; evalue?: string; traceback?: string[] }[];
 }
 

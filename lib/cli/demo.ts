@@ -19,6 +19,8 @@ import { loadExampleModel } from "../notebook/example_model.ts";
 import { cosimTracePlot } from "../plot/charts.ts";
 import { savePng, saveSvg } from "../plot/png.ts";
 import { CosimMonitor, type CrisisEvent } from "../recync/monitor.ts";
+export type { BackendName } from "../backend/backend.ts";
+export type { CrisisEvent, SeverityBucket } from "../recync/monitor.ts";
 
 const USAGE = `Usage: deno task demo [options]
 
