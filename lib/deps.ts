@@ -15,18 +15,24 @@ import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 // Hugging Face tokenizer.json runtime (pure JS, zero deps; the code transformers.js uses).
 export { Tokenizer as HFTokenizerRuntime } from "npm:@huggingface/tokenizers@0.2.0";
 
-/** File URL of the wasm backend's `dist/` folder, where its `.wasm` binaries live. */
-export const WASM_DIST_URL: string = new URL(
-  "./",
-  import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0"),
-).href;
+/**
+ * A file URL inside an npm package; "" where npm specifiers do not resolve (a `deno bundle` output, as
+ * carried to the GPU machine), so that importing this module never throws there.
+ */
+function npmFileUrl(path: string, specifier: string): string {
+  try {
+    return new URL(path, import.meta.resolve(specifier)).href;
+  } catch {
+    return "";
+  }
+}
+
+/** File URL of the wasm backend's `dist/` folder, where its `.wasm` binaries live ("" in a bundle). */
+export const WASM_DIST_URL: string = npmFileUrl("./", "npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
 // Charts: Observable Plot renders into a linkedom document outside the browser; resvg turns SVG into PNG.
 export * as Plot from "npm:@observablehq/plot@0.6.17";
 export { parseHTML } from "npm:linkedom@0.18.15";
 export { initWasm as initResvgWasm, Resvg } from "npm:@resvg/resvg-wasm@2.6.2";
-/** File URL of resvg's `index_bg.wasm`, which {@linkcode initResvgWasm} must be given once. */
-export const RESVG_WASM_URL: string = new URL(
-  "./index_bg.wasm",
-  import.meta.resolve("npm:@resvg/resvg-wasm@2.6.2"),
-).href;
+/** File URL of resvg's `index_bg.wasm`, which {@linkcode initResvgWasm} must be given once ("" in a bundle). */
+export const RESVG_WASM_URL: string = npmFileUrl("./index_bg.wasm", "npm:@resvg/resvg-wasm@2.6.2");
