@@ -147,7 +147,9 @@ function rate(tokens: number, seconds: number): { tokensPerSec: number; msPerTok
 export async function runModelsBench(options: ModelsBenchOptions): Promise<ModelBenchRow[]> {
   const log = options.log ?? ((s: string) => console.error(s));
   const info = await initBackend({ backend: options.backend });
-  const engine = `tfjs-${info.name}` + (info.isFallbackAdapter ? ` (${info.adapter}, software)` : "");
+  // A software adapter is labelled so its figures are never mistaken for a GPU's.
+  const engine = `tfjs-${info.name}` +
+    (info.isFallbackAdapter ? ` (${info.adapter?.split(" (")[0]}, software)` : "");
   const { prompt: P, newTokens: N } = options;
   const rows: ModelBenchRow[] = [];
   for (const size of options.sizes) {
