@@ -171,8 +171,9 @@ export interface GenerateOptions {
   /** Cap on forward steps (guards against endless rewinding). Default 4 * maxNewTokens + 16. */
   maxSteps?: number;
   /**
-   * Queue each next forward before the current step's readback completes (default true). Only applies
-   * when there are no `onStep`/`policies` callbacks, since their rewinds decide what is fed next.
+   * Queue each next forward before the current step's readback completes (default true). Results are
+   * identical either way; with pipelining, a row rewound by a callback sits out one step (its queued
+   * forward fed the dropped token), so runs with rewinds take a few more steps.
    */
   pipeline?: boolean;
   /** Id written into left padding of ragged prompts (masked out; default 0). */
@@ -199,6 +200,11 @@ interface RowState {
   refeed: number | null;
   /** cosim recorded for the index the next step re-produces after a rewind. */
   savedCosim: number | null;
+  /**
+   * The logits of the next step are stale for this row: it was rewound after that step's forward had
+   * already been queued (pipelining), so it sits that step out and the refeed goes into the one after.
+   */
+  skipNext: boolean;
   stop: Set<number>;
   forced: number[];
 }
@@ -395,6 +401,7 @@ async function* runLoop(
     cached: prompt.length,
     refeed: null,
     savedCosim: null,
+    skipNext: false,
     stop: stops[b],
     forced: options.forceTokens?.[b] ?? [],
   }));
@@ -416,8 +423,9 @@ async function* runLoop(
   let tokensDevice: tf.Tensor1D | null = null;
   let history: tf.Tensor2D | null = null;
   let historyDirty = true;
+  /** The next step's forward, queued while the current step's readback is in flight. */
   let ahead: ForwardResult | null = null;
-  const speculate = callbacks.length === 0 && options.pipeline !== false;
+  const speculate = options.pipeline !== false;
 
   const rebuildHistory = () => {
     history?.dispose();
@@ -487,6 +495,9 @@ async function* runLoop(
       cache!.truncateRow(row, keep);
       r.cached = keep;
       r.refeed = to === 0 ? r.prompt[r.prompt.length - 1] : t.tokens[to - 1];
+      // With the next forward already queued, the truncation above also dropped the column it fed; its
+      // logits are stale for this row, which then waits one step and refeeds in the forward after.
+      r.skipNext = ahead !== null;
       historyDirty = true;
     },
   };
@@ -524,7 +535,8 @@ async function* runLoop(
     const tDecode = performance.now();
 
     for (let step = 0;; step++) {
-      const active = rows.map((r) => !r.finished);
+      const active = rows.map((r) => !r.finished && !r.skipNext);
+      for (const r of rows) r.skipNext = false;
       const uniforms = new Float32Array(B);
       const forced = new Int32Array(B).fill(-1);
       let anyForced = false;
@@ -581,22 +593,17 @@ async function* runLoop(
         }
         return tf.concat(cols, 1);
       });
-      // Start the readback first, then (without callbacks, whose rewinds could change what is fed) queue
-      // the next forward on the device tokens while the readback is in flight: on webgpu the encoding of
-      // step t + 1 overlaps the GPU work and the copy of step t.
+      // Start the readback first, then queue the next forward on the device tokens while it is in
+      // flight: on webgpu the encoding of step t + 1 overlaps the GPU work and the copy of step t. A row
+      // rewound by this step's callbacks sits the next step out (see RowState.skipNext).
       const readback = packed.data() as Promise<Float32Array>;
-      if (speculate) {
-        cropFinished();
-        if (rows.every((r) => r.cached < maxPositions)) {
-          const idsAhead = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
-          try {
-            ahead = model.forward(idsAhead, { ...forwardOptions, cache });
-          } catch (e) {
-            readback.catch(() => {});
-            throw e;
-          } finally {
-            idsAhead.dispose();
-          }
+      // (Finished rows are cropped before feeding, so only running rows can block it.)
+      if (speculate && rows.every((r) => r.finished || r.cached < maxPositions)) {
+        try {
+          ahead = launchForward();
+        } catch (e) {
+          readback.catch(() => {});
+          throw e;
         }
       }
       let data: Float32Array;
@@ -652,9 +659,11 @@ async function* runLoop(
       const stepObj: GenerationStep = { step, rows: stepRows };
       for (const cb of callbacks) await cb(stepObj, control);
       if (step + 1 >= maxSteps) rows.forEach((r, b) => !r.finished && finish(b, "maxSteps"));
-      // Rows whose next token would not fit the model's positions end here.
+      // Rows whose next token would not fit the model's positions end here (a row whose next forward is
+      // already queued has its next logits and is checked at the next step).
       rows.forEach((r, b) => {
-        if (!r.finished && r.cached >= maxPositions) finish(b, "context");
+        const queued = ahead !== null && !r.skipNext;
+        if (!r.finished && !queued && r.cached >= maxPositions) finish(b, "context");
       });
       for (const sr of stepRows) {
         sr.finished = rows[sr.row].finished;
@@ -670,9 +679,8 @@ async function* runLoop(
         res = ahead;
         ahead = null;
       } else {
-        res = forwardNext();
+        res = launchForward();
       }
-      rows.forEach((r) => r.cached++);
       prev?.dispose();
       prev = cur!.hidden;
       cur!.logits.dispose();
@@ -690,17 +698,19 @@ async function* runLoop(
     sampler.dispose();
   }
 
+  /** The length a finished row is cropped back to: its kept prefix (prompt + fed tokens), capped. */
+  function cropTarget(r: RowState, b: number): number {
+    return Math.min(r.prompt.length + Math.max(trace.rows[b].tokens.length - 1, 0), maxPositions - 1);
+  }
+
   /**
-   * Crops finished rows back to their kept prefix (prompt + fed tokens) once they near the model's last
-   * position, so feeding them never overflows and a later rewind still finds the prefix.
+   * Crops finished rows back to their kept prefix once they near the model's last position, so feeding
+   * them never overflows and a later rewind still finds the prefix.
    */
   function cropFinished(): void {
     rows.forEach((r, b) => {
       if (r.finished && r.cached >= maxPositions - 1) {
-        const kept = Math.min(
-          r.prompt.length + Math.max(trace.rows[b].tokens.length - 1, 0),
-          maxPositions - 1,
-        );
+        const kept = cropTarget(r, b);
         if (kept < r.cached) {
           cache!.truncateRow(b, kept);
           r.cached = kept;
@@ -709,24 +719,36 @@ async function* runLoop(
     });
   }
 
-  /** Runs the next forward from host state: refeeds after rewinds, else the device tokens. */
-  function forwardNext(): ForwardResult {
+  /**
+   * Queues the next forward: every row feeds its newest device-side token, except rows with a pending
+   * refeed after a rewind (a small upload, only then).
+   */
+  function launchForward(): ForwardResult {
     cropFinished();
     const refeeds = rows.some((r) => r.refeed !== null);
     let idsNext: tf.Tensor2D;
     if (refeeds) {
-      const host = new Int32Array(B);
+      const host = new Int32Array(B), use = new Uint8Array(B);
       rows.forEach((r, b) => {
-        const toks = trace.rows[b].tokens;
-        host[b] = r.refeed ?? (toks.length ? toks[toks.length - 1] : r.prompt[r.prompt.length - 1]);
+        if (r.refeed === null) return;
+        host[b] = r.refeed;
+        use[b] = 1;
         r.refeed = null;
       });
-      idsNext = tf.tensor2d(host, [B, 1], "int32");
+      idsNext = tf.tidy(() =>
+        tf.where(
+          tf.tensor2d(use, [B, 1], "bool"),
+          tf.tensor2d(host, [B, 1], "int32"),
+          tokensDevice!.reshape([B, 1]),
+        ) as tf.Tensor2D
+      );
     } else {
       idsNext = tokensDevice!.reshape([B, 1]) as tf.Tensor2D;
     }
     try {
-      return model.forward(idsNext, { ...forwardOptions, cache: cache! });
+      const res = model.forward(idsNext, { ...forwardOptions, cache: cache! });
+      for (const r of rows) r.cached++;
+      return res;
     } finally {
       idsNext.dispose();
     }

@@ -161,7 +161,9 @@ Deno.test("generate: no tensor leak across a 100-step generation with rewinds an
 });
 
 Deno.test("generate: rewind keeps the prefix, crops the cache to a fresh prefill, and greedy regenerates the same", async () => {
-  for (const model of Object.values(models)) {
+  for (
+    const [model, pipeline] of [[rotary, false], [learned, false], [rotary, true], [learned, true]] as const
+  ) {
     const prompt = [3, 1, 4, 1, 5];
     const base = await generate(model, prompt, { maxNewTokens: 16, sampling: { temperature: 0 } }).collect();
     let rewound = false;
@@ -170,26 +172,31 @@ Deno.test("generate: rewind keeps the prefix, crops the cache to a fresh prefill
     const trace = await generate(model, prompt, {
       maxNewTokens: 16,
       sampling: { temperature: 0 },
+      pipeline,
       onStep: (step, control) => {
         steps.push(step);
         const row = step.rows[0];
+        if (!row) return; // with pipelining, the step after the rewind has no row (it sits out)
         if (!rewound && row.t === 11) {
           control.rewind(0, 6, 1234);
           assertEquals(control.tokens(0), base.rows[0].tokens.slice(0, 6));
           rewound = true;
         } else if (rewound && !checked && row.afterRewind) {
           assertEquals(row.t, 6);
-          // The cache now holds the prompt and y_0..y_5: compare with a fresh prefill of that prefix.
+          // The cache now holds the prompt and y_0..y_5 (plus y_6 when the next forward is already
+          // queued): compare with a fresh prefill of that prefix.
           const prefix = [...prompt, ...control.tokens(0).slice(0, 6)];
           const fresh = model.createCache(1) as KVCache;
           const ids = tf.tensor2d([prefix], [1, prefix.length], "int32");
           const out = model.forward(ids, { cache: fresh });
           tf.dispose([ids, out.logits, out.hidden, out.residual]);
           const got = (control.cache as KVCache).snapshotRow(0), want = fresh.snapshotRow(0);
+          assertEquals((control.cache as KVCache).rowLengths()[0], prefix.length + (pipeline ? 1 : 0));
           for (let l = 0; l < got.length; l++) {
-            assertEquals(got[l].k.shape, want[l].k.shape);
-            assertClose(got[l].k.dataSync(), want[l].k.dataSync(), 1e-5, `layer ${l} keys`);
-            assertClose(got[l].v.dataSync(), want[l].v.dataSync(), 1e-5, `layer ${l} values`);
+            const [h, , d] = want[l].k.shape;
+            const head = (x: tf.Tensor3D) => x.slice([0, 0, 0], [h, prefix.length, d]).dataSync();
+            assertClose(head(got[l].k), want[l].k.dataSync(), 1e-5, `layer ${l} keys`);
+            assertClose(head(got[l].v), want[l].v.dataSync(), 1e-5, `layer ${l} values`);
           }
           tf.dispose(got.flatMap((s) => [s.k, s.v]).concat(want.flatMap((s) => [s.k, s.v])));
           fresh.dispose();
@@ -203,28 +210,31 @@ Deno.test("generate: rewind keeps the prefix, crops the cache to a fresh prefill
     assertClose(row.cosims, base.rows[0].cosims, 1e-5);
     assertEquals(row.rewinds, [{ step: 12, from: 12, to: 6, seed: 1234 }]);
     assertEquals(row.seed, 1234);
-    assertEquals(trace.stats.steps, 16 + 6);
+    // 16 kept tokens + 6 regenerated, plus one step sat out when the next forward was already queued.
+    assertEquals(trace.stats.steps, 16 + 6 + (pipeline ? 1 : 0));
   }
 });
 
 Deno.test("generate: rewinding one row leaves the other rows' tokens untouched", async () => {
-  const opts = { maxNewTokens: 14, seeds: [21, 22, 23], sampling: { topP: 0.9 } };
-  const prompts = [[1, 2], [3, 4], [5, 6]];
-  const base = await generate(rotary, prompts, opts).collect();
-  const trace = await generate(rotary, prompts, {
-    ...opts,
-    onStep: (step, control) => {
-      if (step.step === 8) control.rewind(1, 2, 777);
-      if (step.step === 10) control.rewind(1, 0, 778);
-    },
-  }).collect();
-  assertEquals(trace.rows[0].tokens, base.rows[0].tokens);
-  assertEquals(trace.rows[2].tokens, base.rows[2].tokens);
-  assertEquals(trace.rows[1].tokens.length, 14);
-  // Row 1 restarted from index 0 with seed 778: equal to a fresh run seeded 778.
-  const fresh = await generate(rotary, [prompts[1]], { ...opts, seeds: [778] }).collect();
-  assertEquals(trace.rows[1].tokens, fresh.rows[0].tokens);
-  assertEquals(trace.rows[1].rewinds.map((r) => r.to), [2, 0]);
+  for (const pipeline of [true, false]) {
+    const opts = { maxNewTokens: 14, seeds: [21, 22, 23], sampling: { topP: 0.9 }, pipeline };
+    const prompts = [[1, 2], [3, 4], [5, 6]];
+    const base = await generate(rotary, prompts, opts).collect();
+    const trace = await generate(rotary, prompts, {
+      ...opts,
+      onStep: (step, control) => {
+        if (step.step === 8) control.rewind(1, 2, 777);
+        if (step.step === 10) control.rewind(1, 0, 778);
+      },
+    }).collect();
+    assertEquals(trace.rows[0].tokens, base.rows[0].tokens);
+    assertEquals(trace.rows[2].tokens, base.rows[2].tokens);
+    assertEquals(trace.rows[1].tokens.length, 14);
+    // Row 1 restarted from index 0 with seed 778: equal to a fresh run seeded 778.
+    const fresh = await generate(rotary, [prompts[1]], { ...opts, seeds: [778] }).collect();
+    assertEquals(trace.rows[1].tokens, fresh.rows[0].tokens);
+    assertEquals(trace.rows[1].rewinds.map((r) => r.to), [2, 0]);
+  }
 });
 
 Deno.test("generate: stop tokens, stop(), sampling changes, forced tokens and the step cap", async () => {
@@ -258,7 +268,9 @@ Deno.test("generate: stop tokens, stop(), sampling changes, forced tokens and th
   const capped = await generate(rotary, [1, 2, 3], {
     maxNewTokens: 10,
     maxSteps: 7,
-    onStep: (step, control) => control.rewind(0, Math.max(0, step.rows[0].t - 1)),
+    onStep: (step, control) => {
+      if (step.rows.length) control.rewind(0, Math.max(0, step.rows[0].t - 1));
+    },
   }).collect();
   assertEquals(capped.stats.steps, 7);
   assertEquals(capped.rows[0].finishReason, "maxSteps");
@@ -327,14 +339,40 @@ Deno.test("generateText: encodes, stops at EOS-less max length, decodes; trace r
 });
 
 Deno.test("generate: pipelined and sequential decoding agree; rows stop at the context limit", async () => {
-  const opts = { maxNewTokens: 12, seeds: [1, 2, 3], sampling: { topK: 10 } };
-  const prompts = [[1, 2], [3, 4], [5, 6]];
-  const piped = await generate(rotary, prompts, opts).collect();
-  const seq = await generate(rotary, prompts, { ...opts, pipeline: false }).collect();
+  // Callbacks that rewind (twice for row 0), reseed without dropping (row 1), rewind twice in one step
+  // (row 2) and stop a row. Decisions depend on kept lengths only, so both modes take the same ones.
+  const run = (pipeline: boolean) => {
+    const done = [0, 0, 0];
+    return generate(rotary, [[1, 2], [3, 4], [5, 6]], {
+      maxNewTokens: 12,
+      seeds: [1, 2, 3],
+      sampling: { topK: 10 },
+      pipeline,
+      onStep: (_step, control) => {
+        const n = (row: number) => control.tokens(row).length;
+        if (n(0) === 6 && done[0] < 2) control.rewind(0, 3, 100 + done[0]++);
+        if (n(1) === 9 && done[1]++ === 0) control.rewind(1, 9, 555);
+        if (n(2) === 5 && done[2]++ === 0) {
+          control.rewind(2, 4, 7);
+          control.rewind(2, 1, 8);
+        }
+        if (n(1) === 11) control.stop(1);
+      },
+    }).collect();
+  };
+  const piped = await run(true), seq = await run(false);
   for (let b = 0; b < 3; b++) {
     assertEquals(piped.rows[b].tokens, seq.rows[b].tokens);
     assertEquals(piped.rows[b].cosims, seq.rows[b].cosims);
+    assertEquals(piped.rows[b].finishReason, seq.rows[b].finishReason);
+    assertEquals(
+      piped.rows[b].rewinds.map((r) => [r.to, r.seed]),
+      seq.rows[b].rewinds.map((r) => [r.to, r.seed]),
+    );
   }
+  assertEquals(piped.rows[0].rewinds.length, 2);
+  assertEquals(piped.rows[1].finishReason, "stopped");
+  assertEquals(piped.rows[2].tokens.length, 12);
   // maxPositions is 96: a 90-token prompt can feed positions 90..95, so it yields 7 tokens.
   const long = Array.from({ length: 90 }, (_, i) => (i * 7) % V);
   for (const pipeline of [true, false]) {
