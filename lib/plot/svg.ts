@@ -80,7 +80,10 @@ function layoutFigure(figure: PlotElement): string {
     else if (tag === "figcaption") textLine(text, 12, "normal", "#555");
     else if (tag === "svg") {
       const h = numAttr(child, "height", 400);
-      parts.push(withNamespace(child.outerHTML, ` x="0" y="${y}"`));
+      // Ramp legends put their first tick label at x = 0, half outside; browsers show it through
+      // overflow: visible, so shift the legend right a little and let it overflow here too.
+      const ramp = /(^|\s)plot-[\w-]*ramp/.test(child.getAttribute("class") ?? "");
+      parts.push(withNamespace(child.outerHTML, ` x="${ramp ? 8 : 0}" y="${y}" overflow="visible"`));
       y += h;
     } else if (tag === "div" && child.querySelector("span") !== null) {
       y += layoutSwatches(child, y, width, parts);
