@@ -27,7 +27,17 @@ import type { DecoderConfig } from "../lib/models/types.ts";
 import { generate } from "../lib/generate/generate.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
 
-/** The GPT-2-shaped model sizes the benchmark knows (vocabulary 50257, 1024 positions, tied head). */
+export type { BackendName, DecoderConfig };
+
+/**
+ * The GPT-2-shaped model sizes the benchmark knows (vocabulary 50257, 1024 positions, tied head).
+ *
+ * @example
+ * ```ts
+ * import { BENCH_MODEL_SIZES } from "./models_bench.ts";
+ * console.log(Object.keys(BENCH_MODEL_SIZES)); // ["124m", "51m", "16m"]
+ * ```
+ */
 export const BENCH_MODEL_SIZES: Record<string, { nLayers: number; dModel: number; nHeads: number }> = {
   /** GPT-2 small: 124,439,808 parameters. */
   "124m": { nLayers: 12, dModel: 768, nHeads: 12 },
@@ -37,7 +47,16 @@ export const BENCH_MODEL_SIZES: Record<string, { nLayers: number; dModel: number
   "16m": { nLayers: 4, dModel: 256, nHeads: 4 },
 };
 
-/** The full decoder config of a named size. */
+/**
+ * The full decoder config of a named size; throws naming the known sizes otherwise.
+ *
+ * @example
+ * ```ts
+ * import { countParameters } from "../lib/models/scratch.ts";
+ * import { benchModelConfig } from "./models_bench.ts";
+ * console.log(countParameters(benchModelConfig("124m"))); // 124439808
+ * ```
+ */
 export function benchModelConfig(size: string): DecoderConfig {
   const s = BENCH_MODEL_SIZES[size];
   if (!s) {
@@ -92,7 +111,16 @@ export interface ModelsBenchOptions {
   log?: (line: string) => void;
 }
 
-/** Deterministic prompt ids in [0, V) from a small LCG (the workload does not depend on their values). */
+/**
+ * Deterministic prompt ids in [0, V) from a small LCG (the workload does not depend on their values);
+ * bench/torch_models.py draws the same ids.
+ *
+ * @example
+ * ```ts
+ * import { benchPrompts } from "./models_bench.ts";
+ * console.log(benchPrompts(2, 4, 50257, 3)); // two rows of four ids
+ * ```
+ */
 export function benchPrompts(batch: number, length: number, vocab: number, seed = 0): number[][] {
   let x = (seed * 2654435761 + 12345) >>> 0;
   return Array.from({ length: batch }, () =>
@@ -232,7 +260,15 @@ const HELP = `deno run -A bench/models_bench.ts [options]
   --max-seconds 60            skip cases estimated to take longer
   --json FILE                 write the rows as JSON (atomically); otherwise print them to stdout`;
 
-/** Parses a comma list of positive integers, naming the flag on bad input. */
+/**
+ * Parses a comma list of positive integers, naming the flag on bad input.
+ *
+ * @example
+ * ```ts
+ * import { parsePositiveList } from "./models_bench.ts";
+ * console.log(parsePositiveList("batches", "1,16")); // [1, 16]
+ * ```
+ */
 export function parsePositiveList(flag: string, text: string): number[] {
   const out = text.split(",").filter((s) => s.trim() !== "").map((s) => Number(s.trim()));
   if (out.length === 0 || out.some((n) => !(Number.isInteger(n) && n > 0))) {
