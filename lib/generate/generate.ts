@@ -171,9 +171,10 @@ export interface GenerateOptions {
   /** Cap on forward steps (guards against endless rewinding). Default 4 * maxNewTokens + 16. */
   maxSteps?: number;
   /**
-   * Queue each next forward before the current step's readback completes (default true). Results are
-   * identical either way; with pipelining, a row rewound by a callback sits out one step (its queued
-   * forward fed the dropped token), so runs with rewinds take a few more steps.
+   * Queue each next forward before the current step's readback completes. Results are identical either
+   * way. Default: on without callbacks, off with `onStep`/`policies`. With callbacks and pipelining on,
+   * callbacks see `control.cache` one column ahead, and a row rewound by a callback sits out one step
+   * (its queued forward fed the dropped token), so runs with rewinds take a few more steps.
    */
   pipeline?: boolean;
   /** Id written into left padding of ragged prompts (masked out; default 0). */
@@ -425,7 +426,7 @@ async function* runLoop(
   let historyDirty = true;
   /** The next step's forward, queued while the current step's readback is in flight. */
   let ahead: ForwardResult | null = null;
-  const speculate = options.pipeline !== false;
+  const speculate = options.pipeline ?? callbacks.length === 0;
 
   const rebuildHistory = () => {
     history?.dispose();
