@@ -599,7 +599,11 @@ async function* runLoop(
       // rewound by this step's callbacks sits the next step out (see RowState.skipNext).
       const readback = packed.data() as Promise<Float32Array>;
       // (Finished rows are cropped before feeding, so only running rows can block it.)
-      if (speculate && rows.every((r) => r.finished || r.cached < maxPositions)) {
+      // Without callbacks (nothing can rewind), skip it when this step surely ends the run.
+      const lastStep = step + 1 >= maxSteps ||
+        (callbacks.length === 0 &&
+          trace.rows.every((t, b) => !active[b] || t.tokens.length + 1 >= maxNew));
+      if (speculate && !lastStep && rows.every((r) => r.finished || r.cached < maxPositions)) {
         try {
           ahead = launchForward();
         } catch (e) {

@@ -386,3 +386,36 @@ Deno.test("generate: pipelined and sequential decoding agree; rows stop at the c
     assertEquals(trace.rows[1].finishReason, "length");
   }
 });
+
+Deno.test("generate: hooks run in every forward and steer the output", async () => {
+  let calls = 0;
+  const steer = tf.keep(tf.fill([1, 1, 32], 0.5));
+  const hooks = {
+    "blocks.0.hook_resid_post": (x: tf.Tensor) => {
+      calls++;
+      return x.add(steer);
+    },
+  };
+  for (const pipeline of [true, false]) {
+    calls = 0;
+    const plain = await generate(rotary, [1, 2, 3], {
+      maxNewTokens: 10,
+      sampling: { temperature: 0 },
+      pipeline,
+    })
+      .collect();
+    const steered = await generate(rotary, [1, 2, 3], {
+      maxNewTokens: 10,
+      sampling: { temperature: 0 },
+      hooks,
+      pipeline,
+    }).collect();
+    // The prefill plus one forward per later step: no forward is wasted past the last step.
+    assertEquals(calls, steered.stats.steps);
+    assert(
+      plain.rows[0].tokens.join() !== steered.rows[0].tokens.join(),
+      "the hook should change the output",
+    );
+  }
+  steer.dispose();
+});
