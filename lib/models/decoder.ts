@@ -68,6 +68,8 @@ export interface EmbeddingComponent {
   embed(ids: tf.Tensor2D, positions: tf.Tensor2D, fire: HookFire): tf.Tensor3D;
   /** Final hidden `[B, T, d]` to logits `[B, T, V]`. */
   unembed(hidden: tf.Tensor3D): tf.Tensor3D;
+  /** Frees derived tensors the component keeps (not the parameters). */
+  dispose?(): void;
 }
 
 /** Factories for the pluggable parts; omitted ones get the standard implementations. */
@@ -116,6 +118,8 @@ export function standardEmbedding(
   const wE = need(params, "embed.W_E") as tf.Tensor2D;
   const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as tf.Tensor2D : undefined;
   const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as tf.Tensor2D;
+  let headT: tf.Tensor2D | null = null;
+  let headFor: object | null = null;
   return {
     hookNames: wPos ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"],
     embed(ids, positions, fire) {
@@ -128,7 +132,25 @@ export function standardEmbedding(
       }
       return x;
     },
-    unembed: (hidden) => unembed(hidden, wU, config.tieEmbeddings),
+    unembed(hidden) {
+      // The wasm backend re-packs a transposed right operand on every call (~6x slower LM head), so at
+      // inference a tied head uses a kept [d, V] copy, refreshed whenever the table's buffer changes
+      // (optimizer updates assign new buffers). Under a gradient tape the live table is used so
+      // gradients reach it.
+      if (config.tieEmbeddings && tf.getBackend() === "wasm" && !tapeOn()) {
+        if (!headT || headFor !== wE.dataId) {
+          headT?.dispose();
+          headT = tf.keep(tf.transpose(wE));
+          headFor = wE.dataId;
+        }
+        return unembed(hidden, headT, false);
+      }
+      return unembed(hidden, wU, config.tieEmbeddings);
+    },
+    dispose() {
+      headT?.dispose();
+      headT = null;
+    },
   };
 }
 
@@ -493,6 +515,7 @@ export class Decoder implements CausalLM {
   dispose(): void {
     if (this.#disposed) return;
     for (const v of this.#params.values()) v.dispose();
+    this.#embedding.dispose?.();
     this.#rope?.dispose();
     this.#disposed = true;
   }
@@ -567,6 +590,12 @@ function makeFire(
     }
     return t;
   };
+}
+
+/** Whether a gradient tape is recording (then derived weight copies would cut gradients off). */
+function tapeOn(): boolean {
+  const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
+  return engine.isTapeOn ? engine.isTapeOn() : true;
 }
 
 function asKVCache(cache: KVCacheLike, batch: number, layers: number): KVCache {

@@ -20,8 +20,26 @@ import { tf } from "../deps.ts";
 export function embedTokens(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, t] = ids.shape;
-    const flat = tf.reshape(ids.dtype === "int32" ? ids : tf.cast(ids, "int32"), [b * t]);
-    return tf.reshape(tf.gather(table, flat), [b, t, table.shape[1]]) as tf.Tensor3D;
+    const d = table.shape[1];
+    const flat = tf.reshape(ids.dtype === "int32" ? ids : tf.cast(ids, "int32"), [b * t]) as tf.Tensor1D;
+    // tfjs differentiates gather with UnsortedSegmentSum, which the wasm backend lacks; scatterND (which
+    // sums duplicate ids) gives the same table gradient on every backend.
+    // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
+    const lookup = tf.customGrad(
+      ((tbl: tf.Tensor, idx: tf.Tensor, save: tf.GradSaveFunc) => {
+        save([idx]);
+        return {
+          value: tf.gather(tbl, idx),
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+            tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, tbl.shape),
+            tf.zerosLike(saved[0]),
+          ],
+        };
+      }) as unknown as (
+        ...args: (tf.Tensor | tf.GradSaveFunc)[]
+      ) => { value: tf.Tensor; gradFunc: () => tf.Tensor[] },
+    );
+    return tf.reshape(lookup(table, flat), [b, t, d]) as tf.Tensor3D;
   });
 }
 
