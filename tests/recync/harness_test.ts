@@ -280,7 +280,11 @@ Deno.test("cli: bad arguments give clear errors", async () => {
   };
   assert((await err(["frobnicate"])).includes("unknown command 'frobnicate'"));
   assert((await err(["run", "--prompts", "x.jsonl", "--out", "o.jsonl"])).includes("--model is required"));
-  assert((await err(["run", "--model", "m", "--prompts", "p", "--out", "o", "--policy", "v9"])).includes("v4, v4-2r, v3, none"));
+  assert(
+    (await err(["run", "--model", "m", "--prompts", "p", "--out", "o", "--policy", "v9"])).includes(
+      "v4, v4-2r, v3, none",
+    ),
+  );
   assert((await err(["report"])).includes("at least one results"));
   assert((await err(["report", "a.jsonl", "--outcome", "joy"])).includes("--outcome 'joy'"));
 });
@@ -294,7 +298,16 @@ Deno.test({
       await Deno.writeTextFile(prompts, "ROMEO:\nJULIET:\nFirst Citizen:\n");
       const common = ["--model", DEMO, "--prompts", prompts, "--seeds", "2", "--T", "60", "--backend", "cpu"];
       for (const shard of ["0/2", "1/2"]) {
-        await recyncMain(["run", ...common, "--policy", "v4", "--out", `${dir}/s${shard[0]}.jsonl`, "--shard", shard]);
+        await recyncMain([
+          "run",
+          ...common,
+          "--policy",
+          "v4",
+          "--out",
+          `${dir}/s${shard[0]}.jsonl`,
+          "--shard",
+          shard,
+        ]);
       }
       const a = (await readJsonl<RecyncUnitRecord>(`${dir}/s0.jsonl`)).records;
       const b = (await readJsonl<RecyncUnitRecord>(`${dir}/s1.jsonl`)).records;
@@ -302,10 +315,20 @@ Deno.test({
       assert(a.every((r) => r.index % 2 === 0) && b.every((r) => r.index % 2 === 1));
       await recyncMain(["run", ...common, "--policy", "v4", "--out", `${dir}/s0.jsonl`, "--shard", "0/2"]);
       assertEquals((await readJsonl(`${dir}/s0.jsonl`)).records.length, a.length); // resumed: nothing new
-      await recyncMain(["report", `${dir}/s0.jsonl`, `${dir}/s1.jsonl`, "--out-dir", `${dir}/rep`, "--resamples", "200"]);
+      await recyncMain([
+        "report",
+        `${dir}/s0.jsonl`,
+        `${dir}/s1.jsonl`,
+        "--out-dir",
+        `${dir}/rep`,
+        "--resamples",
+        "200",
+      ]);
       const table = await Deno.readTextFile(`${dir}/rep/table.md`);
       assert(table.includes("| v4 | 60 |"), table);
-      for (const f of ["forest.svg", "forest.png", "summary.json"]) assert((await Deno.stat(`${dir}/rep/${f}`)).size > 0);
+      for (const f of ["forest.svg", "forest.png", "summary.json"]) {
+        assert((await Deno.stat(`${dir}/rep/${f}`)).size > 0);
+      }
     });
   },
 });
