@@ -306,6 +306,13 @@ export function generate(
   if (options.forceTokens && options.forceTokens.length !== B) {
     throw new RangeError(`generate: forceTokens has ${options.forceTokens.length} lists for ${B} rows`);
   }
+  options.forceTokens?.forEach((list, b) =>
+    list.forEach((id, t) => {
+      if (!(Number.isInteger(id) && id >= 0 && id < V)) {
+        throw new RangeError(`generate: forceTokens[${b}][${t}] = ${id} is outside the vocabulary [0, ${V})`);
+      }
+    })
+  );
   const probes = options.probes ?? [];
   const probeNames = new Set<string>();
   for (const p of probes) {
@@ -551,6 +558,8 @@ async function* runLoop(
         }
       });
       if (sampler.usesRepetitionPenalty && (historyDirty || !history)) rebuildHistory();
+      // A row sitting out this step samples from stale logits: rebuild its history from the host next step.
+      if (rows.some((r, b) => !active[b] && !r.finished)) historyDirty = true;
       const c = cur!;
       const packed = tf.tidy(() => {
         const out = sampler.sample(

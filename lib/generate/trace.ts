@@ -49,7 +49,10 @@ export interface TraceRow {
   hiddens?: Float32Array[];
   /** Why the row stopped (undefined while it runs). */
   finishReason?: FinishReason;
-  /** The seed of the row's current PRNG stream. */
+  /**
+   * The seed of the row's current PRNG stream (`new Prng(seed)` after a reseeding rewind or with
+   * `seeds`; with a shared `seed`, the row draws from `new Prng(seed, row)`).
+   */
   seed: number;
   /** Rewinds, in order. */
   rewinds: RewindEvent[];

@@ -419,3 +419,25 @@ Deno.test("generate: hooks run in every forward and steer the output", async () 
   }
   steer.dispose();
 });
+
+Deno.test("generate: repetition penalty with rewinds gives the same tokens pipelined and sequential", async () => {
+  const run = (pipeline: boolean, seed: number) => {
+    let done = false;
+    return generate(rotary, [[1, 2, 3], [4, 5, 6]], {
+      maxNewTokens: 16,
+      seeds: [seed, seed + 1],
+      sampling: { temperature: 1.5, repetitionPenalty: 3 },
+      pipeline,
+      onStep: (_step, control) => {
+        if (!done && control.tokens(1).length === 10) {
+          control.rewind(1, 3, seed + 2);
+          done = true;
+        }
+      },
+    }).collect();
+  };
+  for (let seed = 0; seed < 24; seed += 3) {
+    const a = await run(true, seed), b = await run(false, seed);
+    assertEquals(a.rows.map((r) => r.tokens), b.rows.map((r) => r.tokens), `seed ${seed}`);
+  }
+});
