@@ -11,7 +11,7 @@
 import { tf } from "../deps.ts";
 import { type AttentionHookPoint, attentionMaskBias, causalSelfAttention } from "../nn/attention.ts";
 import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
-import { mlpForward } from "../nn/mlp.ts";
+import { mlpForward, type MlpWeights } from "../nn/mlp.ts";
 import { applyNorm } from "../nn/norm.ts";
 import { RotaryTable } from "../nn/rotary.ts";
 import { KVCache } from "./kv_cache.ts";
@@ -224,7 +224,7 @@ interface BlockWeights {
   ln1B?: tf.Tensor;
   ln2W: tf.Tensor;
   ln2B?: tf.Tensor;
-  mlp: { wIn: tf.Tensor; bIn?: tf.Tensor; wGate?: tf.Tensor; wOut: tf.Tensor; bOut?: tf.Tensor };
+  mlp: MlpWeights;
 }
 
 /**
@@ -297,6 +297,7 @@ export class Decoder implements CausalLM {
         mlp: {
           wIn: need(this.#params, `${p}.mlp.W_in`),
           bIn: this.#params.get(`${p}.mlp.b_in`),
+          bGate: this.#params.get(`${p}.mlp.b_gate`),
           wGate: this.#params.get(`${p}.mlp.W_gate`),
           wOut: need(this.#params, `${p}.mlp.W_out`),
           bOut: this.#params.get(`${p}.mlp.b_out`),

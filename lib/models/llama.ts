@@ -136,11 +136,8 @@ export async function llamaStyleWeights(
     put(`${p}.mlp.W_in`, await linear(`${s}.mlp.up_proj.weight`, [f, d]));
     put(`${p}.mlp.W_out`, await linear(`${s}.mlp.down_proj.weight`, [d, f]));
     if (c.mlpBias) {
+      put(`${p}.mlp.b_gate`, await r.take(`${s}.mlp.gate_proj.bias`, [f]));
       put(`${p}.mlp.b_in`, await r.take(`${s}.mlp.up_proj.bias`, [f]));
-      // The gate bias has no slot in the canonical SwiGLU; refuse rather than silently drop it.
-      if (r.has(`${s}.mlp.gate_proj.bias`)) {
-        throw new Error(`${s}.mlp.gate_proj.bias: gate biases are not supported`);
-      }
       put(`${p}.mlp.b_out`, await r.take(`${s}.mlp.down_proj.bias`, [d]));
     }
   }

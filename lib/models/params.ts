@@ -10,7 +10,7 @@ import type { DecoderConfig } from "./types.ts";
  * Every parameter of a decoder built from `config`, in a stable order, with its shape:
  * `embed.W_E [V, d]`, `pos_embed.W_pos [P, d]` (learned positions), per block `blocks.{l}.ln1.w/b`,
  * `attn.W_Q [d, H*hd]`, `attn.W_K`, `attn.W_V [d, Hkv*hd]`, `attn.W_O [H*hd, d]` and their `b_*`,
- * `ln2.w/b`, `mlp.W_in [d, F]`, `mlp.W_gate [d, F]` (SwiGLU), `mlp.W_out [F, d]`, `mlp.b_in/b_out`;
+ * `ln2.w/b`, `mlp.W_in [d, F]`, `mlp.W_gate [d, F]` (SwiGLU), `mlp.W_out [F, d]`, `mlp.b_in/b_out` (+ `mlp.b_gate` for SwiGLU);
  * then `ln_final.w/b` and `unembed.W_U [d, V]` when the head is untied.
  *
  * @example
@@ -45,6 +45,7 @@ export function decoderParameterShapes(config: DecoderConfig): Map<string, numbe
     norm(`${p}.ln2`);
     if (config.mlp === "swiglu") s.set(`${p}.mlp.W_gate`, [d, f]);
     s.set(`${p}.mlp.W_in`, [d, f]);
+    if (config.mlpBias && config.mlp === "swiglu") s.set(`${p}.mlp.b_gate`, [f]);
     if (config.mlpBias) s.set(`${p}.mlp.b_in`, [f]);
     s.set(`${p}.mlp.W_out`, [f, d]);
     if (config.mlpBias) s.set(`${p}.mlp.b_out`, [d]);

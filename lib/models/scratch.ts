@@ -119,7 +119,7 @@ export function countParameters(c: DecoderConfig): number {
   const norm = c.normBias ? 2 * d : d;
   const attn = d * h * hd + 2 * d * hkv * hd + h * hd * d + (c.qkvBias ? h * hd + 2 * hkv * hd : 0) +
     (c.attnOutBias ? d : 0);
-  const mlp = (c.mlp === "swiglu" ? 3 : 2) * d * f + (c.mlpBias ? f + d : 0);
+  const mlp = (c.mlp === "swiglu" ? 3 : 2) * d * f + (c.mlpBias ? (c.mlp === "swiglu" ? 2 * f : f) + d : 0);
   return v * d + (c.positional === "learned" ? c.maxPositions * d : 0) + L * (2 * norm + attn + mlp) + norm +
     (c.tieEmbeddings ? 0 : d * v);
 }

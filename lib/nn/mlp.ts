@@ -101,6 +101,8 @@ export interface MlpWeights {
   bIn?: tf.Tensor;
   /** SwiGLU gate projection `[d, dMlp]`. */
   wGate?: tf.Tensor;
+  /** SwiGLU gate bias `[dMlp]`. */
+  bGate?: tf.Tensor;
   /** Down projection `[dMlp, d]`. */
   wOut: tf.Tensor;
   /** Down projection bias `[d]`. */
@@ -132,7 +134,7 @@ export function mlpForward<T extends tf.Tensor>(
     let hidden: tf.Tensor;
     if (kind === "swiglu") {
       if (!w.wGate) throw new Error("mlpForward: SwiGLU needs a gate projection (wGate)");
-      let pre: tf.Tensor = linear(x, w.wGate);
+      let pre: tf.Tensor = linear(x, w.wGate, w.bGate);
       if (onPre) pre = onPre(pre);
       hidden = tf.mul(activation("swiglu", pre), linear(x, w.wIn, w.bIn));
     } else {

@@ -65,6 +65,33 @@ test("loadModel: older config fields (rotary_pct, rotary_emb_base, top-level rop
   for (const d of [neoxOld, llamaOld, llamaTheta]) await Deno.remove(d, { recursive: true });
 });
 
+test("loadModel: Llama attention_bias and mlp_bias map every bias (zero biases change nothing)", async () => {
+  const addBiases =
+    (value: number) => (t: Map<string, { dtype: "F32"; shape: number[]; data: Float32Array }>) => {
+      for (const [name, w] of [...t]) {
+        if (!/\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/.test(name)) continue;
+        const n = w.shape[0];
+        t.set(name.replace(/weight$/, "bias"), {
+          dtype: "F32",
+          shape: [n],
+          data: new Float32Array(n).fill(value),
+        });
+      }
+    };
+  const withBias = (c: Record<string, unknown>) => {
+    c.attention_bias = true;
+    c.mlp_bias = true;
+  };
+  const zero = await variant("tiny-llama", withBias, addBiases(0));
+  const model = await loadModel(zero);
+  assert(model.parameters().has("blocks.1.mlp.b_gate") && model.parameters().has("blocks.0.attn.b_O"));
+  model.dispose();
+  assertEquals(await logits(zero), await logits(`${FIXTURES}tiny-llama`));
+  const some = await variant("tiny-llama", withBias, addBiases(0.05));
+  assert(maxDiff(await logits(some), await logits(`${FIXTURES}tiny-llama`)) > 1e-4);
+  for (const d of [zero, some]) await Deno.remove(d, { recursive: true });
+});
+
 test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_resid_mid present)", async () => {
   const dir = await variant("tiny-gpt-neox", (c) => void (c.use_parallel_residual = false));
   const model = await loadModel(dir);

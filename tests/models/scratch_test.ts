@@ -41,6 +41,7 @@ Deno.test("countParameters: closed form equals the sum of parameter sizes across
       qkvBias: true,
     }),
     gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, mlp: "relu", dMlp: 100, positional: "rotary" }),
+    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, mlpBias: true, qkvBias: true, attnOutBias: true }),
   ];
   for (const c of configs) assertEquals(countParameters(c), sumOfShapes(c), JSON.stringify(c));
 });
