@@ -18,6 +18,7 @@
  * @module
  */
 import { HFTokenizerRuntime } from "../deps.ts";
+import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
 /** The parts of `tokenizer_config.json` this module reads (other fields pass through untouched). */
@@ -219,12 +220,20 @@ function firstId(value: unknown): number | undefined {
   return undefined;
 }
 
+/** Options of {@linkcode loadTokenizer}. */
+export interface LoadTokenizerOptions {
+  /** How `hf:org/name[@revision]` sources are resolved (cache folder, `allowDownload`, ...). */
+  hub?: ResolveModelSourceOptions;
+}
+
 /**
  * Loads `tokenizer.json` from a model folder, with `tokenizer_config.json` when present. Special-token
  * roles the tokenizer config leaves out fall back to `bos_token_id`/`eos_token_id`/`pad_token_id` in
  * `generation_config.json` and `config.json`.
  *
- * @param folder a local folder (e.g. a Hugging Face snapshot directory)
+ * @param source a local folder, or `hf:org/name[@revision]` resolved like `loadModel` does (the Hugging
+ *   Face cache, and the Hub with `hub.allowDownload`)
+ * @param options Hub resolution options
  * @example
  * ```ts
  * import { loadTokenizer } from "./hf.ts";
@@ -232,7 +241,11 @@ function firstId(value: unknown): number | undefined {
  * console.log(tok.encode("hello world")); // [1, 271, 276]: BOS then two merged words
  * ```
  */
-export async function loadTokenizer(folder: string): Promise<HFTokenizer> {
+export async function loadTokenizer(
+  source: string,
+  options: LoadTokenizerOptions = {},
+): Promise<HFTokenizer> {
+  const folder = source.startsWith("hf:") ? await resolveModelSource(source, options.hub) : source;
   const base = folder.replace(/\/+$/, "");
   const tokenizerPath = `${base}/tokenizer.json`;
   const json = await readJsonIfExists(tokenizerPath);

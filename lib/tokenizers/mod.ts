@@ -13,5 +13,11 @@
  * @module
  */
 export type { SpecialTokens, TextTokenizer } from "./types.ts";
-export { HFTokenizer, type HFTokenizerConfig, type HFTokenizerOptions, loadTokenizer } from "./hf.ts";
+export {
+  HFTokenizer,
+  type HFTokenizerConfig,
+  type HFTokenizerOptions,
+  loadTokenizer,
+  type LoadTokenizerOptions,
+} from "./hf.ts";
 export { CharTokenizer, type CharTokenizerJSON, type CharTokenizerOptions } from "./char.ts";

@@ -86,3 +86,29 @@ Deno.test("hf: special ids fall back to config.json, bad inputs give clear error
   const tok = await loadTokenizer(`${FIX}gpt2-bpe`);
   assertThrows(() => tok.decode([266]), RangeError, "outside the vocabulary");
 });
+
+Deno.test("hf: loadTokenizer resolves hf:org/name from a Hugging Face cache folder, offline", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const commit = "0123456789abcdef0123456789abcdef01234567";
+    const repo = `${cacheDir}/models--test-org--tiny-tok`;
+    const snap = `${repo}/snapshots/${commit}`;
+    await Deno.mkdir(`${repo}/refs`, { recursive: true });
+    await Deno.mkdir(snap, { recursive: true });
+    await Deno.writeTextFile(`${repo}/refs/main`, commit);
+    // A model snapshot needs config.json and weights; the tokenizer files ride along.
+    await Deno.writeTextFile(
+      `${snap}/config.json`,
+      JSON.stringify({ model_type: "gpt2", eos_token_id: 265 }),
+    );
+    await Deno.writeFile(`${snap}/model.safetensors`, new Uint8Array(0));
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+      await Deno.copyFile(`${FIX}gpt2-bpe/${f}`, `${snap}/${f}`);
+    }
+    const tok = await loadTokenizer("hf:test-org/tiny-tok", { hub: { cacheDir } });
+    assertEquals(tok.encode("hello world"), [260, 264]);
+    await assertRejects(() => loadTokenizer("hf:test-org/absent", { hub: { cacheDir } }));
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
