@@ -7,7 +7,7 @@
  *   [--max-prompts K] [--label NAME]
  * deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
  *   [--seed 0] [--outcome crisisFraction|crisisCount|shortfall|meanCosim] [--effect dz|dav|pooled]
- *   [--ci percentile|bca] [--traces 4] [--no-png]
+ *   [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
  * ```
  *
  * `run` appends one JSON line per finished unit and skips units already in `--out`, so re-running the
@@ -43,7 +43,7 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
                        [--max-prompts K] [--label NAME]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
-                       [--ci percentile|bca] [--traces 4] [--no-png]
+                       [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
 
 SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
 folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.`;
@@ -125,6 +125,7 @@ async function reportCommand(args: string[]): Promise<void> {
       outcome: { type: "string" },
       effect: { type: "string" },
       ci: { type: "string" },
+      binomial: { type: "string" },
       traces: { type: "string" },
       "no-png": { type: "boolean" },
     },
@@ -141,11 +142,16 @@ async function reportCommand(args: string[]): Promise<void> {
   if (!["dz", "dav", "pooled"].includes(effect)) throw new Error(`--effect must be dz, dav or pooled`);
   const ci = values.ci ?? "percentile";
   if (ci !== "percentile" && ci !== "bca") throw new Error(`--ci must be percentile or bca`);
+  const binomial = values.binomial ?? "wilson";
+  if (binomial !== "wilson" && binomial !== "clopper-pearson") {
+    throw new Error(`--binomial must be wilson or clopper-pearson`);
+  }
   const outDir = values["out-dir"] ?? "recync_report";
   const { table, files } = await writeRecyncReport(positionals, outDir, {
     outcome,
     effect,
     ciMethod: ci,
+    proportionCi: binomial,
     resamples: intArg(values.resamples, "resamples", 10_000, 1),
     seed: intArg(values.seed, "seed", 0),
     traces: intArg(values.traces, "traces", 4),

@@ -12,7 +12,7 @@
 import { readJsonl, writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { Plot, plot, type PlotFigure, savePng, saveSvg } from "../plot/mod.ts";
 import { type PairedComparison, pairedComparison, type PairedEffectKind } from "../stats/paired.ts";
-import { type ProportionInterval, wilsonInterval } from "../stats/binomial.ts";
+import { clopperPearsonInterval, type ProportionInterval, wilsonInterval } from "../stats/binomial.ts";
 import { crisisExtents, RECYNC_OUTCOMES, type RecyncOutcomeName } from "./metrics.ts";
 import type { RecyncUnitRecord } from "./harness.ts";
 
@@ -142,6 +142,8 @@ export interface RecyncSummaryOptions {
   seed?: number;
   /** Bootstrap interval method (default percentile). */
   ciMethod?: "percentile" | "bca";
+  /** Binomial CI of the crisis-free rate (default Wilson). */
+  proportionCi?: "wilson" | "clopper-pearson";
 }
 
 /** d and p of one outcome variant. */
@@ -176,7 +178,7 @@ export interface RecyncGroupSummary {
   variants: Partial<Record<RecyncOutcomeName, RecyncVariantSummary>>;
   /** Iatrogenic counts under each definition. */
   iatrogenic: { strictWorse: number; worseBy: number; newCrisis: number };
-  /** Crisis-free count among intervened units, with a Wilson 95 % CI. */
+  /** Crisis-free count among intervened units, with a Wilson (default) or Clopper-Pearson 95 % CI. */
   crisisFree: ProportionInterval;
   /** Mean restarts per intervened unit (v4). */
   meanRestarts: number;
@@ -263,7 +265,9 @@ export function summarizeRecync(
         worseBy: used.filter((r) => r.metrics!.iatrogenic.worseBy).length,
         newCrisis: used.filter((r) => r.metrics!.iatrogenic.newCrisis).length,
       },
-      crisisFree: wilsonInterval(free, used.length),
+      crisisFree: options.proportionCi === "clopper-pearson"
+        ? clopperPearsonInterval(free, used.length)
+        : wilsonInterval(free, used.length),
       meanRestarts: used.length ? used.reduce((s, r) => s + r.restarts.length, 0) / used.length : 0,
       prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
       meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
@@ -304,7 +308,7 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
       signed(d),
       c ? `[${signed(c.effectCi.lower)}, ${signed(c.effectCi.upper)}]` : "n/a",
       c ? pval(c.t.pValue) : "n/a",
-      c ? pval(c.wilcoxon.pValue) : "n/a",
+      c ? `${pval(c.wilcoxon.pValue)} (${c.wilcoxon.method})` : "n/a",
       `${s.iatrogenic.strictWorse}/${s.nIntervened} (${pct(s.iatrogenic.strictWorse / s.nIntervened)})`,
       `${pct(s.crisisFree.estimate)} [${pct(s.crisisFree.lower)}, ${pct(s.crisisFree.upper)}]`,
     ];
@@ -331,9 +335,11 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
   ]);
   const outcome = summaries[0]?.outcome ?? "crisisFraction";
   const effect = summaries[0]?.effect ?? "dz";
+  const ciKind = summaries.find((x) => x.comparison)?.comparison?.effectCi.method ?? "percentile";
   return [
-    `### Ours (PIR = ${outcome}, d = ${effect}, percentile bootstrap 95 % CI over units, p = paired t; ` +
-    "iatrogenic = strictWorse; crisis-free with Wilson 95 % CI)",
+    `### Ours (PIR = ${outcome}, d = ${effect}, ${ciKind} bootstrap 95 % CI over units, p = paired t; ` +
+    `iatrogenic = strictWorse; crisis-free with ${summaries[0]?.crisisFree.method ?? "wilson"} 95 % CI; ` +
+    "Wilcoxon exact below 50 untied pairs, else normal with tie and continuity correction)",
     "",
     table(
       [

@@ -247,7 +247,7 @@ Deno.test("no tensor leak across 100 units", async () => {
         seeds: 10,
         T: 40,
         policy: "v4",
-        batchUnits: 25,
+        batchUnits: 50,
         out: `${dir}/leak.jsonl`,
       });
       assertEquals(s.ran, 100);
