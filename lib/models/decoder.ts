@@ -9,6 +9,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import { type AttentionHookPoint, attentionMaskBias, causalSelfAttention } from "../nn/attention.ts";
 import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
 import { mlpForward, type MlpWeights } from "../nn/mlp.ts";
@@ -30,18 +31,18 @@ import type {
  * Fires a hook point: runs registered hooks (which may replace the activation) and records captures.
  * `null` when the forward has neither hooks nor captures, so call sites test one flag.
  */
-export type HookFire = ((name: string, layer: number | undefined, t: tf.Tensor) => tf.Tensor) | null;
+export type HookFire = ((name: string, layer: number | undefined, t: Tensor) => Tensor) | null;
 
 /** Per-forward state shared by the embedding and the mixers. */
 export interface MixerContext {
   /** Additive attention mask `[B, 1, T, L]` (see `attentionMaskBias`); absent when nothing is masked. */
-  maskBias?: tf.Tensor4D;
+  maskBias?: Tensor4D;
   /** Position ids `[B, T]`. */
-  positions: tf.Tensor2D;
+  positions: Tensor2D;
   /** RoPE angles for `positions`, when the model is rotary. */
-  rope?: { table: RotaryTable; angles: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
+  rope?: { table: RotaryTable; angles: { cos: Tensor4D; sin: Tensor4D } };
   /** This layer's cached keys/values, when a cache is in use and not empty. */
-  past: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  past: { k: Tensor4D; v: Tensor4D } | null;
   /** Hook dispatcher (null = no hooks). */
   fire: HookFire;
   /** Dropout on the attention pattern (training only). */
@@ -54,10 +55,10 @@ export interface SequenceMixer {
   readonly hookPoints: string[];
   /** Mixes `x` `[B, T, d]` (already normalised); returns the output and the keys/values to cache. */
   forward(
-    x: tf.Tensor3D,
+    x: Tensor3D,
     layer: number,
     ctx: MixerContext,
-  ): { out: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D };
+  ): { out: Tensor3D; k: Tensor4D; v: Tensor4D };
 }
 
 /** Input embedding and LM head (token table by default). */
@@ -65,9 +66,9 @@ export interface EmbeddingComponent {
   /** Top-level hook names it fires, in order (e.g. `hook_embed`, `hook_pos_embed`). */
   readonly hookNames: string[];
   /** Ids `[B, T]` and positions `[B, T]` to the residual stream `[B, T, d]`. */
-  embed(ids: tf.Tensor2D, positions: tf.Tensor2D, fire: HookFire): tf.Tensor3D;
+  embed(ids: Tensor2D, positions: Tensor2D, fire: HookFire): Tensor3D;
   /** Final hidden `[B, T, d]` to logits `[B, T, V]`. */
-  unembed(hidden: tf.Tensor3D): tf.Tensor3D;
+  unembed(hidden: Tensor3D): Tensor3D;
   /** Frees derived tensors the component keeps (not the parameters). */
   dispose?(): void;
 }
@@ -75,9 +76,9 @@ export interface EmbeddingComponent {
 /** Factories for the pluggable parts; omitted ones get the standard implementations. */
 export interface DecoderComponents {
   /** Builds the embedding from the config and the parameter map. */
-  embedding?: (config: DecoderConfig, params: Map<string, tf.Variable>) => EmbeddingComponent;
+  embedding?: (config: DecoderConfig, params: Map<string, Variable>) => EmbeddingComponent;
   /** Builds layer `layer`'s mixer from the config and the parameter map. */
-  mixer?: (config: DecoderConfig, params: Map<string, tf.Variable>, layer: number) => SequenceMixer;
+  mixer?: (config: DecoderConfig, params: Map<string, Variable>, layer: number) => SequenceMixer;
 }
 
 /** Options for constructing a {@linkcode Decoder}. */
@@ -113,21 +114,21 @@ const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "att
  */
 export function standardEmbedding(
   config: DecoderConfig,
-  params: Map<string, tf.Variable>,
+  params: Map<string, Variable>,
 ): EmbeddingComponent {
-  const wE = need(params, "embed.W_E") as tf.Tensor2D;
-  const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as tf.Tensor2D : undefined;
-  const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as tf.Tensor2D;
-  let headT: tf.Tensor2D | null = null;
+  const wE = need(params, "embed.W_E") as Tensor2D;
+  const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as Tensor2D : undefined;
+  const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as Tensor2D;
+  let headT: Tensor2D | null = null;
   let headFor: object | null = null;
   return {
     hookNames: wPos ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"],
     embed(ids, positions, fire) {
       let x = embedTokens(ids, wE);
-      if (fire) x = fire("hook_embed", undefined, x) as tf.Tensor3D;
+      if (fire) x = fire("hook_embed", undefined, x) as Tensor3D;
       if (wPos) {
         let p = embedPositions(positions, wPos);
-        if (fire) p = fire("hook_pos_embed", undefined, p) as tf.Tensor3D;
+        if (fire) p = fire("hook_pos_embed", undefined, p) as Tensor3D;
         x = tf.add(x, p);
       }
       return x;
@@ -170,7 +171,7 @@ export function standardEmbedding(
  */
 export function standardAttention(
   config: DecoderConfig,
-  params: Map<string, tf.Variable>,
+  params: Map<string, Variable>,
   layer: number,
 ): SequenceMixer {
   const p = `blocks.${layer}.attn`;
@@ -220,10 +221,10 @@ interface BlockNames {
 
 /** Weights of one block besides the mixer's. */
 interface BlockWeights {
-  ln1W: tf.Tensor;
-  ln1B?: tf.Tensor;
-  ln2W: tf.Tensor;
-  ln2B?: tf.Tensor;
+  ln1W: Tensor;
+  ln1B?: Tensor;
+  ln2W: Tensor;
+  ln2B?: Tensor;
   mlp: MlpWeights;
 }
 
@@ -251,12 +252,12 @@ export class Decoder implements CausalLM {
   readonly hookNames: string[];
   /** The folder the weights were loaded from, when loaded from disk. */
   readonly source?: string;
-  #params: Map<string, tf.Variable>;
+  #params: Map<string, Variable>;
   #embedding: EmbeddingComponent;
   #mixers: SequenceMixer[];
   #blocks: BlockWeights[];
   #names: BlockNames[];
-  #lnFinal: { w: tf.Tensor; b?: tf.Tensor };
+  #lnFinal: { w: Tensor; b?: Tensor };
   #rope?: RotaryTable;
   #hookNameSet: Set<string>;
   #disposed = false;
@@ -265,7 +266,7 @@ export class Decoder implements CausalLM {
    * Wraps `tensors` (canonical name -> tensor) as trainable variables after checking every expected name
    * and shape; the decoder takes ownership of the tensors (they are freed with the model).
    */
-  constructor(config: DecoderConfig, tensors: Map<string, tf.Tensor>, options: DecoderOptions = {}) {
+  constructor(config: DecoderConfig, tensors: Map<string, Tensor>, options: DecoderOptions = {}) {
     this.config = { ...config };
     this.source = options.source;
     const shapes = options.shapes ?? decoderParameterShapes(config);
@@ -351,7 +352,7 @@ export class Decoder implements CausalLM {
   }
 
   /** Trainable parameters by canonical name (the live variables, not copies). */
-  parameters(): Map<string, tf.Variable> {
+  parameters(): Map<string, Variable> {
     return new Map(this.#params);
   }
 
@@ -367,7 +368,7 @@ export class Decoder implements CausalLM {
    * mutated only if the whole forward succeeds). With `attentionMask` and a cache, the mask is read back
    * to the host once (pass it at prefill, not on every decode step).
    */
-  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+  forward(ids: Tensor2D, options: ForwardOptions = {}): ForwardResult {
     if (this.#disposed) throw new Error("Decoder.forward: the model has been disposed");
     const c = this.config;
     if (ids.rank !== 2) {
@@ -402,7 +403,7 @@ export class Decoder implements CausalLM {
       captureSet = new Set(capture);
     }
     if (hooks) { for (const n of Object.keys(hooks)) this.#checkHookName(n); }
-    const activations = captureSet ? new Map<string, tf.Tensor>() : undefined;
+    const activations = captureSet ? new Map<string, Tensor>() : undefined;
     const fire: HookFire = hooks || captureSet ? makeFire(hooks, captureSet, activations!) : null;
 
     // Host-side bookkeeping for the cache: validity and positions of the new columns.
@@ -426,7 +427,7 @@ export class Decoder implements CausalLM {
     }
 
     let seedCounter = options.dropoutSeed ?? 0;
-    const dropout = <T extends tf.Tensor>(x: T): T =>
+    const dropout = <T extends Tensor>(x: T): T =>
       rate > 0 ? tf.dropout(x, rate, undefined, seedCounter++) as T : x;
     try {
       const out = tf.tidy(() => {
@@ -434,25 +435,25 @@ export class Decoder implements CausalLM {
           (hostPositions
             ? tf.tensor2d(hostPositions, [b, t], "int32")
             : mask
-            ? tf.maximum(tf.sub(tf.cumsum(tf.cast(mask, "int32"), 1), 1), 0) as tf.Tensor2D
-            : tf.tile(tf.range(0, t, 1, "int32").reshape([1, t]), [b, 1]) as tf.Tensor2D);
+            ? tf.maximum(tf.sub(tf.cumsum(tf.cast(mask, "int32"), 1), 1), 0) as Tensor2D
+            : tf.tile(tf.range(0, t, 1, "int32").reshape([1, t]), [b, 1]) as Tensor2D);
         // A single new token over a fully valid cache sees every column: no mask to build or add.
         const needMask = mask !== undefined || t > 1 || (cache !== undefined && !cache.allValid);
-        let valid: tf.Tensor2D | undefined, maskBias: tf.Tensor4D | undefined;
+        let valid: Tensor2D | undefined, maskBias: Tensor4D | undefined;
         if (needMask) {
-          const newValidT = mask ? tf.cast(mask, "float32") as tf.Tensor2D : tf.ones([b, t]) as tf.Tensor2D;
-          valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as tf.Tensor2D;
+          const newValidT = mask ? tf.cast(mask, "float32") as Tensor2D : tf.ones([b, t]) as Tensor2D;
+          valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as Tensor2D;
           maskBias = attentionMaskBias(valid, t);
         }
         const rope = this.#rope ? { table: this.#rope, angles: this.#rope.angles(positions) } : undefined;
-        const ks: tf.Tensor4D[] = [], vs: tf.Tensor4D[] = [];
+        const ks: Tensor4D[] = [], vs: Tensor4D[] = [];
 
         let x = dropout(this.#embedding.embed(ids, positions, fire));
         for (let l = 0; l < c.nLayers; l++) {
           const n = this.#names[l], w = this.#blocks[l];
-          if (fire) x = fire(n.residPre, l, x) as tf.Tensor3D;
+          if (fire) x = fire(n.residPre, l, x) as Tensor3D;
           let h1 = applyNorm(c.norm, x, w.ln1W, w.ln1B, c.normEps);
-          if (fire) h1 = fire(n.ln1, l, h1) as tf.Tensor3D;
+          if (fire) h1 = fire(n.ln1, l, h1) as Tensor3D;
           const ctx: MixerContext = {
             maskBias,
             positions,
@@ -465,17 +466,17 @@ export class Decoder implements CausalLM {
           ks.push(att.k);
           vs.push(att.v);
           let attnOut = dropout(att.out);
-          if (fire) attnOut = fire(n.attnOut, l, attnOut) as tf.Tensor3D;
-          let mlpIn: tf.Tensor3D;
+          if (fire) attnOut = fire(n.attnOut, l, attnOut) as Tensor3D;
+          let mlpIn: Tensor3D;
           if (c.parallelResidual) {
             mlpIn = x;
           } else {
             x = tf.add(x, attnOut);
-            if (fire) x = fire(n.residMid, l, x) as tf.Tensor3D;
+            if (fire) x = fire(n.residMid, l, x) as Tensor3D;
             mlpIn = x;
           }
           let h2 = applyNorm(c.norm, mlpIn, w.ln2W, w.ln2B, c.normEps);
-          if (fire) h2 = fire(n.ln2, l, h2) as tf.Tensor3D;
+          if (fire) h2 = fire(n.ln2, l, h2) as Tensor3D;
           let mlpOut = mlpForward(
             c.mlp,
             h2,
@@ -484,14 +485,14 @@ export class Decoder implements CausalLM {
             fire ? (a) => fire(n.mlpPost, l, a) : undefined,
           );
           mlpOut = dropout(mlpOut);
-          if (fire) mlpOut = fire(n.mlpOut, l, mlpOut) as tf.Tensor3D;
+          if (fire) mlpOut = fire(n.mlpOut, l, mlpOut) as Tensor3D;
           x = c.parallelResidual ? tf.add(tf.add(x, attnOut), mlpOut) : tf.add(x, mlpOut);
-          if (fire) x = fire(n.residPost, l, x) as tf.Tensor3D;
+          if (fire) x = fire(n.residPost, l, x) as Tensor3D;
         }
         if (cache) cache.commit(ks, vs, valid, t, newValid);
         const residual = options.lastOnly && t > 1 ? tf.slice(x, [0, t - 1, 0], [-1, 1, -1]) : x;
         let hidden = applyNorm(c.norm, residual, this.#lnFinal.w, this.#lnFinal.b, c.normEps);
-        if (fire) hidden = fire("ln_final.hook_normalized", undefined, hidden) as tf.Tensor3D;
+        if (fire) hidden = fire("ln_final.hook_normalized", undefined, hidden) as Tensor3D;
         const logits = this.#embedding.unembed(hidden);
         return { logits, hidden, residual };
       });
@@ -565,7 +566,7 @@ export class Decoder implements CausalLM {
 function makeFire(
   hooks: Hooks | undefined,
   capture: Set<string> | true | undefined,
-  acts: Map<string, tf.Tensor>,
+  acts: Map<string, Tensor>,
 ): HookFire {
   return (name, layer, t) => {
     const registered = hooks?.[name];
@@ -612,7 +613,7 @@ function asKVCache(cache: KVCacheLike, batch: number, layers: number): KVCache {
   return cache;
 }
 
-function checkTensors(shapes: Map<string, number[]>, tensors: Map<string, tf.Tensor>, family: string): void {
+function checkTensors(shapes: Map<string, number[]>, tensors: Map<string, Tensor>, family: string): void {
   const missing = [...shapes.keys()].filter((n) => !tensors.has(n));
   const extra = [...tensors.keys()].filter((n) => !shapes.has(n));
   const wrong = [...shapes].filter(([n, s]) => tensors.has(n) && !sameShape(tensors.get(n)!.shape, s))
@@ -626,7 +627,7 @@ function checkTensors(shapes: Map<string, number[]>, tensors: Map<string, tf.Ten
   }
 }
 
-function need(params: Map<string, tf.Variable>, name: string): tf.Variable {
+function need(params: Map<string, Variable>, name: string): Variable {
   const v = params.get(name);
   if (!v) throw new Error(`Decoder: parameter '${name}' is missing`);
   return v;

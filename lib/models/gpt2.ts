@@ -5,6 +5,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import { type HFConfig, type HFFamily, hfField, type HFWeightReader } from "./hf_common.ts";
 import type { DecoderConfig } from "./types.ts";
 
@@ -91,11 +92,11 @@ export async function gpt2Weights(
   r: HFWeightReader,
   c: DecoderConfig,
   _hf?: HFConfig,
-): Promise<Map<string, tf.Tensor>> {
+): Promise<Map<string, Tensor>> {
   const pre = r.has("transformer.wte.weight") ? "transformer." : "";
   const d = c.dModel, f = c.dMlp;
-  const out = new Map<string, tf.Tensor>();
-  const put = (name: string, t: tf.Tensor | null) => t && out.set(name, t);
+  const out = new Map<string, Tensor>();
+  const put = (name: string, t: Tensor | null) => t && out.set(name, t);
   put("embed.W_E", await r.take(`${pre}wte.weight`, [c.vocabSize, d]));
   put("pos_embed.W_pos", await r.take(`${pre}wpe.weight`, [c.maxPositions, d]));
   for (let l = 0; l < c.nLayers; l++) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import {
   type HFConfig,
   type HFFamily,
@@ -96,19 +97,19 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * ```
  */
 export function splitNeoxQkv(
-  t: tf.Tensor,
+  t: Tensor,
   heads: number,
   headDim: number,
-): [tf.Tensor, tf.Tensor, tf.Tensor] {
+): [Tensor, Tensor, Tensor] {
   const rows = (part: number) =>
     Int32Array.from(
       { length: heads * headDim },
       (_, i) => Math.floor(i / headDim) * 3 * headDim + part * headDim + (i % headDim),
     );
   return tf.tidy(() => [0, 1, 2].map((part) => tf.gather(t, tf.tensor1d(rows(part), "int32"), 0))) as [
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
+    Tensor,
+    Tensor,
+    Tensor,
   ];
 }
 
@@ -134,11 +135,11 @@ export async function gptNeoxWeights(
   r: HFWeightReader,
   c: DecoderConfig,
   _hf?: HFConfig,
-): Promise<Map<string, tf.Tensor>> {
+): Promise<Map<string, Tensor>> {
   const pre = r.has("gpt_neox.embed_in.weight") ? "gpt_neox." : "";
   const d = c.dModel, f = c.dMlp, h = c.nHeads, hd = c.headDim;
-  const out = new Map<string, tf.Tensor>();
-  const put = (name: string, t: tf.Tensor | null) => t && out.set(name, t);
+  const out = new Map<string, Tensor>();
+  const put = (name: string, t: Tensor | null) => t && out.set(name, t);
   const linear = async (name: string, shape: number[]) => {
     const t = await r.take(name, shape);
     return t ? linearToInOut(t) : null;

@@ -5,6 +5,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import type { SafetensorsCheckpoint } from "../io/safetensors.ts";
 import { toTfTensor } from "../io/safetensors_tf.ts";
 import type { DecoderConfig } from "./types.ts";
@@ -22,7 +23,7 @@ export interface HFFamily {
   /** Translates `config.json` (named `file` in errors). */
   config(hf: HFConfig, file: string): DecoderConfig;
   /** Reads and converts the weights into canonical tensors (`[in, out]` matrices). */
-  weights(reader: HFWeightReader, config: DecoderConfig, hf: HFConfig): Promise<Map<string, tf.Tensor>>;
+  weights(reader: HFWeightReader, config: DecoderConfig, hf: HFConfig): Promise<Map<string, Tensor>>;
 }
 
 /**
@@ -144,7 +145,7 @@ export class HFWeightReader {
    * Reads `name` as a float32 tensor if it exists with exactly `shape`; otherwise records the problem
    * and returns null.
    */
-  async take(name: string, shape: number[]): Promise<tf.Tensor | null> {
+  async take(name: string, shape: number[]): Promise<Tensor | null> {
     if (!this.#ckpt.has(name)) {
       this.#problems.push(`missing '${name}' (expected shape [${shape}])`);
       return null;
@@ -173,7 +174,7 @@ export class HFWeightReader {
    * Throws one error listing every problem (freeing `tensors`), or returns `tensors`. Unused checkpoint
    * tensors are an error too, except known non-parameter buffers (causal mask, rotary inv_freq).
    */
-  finish(tensors: Map<string, tf.Tensor>): Map<string, tf.Tensor> {
+  finish(tensors: Map<string, Tensor>): Map<string, Tensor> {
     const buffers =
       /(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq)$/;
     const unused = this.#ckpt.names().filter((n) => !this.#used.has(n) && !buffers.test(n));
@@ -208,7 +209,7 @@ export class HFWeightReader {
  * console.log(linearToInOut(tf.zeros([3, 2])).shape); // [2, 3]
  * ```
  */
-export function linearToInOut(t: tf.Tensor): tf.Tensor {
+export function linearToInOut(t: Tensor): Tensor {
   const out = tf.transpose(t);
   t.dispose();
   return out;

@@ -5,6 +5,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor2D, Tensor3D } from "../tensor_types.ts";
 import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
 
 /**
@@ -21,10 +22,10 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  * ```
  */
 export class ActivationCache {
-  #acts: Map<string, tf.Tensor>;
+  #acts: Map<string, Tensor>;
 
   /** Wraps captured activations (takes ownership). */
-  constructor(activations: Map<string, tf.Tensor>) {
+  constructor(activations: Map<string, Tensor>) {
     this.#acts = activations;
   }
 
@@ -39,7 +40,7 @@ export class ActivationCache {
   }
 
   /** The activation at `name`; throws (listing what was captured) when absent. */
-  get(name: string): tf.Tensor {
+  get(name: string): Tensor {
     const t = this.#acts.get(name);
     if (!t) {
       throw new Error(
@@ -54,7 +55,7 @@ export class ActivationCache {
    * The activation at `blocks.{layer}.{suffix}` for every layer that has it, in layer order (e.g.
    * `stack("hook_resid_post")`).
    */
-  stack(suffix: string): tf.Tensor[] {
+  stack(suffix: string): Tensor[] {
     const re = new RegExp(`^blocks\\.\\d+\\.${suffix.replace(/\./g, "\\.")}$`);
     return this.names.filter((n) => re.test(n)).map((n) => this.get(n));
   }
@@ -104,9 +105,9 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  */
 export function runWithCache(
   model: CausalLM,
-  ids: tf.Tensor2D,
+  ids: Tensor2D,
   options: RunWithCacheOptions = {},
-): { logits: tf.Tensor3D; cache: ActivationCache } {
+): { logits: Tensor3D; cache: ActivationCache } {
   const { names, ...rest } = options;
   const r = model.forward(ids, { ...rest, capture: names ?? true });
   tf.dispose([r.hidden, r.residual]);
@@ -133,10 +134,10 @@ export function runWithCache(
  */
 export function runWithHooks(
   model: CausalLM,
-  ids: tf.Tensor2D,
+  ids: Tensor2D,
   hooks: Hooks,
   options: Omit<ForwardOptions, "hooks"> = {},
-): tf.Tensor3D {
+): Tensor3D {
   const r = model.forward(ids, { ...options, hooks });
   tf.dispose([r.hidden, r.residual]);
   if (r.activations) { for (const t of r.activations.values()) t.dispose(); }

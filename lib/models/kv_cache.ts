@@ -11,14 +11,15 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import type { KVCacheLike } from "./types.ts";
 
 /** One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each. */
 export interface KVRowSnapshot {
   /** Keys `[Hkv, n, hd]` (rotated). */
-  k: tf.Tensor3D;
+  k: Tensor3D;
   /** Values `[Hkv, n, hd]`. */
-  v: tf.Tensor3D;
+  v: Tensor3D;
 }
 
 /**
@@ -39,14 +40,14 @@ export class KVCache implements KVCacheLike {
   readonly batchSize: number;
   /** Layers. */
   readonly nLayers: number;
-  #k: (tf.Tensor4D | null)[];
-  #v: (tf.Tensor4D | null)[];
+  #k: (Tensor4D | null)[];
+  #v: (Tensor4D | null)[];
   /** Host copy of validity, one array per row over the columns. */
   #valid: Uint8Array[];
   #columns = 0;
   #next: number[];
   /** Device copy of validity `[B, L]` (float32), rebuilt lazily after a rewind. */
-  #validTensor: tf.Tensor2D | null = null;
+  #validTensor: Tensor2D | null = null;
   #disposed = false;
 
   /** An empty cache for `batchSize` rows and `nLayers` layers. */
@@ -83,7 +84,7 @@ export class KVCache implements KVCacheLike {
   }
 
   /** Cached keys and values of a layer `[B, Hkv, L, hd]`, or null before the first forward. */
-  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | null {
+  past(layer: number): { k: Tensor4D; v: Tensor4D } | null {
     this.#checkAlive();
     const k = this.#k[layer], v = this.#v[layer];
     return k && v ? { k, v } : null;
@@ -109,7 +110,7 @@ export class KVCache implements KVCacheLike {
    * Validity `[B, L + T]` of the cached columns followed by `newValid` `[B, T]` (float32), for building
    * the attention mask of a forward that appends T columns. Call inside a `tf.tidy`.
    */
-  validWith(newValid: tf.Tensor2D): tf.Tensor2D {
+  validWith(newValid: Tensor2D): Tensor2D {
     this.#checkAlive();
     if (this.#columns === 0) return newValid;
     if (!this.#validTensor) {
@@ -128,9 +129,9 @@ export class KVCache implements KVCacheLike {
    * Called by the decoder inside its `tf.tidy`; keeps the new tensors and frees the old ones.
    */
   commit(
-    ks: tf.Tensor4D[],
-    vs: tf.Tensor4D[],
-    valid: tf.Tensor2D | undefined,
+    ks: Tensor4D[],
+    vs: Tensor4D[],
+    valid: Tensor2D | undefined,
     t: number,
     newValid?: ArrayLike<number>,
   ): void {
@@ -222,9 +223,9 @@ export class KVCache implements KVCacheLike {
       for (let l = 0; l < this.nLayers; l++) {
         const k = this.#k[l], v = this.#v[l];
         if (!k || !v || cols.length === 0) throw new Error("KVCache.snapshotRow: the row holds no positions");
-        const pick = (t: tf.Tensor4D) => {
+        const pick = (t: Tensor4D) => {
           const r = tf.slice(t, [row, 0, 0, 0], [1, -1, -1, -1]);
-          return tf.squeeze(tf.gather(r, idx, 2), [0]) as tf.Tensor3D;
+          return tf.squeeze(tf.gather(r, idx, 2), [0]) as Tensor3D;
         };
         out.push({ k: pick(k), v: pick(v) });
       }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import {
   type HFConfig,
   type HFFamily,
@@ -108,11 +108,11 @@ export async function llamaStyleWeights(
   r: HFWeightReader,
   c: DecoderConfig,
   _hf?: HFConfig,
-): Promise<Map<string, tf.Tensor>> {
+): Promise<Map<string, Tensor>> {
   const pre = r.has("model.embed_tokens.weight") ? "model." : "";
   const d = c.dModel, f = c.dMlp, q = c.nHeads * c.headDim, kv = c.nKvHeads * c.headDim;
-  const out = new Map<string, tf.Tensor>();
-  const put = (name: string, t: tf.Tensor | null) => t && out.set(name, t);
+  const out = new Map<string, Tensor>();
+  const put = (name: string, t: Tensor | null) => t && out.set(name, t);
   const linear = async (name: string, shape: number[]) => {
     const t = await r.take(name, shape);
     return t ? linearToInOut(t) : null;

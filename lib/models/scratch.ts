@@ -5,6 +5,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 import { fillNormal, Prng } from "../generate/prng.ts";
 import { Decoder, type DecoderComponents } from "./decoder.ts";
 import { decoderParameterShapes, validateDecoderConfig } from "./params.ts";
@@ -157,7 +158,7 @@ export function createDecoder(config: DecoderConfig, options: CreateDecoderOptio
   const shapes = decoderParameterShapes(config);
   const std = options.std ?? 0.02;
   const scaledStd = (options.init ?? "scaled") === "scaled" ? std / Math.sqrt(2 * config.nLayers) : std;
-  const tensors = new Map<string, tf.Tensor>();
+  const tensors = new Map<string, Tensor>();
   let stream = 0;
   for (const [name, shape] of shapes) {
     const size = shape.reduce((a, b) => a * b, 1);

@@ -6,27 +6,28 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { linear } from "./mlp.ts";
 import type { RotaryTable } from "./rotary.ts";
 
 /** Projection weights of one attention layer, `[in, out]` layout. */
 export interface AttentionWeights {
   /** `[d, H*hd]` */
-  wQ: tf.Tensor;
+  wQ: Tensor;
   /** `[H*hd]` */
-  bQ?: tf.Tensor;
+  bQ?: Tensor;
   /** `[d, Hkv*hd]` */
-  wK: tf.Tensor;
+  wK: Tensor;
   /** `[Hkv*hd]` */
-  bK?: tf.Tensor;
+  bK?: Tensor;
   /** `[d, Hkv*hd]` */
-  wV: tf.Tensor;
+  wV: Tensor;
   /** `[Hkv*hd]` */
-  bV?: tf.Tensor;
+  bV?: Tensor;
   /** `[H*hd, d]` */
-  wO: tf.Tensor;
+  wO: Tensor;
   /** `[d]` */
-  bO?: tf.Tensor;
+  bO?: Tensor;
 }
 
 /**
@@ -49,13 +50,13 @@ export interface AttentionOptions {
    * a large negative number elsewhere (future columns, invalid cached columns, padding). Omit it when
    * every query may see every column (one new token over a fully valid cache): decoding skips the add.
    */
-  maskBias?: tf.Tensor4D;
+  maskBias?: Tensor4D;
   /** Rotary table and the angles gathered for this forward's positions (omit for learned positions). */
-  rope?: { table: RotaryTable; angles: { cos: tf.Tensor4D; sin: tf.Tensor4D } };
+  rope?: { table: RotaryTable; angles: { cos: Tensor4D; sin: Tensor4D } };
   /** Cached keys and values `[B, Hkv, Lprev, hd]` (keys already rotated); omitted or null when empty. */
-  past?: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  past?: { k: Tensor4D; v: Tensor4D } | null;
   /** Observes or replaces an intermediate; called only when given. */
-  hook?: (point: AttentionHookPoint, t: tf.Tensor) => tf.Tensor;
+  hook?: (point: AttentionHookPoint, t: Tensor) => Tensor;
   /** Dropout on the attention pattern (training). */
   dropout?: { rate: number; seed: number };
 }
@@ -63,13 +64,13 @@ export interface AttentionOptions {
 /** The result of {@linkcode causalSelfAttention}. */
 export interface AttentionResult {
   /** `[B, T, d]` after the output projection. */
-  out: tf.Tensor3D;
+  out: Tensor3D;
   /** Keys and values `[B, Hkv, L, hd]` including this forward's columns (what the cache should hold). */
-  k: tf.Tensor4D;
+  k: Tensor4D;
   /** Values `[B, Hkv, L, hd]`. */
-  v: tf.Tensor4D;
+  v: Tensor4D;
   /** Attention pattern `[B, H, T, L]`. */
-  pattern: tf.Tensor4D;
+  pattern: Tensor4D;
 }
 
 /**
@@ -91,7 +92,7 @@ export interface AttentionResult {
  * ```
  */
 export function causalSelfAttention(
-  x: tf.Tensor3D,
+  x: Tensor3D,
   w: AttentionWeights,
   o: AttentionOptions,
 ): AttentionResult {
@@ -100,25 +101,25 @@ export function causalSelfAttention(
     const { nHeads: h, nKvHeads: hkv, headDim: hd, hook } = o;
     if (h % hkv !== 0) throw new Error(`attention: nHeads (${h}) must be a multiple of nKvHeads (${hkv})`);
     const g = h / hkv;
-    let q = tf.reshape(linear(x, w.wQ, w.bQ), [b, t, h, hd]) as tf.Tensor4D;
-    let k = tf.reshape(linear(x, w.wK, w.bK), [b, t, hkv, hd]) as tf.Tensor4D;
-    let v = tf.reshape(linear(x, w.wV, w.bV), [b, t, hkv, hd]) as tf.Tensor4D;
+    let q = tf.reshape(linear(x, w.wQ, w.bQ), [b, t, h, hd]) as Tensor4D;
+    let k = tf.reshape(linear(x, w.wK, w.bK), [b, t, hkv, hd]) as Tensor4D;
+    let v = tf.reshape(linear(x, w.wV, w.bV), [b, t, hkv, hd]) as Tensor4D;
     if (hook) {
-      q = hook("q", q) as tf.Tensor4D;
-      k = hook("k", k) as tf.Tensor4D;
-      v = hook("v", v) as tf.Tensor4D;
+      q = hook("q", q) as Tensor4D;
+      k = hook("k", k) as Tensor4D;
+      v = hook("v", v) as Tensor4D;
     }
     if (o.rope) {
       q = o.rope.table.rotate(q, o.rope.angles);
       k = o.rope.table.rotate(k, o.rope.angles);
       if (hook) {
-        q = hook("rot_q", q) as tf.Tensor4D;
-        k = hook("rot_k", k) as tf.Tensor4D;
+        q = hook("rot_q", q) as Tensor4D;
+        k = hook("rot_k", k) as Tensor4D;
       }
     }
     // [B, T, heads, hd] -> [B, heads, T, hd], then append to the cached columns.
-    let kAll = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D;
-    let vAll = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+    let kAll = tf.transpose(k, [0, 2, 1, 3]) as Tensor4D;
+    let vAll = tf.transpose(v, [0, 2, 1, 3]) as Tensor4D;
     if (o.past) {
       kAll = tf.concat([o.past.k, kAll], 2);
       vAll = tf.concat([o.past.v, vAll], 2);
@@ -126,19 +127,19 @@ export function causalSelfAttention(
     const l = kAll.shape[2];
     // Group queries by their kv head: [B, H, T, hd] -> [B, Hkv, G*T, hd].
     const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [b, hkv, g * t, hd]);
-    let scores = tf.reshape(tf.matMul(qg, kAll, false, true), [b, h, t, l]) as tf.Tensor4D;
+    let scores = tf.reshape(tf.matMul(qg, kAll, false, true), [b, h, t, l]) as Tensor4D;
     scores = tf.mul(scores, 1 / Math.sqrt(hd));
     if (o.maskBias) scores = tf.add(scores, o.maskBias);
-    if (hook) scores = hook("attn_scores", scores) as tf.Tensor4D;
-    let pattern = tf.softmax(scores, -1) as tf.Tensor4D;
-    if (hook) pattern = hook("pattern", pattern) as tf.Tensor4D;
+    if (hook) scores = hook("attn_scores", scores) as Tensor4D;
+    let pattern = tf.softmax(scores, -1) as Tensor4D;
+    if (hook) pattern = hook("pattern", pattern) as Tensor4D;
     const used = o.dropout && o.dropout.rate > 0
       ? tf.dropout(pattern, o.dropout.rate, undefined, o.dropout.seed)
       : pattern;
     const zg = tf.matMul(tf.reshape(used, [b, hkv, g * t, l]), vAll); // [B, Hkv, G*T, hd]
-    let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, T, H, hd]
-    if (hook) z = hook("z", z) as tf.Tensor4D;
-    const out = linear(tf.reshape(z, [b, t, h * hd]) as tf.Tensor3D, w.wO, w.bO);
+    let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as Tensor4D; // [B, T, H, hd]
+    if (hook) z = hook("z", z) as Tensor4D;
+    const out = linear(tf.reshape(z, [b, t, h * hd]) as Tensor3D, w.wO, w.bO);
     return { out, k: kAll, v: vAll, pattern };
   });
 }
@@ -157,14 +158,14 @@ export function causalSelfAttention(
  * console.log((await bias.array())[0][0][0]); // [0, -1000000000, -1000000000]
  * ```
  */
-export function attentionMaskBias(valid: tf.Tensor2D, t: number): tf.Tensor4D {
+export function attentionMaskBias(valid: Tensor2D, t: number): Tensor4D {
   return tf.tidy(() => {
     const [b, l] = valid.shape;
     const v = tf.reshape(valid, [b, 1, 1, l]);
-    if (t === 1) return tf.mul(tf.sub(1, v), -1e9) as tf.Tensor4D; // one query at the last column sees all
+    if (t === 1) return tf.mul(tf.sub(1, v), -1e9) as Tensor4D; // one query at the last column sees all
     const cols = tf.range(0, l, 1, "int32").reshape([1, l]);
     const rows = tf.range(l - t, l, 1, "int32").reshape([t, 1]);
     const causal = tf.cast(tf.lessEqual(cols, rows), "float32").reshape([1, 1, t, l]);
-    return tf.mul(tf.sub(1, tf.mul(causal, v)), -1e9) as tf.Tensor4D;
+    return tf.mul(tf.sub(1, tf.mul(causal, v)), -1e9) as Tensor4D;
   });
 }

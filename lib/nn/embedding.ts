@@ -4,6 +4,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from "../tensor_types.ts";
 
 /**
  * Looks up rows of the token table: ids `[B, T]` (int32), table `[V, d]` -> `[B, T, d]`.
@@ -17,29 +18,29 @@ import { tf } from "../deps.ts";
  * console.log(x.shape); // [1, 2, 3]
  * ```
  */
-export function embedTokens(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
+export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
   return tf.tidy(() => {
     const [b, t] = ids.shape;
     const d = table.shape[1];
-    const flat = tf.reshape(ids.dtype === "int32" ? ids : tf.cast(ids, "int32"), [b * t]) as tf.Tensor1D;
+    const flat = tf.reshape(ids.dtype === "int32" ? ids : tf.cast(ids, "int32"), [b * t]) as Tensor1D;
     // tfjs differentiates gather with UnsortedSegmentSum, which the wasm backend lacks; scatterND (which
     // sums duplicate ids) gives the same table gradient on every backend.
     // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
     const lookup = tf.customGrad(
-      ((tbl: tf.Tensor, idx: tf.Tensor, save: tf.GradSaveFunc) => {
+      ((tbl: Tensor, idx: Tensor, save: tf.GradSaveFunc) => {
         save([idx]);
         return {
           value: tf.gather(tbl, idx),
-          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+          gradFunc: (dy: Tensor, saved: Tensor[]) => [
             tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, tbl.shape),
             tf.zerosLike(saved[0]),
           ],
         };
       }) as unknown as (
-        ...args: (tf.Tensor | tf.GradSaveFunc)[]
-      ) => { value: tf.Tensor; gradFunc: () => tf.Tensor[] },
+        ...args: (Tensor | tf.GradSaveFunc)[]
+      ) => { value: Tensor; gradFunc: () => Tensor[] },
     );
-    return tf.reshape(lookup(table, flat), [b, t, d]) as tf.Tensor3D;
+    return tf.reshape(lookup(table, flat), [b, t, d]) as Tensor3D;
   });
 }
 
@@ -55,7 +56,7 @@ export function embedTokens(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
  * console.log(p.shape); // [1, 2, 3]
  * ```
  */
-export function embedPositions(positions: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
+export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
   return embedTokens(positions, table);
 }
 
@@ -73,15 +74,15 @@ export function embedPositions(positions: tf.Tensor2D, table: tf.Tensor2D): tf.T
  * ```
  */
 export function unembed(
-  hidden: tf.Tensor3D,
-  weight: tf.Tensor2D,
+  hidden: Tensor3D,
+  weight: Tensor2D,
   tied: boolean,
-  bias?: tf.Tensor1D,
-): tf.Tensor3D {
+  bias?: Tensor1D,
+): Tensor3D {
   return tf.tidy(() => {
     const [b, t, d] = hidden.shape;
-    const flat = tf.reshape(hidden, [b * t, d]) as tf.Tensor2D;
+    const flat = tf.reshape(hidden, [b * t, d]) as Tensor2D;
     const logits = tf.fused.matMul({ a: flat, b: weight, transposeB: tied, bias });
-    return tf.reshape(logits, [b, t, logits.shape[1] as number]) as tf.Tensor3D;
+    return tf.reshape(logits, [b, t, logits.shape[1] as number]) as Tensor3D;
   });
 }

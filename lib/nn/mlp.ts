@@ -4,6 +4,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor2D } from "../tensor_types.ts";
 
 /** Activations and MLP kinds (the `mlp` field of a DecoderConfig). */
 export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
@@ -20,12 +21,12 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  * console.log(y.shape); // [2, 3, 5]
  * ```
  */
-export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, bias?: tf.Tensor): T {
+export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
   return tf.tidy(() => {
     const inDim = x.shape[x.rank - 1];
     const outDim = w.shape[1]!;
-    const flat = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
-    const y = tf.fused.matMul({ a: flat, b: w as tf.Tensor2D, bias });
+    const flat = tf.reshape(x, [-1, inDim]) as Tensor2D;
+    const y = tf.fused.matMul({ a: flat, b: w as Tensor2D, bias });
     return tf.reshape(y, [...x.shape.slice(0, -1), outDim]) as T;
   });
 }
@@ -41,7 +42,7 @@ export function linear<T extends tf.Tensor>(x: T, w: tf.Tensor, bias?: tf.Tensor
  * console.log(await geluExact(tf.tensor1d([0, 1])).array()); // ~[0, 0.8413]
  * ```
  */
-export function geluExact<T extends tf.Tensor>(x: T): T {
+export function geluExact<T extends Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
 }
 
@@ -57,7 +58,7 @@ export function geluExact<T extends tf.Tensor>(x: T): T {
  * console.log(await geluTanh(tf.tensor1d([1])).array()); // ~[0.8412]
  * ```
  */
-export function geluTanh<T extends tf.Tensor>(x: T): T {
+export function geluTanh<T extends Tensor>(x: T): T {
   return tf.tidy(() => {
     const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
     return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
@@ -75,7 +76,7 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
  * console.log(await activation("relu", tf.tensor1d([-1, 2])).array()); // [0, 2]
  * ```
  */
-export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
+export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
   switch (kind) {
     case "gelu":
       return geluExact(x);
@@ -96,17 +97,17 @@ export function activation<T extends tf.Tensor>(kind: MlpKind, x: T): T {
 /** Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU. */
 export interface MlpWeights {
   /** Up projection `[d, dMlp]`. */
-  wIn: tf.Tensor;
+  wIn: Tensor;
   /** Up projection bias `[dMlp]`. */
-  bIn?: tf.Tensor;
+  bIn?: Tensor;
   /** SwiGLU gate projection `[d, dMlp]`. */
-  wGate?: tf.Tensor;
+  wGate?: Tensor;
   /** SwiGLU gate bias `[dMlp]`. */
-  bGate?: tf.Tensor;
+  bGate?: Tensor;
   /** Down projection `[dMlp, d]`. */
-  wOut: tf.Tensor;
+  wOut: Tensor;
   /** Down projection bias `[d]`. */
-  bOut?: tf.Tensor;
+  bOut?: Tensor;
 }
 
 /**
@@ -123,22 +124,22 @@ export interface MlpWeights {
  * console.log(y.shape); // [1, 2, 4]
  * ```
  */
-export function mlpForward<T extends tf.Tensor>(
+export function mlpForward<T extends Tensor>(
   kind: MlpKind,
   x: T,
   w: MlpWeights,
-  onPre?: (t: tf.Tensor) => tf.Tensor,
-  onPost?: (t: tf.Tensor) => tf.Tensor,
+  onPre?: (t: Tensor) => Tensor,
+  onPost?: (t: Tensor) => Tensor,
 ): T {
   return tf.tidy(() => {
-    let hidden: tf.Tensor;
+    let hidden: Tensor;
     if (kind === "swiglu") {
       if (!w.wGate) throw new Error("mlpForward: SwiGLU needs a gate projection (wGate)");
-      let pre: tf.Tensor = linear(x, w.wGate, w.bGate);
+      let pre: Tensor = linear(x, w.wGate, w.bGate);
       if (onPre) pre = onPre(pre);
       hidden = tf.mul(activation("swiglu", pre), linear(x, w.wIn, w.bIn));
     } else {
-      let pre: tf.Tensor = linear(x, w.wIn, w.bIn);
+      let pre: Tensor = linear(x, w.wIn, w.bIn);
       if (onPre) pre = onPre(pre);
       hidden = activation(kind, pre);
     }

@@ -4,6 +4,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor } from "../tensor_types.ts";
 
 /**
  * LayerNorm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`, with the biased
@@ -18,10 +19,10 @@ import { tf } from "../deps.ts";
  * console.log(await y.array()); // ~[[-1.22, 0, 1.22]]
  * ```
  */
-export function layerNorm<T extends tf.Tensor>(
+export function layerNorm<T extends Tensor>(
   x: T,
-  weight: tf.Tensor,
-  bias: tf.Tensor | undefined,
+  weight: Tensor,
+  bias: Tensor | undefined,
   eps: number,
 ): T {
   return tf.tidy(() => {
@@ -45,7 +46,7 @@ export function layerNorm<T extends tf.Tensor>(
  * console.log(await y.array()); // ~[[0.849, 1.131]]
  * ```
  */
-export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
+export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T {
   return tf.tidy(() => {
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as T;
@@ -67,11 +68,11 @@ export type NormKind = "layernorm" | "rmsnorm";
  * console.log(y.shape); // [1, 2]
  * ```
  */
-export function applyNorm<T extends tf.Tensor>(
+export function applyNorm<T extends Tensor>(
   kind: NormKind,
   x: T,
-  weight: tf.Tensor,
-  bias: tf.Tensor | undefined,
+  weight: Tensor,
+  bias: Tensor | undefined,
   eps: number,
 ): T {
   if (kind === "layernorm") return layerNorm(x, weight, bias, eps);

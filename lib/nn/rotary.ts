@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor2D, Tensor4D } from "../tensor_types.ts";
 
 /**
  * Precomputed cos/sin tables for positions `0..maxPositions-1`, built once and kept on the backend so a
@@ -33,9 +34,9 @@ export class RotaryTable {
   /** Rotary base. */
   readonly theta: number;
   /** [maxPositions, rotaryDim] cosines (each frequency repeated for both halves). */
-  readonly cos: tf.Tensor2D;
+  readonly cos: Tensor2D;
   /** [maxPositions, rotaryDim] sines. */
-  readonly sin: tf.Tensor2D;
+  readonly sin: Tensor2D;
 
   /** Builds the tables; `rotaryDim` defaults to `headDim`. */
   constructor(options: { headDim: number; rotaryDim?: number; theta: number; maxPositions: number }) {
@@ -74,32 +75,32 @@ export class RotaryTable {
    * Gathers `[B, T, 1, rotaryDim]` cos and sin rows for position ids `[B, T]`; compute once per forward
    * and share across layers with {@linkcode RotaryTable.rotate}.
    */
-  angles(positions: tf.Tensor2D): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  angles(positions: Tensor2D): { cos: Tensor4D; sin: Tensor4D } {
     return tf.tidy(() => {
       const [b, t] = positions.shape;
       const flat = tf.reshape(positions, [b * t]);
       return {
-        cos: tf.reshape(tf.gather(this.cos, flat), [b, t, 1, this.rotaryDim]) as tf.Tensor4D,
-        sin: tf.reshape(tf.gather(this.sin, flat), [b, t, 1, this.rotaryDim]) as tf.Tensor4D,
+        cos: tf.reshape(tf.gather(this.cos, flat), [b, t, 1, this.rotaryDim]) as Tensor4D,
+        sin: tf.reshape(tf.gather(this.sin, flat), [b, t, 1, this.rotaryDim]) as Tensor4D,
       };
     });
   }
 
   /** Rotates `x` `[B, T, heads, headDim]` with angles from {@linkcode RotaryTable.angles}. */
-  rotate(x: tf.Tensor4D, angles: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
+  rotate(x: Tensor4D, angles: { cos: Tensor4D; sin: Tensor4D }): Tensor4D {
     return tf.tidy(() => {
       const rd = this.rotaryDim;
       const partial = rd < this.headDim;
       const xr = partial ? tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, rd]) : x;
       const [x1, x2] = tf.split(xr, 2, 3);
       const rotated = tf.concat([tf.neg(x2), x1], 3);
-      const out = tf.add(tf.mul(xr, angles.cos), tf.mul(rotated, angles.sin)) as tf.Tensor4D;
+      const out = tf.add(tf.mul(xr, angles.cos), tf.mul(rotated, angles.sin)) as Tensor4D;
       return partial ? tf.concat([out, tf.slice(x, [0, 0, 0, rd], [-1, -1, -1, -1])], 3) : out;
     });
   }
 
   /** Gathers angles and rotates in one call (convenience for single use). */
-  apply(x: tf.Tensor4D, positions: tf.Tensor2D): tf.Tensor4D {
+  apply(x: Tensor4D, positions: Tensor2D): Tensor4D {
     return tf.tidy(() => this.rotate(x, this.angles(positions)));
   }
 
