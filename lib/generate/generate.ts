@@ -97,7 +97,10 @@ export interface GenerationStepRow {
 export interface GenerationStep {
   /** Forward step index (0 = sampled from the prefill). */
   step: number;
-  /** Rows active in this step. */
+  /**
+   * Rows that produced a token in this step (finished rows are absent, and so is a row sitting out the
+   * step after a rewind when pipelining with callbacks).
+   */
   rows: GenerationStepRow[];
 }
 
