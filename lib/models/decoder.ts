@@ -323,6 +323,7 @@ export class Decoder implements CausalLM {
         rotaryDim: c.rotaryDim,
         theta: c.ropeTheta ?? 10000,
         maxPositions: c.maxPositions,
+        scaling: c.ropeScaling,
       });
     }
     this.hookNames = this.#listHookNames();
@@ -407,9 +408,7 @@ export class Decoder implements CausalLM {
     const fire: HookFire = hooks || captureSet ? makeFire(hooks, captureSet, activations!) : null;
 
     // Host-side bookkeeping for the cache: validity and positions of the new columns.
-    const newValid = cache && mask
-      ? Uint8Array.from(mask.dataSync() as ArrayLike<number>, (x) => (x ? 1 : 0))
-      : undefined;
+    const newValid = cache && mask ? readMaskToHost(mask) : undefined;
     let hostPositions: Int32Array | undefined;
     if (cache && !options.positions) {
       hostPositions = cache.nextPositions(t, newValid);
@@ -545,7 +544,8 @@ export class Decoder implements CausalLM {
       [
         "positions",
         c.positional === "rotary"
-          ? `rotary (dim ${c.rotaryDim ?? c.headDim}, theta ${c.ropeTheta ?? 10000})`
+          ? `rotary (dim ${c.rotaryDim ?? c.headDim}, theta ${c.ropeTheta ?? 10000}` +
+            (c.ropeScaling ? `, ${c.ropeScaling.type} scaling x${c.ropeScaling.factor})` : ")")
           : "learned",
       ],
       ["residual", c.parallelResidual ? "parallel" : "sequential"],
@@ -592,6 +592,27 @@ function makeFire(
     }
     return t;
   };
+}
+
+/**
+ * The attention mask's values on the host (the cache keeps per-row validity there). A mask made from
+ * host data (`tf.tensor2d(rows)`) still holds its values; one computed on a GPU cannot be read
+ * synchronously under Deno's WebGPU, so say how to fix that instead of failing deep inside tfjs.
+ */
+function readMaskToHost(mask: Tensor2D): Uint8Array {
+  let values: ArrayLike<number>;
+  try {
+    values = mask.dataSync() as ArrayLike<number>;
+  } catch (e) {
+    throw new Error(
+      `Decoder.forward: the attentionMask of a cached forward is read on the host, which failed on the ` +
+        `'${tf.getBackend()}' backend (${
+          (e as Error).message
+        }); build it from host data right before the call ` +
+        '(tf.tensor2d(rows, undefined, "int32")) and pass it only at prefill',
+    );
+  }
+  return Uint8Array.from(values, (x) => (x ? 1 : 0));
 }
 
 /** Whether a gradient tape is recording (then derived weight copies would cut gradients off). */

@@ -73,6 +73,7 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
     positional: "rotary",
     rotaryDim,
     ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     mlp,
     parallelResidual: hfField(hf, "use_parallel_residual", "boolean", file, true),
     qkvBias: bias,

@@ -8,6 +8,7 @@ import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import type { SafetensorsCheckpoint } from "../io/safetensors.ts";
 import { toTfTensor } from "../io/safetensors_tf.ts";
+import type { RopeScaling } from "../nn/rotary.ts";
 import type { DecoderConfig } from "./types.ts";
 
 /** A parsed `config.json`. */
@@ -57,25 +58,47 @@ export function hfField<T extends "number" | "string" | "boolean">(
 /**
  * RoPE settings from a config, accepting both layouts: older top-level `rope_theta` / `rope_scaling`
  * (and NeoX's `rotary_emb_base` / `rotary_pct`) and newer `rope_parameters` (`rope_theta`, `rope_type`,
- * `partial_rotary_factor`). Scaled variants (linear, dynamic, yarn, llama3, ...) are refused clearly.
+ * `partial_rotary_factor`, scaling fields). Scaling types "linear" and "llama3" are supported; others
+ * (dynamic, yarn, longrope, ...) are refused clearly.
  *
  * @example
  * ```ts
  * import { hfRope } from "./hf_common.ts";
  * console.log(hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json"));
- * // { theta: 500000, partialFactor: undefined }
+ * // { theta: 500000, partialFactor: undefined, scaling: undefined }
  * ```
  */
-export function hfRope(hf: HFConfig, file: string): { theta: number; partialFactor?: number } {
+export function hfRope(
+  hf: HFConfig,
+  file: string,
+): { theta: number; partialFactor?: number; scaling?: RopeScaling } {
   const params = (hf.rope_parameters ?? undefined) as Record<string, unknown> | undefined;
-  const scaling = (hf.rope_scaling ?? undefined) as Record<string, unknown> | undefined;
-  for (const [where, p] of [["rope_parameters", params], ["rope_scaling", scaling]] as const) {
+  const legacy = (hf.rope_scaling ?? undefined) as Record<string, unknown> | undefined;
+  let scaling: RopeScaling | undefined;
+  for (const [where, p] of [["rope_parameters", params], ["rope_scaling", legacy]] as const) {
     if (!p) continue;
     const type = p.rope_type ?? p.type ?? "default";
-    if (type !== "default") {
+    const num = (key: string): number => {
+      const v = p[key];
+      if (typeof v !== "number") {
+        throw new Error(`${file}: ${where}.${key} must be a number for rope_type '${type}'`);
+      }
+      return v;
+    };
+    if (type === "default") continue;
+    if (type === "linear") scaling = { type: "linear", factor: num("factor") };
+    else if (type === "llama3") {
+      scaling = {
+        type: "llama3",
+        factor: num("factor"),
+        lowFreqFactor: num("low_freq_factor"),
+        highFreqFactor: num("high_freq_factor"),
+        originalMaxPositions: num("original_max_position_embeddings"),
+      };
+    } else {
       throw new Error(
-        `${file}: ${where}.rope_type '${type}' is not supported (only unscaled "default" RoPE is implemented); ` +
-          "remove the scaling or use a checkpoint without RoPE scaling",
+        `${file}: ${where}.rope_type '${type}' is not supported (supported: default, linear, llama3); ` +
+          "use a checkpoint without this RoPE scaling",
       );
     }
   }
@@ -91,7 +114,7 @@ export function hfRope(hf: HFConfig, file: string): { theta: number; partialFact
       `${file}: partial_rotary_factor / rotary_pct must be in (0, 1], got ${JSON.stringify(partial)}`,
     );
   }
-  return { theta, partialFactor: partial };
+  return { theta, partialFactor: partial, scaling };
 }
 
 /**

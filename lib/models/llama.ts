@@ -57,6 +57,7 @@ export function llamaStyleConfig(hf: HFConfig, file: string, family: string): De
     positional: "rotary",
     rotaryDim,
     ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     mlp: "swiglu",
     parallelResidual: false,
     qkvBias: false,

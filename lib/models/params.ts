@@ -103,6 +103,7 @@ export function validateDecoderConfig(c: DecoderConfig): void {
       bad("rotaryDim", `must be an even integer in (0, headDim=${c.headDim}], got ${rd}`);
     }
     if (c.ropeTheta !== undefined && !(c.ropeTheta > 0)) bad("ropeTheta", `must be > 0, got ${c.ropeTheta}`);
+    if (c.ropeScaling && !(c.ropeScaling.factor > 0)) bad("ropeScaling", "factor must be > 0");
   }
   if (c.dropout !== undefined && !(c.dropout >= 0 && c.dropout < 1)) {
     bad("dropout", `must be in [0, 1), got ${c.dropout}`);

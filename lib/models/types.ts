@@ -7,6 +7,7 @@
  * @module
  */
 import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
+import type { RopeScaling } from "../nn/rotary.ts";
 
 /**
  * A decoder's architecture as plain data. The Hugging Face families (gpt2, gpt_neox, llama, qwen2) are
@@ -41,6 +42,8 @@ export interface DecoderConfig {
   rotaryDim?: number;
   /** Rotary base (rope_theta). */
   ropeTheta?: number;
+  /** Rotary frequency scaling (HF `rope_type` "linear" or "llama3"); absent = plain RoPE. */
+  ropeScaling?: RopeScaling;
   /** MLP kind and activation. "gelu" is exact erf GELU, "gelu_new"/"gelu_tanh" the tanh approximation. */
   mlp: "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
   /** NeoX parallel residual: x + attn(ln1(x)) + mlp(ln2(x)). */

@@ -24,6 +24,59 @@ import type { Tensor2D, Tensor4D } from "../tensor_types.ts";
  * rope.dispose();
  * ```
  */
+/**
+ * RoPE frequency scaling for long context, as Hugging Face `rope_type` "linear" (every frequency divided
+ * by `factor`, i.e. positions stretched) or "llama3" (low frequencies divided by `factor`, high ones kept,
+ * a smooth blend between the two wavelength bounds derived from `originalMaxPositions`).
+ */
+export type RopeScaling =
+  | { type: "linear"; factor: number }
+  | {
+    type: "llama3";
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositions: number;
+  };
+
+/**
+ * Applies a {@linkcode RopeScaling} to inverse frequencies (in place, float32), following transformers'
+ * `_compute_linear_scaling_rope_parameters` / `_compute_llama3_parameters`.
+ *
+ * @example
+ * ```ts
+ * import { scaleRopeFrequencies } from "./rotary.ts";
+ * const inv = scaleRopeFrequencies(Float32Array.of(1, 1e-4), { type: "linear", factor: 2 });
+ * console.log(inv); // Float32Array [0.5, 0.00005]
+ * ```
+ */
+export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling): Float32Array {
+  const { factor } = scaling;
+  if (!(factor > 0)) throw new Error(`RoPE scaling: factor must be > 0, got ${factor}`);
+  if (scaling.type === "linear") {
+    for (let i = 0; i < invFreq.length; i++) invFreq[i] = invFreq[i] / factor;
+    return invFreq;
+  }
+  if (scaling.type !== "llama3") {
+    throw new Error(`RoPE scaling: unknown type '${(scaling as { type: string }).type}'`);
+  }
+  const { lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: old } = scaling;
+  if (!(high > low)) {
+    throw new Error(`RoPE llama3 scaling: high_freq_factor (${high}) must exceed low_freq_factor (${low})`);
+  }
+  const lowWavelen = old / low, highWavelen = old / high;
+  for (let i = 0; i < invFreq.length; i++) {
+    const inv = invFreq[i];
+    const wavelen = (2 * Math.PI) / inv;
+    if (wavelen > lowWavelen) invFreq[i] = inv / factor; // low frequency: fully scaled
+    else if (wavelen >= highWavelen) { // medium: blend between scaled and unscaled
+      const smooth = (old / wavelen - low) / (high - low);
+      invFreq[i] = (1 - smooth) * inv / factor + smooth * inv;
+    } // high frequency: unchanged
+  }
+  return invFreq;
+}
+
 export class RotaryTable {
   /** Per-head width. */
   readonly headDim: number;
@@ -39,7 +92,15 @@ export class RotaryTable {
   readonly sin: Tensor2D;
 
   /** Builds the tables; `rotaryDim` defaults to `headDim`. */
-  constructor(options: { headDim: number; rotaryDim?: number; theta: number; maxPositions: number }) {
+  constructor(
+    options: {
+      headDim: number;
+      rotaryDim?: number;
+      theta: number;
+      maxPositions: number;
+      scaling?: RopeScaling;
+    },
+  ) {
     const { headDim, theta, maxPositions } = options;
     const rd = options.rotaryDim ?? headDim;
     if (rd % 2 !== 0 || rd <= 0 || rd > headDim) {
@@ -55,6 +116,7 @@ export class RotaryTable {
     const half = rd / 2;
     const invFreq = new Float32Array(half);
     for (let i = 0; i < half; i++) invFreq[i] = f(1 / f(Math.pow(theta, f((2 * i) / rd))));
+    if (options.scaling) scaleRopeFrequencies(invFreq, options.scaling);
     const cos = new Float32Array(maxPositions * rd);
     const sin = new Float32Array(maxPositions * rd);
     for (let p = 0; p < maxPositions; p++) {

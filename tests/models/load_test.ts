@@ -7,6 +7,7 @@ import { loadModel } from "../../lib/models/load.ts";
 import { gptNeoxConfig } from "../../lib/models/gpt_neox.ts";
 import { llamaConfig } from "../../lib/models/llama.ts";
 import { qwen2Config } from "../../lib/models/qwen2.ts";
+import { scaleRopeFrequencies } from "../../lib/nn/rotary.ts";
 
 await initBackend({ backend: "cpu" });
 const FIXTURES = new URL("../../../shared/fixtures/hf/", import.meta.url).pathname;
@@ -92,6 +93,37 @@ test("loadModel: Llama attention_bias and mlp_bias map every bias (zero biases c
   for (const d of [zero, some]) await Deno.remove(d, { recursive: true });
 });
 
+test("loadModel: linear RoPE scaling x2 at positions 2p equals plain RoPE at positions p", async () => {
+  const dir = await variant("tiny-llama", (c) => void (c.rope_scaling = { type: "linear", factor: 2 }));
+  const scaled = await loadModel(dir), plain = await loadModel(`${FIXTURES}tiny-llama`);
+  assertEquals(scaled.config.ropeScaling, { type: "linear", factor: 2 });
+  const x = tf.tensor2d([[1, 5, 9, 200, 17, 3]], [1, 6], "int32");
+  const even = tf.tensor2d([[0, 2, 4, 6, 8, 10]], [1, 6], "int32");
+  const a = scaled.forward(x, { positions: even }), b = plain.forward(x);
+  assert(
+    maxDiff(a.logits.dataSync(), b.logits.dataSync()) < 1e-5,
+    "linear scaling is not position stretching",
+  );
+  const c = scaled.forward(x);
+  assert(maxDiff(c.logits.dataSync(), b.logits.dataSync()) > 1e-4, "scaling had no effect");
+  tf.dispose([
+    x,
+    even,
+    a.logits,
+    a.hidden,
+    a.residual,
+    b.logits,
+    b.hidden,
+    b.residual,
+    c.logits,
+    c.hidden,
+    c.residual,
+  ]);
+  scaled.dispose();
+  plain.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
 test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_resid_mid present)", async () => {
   const dir = await variant("tiny-gpt-neox", (c) => void (c.use_parallel_residual = false));
   const model = await loadModel(dir);
@@ -146,8 +178,12 @@ Deno.test("family configs: unsupported RoPE scaling, activations and sliding win
     vocab_size: 512,
   };
   assertThrows(
+    () => llamaConfig({ ...base, rope_scaling: { rope_type: "dynamic", factor: 8 } }),
+    "rope_type 'dynamic' is not supported",
+  );
+  assertThrows(
     () => llamaConfig({ ...base, rope_scaling: { rope_type: "llama3", factor: 8 } }),
-    "rope_type 'llama3' is not supported",
+    "low_freq_factor must be a number",
   );
   assertThrows(
     () => llamaConfig({ ...base, rope_parameters: { rope_type: "yarn", rope_theta: 1e4 } }),
@@ -166,4 +202,52 @@ Deno.test("family configs: unsupported RoPE scaling, activations and sliding win
   const neox = gptNeoxConfig({ ...base, rope_parameters: { partial_rotary_factor: 0.5, rope_theta: 20000 } });
   assertEquals([neox.rotaryDim, neox.ropeTheta, neox.parallelResidual, neox.mlp], [8, 20000, true, "gelu"]);
   assertEquals(llamaConfig({ ...base, head_dim: 32, num_key_value_heads: 1 }).headDim, 32);
+  const l3 = llamaConfig({
+    ...base,
+    rope_parameters: {
+      rope_type: "llama3",
+      rope_theta: 500000,
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    },
+  });
+  assertEquals(l3.ropeScaling, {
+    type: "llama3",
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositions: 8192,
+  });
+  assertEquals(l3.ropeTheta, 500000);
+});
+
+Deno.test("RoPE llama3 scaling: high frequencies kept, low ones divided by the factor, a smooth blend between", () => {
+  const dim = 128, theta = 500000;
+  const base = Float32Array.from({ length: dim / 2 }, (_, i) => 1 / Math.pow(theta, (2 * i) / dim));
+  const scaled = scaleRopeFrequencies(base.slice(), {
+    type: "llama3",
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositions: 8192,
+  });
+  let kept = 0, divided = 0, blended = 0;
+  base.forEach((inv, i) => {
+    const wavelen = (2 * Math.PI) / inv;
+    if (wavelen < 2048) {
+      assertEquals(scaled[i], inv);
+      kept++;
+    } else if (wavelen > 8192) {
+      assert(Math.abs(scaled[i] - Math.fround(inv / 8)) < 1e-12, `low frequency ${i} not divided by 8`);
+      divided++;
+    } else {
+      assert(scaled[i] < inv && scaled[i] > inv / 8, `medium frequency ${i} not blended`);
+      blended++;
+    }
+  });
+  assert(kept > 0 && divided > 0 && blended > 0, `${kept}/${blended}/${divided}`);
+  // Monotone: the blend never reorders frequencies.
+  for (let i = 1; i < scaled.length; i++) assert(scaled[i] < scaled[i - 1]);
 });
