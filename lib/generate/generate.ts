@@ -24,6 +24,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../tensor_types.ts";
 import type { CausalLM, ForwardResult, Hooks, KVCacheLike } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { Prng } from "./prng.ts";
@@ -37,15 +38,15 @@ export interface ProbeContext {
   /** True at step 0: captured activations then cover the whole (left-padded) prompt. */
   isPrefill: boolean;
   /** Activations captured in this step's forward (the names the probes listed in `capture`). */
-  activations: Map<string, tf.Tensor>;
+  activations: Map<string, Tensor>;
   /** The chosen hidden source at the newest position, [B, d]. */
-  hidden: tf.Tensor2D;
+  hidden: Tensor2D;
   /** The previous step's hidden, [B, d]; null at step 0. */
-  prevHidden: tf.Tensor2D | null;
+  prevHidden: Tensor2D | null;
   /** Raw logits of the newest position, [B, V]. */
-  logits: tf.Tensor2D;
+  logits: Tensor2D;
   /** Tokens chosen this step, [B] int32. */
-  tokens: tf.Tensor1D;
+  tokens: Tensor1D;
   /** Rows in the batch. */
   batchSize: number;
 }
@@ -62,7 +63,7 @@ export interface GenerationProbe {
   /** Hook names whose activations the forward must capture for this probe. */
   capture?: string[];
   /** Returns [B, width]. */
-  compute(ctx: ProbeContext): tf.Tensor;
+  compute(ctx: ProbeContext): Tensor;
 }
 
 /** One row's result at one step. */

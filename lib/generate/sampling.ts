@@ -36,6 +36,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { Tensor1D, Tensor2D } from "../tensor_types.ts";
 
 /** Sampling parameters of one row. Every field is optional; the defaults sample from the raw softmax. */
 export interface SamplingParams {
@@ -54,11 +55,11 @@ export interface SamplingParams {
 /** Per-row outputs of {@linkcode TokenSampler.sample}; the caller owns and must dispose the tensors. */
 export interface SampleOutput {
   /** Chosen token ids [B], int32. */
-  tokens: tf.Tensor1D;
+  tokens: Tensor1D;
   /** log p(token) under the unmodified distribution (raw logits, temperature 1) [B]. */
-  logprobs: tf.Tensor1D;
+  logprobs: Tensor1D;
   /** log q(token) under the distribution sampled from (after penalty, bans, temperature, top-k/p) [B]. */
-  sampledLogprobs: tf.Tensor1D;
+  sampledLogprobs: Tensor1D;
 }
 
 /** Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`. */
@@ -181,9 +182,9 @@ export class TokenSampler {
    *   filters exclude the forced token)
    */
   sample(
-    logits: tf.Tensor2D,
-    uniforms: ArrayLike<number> | tf.Tensor1D,
-    history?: tf.Tensor2D,
+    logits: Tensor2D,
+    uniforms: ArrayLike<number> | Tensor1D,
+    history?: Tensor2D,
     forced?: ArrayLike<number>,
   ): SampleOutput {
     const [B, V] = logits.shape;
@@ -364,10 +365,10 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  * ```
  */
 export function sampleLogits(
-  logits: tf.Tensor2D,
+  logits: Tensor2D,
   params: SamplingParams | SamplingParams[],
   uniforms: ArrayLike<number>,
-  history?: tf.Tensor2D,
+  history?: Tensor2D,
   forced?: ArrayLike<number>,
 ): SampleOutput {
   const sampler = new TokenSampler(logits.shape[0], logits.shape[1], params);
