@@ -2,6 +2,10 @@ import { strict as assert } from "node:assert";
 import { runDemo, runDemoCli } from "../../lib/cli/demo.ts";
 import { loadExampleModel } from "../../lib/notebook/mod.ts";
 import { detectCrises } from "../../lib/recync/monitor.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
+import { CharTokenizer } from "../../lib/tokenizers/char.ts";
+import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
 
 const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/../shared/fixtures/hf/tiny-gpt2`;
@@ -107,5 +111,54 @@ Deno.test("demo CLI: --help, unknown flags and bad values", async () => {
   } finally {
     console.log = log;
     console.error = error;
+  }
+});
+
+Deno.test("loadExampleModel + demo: the bundled trained model is preferred and decodes text", async () => {
+  await initBackend({ backend: "wasm" });
+  const root = await Deno.makeTempDir({ prefix: "coherence-root-" });
+  try {
+    const tok = CharTokenizer.fromCorpus("ROMEO: abcdefghijklmnopqrstuvwxyz\n");
+    const model = createDecoder(
+      gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tok.vocabSize, maxPositions: 64 }),
+      { seed: 5 },
+    );
+    await saveCheckpoint(`${root}/data/models/shakespeare-char`, {
+      weights: model.parameters(),
+      optimizer: new Map(),
+      state: {
+        format: "coherence-lab/checkpoint@1",
+        step: 7,
+        modelConfig: model.config,
+        tokenizer: tok.toJSON(),
+      },
+    });
+    model.dispose();
+    const ex = await loadExampleModel(undefined, { repoRoot: root });
+    try {
+      assert.equal(ex.kind, "trained");
+      assert.deepEqual(ex.notes, []);
+      assert.ok(ex.tokenizer);
+      assert.equal(ex.decode(ex.encode("ROMEO: hi")), "ROMEO: hi");
+    } finally {
+      ex.model.dispose();
+    }
+    const s = await runDemo({
+      model: `${root}/data/models/shakespeare-char`,
+      prompt: "ROMEO:",
+      tokens: 12,
+      temperature: 1,
+      topP: 1,
+      seed: 1,
+      backend: "wasm",
+      out: `${root}/out`,
+      stream: false,
+    });
+    assert.equal(s.model.kind, "trained");
+    assert.equal(s.tokens, 12);
+    assert.equal([...s.text].length, 12, "one character per token");
+    assert.ok([...s.text].every((c) => "ROMEO: abcdefghijklmnopqrstuvwxyz\n".includes(c)));
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
