@@ -269,8 +269,14 @@ export class Decoder implements CausalLM {
   constructor(config: DecoderConfig, tensors: Map<string, Tensor>, options: DecoderOptions = {}) {
     this.config = { ...config };
     this.source = options.source;
-    const shapes = options.shapes ?? decoderParameterShapes(config);
-    checkTensors(shapes, tensors, config.family);
+    let shapes: Map<string, number[]>;
+    try {
+      shapes = options.shapes ?? decoderParameterShapes(config);
+      checkTensors(shapes, tensors, config.family);
+    } catch (e) {
+      for (const t of tensors.values()) t.dispose(); // ownership was handed over: do not leak on refusal
+      throw e;
+    }
     this.#params = new Map();
     for (const [name] of shapes) {
       const t = tensors.get(name)!;

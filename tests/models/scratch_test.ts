@@ -10,6 +10,7 @@ import {
   swigluHidden,
 } from "../../lib/models/scratch.ts";
 import { decoderParameterShapes } from "../../lib/models/params.ts";
+import { Decoder } from "../../lib/models/decoder.ts";
 import type { DecoderConfig } from "../../lib/models/types.ts";
 
 await initBackend({ backend: "cpu" });
@@ -157,4 +158,21 @@ Deno.test("training on wasm: every parameter's gradient matches the cpu backend 
   } finally {
     await initBackend({ backend: "cpu" });
   }
+});
+
+Deno.test("Decoder: a refused parameter map names every problem and frees the tensors it was given", () => {
+  const c = gpt2SmallConfig({ nLayers: 1, dModel: 8, nHeads: 2, vocabSize: 10, maxPositions: 16 });
+  const before = tf.memory().numTensors;
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, shape] of decoderParameterShapes(c)) tensors.set(name, tf.zeros(shape));
+  tensors.get("blocks.0.mlp.W_in")!.dispose();
+  tensors.delete("blocks.0.mlp.W_in");
+  tensors.get("ln_final.w")!.dispose();
+  tensors.set("ln_final.w", tf.zeros([9]));
+  tensors.set("blocks.0.attn.W_X", tf.zeros([2]));
+  const err = assertThrows(() => new Decoder(c, tensors), "missing: blocks.0.mlp.W_in");
+  assert(err.message.includes("unexpected: blocks.0.attn.W_X"));
+  assert(err.message.includes("ln_final.w: expected [8], got [9]"));
+  assertEquals(tf.memory().numTensors - before, 0, "refused tensors leaked");
+  assertThrows(() => new Decoder({ ...c, nKvHeads: 3 }, new Map()), "DecoderConfig.nKvHeads");
 });
