@@ -11,8 +11,16 @@
  *
  * @module
  */
-export * from "./lib/backend/mod.ts";
-export * from "./lib/models/types.ts";
 export * from "./lib/tensor_types.ts";
-export * from "./lib/tokenizers/types.ts";
+export * from "./lib/backend/mod.ts";
 export * from "./lib/io/mod.ts";
+export * from "./lib/nn/mod.ts";
+export * from "./lib/models/mod.ts";
+export * from "./lib/tokenizers/mod.ts";
+export * from "./lib/generate/mod.ts";
+export * from "./lib/plot/mod.ts";
+export * from "./lib/notebook/mod.ts";
+export * from "./lib/data/mod.ts";
+export * from "./lib/train/mod.ts";
+export * from "./lib/stats/mod.ts";
+export * from "./lib/recync/mod.ts";

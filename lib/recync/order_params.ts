@@ -31,6 +31,7 @@
  *
  * @module
  */
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { tf } from "../deps.ts";
 
 const COS_EPS = 1e-8;
@@ -54,7 +55,7 @@ export const FISHER_CLIP = 0.999;
  * console.log(normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync()); // [1]
  * ```
  */
-export function normalizedAttentionEntropy(pattern: tf.Tensor3D, valid?: tf.Tensor2D): tf.Tensor2D {
+export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D): Tensor2D {
   checkRank(pattern, 3, "pattern [B, H, L]");
   return tf.tidy(() => {
     const nValid = validCount(pattern, valid); // [B]
@@ -68,7 +69,7 @@ export function normalizedAttentionEntropy(pattern: tf.Tensor3D, valid?: tf.Tens
       tf.broadcastTo(safe, ent.shape),
       tf.div(ent, tf.maximum(logN, 1e-30)),
       tf.zerosLike(ent),
-    ) as tf.Tensor2D;
+    ) as Tensor2D;
   });
 }
 
@@ -84,17 +85,17 @@ export function normalizedAttentionEntropy(pattern: tf.Tensor3D, valid?: tf.Tens
  * console.log(headAlignment(p).dataSync()); // [0]
  * ```
  */
-export function headAlignment(pattern: tf.Tensor3D): tf.Tensor1D {
+export function headAlignment(pattern: Tensor3D): Tensor1D {
   checkRank(pattern, 3, "pattern [B, H, L]");
   const h = pattern.shape[1];
   return tf.tidy(() => {
-    if (h === 1) return tf.ones([pattern.shape[0]]) as tf.Tensor1D;
+    if (h === 1) return tf.ones([pattern.shape[0]]) as Tensor1D;
     const norm = tf.maximum(tf.norm(pattern, "euclidean", -1, true), Math.sqrt(COS_EPS)); // [B, H, 1]
     const u = tf.div(pattern, norm);
     // Σ_{h≠h'} u_h·u_h' = ‖Σ_h u_h‖² − Σ_h ‖u_h‖²
     const s = tf.sum(u, 1); // [B, L]
     const cross = tf.sub(tf.sum(tf.square(s), -1), tf.sum(tf.square(u), [1, 2]));
-    return tf.div(cross, h * (h - 1)) as tf.Tensor1D;
+    return tf.div(cross, h * (h - 1)) as Tensor1D;
   });
 }
 
@@ -113,10 +114,10 @@ export function headAlignment(pattern: tf.Tensor3D): tf.Tensor1D {
  * console.log(attentionSynchrony(p).dataSync()); // [0.5]: maximal entropy, identical heads
  * ```
  */
-export function attentionSynchrony(pattern: tf.Tensor3D, valid?: tf.Tensor2D): tf.Tensor1D {
+export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1D {
   return tf.tidy(() => {
     const meanEntropy = tf.mean(normalizedAttentionEntropy(pattern, valid), -1);
-    return tf.mul(tf.add(tf.sub(1, meanEntropy), headAlignment(pattern)), 0.5) as tf.Tensor1D;
+    return tf.mul(tf.add(tf.sub(1, meanEntropy), headAlignment(pattern)), 0.5) as Tensor1D;
   });
 }
 
@@ -131,11 +132,11 @@ export function attentionSynchrony(pattern: tf.Tensor3D, valid?: tf.Tensor2D): t
  * console.log(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape); // [2, 4, 5]
  * ```
  */
-export function newestQueryPattern(hookPattern: tf.Tensor4D): tf.Tensor3D {
+export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
   checkRank(hookPattern, 4, "hook_pattern [B, H, T, L]");
   const [b, h, t, l] = hookPattern.shape;
   return tf.tidy(() =>
-    tf.reshape(tf.slice(hookPattern, [0, 0, t - 1, 0], [b, h, 1, l]), [b, h, l]) as tf.Tensor3D
+    tf.reshape(tf.slice(hookPattern, [0, 0, t - 1, 0], [b, h, 1, l]), [b, h, l]) as Tensor3D
   );
 }
 
@@ -150,7 +151,7 @@ export function newestQueryPattern(hookPattern: tf.Tensor4D): tf.Tensor3D {
  * console.log(rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync()); // [0.7071]
  * ```
  */
-export function rowCosine(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+export function rowCosine(a: Tensor, b: Tensor): Tensor {
   return tf.tidy(() => {
     const dot = tf.sum(tf.mul(a, b), -1);
     const na = tf.norm(a, "euclidean", -1);
@@ -172,7 +173,7 @@ export function rowCosine(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * console.log(residualUpdates(xs).arraySync()); // [[[1, 0], [0, 2]]]
  * ```
  */
-export function residualUpdates(streams: tf.Tensor2D[]): tf.Tensor3D {
+export function residualUpdates(streams: Tensor2D[]): Tensor3D {
   if (streams.length < 2) throw new Error("residualUpdates: need at least two stream states (x_0 and x_1)");
   return tf.tidy(() => {
     const x = tf.stack(streams, 1); // [B, L+1, d]
@@ -180,7 +181,7 @@ export function residualUpdates(streams: tf.Tensor2D[]): tf.Tensor3D {
     return tf.sub(
       tf.slice(x, [0, 1, 0], [b, n - 1, d]),
       tf.slice(x, [0, 0, 0], [b, n - 1, d]),
-    ) as tf.Tensor3D;
+    ) as Tensor3D;
   });
 }
 
@@ -196,10 +197,10 @@ export function residualUpdates(streams: tf.Tensor2D[]): tf.Tensor3D {
  * console.log(semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync()); // [0.5]
  * ```
  */
-export function semanticCoherence(updates: tf.Tensor3D, g: tf.Tensor2D): tf.Tensor1D {
+export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
   checkRank(updates, 3, "updates [B, L, d]");
   checkRank(g, 2, "g [B, d]");
-  return tf.tidy(() => tf.mean(rowCosine(updates, tf.expandDims(g, 1)), -1) as tf.Tensor1D);
+  return tf.tidy(() => tf.mean(rowCosine(updates, tf.expandDims(g, 1)), -1) as Tensor1D);
 }
 
 /**
@@ -220,7 +221,7 @@ export function semanticCoherence(updates: tf.Tensor3D, g: tf.Tensor2D): tf.Tens
  * ```
  */
 export class RunningMeanDirection {
-  #sum: tf.Tensor2D | null = null;
+  #sum: Tensor2D | null = null;
   #counts: number[] = [];
 
   /** Rows' counts of states added so far. */
@@ -229,28 +230,28 @@ export class RunningMeanDirection {
   }
 
   /** Adds one state per row, [B, d]; `rowMask` (host, 1 = add) skips rows, e.g. finished ones. */
-  add(h: tf.Tensor2D, rowMask?: ArrayLike<number>): void {
+  add(h: Tensor2D, rowMask?: ArrayLike<number>): void {
     checkRank(h, 2, "h [B, d]");
     const [b] = h.shape;
     const mask = rowMask ? Array.from(rowMask) : new Array<number>(b).fill(1);
     this.#accumulate(
-      tf.tidy(() => tf.mul(h, tf.tensor2d(mask, [b, 1]))) as tf.Tensor2D,
+      tf.tidy(() => tf.mul(h, tf.tensor2d(mask, [b, 1]))) as Tensor2D,
       mask,
     );
   }
 
   /** Adds every valid position of [B, T, d] states (e.g. the prompt at prefill); `valid` [B, T] host 0/1. */
-  addMany(h: tf.Tensor3D, valid?: number[][]): void {
+  addMany(h: Tensor3D, valid?: number[][]): void {
     checkRank(h, 3, "h [B, T, d]");
     const [b, t] = h.shape;
     const v = valid ?? Array.from({ length: b }, () => new Array<number>(t).fill(1));
     const summed = tf.tidy(() =>
       tf.sum(tf.mul(h, tf.tensor3d(v.map((r) => r.map((x) => [x])))), 1)
-    ) as tf.Tensor2D;
+    ) as Tensor2D;
     this.#accumulate(summed, v.map((r) => r.reduce((s, x) => s + x, 0)));
   }
 
-  #accumulate(delta: tf.Tensor2D, counts: number[]): void {
+  #accumulate(delta: Tensor2D, counts: number[]): void {
     if (this.#sum === null) {
       this.#sum = delta;
       this.#counts = [...counts];
@@ -262,7 +263,7 @@ export class RunningMeanDirection {
         `RunningMeanDirection: shape [${delta.shape}] differs from the running sum [${this.#sum.shape}]`,
       );
     }
-    const next = tf.add(this.#sum, delta) as tf.Tensor2D;
+    const next = tf.add(this.#sum, delta) as Tensor2D;
     this.#sum.dispose();
     delta.dispose();
     this.#sum = next;
@@ -270,19 +271,19 @@ export class RunningMeanDirection {
   }
 
   /** g = sum / count per row, [B, d] (rows with no states give zeros). The caller owns the tensor. */
-  mean(): tf.Tensor2D {
+  mean(): Tensor2D {
     if (this.#sum === null) throw new Error("RunningMeanDirection.mean: no states added yet");
     const sum = this.#sum;
-    return tf.tidy(() => tf.div(sum, tf.tensor2d(this.#counts.map((c) => [Math.max(c, 1)])))) as tf.Tensor2D;
+    return tf.tidy(() => tf.div(sum, tf.tensor2d(this.#counts.map((c) => [Math.max(c, 1)])))) as Tensor2D;
   }
 
   /** A copy of the state (sum tensor clone + counts) for rewinds; dispose the tensor when done. */
-  snapshot(): { sum: tf.Tensor2D | null; counts: number[] } {
+  snapshot(): { sum: Tensor2D | null; counts: number[] } {
     return { sum: this.#sum ? tf.clone(this.#sum) : null, counts: [...this.#counts] };
   }
 
   /** Restores a snapshot (clones its tensor, so the snapshot stays valid). */
-  restore(state: { sum: tf.Tensor2D | null; counts: number[] }): void {
+  restore(state: { sum: Tensor2D | null; counts: number[] }): void {
     this.#sum?.dispose();
     this.#sum = state.sum ? tf.clone(state.sum) : null;
     this.#counts = [...state.counts];
@@ -307,7 +308,7 @@ export class RunningMeanDirection {
  * console.log(pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync()); // [0.993]
  * ```
  */
-export function pearsonLastAxis(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
+export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
   return tf.tidy(() => {
     const xc = tf.sub(x, tf.mean(x, -1, true));
     const yc = tf.sub(y, tf.mean(y, -1, true));
@@ -329,17 +330,17 @@ export function pearsonLastAxis(x: tf.Tensor, y: tf.Tensor): tf.Tensor {
  * ```
  */
 export function keyPersistence(
-  newest: tf.Tensor3D,
-  previous: tf.Tensor3D,
+  newest: Tensor3D,
+  previous: Tensor3D,
   available?: boolean[],
-): tf.Tensor1D {
+): Tensor1D {
   checkRank(newest, 3, "newest keys [B, H, hd]");
   checkRank(previous, 3, "previous keys [B, H, hd]");
   return tf.tidy(() => {
     const rho = tf.mean(pearsonLastAxis(newest, previous), -1);
-    const z = tf.atanh(tf.clipByValue(rho, -FISHER_CLIP, FISHER_CLIP)) as tf.Tensor1D;
+    const z = tf.atanh(tf.clipByValue(rho, -FISHER_CLIP, FISHER_CLIP)) as Tensor1D;
     if (!available) return z;
-    return tf.where(tf.tensor1d(available, "bool"), z, tf.zerosLike(z)) as tf.Tensor1D;
+    return tf.where(tf.tensor1d(available, "bool"), z, tf.zerosLike(z)) as Tensor1D;
   });
 }
 
@@ -359,10 +360,10 @@ export function keyPersistence(
  * ```
  */
 export function gatherLaggedKeys(
-  keys: tf.Tensor4D,
+  keys: Tensor4D,
   validity: ArrayLike<number>[],
   lag = 1,
-): { newest: tf.Tensor3D; previous: tf.Tensor3D; available: boolean[] } {
+): { newest: Tensor3D; previous: Tensor3D; available: boolean[] } {
   checkRank(keys, 4, "keys [B, Hkv, L, hd]");
   const [b, h, l, hd] = keys.shape;
   if (validity.length !== b) {
@@ -390,8 +391,8 @@ export function gatherLaggedKeys(
   return tf.tidy(() => {
     const flat = tf.reshape(tf.transpose(keys, [0, 2, 1, 3]), [b * l, h, hd]); // [B·L, H, hd]
     return {
-      newest: tf.gather(flat, tf.tensor1d(newestIdx, "int32")) as tf.Tensor3D,
-      previous: tf.gather(flat, tf.tensor1d(prevIdx, "int32")) as tf.Tensor3D,
+      newest: tf.gather(flat, tf.tensor1d(newestIdx, "int32")) as Tensor3D,
+      previous: tf.gather(flat, tf.tensor1d(prevIdx, "int32")) as Tensor3D,
       available,
     };
   });
@@ -410,26 +411,26 @@ export function gatherLaggedKeys(
  * ```
  */
 export function stackOrderParameters(
-  lambda: tf.Tensor1D,
-  lambdaSem: tf.Tensor1D,
-  z: tf.Tensor1D,
-): tf.Tensor2D {
-  return tf.tidy(() => tf.stack([lambda, lambdaSem, z], 1) as tf.Tensor2D);
+  lambda: Tensor1D,
+  lambdaSem: Tensor1D,
+  z: Tensor1D,
+): Tensor2D {
+  return tf.tidy(() => tf.stack([lambda, lambdaSem, z], 1) as Tensor2D);
 }
 
-function validCount(pattern: tf.Tensor3D, valid?: tf.Tensor2D): tf.Tensor1D {
+function validCount(pattern: Tensor3D, valid?: Tensor2D): Tensor1D {
   if (valid) {
     checkRank(valid, 2, "valid [B, L]");
     if (valid.shape[0] !== pattern.shape[0] || valid.shape[1] !== pattern.shape[2]) {
       throw new Error(`valid must be [${pattern.shape[0]}, ${pattern.shape[2]}], got [${valid.shape}]`);
     }
-    return tf.sum(tf.cast(tf.greater(valid, 0), "float32"), -1) as tf.Tensor1D;
+    return tf.sum(tf.cast(tf.greater(valid, 0), "float32"), -1) as Tensor1D;
   }
   // A column is valid if any head gives it weight (masked columns get exactly 0 after softmax).
-  return tf.sum(tf.cast(tf.greater(tf.max(pattern, 1), 0), "float32"), -1) as tf.Tensor1D;
+  return tf.sum(tf.cast(tf.greater(tf.max(pattern, 1), 0), "float32"), -1) as Tensor1D;
 }
 
-function checkRank(t: tf.Tensor, rank: number, what: string): void {
+function checkRank(t: Tensor, rank: number, what: string): void {
   if (t.rank !== rank) throw new Error(`order parameters: expected ${what}, got shape [${t.shape}]`);
 }
 
@@ -445,7 +446,7 @@ export interface OrderParameterProbeContext {
   /** True at step 0: captured activations then cover the whole (left-padded) prompt. */
   isPrefill: boolean;
   /** Activations captured in this step's forward, by hook name. */
-  activations: Map<string, tf.Tensor>;
+  activations: Map<string, Tensor>;
   /** Rows in the batch. */
   batchSize: number;
 }
@@ -453,7 +454,7 @@ export interface OrderParameterProbeContext {
 /** The cache methods the probe reads (the decoder's `KVCache` has them). */
 export interface KeyCacheView {
   /** Cached keys/values of a layer, `[B, Hkv, L, hd]`, or null before the first forward. */
-  past(layer: number): { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  past(layer: number): { k: Tensor4D; v: Tensor4D } | null;
   /** Validity per row over the L columns. */
   validity(): Uint8Array[];
 }
@@ -508,8 +509,8 @@ export class OrderParameterProbe {
   readonly #lambdaLayers: "layer" | "mean";
   readonly #lag: number;
   #cache: KeyCacheView | null = null;
-  #gSum: tf.Tensor2D | null = null;
-  #gCount: tf.Tensor2D | null = null;
+  #gSum: Tensor2D | null = null;
+  #gCount: Tensor2D | null = null;
 
   /** Validates the options. */
   constructor(options: OrderParameterProbeOptions) {
@@ -549,7 +550,7 @@ export class OrderParameterProbe {
     this.#cache = cache;
   }
 
-  #activation(ctx: OrderParameterProbeContext, name: string): tf.Tensor {
+  #activation(ctx: OrderParameterProbeContext, name: string): Tensor {
     const a = ctx.activations.get(name);
     if (!a) {
       throw new Error(`OrderParameterProbe: activation ${name} was not captured (is the probe in probes?)`);
@@ -558,49 +559,49 @@ export class OrderParameterProbe {
   }
 
   /** Computes [B, 3] = [λ, λ_sem, z] for this step. Runs inside the generation loop's `tf.tidy`. */
-  compute(ctx: OrderParameterProbeContext): tf.Tensor2D {
+  compute(ctx: OrderParameterProbeContext): Tensor2D {
     const b = ctx.batchSize;
     if (ctx.isPrefill) {
       // A new run: forget the previous run's direction and cache (the policy hands over the new one).
       this.#resetDirection();
       this.#cache = null;
     }
-    const newest = (x: tf.Tensor): tf.Tensor2D => {
+    const newest = (x: Tensor): Tensor2D => {
       const [bb, t, d] = x.shape as [number, number, number];
-      return tf.reshape(tf.slice(x, [0, t - 1, 0], [bb, 1, d]), [bb, d]) as tf.Tensor2D;
+      return tf.reshape(tf.slice(x, [0, t - 1, 0], [bb, 1, d]), [bb, d]) as Tensor2D;
     };
 
     // λ (per layer, then averaged when asked).
     const patternLayers = this.#lambdaLayers === "mean" ? [...Array(this.#nLayers).keys()] : [this.#layer];
-    let promptValid: tf.Tensor2D | null = null;
+    let promptValid: Tensor2D | null = null;
     const lambdas = patternLayers.map((l) => {
-      const rows = newestQueryPattern(this.#activation(ctx, `blocks.${l}.attn.hook_pattern`) as tf.Tensor4D);
+      const rows = newestQueryPattern(this.#activation(ctx, `blocks.${l}.attn.hook_pattern`) as Tensor4D);
       const valid = this.#validity(rows.shape[2], b);
       if (ctx.isPrefill && promptValid === null) {
-        promptValid = tf.cast(tf.greater(tf.max(rows, 1), 0), "float32") as tf.Tensor2D; // [B, T]
+        promptValid = tf.cast(tf.greater(tf.max(rows, 1), 0), "float32") as Tensor2D; // [B, T]
       }
       return attentionSynchrony(rows, valid ?? undefined);
     });
-    const lambda = lambdas.length === 1 ? lambdas[0] : (tf.mean(tf.stack(lambdas, 0), 0) as tf.Tensor1D);
+    const lambda = lambdas.length === 1 ? lambdas[0] : (tf.mean(tf.stack(lambdas, 0), 0) as Tensor1D);
 
     // g: running mean of post-norm final states (the prompt's valid positions at the prefill).
-    const finalStates = this.#activation(ctx, "ln_final.hook_normalized") as tf.Tensor3D;
-    let addSum: tf.Tensor2D, addCount: tf.Tensor2D;
+    const finalStates = this.#activation(ctx, "ln_final.hook_normalized") as Tensor3D;
+    let addSum: Tensor2D, addCount: Tensor2D;
     if (ctx.isPrefill && promptValid !== null) {
-      const w = tf.expandDims(promptValid as tf.Tensor2D, 2);
-      addSum = tf.sum(tf.mul(finalStates, w), 1) as tf.Tensor2D;
-      addCount = tf.sum(promptValid as tf.Tensor2D, 1, true) as tf.Tensor2D;
+      const w = tf.expandDims(promptValid as Tensor2D, 2);
+      addSum = tf.sum(tf.mul(finalStates, w), 1) as Tensor2D;
+      addCount = tf.sum(promptValid as Tensor2D, 1, true) as Tensor2D;
     } else {
       addSum = newest(finalStates);
-      addCount = tf.ones([b, 1]) as tf.Tensor2D;
+      addCount = tf.ones([b, 1]) as Tensor2D;
     }
-    const sum = this.#gSum ? tf.add(this.#gSum, addSum) as tf.Tensor2D : addSum;
-    const count = this.#gCount ? tf.add(this.#gCount, addCount) as tf.Tensor2D : addCount;
+    const sum = this.#gSum ? tf.add(this.#gSum, addSum) as Tensor2D : addSum;
+    const count = this.#gCount ? tf.add(this.#gCount, addCount) as Tensor2D : addCount;
     this.#gSum?.dispose();
     this.#gCount?.dispose();
     this.#gSum = tf.keep(sum);
     this.#gCount = tf.keep(count);
-    const g = tf.div(sum, tf.maximum(count, 1)) as tf.Tensor2D;
+    const g = tf.div(sum, tf.maximum(count, 1)) as Tensor2D;
 
     // λ_sem from the residual updates at the newest position.
     const streams = [...Array(this.#nLayers).keys()].map((l) =>
@@ -610,7 +611,7 @@ export class OrderParameterProbe {
     const lambdaSem = semanticCoherence(residualUpdates(streams), g);
 
     // z from the cache (exact after rewinds); 0 before the cache is known.
-    let z: tf.Tensor1D;
+    let z: Tensor1D;
     const past = this.#cache?.past(this.#layer) ?? null;
     if (this.#cache !== null && past !== null && !ctx.isPrefill) {
       const { newest: kNew, previous: kPrev, available } = gatherLaggedKeys(
@@ -620,13 +621,13 @@ export class OrderParameterProbe {
       );
       z = keyPersistence(kNew, kPrev, available);
     } else {
-      z = tf.zeros([b]) as tf.Tensor1D;
+      z = tf.zeros([b]) as Tensor1D;
     }
     return stackOrderParameters(lambda, lambdaSem, z);
   }
 
   /** Key validity [B, L] from the cache when its column count matches the pattern's, else null. */
-  #validity(columns: number, b: number): tf.Tensor2D | null {
+  #validity(columns: number, b: number): Tensor2D | null {
     if (this.#cache === null) return null;
     const v = this.#cache.validity();
     if (v.length !== b || v[0].length !== columns) return null;
