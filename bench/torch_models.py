@@ -148,11 +148,12 @@ def main():
             params = sum(p.numel() for p in model.parameters())
             base = dict(size=size, params=params, prompt=P, newTokens=N, engine=engine)
             cal_p = min(P, 8)
+            timed_generate(model, bench_prompts(1, cal_p, VOCAB, 1), 2, device)  # one-time costs
             pre, dec = timed_generate(model, bench_prompts(1, cal_p, VOCAB, 1), 2, device)
             per_tok, per_step = pre / cal_p, dec / 2
             log(f"{size}: {params} parameters; calibration {per_tok * 1e3:.1f} ms/prefill token, "
                 f"{per_step * 1e3:.1f} ms/decode step at batch 1")
-            for b in batches:
+            for b in sorted(batches):
                 warm_p = P if device == "cuda" else min(P, 16)
                 est = per_tok * b * P + N * max(per_step, per_tok * b)
                 if b != 1:
@@ -167,6 +168,7 @@ def main():
                 if b != 1 or device == "cuda":
                     timed_generate(model, bench_prompts(b, warm_p, VOCAB, 2), 2, device)
                 pre, dec = timed_generate(model, bench_prompts(b, P, VOCAB, 3), N, device)
+                per_tok, per_step = pre / (b * P), min(per_step, dec / N)  # refine the cost model
                 for w, tokens, s in (("prefill", b * P, pre), ("decode", b * N, dec)):
                     rows.append(dict(workload=w, **base, batch=b, tokensPerSec=tokens / s,
                                      msPerToken=1000 * s / tokens, seconds=s))
