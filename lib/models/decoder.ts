@@ -12,7 +12,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import { type AttentionHookPoint, attentionMaskBias, causalSelfAttention } from "../nn/attention.ts";
 import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
-import { mlpForward, type MlpWeights } from "../nn/mlp.ts";
+import { mlpForward, type MlpHookPoint, type MlpWeights } from "../nn/mlp.ts";
 import { applyNorm } from "../nn/norm.ts";
 import { RotaryTable } from "../nn/rotary.ts";
 import { KVCache } from "./kv_cache.ts";
@@ -213,8 +213,8 @@ interface BlockNames {
   attnOut: string;
   residMid: string;
   ln2: string;
-  mlpPre: string;
-  mlpPost: string;
+  /** MLP hook names by point (`pre`, `pre_linear`, `post`). */
+  mlp: Record<MlpHookPoint, string>;
   mlpOut: string;
   residPost: string;
 }
@@ -316,8 +316,7 @@ export class Decoder implements CausalLM {
         attnOut: `${p}.hook_attn_out`,
         residMid: `${p}.hook_resid_mid`,
         ln2: `${p}.ln2.hook_normalized`,
-        mlpPre: `${p}.mlp.hook_pre`,
-        mlpPost: `${p}.mlp.hook_post`,
+        mlp: { pre: `${p}.mlp.hook_pre`, pre_linear: `${p}.mlp.hook_pre_linear`, post: `${p}.mlp.hook_post` },
         mlpOut: `${p}.hook_mlp_out`,
         residPost: `${p}.hook_resid_post`,
       });
@@ -347,7 +346,9 @@ export class Decoder implements CausalLM {
         n.attnOut,
       );
       if (!this.config.parallelResidual) names.push(n.residMid);
-      names.push(n.ln2, n.mlpPre, n.mlpPost, n.mlpOut, n.residPost);
+      names.push(n.ln2, n.mlp.pre);
+      if (this.config.mlp === "swiglu") names.push(n.mlp.pre_linear);
+      names.push(n.mlp.post, n.mlpOut, n.residPost);
     }
     names.push("ln_final.hook_normalized");
     return names;
@@ -486,8 +487,7 @@ export class Decoder implements CausalLM {
             c.mlp,
             h2,
             w.mlp,
-            fire ? (a) => fire(n.mlpPre, l, a) : undefined,
-            fire ? (a) => fire(n.mlpPost, l, a) : undefined,
+            fire ? (point, a) => fire(n.mlp[point], l, a) : undefined,
           );
           mlpOut = dropout(mlpOut);
           if (fire) mlpOut = fire(n.mlpOut, l, mlpOut) as Tensor3D;

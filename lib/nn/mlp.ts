@@ -110,10 +110,13 @@ export interface MlpWeights {
   bOut?: Tensor;
 }
 
+/** Where an MLP hook fires: `pre` (activation input), `pre_linear` (SwiGLU up projection), `post`. */
+export type MlpHookPoint = "pre" | "pre_linear" | "post";
+
 /**
- * One MLP: `out(act(in(x)))`, or for SwiGLU `out(silu(gate(x)) * in(x))`. `onPre`/`onPost` let the caller
- * observe or replace the hidden activation before and after the nonlinearity (hook points `mlp.hook_pre`
- * and `mlp.hook_post`; for SwiGLU `hook_pre` is the gate pre-activation, as in TransformerLens).
+ * One MLP: `out(act(in(x)))`, or for SwiGLU `out(silu(gate(x)) * in(x))`. `hook` lets the caller observe
+ * or replace the hidden activation (TransformerLens `mlp.hook_pre`, `mlp.hook_pre_linear`, `mlp.hook_post`;
+ * for SwiGLU `pre` is the gate pre-activation and `pre_linear` the up projection).
  *
  * @example
  * ```ts
@@ -128,22 +131,23 @@ export function mlpForward<T extends Tensor>(
   kind: MlpKind,
   x: T,
   w: MlpWeights,
-  onPre?: (t: Tensor) => Tensor,
-  onPost?: (t: Tensor) => Tensor,
+  hook?: (point: MlpHookPoint, t: Tensor) => Tensor,
 ): T {
   return tf.tidy(() => {
     let hidden: Tensor;
     if (kind === "swiglu") {
       if (!w.wGate) throw new Error("mlpForward: SwiGLU needs a gate projection (wGate)");
       let pre: Tensor = linear(x, w.wGate, w.bGate);
-      if (onPre) pre = onPre(pre);
-      hidden = tf.mul(activation("swiglu", pre), linear(x, w.wIn, w.bIn));
+      if (hook) pre = hook("pre", pre);
+      let up: Tensor = linear(x, w.wIn, w.bIn);
+      if (hook) up = hook("pre_linear", up);
+      hidden = tf.mul(activation("swiglu", pre), up);
     } else {
       let pre: Tensor = linear(x, w.wIn, w.bIn);
-      if (onPre) pre = onPre(pre);
+      if (hook) pre = hook("pre", pre);
       hidden = activation(kind, pre);
     }
-    if (onPost) hidden = onPost(hidden);
+    if (hook) hidden = hook("post", hidden);
     return linear(hidden, w.wOut, w.bOut) as T;
   });
 }

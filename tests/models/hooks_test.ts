@@ -50,6 +50,8 @@ for (const [label, config] of Object.entries(CONFIGS)) {
     assertEquals(cache.get("blocks.1.attn.hook_pattern").shape, [2, h, 5, 5]);
     assertEquals(cache.get("blocks.1.attn.hook_z").shape, [2, 5, h, hd]);
     assertEquals(cache.get("blocks.0.mlp.hook_post").shape, [2, 5, f]);
+    assertEquals(model.hookNames.includes("blocks.0.mlp.hook_pre_linear"), config.mlp === "swiglu");
+    if (config.mlp === "swiglu") assertEquals(cache.get("blocks.0.mlp.hook_pre_linear").shape, [2, 5, f]);
     assertEquals(cache.stack("hook_resid_post").length, config.nLayers);
     assertEquals(model.hookNames.includes("blocks.0.hook_resid_mid"), !config.parallelResidual);
     assertEquals(model.hookNames.includes("hook_pos_embed"), config.positional === "learned");
