@@ -88,7 +88,10 @@ export class RotaryTable {
   readonly theta: number;
   /** [maxPositions, rotaryDim] cosines (each frequency repeated for both halves). */
   readonly cos: Tensor2D;
-  /** [maxPositions, rotaryDim] sines. */
+  /**
+   * [maxPositions, rotaryDim] sines with rotate_half's sign folded in (`-sin` on the first half, `sin` on
+   * the second), so a rotation is `x * cos + concat(x2, x1) * sin` without a negation kernel.
+   */
   readonly sin: Tensor2D;
 
   /** Builds the tables; `rotaryDim` defaults to `headDim`. */
@@ -125,7 +128,7 @@ export class RotaryTable {
         const c = Math.cos(angle), s = Math.sin(angle);
         cos[p * rd + i] = c;
         cos[p * rd + i + half] = c;
-        sin[p * rd + i] = s;
+        sin[p * rd + i] = -s;
         sin[p * rd + i + half] = s;
       }
     }
@@ -155,7 +158,7 @@ export class RotaryTable {
       const partial = rd < this.headDim;
       const xr = partial ? tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, rd]) : x;
       const [x1, x2] = tf.split(xr, 2, 3);
-      const rotated = tf.concat([tf.neg(x2), x1], 3);
+      const rotated = tf.concat([x2, x1], 3); // rotate_half's negation lives in the signed sin table
       const out = tf.add(tf.mul(xr, angles.cos), tf.mul(rotated, angles.sin)) as Tensor4D;
       return partial ? tf.concat([out, tf.slice(x, [0, 0, 0, rd], [-1, -1, -1, -1])], 3) : out;
     });
