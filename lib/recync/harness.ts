@@ -423,6 +423,11 @@ export interface RecyncExperimentOptions {
   eos?: "force" | "allow";
   /** Metric options (segment, primary outcome, worseBy δ). */
   metrics?: UnitMetricsOptions;
+  /**
+   * Queue each next forward while the step's readback is in flight (`generate()`'s `pipeline`; default
+   * true). Results are identical either way; a rewound row sits out one step.
+   */
+  pipeline?: boolean;
   /** Called after each unit is written. */
   onUnit?: (record: RecyncUnitRecord, done: number, total: number) => void;
 }
@@ -603,7 +608,8 @@ export async function runRecyncBatch(
     seeds,
     sampling,
     policies,
-    maxSteps: (maxRestarts + 1) * T + 16,
+    maxSteps: (maxRestarts + 1) * T + 16 + 2 * maxRestarts,
+    pipeline: options.pipeline ?? true,
   }).collect();
   const leaked = tf.memory().numTensors - before;
   if (leaked > 0) throw new Error(`runRecyncBatch: generation leaked ${leaked} tensors`);
