@@ -33,6 +33,7 @@ import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { loadTrainedModel } from "../train/run.ts";
 import { type V3Config, V3Controller } from "./controller.ts";
+import { OrderParameterProbe } from "./order_params.ts";
 import {
   computeUnitMetrics,
   type RecyncArmTrace,
@@ -415,7 +416,7 @@ export interface RecyncExperimentOptions {
   monitor?: CosimMonitorOptions;
   /** v4 restart options (maxRestarts is set by the policy: 1 for v4, 2 for v4-2r). */
   restart?: Omit<RestartOptions, "monitor" | "maxRestarts">;
-  /** v3 controller options. */
+  /** v3 controller options. With `cbf` set, Z(t) is probed on the device and fed to the safety filter. */
   v3?: Omit<V3Config, "monitor">;
   /** Sampling of both arms before any intervention. Default temperature 1.0, top-p 0.9, top-k off. */
   sampling?: SamplingParams;
@@ -587,13 +588,19 @@ export async function runRecyncBatch(
   const v3 = policy === "v3"
     ? units.map((_, u) => new V3Controller({ ...options.v3, monitor: options.monitor }, 2 * u + 1))
     : [];
+  // With a CBF filter the v3 controller needs Z(t): probe it on the device in the same readback.
+  const probe = policy === "v3" && options.v3?.cbf
+    ? new OrderParameterProbe({ nLayers: model.config.nLayers })
+    : null;
+  if (probe) policies.unshift(probe.cachePolicy as GenerationPolicy);
   if (policy === "v3") {
     policies.push({
       name: "recync-v3",
       onStep(step, control) {
         for (const row of step.rows) {
           if (row.row % 2 === 0 || row.t < 1) continue;
-          const next = v3[(row.row - 1) / 2].observe(row.cosim, null, row.t);
+          const Z = probe ? row.probes[probe.name] : null;
+          const next = v3[(row.row - 1) / 2].observe(row.cosim, Z, row.t);
           const cur = control.getSampling(row.row);
           if (cur.temperature !== next.temperature || cur.topP !== next.topP) {
             control.setSampling(row.row, { ...cur, temperature: next.temperature, topP: next.topP });
@@ -603,14 +610,21 @@ export async function runRecyncBatch(
     });
   }
   const before = tf.memory().numTensors;
-  const trace = await generate(model, prompts, {
-    maxNewTokens: T,
-    seeds,
-    sampling,
-    policies,
-    maxSteps: (maxRestarts + 1) * T + 16 + 2 * maxRestarts,
-    pipeline: options.pipeline ?? true,
-  }).collect();
+  let trace;
+  try {
+    trace = await generate(model, prompts, {
+      maxNewTokens: T,
+      seeds,
+      sampling,
+      policies,
+      ...(probe ? { probes: [probe] } : {}),
+      maxSteps: (maxRestarts + 1) * T + 16 + 2 * maxRestarts,
+      // The probe reads the KV cache through its policy, which pipelining would show one column ahead.
+      pipeline: probe ? false : options.pipeline ?? true,
+    }).collect();
+  } finally {
+    probe?.dispose();
+  }
   const leaked = tf.memory().numTensors - before;
   if (leaked > 0) throw new Error(`runRecyncBatch: generation leaked ${leaked} tensors`);
   const elapsedMs = (performance.now() - started) / units.length;

@@ -218,6 +218,17 @@ Deno.test("v3 and none policies; 2R allows a second restart at seed + 20000", as
           r.baseline.tokens.slice(0, apply.step + 1),
         );
       }
+      // With the CBF safety filter the harness probes Z(t) on the device and the filter sees it.
+      await runRecyncExperiment({
+        ...base,
+        seeds: 1,
+        policy: "v3",
+        v3: { cbf: {} },
+        out: `${dir}/cbf.jsonl`,
+      });
+      const cbf = (await readJsonl<RecyncUnitRecord>(`${dir}/cbf.jsonl`)).records;
+      const filtered = cbf.flatMap((r) => r.interventions).filter((e) => e.detail?.action === "apply");
+      assert(filtered.length > 0 && filtered.every((e) => typeof e.detail?.qpChanged === "boolean"));
       await runRecyncExperiment({ ...base, policy: "none", out: `${dir}/none.jsonl` });
       const none = (await readJsonl<RecyncUnitRecord>(`${dir}/none.jsonl`)).records;
       assert(none.every((r) => !r.intervened && r.metrics === null));
