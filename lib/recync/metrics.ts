@@ -137,7 +137,7 @@ export function crisisExtents(arm: Pick<RecyncArmTrace, "events" | "inCrisis">):
   return arm.events.map((e) => {
     let end = e.confirmedAt + 1;
     while (end < T && arm.inCrisis[end]) end++;
-    return [e.onset, Math.min(end, Math.max(T, e.onset + 1))] as [number, number];
+    return [e.onset, end] as [number, number];
   });
 }
 
