@@ -281,6 +281,9 @@ export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
   for (const s of seeds) {
     if (!Number.isInteger(s) || s < 0) throw new Error(`seeds must be integers >= 0, got ${s}`);
   }
+  if (options.model.includes("|")) {
+    throw new Error(`model label "${options.model}" must not contain "|" (unit ids are joined with it)`);
+  }
   const units: RecyncUnitSpec[] = [];
   for (const seed of seeds) {
     for (const p of options.prompts) {
