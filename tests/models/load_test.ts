@@ -124,6 +124,50 @@ test("loadModel: linear RoPE scaling x2 at positions 2p equals plain RoPE at pos
   await Deno.remove(dir, { recursive: true });
 });
 
+test("loadModel: a sharded checkpoint (model.safetensors.index.json) loads like the single file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "coherence-shards-" });
+  await Deno.copyFile(`${FIXTURES}tiny-qwen2/config.json`, `${dir}/config.json`);
+  const loaded = [...await readSafetensors(`${FIXTURES}tiny-qwen2/model.safetensors`)];
+  const weightMap: Record<string, string> = {};
+  for (const [part, slice] of [loaded.slice(0, 7), loaded.slice(7)].entries()) {
+    const file = `model-0000${part + 1}-of-00002.safetensors`;
+    await writeSafetensors(
+      `${dir}/${file}`,
+      new Map(
+        slice.map(([k, v]) => [k, { dtype: "F32" as const, shape: v.shape, data: v.data as Float32Array }]),
+      ),
+    );
+    for (const [k] of slice) weightMap[k] = file;
+  }
+  await Deno.writeTextFile(
+    `${dir}/model.safetensors.index.json`,
+    JSON.stringify({ metadata: {}, weight_map: weightMap }),
+  );
+  assertEquals(await logits(dir), await logits(`${FIXTURES}tiny-qwen2`));
+  await Deno.remove(dir, { recursive: true });
+});
+
+test("loadModel: hf:org/name@rev resolves through a Hugging Face cache folder (offline)", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "coherence-hfcache-" });
+  const commit = "0123456789abcdef0123456789abcdef01234567";
+  const repo = `${cacheDir}/models--tiny--gpt2`;
+  await Deno.mkdir(`${repo}/snapshots/${commit}`, { recursive: true });
+  await Deno.mkdir(`${repo}/refs`);
+  await Deno.writeTextFile(`${repo}/refs/main`, commit);
+  for (const f of ["config.json", "model.safetensors"]) {
+    await Deno.copyFile(`${FIXTURES}tiny-gpt2/${f}`, `${repo}/snapshots/${commit}/${f}`);
+  }
+  const model = await loadModel("hf:tiny/gpt2@main", { hub: { cacheDir, allowDownload: false } });
+  assertEquals(model.source, `${repo}/snapshots/${commit}`);
+  assertEquals(model.config.family, "gpt2");
+  model.dispose();
+  await assertRejects(
+    () => loadModel("hf:tiny/absent", { hub: { cacheDir, allowDownload: false } }),
+    "tiny/absent",
+  );
+  await Deno.remove(cacheDir, { recursive: true });
+});
+
 test("loadModel: NeoX with use_parallel_residual=false runs sequentially (hook_resid_mid present)", async () => {
   const dir = await variant("tiny-gpt-neox", (c) => void (c.use_parallel_residual = false));
   const model = await loadModel(dir);
