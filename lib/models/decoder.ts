@@ -79,6 +79,12 @@ export interface DecoderComponents {
   embedding?: (config: DecoderConfig, params: Map<string, Variable>) => EmbeddingComponent;
   /** Builds layer `layer`'s mixer from the config and the parameter map. */
   mixer?: (config: DecoderConfig, params: Map<string, Variable>, layer: number) => SequenceMixer;
+  /**
+   * The parameter shapes these components need (e.g. the standard shapes with `embed.W_E` replaced by
+   * a factorised pair); default `decoderParameterShapes(config)`. Used to check given tensors and by
+   * `createDecoder` to initialise.
+   */
+  shapes?: (config: DecoderConfig) => Map<string, number[]>;
 }
 
 /** Options for constructing a {@linkcode Decoder}. */
@@ -88,8 +94,8 @@ export interface DecoderOptions {
   /** Where the weights came from (a folder), for tokenizer lookup and display. */
   source?: string;
   /**
-   * Parameter shapes the components expect, when they differ from the standard ones
-   * (default: `decoderParameterShapes(config)`); checked against the given tensors.
+   * Parameter shapes to check the tensors against (default: `components.shapes(config)`, else
+   * `decoderParameterShapes(config)`).
    */
   shapes?: Map<string, number[]>;
 }
@@ -271,7 +277,7 @@ export class Decoder implements CausalLM {
     this.source = options.source;
     let shapes: Map<string, number[]>;
     try {
-      shapes = options.shapes ?? decoderParameterShapes(config);
+      shapes = options.shapes ?? options.components?.shapes?.(config) ?? decoderParameterShapes(config);
       checkTensors(shapes, tensors, config.family);
     } catch (e) {
       for (const t of tensors.values()) t.dispose(); // ownership was handed over: do not leak on refusal

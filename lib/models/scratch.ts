@@ -136,8 +136,13 @@ export interface CreateDecoderOptions {
   init?: "normal" | "scaled";
   /** Standard deviation of the matrices. Default 0.02. */
   std?: number;
-  /** Pluggable components (see `Decoder`). */
+  /** Pluggable components (see `Decoder`); their `shapes` decide which parameters are created. */
   components?: DecoderComponents;
+  /**
+   * Per-parameter override of the rule above: return `{ std }` for N(0, std^2), `{ fill }` for a constant,
+   * or undefined to keep the default (e.g. reFlow's basis `embed.W_basis` with std 1/sqrt(S)).
+   */
+  initFor?: (name: string, shape: number[]) => { std: number } | { fill: number } | undefined;
 }
 
 /**
@@ -155,7 +160,7 @@ export interface CreateDecoderOptions {
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
-  const shapes = decoderParameterShapes(config);
+  const shapes = options.components?.shapes?.(config) ?? decoderParameterShapes(config);
   const std = options.std ?? 0.02;
   const scaledStd = (options.init ?? "scaled") === "scaled" ? std / Math.sqrt(2 * config.nLayers) : std;
   const tensors = new Map<string, Tensor>();
@@ -164,7 +169,10 @@ export function createDecoder(config: DecoderConfig, options: CreateDecoderOptio
     const size = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
     const leaf = name.slice(name.lastIndexOf(".") + 1);
-    if (leaf === "w") data.fill(1); // norm gains
+    const custom = options.initFor?.(name, shape);
+    if (custom && "fill" in custom) data.fill(custom.fill);
+    else if (custom) fillNormal(data, 0, custom.std, new Prng(options.seed, stream));
+    else if (leaf === "w") data.fill(1); // norm gains
     else if (leaf.startsWith("b")) data.fill(0); // biases
     else {
       const s = name.endsWith("attn.W_O") || name.endsWith("mlp.W_out") ? scaledStd : std;
