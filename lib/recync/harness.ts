@@ -371,8 +371,9 @@ export interface RecyncModelHandle {
 export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
   let hfFolder = source.startsWith("hf:");
   if (!hfFolder) {
+    // A Hugging Face folder has a config.json with a model_type; a training run's config.json has none.
     try {
-      hfFolder = (await Deno.stat(`${source}/config.json`)).isFile;
+      hfFolder = typeof JSON.parse(await Deno.readTextFile(`${source}/config.json`))?.model_type === "string";
     } catch { /* not an HF folder */ }
   }
   if (hfFolder) {
@@ -612,7 +613,6 @@ export async function runRecyncBatch(
       },
     });
   }
-  const before = tf.memory().numTensors;
   let trace;
   try {
     trace = await generate(model, prompts, {
@@ -628,8 +628,6 @@ export async function runRecyncBatch(
   } finally {
     probe?.dispose();
   }
-  const leaked = tf.memory().numTensors - before;
-  if (leaked > 0) throw new Error(`runRecyncBatch: generation leaked ${leaked} tensors`);
   const elapsedMs = (performance.now() - started) / units.length;
   const backend = tf.getBackend();
   return units.map((u, k) => {
