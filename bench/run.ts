@@ -185,7 +185,7 @@ function fmtRate(r: ModelBenchRow | undefined): string {
 
 /**
  * The side-by-side table: one line per (workload, size, batch), tokens/s per engine, and the best tfjs
- * engine's rate divided by torch's (above 1: ours is faster).
+ * engine's rate divided by the best torch engine's (above 1: ours is faster), both named.
  *
  * @example
  * ```ts
@@ -196,7 +196,7 @@ function fmtRate(r: ModelBenchRow | undefined): string {
 export function formatModelsTable(rows: ModelBenchRow[]): string {
   const engines = [...new Set(rows.map((r) => r.engine))];
   const ours = engines.filter((e) => e.startsWith("tfjs"));
-  const torch = engines.find((e) => e.startsWith("torch"));
+  const torch = engines.filter((e) => e.startsWith("torch"));
   const keys = [...new Map(rows.map((r) => [`${r.workload}|${r.size}|${r.batch}`, r])).values()];
   const header = [
     "workload",
@@ -205,18 +205,21 @@ export function formatModelsTable(rows: ModelBenchRow[]): string {
     "P",
     "N",
     ...engines.map((e) => `${e} tok/s`),
-    "best tfjs / torch",
+    "best tfjs / best torch",
   ];
   const lines = keys.map((k) => {
     const find = (e: string) =>
       rows.find((r) =>
         r.engine === e && r.workload === k.workload && r.size === k.size && r.batch === k.batch
       );
-    const best = ours.map(find).filter((r): r is ModelBenchRow => !!r && r.tokensPerSec !== null)
-      .sort((a, b) => b.tokensPerSec! - a.tokensPerSec!)[0];
-    const t = torch ? find(torch) : undefined;
-    const ratio = best && t?.tokensPerSec
-      ? `${(best.tokensPerSec! / t.tokensPerSec).toFixed(2)}x (${best.engine.replace(/^tfjs-/, "")})`
+    const fastest = (names: string[]) =>
+      names.map(find).filter((r): r is ModelBenchRow => !!r && r.tokensPerSec !== null)
+        .sort((a, b) => b.tokensPerSec! - a.tokensPerSec!)[0];
+    const best = fastest(ours), t = fastest(torch);
+    const ratio = best && t
+      ? `${(best.tokensPerSec! / t.tokensPerSec!).toFixed(2)}x (${best.engine.replace(/^tfjs-/, "")} / ${
+        t.engine.replace(/^torch-/, "")
+      })`
       : "-";
     return [
       k.workload,

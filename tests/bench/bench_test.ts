@@ -25,7 +25,7 @@ Deno.test("parsePositiveList names the flag on bad input", () => {
   assert.throws(() => parsePositiveList("prompt", "abc"), /--prompt/);
 });
 
-Deno.test("formatModelsTable puts engines side by side with the best-tfjs/torch ratio", () => {
+Deno.test("formatModelsTable puts engines side by side with the best-tfjs/best-torch ratio", () => {
   const row = (engine: string, workload: "prefill" | "decode", tps: number | null): ModelBenchRow => ({
     workload,
     size: "16m",
@@ -46,12 +46,16 @@ Deno.test("formatModelsTable puts engines side by side with the best-tfjs/torch 
     row("tfjs-cpu", "decode", null),
     row("tfjs-wasm", "decode", 5),
     row("torch-cpu", "decode", 10),
+    row("torch-cpu (1 thread)", "decode", 20),
   ]);
   const lines = table.split("\n");
   assert.deepEqual(lines.length, 4);
-  assert.match(lines[0], /tfjs-cpu tok\/s.*tfjs-wasm tok\/s.*torch-cpu tok\/s.*best tfjs \/ torch/);
-  assert.match(lines[2], /prefill.*10\.0.*40\.0.*20\.0.*2\.00x \(wasm\)/);
-  assert.match(lines[3], /decode.*skipped.*5\.00.*10\.0.*0\.50x \(wasm\)/);
+  assert.match(
+    lines[0],
+    /tfjs-cpu tok\/s.*tfjs-wasm tok\/s.*torch-cpu tok\/s.*torch-cpu \(1 thread\) tok\/s.*best tfjs \/ best torch/,
+  );
+  assert.match(lines[2], /prefill.*10\.0.*40\.0.*20\.0.*2\.00x \(wasm \/ cpu\)/);
+  assert.match(lines[3], /decode.*skipped.*5\.00.*10\.0.*0\.25x \(wasm \/ cpu \(1 thread\)\)/);
 });
 
 Deno.test("run.ts --only models measures tfjs (and torch when present) and writes the JSON report", async () => {
