@@ -9,8 +9,10 @@
  * padding in the same batch, so they are computed identically: until the policy first acts the
  * intervention row reproduces the baseline token for token and cosim for cosim. The arms share
  * the prefix y_0 … y_{r−1} and every state up to h_r without a fork of the KV cache. The cost is the
- * prefix computed twice (the arms are generated in parallel, so wall time barely changes). The harness
- * checks the shared prefix and records `prefixMatches` per unit instead of trusting it.
+ * prefix computed twice, in parallel rows of the same forwards (cheap on a GPU, where small batches leave
+ * it idle; about double the arithmetic on a CPU), and a batch runs until its last restarted row has T
+ * tokens again (T + (T − r) steps for a 1R restart). The harness checks the shared prefix and records
+ * `prefixMatches` per unit instead of trusting it.
  *
  * Records do not depend on which other units share a batch except in the last bits of floats (matmul
  * rounding varies with the batch shape); tokens, events and restarts are the same, so a resumed or
