@@ -537,7 +537,7 @@ export class Decoder implements CausalLM {
   toString(): string {
     const c = this.config;
     return `Decoder(${c.family}: ${
-      formatCount(this.numParameters)
+      formatParameterCount(this.numParameters)
     } params, ${c.nLayers} layers, d=${c.dModel}, ` +
       `heads=${c.nHeads}/${c.nKvHeads}x${c.headDim}, mlp=${c.mlp} ${c.dMlp}, vocab=${c.vocabSize})`;
   }
@@ -547,7 +547,7 @@ export class Decoder implements CausalLM {
     const c = this.config;
     const rows: [string, string][] = [
       ["family", c.family],
-      ["parameters", `${formatCount(this.numParameters)} (${this.numParameters.toLocaleString("en-US")})`],
+      ["parameters", `${formatParameterCount(this.numParameters)} (${this.numParameters.toLocaleString("en-US")})`],
       ["layers", String(c.nLayers)],
       ["d_model", String(c.dModel)],
       ["heads (q / kv x width)", `${c.nHeads} / ${c.nKvHeads} x ${c.headDim}`],
@@ -670,8 +670,16 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Formats a parameter count as 124.4M / 1.1B / 3.2K. */
-export function formatCount(n: number): string {
+/**
+ * Formats a parameter count for display: 124.44M, 1.10B, 3.2K.
+ *
+ * @example
+ * ```ts
+ * import { formatParameterCount } from "./decoder.ts";
+ * console.log(formatParameterCount(124_439_808)); // "124.44M"
+ * ```
+ */
+export function formatParameterCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
