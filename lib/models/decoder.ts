@@ -547,7 +547,10 @@ export class Decoder implements CausalLM {
     const c = this.config;
     const rows: [string, string][] = [
       ["family", c.family],
-      ["parameters", `${formatParameterCount(this.numParameters)} (${this.numParameters.toLocaleString("en-US")})`],
+      [
+        "parameters",
+        `${formatParameterCount(this.numParameters)} (${this.numParameters.toLocaleString("en-US")})`,
+      ],
       ["layers", String(c.nLayers)],
       ["d_model", String(c.dModel)],
       ["heads (q / kv x width)", `${c.nHeads} / ${c.nKvHeads} x ${c.headDim}`],
