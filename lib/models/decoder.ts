@@ -100,6 +100,9 @@ export interface DecoderOptions {
   shapes?: Map<string, number[]>;
 }
 
+/** Largest tied table (elements) for which the wasm backend keeps a transposed LM-head copy (256 MiB). */
+const WASM_HEAD_COPY_MAX = 64 * 1024 * 1024;
+
 const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"];
 
 /**
@@ -143,8 +146,8 @@ export function standardEmbedding(
       // The wasm backend re-packs a transposed right operand on every call (~6x slower LM head), so at
       // inference a tied head uses a kept [d, V] copy, refreshed whenever the table's buffer changes
       // (optimizer updates assign new buffers). Under a gradient tape the live table is used so
-      // gradients reach it.
-      if (config.tieEmbeddings && tf.getBackend() === "wasm" && !tapeOn()) {
+      // gradients reach it. Large tables skip the copy: the wasm heap is limited to 4 GiB.
+      if (config.tieEmbeddings && wE.size <= WASM_HEAD_COPY_MAX && tf.getBackend() === "wasm" && !tapeOn()) {
         if (!headT || headFor !== wE.dataId) {
           headT?.dispose();
           headT = tf.keep(tf.transpose(wE));
