@@ -9,22 +9,6 @@ import { tf } from "../deps.ts";
 import type { Tensor2D, Tensor4D } from "../tensor_types.ts";
 
 /**
- * Precomputed cos/sin tables for positions `0..maxPositions-1`, built once and kept on the backend so a
- * decode step only gathers rows.
- *
- * @example
- * ```ts
- * import { tf } from "../deps.ts";
- * import { RotaryTable } from "./rotary.ts";
- * await tf.ready();
- * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
- * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
- * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
- * console.log(y.shape); // [1, 3, 2, 8]
- * rope.dispose();
- * ```
- */
-/**
  * RoPE frequency scaling for long context, as Hugging Face `rope_type` "linear" (every frequency divided
  * by `factor`, i.e. positions stretched) or "llama3" (low frequencies divided by `factor`, high ones kept,
  * a smooth blend between the two wavelength bounds derived from `originalMaxPositions`).
@@ -77,6 +61,22 @@ export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling
   return invFreq;
 }
 
+/**
+ * Precomputed cos/sin tables for positions `0..maxPositions-1`, built once and kept on the backend so a
+ * decode step only gathers rows.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { RotaryTable } from "./rotary.ts";
+ * await tf.ready();
+ * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
+ * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
+ * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
+ * console.log(y.shape); // [1, 3, 2, 8]
+ * rope.dispose();
+ * ```
+ */
 export class RotaryTable {
   /** Per-head width. */
   readonly headDim: number;
