@@ -135,6 +135,7 @@ export interface KVCacheLike {
 
 /** A causal language model: the one interface generation, hooks, Recync and training rely on. */
 export interface CausalLM {
+  /** The architecture this model was built from. */
   readonly config: DecoderConfig;
   /** Every hook name this model can fire, in execution order. */
   readonly hookNames: string[];
