@@ -11,6 +11,7 @@
 export * as tf from "npm:@tensorflow/tfjs@4.22.0";
 export { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 // Side-effect import: registers the "webgpu" backend factory with tfjs.
+// deno-lint-ignore no-import-prefix -- this module is where full npm specifiers live, by design
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 // Hugging Face tokenizer.json runtime (pure JS, zero deps; the code transformers.js uses).
 export { Tokenizer as HFTokenizerRuntime } from "npm:@huggingface/tokenizers@0.2.0";
