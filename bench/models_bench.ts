@@ -105,6 +105,8 @@ export interface ModelsBenchOptions {
   newTokens: number;
   /** Skip cases whose estimated time exceeds this many seconds. */
   maxSeconds: number;
+  /** Measured runs per case; each phase reports the median. Default 1. */
+  repeats?: number;
   /** Seed of the weights and the prompts. */
   seed?: number;
   /** Progress lines go here (default: stderr). */
@@ -153,6 +155,11 @@ async function timedGenerate(
     steps++;
   }
   return { prefillS: (tFirst - t0) / 1000, decodeS: (tLast - tFirst) / 1000, decodeSteps: steps - 1 };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function rate(tokens: number, seconds: number): { tokensPerSec: number; msPerToken: number } {
@@ -209,7 +216,8 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
         const decodeEst = N * Math.max(perDecodeStep, perPrefillToken * B);
         const warmP = info.name === "webgpu" ? P : Math.min(P, 16);
         const warmEst = perPrefillToken * B * warmP + 2 * Math.max(perDecodeStep, perPrefillToken * B);
-        const est = prefillEst + decodeEst + (B === 1 ? 0 : warmEst);
+        const repeats = options.repeats ?? 1;
+        const est = (prefillEst + decodeEst) * repeats + (B === 1 ? 0 : warmEst);
         if (est > options.maxSeconds) {
           const why = `estimated ${est.toFixed(0)} s > --max-seconds ${options.maxSeconds}`;
           log(`[${engine}] ${size} batch ${B}: skipped (${why})`);
@@ -230,8 +238,17 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
         if (B !== 1 || info.name === "webgpu") {
           await timedGenerate(model, benchPrompts(B, warmP, config.vocabSize, 2), 2);
         }
-        const t = await timedGenerate(model, benchPrompts(B, P, config.vocabSize, 3), N);
-        if (t.decodeSteps !== N) throw new Error(`expected ${N} decode steps, got ${t.decodeSteps}`);
+        const runs: Timing[] = [];
+        for (let r = 0; r < repeats; r++) {
+          runs.push(await timedGenerate(model, benchPrompts(B, P, config.vocabSize, 3 + r), N));
+          if (runs[r].decodeSteps !== N) {
+            throw new Error(`expected ${N} decode steps, got ${runs[r].decodeSteps}`);
+          }
+        }
+        const t = {
+          prefillS: median(runs.map((x) => x.prefillS)),
+          decodeS: median(runs.map((x) => x.decodeS)),
+        };
         const pre = rate(B * P, t.prefillS), dec = rate(B * N, t.decodeS);
         perPrefillToken = t.prefillS / (B * P);
         perDecodeStep = Math.min(perDecodeStep, t.decodeS / N);
@@ -262,6 +279,7 @@ const HELP = `deno run -A bench/models_bench.ts [options]
   --prompt 128                prompt length P
   --new 32                    decoded tokens N
   --max-seconds 60            skip cases estimated to take longer
+  --repeats 1                 measured runs per case (the median is reported)
   --json FILE                 write the rows as JSON (atomically); otherwise print them to stdout`;
 
 /**
@@ -291,6 +309,7 @@ async function main(): Promise<void> {
       prompt: { type: "string", default: "128" },
       new: { type: "string", default: "32" },
       "max-seconds": { type: "string", default: "60" },
+      repeats: { type: "string", default: "1" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -319,6 +338,7 @@ async function main(): Promise<void> {
     prompt,
     newTokens,
     maxSeconds,
+    repeats: parsePositiveList("repeats", values.repeats)[0],
   });
   const text = JSON.stringify(rows, null, 1);
   if (values.json) await writeTextAtomic(values.json, text);

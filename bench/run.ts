@@ -35,6 +35,7 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --batches 1,16              batch sizes (default 1,16)
   --prompt 128 --new 32       prompt length P and decoded tokens N (default 128, 32)
   --max-seconds 60            skip a case whose estimated time is longer (per backend and case)
+  --repeats 1                 measured runs per case, median reported (tfjs and torch alike)
   --python PATH               python with torch (default: python3, then /usr/bin/python3)
   --no-torch                  skip the PyTorch side
   --torch-threads 2,1         CPU threads of the PyTorch runs, one run each (default: all cores; the
@@ -250,6 +251,7 @@ async function main(): Promise<void> {
       prompt: { type: "string" },
       new: { type: "string" },
       "max-seconds": { type: "string", default: "60" },
+      repeats: { type: "string", default: "1" },
       python: { type: "string" },
       "no-torch": { type: "boolean" },
       "torch-threads": { type: "string" },
@@ -279,6 +281,7 @@ async function main(): Promise<void> {
   const newTokens = values.new ?? (quick ? "4" : "32");
   parsePositiveList("prompt", prompt);
   parsePositiveList("new", newTokens);
+  parsePositiveList("repeats", values.repeats);
   const maxSeconds = values["max-seconds"];
   if (!(Number(maxSeconds) > 0)) {
     throw new Error(`--max-seconds must be a positive number, got '${maxSeconds}'`);
@@ -345,6 +348,8 @@ async function main(): Promise<void> {
           ...common,
           "--max-seconds",
           maxSeconds,
+          "--repeats",
+          values.repeats,
           "--json",
           out,
         ]);
@@ -379,6 +384,8 @@ async function main(): Promise<void> {
             ...common.slice(2),
             "--max-seconds",
             maxSeconds,
+            "--repeats",
+            values.repeats,
             ...(t ? ["--threads", String(t)] : []),
           ]);
           if (r.code !== 0) note(`torch failed (exit ${r.code}): ${r.errTail}`);

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -122,6 +123,7 @@ def main():
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--repeats", type=int, default=1, help="measured runs per case (median reported)")
     ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
@@ -155,7 +157,7 @@ def main():
                 f"{per_step * 1e3:.1f} ms/decode step at batch 1")
             for b in sorted(batches):
                 warm_p = P if device == "cuda" else min(P, 16)
-                est = per_tok * b * P + N * max(per_step, per_tok * b)
+                est = (per_tok * b * P + N * max(per_step, per_tok * b)) * a.repeats
                 if b != 1:
                     est += per_tok * b * warm_p + 2 * max(per_step, per_tok * b)
                 if est > a.max_seconds:
@@ -167,7 +169,8 @@ def main():
                     continue
                 if b != 1 or device == "cuda":
                     timed_generate(model, bench_prompts(b, warm_p, VOCAB, 2), 2, device)
-                pre, dec = timed_generate(model, bench_prompts(b, P, VOCAB, 3), N, device)
+                runs = [timed_generate(model, bench_prompts(b, P, VOCAB, 3 + r), N, device) for r in range(a.repeats)]
+                pre, dec = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
                 per_tok, per_step = pre / (b * P), min(per_step, dec / N)  # refine the cost model
                 for w, tokens, s in (("prefill", b * P, pre), ("decode", b * N, dec)):
                     rows.append(dict(workload=w, **base, batch=b, tokensPerSec=tokens / s,
