@@ -124,3 +124,24 @@ Deno.test("report merges shards, drops duplicates and torn lines, writes SVG and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("summary options: BCa interval, Clopper-Pearson crisis-free CI, other outcome and effect", () => {
+  const recs = units();
+  const [p] = summarizeRecync(recs, { resamples: 1000, seed: 2 });
+  const [b] = summarizeRecync(recs, {
+    resamples: 1000,
+    seed: 2,
+    ciMethod: "bca",
+    proportionCi: "clopper-pearson",
+  });
+  assertEquals(b.comparison!.effectCi.method, "bca");
+  assertEquals(b.crisisFree.method, "clopper-pearson");
+  assertEquals(b.comparison!.dz, p.comparison!.dz);
+  assert(b.comparison!.effectCi.lower !== p.comparison!.effectCi.lower);
+  // Clopper-Pearson is never narrower than Wilson.
+  assert(b.crisisFree.upper - b.crisisFree.lower >= p.crisisFree.upper - p.crisisFree.lower);
+  const [m] = summarizeRecync(recs, { resamples: 200, outcome: "meanCosim", effect: "dav" });
+  assertEquals(m.outcome, "meanCosim");
+  assertAlmostEquals(m.variants.meanCosim!.d, m.comparison!.dav, 1e-12);
+  assert(formatRecyncTable([b]).includes("bca bootstrap"));
+});
