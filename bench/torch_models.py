@@ -87,6 +87,38 @@ class GPT2(nn.Module):
         return self.ln_f(x[:, -1]) @ self.wte.weight.t()
 
 
+def load_library_weights(model, path):
+    """Copies a safetensors file of the library's decoder parameters (names and [in, out] layouts of
+    lib/models/params.ts, F32) into `model`: the check that both sides compute the same function."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header, base = json.loads(data[8 : 8 + n]), 8 + n
+    w = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            sys.exit(f"torch_models.py: {path}: tensor {name} is {info['dtype']}, expected F32")
+        start, end = info["data_offsets"]
+        w[name] = torch.frombuffer(bytearray(data[base + start : base + end]), dtype=torch.float32).view(info["shape"])
+    sd = {"wte.weight": w["embed.W_E"], "wpe.weight": w["pos_embed.W_pos"],
+          "ln_f.weight": w["ln_final.w"], "ln_f.bias": w["ln_final.b"]}
+    for i in range(len(model.blocks)):
+        q = f"blocks.{i}."
+        a = lambda k: w[q + k]
+        sd.update({
+            q + "ln1.weight": a("ln1.w"), q + "ln1.bias": a("ln1.b"),
+            q + "qkv.weight": torch.cat([a("attn.W_Q"), a("attn.W_K"), a("attn.W_V")], dim=1).t(),
+            q + "qkv.bias": torch.cat([a("attn.b_Q"), a("attn.b_K"), a("attn.b_V")]),
+            q + "proj.weight": a("attn.W_O").t(), q + "proj.bias": a("attn.b_O"),
+            q + "ln2.weight": a("ln2.w"), q + "ln2.bias": a("ln2.b"),
+            q + "fc.weight": a("mlp.W_in").t(), q + "fc.bias": a("mlp.b_in"),
+            q + "out.weight": a("mlp.W_out").t(), q + "out.bias": a("mlp.b_out"),
+        })
+    model.load_state_dict(sd)
+
+
 def bench_prompts(batch, length, vocab, seed=0):
     """Same LCG as benchPrompts in models_bench.ts."""
     x = (seed * 2654435761 + 12345) % 2**32
@@ -127,6 +159,9 @@ def main():
     ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parity", metavar="WEIGHTS", help="load the library's weights (safetensors) for the "
+                    "first size, greedy-decode --parity-prompts and print tokens and prefill logits")
+    ap.add_argument("--parity-prompts", default="[[1, 2, 3]]", help="JSON list of equal-length prompts")
     a = ap.parse_args()
     try:
         sizes = json.loads(a.sizes)
@@ -143,6 +178,20 @@ def main():
     log = lambda s: print(f"[{engine}] {s}", file=sys.stderr, flush=True)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     P, N = a.prompt, a.new
+    if a.parity:
+        (layers, d, heads), = list(sizes.values())[:1]
+        model = GPT2(layers, d, heads, a.seed).to(device).eval()
+        load_library_weights(model, a.parity)
+        prompts = json.loads(a.parity_prompts)
+        with torch.inference_mode():
+            ids = torch.tensor(prompts, dtype=torch.long, device=device)
+            cache = model.new_cache(ids.shape[0], ids.shape[1] + N + 1, device)
+            logits = model(ids, cache, 0)
+            toks = [logits.argmax(dim=-1)]
+            for i in range(N):
+                toks.append(model(toks[-1].view(-1, 1), cache, ids.shape[1] + i).argmax(dim=-1))
+        print(json.dumps({"tokens": torch.stack(toks, 1).tolist(), "logits": logits[:, :64].tolist()}))
+        return
     rows = []
     with torch.inference_mode():
         for size, (layers, d, heads) in sizes.items():
