@@ -60,6 +60,8 @@ export interface BenchReport {
   notes: string[];
   /** Printed output of the other benches, by name. */
   other: Record<string, string>;
+  /** What the other benches wrote with their own `--json`, by name. */
+  otherJson: Record<string, unknown>;
 }
 
 /** The child script next to this one (`.js` siblings when this file was bundled for the GPU machine). */
@@ -294,6 +296,7 @@ async function main(): Promise<void> {
     models: [],
     notes: [],
     other: {},
+    otherJson: {},
   };
   const note = (s: string) => {
     report.notes.push(s);
@@ -413,13 +416,19 @@ async function main(): Promise<void> {
       note(`${name} bench left out: ${path} does not exist yet`);
       continue;
     }
-    const args = [...extra[name], ...splitArgs(values[`${name}-args`] ?? "")];
+    const jsonOut = await Deno.makeTempFile({ suffix: ".json" });
+    await Deno.remove(jsonOut); // written only by a bench that gets that far
+    const args = [...extra[name], ...splitArgs(values[`${name}-args`] ?? ""), "--json", jsonOut];
     console.error(`[bench] ${name}: ${path} ${args.join(" ")} ...`);
     const pathEnv: Record<string, string> = torchPython?.includes("/")
       ? { PATH: `${torchPython.slice(0, torchPython.lastIndexOf("/"))}:${Deno.env.get("PATH") ?? ""}` }
       : {};
     const r = await runChild(Deno.execPath(), ["run", "-A", path, ...args], pathEnv);
     report.other[name] = r.stdout;
+    if (await exists(jsonOut)) {
+      report.otherJson[name] = JSON.parse(await Deno.readTextFile(jsonOut));
+      await Deno.remove(jsonOut);
+    }
     if (r.code !== 0) note(`${name} bench failed (exit ${r.code}): ${r.errTail}`);
   }
   report.machine.loadavgAtEnd = (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ").slice(
