@@ -90,7 +90,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     const adapter = await requestAdapter();
     if (!adapter) {
       notes.push("no WebGPU adapter found (run `deno task doctor` for what to install)");
-      if (want === "webgpu") throw new Error("backend 'webgpu' requested but no WebGPU adapter was found; " + DOCTOR_HINT);
+      if (want === "webgpu") {
+        throw new Error("backend 'webgpu' requested but no WebGPU adapter was found; " + DOCTOR_HINT);
+      }
     } else if (isSoftwareAdapter(adapter) && want === "auto") {
       notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: skipped in auto mode`);
     } else {
@@ -98,7 +100,12 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
         notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: correct but very slow`);
       }
       if (await trySet("webgpu")) {
-        info = { name: "webgpu", adapter: adapterName(adapter), isFallbackAdapter: isSoftwareAdapter(adapter), notes };
+        info = {
+          name: "webgpu",
+          adapter: adapterName(adapter),
+          isFallbackAdapter: isSoftwareAdapter(adapter),
+          notes,
+        };
       } else if (want === "webgpu") {
         throw new Error("backend 'webgpu' failed to initialise on adapter " + adapterName(adapter));
       }
@@ -106,8 +113,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   }
   if (!info && (want === "wasm" || want === "auto")) {
     if (await trySet("wasm")) info = { name: "wasm", notes };
-    else if (want === "wasm") throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
-    else notes.push("wasm backend failed to initialise");
+    else if (want === "wasm") {
+      throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
+    } else notes.push("wasm backend failed to initialise");
   }
   if (!info && (want === "cpu" || want === "auto")) {
     if (!(await trySet("cpu"))) throw new Error("backend 'cpu' failed to initialise");
@@ -115,7 +123,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   }
   if (!info) throw new Error(`unknown backend '${want}': use one of auto, webgpu, wasm, cpu`);
   await tf.ready();
-  if (options.verbose) for (const n of notes) console.error(`[backend] ${n}`);
+  if (options.verbose) { for (const n of notes) console.error(`[backend] ${n}`); }
   current = info;
   return info;
 }
