@@ -334,6 +334,10 @@ async function main(): Promise<void> {
     ? null
     : await findTorchPython(values.python ? [values.python] : ["python3", "/usr/bin/python3"]);
   const torchPython = found?.python;
+  if (found) {
+    report.machine.torch = found.version;
+    report.machine.python = found.python;
+  }
 
   if (only.includes("models")) {
     const common = ["--sizes", sizes.join(","), "--batches", batches, "--prompt", prompt, "--new", newTokens];
@@ -367,8 +371,6 @@ async function main(): Promise<void> {
     if (!values["no-torch"]) {
       if (!found) note("PyTorch side left out: no python3 with torch found (pass --python PATH)");
       else {
-        report.machine.torch = found.version;
-        report.machine.python = found.python;
         const local = new URL("./torch_models.py", import.meta.url).pathname;
         const script = (await exists(local)) ? local : "bench/torch_models.py";
         const sizeSpec = Object.fromEntries(sizes.map((s) => {
