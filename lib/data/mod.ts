@@ -5,7 +5,8 @@
  *
  * @example
  * ```ts
- * import { BatchSampler, CharTokenizer, loadCorpus, readTokenFiles, writeTokenFiles } from "./mod.ts";
+ * import { BatchSampler, loadCorpus, readTokenFiles, writeTokenFiles } from "./mod.ts";
+ * import { CharTokenizer } from "../tokenizers/mod.ts";
  * const path = await Deno.makeTempFile({ suffix: ".txt" });
  * await Deno.writeTextFile(path, "to be or not to be, that is the question");
  * const corpus = await loadCorpus(path);
@@ -21,4 +22,3 @@
 export * from "./corpus.ts";
 export * from "./token_files.ts";
 export * from "./sampler.ts";
-export { CharTokenizer } from "../tokenizers/char.ts";

@@ -163,6 +163,8 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     if (options.resume) {
       const ckpt = await loadCheckpoint(ckptDir);
       trainer.restore(ckpt);
+      // The model matched the checkpoint; the loop settings may have changed (e.g. more steps): record them.
+      await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
       if (options.print ?? true) console.log(`resumed from ${ckpt.dir} at step ${trainer.step}`);
     }
     if (options.handleSigint ?? true) Deno.addSignalListener("SIGINT", onSigint);
