@@ -546,8 +546,18 @@ export async function runRecyncExperiment(
  *
  * @example
  * ```ts
- * import { runRecyncBatch } from "./harness.ts";
- * // See runRecyncExperiment for a runnable set-up; runRecyncBatch(units, options) returns records.
+ * import { planRecyncUnits, runRecyncBatch } from "./harness.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * await initBackend({ backend: "cpu" });
+ * const tokenizer = CharTokenizer.fromCorpus("abcdefghij ");
+ * const config = gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 96 });
+ * const model = createDecoder(config, { seed: 1 });
+ * const units = planRecyncUnits({ model: "tiny", prompts: [{ id: "a", text: "abc" }], seeds: 2, T: 60, policy: "v4" });
+ * const records = await runRecyncBatch(units, { model, tokenizer, T: 60, policy: "v4" });
+ * console.log(records.map((r) => [r.r, r.restarts.length, r.prefixMatches]));
+ * model.dispose();
  * ```
  */
 export async function runRecyncBatch(

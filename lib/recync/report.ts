@@ -447,8 +447,21 @@ export function recyncForestPlot(
  *
  * @example
  * ```ts
- * import { recyncUnitTracePlot } from "./report.ts";
- * // `record` is one line of a results file (see harness.ts).
+ * import { recyncUnitTracePlot, readRecyncResults } from "./report.ts";
+ * import { runRecyncExperiment } from "./harness.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * await initBackend({ backend: "cpu" });
+ * const tokenizer = CharTokenizer.fromCorpus("abcdefghij ");
+ * const config = gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 96 });
+ * const model = createDecoder(config, { seed: 1 });
+ * const out = await Deno.makeTempFile({ suffix: ".jsonl" });
+ * const prompts = [{ id: "a", text: "abc" }];
+ * await runRecyncExperiment({ model, tokenizer, modelLabel: "tiny", prompts, seeds: 1, T: 60, policy: "v4", out });
+ * const { records } = await readRecyncResults([out]);
+ * const figure = recyncUnitTracePlot(records[0]); // display() it in a notebook, or saveSvg/savePng
+ * model.dispose();
  * ```
  */
 export function recyncUnitTracePlot(
@@ -511,7 +524,21 @@ export interface RecyncReportFiles {
  * @example
  * ```ts
  * import { writeRecyncReport } from "./report.ts";
- * // const { table } = await writeRecyncReport(["results.jsonl"], "report/");
+ * import { runRecyncExperiment } from "./harness.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * await initBackend({ backend: "cpu" });
+ * const tokenizer = CharTokenizer.fromCorpus("abcdefghij ");
+ * const config = gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 96 });
+ * const model = createDecoder(config, { seed: 1 });
+ * const dir = await Deno.makeTempDir();
+ * const prompts = [{ id: "a", text: "abc" }, { id: "b", text: "hij" }];
+ * const out = `${dir}/v4.jsonl`;
+ * await runRecyncExperiment({ model, tokenizer, modelLabel: "tiny", prompts, seeds: 2, T: 60, policy: "v4", out });
+ * const { table, files } = await writeRecyncReport([out], `${dir}/report`, { resamples: 500 });
+ * console.log(table.split("\n")[2], files.length);
+ * model.dispose();
  * ```
  */
 export async function writeRecyncReport(
