@@ -144,6 +144,8 @@ export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
  * @example
  * ```ts
  * import { sampleFromCheckpoint } from "./sample.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const [text] = await sampleFromCheckpoint("data/models/shakespeare-char", {
  *   prompt: "ROMEO:", maxNewTokens: 40, temperature: 0.8, topP: 1, topK: 0, numSamples: 1, seed: 1,
  * });

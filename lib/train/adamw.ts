@@ -86,6 +86,8 @@ export interface AdamWState {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { assignParamGroups, DECAY_MATRICES_ONLY } from "./adamw.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const params = new Map([["w", tf.variable(tf.zeros([2, 2]))], ["b", tf.variable(tf.zeros([2]))]]);
  * const groups = assignParamGroups(params, DECAY_MATRICES_ONLY(0.1));
  * console.log(groups.get("w")?.weightDecay, groups.get("b")?.weightDecay); // 0.1 0
@@ -134,6 +136,8 @@ function ownedVariable(init: Tensor): Variable {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { AdamW } from "./adamw.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const w = tf.variable(tf.tensor1d([1, 2]));
  * const opt = new AdamW(new Map([["w", w]]), { groups: [{ weightDecay: 0 }] });
  * opt.step(new Map([["w", tf.tensor1d([0.5, -0.5])]]), 0.1);

@@ -102,6 +102,8 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const dir = await Deno.makeTempDir();
  * await saveCheckpoint(dir, {
  *   weights: new Map([["w", tf.tensor1d([1, 2])]]),
@@ -261,6 +263,8 @@ export async function loadCheckpoint(
  * ```ts
  * import { tf } from "../deps.ts";
  * import { assignWeights } from "./checkpoint.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const w = tf.variable(tf.zeros([2]));
  * assignWeights(new Map([["w", w]]), new Map([["w", { name: "w", dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
  * console.log(Array.from(w.dataSync())); // [1, 2]

@@ -22,6 +22,8 @@ export interface ClipResult {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { clipByGlobalNorm } from "./clip.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const grads = new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([4])]]);
  * const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
  * console.log(norm.dataSync()[0]); // 5
@@ -46,6 +48,8 @@ export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): C
  * ```ts
  * import { tf } from "../deps.ts";
  * import { globalNorm } from "./clip.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * console.log(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0]); // 5
  * ```
  */

@@ -15,6 +15,8 @@ import type { Tensor, Tensor1D } from "../tensor_types.ts";
  * ```ts
  * import { tf } from "../deps.ts";
  * import { crossEntropy } from "./loss.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const logits = tf.zeros([1, 2, 4]) as tf.Tensor3D; // uniform over 4 tokens
  * const loss = crossEntropy(logits, tf.tensor2d([[0, 3]], [1, 2], "int32"));
  * console.log(loss.dataSync()[0]); // ln 4 ≈ 1.386
@@ -31,6 +33,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
  * ```ts
  * import { tf } from "../deps.ts";
  * import { tokenLosses } from "./loss.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const l = tokenLosses(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32"));
  * console.log(l.shape); // [1]
  * ```

@@ -7,6 +7,8 @@
  * @example
  * ```ts
  * import { loadTrainedModel } from "./mod.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
  * console.log(step, tokenizer.vocabSize);
  * model.dispose();

@@ -81,6 +81,8 @@ async function prepareTokens(
  * @example
  * ```ts
  * import { trainFromConfig } from "./run.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const corpus = await Deno.makeTempFile({ suffix: ".txt" });
  * await Deno.writeTextFile(corpus, "To be, or not to be, that is the question. ".repeat(40));
  * const result = await trainFromConfig({
@@ -206,6 +208,8 @@ export interface TrainedModel {
  * @example
  * ```ts
  * import { loadTrainedModel } from "./run.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
  * console.log(step, tokenizer.vocabSize, model.config.nLayers);
  * model.dispose();

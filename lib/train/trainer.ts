@@ -133,6 +133,8 @@ export function dropoutSeedFor(seed: number, step: number, micro: number, gradAc
  * ```ts
  * import { Trainer } from "./trainer.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
+ * import { initBackend } from "../backend/backend.ts";
+ * await initBackend({ backend: "cpu" });
  * const model = createDecoder(gpt2NewConfig({ vocabSize: 16, dModel: 16, nLayers: 1, nHeads: 2, maxPositions: 8 }), { seed: 1 });
  * const ids = Uint16Array.from({ length: 400 }, (_, i) => (i * 5) % 16);
  * const trainer = new Trainer({
