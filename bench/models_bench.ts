@@ -28,6 +28,7 @@ import { generate } from "../lib/generate/generate.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
 
 export type { BackendName, DecoderConfig };
+export type { RopeScaling } from "../lib/nn/rotary.ts";
 
 /**
  * The GPT-2-shaped model sizes the benchmark knows (vocabulary 50257, 1024 positions, tied head).
