@@ -4,7 +4,7 @@
  * ```
  * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none \
  *   --out results.jsonl [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
- *   [--max-prompts K] [--label NAME]
+ *   [--max-prompts K] [--label NAME] [--skip-unusable]
  * deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
  *   [--seed 0] [--outcome crisisFraction|crisisCount|shortfall|meanCosim] [--effect dz|dav|pooled]
  *   [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -40,13 +40,14 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
 
   deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none --out results.jsonl
                        [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
-                       [--max-prompts K] [--label NAME]
+                       [--max-prompts K] [--label NAME] [--skip-unusable]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
 
 SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
-folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.`;
+folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.
+--skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
 
 function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
@@ -73,6 +74,7 @@ async function runCommand(args: string[]): Promise<void> {
       "base-seed": { type: "string" },
       "max-prompts": { type: "string" },
       label: { type: "string" },
+      "skip-unusable": { type: "boolean" },
     },
     allowPositionals: false,
   });
@@ -102,6 +104,8 @@ async function runCommand(args: string[]): Promise<void> {
     out: values.out!,
     shard: values.shard ? parseShard(values.shard) : undefined,
     batchUnits: intArg(values.batch, "batch", 8, 1),
+    unusablePrompts: values["skip-unusable"] ? "skip" : "error",
+    onNote: (note) => console.error(`note: ${note}`),
     onUnit: (r, done, total) => {
       const tag = r.intervened ? `r=${r.r} restarts=${r.restarts.length}` : "no crisis";
       console.error(`[${done}/${total}] ${r.id} ${tag}`);

@@ -437,6 +437,52 @@ export interface RecyncExperimentOptions {
   pipeline?: boolean;
   /** Called after each unit is written. */
   onUnit?: (record: RecyncUnitRecord, done: number, total: number) => void;
+  /**
+   * Prompts the tokenizer cannot encode (e.g. characters outside a character-level vocabulary) or that
+   * leave no room for T tokens in the model's context: `"error"` (default) stops before generating and
+   * lists them; `"skip"` leaves them out of the plan (unit indices then count the kept prompts only).
+   */
+  unusablePrompts?: "error" | "skip";
+  /** Receives notes (e.g. which prompts were skipped). */
+  onNote?: (note: string) => void;
+}
+
+/**
+ * Splits prompts into those the model can run with T new tokens and the rest, with the reason for each.
+ *
+ * @example
+ * ```ts
+ * import { CharTokenizer } from "../tokenizers/char.ts";
+ * import { checkRecyncPrompts } from "./harness.ts";
+ * const tok = CharTokenizer.fromCorpus("abc ");
+ * const r = checkRecyncPrompts([{ id: "ok", text: "abc" }, { id: "bad", text: "xyz" }], tok, 100, 50);
+ * console.log(r.usable.map((p) => p.id), r.unusable.map((u) => u.id)); // ["ok"] ["bad"]
+ * ```
+ */
+export function checkRecyncPrompts(
+  prompts: RecyncPrompt[],
+  tokenizer: TextTokenizer,
+  maxPositions: number,
+  T: number,
+): { usable: RecyncPrompt[]; unusable: { id: string; reason: string }[] } {
+  const usable: RecyncPrompt[] = [], unusable: { id: string; reason: string }[] = [];
+  for (const p of prompts) {
+    let n: number;
+    try {
+      n = tokenizer.encode(p.text).length;
+    } catch (e) {
+      unusable.push({ id: p.id, reason: (e as Error).message });
+      continue;
+    }
+    if (n === 0) unusable.push({ id: p.id, reason: "encodes to no tokens" });
+    else if (n + T > maxPositions) {
+      unusable.push({
+        id: p.id,
+        reason: `${n} prompt tokens + T=${T} exceed the model's ${maxPositions} positions`,
+      });
+    } else usable.push(p);
+  }
+  return { usable, unusable };
 }
 
 /** What {@link runRecyncExperiment} did. */
@@ -509,10 +555,27 @@ export async function runRecyncExperiment(
   options: RecyncExperimentOptions,
 ): Promise<RecyncExperimentSummary> {
   const started = performance.now();
+  const { usable, unusable } = checkRecyncPrompts(
+    options.prompts,
+    options.tokenizer,
+    options.model.config.maxPositions,
+    options.T,
+  );
+  if (unusable.length > 0) {
+    const list = unusable.slice(0, 5).map((u) => `${u.id} (${u.reason})`).join("; ");
+    const more = unusable.length > 5 ? ` and ${unusable.length - 5} more` : "";
+    if ((options.unusablePrompts ?? "error") === "error") {
+      throw new Error(
+        `${unusable.length} prompts cannot run on this model: ${list}${more}. ` +
+          'Drop them from the prompt file, or skip them (unusablePrompts: "skip", CLI --skip-unusable).',
+      );
+    }
+    options.onNote?.(`skipped ${unusable.length} of ${options.prompts.length} prompts: ${list}${more}`);
+  }
   const units = selectShard(
     planRecyncUnits({
       model: options.modelLabel,
-      prompts: options.prompts,
+      prompts: usable,
       seeds: options.seeds,
       baseSeed: options.baseSeed,
       T: options.T,

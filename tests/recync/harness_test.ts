@@ -97,6 +97,43 @@ Deno.test("prompt set: the shipped set has >= 60 prompts with unique ids; txt/js
   });
 });
 
+Deno.test("prompts the model cannot run are listed, or skipped on request", async () => {
+  const model = tinyModel();
+  try {
+    await withTemp(async (dir) => {
+      const prompts = [
+        { id: "ok", text: "the cat" },
+        { id: "digits", text: "route 66" },
+        { id: "long", text: "a".repeat(150) },
+      ];
+      const base = {
+        model,
+        tokenizer,
+        modelLabel: "tiny",
+        prompts,
+        seeds: 1,
+        T: 40,
+        policy: "none" as const,
+      };
+      let err = "";
+      await runRecyncExperiment({ ...base, out: `${dir}/a.jsonl` }).catch((e) => err = e.message);
+      assert(err.includes("2 prompts cannot run") && err.includes("digits") && err.includes("long ("), err);
+      assert(err.includes("--skip-unusable"), err);
+      const notes: string[] = [];
+      const s = await runRecyncExperiment({
+        ...base,
+        out: `${dir}/b.jsonl`,
+        unusablePrompts: "skip",
+        onNote: (n) => notes.push(n),
+      });
+      assertEquals(s.ran, 1);
+      assert(notes[0].startsWith("skipped 2 of 3 prompts"), notes[0]);
+    });
+  } finally {
+    model.dispose();
+  }
+});
+
 Deno.test("plan and shards: deterministic ids, index mod n selection covers every unit once", () => {
   const units = planRecyncUnits({
     model: "m",
