@@ -471,7 +471,8 @@ export function checkRecyncPrompts(
     try {
       n = tokenizer.encode(p.text).length;
     } catch (e) {
-      unusable.push({ id: p.id, reason: (e as Error).message });
+      // The first clause names the problem; the tokenizer's advice follows in the full message.
+      unusable.push({ id: p.id, reason: (e as Error).message.split(";")[0] });
       continue;
     }
     if (n === 0) unusable.push({ id: p.id, reason: "encodes to no tokens" });
@@ -737,7 +738,13 @@ export async function runRecyncBatch(
     const intervened = r !== null && (policy === "v3" ? firstApply !== undefined : restarts.length > 0);
     // Where the arms may first differ: the first rewind point (v4) or the first token after the first
     // v3 intervention; before it both rows must agree token for token and cosim for cosim.
-    const split = restarts.length > 0 ? restarts[0].r : firstApply ? firstApply.step + 1 : T;
+    // A second restart (2R) may rewind below the first one (its crisis can start before r₁ + 3), so
+    // the arms share exactly the prefix before the smallest rewind point.
+    const split = restarts.length > 0
+      ? Math.min(...restarts.map((x) => x.r))
+      : firstApply
+      ? firstApply.step + 1
+      : T;
     let prefixMatches = restarts.length === 0 || restarts[0].r === r;
     for (let t = 0; t < split && prefixMatches; t++) {
       if (baseline.tokens[t] !== intervention.tokens[t]) prefixMatches = false;
@@ -746,8 +753,9 @@ export async function runRecyncBatch(
         prefixMatches = false;
       }
     }
+    // Outcomes cover [r, T), or from the earlier point where a 2R second restart rewound to.
     const metrics = r !== null && intervened
-      ? computeUnitMetrics(baseline, intervention, r, options.metrics)
+      ? computeUnitMetrics(baseline, intervention, Math.min(r, split), options.metrics)
       : null;
     return {
       schema: "coherence-lab/recync-unit@1",

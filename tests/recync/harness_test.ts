@@ -278,6 +278,11 @@ Deno.test("v3 and none policies; 2R allows a second restart at seed + 20000", as
       assert(second.length > 0, "no second restart happened");
       for (const [seed, x] of second) assertEquals(x.seed, seed + 20000);
       assert(two.every((r) => r.restarts.length <= 2));
+      // The arms share the prefix before the smallest rewind point, where the outcome segment starts.
+      assert(two.every((r) => r.prefixMatches));
+      for (const r of two.filter((x) => x.metrics)) {
+        assertEquals(r.metrics!.from, Math.min(...r.restarts.map((x) => x.r)));
+      }
     });
   } finally {
     model.dispose();
