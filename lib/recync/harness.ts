@@ -674,6 +674,8 @@ export async function runRecyncBatch(
     : null;
   if (probe) policies.unshift(probe.cachePolicy as GenerationPolicy);
   if (policy === "v3") {
+    // Not V3GenerationPolicy (controller.ts): that one controls every row, and only the intervention
+    // rows (odd) may be steered here; the per-row controllers are the same V3Controller.
     policies.push({
       name: "recync-v3",
       onStep(step, control) {
