@@ -16,6 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 import { tf } from "../lib/deps.ts";
 import { adapterName, isSoftwareAdapter, requestAdapter } from "../lib/backend/backend.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
@@ -67,7 +68,7 @@ export interface BenchReport {
 /** The child script next to this one (`.js` siblings when this file was bundled for the GPU machine). */
 function sibling(name: string): string {
   const ext = import.meta.url.endsWith(".js") ? ".js" : ".ts";
-  return new URL(`./${name}${ext}`, import.meta.url).pathname;
+  return fileURLToPath(new URL(`./${name}${ext}`, import.meta.url));
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -79,7 +80,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Runs a command, forwarding stderr live; returns stdout, the exit code and the last stderr lines. */
+/** Runs a command, forwarding its stderr live; returns its stdout, exit code and an error summary. */
 async function runChild(
   cmd: string,
   args: string[],
@@ -92,44 +93,22 @@ async function runChild(
     env: { NO_COLOR: "1", ...env },
   })
     .spawn();
-  const tail: string[] = [];
-  const forward = async (
-    stream: ReadableStream<Uint8Array>,
-    sink: typeof Deno.stderr | null,
-    keep: string[],
-  ) => {
+  const errLines: string[] = [];
+  const forwardStderr = async () => {
     const dec = new TextDecoder();
-    let text = "";
-    for await (const chunk of stream) {
-      if (sink) await sink.write(chunk);
-      text += dec.decode(chunk, { stream: true });
-      keep.push(...text.split("\n").slice(0, -1));
-      text = text.slice(text.lastIndexOf("\n") + 1);
-      if (keep.length > 400) keep.splice(0, keep.length - 400);
+    let partial = "";
+    for await (const chunk of child.stderr) {
+      await Deno.stderr.write(chunk);
+      const lines = (partial + dec.decode(chunk, { stream: true })).split("\n");
+      partial = lines.pop()!;
+      errLines.push(...lines);
+      if (errLines.length > 400) errLines.splice(0, errLines.length - 400);
     }
-    if (text) keep.push(text);
+    if (partial) errLines.push(partial);
   };
-  const out: string[] = [];
-  const outChunks: Uint8Array[] = [];
-  const stdoutDone = (async () => {
-    for await (const chunk of child.stdout) {
-      outChunks.push(chunk);
-    }
-  })();
-  await Promise.all([forward(child.stderr, Deno.stderr, tail), stdoutDone]);
+  const [stdout] = await Promise.all([new Response(child.stdout).text(), forwardStderr()]);
   const { code } = await child.status;
-  out.push(new TextDecoder().decode(concat(outChunks)));
-  return { code, stdout: out.join(""), errTail: errorSummary(tail) };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return all;
+  return { code, stdout, errTail: errorSummary(errLines) };
 }
 
 /** The first line that names an error (else the last line) of a child's stderr. */
@@ -371,7 +350,7 @@ async function main(): Promise<void> {
     if (!values["no-torch"]) {
       if (!found) note("PyTorch side left out: no python3 with torch found (pass --python PATH)");
       else {
-        const local = new URL("./torch_models.py", import.meta.url).pathname;
+        const local = fileURLToPath(new URL("./torch_models.py", import.meta.url));
         const script = (await exists(local)) ? local : "bench/torch_models.py";
         const sizeSpec = Object.fromEntries(sizes.map((s) => {
           const c = BENCH_MODEL_SIZES[s];
