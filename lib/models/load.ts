@@ -12,6 +12,28 @@ import { type HFConfig, type HFFamily, HFWeightReader } from "./hf_common.ts";
 import { llamaFamily } from "./llama.ts";
 import { qwen2Family } from "./qwen2.ts";
 
+/**
+ * Whether `source` names a Hugging Face model: an `hf:` reference, or a folder whose `config.json` has a
+ * `model_type`. A training run written by this library's trainer also has a `config.json`, but without
+ * `model_type`, so the file's existence alone does not decide.
+ *
+ * @example
+ * ```ts
+ * import { isHuggingFaceModel } from "./load.ts";
+ * console.log(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2")); // true
+ * console.log(await isHuggingFaceModel("data/models/shakespeare-char")); // false: a trainer run
+ * ```
+ */
+export async function isHuggingFaceModel(source: string): Promise<boolean> {
+  if (source.startsWith("hf:")) return true;
+  try {
+    const config = JSON.parse(await Deno.readTextFile(`${source.replace(/\/+$/, "")}/config.json`));
+    return typeof config?.model_type === "string";
+  } catch {
+    return false;
+  }
+}
+
 /** The architectures `loadModel` knows, by `model_type`. */
 export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { currentBackend, initBackend } from "../backend/backend.ts";
-import { loadModel } from "../models/load.ts";
+import { isHuggingFaceModel, loadModel } from "../models/load.ts";
 import type { CausalLM } from "../models/types.ts";
 import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
@@ -48,7 +48,7 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 /**
- * Loads `path` as a Hugging Face folder (it has config.json) or a trainer checkpoint / run folder.
+ * Loads `path` as a Hugging Face folder (config.json with a model_type) or a trainer checkpoint / run folder.
  * Initialises the default backend first when none was chosen.
  *
  * @example
@@ -67,7 +67,7 @@ export async function loadModelFolder(path: string): Promise<ExampleModel> {
     throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})`);
   }
   if (!currentBackend()) await initBackend(); // weights are uploaded to the backend: pick one first
-  if (await isFile(`${dir}/config.json`)) {
+  if (await isHuggingFaceModel(dir)) {
     const model = await loadModel(dir);
     const tokenizer = await isFile(`${dir}/tokenizer.json`) ? await loadTokenizer(dir) : undefined;
     return withCodec({ model, tokenizer, source: dir, kind: "hf", notes: [] });

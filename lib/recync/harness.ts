@@ -29,7 +29,7 @@ import { generate, type GenerationPolicy } from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
 import { resolveModelSource } from "../io/hub.ts";
-import { loadModel } from "../models/load.ts";
+import { isHuggingFaceModel, loadModel } from "../models/load.ts";
 import type { CausalLM } from "../models/types.ts";
 import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
@@ -371,14 +371,7 @@ export interface RecyncModelHandle {
  * ```
  */
 export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
-  let hfFolder = source.startsWith("hf:");
-  if (!hfFolder) {
-    // A Hugging Face folder has a config.json with a model_type; a training run's config.json has none.
-    try {
-      hfFolder = typeof JSON.parse(await Deno.readTextFile(`${source}/config.json`))?.model_type === "string";
-    } catch { /* not an HF folder */ }
-  }
-  if (hfFolder) {
+  if (await isHuggingFaceModel(source)) {
     const folder = await resolveModelSource(source);
     const model = await loadModel(source);
     try {

@@ -162,3 +162,22 @@ Deno.test("loadExampleModel + demo: the bundled trained model is preferred and d
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "demo: the bundled demo model (a trainer run with its own config.json) is the default, not skipped",
+  ignore: !(await Deno.stat(`${root}/data/models/shakespeare-char/model.safetensors`).then(() =>
+    true, () =>
+    false)),
+  fn: async () => {
+    await initBackend({ backend: "cpu" });
+    const ex = await loadExampleModel(undefined, { repoRoot: root });
+    try {
+      assert.equal(ex.kind, "trained");
+      assert.deepEqual(ex.notes, []);
+      assert.ok(ex.source.endsWith("data/models/shakespeare-char"), ex.source);
+      assert.equal(ex.decode(ex.encode("ROMEO:")), "ROMEO:");
+    } finally {
+      ex.model.dispose();
+    }
+  },
+});
