@@ -126,7 +126,7 @@ export async function benchTfjs(
 
 /** The same model and step in PyTorch (printed JSON rows); run by {@linkcode benchTorch}. */
 export const TORCH_TRAIN_SCRIPT = `
-import json, math, sys, time
+import inspect, json, math, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 class RMSNorm(nn.Module):
@@ -140,6 +140,15 @@ def rope(x, cos, sin):  # rotate-half over the full head, as the library's rotar
     x1, x2 = x[..., :h], x[..., h:]
     return x * cos + torch.cat((-x2, x1), -1) * sin
 
+def attend(q, k, v):
+    # torch >= 2.0 has a fused kernel; Debian's torch 1.13 does not, so spell it out there.
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    T = q.shape[-2]
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    s = s.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return s.softmax(-1) @ v
+
 class Block(nn.Module):
     def __init__(s, d, h, f):
         super().__init__(); s.h = h
@@ -151,7 +160,7 @@ class Block(nn.Module):
         a = s.ln1(x)
         q, k, v = (p(a).view(B, T, s.h, hd).transpose(1, 2) for p in (s.q, s.k, s.v))
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, D)
+        y = attend(q, k, v).transpose(1, 2).reshape(B, T, D)
         x = x + s.o(y)
         m = s.ln2(x)
         return x + s.down(F.silu(s.gate(m)) * s.up(m))
@@ -172,12 +181,14 @@ class Model(nn.Module):
         return s.lnf(x) @ s.emb.weight.t()
 
 cases = json.loads(sys.argv[1]); dev = "cuda" if torch.cuda.is_available() else "cpu"
+# fused AdamW exists from torch 2.0 on and only for CUDA tensors
+fused = {"fused": True} if dev == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters else {}
 torch.manual_seed(1)
 for c in cases:
     m = Model(c["vocabSize"], c["nLayers"], c["dModel"], c["nHeads"], c["dMlp"], c["block"]).to(dev)
     decay = [p for p in m.parameters() if p.dim() >= 2]; rest = [p for p in m.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8, fused=(dev == "cuda"))
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8, **fused)
     ids = torch.randint(0, c["vocabSize"], (c["batch"], c["block"] + 1), device=dev)
     def step():
         loss = F.cross_entropy(m(ids[:, :-1]).reshape(-1, c["vocabSize"]), ids[:, 1:].reshape(-1))
