@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { generateText } from "../generate/generate.ts";
@@ -183,30 +184,21 @@ export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpoint
  * console.log(await sampleMain(["--help"])); // 0
  * ```
  */
-export async function sampleMain(argv: string[]): Promise<number> {
-  let args: SampleArgs | null;
-  try {
-    args = parseSampleArgs(argv);
-  } catch (e) {
-    console.error(`sample: ${(e as Error).message}\n\n${SAMPLE_USAGE}`);
-    return 2;
-  }
-  if (!args) {
-    console.log(SAMPLE_USAGE);
-    return 0;
-  }
-  try {
-    await initBackend({ backend: args.backend, verbose: true });
-    const texts = await sampleFromCheckpoint(args.ckpt, args);
-    texts.forEach((t, i) => {
-      if (texts.length > 1) console.log(`--- sample ${i + 1} (seed ${args!.seed + i}) ---`);
-      console.log(args!.prompt + t);
-    });
-    return 0;
-  } catch (e) {
-    console.error(`sample: ${(e as Error).message}`);
-    return 1;
-  }
+export function sampleMain(argv: string[]): Promise<number> {
+  return runCommand(argv, {
+    name: "sample",
+    usage: SAMPLE_USAGE,
+    parse: parseSampleArgs,
+    run: async (args) => {
+      await initBackend({ backend: args.backend, verbose: true });
+      const texts = await sampleFromCheckpoint(args.ckpt, args);
+      texts.forEach((t, i) => {
+        if (texts.length > 1) console.log(`--- sample ${i + 1} (seed ${args.seed + i}) ---`);
+        console.log(args.prompt + t);
+      });
+      return 0;
+    },
+  });
 }
 
 if (import.meta.main) Deno.exit(await sampleMain(Deno.args));

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { loadTrainConfig } from "../train/config.ts";
@@ -106,40 +107,31 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
  * console.log(code); // 0
  * ```
  */
-export async function trainMain(argv: string[]): Promise<number> {
-  let args: TrainArgs | null;
-  try {
-    args = parseTrainArgs(argv);
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}\n\n${TRAIN_USAGE}`);
-    return 2;
-  }
-  if (!args) {
-    console.log(TRAIN_USAGE);
-    return 0;
-  }
-  try {
-    const config = await loadTrainConfig(args.config);
-    const backend = await initBackend({ backend: args.backend, verbose: true });
-    console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
-    const result = await trainFromConfig({
-      config,
-      outDir: args.out,
-      steps: args.steps,
-      resume: args.resume,
-    });
-    console.log(
-      `${
-        result.reason === "stopped" ? "stopped" : "done"
-      } at step ${result.step}; checkpoint ${result.checkpoint}` +
-        (result.lastEval ? `; val loss ${result.lastEval.loss.toFixed(4)}` : ""),
-    );
-    result.model.dispose();
-    return result.reason === "stopped" ? 130 : 0;
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
-    return 1;
-  }
+export function trainMain(argv: string[]): Promise<number> {
+  return runCommand(argv, {
+    name: "train",
+    usage: TRAIN_USAGE,
+    parse: parseTrainArgs,
+    run: async (args) => {
+      const config = await loadTrainConfig(args.config);
+      const backend = await initBackend({ backend: args.backend, verbose: true });
+      console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
+      const result = await trainFromConfig({
+        config,
+        outDir: args.out,
+        steps: args.steps,
+        resume: args.resume,
+      });
+      console.log(
+        `${
+          result.reason === "stopped" ? "stopped" : "done"
+        } at step ${result.step}; checkpoint ${result.checkpoint}` +
+          (result.lastEval ? `; val loss ${result.lastEval.loss.toFixed(4)}` : ""),
+      );
+      result.model.dispose();
+      return result.reason === "stopped" ? 130 : 0;
+    },
+  });
 }
 
 if (import.meta.main) Deno.exit(await trainMain(Deno.args));
