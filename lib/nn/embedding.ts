@@ -7,6 +7,41 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from "../tensor_types.ts";
 
 /**
+ * `tf.gather(table, indices)` along axis 0 with a gradient that works on every backend. tfjs
+ * differentiates gather with UnsortedSegmentSum, which the wasm backend lacks; scatterND (which sums
+ * duplicate indices) gives the same table gradient natively on cpu, wasm and webgpu. Embedding lookups and
+ * the training loss both gather through this one function.
+ *
+ * @example
+ * ```ts
+ * import { tf } from "../deps.ts";
+ * import { gatherRows } from "./embedding.ts";
+ * await tf.setBackend("cpu");
+ * const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+ * const g = tf.grad((t: tf.Tensor) => gatherRows(t, tf.tensor1d([2, 0, 2], "int32")).sum())(table);
+ * console.log(Array.from(g.dataSync())); // [1, 1, 0, 0, 2, 2]
+ * ```
+ */
+export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
+  // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
+  const lookup = tf.customGrad(
+    ((tbl: Tensor, idx: Tensor, save: tf.GradSaveFunc) => {
+      save([idx]);
+      return {
+        value: tf.gather(tbl, idx),
+        gradFunc: (dy: Tensor, saved: Tensor[]) => [
+          tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, tbl.shape),
+          tf.zerosLike(saved[0]),
+        ],
+      };
+    }) as unknown as (
+      ...args: (Tensor | tf.GradSaveFunc)[]
+    ) => { value: Tensor; gradFunc: () => Tensor[] },
+  );
+  return lookup(table, indices);
+}
+
+/**
  * Looks up rows of the token table: ids `[B, T]` (int32), table `[V, d]` -> `[B, T, d]`.
  *
  * @example
@@ -23,24 +58,7 @@ export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
     const [b, t] = ids.shape;
     const d = table.shape[1];
     const flat = tf.reshape(ids.dtype === "int32" ? ids : tf.cast(ids, "int32"), [b * t]) as Tensor1D;
-    // tfjs differentiates gather with UnsortedSegmentSum, which the wasm backend lacks; scatterND (which
-    // sums duplicate ids) gives the same table gradient on every backend.
-    // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
-    const lookup = tf.customGrad(
-      ((tbl: Tensor, idx: Tensor, save: tf.GradSaveFunc) => {
-        save([idx]);
-        return {
-          value: tf.gather(tbl, idx),
-          gradFunc: (dy: Tensor, saved: Tensor[]) => [
-            tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, tbl.shape),
-            tf.zerosLike(saved[0]),
-          ],
-        };
-      }) as unknown as (
-        ...args: (Tensor | tf.GradSaveFunc)[]
-      ) => { value: Tensor; gradFunc: () => Tensor[] },
-    );
-    return tf.reshape(lookup(table, flat), [b, t, d]) as Tensor3D;
+    return tf.reshape(gatherRows(table, flat), [b, t, d]) as Tensor3D;
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor1D } from "../tensor_types.ts";
+import { gatherRows } from "../nn/embedding.ts";
 
 /**
  * Mean cross-entropy over every position: logits [B, T, V] (or [N, V]) against integer targets [B, T]
@@ -48,7 +49,7 @@ export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits.reshape([N, V]));
     const flatIdx = tf.range(0, N, 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([N]).toInt());
-    return tf.gather(logp.reshape([N * V]), flatIdx).neg() as Tensor1D;
+    return gatherRows(logp.reshape([N * V]), flatIdx as Tensor1D).neg() as Tensor1D;
   });
 }
 

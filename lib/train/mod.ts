@@ -26,7 +26,6 @@ export * from "./config.ts";
 export * from "./trainer.ts";
 export * from "./run.ts";
 export * from "./display.ts";
-export * from "./wasm_kernels.ts";
 export { parseTrainArgs, TRAIN_USAGE, type TrainArgs, trainMain } from "../cli/train.ts";
 export {
   parseSampleArgs,

@@ -11,7 +11,6 @@ import { appendJsonl } from "../io/atomic.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
 import { BatchSampler, type BatchSamplerState, sequentialBatches, type TokenArray } from "../data/sampler.ts";
 import { AdamW, type ParamGroupRule } from "./adamw.ts";
-import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
 import { clipByGlobalNorm } from "./clip.ts";
 import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEval } from "./loss.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
@@ -175,7 +174,6 @@ export class Trainer {
   /** Checks the settings against the model and data and prepares the optimiser and sampler. */
   constructor(init: TrainerInit) {
     const s = init.settings;
-    registerWasmTrainingKernels();
     this.#init = init;
     this.model = init.model;
     this.settings = s;
