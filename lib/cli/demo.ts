@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
@@ -93,64 +94,49 @@ function finite(name: string, v: string, lo: number, hi: number): number {
  * const code = await runDemoCli(["--tokens", "16", "--backend", "cpu", "--out", await Deno.makeTempDir()]);
  * ```
  */
-export async function runDemoCli(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        prompt: { type: "string", default: "ROMEO:" },
-        tokens: { type: "string", default: "200" },
-        temperature: { type: "string", default: "0.9" },
-        "top-p": { type: "string", default: "0.95" },
-        seed: { type: "string", default: "0" },
-        backend: { type: "string", default: "auto" },
-        out: { type: "string", default: "out/demo" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    console.error(`demo: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  let opts;
-  try {
-    if (!["auto", "webgpu", "wasm", "cpu"].includes(values.backend!)) {
-      throw new Error(`--backend must be one of auto, webgpu, wasm, cpu, got '${values.backend}'`);
-    }
-    const seed = Number(values.seed);
-    if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer`);
-    opts = {
-      tokens: positiveInt("tokens", values.tokens!),
-      temperature: finite("temperature", values.temperature!, 0, 100),
-      topP: finite("top-p", values["top-p"]!, Number.MIN_VALUE, 1),
-      seed,
-    };
-  } catch (e) {
-    console.error(`demo: ${(e as Error).message}`);
-    return 2;
-  }
-  try {
-    const summary = await runDemo({
-      model: values.model,
-      prompt: values.prompt!,
-      backend: values.backend as BackendName | "auto",
-      out: values.out!,
-      ...opts,
-    });
-    console.log(formatDemoSummary(summary));
-    return 0;
-  } catch (e) {
-    console.error(`demo: ${(e as Error).message}`);
-    return 1;
-  }
+export function runDemoCli(args: string[]): Promise<number> {
+  return runCommand(args, {
+    name: "demo",
+    usage: USAGE,
+    parse: (argv): DemoOptions | null => {
+      const { values } = parseArgs({
+        args: argv,
+        options: {
+          model: { type: "string" },
+          prompt: { type: "string", default: "ROMEO:" },
+          tokens: { type: "string", default: "200" },
+          temperature: { type: "string", default: "0.9" },
+          "top-p": { type: "string", default: "0.95" },
+          seed: { type: "string", default: "0" },
+          backend: { type: "string", default: "auto" },
+          out: { type: "string", default: "out/demo" },
+          help: { type: "boolean", short: "h", default: false },
+        },
+        strict: true,
+        allowPositionals: false,
+      });
+      if (values.help) return null;
+      if (!["auto", "webgpu", "wasm", "cpu"].includes(values.backend)) {
+        throw new Error(`--backend must be one of auto, webgpu, wasm, cpu, got '${values.backend}'`);
+      }
+      const seed = Number(values.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer`);
+      return {
+        model: values.model,
+        prompt: values.prompt,
+        backend: values.backend as BackendName | "auto",
+        out: values.out,
+        tokens: positiveInt("tokens", values.tokens),
+        temperature: finite("temperature", values.temperature, 0, 100),
+        topP: finite("top-p", values["top-p"], Number.MIN_VALUE, 1),
+        seed,
+      };
+    },
+    run: async (options) => {
+      console.log(formatDemoSummary(await runDemo(options)));
+      return 0;
+    },
+  });
 }
 
 /** Options for {@linkcode runDemo}. */

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { doctor, formatDoctorReport } from "../backend/doctor.ts";
 import type { BackendName } from "../backend/backend.ts";
@@ -32,40 +33,33 @@ features, limits) and what to install when no adapter is found.
  * const code = await runDoctorCli(["--backend", "cpu", "--json"]);
  * ```
  */
-export async function runDoctorCli(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        json: { type: "boolean", default: false },
-        backend: { type: "string", default: "auto" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    console.error(`doctor: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const backend = values.backend as string;
-  if (!["auto", "webgpu", "wasm", "cpu"].includes(backend)) {
-    console.error(`doctor: --backend must be one of auto, webgpu, wasm, cpu (got '${backend}')`);
-    return 2;
-  }
-  try {
-    const report = await doctor({ backend: backend as BackendName | "auto" });
-    console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
-    return 0;
-  } catch (e) {
-    console.error(`doctor: ${(e as Error).message}`);
-    return 1;
-  }
+export function runDoctorCli(args: string[]): Promise<number> {
+  return runCommand(args, {
+    name: "doctor",
+    usage: USAGE,
+    parse: (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: {
+          json: { type: "boolean", default: false },
+          backend: { type: "string", default: "auto" },
+          help: { type: "boolean", short: "h", default: false },
+        },
+        strict: true,
+        allowPositionals: false,
+      });
+      if (values.help) return null;
+      if (!["auto", "webgpu", "wasm", "cpu"].includes(values.backend)) {
+        throw new Error(`--backend must be one of auto, webgpu, wasm, cpu (got '${values.backend}')`);
+      }
+      return { json: values.json, backend: values.backend as BackendName | "auto" };
+    },
+    run: async ({ json, backend }) => {
+      const report = await doctor({ backend });
+      console.log(json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+      return 0;
+    },
+  });
 }
 
 if (import.meta.main) Deno.exit(await runDoctorCli(Deno.args));
