@@ -1,5 +1,5 @@
 import { loadCorpus, NAMED_CORPORA, sha256Hex } from "../../lib/data/corpus.ts";
-import { assert, assertEquals, assertRejects } from "../train/assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertRejects } from "../assert.ts";
 
 const SHARED = new URL("../../../shared/data/", import.meta.url).pathname;
 const hasShared = await Deno.stat(`${SHARED}/tinyshakespeare/input.txt`).then(() => true, () => false);

@@ -1,5 +1,5 @@
 import { BatchSampler, sequentialBatches } from "../../lib/data/sampler.ts";
-import { assert, assertEquals, assertThrows } from "../train/assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 
 const ids = Uint16Array.from({ length: 1000 }, (_, i) => (i * 7) % 65);
 

@@ -1,6 +1,6 @@
 import { buildTokenizer, readTokenFiles, writeTokenFiles } from "../../lib/data/token_files.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
-import { assert, assertEquals, assertRejects } from "../train/assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertRejects } from "../assert.ts";
 
 const text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n";
 

@@ -3,7 +3,7 @@ import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/
 import type { KVCache } from "../../lib/models/kv_cache.ts";
 import { generate, generateText, type GenerationStep } from "../../lib/generate/generate.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
-import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
 await tf.setBackend("cpu");
 

@@ -7,7 +7,7 @@ import { tf } from "../../lib/deps.ts";
 import { readTfSafetensors } from "../../lib/io/safetensors_tf.ts";
 import { loadModel } from "../../lib/models/load.ts";
 import { generate } from "../../lib/generate/generate.ts";
-import { assertClose, assertEquals } from "./assert.ts";
+import { assertClose, assertEquals } from "../assert.ts";
 import { initBackend, requestAdapter } from "../../lib/backend/backend.ts";
 
 const FIXTURES = new URL("../../../shared/fixtures/hf/", import.meta.url).pathname;

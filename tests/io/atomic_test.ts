@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./asserts.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
 import {
   appendJsonl,
   readJsonl,

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { assert, assertEquals, assertRejects, assertThrows } from "./asserts.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import {
   hubCacheDir,
   parseHubSource,

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "./asserts.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,

@@ -1,5 +1,5 @@
 import { tf } from "../../lib/deps.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./asserts.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { readSafetensors, SafetensorsFormatError, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { readTfSafetensors, toTfTensor, writeTfSafetensors } from "../../lib/io/safetensors_tf.ts";
 import { tmpDir } from "./tmp.ts";

@@ -2,7 +2,7 @@
  * The decoder's pluggable parts: a factorised (reFlow-style recipe x basis) embedding and a non-attention
  * mixer in one layer are swapped in through `components` without touching the decoder.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";

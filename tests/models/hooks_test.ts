@@ -1,5 +1,5 @@
 /** Hook points: capture every name, edits with predicted effects, zero-cost path equality, leaks. */
-import { assert, assertEquals, assertThrows, maxDiff } from "./assert.ts";
+import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";

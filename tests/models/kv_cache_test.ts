@@ -1,5 +1,5 @@
 /** KV cache: per-row rewind equals a fresh prefill of the kept prefix; ragged left padding; compaction. */
-import { assert, assertEquals, assertThrows, maxDiff } from "./assert.ts";
+import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";

@@ -1,5 +1,5 @@
 /** loadModel: config variants (old and new RoPE fields, sequential NeoX), and clear errors for bad input. */
-import { assert, assertEquals, assertRejects, assertThrows, maxDiff } from "./assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { readSafetensors, writeSafetensors } from "../../lib/io/safetensors.ts";

@@ -9,7 +9,7 @@
  * 3.3e-6 (same as cpu/wasm), which leaves a 30x margin while still catching any real mapping error
  * (a wrong transpose, rotary layout or norm epsilon moves logits by 1e-2 or more).
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend, requestAdapter } from "../../lib/backend/backend.ts";
 import { readTfSafetensors } from "../../lib/io/safetensors_tf.ts";

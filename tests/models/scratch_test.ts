@@ -1,5 +1,5 @@
 /** From-scratch decoders: closed-form parameter counts, seeded initialisation, dropout determinism. */
-import { assert, assertEquals, assertThrows, maxDiff } from "./assert.ts";
+import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../stats/_assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { tf } from "../../lib/deps.ts";
 import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";

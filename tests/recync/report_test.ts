@@ -1,4 +1,4 @@
-import { assert, assertAlmostEquals, assertEquals } from "../stats/_assert.ts";
+import { assert, assertAlmostEquals, assertJsonEquals as assertEquals } from "../assert.ts";
 import { computeUnitMetrics, type RecyncArmTrace } from "../../lib/recync/metrics.ts";
 import { CosimMonitor } from "../../lib/recync/monitor.ts";
 import type { RecyncUnitRecord } from "../../lib/recync/harness.ts";

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../stats/_assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 import { RecyncRestartController, resolveRestartOptions } from "../../lib/recync/restart.ts";
 import { CosimMonitor } from "../../lib/recync/monitor.ts";
 

@@ -1,5 +1,5 @@
 // Statistics checked against hand computations and published textbook values.
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./_assert.ts";
+import { assert, assertAlmostEquals, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 import {
   averageRanks,
   betaQuantile,

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../generate/assert.ts";
+import { assertEquals, assertThrows } from "../assert.ts";
 import { CharTokenizer } from "../../lib/tokenizers/mod.ts";
 
 Deno.test("char: vocabulary is the sorted code points of the corpus", () => {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "../generate/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { HFTokenizer, loadTokenizer } from "../../lib/tokenizers/mod.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;

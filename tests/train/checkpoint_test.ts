@@ -8,7 +8,7 @@ import {
   saveCheckpoint,
 } from "../../lib/train/checkpoint.ts";
 import { writeDirAtomic } from "../../lib/train/atomic_dir.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });
 

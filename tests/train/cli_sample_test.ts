@@ -3,7 +3,7 @@ import { trainFromConfig } from "../../lib/train/run.ts";
 import { parseSampleArgs, sampleFromCheckpoint } from "../../lib/cli/sample.ts";
 import { loadCheckpoint } from "../../lib/train/checkpoint.ts";
 import { lossCurvePlot, TrainingDisplay } from "../../lib/train/display.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });
 

@@ -4,7 +4,7 @@ import { loadTrainedModel, trainFromConfig } from "../../lib/train/run.ts";
 import { parseTrainArgs } from "../../lib/cli/train.ts";
 import { countParameters } from "../../lib/models/scratch.ts";
 import { decoderParameterShapes } from "../../lib/models/params.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });
 

@@ -3,7 +3,7 @@ import { initBackend } from "../../lib/backend/backend.ts";
 import { AdamW, assignParamGroups, DECAY_MATRICES_ONLY } from "../../lib/train/adamw.ts";
 import { clipByGlobalNorm } from "../../lib/train/clip.ts";
 import { crossEntropy, summariseEval, tokenLosses } from "../../lib/train/loss.ts";
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertAlmostEquals, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });
 

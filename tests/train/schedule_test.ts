@@ -1,4 +1,4 @@
-import { assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
+import { assertAlmostEquals, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 import { learningRate, validateSchedule } from "../../lib/train/schedule.ts";
 
 Deno.test("constant schedule: flat, with optional warm-up", () => {

@@ -4,7 +4,7 @@ import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/
 import type { DecoderConfig } from "../../lib/models/types.ts";
 import { Trainer, type TrainerSettings, TrainingDivergedError } from "../../lib/train/trainer.ts";
 import { loadCheckpoint } from "../../lib/train/checkpoint.ts";
-import { assert, assertAlmostEquals, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertAlmostEquals, assertJsonEquals as assertEquals, assertRejects } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });
 

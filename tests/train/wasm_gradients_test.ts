@@ -2,7 +2,7 @@ import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { gatherRows } from "../../lib/nn/embedding.ts";
 import { crossEntropy } from "../../lib/train/loss.ts";
-import { assertEquals } from "./assert.ts";
+import { assertJsonEquals as assertEquals } from "../assert.ts";
 
 const ok = await initBackend({ backend: "wasm" }).then(() => true, () => false);
 
