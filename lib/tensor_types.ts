@@ -10,6 +10,8 @@ import type { tf } from "./deps.ts";
 
 /** A tfjs tensor of any rank. */
 export type Tensor = tf.Tensor;
+/** A rank-0 tfjs tensor (a loss, a metric). */
+export type Scalar = tf.Scalar;
 /** A rank-1 tfjs tensor. */
 export type Tensor1D = tf.Tensor1D;
 /** A rank-2 tfjs tensor, e.g. token ids [B, T] or logits [B, V]. */

@@ -1,8 +1,9 @@
 /**
  * The generic decoder: one implementation of the pre-norm transformer that every family (gpt2, gpt_neox,
  * llama, qwen2, from-scratch) is built from. The input embedding and each layer's sequence mixer are
- * pluggable components (defaults: token table + learned positions or RoPE, and causal softmax attention),
- * so variants such as a factorised embedding or a Kuramoto phase mixer swap in without a second decoder.
+ * components chosen by `kind` in the config (see `components.ts`; defaults: token table + learned
+ * positions or RoPE, and causal softmax attention), so variants such as a factorised embedding or a
+ * Kuramoto phase mixer are registered from their own folders and never branch here.
  *
  * Hook points use TransformerLens names and cost nothing when no hook or capture is requested.
  *
@@ -10,13 +11,25 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
-import { type AttentionHookPoint, attentionMaskBias, causalSelfAttention } from "../nn/attention.ts";
-import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
+import type { Scalar } from "../tensor_types.ts";
+import { attentionMaskBias } from "../nn/attention.ts";
 import { mlpForward, type MlpHookPoint, type MlpWeights } from "../nn/mlp.ts";
 import { applyNorm } from "../nn/norm.ts";
 import { RotaryTable } from "../nn/rotary.ts";
 import { KVCache } from "./kv_cache.ts";
-import { decoderParameterShapes } from "./params.ts";
+import { decoderHookNames, decoderParameterShapes } from "./params.ts";
+import {
+  type ComponentContext,
+  type EmbeddingComponent,
+  embeddingKind,
+  embeddingSpec,
+  type HookFire,
+  layerMixers,
+  type MixerContext,
+  mixerKind,
+  type SequenceMixer,
+} from "./components.ts";
+import { requireParameter as need } from "./standard_components.ts";
 import type {
   CausalLM,
   DecoderConfig,
@@ -27,192 +40,10 @@ import type {
   KVCacheLike,
 } from "./types.ts";
 
-/**
- * Fires a hook point: runs registered hooks (which may replace the activation) and records captures.
- * `null` when the forward has neither hooks nor captures, so call sites test one flag.
- */
-export type HookFire = ((name: string, layer: number | undefined, t: Tensor) => Tensor) | null;
-
-/** Per-forward state shared by the embedding and the mixers. */
-export interface MixerContext {
-  /** Additive attention mask `[B, 1, T, L]` (see `attentionMaskBias`); absent when nothing is masked. */
-  maskBias?: Tensor4D;
-  /** Position ids `[B, T]`. */
-  positions: Tensor2D;
-  /** RoPE angles for `positions`, when the model is rotary. */
-  rope?: { table: RotaryTable; angles: { cos: Tensor4D; sin: Tensor4D } };
-  /** This layer's cached keys/values, when a cache is in use and not empty. */
-  past: { k: Tensor4D; v: Tensor4D } | null;
-  /** Hook dispatcher (null = no hooks). */
-  fire: HookFire;
-  /** Dropout on the attention pattern (training only). */
-  dropout?: { rate: number; seed: number };
-}
-
-/** A layer's token mixer (softmax attention by default). */
-export interface SequenceMixer {
-  /** Hook suffixes it fires under `blocks.{L}.attn.`, in order. */
-  readonly hookPoints: string[];
-  /** Mixes `x` `[B, T, d]` (already normalised); returns the output and the keys/values to cache. */
-  forward(
-    x: Tensor3D,
-    layer: number,
-    ctx: MixerContext,
-  ): { out: Tensor3D; k: Tensor4D; v: Tensor4D };
-}
-
-/** Input embedding and LM head (token table by default). */
-export interface EmbeddingComponent {
-  /** Top-level hook names it fires, in order (e.g. `hook_embed`, `hook_pos_embed`). */
-  readonly hookNames: string[];
-  /** Ids `[B, T]` and positions `[B, T]` to the residual stream `[B, T, d]`. */
-  embed(ids: Tensor2D, positions: Tensor2D, fire: HookFire): Tensor3D;
-  /** Final hidden `[B, T, d]` to logits `[B, T, V]`. */
-  unembed(hidden: Tensor3D): Tensor3D;
-  /** Frees derived tensors the component keeps (not the parameters). */
-  dispose?(): void;
-}
-
-/** Factories for the pluggable parts; omitted ones get the standard implementations. */
-export interface DecoderComponents {
-  /** Builds the embedding from the config and the parameter map. */
-  embedding?: (config: DecoderConfig, params: Map<string, Variable>) => EmbeddingComponent;
-  /** Builds layer `layer`'s mixer from the config and the parameter map. */
-  mixer?: (config: DecoderConfig, params: Map<string, Variable>, layer: number) => SequenceMixer;
-  /**
-   * The parameter shapes these components need (e.g. the standard shapes with `embed.W_E` replaced by
-   * a factorised pair); default `decoderParameterShapes(config)`. Used to check given tensors and by
-   * `createDecoder` to initialise.
-   */
-  shapes?: (config: DecoderConfig) => Map<string, number[]>;
-}
-
 /** Options for constructing a {@linkcode Decoder}. */
 export interface DecoderOptions {
-  /** Pluggable components. */
-  components?: DecoderComponents;
   /** Where the weights came from (a folder), for tokenizer lookup and display. */
   source?: string;
-  /**
-   * Parameter shapes to check the tensors against (default: `components.shapes(config)`, else
-   * `decoderParameterShapes(config)`).
-   */
-  shapes?: Map<string, number[]>;
-}
-
-/** Largest tied table (elements) for which the wasm backend keeps a transposed LM-head copy (256 MiB). */
-const WASM_HEAD_COPY_MAX = 64 * 1024 * 1024;
-
-const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"];
-
-/**
- * The standard token embedding: `embed.W_E` (+ `pos_embed.W_pos` for learned positions); the LM head is
- * `embed.W_E` transposed when tied, else `unembed.W_U`.
- *
- * @example
- * ```ts
- * import { tf } from "../deps.ts";
- * import { standardEmbedding } from "./decoder.ts";
- * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
- * await tf.ready();
- * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
- * const emb = standardEmbedding(model.config, model.parameters());
- * console.log(emb.hookNames); // ["hook_embed", "hook_pos_embed"]
- * model.dispose();
- * ```
- */
-export function standardEmbedding(
-  config: DecoderConfig,
-  params: Map<string, Variable>,
-): EmbeddingComponent {
-  const wE = need(params, "embed.W_E") as Tensor2D;
-  const wPos = config.positional === "learned" ? need(params, "pos_embed.W_pos") as Tensor2D : undefined;
-  const wU = config.tieEmbeddings ? wE : need(params, "unembed.W_U") as Tensor2D;
-  let headT: Tensor2D | null = null;
-  let headFor: object | null = null;
-  return {
-    hookNames: wPos ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"],
-    embed(ids, positions, fire) {
-      let x = embedTokens(ids, wE);
-      if (fire) x = fire("hook_embed", undefined, x) as Tensor3D;
-      if (wPos) {
-        let p = embedPositions(positions, wPos);
-        if (fire) p = fire("hook_pos_embed", undefined, p) as Tensor3D;
-        x = tf.add(x, p);
-      }
-      return x;
-    },
-    unembed(hidden) {
-      // The wasm backend re-packs a transposed right operand on every call (~6x slower LM head), so at
-      // inference a tied head uses a kept [d, V] copy, refreshed whenever the table's buffer changes
-      // (optimizer updates assign new buffers). Under a gradient tape the live table is used so
-      // gradients reach it. Large tables skip the copy: the wasm heap is limited to 4 GiB.
-      if (config.tieEmbeddings && wE.size <= WASM_HEAD_COPY_MAX && tf.getBackend() === "wasm" && !tapeOn()) {
-        if (!headT || headFor !== wE.dataId) {
-          headT?.dispose();
-          headT = tf.keep(tf.transpose(wE));
-          headFor = wE.dataId;
-        }
-        return unembed(hidden, headT, false);
-      }
-      return unembed(hidden, wU, config.tieEmbeddings);
-    },
-    dispose() {
-      headT?.dispose();
-      headT = null;
-    },
-  };
-}
-
-/**
- * The standard mixer: causal softmax self-attention with grouped-query heads, optional biases and RoPE.
- *
- * @example
- * ```ts
- * import { tf } from "../deps.ts";
- * import { standardAttention } from "./decoder.ts";
- * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
- * await tf.ready();
- * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 64, nHeads: 2, vocabSize: 100 }), { seed: 1 });
- * console.log(standardAttention(model.config, model.parameters(), 0).hookPoints.length); // 6
- * model.dispose();
- * ```
- */
-export function standardAttention(
-  config: DecoderConfig,
-  params: Map<string, Variable>,
-  layer: number,
-): SequenceMixer {
-  const p = `blocks.${layer}.attn`;
-  const w = {
-    wQ: need(params, `${p}.W_Q`),
-    bQ: params.get(`${p}.b_Q`),
-    wK: need(params, `${p}.W_K`),
-    bK: params.get(`${p}.b_K`),
-    wV: need(params, `${p}.W_V`),
-    bV: params.get(`${p}.b_V`),
-    wO: need(params, `${p}.W_O`),
-    bO: params.get(`${p}.b_O`),
-  };
-  const rotary = config.positional === "rotary";
-  const points = ATTN_POINTS.filter((n) => rotary || (n !== "rot_q" && n !== "rot_k"));
-  const names = Object.fromEntries(ATTN_POINTS.map((n) => [n, `blocks.${layer}.attn.hook_${n}`]));
-  return {
-    hookPoints: points.map((n) => `hook_${n}`),
-    forward(x, l, ctx) {
-      const fire = ctx.fire;
-      return causalSelfAttention(x, w, {
-        nHeads: config.nHeads,
-        nKvHeads: config.nKvHeads,
-        headDim: config.headDim,
-        maskBias: ctx.maskBias,
-        rope: ctx.rope,
-        past: ctx.past,
-        dropout: ctx.dropout,
-        hook: fire ? (point, t) => fire(names[point], l, t) : undefined,
-      });
-    },
-  };
 }
 
 /** Names of one block's hook points, built once. */
@@ -280,7 +111,7 @@ export class Decoder implements CausalLM {
     this.source = options.source;
     let shapes: Map<string, number[]>;
     try {
-      shapes = options.shapes ?? options.components?.shapes?.(config) ?? decoderParameterShapes(config);
+      shapes = decoderParameterShapes(config);
       checkTensors(shapes, tensors, config.family);
     } catch (e) {
       for (const t of tensors.values()) t.dispose(); // ownership was handed over: do not leak on refusal
@@ -297,13 +128,14 @@ export class Decoder implements CausalLM {
       t.dispose();
     }
     const c = this.config;
-    const comps = options.components ?? {};
-    this.#embedding = (comps.embedding ?? standardEmbedding)(c, this.#params);
+    const embSpec = embeddingSpec(c);
+    this.#embedding = embeddingKind(embSpec.kind).create(embSpec, c, this.#params);
+    const mixerSpecs = layerMixers(c);
     this.#mixers = [];
     this.#blocks = [];
     this.#names = [];
     for (let l = 0; l < c.nLayers; l++) {
-      this.#mixers.push((comps.mixer ?? standardAttention)(c, this.#params, l));
+      this.#mixers.push(mixerKind(mixerSpecs[l].kind).create(mixerSpecs[l], c, this.#params, l));
       const p = `blocks.${l}`;
       this.#blocks.push({
         ln1W: need(this.#params, `${p}.ln1.w`),
@@ -340,32 +172,16 @@ export class Decoder implements CausalLM {
         scaling: c.ropeScaling,
       });
     }
-    this.hookNames = this.#listHookNames();
+    this.hookNames = decoderHookNames(c);
     this.#hookNameSet = new Set(this.hookNames);
   }
 
-  #listHookNames(): string[] {
-    const names = [...this.#embedding.hookNames];
-    for (let l = 0; l < this.config.nLayers; l++) {
-      const n = this.#names[l];
-      names.push(
-        n.residPre,
-        n.ln1,
-        ...this.#mixers[l].hookPoints.map((s) => `blocks.${l}.attn.${s}`),
-        n.attnOut,
-      );
-      if (!this.config.parallelResidual) names.push(n.residMid);
-      names.push(n.ln2, n.mlp.pre);
-      if (this.config.mlp === "swiglu") names.push(n.mlp.pre_linear);
-      names.push(n.mlp.post, n.mlpOut, n.residPost);
-    }
-    names.push("ln_final.hook_normalized");
-    return names;
-  }
-
-  /** A fresh, empty {@linkcode KVCache} for `batchSize` rows. */
+  /** A fresh, empty {@linkcode KVCache} for `batchSize` rows, holding each layer's mixer state. */
   createCache(batchSize: number): KVCache {
-    return new KVCache(batchSize, this.config.nLayers);
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(`createCache: batchSize must be a positive integer, got ${batchSize}`);
+    }
+    return new KVCache(batchSize, this.#mixers.map((m) => m.createState?.(batchSize) ?? null));
   }
 
   /** Trainable parameters by canonical name (the live variables, not copies). */
@@ -441,6 +257,9 @@ export class Decoder implements CausalLM {
       );
     }
 
+    // Auxiliary losses and metrics the components add; keys are collected on the host.
+    const aux: Record<string, Scalar> = {};
+    const metrics: Record<string, Scalar> = {};
     let seedCounter = options.dropoutSeed ?? 0;
     const dropout = <T extends Tensor>(x: T): T =>
       rate > 0 ? tf.dropout(x, rate, undefined, seedCounter++) as T : x;
@@ -461,25 +280,37 @@ export class Decoder implements CausalLM {
           maskBias = attentionMaskBias(valid, t);
         }
         const rope = this.#rope ? { table: this.#rope, angles: this.#rope.angles(positions) } : undefined;
-        const ks: Tensor4D[] = [], vs: Tensor4D[] = [];
+        const updates: unknown[] = [];
+        const base = (prefix: string): ComponentContext => ({
+          fire,
+          training,
+          loss: (name, value) => {
+            aux[name] = aux[name] ? tf.add(aux[name], value) as Scalar : value;
+          },
+          metric: (name, value) => {
+            metrics[prefix + name] = value;
+          },
+        });
+        const top = base("");
 
-        let x = dropout(this.#embedding.embed(ids, positions, fire));
+        let x = dropout(this.#embedding.embed(ids, positions, top));
         for (let l = 0; l < c.nLayers; l++) {
           const n = this.#names[l], w = this.#blocks[l];
           if (fire) x = fire(n.residPre, l, x) as Tensor3D;
           let h1 = applyNorm(c.norm, x, w.ln1W, w.ln1B, c.normEps);
           if (fire) h1 = fire(n.ln1, l, h1) as Tensor3D;
           const ctx: MixerContext = {
+            ...base(`blocks.${l}.attn.`),
+            layer: l,
             maskBias,
+            valid,
             positions,
             rope,
-            past: cache ? cache.past(l) : null,
-            fire,
+            state: cache ? cache.layerState(l) : null,
             dropout: rate > 0 ? { rate, seed: seedCounter++ } : undefined,
           };
-          const att = this.#mixers[l].forward(h1, l, ctx);
-          ks.push(att.k);
-          vs.push(att.v);
+          const att = this.#mixers[l].forward(h1, ctx);
+          updates.push(att.update);
           let attnOut = dropout(att.out);
           if (fire) attnOut = fire(n.attnOut, l, attnOut) as Tensor3D;
           let mlpIn: Tensor3D;
@@ -503,14 +334,18 @@ export class Decoder implements CausalLM {
           x = c.parallelResidual ? tf.add(tf.add(x, attnOut), mlpOut) : tf.add(x, mlpOut);
           if (fire) x = fire(n.residPost, l, x) as Tensor3D;
         }
-        if (cache) cache.commit(ks, vs, valid, t, newValid);
+        if (cache) cache.commit(updates, valid, t, newValid);
         const residual = options.lastOnly && t > 1 ? tf.slice(x, [0, t - 1, 0], [-1, 1, -1]) : x;
         let hidden = applyNorm(c.norm, residual, this.#lnFinal.w, this.#lnFinal.b, c.normEps);
         if (fire) hidden = fire("ln_final.hook_normalized", undefined, hidden) as Tensor3D;
-        const logits = this.#embedding.unembed(hidden);
-        return { logits, hidden, residual };
+        const logits = this.#embedding.unembed(hidden, top);
+        return { logits, hidden, residual, aux, metrics };
       });
-      return activations ? { ...out, activations } : out;
+      const result: ForwardResult = { logits: out.logits, hidden: out.hidden, residual: out.residual };
+      if (Object.keys(out.aux).length) result.aux = out.aux;
+      if (Object.keys(out.metrics).length) result.metrics = out.metrics;
+      if (activations) result.activations = activations;
+      return result;
     } catch (e) {
       if (activations) { for (const a of activations.values()) a.dispose(); }
       throw e;
@@ -633,12 +468,6 @@ function readMaskToHost(mask: Tensor2D): Uint8Array {
   return Uint8Array.from(values, (x) => (x ? 1 : 0));
 }
 
-/** Whether a gradient tape is recording (then derived weight copies would cut gradients off). */
-function tapeOn(): boolean {
-  const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
-  return engine.isTapeOn ? engine.isTapeOn() : true;
-}
-
 function asKVCache(cache: KVCacheLike, batch: number, layers: number): KVCache {
   if (!(cache instanceof KVCache)) {
     throw new Error("Decoder.forward: options.cache must come from model.createCache(batchSize)");
@@ -664,12 +493,6 @@ function checkTensors(shapes: Map<string, number[]>, tensors: Map<string, Tensor
     if (wrong.length) parts.push(`wrong shape: ${wrong.join("; ")}`);
     throw new Error(`Decoder (${family}): parameters do not match the config. ${parts.join(". ")}`);
   }
-}
-
-function need(params: Map<string, Variable>, name: string): Variable {
-  const v = params.get(name);
-  if (!v) throw new Error(`Decoder: parameter '${name}' is missing`);
-  return v;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -1,18 +1,23 @@
 /**
- * The key/value cache with per-row rewind used by the generic decoder.
+ * The generation cache with per-row rewind used by the generic decoder: row bookkeeping (validity of the
+ * columns, next position ids) plus one mixer state per layer (softmax attention's keys and values, or
+ * whatever another mixer keeps; see `MixerState`).
  *
- * Layout: every forward appends T columns to every row at a shared write position, so each layer holds
- * keys and values `[B, Hkv, L, hd]` (keys already rotated with their row's own positions). Each row keeps a
- * validity mask over the L columns and its own next position id. Left padding of ragged prompts is just
- * invalid columns; `truncateRow` invalidates a row's columns past its first `len` valid ones, so the
- * tokens fed afterwards take positions `len, len + 1, ...` while the other rows are untouched. Columns that
- * no row uses any more are dropped (trailing ones at once, others by {@linkcode KVCache.compact}).
+ * Layout: every forward appends T columns to every row at a shared write position, so each layer state
+ * holds L columns (attention: keys and values `[B, Hkv, L, hd]`, keys already rotated with their row's own
+ * positions). Each row keeps a validity mask over the L columns and its own next position id. Left padding
+ * of ragged prompts is just invalid columns; `truncateRow` invalidates a row's columns past its first `len`
+ * valid ones, so the tokens fed afterwards take positions `len, len + 1, ...` while the other rows are
+ * untouched. Columns that no row uses any more are dropped (trailing ones at once, others by
+ * {@linkcode KVCache.compact}).
  *
  * @module
  */
 import { tf } from "../deps.ts";
 import type { Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import type { KVCacheLike } from "./types.ts";
+import type { MixerState } from "./components.ts";
+import { KVLayerState } from "./standard_components.ts";
 
 /** One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each. */
 export interface KVRowSnapshot {
@@ -23,7 +28,9 @@ export interface KVRowSnapshot {
 }
 
 /**
- * A per-layer key/value cache with per-row validity masks and next positions.
+ * The generation cache: per-row validity masks and next positions, and one mixer state per layer
+ * (`null` for a layer whose mixer keeps nothing). `new KVCache(B, nLayers)` gives every layer a
+ * softmax-attention key/value state; `model.createCache(B)` asks each layer's mixer for its own.
  *
  * @example
  * ```ts
@@ -36,12 +43,10 @@ export interface KVRowSnapshot {
  * ```
  */
 export class KVCache implements KVCacheLike {
-  /** Rows (batch size). */
-  readonly batchSize: number;
   /** Layers. */
   readonly nLayers: number;
-  #k: (Tensor4D | null)[];
-  #v: (Tensor4D | null)[];
+  #rows: number;
+  #states: (MixerState | null)[];
   /** Host copy of validity, one array per row over the columns. */
   #valid: Uint8Array[];
   #columns = 0;
@@ -50,17 +55,32 @@ export class KVCache implements KVCacheLike {
   #validTensor: Tensor2D | null = null;
   #disposed = false;
 
-  /** An empty cache for `batchSize` rows and `nLayers` layers. */
-  constructor(batchSize: number, nLayers: number) {
+  /**
+   * An empty cache for `batchSize` rows: `layers` is a layer count (softmax-attention state in each) or
+   * one mixer state per layer (`null` where the mixer keeps nothing). The cache owns the states.
+   */
+  constructor(batchSize: number, layers: number | (MixerState | null)[]) {
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`KVCache: batchSize must be a positive integer, got ${batchSize}`);
     }
-    this.batchSize = batchSize;
-    this.nLayers = nLayers;
-    this.#k = new Array(nLayers).fill(null);
-    this.#v = new Array(nLayers).fill(null);
+    this.#rows = batchSize;
+    this.#states = typeof layers === "number"
+      ? Array.from({ length: layers }, () => new KVLayerState())
+      : layers.slice();
+    this.nLayers = this.#states.length;
     this.#valid = Array.from({ length: batchSize }, () => new Uint8Array(0));
     this.#next = new Array(batchSize).fill(0);
+  }
+
+  /** Rows (batch size); changes with {@linkcode KVCache.selectRows}. */
+  get batchSize(): number {
+    return this.#rows;
+  }
+
+  /** Layer `layer`'s mixer state (null when its mixer keeps none). */
+  layerState(layer: number): MixerState | null {
+    this.#checkAlive();
+    return this.#states[layer];
   }
 
   /** Columns currently stored (valid or not), the L of `[B, Hkv, L, hd]`. */
@@ -83,11 +103,14 @@ export class KVCache implements KVCacheLike {
     return this.#valid.map((r) => r.slice());
   }
 
-  /** Cached keys and values of a layer `[B, Hkv, L, hd]`, or null before the first forward. */
+  /**
+   * Cached keys and values of a softmax-attention layer `[B, Hkv, L, hd]`, or null before the first
+   * forward and for layers whose mixer keeps another state.
+   */
   past(layer: number): { k: Tensor4D; v: Tensor4D } | null {
     this.#checkAlive();
-    const k = this.#k[layer], v = this.#v[layer];
-    return k && v ? { k, v } : null;
+    const s = this.#states[layer];
+    return s instanceof KVLayerState ? s.past() : null;
   }
 
   /**
@@ -95,8 +118,8 @@ export class KVCache implements KVCacheLike {
    * (`newValid[b][t] = 0`) takes the row's current next position but does not advance it.
    */
   nextPositions(t: number, newValid?: ArrayLike<number>): Int32Array {
-    const out = new Int32Array(this.batchSize * t);
-    for (let b = 0; b < this.batchSize; b++) {
+    const out = new Int32Array(this.#rows * t);
+    for (let b = 0; b < this.#rows; b++) {
       let p = this.#next[b];
       for (let j = 0; j < t; j++) {
         out[b * t + j] = p;
@@ -114,41 +137,35 @@ export class KVCache implements KVCacheLike {
     this.#checkAlive();
     if (this.#columns === 0) return newValid;
     if (!this.#validTensor) {
-      const flat = new Float32Array(this.batchSize * this.#columns);
+      const flat = new Float32Array(this.#rows * this.#columns);
       this.#valid.forEach((row, b) => flat.set(row, b * this.#columns));
-      this.#validTensor = tf.keep(tf.tensor2d(flat, [this.batchSize, this.#columns]));
+      this.#validTensor = tf.keep(tf.tensor2d(flat, [this.#rows, this.#columns]));
     }
     return tf.concat([this.#validTensor, newValid], 1);
   }
 
   /**
-   * Replaces the cache after a forward: `ks[l]`, `vs[l]` are the full `[B, Hkv, L + T, hd]` tensors the
-   * attention produced, `valid` the `[B, L + T]` tensor from {@linkcode KVCache.validWith} (or undefined
-   * when the forward needed no mask; the device copy is then rebuilt on demand) and `newValid`
-   * the host copy of the new columns' validity (`B * T`, row-major; undefined = all valid).
-   * Called by the decoder inside its `tf.tidy`; keeps the new tensors and frees the old ones.
+   * Records a forward: `updates[l]` is what layer l's mixer returned for its state (attention: the full
+   * `[B, Hkv, L + T, hd]` keys and values), `valid` the `[B, L + T]` tensor from
+   * {@linkcode KVCache.validWith} (or undefined when the forward needed no mask; the device copy is then
+   * rebuilt on demand) and `newValid` the host copy of the new columns' validity (`B * T`, row-major;
+   * undefined = all valid). Called by the decoder inside its `tf.tidy`, after the whole forward succeeded.
    */
   commit(
-    ks: Tensor4D[],
-    vs: Tensor4D[],
+    updates: unknown[],
     valid: Tensor2D | undefined,
     t: number,
     newValid?: ArrayLike<number>,
   ): void {
     this.#checkAlive();
-    if (ks.length !== this.nLayers || vs.length !== this.nLayers) {
-      throw new Error(`KVCache.commit: expected ${this.nLayers} layers, got ${ks.length}`);
+    if (updates.length !== this.nLayers) {
+      throw new Error(`KVCache.commit: expected ${this.nLayers} layers, got ${updates.length}`);
     }
-    for (let l = 0; l < this.nLayers; l++) {
-      this.#k[l]?.dispose();
-      this.#v[l]?.dispose();
-      this.#k[l] = tf.keep(ks[l]);
-      this.#v[l] = tf.keep(vs[l]);
-    }
+    for (let l = 0; l < this.nLayers; l++) this.#states[l]?.commit(updates[l]);
     if (this.#validTensor !== valid) this.#validTensor?.dispose();
     this.#validTensor = valid ? tf.keep(valid) : null;
     const cols = this.#columns + t;
-    for (let b = 0; b < this.batchSize; b++) {
+    for (let b = 0; b < this.#rows; b++) {
       const row = new Uint8Array(cols);
       row.set(this.#valid[b]);
       let added = 0;
@@ -165,16 +182,36 @@ export class KVCache implements KVCacheLike {
 
   /** Truncates every row to `length` valid positions. */
   truncate(length: number): void {
-    for (let b = 0; b < this.batchSize; b++) this.#invalidateAfter(b, length);
+    for (let b = 0; b < this.#rows; b++) {
+      this.#invalidateAfter(b, length);
+      for (const s of this.#states) s?.truncateRow?.(b, length);
+    }
+    this.#afterRewind();
+  }
+
+  /** Keeps only these rows, in this order; the batch size becomes `rows.length`. */
+  selectRows(rows: number[]): void {
+    this.#checkAlive();
+    if (rows.length === 0) throw new Error("KVCache.selectRows: keep at least one row");
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= this.#rows) {
+        throw new Error(`KVCache.selectRows: row ${r} out of range [0, ${this.#rows})`);
+      }
+    }
+    for (const s of this.#states) s?.selectRows(rows);
+    this.#valid = rows.map((r) => this.#valid[r].slice());
+    this.#next = rows.map((r) => this.#next[r]);
+    this.#rows = rows.length;
     this.#afterRewind();
   }
 
   /** Truncates one row to `length` valid positions, leaving the other rows untouched. */
   truncateRow(row: number, length: number): void {
-    if (!Number.isInteger(row) || row < 0 || row >= this.batchSize) {
-      throw new Error(`KVCache.truncateRow: row ${row} out of range [0, ${this.batchSize})`);
+    if (!Number.isInteger(row) || row < 0 || row >= this.#rows) {
+      throw new Error(`KVCache.truncateRow: row ${row} out of range [0, ${this.#rows})`);
     }
     this.#invalidateAfter(row, length);
+    for (const s of this.#states) s?.truncateRow?.(row, length);
     this.#afterRewind();
   }
 
@@ -189,19 +226,8 @@ export class KVCache implements KVCacheLike {
       if (this.#valid.some((r) => r[c])) keep.push(c);
     }
     if (keep.length === this.#columns) return;
-    if (keep.length === 0) {
-      this.#clearTensors();
-    } else {
-      const idx = tf.tensor1d(keep, "int32");
-      for (let l = 0; l < this.nLayers; l++) {
-        const k = this.#k[l]!, v = this.#v[l]!;
-        this.#k[l] = tf.gather(k, idx, 2);
-        this.#v[l] = tf.gather(v, idx, 2);
-        k.dispose();
-        v.dispose();
-      }
-      idx.dispose();
-    }
+    if (keep.length === 0) this.#clearTensors();
+    else for (const s of this.#states) s?.keepColumns(keep);
     this.#valid = this.#valid.map((r) => Uint8Array.from(keep, (c) => r[c]));
     this.#columns = keep.length;
     this.#validTensor?.dispose();
@@ -221,8 +247,10 @@ export class KVCache implements KVCacheLike {
       const out: KVRowSnapshot[] = [];
       const idx = tf.tensor1d(cols, "int32");
       for (let l = 0; l < this.nLayers; l++) {
-        const k = this.#k[l], v = this.#v[l];
-        if (!k || !v || cols.length === 0) throw new Error("KVCache.snapshotRow: the row holds no positions");
+        const past = this.past(l);
+        if (!past) throw new Error(`KVCache.snapshotRow: layer ${l} keeps no keys and values`);
+        const { k, v } = past;
+        if (cols.length === 0) throw new Error("KVCache.snapshotRow: the row holds no positions");
         const pick = (t: Tensor4D) => {
           const r = tf.slice(t, [row, 0, 0, 0], [1, -1, -1, -1]);
           return tf.squeeze(tf.gather(r, idx, 2), [0]) as Tensor3D;
@@ -235,7 +263,9 @@ export class KVCache implements KVCacheLike {
 
   /** Frees every tensor the cache holds; the cache is unusable afterwards. */
   dispose(): void {
+    if (this.#disposed) return;
     this.#clearTensors();
+    for (const s of this.#states) s?.dispose();
     this.#disposed = true;
   }
 
@@ -265,28 +295,17 @@ export class KVCache implements KVCacheLike {
     let cols = this.#columns;
     while (cols > 0 && this.#valid.every((r) => !r[cols - 1])) cols--;
     if (cols === this.#columns) return;
-    if (cols === 0) {
-      this.#clearTensors();
-    } else {
-      for (let l = 0; l < this.nLayers; l++) {
-        const k = this.#k[l]!, v = this.#v[l]!;
-        this.#k[l] = tf.slice(k, [0, 0, 0, 0], [-1, -1, cols, -1]);
-        this.#v[l] = tf.slice(v, [0, 0, 0, 0], [-1, -1, cols, -1]);
-        k.dispose();
-        v.dispose();
-      }
+    if (cols === 0) this.#clearTensors();
+    else {
+      const keep = Array.from({ length: cols }, (_, c) => c);
+      for (const s of this.#states) s?.keepColumns(keep);
     }
     this.#valid = this.#valid.map((r) => r.slice(0, cols));
     this.#columns = cols;
   }
 
   #clearTensors(): void {
-    for (let l = 0; l < this.nLayers; l++) {
-      this.#k[l]?.dispose();
-      this.#v[l]?.dispose();
-      this.#k[l] = null;
-      this.#v[l] = null;
-    }
+    for (const s of this.#states) s?.keepColumns([]);
     this.#validTensor?.dispose();
     this.#validTensor = null;
     this.#columns = 0;

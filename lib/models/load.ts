@@ -5,7 +5,7 @@
  */
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
-import { Decoder, type DecoderComponents } from "./decoder.ts";
+import { Decoder } from "./decoder.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { gptNeoxFamily } from "./gpt_neox.ts";
 import { type HFConfig, type HFFamily, HFWeightReader } from "./hf_common.ts";
@@ -41,8 +41,6 @@ export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llam
 export interface LoadModelOptions {
   /** How `hf:` sources are resolved (cache folder, `allowDownload`, endpoint, token, progress). */
   hub?: ResolveModelSourceOptions;
-  /** Pluggable components passed to the decoder (advanced; default: standard embedding and attention). */
-  components?: DecoderComponents;
 }
 
 /**
@@ -99,7 +97,7 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
   const ckpt = await openCheckpoint(dir);
   try {
     const tensors = await family.weights(new HFWeightReader(ckpt, config.family, dir), config, hf);
-    return new Decoder(config, tensors, { source: dir, components: options.components });
+    return new Decoder(config, tensors, { source: dir });
   } finally {
     ckpt.close();
   }

@@ -19,6 +19,8 @@
  * @module
  */
 export * from "./types.ts";
+export * from "./components.ts";
+export * from "./standard_components.ts";
 export * from "./decoder.ts";
 export * from "./kv_cache.ts";
 export * from "./params.ts";

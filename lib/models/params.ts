@@ -5,54 +5,124 @@
  * @module
  */
 import type { DecoderConfig } from "./types.ts";
+import { embeddingKind, embeddingSpec, layerMixers, mixerKind, type ParameterSpec } from "./components.ts";
+import "./standard_components.ts";
 
 /**
- * Every parameter of a decoder built from `config`, in a stable order, with its shape:
- * `embed.W_E [V, d]`, `pos_embed.W_pos [P, d]` (learned positions), per block `blocks.{l}.ln1.w/b`,
- * `attn.W_Q [d, H*hd]`, `attn.W_K`, `attn.W_V [d, Hkv*hd]`, `attn.W_O [H*hd, d]` and their `b_*`,
- * `ln2.w/b`, `mlp.W_in [d, F]`, `mlp.W_gate [d, F]` (SwiGLU), `mlp.W_out [F, d]`, `mlp.b_in/b_out` (+ `mlp.b_gate` for SwiGLU);
- * then `ln_final.w/b` and `unembed.W_U [d, V]` when the head is untied.
+ * Every parameter of a decoder built from `config`, with its shape and initialiser, derived from the
+ * component declarations: the embedding's input-side parameters, then per block `ln1`, the layer's mixer
+ * (standard attention: `attn.W_Q [d, H*hd]`, `attn.W_K`, `attn.W_V [d, Hkv*hd]`, `attn.W_O [H*hd, d]` and
+ * their `b_*`), `ln2`, `mlp.W_in [d, F]`, `mlp.W_gate [d, F]` (SwiGLU), `mlp.W_out [F, d]` and their
+ * biases; then `ln_final` and the embedding's output-side (`unembed.*`) parameters. Nothing is allocated.
  *
  * @example
  * ```ts
- * import { decoderParameterShapes } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import { decoderParameterSpecs } from "./params.ts";
  * import { gpt2SmallConfig } from "./scratch.ts";
- * const shapes = decoderParameterShapes(gpt2SmallConfig({ nLayers: 1 }));
- * console.log(shapes.get("blocks.0.attn.W_Q")); // [768, 768]
+ * const specs = decoderParameterSpecs(gpt2SmallConfig({ nLayers: 1 }));
+ * assert.deepEqual(specs.get("blocks.0.attn.W_O"), { shape: [768, 768], init: "residual" });
  * ```
  */
-export function decoderParameterShapes(config: DecoderConfig): Map<string, number[]> {
+export function decoderParameterSpecs(config: DecoderConfig): Map<string, ParameterSpec> {
   validateDecoderConfig(config);
-  const { vocabSize: v, dModel: d, nHeads: h, nKvHeads: hkv, headDim: hd, dMlp: f } = config;
-  const s = new Map<string, number[]>();
-  s.set("embed.W_E", [v, d]);
-  if (config.positional === "learned") s.set("pos_embed.W_pos", [config.maxPositions, d]);
+  const embSpec = embeddingSpec(config);
+  const emb = embeddingKind(embSpec.kind).parameters(embSpec, config);
+  const mixers = layerMixers(config);
+  const { dModel: d, dMlp: f } = config;
+  const s = new Map<string, ParameterSpec>();
+  const add = (name: string, spec: ParameterSpec) => {
+    if (s.has(name)) throw new Error(`decoder parameters: '${name}' is declared twice`);
+    s.set(name, spec);
+  };
+  for (const [n, p] of emb) if (!n.startsWith("unembed.")) add(n, p);
   const norm = (prefix: string) => {
-    s.set(`${prefix}.w`, [d]);
-    if (config.normBias) s.set(`${prefix}.b`, [d]);
+    add(`${prefix}.w`, { shape: [d], init: "ones" });
+    if (config.normBias) add(`${prefix}.b`, { shape: [d], init: "zeros" });
   };
   for (let l = 0; l < config.nLayers; l++) {
     const p = `blocks.${l}`;
     norm(`${p}.ln1`);
-    s.set(`${p}.attn.W_Q`, [d, h * hd]);
-    if (config.qkvBias) s.set(`${p}.attn.b_Q`, [h * hd]);
-    s.set(`${p}.attn.W_K`, [d, hkv * hd]);
-    if (config.qkvBias) s.set(`${p}.attn.b_K`, [hkv * hd]);
-    s.set(`${p}.attn.W_V`, [d, hkv * hd]);
-    if (config.qkvBias) s.set(`${p}.attn.b_V`, [hkv * hd]);
-    s.set(`${p}.attn.W_O`, [h * hd, d]);
-    if (config.attnOutBias) s.set(`${p}.attn.b_O`, [d]);
+    for (const [n, spec] of mixerKind(mixers[l].kind).parameters(mixers[l], config, l)) add(n, spec);
     norm(`${p}.ln2`);
-    if (config.mlp === "swiglu") s.set(`${p}.mlp.W_gate`, [d, f]);
-    s.set(`${p}.mlp.W_in`, [d, f]);
-    if (config.mlpBias && config.mlp === "swiglu") s.set(`${p}.mlp.b_gate`, [f]);
-    if (config.mlpBias) s.set(`${p}.mlp.b_in`, [f]);
-    s.set(`${p}.mlp.W_out`, [f, d]);
-    if (config.mlpBias) s.set(`${p}.mlp.b_out`, [d]);
+    if (config.mlp === "swiglu") add(`${p}.mlp.W_gate`, { shape: [d, f], init: "normal" });
+    add(`${p}.mlp.W_in`, { shape: [d, f], init: "normal" });
+    if (config.mlpBias && config.mlp === "swiglu") add(`${p}.mlp.b_gate`, { shape: [f], init: "zeros" });
+    if (config.mlpBias) add(`${p}.mlp.b_in`, { shape: [f], init: "zeros" });
+    add(`${p}.mlp.W_out`, { shape: [f, d], init: "residual" });
+    if (config.mlpBias) add(`${p}.mlp.b_out`, { shape: [d], init: "zeros" });
   }
   norm("ln_final");
-  if (!config.tieEmbeddings) s.set("unembed.W_U", [d, v]);
+  for (const [n, p] of emb) if (n.startsWith("unembed.")) add(n, p);
   return s;
+}
+
+/**
+ * Every parameter's shape, in the order of {@linkcode decoderParameterSpecs}: what loaders check
+ * checkpoints against.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decoderParameterShapes } from "./params.ts";
+ * import { gpt2SmallConfig } from "./scratch.ts";
+ * const shapes = decoderParameterShapes(gpt2SmallConfig({ nLayers: 1 }));
+ * assert.deepEqual(shapes.get("blocks.0.attn.W_Q"), [768, 768]);
+ * ```
+ */
+export function decoderParameterShapes(config: DecoderConfig): Map<string, number[]> {
+  return new Map([...decoderParameterSpecs(config)].map(([n, p]) => [n, p.shape]));
+}
+
+/**
+ * The exact number of parameter values of any decoder variant: the sum of the declared shapes, computed
+ * without allocating a tensor (so 500M-parameter configs cost microseconds).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { countParameters } from "./params.ts";
+ * import { gpt2SmallConfig } from "./scratch.ts";
+ * assert.equal(countParameters(gpt2SmallConfig()), 124_439_808);
+ * ```
+ */
+export function countParameters(config: DecoderConfig): number {
+  let n = 0;
+  for (const p of decoderParameterSpecs(config).values()) n += p.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+/**
+ * The hook names a decoder built from `config` fires, in execution order, derived from the component
+ * declarations (the one place the list is built).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decoderHookNames } from "./params.ts";
+ * import { gpt2NewConfig } from "./scratch.ts";
+ * const names = decoderHookNames(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4 }));
+ * assert.equal(names[0], "hook_embed");
+ * assert.ok(names.includes("blocks.1.attn.hook_rot_q"));
+ * assert.equal(names.at(-1), "ln_final.hook_normalized");
+ * ```
+ */
+export function decoderHookNames(config: DecoderConfig): string[] {
+  const embSpec = embeddingSpec(config);
+  const names = [...embeddingKind(embSpec.kind).hookNames(embSpec, config)];
+  const mixers = layerMixers(config);
+  for (let l = 0; l < config.nLayers; l++) {
+    const p = `blocks.${l}`;
+    names.push(`${p}.hook_resid_pre`, `${p}.ln1.hook_normalized`);
+    for (const h of mixerKind(mixers[l].kind).hookPoints(mixers[l], config, l)) names.push(`${p}.attn.${h}`);
+    names.push(`${p}.hook_attn_out`);
+    if (!config.parallelResidual) names.push(`${p}.hook_resid_mid`);
+    names.push(`${p}.ln2.hook_normalized`, `${p}.mlp.hook_pre`);
+    if (config.mlp === "swiglu") names.push(`${p}.mlp.hook_pre_linear`);
+    names.push(`${p}.mlp.hook_post`, `${p}.hook_mlp_out`, `${p}.hook_resid_post`);
+  }
+  names.push("ln_final.hook_normalized");
+  return names;
 }
 
 /**
@@ -60,9 +130,11 @@ export function decoderParameterShapes(config: DecoderConfig): Map<string, numbe
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateDecoderConfig } from "./params.ts";
  * import { gpt2SmallConfig } from "./scratch.ts";
  * validateDecoderConfig(gpt2SmallConfig()); // passes silently
+ * assert.throws(() => validateDecoderConfig(gpt2SmallConfig({ nHeads: 5, nKvHeads: 2 })), /nKvHeads/);
  * ```
  */
 export function validateDecoderConfig(c: DecoderConfig): void {

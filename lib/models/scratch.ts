@@ -7,8 +7,9 @@
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { fillNormal, Prng } from "../generate/prng.ts";
-import { Decoder, type DecoderComponents } from "./decoder.ts";
-import { decoderParameterShapes, validateDecoderConfig } from "./params.ts";
+import { Decoder } from "./decoder.ts";
+import { decoderParameterSpecs } from "./params.ts";
+import type { ParameterInit } from "./components.ts";
 import type { DecoderConfig } from "./types.ts";
 
 /**
@@ -104,26 +105,9 @@ export function gpt2NewConfig(overrides: Partial<DecoderConfig> = {}): DecoderCo
   };
 }
 
-/**
- * The number of parameter values of a standard decoder, in closed form (tested equal to the sum of
- * `decoderParameterShapes` sizes).
- *
- * @example
- * ```ts
- * import { countParameters, gpt2NewConfig } from "./scratch.ts";
- * console.log(countParameters(gpt2NewConfig({ nLayers: 6, dModel: 512, nHeads: 8 })));
- * ```
- */
-export function countParameters(c: DecoderConfig): number {
-  validateDecoderConfig(c);
-  const { vocabSize: v, dModel: d, nHeads: h, nKvHeads: hkv, headDim: hd, dMlp: f, nLayers: L } = c;
-  const norm = c.normBias ? 2 * d : d;
-  const attn = d * h * hd + 2 * d * hkv * hd + h * hd * d + (c.qkvBias ? h * hd + 2 * hkv * hd : 0) +
-    (c.attnOutBias ? d : 0);
-  const mlp = (c.mlp === "swiglu" ? 3 : 2) * d * f + (c.mlpBias ? (c.mlp === "swiglu" ? 2 * f : f) + d : 0);
-  return v * d + (c.positional === "learned" ? c.maxPositions * d : 0) + L * (2 * norm + attn + mlp) + norm +
-    (c.tieEmbeddings ? 0 : d * v);
-}
+// The exact count is derived from the component declarations (params.ts); re-exported here for callers
+// that import the presets and the count together.
+export { countParameters } from "./params.ts";
 
 /** Options for {@linkcode createDecoder}. */
 export interface CreateDecoderOptions {
@@ -136,13 +120,11 @@ export interface CreateDecoderOptions {
   init?: "normal" | "scaled";
   /** Standard deviation of the matrices. Default 0.02. */
   std?: number;
-  /** Pluggable components (see `Decoder`); their `shapes` decide which parameters are created. */
-  components?: DecoderComponents;
   /**
    * Per-parameter override of the rule above: return `{ std }` for N(0, std^2), `{ fill }` for a constant,
-   * or undefined to keep the default (e.g. reFlow's basis `embed.W_basis` with std 1/sqrt(S)).
+   * or undefined to keep the initialiser the component declared.
    */
-  initFor?: (name: string, shape: number[]) => { std: number } | { fill: number } | undefined;
+  initFor?: (name: string, shape: number[]) => ParameterInit | undefined;
 }
 
 /**
@@ -160,26 +142,25 @@ export interface CreateDecoderOptions {
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
-  const shapes = options.components?.shapes?.(config) ?? decoderParameterShapes(config);
+  const specs = decoderParameterSpecs(config);
   const std = options.std ?? 0.02;
   const scaledStd = (options.init ?? "scaled") === "scaled" ? std / Math.sqrt(2 * config.nLayers) : std;
   const tensors = new Map<string, Tensor>();
   let stream = 0;
-  for (const [name, shape] of shapes) {
+  for (const [name, { shape, init: declared }] of specs) {
     const size = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
-    const leaf = name.slice(name.lastIndexOf(".") + 1);
-    const custom = options.initFor?.(name, shape);
-    if (custom && "fill" in custom) data.fill(custom.fill);
-    else if (custom) fillNormal(data, 0, custom.std, new Prng(options.seed, stream));
-    else if (leaf === "w") data.fill(1); // norm gains
-    else if (leaf.startsWith("b")) data.fill(0); // biases
-    else {
-      const s = name.endsWith("attn.W_O") || name.endsWith("mlp.W_out") ? scaledStd : std;
-      fillNormal(data, 0, s, new Prng(options.seed, stream));
-    }
+    const init = options.initFor?.(name, shape) ?? declared;
+    // Each parameter draws from its own stream, numbered in declaration order.
+    const rng = () => new Prng(options.seed, stream);
+    if (init === "ones") data.fill(1);
+    else if (init === "zeros") data.fill(0);
+    else if (init === "normal") fillNormal(data, 0, std, rng());
+    else if (init === "residual") fillNormal(data, 0, scaledStd, rng());
+    else if ("fill" in init) data.fill(init.fill);
+    else fillNormal(data, 0, init.std, rng());
     stream++;
     tensors.set(name, tf.tensor(data, shape, "float32"));
   }
-  return new Decoder(config, tensors, { components: options.components });
+  return new Decoder(config, tensors);
 }

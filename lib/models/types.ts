@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
 import type { RopeScaling } from "../nn/rotary.ts";
 
 /**
@@ -60,7 +60,61 @@ export interface DecoderConfig {
   tieEmbeddings: boolean;
   /** Dropout probability used only when forward runs with `training: true`. */
   dropout?: number;
+  /** The input embedding and LM head by registered kind (default `{ kind: "standard" }`). */
+  embedding?: ComponentSpec;
+  /**
+   * Each layer's sequence mixer by registered kind (default `[{ kind: "attention" }]`, every layer); later
+   * entries override earlier ones for the layers they list, e.g.
+   * `[{ kind: "attention" }, { kind: "kuramoto", layers: [7] }]`.
+   */
+  mixers?: MixerSpec[];
 }
+
+/** A component chosen by `kind`, with its options as plain data. */
+export interface ComponentSpec {
+  /** The registered kind (see `embeddingKinds()` / `mixerKinds()`). */
+  kind: string;
+  /** Kind-specific options. */
+  [option: string]: unknown;
+}
+
+/** A mixer spec: a component spec plus the layers it applies to. */
+export interface MixerSpec extends ComponentSpec {
+  /** Layer indices, or "all" (default). */
+  layers?: number[] | "all";
+}
+
+/**
+ * Every field of {@linkcode DecoderConfig}, as a runtime list that the compiler keeps complete (a new
+ * field that is not added here is a type error), so config validators never re-list fields by hand.
+ */
+export const DECODER_CONFIG_FIELDS: Record<keyof DecoderConfig, true> = {
+  family: true,
+  vocabSize: true,
+  dModel: true,
+  nLayers: true,
+  nHeads: true,
+  nKvHeads: true,
+  headDim: true,
+  dMlp: true,
+  maxPositions: true,
+  norm: true,
+  normEps: true,
+  positional: true,
+  rotaryDim: true,
+  ropeTheta: true,
+  ropeScaling: true,
+  mlp: true,
+  parallelResidual: true,
+  qkvBias: true,
+  attnOutBias: true,
+  mlpBias: true,
+  normBias: true,
+  tieEmbeddings: true,
+  dropout: true,
+  embedding: true,
+  mixers: true,
+};
 
 /**
  * A hook: receives an activation and may return a replacement of the same shape (or nothing to keep it).
@@ -114,10 +168,18 @@ export interface ForwardResult {
   residual: Tensor3D;
   /** Captured activations by hook name (only with `capture`). */
   activations?: Map<string, Tensor>;
+  /**
+   * Auxiliary loss terms the components computed (scalars with gradients), by name; present only when a
+   * component added one. Terms of the same name from several layers are summed.
+   */
+  aux?: Record<string, Scalar>;
+  /** Named scalar metrics (e.g. `blocks.7.attn.R`), logged but never part of the loss. */
+  metrics?: Record<string, Scalar>;
 }
 
 /**
- * Per-layer key/value cache with per-row rewind. Each row (sequence) keeps its own valid length and
+ * The per-sequence state of generation (every layer's mixer state, e.g. keys and values) with per-row
+ * rewind. Each row (sequence) keeps its own valid length and
  * next position, so one sequence of a batch can be truncated without touching the others.
  */
 export interface KVCacheLike {
@@ -129,6 +191,8 @@ export interface KVCacheLike {
   truncate(length: number): void;
   /** Truncates one row to `length` valid positions, leaving the other rows untouched. */
   truncateRow(row: number, length: number): void;
+  /** Keeps only these rows, in this order (the batch size becomes `rows.length`). */
+  selectRows(rows: number[]): void;
   /** Frees every tensor the cache holds. */
   dispose(): void;
 }
