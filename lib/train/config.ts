@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { DecoderConfig } from "../models/types.ts";
+import { DECODER_CONFIG_FIELDS, type DecoderConfig } from "../models/types.ts";
 import { gpt2NewConfig, gpt2SmallConfig } from "../models/scratch.ts";
-import { validateDecoderConfig } from "../models/params.ts";
+import { decoderParameterSpecs } from "../models/params.ts";
 import { DECAY_MATRICES_ONLY, type ParamGroupRule } from "./adamw.ts";
 import { PERPLEXITY_DEFINITIONS, type PerplexityDefinition } from "./loss.ts";
 import { type LrSchedule, validateSchedule } from "./schedule.ts";
@@ -77,42 +77,24 @@ export interface TrainConfig {
   log?: { interval?: number };
   /** Checkpoint every `interval` steps (0: only at the end and on Ctrl-C), keeping the newest `keepLast` (default 2). */
   checkpoint?: { interval?: number; keepLast?: number };
+  /**
+   * The objective: cross-entropy plus `weight × term` for each auxiliary term the model's components
+   * report (e.g. `{ terms: { coherence: 0.1 } }`); terms without a weight are logged only.
+   */
+  loss?: { terms?: Record<string, number> };
 }
 
 const SECTION_KEYS: Record<string, string[]> = {
-  "": ["model", "data", "training", "optimizer", "schedule", "eval", "log", "checkpoint"],
-  model: [
-    "preset",
-    "init",
-    "initStd",
-    "vocabSize",
-    "dModel",
-    "nLayers",
-    "nHeads",
-    "nKvHeads",
-    "headDim",
-    "dMlp",
-    "maxPositions",
-    "norm",
-    "normEps",
-    "positional",
-    "rotaryDim",
-    "ropeTheta",
-    "mlp",
-    "parallelResidual",
-    "qkvBias",
-    "attnOutBias",
-    "mlpBias",
-    "normBias",
-    "tieEmbeddings",
-    "dropout",
-  ],
+  "": ["model", "data", "training", "optimizer", "schedule", "eval", "log", "checkpoint", "loss"],
+  // Every DecoderConfig field (the list the compiler keeps complete) except `family`, plus the preset's.
+  model: ["preset", "init", "initStd", ...Object.keys(DECODER_CONFIG_FIELDS).filter((k) => k !== "family")],
   data: ["corpus", "tokenizer", "valFraction", "dataDir", "split"],
   training: ["steps", "batchSize", "blockSize", "gradAccum", "gradClip", "seed"],
   optimizer: ["beta1", "beta2", "eps", "weightDecay", "groups"],
   eval: ["interval", "batches", "batchSize", "perplexity"],
   log: ["interval"],
   checkpoint: ["interval", "keepLast"],
+  loss: ["terms"],
 };
 
 function checkKeys(obj: unknown, section: string, where: string): Record<string, unknown> {
@@ -233,6 +215,14 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
     );
   }
   const log = checkKeys(top.log ?? {}, "log", where);
+  const lossSection = checkKeys(top.loss ?? {}, "loss", where);
+  const lossTerms = lossSection.terms ?? {};
+  if (lossTerms === null || typeof lossTerms !== "object" || Array.isArray(lossTerms)) {
+    throw new Error(
+      `${where}: loss.terms must be an object of term name -> weight, e.g. { "coherence": 0.1 }`,
+    );
+  }
+  for (const [k, w] of Object.entries(lossTerms)) num(w, `loss.terms.${k}`, where, -Infinity, Infinity);
   const ck = checkKeys(top.checkpoint ?? {}, "checkpoint", where);
   const settings: TrainerSettings = {
     batchSize,
@@ -255,6 +245,7 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
     checkpointInterval: int(ck.interval ?? 0, "checkpoint.interval", where, 0),
     keepLast: int(ck.keepLast ?? 2, "checkpoint.keepLast", where, 0),
   };
+  if (Object.keys(lossTerms).length) settings.lossTerms = { ...lossTerms as Record<string, number> };
   return { config: raw as TrainConfig, settings, steps };
 }
 
@@ -294,7 +285,8 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
     );
   }
   try {
-    validateDecoderConfig(config);
+    // Also checks the component kinds and their options (an unknown kind lists the registered ones).
+    decoderParameterSpecs(config);
   } catch (e) {
     throw new Error(`model section: ${(e as Error).message}`);
   }

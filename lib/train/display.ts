@@ -25,23 +25,30 @@ import type { MetricsRecord } from "./trainer.ts";
  * ```
  */
 export function lossCurvePlot(records: MetricsRecord[], options: { title?: string } = {}): PlotFigure {
-  const rows = records.flatMap((r) =>
-    r.kind === "train" && r.loss !== undefined
-      ? [{ step: r.step, loss: r.loss, split: "train" }]
-      : r.kind === "eval" && r.valLoss !== undefined
-      ? [{ step: r.step, loss: r.valLoss, split: "val" }]
-      : []
-  );
+  const rows: { step: number; loss: number; split: string }[] = [];
+  for (const r of records) {
+    const split = r.kind === "train" ? "train" : "val";
+    const main = r.kind === "train" ? r.loss : r.valLoss;
+    if (main !== undefined) rows.push({ step: r.step, loss: main, split });
+    // Auxiliary terms and component metrics (e.g. PhaseGPT's R) as series of their own.
+    for (const [k, v] of Object.entries({ ...r.terms, ...r.metrics })) {
+      rows.push({ step: r.step, loss: v, split: `${split} ${k}` });
+    }
+  }
+  const series = [...new Set(rows.map((r) => r.split))];
+  const extra = series.length > 2 || series.some((s) => s !== "train" && s !== "val");
+  const palette = ["#4269d0", "#ff725c", "#3ca951", "#efb118", "#6cc5b0", "#a463f2", "#ff8ab7", "#9c6b4e"];
+  const domain = ["train", "val", ...series.filter((s) => s !== "train" && s !== "val")];
   return plot({
     title: options.title ?? "loss",
     width: 640,
     height: 300,
     x: { label: "step" },
-    y: { label: "mean token loss (nats)", grid: true },
-    color: { domain: ["train", "val"], range: ["#4269d0", "#ff725c"], legend: true },
+    y: { label: extra ? "loss (nats) / term or metric value" : "mean token loss (nats)", grid: true },
+    color: { domain, range: domain.map((_, i) => palette[i % palette.length]), legend: true },
     marks: [
       Plot.line(rows, { x: "step", y: "loss", stroke: "split", z: "split" }),
-      Plot.dot(rows.filter((r) => r.split === "val"), { x: "step", y: "loss", fill: "split", r: 3 }),
+      Plot.dot(rows.filter((r) => r.split.startsWith("val")), { x: "step", y: "loss", fill: "split", r: 3 }),
     ],
   });
 }

@@ -77,6 +77,10 @@ export interface EvalSummary {
   perplexity: number;
   /** Tokens scored. */
   tokens: number;
+  /** Mean of each auxiliary loss term over the batches (variants whose components report some). */
+  terms?: Record<string, number>;
+  /** Mean of each component metric over the batches. */
+  metrics?: Record<string, number>;
 }
 
 /**

@@ -46,6 +46,11 @@ export interface TrainerSettings {
   checkpointInterval: number;
   /** Checkpoint folders kept. */
   keepLast: number;
+  /**
+   * Weights of the components' auxiliary loss terms by name (`loss.terms` of the config): the trainer
+   * minimises cross-entropy + Σ weight × term. Terms without a weight are logged but not added.
+   */
+  lossTerms?: Record<string, number>;
 }
 
 /** One JSONL record. Train records carry loss/lr/gradNorm; eval records carry valLoss/valPerplexity. */
@@ -56,8 +61,14 @@ export interface MetricsRecord {
   step: number;
   /** Seconds since this process started training. */
   elapsed: number;
-  /** Mean training loss over the steps since the previous train record. */
+  /** Mean training cross-entropy over the steps since the previous train record. */
   loss?: number;
+  /** Mean training objective (cross-entropy + weighted aux terms), when some aux term has a weight. */
+  objective?: number;
+  /** Mean of each auxiliary loss term (train: over the window; eval: over the validation batches). */
+  terms?: Record<string, number>;
+  /** Mean of each component metric (e.g. `blocks.7.attn.R`), never part of the loss. */
+  metrics?: Record<string, number>;
   /** Learning rate of the last step. */
   lr?: number;
   /** Global gradient norm of the last step, before clipping. */
@@ -106,6 +117,40 @@ export interface RunResult {
   lastEval?: EvalSummary;
   /** The checkpoint written at the end, if an output folder was given. */
   checkpoint?: string;
+}
+
+/** What one optimiser step measured (all means over its micro-batches). */
+export interface StepResult {
+  /** Cross-entropy. */
+  loss: number;
+  /** The minimised objective: cross-entropy + Σ weight × aux term. */
+  objective: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** The learning rate used. */
+  lr: number;
+  /** Each aux loss term the components reported. */
+  terms: Record<string, number>;
+  /** Each component metric. */
+  metrics: Record<string, number>;
+}
+
+/** The named scalars in the order of `names`; a name missing in a later forward is an error. */
+function pick(values: Record<string, Tensor> | undefined, names: string[], what: string): Tensor[] {
+  return names.map((n) => {
+    const v = values?.[n];
+    if (!v) throw new Error(`trainer: ${what} '${n}' was reported by one forward but not by the next`);
+    return v;
+  });
+}
+
+/** ", objective 2.1, coherence 0.3, blocks.1.attn.R 0.88" for the terminal line. */
+function formatExtras(r: MetricsRecord): string {
+  const parts: string[] = [];
+  if (r.objective !== undefined) parts.push(`objective ${r.objective.toFixed(4)}`);
+  for (const [k, v] of Object.entries(r.terms ?? {})) parts.push(`${k} ${v.toPrecision(4)}`);
+  for (const [k, v] of Object.entries(r.metrics ?? {})) parts.push(`${k} ${v.toPrecision(4)}`);
+  return parts.length ? ", " + parts.join(", ") : "";
 }
 
 /** Thrown when the loss or the gradient norm stops being finite; the weights are left before the bad step. */
@@ -218,17 +263,39 @@ export class Trainer {
    * and the gradient norm (before clipping). Throws {@linkcode TrainingDivergedError}, without updating
    * the weights, when either is not finite.
    */
-  async trainStep(): Promise<{ loss: number; gradNorm: number; lr: number }> {
+  async trainStep(): Promise<StepResult> {
     const s = this.settings;
+    const weights = s.lossTerms ?? {};
     const step = this.#step;
     let acc: Tensor[] | undefined;
     let lossSum: Tensor = tf.scalar(0);
+    // Cross-entropy, then every aux term and metric (names fixed by the first micro-batch), summed on the
+    // device so the step still reads back once.
+    let names: { terms: string[]; metrics: string[] } | undefined;
+    let extraSum: Tensor | undefined;
     for (let micro = 0; micro < s.gradAccum; micro++) {
       const { x, y } = this.sampler.nextTensors();
       const dropoutSeed = dropoutSeedFor(s.seed, step, micro, s.gradAccum);
+      let extras: Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const out = this.model.forward(x, { training: true, dropoutSeed });
-        return crossEntropy(out.logits, y).div(s.gradAccum) as tf.Scalar;
+        const ce = crossEntropy(out.logits, y);
+        names ??= {
+          terms: Object.keys(out.aux ?? {}).sort(),
+          metrics: Object.keys(out.metrics ?? {}).sort(),
+        };
+        const parts = [
+          ce,
+          ...pick(out.aux, names.terms, "aux loss term"),
+          ...pick(out.metrics, names.metrics, "metric"),
+        ];
+        extras = tf.keep(tf.stack(parts.map((p) => tf.cast(p, "float32"))));
+        let total: Tensor = ce;
+        for (const name of names.terms) {
+          const w = weights[name];
+          if (w) total = tf.add(total, tf.mul(out.aux![name], w));
+        }
+        return tf.div(total, s.gradAccum) as tf.Scalar;
       }, this.#vars);
       tf.dispose([x, y]);
       const g = this.#vars.map((v) => grads[v.name]);
@@ -242,6 +309,9 @@ export class Trainer {
       const prevLoss = lossSum;
       lossSum = tf.tidy(() => prevLoss.add(value));
       tf.dispose([prevLoss, value]);
+      const prevExtra = extraSum;
+      extraSum = prevExtra ? tf.tidy(() => prevExtra.add(extras!)) : extras;
+      if (prevExtra) tf.dispose([prevExtra, extras!]);
     }
     const gradMap = new Map(this.#names.map((n, i) => [n, acc![i]]));
     let applied = gradMap;
@@ -254,45 +324,80 @@ export class Trainer {
     } else {
       norm = tf.tidy(() => tf.sqrt(tf.addN(acc!.map((a) => a.square().sum()))) as Tensor);
     }
-    // One small packed readback per step: [loss, gradNorm].
-    const packed = tf.stack([lossSum, norm]);
-    const [loss, gradNorm] = await packed.data();
-    tf.dispose([packed, lossSum, norm]);
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+    // One small packed readback per step: [objective, gradNorm, cross-entropy, terms..., metrics...].
+    const packed = tf.tidy(() => tf.concat([tf.stack([lossSum, norm]), tf.div(extraSum!, s.gradAccum)]));
+    const values = await packed.data();
+    tf.dispose([packed, lossSum, norm, extraSum!]);
+    const [objective, gradNorm] = values;
+    // Without weighted terms the objective is the cross-entropy, summed exactly as before terms existed.
+    const loss = Object.values(weights).some((w) => w) ? values[2] : objective;
+    const terms: Record<string, number> = {}, metrics: Record<string, number> = {};
+    names!.terms.forEach((n, i) => terms[n] = values[3 + i]);
+    names!.metrics.forEach((n, i) => metrics[n] = values[3 + names!.terms.length + i]);
+    if (!Number.isFinite(objective) || !Number.isFinite(gradNorm)) {
       tf.dispose([...applied.values()]);
       const kept = this.#lastCheckpoint
         ? `the last good checkpoint is kept at ${this.#lastCheckpoint}`
         : "no checkpoint had been saved yet";
       throw new TrainingDivergedError(
         step,
-        `training diverged at step ${step}: loss ${loss}, gradient norm ${gradNorm} (weights left as before this ` +
-          `step; ${kept}). Lower the learning rate, lengthen the warm-up, or turn on gradient clipping, then resume.`,
+        `training diverged at step ${step}: loss ${objective}, gradient norm ${gradNorm} (weights left as before ` +
+          `this step; ${kept}). Lower the learning rate, lengthen the warm-up, or turn on gradient clipping, then resume.`,
       );
     }
     const lr = learningRate(s.schedule, step);
     this.optimizer.step(applied, lr);
     tf.dispose([...applied.values()]);
     this.#step++;
-    return { loss, gradNorm, lr };
+    return { loss, objective, gradNorm, lr, terms, metrics };
   }
 
   /** Scores the validation split (dropout off) under the configured perplexity definition. */
   async evaluate(): Promise<EvalSummary> {
     const s = this.settings;
     const batches = sequentialBatches(this.#val, s.evalBatchSize, s.blockSize, s.evalBatches);
-    const losses: Tensor[] = [];
+    const rows: Tensor[] = [];
+    let names: { terms: string[]; metrics: string[] } | undefined;
     for (const b of batches) {
-      losses.push(tf.tidy(() => {
+      rows.push(tf.tidy(() => {
         const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
         const y = tf.tensor2d(b.y, [b.batchSize, b.blockSize], "int32");
         const out = this.model.forward(x);
-        return crossEntropy(out.logits, y);
+        names ??= {
+          terms: Object.keys(out.aux ?? {}).sort(),
+          metrics: Object.keys(out.metrics ?? {}).sort(),
+        };
+        const parts = [
+          crossEntropy(out.logits, y),
+          ...pick(out.aux, names.terms, "aux loss term"),
+          ...pick(out.metrics, names.metrics, "metric"),
+        ];
+        return tf.stack(parts.map((p) => tf.cast(p, "float32")));
       }));
     }
-    const packed = tf.stack(losses);
-    const values = Array.from(await packed.data());
-    tf.dispose([packed, ...losses]);
-    const summary = summariseEval(values, batches.map((b) => b.batchSize * b.blockSize), s.perplexity);
+    // One readback for the whole evaluation: [batches, 1 + terms + metrics].
+    const packed = tf.stack(rows);
+    const flat = await packed.data();
+    tf.dispose([packed, ...rows]);
+    const width = 1 + (names?.terms.length ?? 0) + (names?.metrics.length ?? 0);
+    const n = batches.length;
+    const values = Array.from({ length: n }, (_, i) => flat[i * width]);
+    const summary: EvalSummary = summariseEval(
+      values,
+      batches.map((b) => b.batchSize * b.blockSize),
+      s.perplexity,
+    );
+    const mean = (j: number) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += flat[i * width + j];
+      return sum / n;
+    };
+    if (names?.terms.length) summary.terms = Object.fromEntries(names.terms.map((k, i) => [k, mean(1 + i)]));
+    if (names?.metrics.length) {
+      summary.metrics = Object.fromEntries(
+        names.metrics.map((k, i) => [k, mean(1 + names!.terms.length + i)]),
+      );
+    }
     this.#lastEval = summary;
     return summary;
   }
@@ -368,16 +473,17 @@ export class Trainer {
     if (this.outDir) await appendJsonl(`${this.outDir}/log.jsonl`, record);
     this.#init.onMetrics?.(record);
     if (this.#init.print ?? true) {
+      const extra = formatExtras(record);
       if (record.kind === "train") {
         console.log(
           `step ${record.step}: loss ${record.loss!.toFixed(4)}, lr ${record.lr!.toExponential(2)}, ` +
-            `grad norm ${record.gradNorm!.toFixed(3)}, ${Math.round(record.tokensPerSec!)} tok/s`,
+            `grad norm ${record.gradNorm!.toFixed(3)}, ${Math.round(record.tokensPerSec!)} tok/s${extra}`,
         );
       } else {
         console.log(
           `step ${record.step}: val loss ${record.valLoss!.toFixed(4)}, val perplexity ${
             record.valPerplexity!.toFixed(3)
-          }`,
+          }${extra}`,
         );
       }
     }
@@ -391,7 +497,8 @@ export class Trainer {
     const s = this.settings;
     const t0 = performance.now();
     let windowStart = performance.now();
-    let windowLoss = 0, windowSteps = 0, windowTokens = 0;
+    let windowLoss = 0, windowObjective = 0, windowSteps = 0, windowTokens = 0;
+    let windowExtra: Record<string, number> = {};
     const tokensPerStep = s.batchSize * s.blockSize * s.gradAccum;
     const elapsed = () => (performance.now() - t0) / 1000;
     let reason: RunResult["reason"] = "completed";
@@ -400,14 +507,17 @@ export class Trainer {
         reason = "stopped";
         break;
       }
-      const { loss, gradNorm, lr } = await this.trainStep();
+      const { loss, objective, gradNorm, lr, terms, metrics } = await this.trainStep();
       windowLoss += loss;
+      windowObjective += objective;
+      for (const [k, v] of Object.entries(terms)) windowExtra["t:" + k] = (windowExtra["t:" + k] ?? 0) + v;
+      for (const [k, v] of Object.entries(metrics)) windowExtra["m:" + k] = (windowExtra["m:" + k] ?? 0) + v;
       windowSteps++;
       windowTokens += tokensPerStep;
       const step = this.#step;
       if (step % s.logInterval === 0 || step === totalSteps) {
         const secs = (performance.now() - windowStart) / 1000;
-        await this.#emit({
+        const record: MetricsRecord = {
           kind: "train",
           step,
           elapsed: elapsed(),
@@ -416,20 +526,39 @@ export class Trainer {
           gradNorm,
           tokens: step * tokensPerStep,
           tokensPerSec: windowTokens / Math.max(secs, 1e-9),
-        });
+        };
+        if (Object.values(s.lossTerms ?? {}).some((w) => w)) record.objective = windowObjective / windowSteps;
+        const extra = Object.entries(windowExtra);
+        const termsMean = extra.filter(([k]) => k.startsWith("t:")).map((
+          [k, v],
+        ) => [k.slice(2), v / windowSteps]);
+        const metricsMean = extra.filter(([k]) => k.startsWith("m:")).map((
+          [k, v],
+        ) => [k.slice(2), v / windowSteps]);
+        if (termsMean.length) record.terms = Object.fromEntries(termsMean);
+        if (metricsMean.length) record.metrics = Object.fromEntries(metricsMean);
+        await this.#emit(record);
         windowStart = performance.now();
-        windowLoss = windowSteps = windowTokens = 0;
+        windowLoss =
+          windowObjective =
+          windowSteps =
+          windowTokens =
+            0;
+        windowExtra = {};
       }
       if ((s.evalInterval > 0 && step % s.evalInterval === 0) || step === totalSteps) {
         const ev = await this.evaluate();
-        await this.#emit({
+        const record: MetricsRecord = {
           kind: "eval",
           step,
           elapsed: elapsed(),
           valLoss: ev.loss,
           valPerplexity: ev.perplexity,
           valTokens: ev.tokens,
-        });
+        };
+        if (ev.terms) record.terms = ev.terms;
+        if (ev.metrics) record.metrics = ev.metrics;
+        await this.#emit(record);
       }
       if (
         this.outDir && s.checkpointInterval > 0 && step % s.checkpointInterval === 0 && step !== totalSteps
