@@ -12,6 +12,7 @@
  * @module
  */
 export * from "./lib/tensor_types.ts";
+export * from "./lib/random/mod.ts";
 export * from "./lib/backend/mod.ts";
 export * from "./lib/io/mod.ts";
 export * from "./lib/nn/mod.ts";

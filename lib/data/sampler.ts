@@ -7,7 +7,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor2D } from "../tensor_types.ts";
-import { Prng, type PrngState } from "../generate/prng.ts";
+import { Prng, type PrngState } from "../random/prng.ts";
 
 /** Token ids as stored in token files. */
 export type TokenArray = Uint16Array | Uint32Array | Int32Array;

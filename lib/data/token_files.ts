@@ -9,7 +9,7 @@ import { CharTokenizer, type CharTokenizerJSON } from "../tokenizers/char.ts";
 import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
-import { writeDirAtomic } from "../train/atomic_dir.ts";
+import { writeDirAtomic } from "../io/atomic_dir.ts";
 
 /** Which tokenizer produced a token folder: a character vocabulary inline, or a copied `tokenizer.json`. */
 export type TokenizerRef = CharTokenizerJSON | { type: "tokenizer.json"; file: string };

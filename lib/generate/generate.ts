@@ -27,7 +27,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../tensor_types.ts";
 import type { CausalLM, ForwardResult, Hooks, KVCacheLike } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
-import { Prng } from "./prng.ts";
+import { Prng } from "../random/prng.ts";
 import { type SamplingParams, TokenSampler, validateSamplingParams } from "./sampling.ts";
 import { type FinishReason, GenerationTrace } from "./trace.ts";
 

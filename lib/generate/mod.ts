@@ -19,7 +19,6 @@
  *
  * @module
  */
-export { fillNormal, fillTruncatedNormal, fillUniform, Prng, type PrngState } from "./prng.ts";
 export {
   sampleLogits,
   type SampleOutput,

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 
 /** Why a row stopped. */
 export type FinishReason = "stop" | "length" | "stopped" | "maxSteps" | "context";
@@ -78,10 +79,6 @@ export interface GenerationTraceOptions {
   returnHidden: boolean;
   /** Turns token ids into text for display (e.g. `tokenizer.decode`). */
   decode?: (ids: number[]) => string;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 /** An inline SVG polyline of the finite cosims (NaN skipped), 160x28 px. */
@@ -188,7 +185,7 @@ export class GenerationTrace {
   }
 
   /** Jupyter rich display: a table with a cosim sparkline per row. */
-  [Symbol.for("Jupyter.display")](): Record<string, string> {
+  [JUPYTER_DISPLAY](): Record<string, string> {
     const cells = this.rows.map((r) => {
       const { mean, min } = finiteStats(r.cosims);
       const text = this.#decode ? this.#decode(r.tokens) : r.tokens.join(" ");

@@ -15,5 +15,6 @@
 export * from "./safetensors.ts";
 export * from "./safetensors_tf.ts";
 export * from "./atomic.ts";
+export * from "./atomic_dir.ts";
 export * from "./paths.ts";
 export * from "./hub.ts";

@@ -10,6 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import type { Scalar } from "../tensor_types.ts";
 import { attentionMaskBias } from "../nn/attention.ts";
@@ -381,7 +382,7 @@ export class Decoder implements CausalLM {
   }
 
   /** Jupyter rich display: a table of the architecture. */
-  [Symbol.for("Jupyter.display")](): Record<string, string> {
+  [JUPYTER_DISPLAY](): Record<string, string> {
     const c = this.config;
     const rows: [string, string][] = [
       ["family", c.family],
@@ -513,8 +514,4 @@ export function formatParameterCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
   return String(n);
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }

@@ -6,6 +6,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D, Tensor3D } from "../tensor_types.ts";
+import { JUPYTER_DISPLAY } from "../display.ts";
 import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
 
 /**
@@ -67,7 +68,7 @@ export class ActivationCache {
   }
 
   /** Jupyter rich display: a table of hook names and shapes. */
-  [Symbol.for("Jupyter.display")](): Record<string, string> {
+  [JUPYTER_DISPLAY](): Record<string, string> {
     const rows = [...this.#acts].map(([n, t]) => [n, `[${t.shape.join(", ")}]`]);
     const text = `ActivationCache (${rows.length} activations)\n` +
       rows.map(([n, s]) => `  ${n} ${s}`).join("\n");

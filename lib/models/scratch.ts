@@ -6,7 +6,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { fillNormal, Prng } from "../generate/prng.ts";
+import { fillNormal, Prng } from "../random/prng.ts";
 import { Decoder } from "./decoder.ts";
 import { decoderParameterSpecs } from "./params.ts";
 import type { ParameterInit } from "./components.ts";

@@ -5,11 +5,10 @@
  * @module
  */
 
-/** A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects). */
-export type MimeBundle = Record<string, string | object>;
+import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
 
-/** The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle. */
-export const JUPYTER_DISPLAY: symbol = Symbol.for("Jupyter.display");
+// The protocol itself lives in lib/display.ts; re-exported here for notebook users.
+export { escapeHtml, JUPYTER_DISPLAY, type MimeBundle };
 
 /** Options for {@linkcode display}. */
 export interface NotebookDisplayOptions {
@@ -134,12 +133,6 @@ export function richDisplay<T extends object>(
   return obj;
 }
 
-/** Escapes text for HTML. */
-export function escapeHtml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
-
 /** Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is. */
 export class NotebookHtml {
   /** The HTML source. */
@@ -153,7 +146,7 @@ export class NotebookHtml {
     return this.source;
   }
   /** Rich display: text/html. */
-  [Symbol.for("Jupyter.display")](): MimeBundle {
+  [JUPYTER_DISPLAY](): MimeBundle {
     return { "text/html": this.source };
   }
 }
@@ -197,7 +190,7 @@ export class NotebookMarkdown {
     return this.source;
   }
   /** Rich display: text/markdown plus the source as text/plain. */
-  [Symbol.for("Jupyter.display")](): MimeBundle {
+  [JUPYTER_DISPLAY](): MimeBundle {
     return { "text/markdown": this.source, "text/plain": this.source };
   }
 }

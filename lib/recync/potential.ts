@@ -20,7 +20,7 @@
  * @module
  */
 /**
- * Source of standard normal draws: in practice our seeded `Prng` (lib/generate/prng.ts), which has
+ * Source of standard normal draws: in practice our seeded `Prng` (lib/random/prng.ts), which has
  * this method. Typed structurally so that this module needs nothing else from it.
  */
 export interface NormalSource {
@@ -190,7 +190,7 @@ export interface EulerMaruyamaOptions {
   u?: number[];
   /** Input matrix G (n × m) mapping u to dZ/dt; required when u is given. */
   G?: number[][];
-  /** Seeded PRNG (lib/generate/prng.ts) for the Wiener increments; required when σ ≠ 0. */
+  /** Seeded PRNG (lib/random/prng.ts) for the Wiener increments; required when σ ≠ 0. */
   rng?: NormalSource;
 }
 
@@ -234,7 +234,7 @@ export function sdeDrift(
  * @example
  * ```ts
  * import { eulerMaruyamaStep, GLPotential } from "./potential.ts";
- * import { Prng } from "../generate/prng.ts";
+ * import { Prng } from "../random/prng.ts";
  * const U = new GLPotential({ a: [-1], b: [1] });
  * const next = eulerMaruyamaStep(U, [0.5], { dt: 0.1, sigma: 0.05, rng: new Prng(1) });
  * console.log(next.length); // 1
@@ -254,7 +254,7 @@ export function eulerMaruyamaStep(
   const noisy = sig.some((s) => s !== 0);
   if (noisy && options.rng === undefined) {
     throw new Error(
-      "eulerMaruyamaStep: sigma ≠ 0 needs a seeded rng (new Prng(seed) from lib/generate/prng.ts)",
+      "eulerMaruyamaStep: sigma ≠ 0 needs a seeded rng (new Prng(seed) from lib/random/prng.ts)",
     );
   }
   const sq = Math.sqrt(dt);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Prng } from "../generate/prng.ts";
+import { Prng } from "../random/prng.ts";
 import { quantileSorted } from "./descriptive.ts";
 import { normalCdf, normalQuantile } from "./special.ts";
 

@@ -14,7 +14,7 @@ import type { Tensor, Variable } from "../tensor_types.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import type { CausalLM } from "../models/types.ts";
-import { cleanStaleTempDirs, writeDirAtomic } from "./atomic_dir.ts";
+import { cleanStaleTempDirs, writeDirAtomic } from "../io/atomic_dir.ts";
 
 /** File names inside a checkpoint folder. */
 export const CHECKPOINT_FILES = {

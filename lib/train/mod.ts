@@ -20,13 +20,11 @@ export * from "./adamw.ts";
 export * from "./schedule.ts";
 export * from "./clip.ts";
 export * from "./loss.ts";
-export * from "./atomic_dir.ts";
 export * from "./checkpoint.ts";
 export * from "./config.ts";
 export * from "./trainer.ts";
 export * from "./run.ts";
 export * from "./display.ts";
-export { parseTrainArgs, TRAIN_USAGE, type TrainArgs, trainMain } from "../cli/train.ts";
 export {
   parseSampleArgs,
   SAMPLE_USAGE,

@@ -1,11 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import {
-  fillNormal,
-  fillTruncatedNormal,
-  fillUniform,
-  Prng,
-  type PrngState,
-} from "../../lib/generate/prng.ts";
+import { fillNormal, fillTruncatedNormal, fillUniform, Prng, type PrngState } from "../../lib/random/prng.ts";
 
 Deno.test("prng: xoshiro128** core matches the reference sequence for state [1,2,3,4]", () => {
   // Worked by hand from the reference C code: rotl(s1*5, 7)*9 with the xoshiro128 state update.

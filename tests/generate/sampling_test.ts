@@ -1,6 +1,6 @@
 import { tf } from "../../lib/deps.ts";
 import { sampleLogits, type SamplingParams, TokenSampler } from "../../lib/generate/sampling.ts";
-import { Prng } from "../../lib/generate/prng.ts";
+import { Prng } from "../../lib/random/prng.ts";
 import { assert, assertClose, assertEquals, assertThrows } from "../assert.ts";
 import { referenceSample } from "./sampling_reference.ts";
 import { initBackend, requestAdapter } from "../../lib/backend/backend.ts";

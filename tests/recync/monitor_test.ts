@@ -8,7 +8,7 @@ import {
   severityBucket,
   windowStats,
 } from "../../lib/recync/monitor.ts";
-import { Prng } from "../../lib/generate/prng.ts";
+import { Prng } from "../../lib/random/prng.ts";
 
 /** Alternating 0.89 / 0.91: mean 0.9, population std 0.01; never three lows in a row. */
 const baseline = (n: number): number[] => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 0.89 : 0.91));

@@ -13,7 +13,7 @@ import {
   semanticCoherence,
   stackOrderParameters,
 } from "../../lib/recync/order_params.ts";
-import { Prng } from "../../lib/generate/prng.ts";
+import { Prng } from "../../lib/random/prng.ts";
 
 await tf.setBackend("cpu");
 

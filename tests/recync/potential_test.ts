@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_GL_PARAMS, eulerMaruyamaStep, GLPotential, sdeDrift } from "../../lib/recync/potential.ts";
-import { Prng } from "../../lib/generate/prng.ts";
+import { Prng } from "../../lib/random/prng.ts";
 
 const close = (a: number, b: number, tol: number, what = "") =>
   assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b} (tol ${tol})`);

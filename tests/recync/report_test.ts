@@ -10,7 +10,7 @@ import {
   writeRecyncReport,
 } from "../../lib/recync/report.ts";
 import { pairedTTest } from "../../lib/stats/paired.ts";
-import { Prng } from "../../lib/generate/prng.ts";
+import { Prng } from "../../lib/random/prng.ts";
 
 function arm(series: number[]): RecyncArmTrace & { text: string } {
   const m = new CosimMonitor();

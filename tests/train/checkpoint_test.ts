@@ -7,7 +7,7 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from "../../lib/train/checkpoint.ts";
-import { writeDirAtomic } from "../../lib/train/atomic_dir.ts";
+import { writeDirAtomic } from "../../lib/io/atomic_dir.ts";
 import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
 await initBackend({ backend: "cpu" });

@@ -1,0 +1,27 @@
+/**
+ * The Jupyter rich-display protocol, at the bottom of the library so that models, generation traces,
+ * plots and notebook helpers share one definition: an object with a `[JUPYTER_DISPLAY]()` method returns
+ * its MIME bundle, and `escapeHtml` makes text safe inside the HTML it returns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "./display.ts";
+ * const shown = { [JUPYTER_DISPLAY]: (): MimeBundle => ({ "text/html": `<b>${escapeHtml("a<b")}</b>` }) };
+ * assert.deepEqual(shown[JUPYTER_DISPLAY](), { "text/html": "<b>a&lt;b</b>" });
+ * ```
+ *
+ * @module
+ */
+
+/** A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects). */
+export type MimeBundle = Record<string, string | object>;
+
+/** The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle. */
+export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
+
+/** Escapes text for HTML (element content and attribute values). */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
+}
