@@ -11,6 +11,12 @@
  *
  * @module
  */
+import { tf as tfjs } from "./lib/deps.ts";
+/**
+ * The TensorFlow.js instance the library runs on (the very module it uses internally), so scripts that
+ * import the library by URL build their tensors with the same tfjs.
+ */
+export const tf: typeof tfjs = tfjs;
 export * from "./lib/tensor_types.ts";
 export * from "./lib/random/mod.ts";
 export * from "./lib/backend/mod.ts";
