@@ -41,12 +41,13 @@ async function fsyncDir(dir: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeDirAtomic } from "./atomic_dir.ts";
  * const root = await Deno.makeTempDir();
  * await writeDirAtomic(`${root}/ckpt`, async (tmp) => {
  *   await Deno.writeTextFile(`${tmp}/state.json`, "{}");
  * });
- * console.log(await Deno.readTextFile(`${root}/ckpt/state.json`)); // {}
+ * assert.equal(await Deno.readTextFile(`${root}/ckpt/state.json`), "{}");
  * ```
  */
 export async function writeDirAtomic(
@@ -94,10 +95,11 @@ export async function writeDirAtomic(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cleanStaleTempDirs } from "./atomic_dir.ts";
  * const root = await Deno.makeTempDir();
  * await Deno.mkdir(`${root}/.tmp-ckpt-abc`);
- * console.log(await cleanStaleTempDirs(root)); // [".tmp-ckpt-abc"]
+ * assert.deepEqual(await cleanStaleTempDirs(root), [".tmp-ckpt-abc"]);
  * ```
  */
 export async function cleanStaleTempDirs(parent: string): Promise<string[]> {

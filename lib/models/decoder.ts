@@ -75,13 +75,14 @@ interface BlockWeights {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 100 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, hidden, residual } = model.forward(ids);
- * console.log(logits.shape); // [1, 3, 100]
+ * assert.deepEqual(logits.shape, [1, 3, 100]);
  * tf.dispose([ids, logits, hidden, residual]);
  * model.dispose();
  * ```
@@ -505,8 +506,9 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatParameterCount } from "./decoder.ts";
- * console.log(formatParameterCount(124_439_808)); // "124.44M"
+ * assert.equal(formatParameterCount(124_439_808), "124.44M");
  * ```
  */
 export function formatParameterCount(n: number): string {

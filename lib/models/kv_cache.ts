@@ -34,11 +34,12 @@ export interface KVRowSnapshot {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { KVCache } from "./kv_cache.ts";
  * await tf.ready();
  * const cache = new KVCache(2, 4); // 2 rows, 4 layers
- * console.log(cache.rowLengths()); // [0, 0]
+ * assert.deepEqual(cache.rowLengths(), [0, 0]);
  * cache.dispose();
  * ```
  */

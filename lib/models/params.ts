@@ -134,7 +134,7 @@ export function decoderHookNames(config: DecoderConfig): string[] {
  * import { validateDecoderConfig } from "./params.ts";
  * import { gpt2SmallConfig } from "./scratch.ts";
  * validateDecoderConfig(gpt2SmallConfig()); // passes silently
- * assert.throws(() => validateDecoderConfig(gpt2SmallConfig({ nHeads: 5, nKvHeads: 2 })), /nKvHeads/);
+ * assert.throws(() => validateDecoderConfig(gpt2SmallConfig({ nHeads: 12, nKvHeads: 5 })), /nKvHeads/);
  * ```
  */
 export function validateDecoderConfig(c: DecoderConfig): void {

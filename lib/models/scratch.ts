@@ -18,8 +18,9 @@ import type { DecoderConfig } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countParameters, gpt2SmallConfig } from "./scratch.ts";
- * console.log(countParameters(gpt2SmallConfig())); // 124439808
+ * assert.equal(countParameters(gpt2SmallConfig()), 124439808);
  * ```
  */
 export function gpt2SmallConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
@@ -56,8 +57,9 @@ export function gpt2SmallConfig(overrides: Partial<DecoderConfig> = {}): Decoder
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { swigluHidden } from "./scratch.ts";
- * console.log(swigluHidden(1024), swigluHidden(512)); // 2816 1536
+ * assert.deepEqual([swigluHidden(1024), swigluHidden(512)], [2816, 1536]);
  * ```
  */
 export function swigluHidden(dModel: number, multiple = 256): number {
@@ -71,9 +73,10 @@ export function swigluHidden(dModel: number, multiple = 256): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countParameters, gpt2NewConfig } from "./scratch.ts";
- * console.log(countParameters(gpt2NewConfig())); // 514008064
- * console.log(gpt2NewConfig({ dModel: 512, nHeads: 8, nLayers: 6 }).dMlp); // 1536
+ * assert.equal(countParameters(gpt2NewConfig()), 514008064);
+ * assert.equal(gpt2NewConfig({ dModel: 512, nHeads: 8, nLayers: 6 }).dMlp, 1536);
  * ```
  */
 export function gpt2NewConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
@@ -132,11 +135,12 @@ export interface CreateDecoderOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "./scratch.ts";
  * await tf.ready();
  * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 256 }), { seed: 1337 });
- * console.log(model.numParameters);
+ * assert.equal(model.numParameters, countParameters(model.config));
  * model.dispose();
  * ```
  */

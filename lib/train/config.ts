@@ -144,13 +144,14 @@ export interface ResolvedTrainConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveTrainConfig } from "./config.ts";
  * const { settings } = resolveTrainConfig({
  *   model: { preset: "gpt2-new", nLayers: 2, dModel: 64, nHeads: 4 },
  *   data: { corpus: "tinyshakespeare" },
  *   training: { steps: 100, batchSize: 8, blockSize: 64 },
  * });
- * console.log(settings.schedule.kind, settings.gradClip); // constant 1
+ * assert.deepEqual([settings.schedule.kind, settings.gradClip], ["constant", 1]);
  * ```
  */
 export function resolveTrainConfig(raw: unknown, where = "training config"): ResolvedTrainConfig {
@@ -255,9 +256,10 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelConfigFor } from "./config.ts";
  * const c = modelConfigFor({ preset: "gpt2", nLayers: 4, dModel: 128, nHeads: 4 }, 65, 128);
- * console.log(c.headDim, c.maxPositions, c.vocabSize); // 32 128 65
+ * assert.deepEqual([c.headDim, c.maxPositions, c.vocabSize], [32, 128, 65]);
  * ```
  */
 export function modelConfigFor(section: ModelSection, vocabSize: number, blockSize: number): DecoderConfig {
@@ -298,8 +300,9 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTrainConfig } from "./config.ts";
- * await loadTrainConfig("missing.json").catch((e) => console.log(e.message)); // names the file
+ * await assert.rejects(loadTrainConfig("missing.json"), /missing\.json/); // names the file
  * ```
  */
 export async function loadTrainConfig(path: string): Promise<ResolvedTrainConfig> {

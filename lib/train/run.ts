@@ -80,6 +80,7 @@ async function prepareTokens(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainFromConfig } from "./run.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
@@ -94,7 +95,7 @@ async function prepareTokens(
  *     training: { steps: 3, batchSize: 4, blockSize: 16 },
  *   },
  * });
- * console.log(result.step); // 3
+ * assert.equal(result.step, 3);
  * result.model.dispose();
  * ```
  */
@@ -207,11 +208,12 @@ export interface TrainedModel {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTrainedModel } from "./run.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
- * console.log(step, tokenizer.vocabSize, model.config.nLayers);
+ * assert.ok(step > 0 && tokenizer.vocabSize === model.config.vocabSize);
  * model.dispose();
  * ```
  */

@@ -175,6 +175,7 @@ export function dropoutSeedFor(seed: number, step: number, micro: number, gradAc
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Trainer } from "./trainer.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { initBackend } from "../backend/backend.ts";
@@ -191,7 +192,7 @@ export function dropoutSeedFor(seed: number, step: number, micro: number, gradAc
  *   },
  * });
  * const result = await trainer.run(5);
- * console.log(result.step); // 5
+ * assert.equal(result.step, 5);
  * trainer.dispose();
  * model.dispose();
  * ```
