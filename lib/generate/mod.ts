@@ -1,12 +1,13 @@
 /**
- * Generation: the seeded PRNG, the on-device batch sampler, and the streaming `generate()` loop with
+ * Generation: the on-device batch sampler, and the streaming `generate()` loop with
  * per-step cosim, probes, callbacks, rewind and batching.
  *
  * @example
  * ```ts
  * import { tf } from "../deps.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
- * import { generate, Prng } from "./mod.ts";
+ * import { Prng } from "../random/prng.ts";
+ * import { generate } from "./mod.ts";
  * await tf.setBackend("cpu");
  * const rng = new Prng(1);
  * const model = createDecoder(gpt2NewConfig({ nLayers: 1, dModel: 16, nHeads: 2, vocabSize: 40, maxPositions: 32 }), {
