@@ -32,3 +32,4 @@ export * from "./gpt_neox.ts";
 export * from "./llama.ts";
 export * from "./qwen2.ts";
 export * from "./load.ts";
+export * from "./open.ts";

@@ -6,11 +6,10 @@
  * @module
  */
 import { currentBackend, initBackend } from "../backend/backend.ts";
-import { isHuggingFaceModel, loadModel } from "../models/load.ts";
+import { openModel } from "../models/open.ts";
 import type { CausalLM } from "../models/types.ts";
-import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
-import { loadTrainedModel } from "../train/run.ts";
+import "../train/run.ts"; // registers the trainer-run reader of openModel
 
 /** A model ready for an example, with how it was found. */
 export interface ExampleModel {
@@ -39,14 +38,6 @@ export interface LoadExampleModelOptions {
   repoRoot?: string;
 }
 
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Loads `path` as a Hugging Face folder (config.json with a model_type) or a trainer checkpoint / run folder.
  * Initialises the default backend first when none was chosen.
@@ -67,17 +58,12 @@ export async function loadModelFolder(path: string): Promise<ExampleModel> {
     throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})`);
   }
   if (!currentBackend()) await initBackend(); // weights are uploaded to the backend: pick one first
-  if (await isHuggingFaceModel(dir)) {
-    const model = await loadModel(dir);
-    const tokenizer = await isFile(`${dir}/tokenizer.json`) ? await loadTokenizer(dir) : undefined;
-    return withCodec({ model, tokenizer, source: dir, kind: "hf", notes: [] });
-  }
-  const trained = await loadTrainedModel(dir);
+  const opened = await openModel(dir);
   return withCodec({
-    model: trained.model,
-    tokenizer: trained.tokenizer,
-    source: trained.dir,
-    kind: "trained",
+    model: opened.model,
+    tokenizer: opened.tokenizer,
+    source: opened.source,
+    kind: opened.kind === "hf" ? "hf" : "trained",
     notes: [],
   });
 }

@@ -28,12 +28,10 @@ import { tf } from "../deps.ts";
 import { generate, type GenerationPolicy } from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
-import { resolveModelSource } from "../io/hub.ts";
-import { isHuggingFaceModel, loadModel } from "../models/load.ts";
+import { openModel } from "../models/open.ts";
 import type { CausalLM } from "../models/types.ts";
-import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
-import { loadTrainedModel } from "../train/run.ts";
+import "../train/run.ts"; // registers the trainer-run reader of openModel
 import { type V3Config, V3Controller } from "./controller.ts";
 import { OrderParameterProbe } from "./order_params.ts";
 import {
@@ -371,18 +369,14 @@ export interface RecyncModelHandle {
  * ```
  */
 export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
-  if (await isHuggingFaceModel(source)) {
-    const folder = await resolveModelSource(source);
-    const model = await loadModel(source);
-    try {
-      return { model, tokenizer: await loadTokenizer(folder), label: source };
-    } catch (e) {
-      model.dispose();
-      throw new Error(`model ${source}: no usable tokenizer.json in ${folder} (${(e as Error).message})`);
-    }
+  const opened = await openModel(source);
+  if (!opened.tokenizer) {
+    opened.model.dispose();
+    throw new Error(
+      `model ${source}: no usable tokenizer.json in ${opened.source} (Recync needs text prompts)`,
+    );
   }
-  const trained = await loadTrainedModel(source);
-  return { model: trained.model, tokenizer: trained.tokenizer, label: source.replace(/\/+$/, "") };
+  return { model: opened.model, tokenizer: opened.tokenizer, label: source.replace(/\/+$/, "") };
 }
 
 /** Options of {@link runRecyncExperiment}. */

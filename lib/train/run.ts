@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { registerModelFolderReader } from "../models/open.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -242,3 +243,20 @@ export async function loadTrainedModel(path: string): Promise<TrainedModel> {
   const tokenizer = await tokenizerFromRef(ref, ckpt.dir);
   return { model, tokenizer, dir: ckpt.dir, step: ckpt.state.step, state: ckpt.state };
 }
+
+async function pathExists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+// Trainer runs and checkpoints open through the one `openModel` of lib/models.
+registerModelFolderReader({
+  kind: "trained",
+  describe: "a run or checkpoint folder written by the trainer (state.json, or checkpoints/ with latest)",
+  detect: async (folder) =>
+    await pathExists(`${folder}/state.json`) || await pathExists(`${folder}/checkpoints`) ||
+    await pathExists(`${folder}/latest`),
+  open: async (folder) => {
+    const t = await loadTrainedModel(folder);
+    return { model: t.model, tokenizer: t.tokenizer, source: t.dir, kind: "trained" };
+  },
+});
