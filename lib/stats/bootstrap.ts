@@ -52,11 +52,12 @@ export interface BootstrapInterval {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bootstrapInterval } from "./bootstrap.ts";
  * const xs = [3.1, 2.4, 5.0, 4.2, 3.3, 2.9, 4.8, 3.7];
  * const meanOf = (idx: Int32Array) => idx.reduce((s, i) => s + xs[i], 0) / idx.length;
  * const ci = bootstrapInterval(xs.length, meanOf, { seed: 1, resamples: 2000 });
- * console.log(ci.lower < ci.estimate && ci.estimate < ci.upper); // true
+ * assert.ok(ci.lower < ci.estimate && ci.estimate < ci.upper);
  * ```
  */
 export function bootstrapInterval(
