@@ -80,6 +80,7 @@ export interface AttentionResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { causalSelfAttention } from "./attention.ts";
  * await tf.ready();
@@ -88,7 +89,8 @@ export interface AttentionResult {
  * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
  * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as tf.Tensor4D;
  * const r = causalSelfAttention(tf.ones([1, T, d]) as tf.Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
- * console.log(r.out.shape, r.pattern.shape); // [1, 3, 8] [1, 2, 3, 3]
+ * assert.deepEqual(r.out.shape, [1, 3, 8]);
+ * assert.deepEqual(r.pattern.shape, [1, 2, 3, 3]); // [B, heads, T, T]
  * ```
  */
 export function causalSelfAttention(
@@ -151,11 +153,13 @@ export function causalSelfAttention(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { attentionMaskBias } from "./attention.ts";
  * await tf.ready();
  * const bias = attentionMaskBias(tf.ones([1, 3]) as tf.Tensor2D, 3);
- * console.log((await bias.array())[0][0][0]); // [0, -1000000000, -1000000000]
+ * const [row0] = (await bias.array())[0][0]; // query 0 sees only key 0
+ * assert.ok(row0[0] === 0 && row0[1] === -1e9 && row0[2] === -1e9);
  * ```
  */
 export function attentionMaskBias(valid: Tensor2D, t: number): Tensor4D {

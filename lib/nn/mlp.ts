@@ -14,11 +14,12 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { linear } from "./mlp.ts";
  * await tf.ready();
  * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
- * console.log(y.shape); // [2, 3, 5]
+ * assert.deepEqual(y.shape, [2, 3, 5]);
  * ```
  */
 export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
@@ -36,10 +37,12 @@ export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { geluExact } from "./mlp.ts";
  * await tf.ready();
- * console.log(await geluExact(tf.tensor1d([0, 1])).array()); // ~[0, 0.8413]
+ * const y = await geluExact(tf.tensor1d([0, 1])).array();
+ * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0, 0.8413]);
  * ```
  */
 export function geluExact<T extends Tensor>(x: T): T {
@@ -52,10 +55,12 @@ export function geluExact<T extends Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { geluTanh } from "./mlp.ts";
  * await tf.ready();
- * console.log(await geluTanh(tf.tensor1d([1])).array()); // ~[0.8412]
+ * const y = await geluTanh(tf.tensor1d([1])).array();
+ * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0.8412]);
  * ```
  */
 export function geluTanh<T extends Tensor>(x: T): T {
@@ -70,10 +75,11 @@ export function geluTanh<T extends Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { activation } from "./mlp.ts";
  * await tf.ready();
- * console.log(await activation("relu", tf.tensor1d([-1, 2])).array()); // [0, 2]
+ * assert.deepEqual(await activation("relu", tf.tensor1d([-1, 2])).array(), [0, 2]);
  * ```
  */
 export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
@@ -120,11 +126,12 @@ export type MlpHookPoint = "pre" | "pre_linear" | "post";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { mlpForward } from "./mlp.ts";
  * await tf.ready();
  * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });
- * console.log(y.shape); // [1, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 4]);
  * ```
  */
 export function mlpForward<T extends Tensor>(

@@ -12,11 +12,12 @@ import type { Tensor } from "../tensor_types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { layerNorm } from "./norm.ts";
  * await tf.ready();
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
- * console.log(await y.array()); // ~[[-1.22, 0, 1.22]]
+ * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(2)), [-1.22, 0, 1.22]);
  * ```
  */
 export function layerNorm<T extends Tensor>(
@@ -39,11 +40,12 @@ export function layerNorm<T extends Tensor>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { rmsNorm } from "./norm.ts";
  * await tf.ready();
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
- * console.log(await y.array()); // ~[[0.849, 1.131]]
+ * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(3)), [0.849, 1.131]);
  * ```
  */
 export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T {
@@ -61,11 +63,12 @@ export type NormKind = "layernorm" | "rmsnorm";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { applyNorm } from "./norm.ts";
  * await tf.ready();
  * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);
- * console.log(y.shape); // [1, 2]
+ * assert.deepEqual(y.shape, [1, 2]);
  * ```
  */
 export function applyNorm<T extends Tensor>(

@@ -29,9 +29,10 @@ export type RopeScaling =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scaleRopeFrequencies } from "./rotary.ts";
  * const inv = scaleRopeFrequencies(Float32Array.of(1, 1e-4), { type: "linear", factor: 2 });
- * console.log(inv); // Float32Array [0.5, 0.00005]
+ * assert.deepEqual(inv, Float32Array.of(0.5, 0.00005));
  * ```
  */
 export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling): Float32Array {
@@ -67,13 +68,14 @@ export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { RotaryTable } from "./rotary.ts";
  * await tf.ready();
  * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
  * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
  * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
- * console.log(y.shape); // [1, 3, 2, 8]
+ * assert.deepEqual(y.shape, [1, 3, 2, 8]);
  * rope.dispose();
  * ```
  */

@@ -50,8 +50,9 @@ export interface AdamWOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DECAY_MATRICES_ONLY } from "./adamw.ts";
- * console.log(DECAY_MATRICES_ONLY(0.1)[0]); // { name: "decay", minRank: 2, weightDecay: 0.1 }
+ * assert.deepEqual(DECAY_MATRICES_ONLY(0.1)[0], { name: "decay", minRank: 2, weightDecay: 0.1 });
  * ```
  */
 export function DECAY_MATRICES_ONLY(weightDecay: number): ParamGroupRule[] {
@@ -84,13 +85,15 @@ export interface AdamWState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { assignParamGroups, DECAY_MATRICES_ONLY } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const params = new Map([["w", tf.variable(tf.zeros([2, 2]))], ["b", tf.variable(tf.zeros([2]))]]);
  * const groups = assignParamGroups(params, DECAY_MATRICES_ONLY(0.1));
- * console.log(groups.get("w")?.weightDecay, groups.get("b")?.weightDecay); // 0.1 0
+ * assert.equal(groups.get("w")?.weightDecay, 0.1); // a matrix decays
+ * assert.equal(groups.get("b")?.weightDecay, 0); // a bias does not
  * ```
  */
 export function assignParamGroups(
@@ -134,6 +137,7 @@ function ownedVariable(init: Tensor): Variable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { AdamW } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
@@ -141,7 +145,7 @@ function ownedVariable(init: Tensor): Variable {
  * const w = tf.variable(tf.tensor1d([1, 2]));
  * const opt = new AdamW(new Map([["w", w]]), { groups: [{ weightDecay: 0 }] });
  * opt.step(new Map([["w", tf.tensor1d([0.5, -0.5])]]), 0.1);
- * console.log(Array.from(w.dataSync())); // about [0.9, 2.1]
+ * assert.deepEqual(Array.from(w.dataSync(), (v) => +v.toFixed(3)), [0.9, 2.1]);
  * opt.dispose();
  * ```
  */

@@ -100,6 +100,7 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
@@ -110,7 +111,7 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  *   optimizer: new Map(),
  *   state: { format: "coherence-lab/checkpoint@1", step: 5 },
  * });
- * console.log((await loadCheckpoint(dir)).state.step); // 5
+ * assert.equal((await loadCheckpoint(dir)).state.step, 5);
  * ```
  */
 export async function saveCheckpoint(
@@ -213,8 +214,9 @@ export async function resolveCheckpointDir(path: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./checkpoint.ts";
- * await loadCheckpoint("/nonexistent").catch((e) => console.log(e.message)); // names the folder
+ * await assert.rejects(loadCheckpoint("/nonexistent"), /\/nonexistent/); // the message names the folder
  * ```
  */
 export async function loadCheckpoint(
@@ -261,13 +263,14 @@ export async function loadCheckpoint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { assignWeights } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const w = tf.variable(tf.zeros([2]));
  * assignWeights(new Map([["w", w]]), new Map([["w", { name: "w", dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
- * console.log(Array.from(w.dataSync())); // [1, 2]
+ * assert.deepEqual(Array.from(w.dataSync()), [1, 2]);
  * ```
  */
 export function assignWeights(

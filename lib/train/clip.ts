@@ -20,14 +20,15 @@ export interface ClipResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { clipByGlobalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const grads = new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([4])]]);
  * const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
- * console.log(norm.dataSync()[0]); // 5
- * console.log(Array.from(clipped.get("a")!.dataSync())); // about [0.6, 0]
+ * assert.equal(norm.dataSync()[0], 5);
+ * assert.deepEqual(Array.from(clipped.get("a")!.dataSync(), (v) => +v.toFixed(4)), [0.6, 0]);
  * ```
  */
 export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): ClipResult {
@@ -46,11 +47,12 @@ export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): C
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { globalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
- * console.log(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0]); // 5
+ * assert.equal(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0], 5);
  * ```
  */
 export function globalNorm(tensors: Map<string, Tensor>): Tensor {

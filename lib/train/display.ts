@@ -15,13 +15,14 @@ import type { MetricsRecord } from "./trainer.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lossCurvePlot } from "./display.ts";
  * const fig = lossCurvePlot([
  *   { kind: "train", step: 10, elapsed: 1, loss: 3.1 },
  *   { kind: "train", step: 20, elapsed: 2, loss: 2.7 },
  *   { kind: "eval", step: 20, elapsed: 2, valLoss: 2.8 },
  * ]);
- * console.log(fig.tagName.toLowerCase()); // "figure" (it has a legend)
+ * assert.equal(fig.tagName.toLowerCase(), "figure"); // a <figure>: the chart with its legend
  * ```
  */
 export function lossCurvePlot(records: MetricsRecord[], options: { title?: string } = {}): PlotFigure {
@@ -62,11 +63,12 @@ export interface TrainingDisplayOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrainingDisplay } from "./display.ts";
  * const display = new TrainingDisplay(100, { mode: "silent" });
  * display.onMetrics({ kind: "train", step: 10, elapsed: 1, loss: 3, lr: 1e-3, gradNorm: 1, tokensPerSec: 500 });
  * await display.close();
- * console.log(display.records.length); // 1
+ * assert.equal(display.records.length, 1);
  * ```
  */
 export class TrainingDisplay {

@@ -61,11 +61,13 @@ export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "line
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { learningRate } from "./schedule.ts";
  * const s = { kind: "cosine", lr: 1e-3, minLr: 1e-4, warmupSteps: 10, decaySteps: 110 } as const;
- * console.log(learningRate(s, 5)); // 0.0005 (half-way through warm-up)
- * console.log(learningRate(s, 60)); // 0.00055 (half-way down the cosine)
- * console.log(learningRate(s, 500)); // 0.0001 (the floor)
+ * const near = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+ * assert.ok(near(learningRate(s, 5), 0.0005)); // half-way through warm-up
+ * assert.ok(near(learningRate(s, 60), 0.00055)); // half-way down the cosine
+ * assert.ok(near(learningRate(s, 500), 0.0001)); // the floor
  * ```
  */
 export function learningRate(schedule: LrSchedule, step: number): number {
