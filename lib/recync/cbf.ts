@@ -19,11 +19,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CbfSafetyFilter } from "./cbf.ts";
  * const filter = new CbfSafetyFilter();
  * // A strong cooling request while λ is already near λ_max gets softened.
  * const r = filter.filter([0.78, 0.5, 1.0], [-0.35, -0.1]);
- * console.log(r.changed, r.u[0] > -0.35); // true true
+ * assert.ok(r.changed && r.u[0] > -0.35);
  * ```
  *
  * @module
@@ -48,9 +49,10 @@ export interface Barrier {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { affineBarrier } from "./cbf.ts";
  * const h = affineBarrier("lambdaMax", [-1, 0, 0], 0.8); // h = 0.8 − λ
- * console.log(h.value([0.5, 0, 0])); // 0.3
+ * assert.ok(Math.abs(h.value([0.5, 0, 0]) - 0.3) < 1e-12);
  * ```
  */
 export function affineBarrier(name: string, w: number[], beta: number): Barrier {
@@ -76,8 +78,9 @@ export interface BarrierLevels {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultBarriers } from "./cbf.ts";
- * console.log(defaultBarriers().map((b) => b.name)); // ["lambdaMax", "lambdaSemMin", "zMin"]
+ * assert.deepEqual(defaultBarriers().map((b) => b.name), ["lambdaMax", "lambdaSemMin", "zMin"]);
  * ```
  */
 export function defaultBarriers(levels: BarrierLevels = {}): Barrier[] {
@@ -154,10 +157,12 @@ export interface CbfFilterResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CbfSafetyFilter } from "./cbf.ts";
  * const f = new CbfSafetyFilter({ gamma: 1 });
  * const r = f.filter([0.3, 0.5, 1.0], [-0.1, 0]); // far from every barrier: unchanged
- * console.log(r.changed, r.sampling.temperature); // false 0.9
+ * assert.equal(r.changed, false);
+ * assert.equal(r.sampling.temperature, 0.9);
  * ```
  */
 export class CbfSafetyFilter {
@@ -220,8 +225,10 @@ export class CbfSafetyFilter {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { CbfSafetyFilter } from "./cbf.ts";
-   * console.log(new CbfSafetyFilter().toSampling([-0.25, -0.05])); // { temperature: 0.75, topP: 0.85, eta: 0 }
+   * const s = new CbfSafetyFilter().toSampling([-0.25, -0.05]);
+   * assert.deepEqual([s.temperature, s.topP, s.eta].map((v) => +v.toFixed(6)), [0.75, 0.85, 0]);
    * ```
    */
   toSampling(u: readonly number[]): { temperature: number; topP: number; eta: number } {

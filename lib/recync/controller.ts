@@ -18,12 +18,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3Controller } from "./controller.ts";
  * const ctl = new V3Controller();
  * const series = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.89, 0.885, 0.88];
  * let s = { temperature: 1, topP: 0.9 };
  * series.forEach((c) => (s = ctl.observe(c)));
- * console.log(s); // { temperature: 0.75, topP: 0.85 }  (mid bucket, from step 24 on)
+ * assert.deepEqual(s, { temperature: 0.75, topP: 0.85 }); // mid bucket, from step 24 on
  * ```
  *
  * @module
@@ -92,8 +93,9 @@ export interface ResolvedV3Config {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveV3Config } from "./controller.ts";
- * console.log(resolveV3Config({ holdSteps: 3 }).buckets.high); // { temperature: 0.65, topP: 0.8 }
+ * assert.deepEqual(resolveV3Config({ holdSteps: 3 }).buckets.high, { temperature: 0.65, topP: 0.8 });
  * ```
  */
 export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
@@ -181,11 +183,12 @@ export interface V3LogEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3Controller } from "./controller.ts";
  * const ctl = new V3Controller({ holdSteps: 2, gate: false });
  * for (let t = 1; t <= 20; t++) ctl.observe(0.9 + (t % 2 ? 0.01 : -0.01));
  * [0.5, 0.5, 0.5, 0.5, 0.5, 0.91].forEach((c) => ctl.observe(c));
- * console.log(ctl.log.map((e) => `${e.step}:${e.action}`)); // ["23:apply", "25:end"]
+ * assert.deepEqual(ctl.log.map((e) => `${e.step}:${e.action}`), ["23:apply", "25:end"]);
  * ```
  */
 export class V3Controller {
@@ -345,10 +348,12 @@ export class V3Controller {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3BatchController } from "./controller.ts";
  * const policy = new V3BatchController(2);
  * const next = policy.observe([0.9, 0.8]);
- * console.log(next.temperature, next.topP); // [1, 1] [0.9, 0.9]
+ * assert.deepEqual(Array.from(next.temperature), [1, 1]);
+ * assert.deepEqual(Array.from(next.topP), [0.9, 0.9]);
  * ```
  */
 export class V3BatchController {
@@ -453,10 +458,12 @@ export interface V3GenerationPolicyOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3GenerationPolicy } from "./controller.ts";
  * const policy = new V3GenerationPolicy(2, { holdSteps: 5 });
  * // generate(model, prompts, { sampling: { temperature: 1, topP: 0.9 }, policies: [policy] })
- * console.log(policy.name, policy.controller.rows.length); // "recync.v3" 2
+ * assert.equal(policy.name, "recync.v3");
+ * assert.equal(policy.controller.rows.length, 2);
  * ```
  */
 export class V3GenerationPolicy {

@@ -127,9 +127,10 @@ export interface RecyncUnitMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { crisisExtents } from "./metrics.ts";
  * const inCrisis = [false, false, true, true, true, true, false];
- * console.log(crisisExtents({ events: [{ onset: 2, confirmedAt: 4 }], inCrisis })); // [[2, 6]]
+ * assert.deepEqual(crisisExtents({ events: [{ onset: 2, confirmedAt: 4 }], inCrisis }), [[2, 6]]);
  * ```
  */
 export function crisisExtents(arm: Pick<RecyncArmTrace, "events" | "inCrisis">): [number, number][] {
@@ -146,9 +147,11 @@ export function crisisExtents(arm: Pick<RecyncArmTrace, "events" | "inCrisis">):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { textMetrics } from "./metrics.ts";
  * const m = textMetrics([1, 2, 3, 1, 2, 3, 1, 2, 3], 0, 9);
- * console.log(m.distinct1, m.repetitionRate); // 0.333… 0.571… (4 of 7 trigrams repeat)
+ * assert.ok(Math.abs(m.distinct1 - 1 / 3) < 1e-12);
+ * assert.ok(Math.abs(m.repetitionRate - 4 / 7) < 1e-12); // 4 of 7 trigrams repeat
  * ```
  */
 export function textMetrics(tokens: readonly number[], from: number, to: number): RecyncTextMetrics {
@@ -182,12 +185,13 @@ export function textMetrics(tokens: readonly number[], from: number, to: number)
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { armMetrics } from "./metrics.ts";
  * const arm = {
  *   tokens: [5, 6, 7, 8], cosim: [null, 0.9, 0.5, 0.95], thr: [null, 0.8, 0.8, 0.8],
  *   low: [false, false, true, false], inCrisis: [false, false, false, false], events: [],
  * };
- * console.log(armMetrics(arm, 1, 4).shortfall); // 0.1
+ * assert.ok(Math.abs(armMetrics(arm, 1, 4).shortfall - 0.1) < 1e-9);
  * ```
  */
 export function armMetrics(arm: RecyncArmTrace, from: number, to: number): RecyncArmMetrics {
@@ -219,6 +223,7 @@ export function armMetrics(arm: RecyncArmTrace, from: number, to: number): Recyn
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { computeUnitMetrics } from "./metrics.ts";
  * const T = 6;
  * const arm = (inCrisis: boolean[]) => ({
@@ -226,7 +231,8 @@ export function armMetrics(arm: RecyncArmTrace, from: number, to: number): Recyn
  *   low: Array(T).fill(false), inCrisis, events: inCrisis.some(Boolean) ? [{ onset: 3, confirmedAt: 5 }] : [],
  * });
  * const m = computeUnitMetrics(arm([false, false, false, true, true, true]), arm(Array(T).fill(false)), 2);
- * console.log(m.delta.crisisFraction, m.crisisFree); // 0.75 true
+ * assert.equal(m.delta.crisisFraction, 0.75);
+ * assert.equal(m.crisisFree, true);
  * ```
  */
 export function computeUnitMetrics(

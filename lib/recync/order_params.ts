@@ -21,12 +21,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * // Two heads, both fully on key 0 of 4: entropy 0, alignment 1 → λ = 1.
  * const pattern = tf.tensor3d([[[1, 0, 0, 0], [1, 0, 0, 0]]]);
- * console.log(attentionSynchrony(pattern).dataSync()); // Float32Array [1]
+ * assert.deepEqual(Array.from(attentionSynchrony(pattern).dataSync(), (v) => +v.toFixed(4)), [1]);
  * ```
  *
  * @module
@@ -48,11 +49,13 @@ export const FISHER_CLIP = 0.999;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { normalizedAttentionEntropy } from "./order_params.ts";
  * const uniform = tf.tensor3d([[[0.5, 0.5, 0]]]); // 2 valid keys of 3
- * console.log(normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync()); // [1]
+ * const h = normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync();
+ * assert.deepEqual(Array.from(h, (v) => +v.toFixed(4)), [1]);
  * ```
  */
 export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D): Tensor2D {
@@ -78,11 +81,12 @@ export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { headAlignment } from "./order_params.ts";
  * const p = tf.tensor3d([[[1, 0], [0, 1]]]); // orthogonal heads
- * console.log(headAlignment(p).dataSync()); // [0]
+ * assert.deepEqual(Array.from(headAlignment(p).dataSync(), (v) => +v.toFixed(4)), [0]);
  * ```
  */
 export function headAlignment(pattern: Tensor3D): Tensor1D {
@@ -107,11 +111,13 @@ export function headAlignment(pattern: Tensor3D): Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * const p = tf.tensor3d([[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]]);
- * console.log(attentionSynchrony(p).dataSync()); // [0.5]: maximal entropy, identical heads
+ * // maximal entropy, identical heads
+ * assert.deepEqual(Array.from(attentionSynchrony(p).dataSync(), (v) => +v.toFixed(4)), [0.5]);
  * ```
  */
 export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1D {
@@ -126,10 +132,11 @@ export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { newestQueryPattern } from "./order_params.ts";
- * console.log(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape); // [2, 4, 5]
+ * assert.deepEqual(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape, [2, 4, 5]);
  * ```
  */
 export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
@@ -145,10 +152,12 @@ export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { rowCosine } from "./order_params.ts";
- * console.log(rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync()); // [0.7071]
+ * const c = rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync();
+ * assert.deepEqual(Array.from(c, (v) => +v.toFixed(4)), [0.7071]);
  * ```
  */
 export function rowCosine(a: Tensor, b: Tensor): Tensor {
@@ -166,11 +175,12 @@ export function rowCosine(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { residualUpdates } from "./order_params.ts";
  * const xs = [tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 2]])];
- * console.log(residualUpdates(xs).arraySync()); // [[[1, 0], [0, 2]]]
+ * assert.deepEqual(residualUpdates(xs).arraySync(), [[[1, 0], [0, 2]]]);
  * ```
  */
 export function residualUpdates(streams: Tensor2D[]): Tensor3D {
@@ -190,11 +200,13 @@ export function residualUpdates(streams: Tensor2D[]): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { semanticCoherence } from "./order_params.ts";
  * const upd = tf.tensor3d([[[1, 0], [0, 1]]]);
- * console.log(semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync()); // [0.5]
+ * const s = semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync();
+ * assert.deepEqual(Array.from(s, (v) => +v.toFixed(4)), [0.5]);
  * ```
  */
 export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
@@ -210,13 +222,14 @@ export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { RunningMeanDirection } from "./order_params.ts";
  * const g = new RunningMeanDirection();
  * g.add(tf.tensor2d([[1, 0]]));
  * g.add(tf.tensor2d([[0, 1]]));
- * console.log(g.mean().arraySync()); // [[0.5, 0.5]]
+ * assert.deepEqual(g.mean().arraySync(), [[0.5, 0.5]]);
  * g.dispose();
  * ```
  */
@@ -302,10 +315,12 @@ export class RunningMeanDirection {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { pearsonLastAxis } from "./order_params.ts";
- * console.log(pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync()); // [0.993]
+ * const r = pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync();
+ * assert.deepEqual(Array.from(r, (v) => +v.toFixed(3)), [0.993]);
  * ```
  */
 export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
@@ -322,11 +337,13 @@ export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { keyPersistence } from "./order_params.ts";
  * const k = tf.tensor3d([[[1, 2, 3]]]);
- * console.log(keyPersistence(k, k).dataSync()); // [3.8002] = atanh(0.999)
+ * const z = keyPersistence(k, k).dataSync(); // identical keys: clipped at atanh(0.999)
+ * assert.deepEqual(Array.from(z, (v) => +v.toFixed(4)), [3.8002]);
  * ```
  */
 export function keyPersistence(
@@ -351,12 +368,15 @@ export function keyPersistence(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { gatherLaggedKeys } from "./order_params.ts";
  * const keys = tf.tensor4d([[[[1], [2], [3]]]]); // B=1, H=1, L=3, hd=1
  * const { newest, previous, available } = gatherLaggedKeys(keys, [Uint8Array.from([1, 0, 1])]);
- * console.log(newest.dataSync(), previous.dataSync(), available); // [3] [1] [true]
+ * assert.deepEqual(Array.from(newest.dataSync()), [3]);
+ * assert.deepEqual(Array.from(previous.dataSync()), [1]);
+ * assert.deepEqual(Array.from(available), [true]);
  * ```
  */
 export function gatherLaggedKeys(
@@ -403,11 +423,12 @@ export function gatherLaggedKeys(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { stackOrderParameters } from "./order_params.ts";
  * const z = stackOrderParameters(tf.tensor1d([0.2]), tf.tensor1d([0.5]), tf.tensor1d([1]));
- * console.log(z.arraySync()); // [[0.2, 0.5, 1]]
+ * assert.deepEqual(z.arraySync().map((row) => row.map((v) => +v.toFixed(4))), [[0.2, 0.5, 1]]);
  * ```
  */
 export function stackOrderParameters(
@@ -488,9 +509,11 @@ export interface OrderParameterProbeOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OrderParameterProbe } from "./order_params.ts";
  * const probe = new OrderParameterProbe({ nLayers: 2 });
- * console.log(probe.width, probe.capture.length); // 3 5
+ * assert.equal(probe.width, 3);
+ * assert.equal(probe.capture.length, 5);
  * // generate(model, prompts, { probes: [probe], policies: [probe.cachePolicy] })
  * probe.dispose();
  * ```

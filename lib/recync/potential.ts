@@ -12,9 +12,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential } from "./potential.ts";
  * const U = new GLPotential({ a: [-1], b: [1] }); // double well with minima at e = ±1
- * console.log(U.value([1]), U.gradient([1])); // -0.25 [0]
+ * assert.equal(U.value([1]), -0.25);
+ * assert.deepEqual(Array.from(U.gradient([1])), [0]);
  * ```
  *
  * @module
@@ -57,9 +59,10 @@ export const DEFAULT_GL_PARAMS: GLPotentialParams = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential } from "./potential.ts";
  * const U = new GLPotential({ a: [1, 2], b: [1, 1], c: [[0, 0.5], [0.5, 0]] });
- * console.log(U.value([1, 1])); // 0.5 + 1 + 0.5 + 0.25 + 0.25 = 2.5
+ * assert.equal(U.value([1, 1]), 2.5); // 0.5 + 1 + 0.5 + 0.25 + 0.25
  * ```
  */
 export class GLPotential {
@@ -168,8 +171,9 @@ export class GLPotential {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { GLPotential } from "./potential.ts";
-   * console.log(new GLPotential({ a: [-4], b: [1] }).wellMinima(0)); // [-2, 2]
+   * assert.deepEqual(Array.from(new GLPotential({ a: [-4], b: [1] }).wellMinima(0)), [-2, 2]);
    * ```
    */
   wellMinima(i: number): number[] {
@@ -199,9 +203,10 @@ export interface EulerMaruyamaOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential, sdeDrift } from "./potential.ts";
  * const U = new GLPotential({ a: [1], b: [1], target: [0.5] });
- * console.log(sdeDrift(U, [1.5])); // [-2]  (−(1·1 + 1·1³))
+ * assert.deepEqual(Array.from(sdeDrift(U, [1.5])), [-2]); // −(1·1 + 1·1³)
  * ```
  */
 export function sdeDrift(
@@ -233,11 +238,12 @@ export function sdeDrift(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { eulerMaruyamaStep, GLPotential } from "./potential.ts";
  * import { Prng } from "../generate/prng.ts";
  * const U = new GLPotential({ a: [-1], b: [1] });
  * const next = eulerMaruyamaStep(U, [0.5], { dt: 0.1, sigma: 0.05, rng: new Prng(1) });
- * console.log(next.length); // 1
+ * assert.equal(next.length, 1);
  * ```
  */
 export function eulerMaruyamaStep(

@@ -11,10 +11,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { solveQP } from "./qp.ts";
  * // min ½‖x‖² − x₀ − x₁  s.t.  x₀ + x₁ ≤ 1
  * const r = solveQP({ Q: [[1, 0], [0, 1]], c: [-1, -1], A: [[1, 1]], b: [1] });
- * console.log(r.x); // [0.5, 0.5]
+ * assert.deepEqual(Array.from(r.x, (v) => +v.toFixed(9)), [0.5, 0.5]);
  * ```
  *
  * @module
@@ -71,12 +72,10 @@ export interface QPResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { QPInfeasibleError, solveQP } from "./qp.ts";
- * try {
- *   solveQP({ Q: [[1]], c: [0], A: [[1], [-1]], b: [-1, -1] }); // x ≤ -1 and x ≥ 1
- * } catch (e) {
- *   console.log(e instanceof QPInfeasibleError); // true
- * }
+ * // x ≤ -1 and x ≥ 1
+ * assert.throws(() => solveQP({ Q: [[1]], c: [0], A: [[1], [-1]], b: [-1, -1] }), QPInfeasibleError);
  * ```
  */
 export class QPInfeasibleError extends Error {
@@ -187,10 +186,12 @@ function checkProblem(p: QPProblem): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { solveQP } from "./qp.ts";
  * // Project (2, 2) onto the box [0, 1]²: min ½‖x − (2,2)‖²
  * const r = solveQP({ Q: [[1, 0], [0, 1]], c: [-2, -2], lo: [0, 0], hi: [1, 1] });
- * console.log(r.x, r.active); // [1, 1] [3, 4]  (upper bounds of x₀ and x₁)
+ * assert.deepEqual(Array.from(r.x, (v) => +v.toFixed(9)), [1, 1]);
+ * assert.deepEqual(Array.from(r.active), [2, 3]); // m + n + i with m = 0, n = 2: upper bounds of x₀, x₁
  * ```
  */
 export function solveQP(problem: QPProblem, options: QPOptions = {}): QPResult {

@@ -73,8 +73,9 @@ export interface ResolvedRestartOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveRestartOptions } from "./restart.ts";
- * console.log(resolveRestartOptions({ maxRestarts: 2 }).seedOffset); // 10000
+ * assert.equal(resolveRestartOptions({ maxRestarts: 2 }).seedOffset, 10000);
  * ```
  */
 export function resolveRestartOptions(options: RestartOptions = {}): ResolvedRestartOptions {
@@ -120,12 +121,14 @@ export interface RowRestartLog {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecyncRestartController } from "./restart.ts";
  * const ctl = new RecyncRestartController([7]);
  * const series = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.5, 0.5, 0.5];
  * let decision = null as ReturnType<typeof ctl.observe>;
  * for (let t = 1; t <= series.length; t++) decision = ctl.observe(0, t, series[t - 1]) ?? decision;
- * console.log(decision?.r, decision?.seed); // 18 10007
+ * assert.equal(decision?.r, 18);
+ * assert.equal(decision?.seed, 10007);
  * ```
  */
 export class RecyncRestartController {
