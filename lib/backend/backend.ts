@@ -75,9 +75,10 @@ async function trySet(name: BackendName): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initBackend } from "./backend.ts";
  * const info = await initBackend({ backend: "cpu" });
- * console.log(info.name); // "cpu"
+ * assert.equal(info.name, "cpu");
  * ```
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {

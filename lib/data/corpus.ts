@@ -133,11 +133,12 @@ function decodeText(bytes: Uint8Array, path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCorpus } from "./corpus.ts";
  * const path = await Deno.makeTempFile({ suffix: ".txt" });
  * await Deno.writeTextFile(path, "to be or not to be");
  * const corpus = await loadCorpus(path);
- * console.log(corpus.text.length); // 18
+ * assert.equal(corpus.text, "to be or not to be");
  * ```
  */
 export async function loadCorpus(source: string, options: LoadCorpusOptions = {}): Promise<Corpus> {

@@ -54,11 +54,12 @@ export interface Batch {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BatchSampler } from "./sampler.ts";
  * const ids = Uint16Array.from({ length: 100 }, (_, i) => i);
  * const s = new BatchSampler(ids, { batchSize: 2, blockSize: 4, seed: 1 });
  * const b = s.next();
- * console.log(b.y[0] - b.x[0]); // 1
+ * assert.equal(b.y[0] - b.x[0], 1); // targets are the inputs shifted by one
  * ```
  */
 export class BatchSampler {
@@ -154,9 +155,10 @@ export class BatchSampler {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sequentialBatches } from "./sampler.ts";
  * const ids = Uint16Array.from({ length: 41 }, (_, i) => i);
- * console.log(sequentialBatches(ids, 2, 10).length); // 2 (4 windows of 10)
+ * assert.equal(sequentialBatches(ids, 2, 10).length, 2); // 4 windows of 10
  * ```
  */
 export function sequentialBatches(

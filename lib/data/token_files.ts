@@ -67,9 +67,10 @@ export interface WriteTokenFilesOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildTokenizer } from "./token_files.ts";
  * const { tokenizer } = await buildTokenizer("char", "hello");
- * console.log(tokenizer.vocabSize); // 4
+ * assert.equal(tokenizer.vocabSize, 4); // h, e, l, o
  * ```
  */
 export async function buildTokenizer(
@@ -98,12 +99,14 @@ function toBytes(ids: TokenIds): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeTokenFiles } from "./token_files.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * const text = "first citizen: before we proceed any further, hear me speak.";
  * const dir = (await Deno.makeTempDir()) + "/tokens";
  * const meta = await writeTokenFiles(text, CharTokenizer.fromCorpus(text), dir, { valFraction: 0.25 });
- * console.log(meta.dtype, meta.trainTokens + meta.valTokens === text.length); // uint16 true
+ * assert.equal(meta.dtype, "uint16");
+ * assert.equal(meta.trainTokens + meta.valTokens, text.length);
  * ```
  */
 export async function writeTokenFiles(
@@ -170,9 +173,10 @@ export async function writeTokenFiles(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenizerFromRef } from "./token_files.ts";
  * const tok = await tokenizerFromRef({ type: "char", chars: ["a", "b"] }, ".");
- * console.log(tok.decode([1, 0])); // "ba"
+ * assert.equal(tok.decode([1, 0]), "ba");
  * ```
  */
 export async function tokenizerFromRef(ref: TokenizerRef, dir: string): Promise<TextTokenizer> {
@@ -213,12 +217,13 @@ async function readIds(path: string, dtype: "uint16" | "uint32", expected: numbe
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readTokenFiles, writeTokenFiles } from "./token_files.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * const dir = (await Deno.makeTempDir()) + "/t";
  * await writeTokenFiles("abcabcabc", CharTokenizer.fromCorpus("abc"), dir);
  * const { train, tokenizer } = await readTokenFiles(dir);
- * console.log(tokenizer.decode(Array.from(train))); // "abcabcab"
+ * assert.equal(tokenizer.decode(Array.from(train)), "abcabcab");
  * ```
  */
 export async function readTokenFiles(dir: string): Promise<TokenFiles> {

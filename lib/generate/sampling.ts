@@ -22,13 +22,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[2, 1, 0, -1], [0, 0, 3, 0]]);
  * const sampler = new TokenSampler(2, 4, [{ temperature: 0 }, { temperature: 0.7, topK: 2 }]);
  * const out = sampler.sample(logits, [0.5, 0.25]);
- * console.log(out.tokens.arraySync()); // row 0 greedy -> 0
+ * assert.equal(out.tokens.arraySync()[0], 0); // row 0 is greedy: the argmax
  * out.tokens.dispose(); out.logprobs.dispose(); out.sampledLogprobs.dispose();
  * sampler.dispose(); logits.dispose();
  * ```
@@ -355,12 +356,13 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { sampleLogits } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[0, 5, 1]]);
  * const out = sampleLogits(logits, { temperature: 0 }, [0]);
- * console.log(out.tokens.arraySync()); // [1]
+ * assert.deepEqual(out.tokens.arraySync(), [1]);
  * tf.dispose([logits, out.tokens, out.logprobs, out.sampledLogprobs]);
  * ```
  */

@@ -7,12 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readJsonl, appendJsonl, writeJsonAtomic } from "./atomic.ts";
  * const dir = await Deno.makeTempDir();
  * await writeJsonAtomic(`${dir}/state.json`, { step: 10 });
  * await appendJsonl(`${dir}/log.jsonl`, { step: 10, loss: 2.5 });
  * const { records } = await readJsonl(`${dir}/log.jsonl`);
- * console.log(records.length); // 1
+ * assert.deepEqual(records, [{ step: 10, loss: 2.5 }]);
  * ```
  *
  * @module
@@ -88,13 +89,14 @@ async function fsyncDir(dir: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeFileAtomicWith } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomicWith(path, async (sink) => {
  *   await sink.write(new TextEncoder().encode("hello "));
  *   await sink.write(new TextEncoder().encode("world"));
  * });
- * console.log(await Deno.readTextFile(path)); // "hello world"
+ * assert.equal(await Deno.readTextFile(path), "hello world");
  * ```
  */
 export async function writeFileAtomicWith(
@@ -154,10 +156,11 @@ export async function writeFileAtomicWith(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeFileAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
- * console.log((await Deno.readFile(path)).length); // 3
+ * assert.deepEqual(await Deno.readFile(path), new Uint8Array([1, 2, 3]));
  * ```
  */
 export function writeFileAtomic(
@@ -193,10 +196,11 @@ export interface WriteJsonOptions extends AtomicWriteOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeJsonAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeJsonAtomic(path, { step: 3, loss: 1.25 });
- * console.log(JSON.parse(await Deno.readTextFile(path)).step); // 3
+ * assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { step: 3, loss: 1.25 });
  * ```
  */
 export function writeJsonAtomic(path: string, value: unknown, options: WriteJsonOptions = {}): Promise<void> {
@@ -336,12 +340,14 @@ export interface ReadJsonlOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { appendJsonl, readJsonl } from "./atomic.ts";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * await appendJsonl(path, { a: 1 });
  * await Deno.writeTextFile(path, '{"a": 2', { append: true }); // simulate a crash mid-append
  * const { records, tornTail } = await readJsonl<{ a: number }>(path);
- * console.log(records, tornTail?.line); // [{ a: 1 }] 2
+ * assert.deepEqual(records, [{ a: 1 }]); // the complete record survives
+ * assert.equal(tornTail?.line, 2); // and the torn line is reported, not parsed
  * ```
  */
 export async function readJsonl<T = unknown>(

@@ -12,11 +12,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * await writeSafetensors(path, { w: { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } });
  * const tensors = await readSafetensors(path);
- * console.log(tensors.get("w")?.data); // Float32Array [1, 2, 3, 4]
+ * assert.deepEqual(tensors.get("w")?.data, new Float32Array([1, 2, 3, 4]));
  * ```
  *
  * @module
@@ -190,13 +191,10 @@ function looksLikePickle(head: Uint8Array): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refusePickleCheckpoint } from "./safetensors.ts";
  * refusePickleCheckpoint("model.safetensors"); // fine
- * try {
- *   refusePickleCheckpoint("pytorch_model.bin");
- * } catch (e) {
- *   console.log((e as Error).message.includes("arbitrary code")); // true
- * }
+ * assert.throws(() => refusePickleCheckpoint("pytorch_model.bin"), /arbitrary code/);
  * ```
  */
 export function refusePickleCheckpoint(path: string): void {
@@ -477,13 +475,16 @@ async function readExactAt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/t.safetensors";
  * await writeSafetensors(path, { ids: { dtype: "I64", shape: [3], data: [5, 6, 7] } }, { note: "hi" });
  * const f = await SafetensorsFile.open(path);
  * try {
- *   console.log(f.names(), f.info("ids"), f.metadata); // ["ids"] {dtype: "I64", ...} {note: "hi"}
- *   console.log((await f.read("ids")).data); // Int32Array [5, 6, 7]
+ *   assert.deepEqual(f.names(), ["ids"]);
+ *   assert.equal(f.info("ids").dtype, "I64");
+ *   assert.deepEqual(f.metadata, { note: "hi" });
+ *   assert.deepEqual((await f.read("ids")).data, new Int32Array([5, 6, 7])); // I64 is read as int32
  * } finally {
  *   f.close();
  * }
@@ -604,11 +605,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
-   * console.log(f.has("lm_head.weight")); // false
+   * assert.equal(f.has("lm_head.weight"), false);
    * f.close();
    * ```
    */
@@ -621,11 +623,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
-   * console.log(f.info("wte.weight").shape); // [2, 2]
+   * assert.deepEqual(f.info("wte.weight").shape, [2, 2]);
    * f.close();
    * ```
    */
@@ -640,12 +643,14 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
    * const t = await f.read("wte.weight");
-   * console.log(t.shape, t.data); // [2, 2] Float32Array [1, 2, 3, 4]
+   * assert.deepEqual(t.shape, [2, 2]);
+   * assert.deepEqual(t.data, new Float32Array([1, 2, 3, 4]));
    * f.close();
    * ```
    */
@@ -675,12 +680,13 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
    * const all = await f.readAll();
-   * console.log(all.size); // 1
+   * assert.equal(all.size, 1);
    * f.close();
    * ```
    */
@@ -719,10 +725,11 @@ export class SafetensorsFile {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/h.safetensors";
  * await writeSafetensors(path, { h: { dtype: "F16", shape: [2], data: [0.5, -2] } });
- * console.log((await readSafetensors(path)).get("h")?.data); // Float32Array [0.5, -2]
+ * assert.deepEqual((await readSafetensors(path)).get("h")?.data, new Float32Array([0.5, -2]));
  * ```
  */
 export async function readSafetensors(
@@ -753,9 +760,10 @@ export interface DecodedSafetensors {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [2], data: [1, 2] } });
- * console.log(decodeSafetensors(bytes).tensors.get("x")?.data); // Int32Array [1, 2]
+ * assert.deepEqual(decodeSafetensors(bytes).tensors.get("x")?.data, new Int32Array([1, 2]));
  * ```
  */
 export function decodeSafetensors(
@@ -1037,9 +1045,10 @@ function planFile(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ a: { dtype: "U8", shape: [3], data: [1, 2, 3] } }, { format: "pt" });
- * console.log(bytes.length % 8); // 3: header is padded to 8, data is 3 bytes
+ * assert.equal(bytes.length % 8, 3); // header is padded to 8, data is 3 bytes
  * ```
  */
 export function encodeSafetensors(
@@ -1250,11 +1259,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.names()); // ["norm.weight"]
+   * assert.deepEqual(ckpt.names(), ["norm.weight"]);
    * ckpt.close();
    * ```
    */
@@ -1267,11 +1277,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.has("lm_head.weight")); // false
+   * assert.equal(ckpt.has("lm_head.weight"), false);
    * ckpt.close();
    * ```
    */
@@ -1284,11 +1295,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.info("norm.weight").dtype); // "BF16"
+   * assert.equal(ckpt.info("norm.weight").dtype, "BF16");
    * ckpt.close();
    * ```
    */
@@ -1301,12 +1313,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
    * const t = await ckpt.read("norm.weight");
-   * console.log(t.data); // Float32Array [1, 1]
+   * assert.deepEqual(t.data, new Float32Array([1, 1]));
    * ckpt.close();
    * ```
    */
@@ -1323,12 +1336,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
    * const all = await ckpt.readAll();
-   * console.log(all.size); // 1
+   * assert.equal(all.size, 1);
    * ckpt.close();
    * ```
    */

@@ -61,12 +61,14 @@ function toInt32(t: LoadedTensor): Int32Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { toTfTensor } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const t = toTfTensor({ name: "w", dtype: "F16", shape: [2], data: new Float32Array([0.5, 1]) });
- * console.log(t.dtype, t.shape); // float32 [2]
+ * assert.equal(t.dtype, "float32");
+ * assert.deepEqual(t.shape, [2]);
  * t.dispose();
  * ```
  */
@@ -92,13 +94,14 @@ export function toTfTensor(loaded: LoadedTensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { tfTensorsToSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const w = tf.ones([2, 2]);
  * const inputs = await tfTensorsToSafetensors({ w });
- * console.log(inputs.w.dtype); // "F32"
+ * assert.equal(inputs.w.dtype, "F32");
  * w.dispose();
  * ```
  */

@@ -37,11 +37,12 @@ export interface CharTokenizerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CharTokenizer } from "./char.ts";
  * const tok = CharTokenizer.fromCorpus("abc", { unkToken: "?" });
- * console.log(tok.encode("abz")); // the unknown "z" maps to the "?" id
+ * assert.equal(tok.encode("abz")[2], tok.encode("?")[0]); // the unknown "z" maps to the "?" id
  * const copy = CharTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
- * console.assert(copy.decode(copy.encode("cab")) === "cab");
+ * assert.equal(copy.decode(copy.encode("cab")), "cab");
  * ```
  */
 export class CharTokenizer implements TextTokenizer {

@@ -236,9 +236,10 @@ export interface LoadTokenizerOptions {
  * @param options Hub resolution options
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTokenizer } from "./hf.ts";
  * const tok = await loadTokenizer("tests/tokenizers/fixtures/llama-bpe");
- * console.log(tok.encode("hello world")); // [1, 271, 276]: BOS then two merged words
+ * assert.deepEqual(tok.encode("hello world"), [1, 271, 276]); // BOS then two merged words
  * ```
  */
 export async function loadTokenizer(
