@@ -72,8 +72,9 @@ function number(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSampleArgs } from "./sample.ts";
- * console.log(parseSampleArgs(["--ckpt", "runs/a", "--temperature", "0"])?.temperature); // 0
+ * assert.equal(parseSampleArgs(["--ckpt", "runs/a", "--temperature", "0"])?.temperature, 0);
  * ```
  */
 export function parseSampleArgs(argv: string[]): SampleArgs | null {
@@ -180,8 +181,9 @@ export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpoint
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleMain } from "./sample.ts";
- * console.log(await sampleMain(["--help"])); // 0
+ * assert.equal(await sampleMain(["--help"]), 0);
  * ```
  */
 export function sampleMain(argv: string[]): Promise<number> {

@@ -48,8 +48,9 @@ export interface TrainArgs {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTrainArgs } from "./train.ts";
- * console.log(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps); // 10
+ * assert.equal(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps, 10);
  * ```
  */
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
@@ -102,9 +103,10 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainMain } from "./train.ts";
  * const code = await trainMain(["--help"]); // prints the usage
- * console.log(code); // 0
+ * assert.equal(code, 0);
  * ```
  */
 export function trainMain(argv: string[]): Promise<number> {

@@ -22,9 +22,11 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gpt2Config } from "./gpt2.ts";
  * const c = gpt2Config({ model_type: "gpt2", n_embd: 64, n_head: 4, n_layer: 2, n_positions: 128, vocab_size: 512 });
- * console.log(c.dMlp, c.mlp); // 256 gelu_new
+ * assert.equal(c.dMlp, 256); // 4 × n_embd
+ * assert.equal(c.mlp, "gelu_new");
  * ```
  */
 export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
@@ -75,6 +77,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -84,7 +87,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
  * const w = await gpt2Weights(new HFWeightReader(ckpt, "gpt2", dir), gpt2Config(hf), hf);
- * console.log(w.get("blocks.0.attn.W_Q")?.shape); // [64, 64]
+ * assert.deepEqual(w.get("blocks.0.attn.W_Q")?.shape, [64, 64]);
  * ckpt.close();
  * ```
  */
@@ -147,8 +150,9 @@ export async function gpt2Weights(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gpt2Family } from "./gpt2.ts";
- * console.log(gpt2Family.modelTypes); // ["gpt2"]
+ * assert.deepEqual(gpt2Family.modelTypes, ["gpt2"]);
  * ```
  */
 export const gpt2Family: HFFamily = { modelTypes: ["gpt2"], config: gpt2Config, weights: gpt2Weights };

@@ -32,8 +32,9 @@ export interface HFFamily {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hfField } from "./hf_common.ts";
- * console.log(hfField({ n_embd: 64 }, "n_embd", "number", "config.json")); // 64
+ * assert.equal(hfField({ n_embd: 64 }, "n_embd", "number", "config.json"), 64);
  * ```
  */
 export function hfField<T extends "number" | "string" | "boolean">(
@@ -226,10 +227,11 @@ export class HFWeightReader {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { linearToInOut } from "./hf_common.ts";
  * await tf.ready();
- * console.log(linearToInOut(tf.zeros([3, 2])).shape); // [2, 3]
+ * assert.deepEqual(linearToInOut(tf.zeros([3, 2])).shape, [2, 3]);
  * ```
  */
 export function linearToInOut(t: Tensor): Tensor {

@@ -19,9 +19,10 @@ import { qwen2Family } from "./qwen2.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isHuggingFaceModel } from "./load.ts";
- * console.log(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2")); // true
- * console.log(await isHuggingFaceModel("data/models/shakespeare-char")); // false: a trainer run
+ * assert.equal(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2"), true);
+ * assert.equal(await isHuggingFaceModel("data/models/shakespeare-char"), false); // a trainer run
  * ```
  */
 export async function isHuggingFaceModel(source: string): Promise<boolean> {
@@ -50,8 +51,9 @@ export interface LoadModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { familyForModelType } from "./load.ts";
- * console.log(familyForModelType("qwen2").modelTypes); // ["qwen2"]
+ * assert.deepEqual(familyForModelType("qwen2").modelTypes, ["qwen2"]);
  * ```
  */
 export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
@@ -72,13 +74,15 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { loadModel } from "./load.ts";
  * await tf.ready();
  * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits } = model.forward(ids, { lastOnly: true });
- * console.log(model.config.family, logits.shape); // qwen2 [1, 1, 512]
+ * assert.equal(model.config.family, "qwen2");
+ * assert.deepEqual(logits.shape, [1, 1, 512]);
  * model.dispose();
  * ```
  */

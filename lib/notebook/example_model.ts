@@ -53,9 +53,11 @@ async function isFile(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadModelFolder } from "./example_model.ts";
  * const ex = await loadModelFolder("../shared/fixtures/hf/tiny-gpt2");
- * console.log(ex.kind, ex.model.config.nLayers); // "hf" 2
+ * assert.equal(ex.kind, "hf");
+ * assert.equal(ex.model.config.nLayers, 2);
  * ex.model.dispose();
  * ```
  */

@@ -27,8 +27,9 @@ export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isJupyter } from "./jupyter.ts";
- * console.log(isJupyter()); // false in a script, true in a notebook
+ * assert.equal(isJupyter(), false); // in a script; true in a notebook
  * ```
  */
 export function isJupyter(): boolean {
@@ -68,9 +69,10 @@ export function isMimeBundle(value: unknown): value is MimeBundle {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { html, mimeBundleOf } from "./jupyter.ts";
- * console.log(mimeBundleOf(html`<b>${"x<y"}</b>`)); // { "text/html": "<b>x&lt;y</b>" }
- * console.log(mimeBundleOf(42)); // { "text/plain": "42" }
+ * assert.deepEqual(await mimeBundleOf(html`<b>${"x<y"}</b>`), { "text/html": "<b>x&lt;y</b>" });
+ * assert.deepEqual(await mimeBundleOf(42), { "text/plain": "42" });
  * ```
  */
 export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
@@ -116,9 +118,10 @@ export function plainTextOf(bundle: MimeBundle): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mimeBundleOf, richDisplay } from "./jupyter.ts";
  * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
- * console.log((await mimeBundleOf(stats))["text/plain"]); // "loss 1.25"
+ * assert.equal((await mimeBundleOf(stats))["text/plain"], "loss 1.25");
  * ```
  */
 export function richDisplay<T extends object>(
@@ -164,9 +167,11 @@ export class NotebookHtml {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { html } from "./jupyter.ts";
  * const row = html`<td>${"<1>"}</td>`;
- * console.log(String(html`<table><tr>${row}</tr></table>`)); // <table><tr><td>&lt;1&gt;</td></tr></table>
+ * // The nested fragment is kept as markup, its text escaped once.
+ * assert.equal(String(html`<table><tr>${row}</tr></table>`), "<table><tr><td>&lt;1&gt;</td></tr></table>");
  * ```
  */
 export function html(strings: TemplateStringsArray, ...values: unknown[]): NotebookHtml {
@@ -207,9 +212,10 @@ export class NotebookMarkdown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { md } from "./jupyter.ts";
  * const m = md`Loss after **${3}** steps: ${1.5}`;
- * console.log(m.source); // "Loss after **3** steps: 1.5"
+ * assert.equal(m.source, "Loss after **3** steps: 1.5");
  * ```
  */
 export function md(strings: TemplateStringsArray, ...values: unknown[]): NotebookMarkdown {

@@ -44,9 +44,10 @@ export interface CosimTraceOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cosimTracePlot, toSvgString } from "./mod.ts";
  * const fig = cosimTracePlot([0.91, 0.95, 0.99, 0.97], { threshold: 0.98, events: [{ step: 2, label: "crisis" }] });
- * console.log(toSvgString(fig).includes("crisis")); // true
+ * assert.ok(toSvgString(fig).includes("crisis"));
  * ```
  */
 export function cosimTracePlot(trace: ArrayLike<number>, options: CosimTraceOptions = {}): PlotFigure {

@@ -44,9 +44,10 @@ let shared: PlotDocument | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plotDocument } from "./dom.ts";
  * const doc = plotDocument();
- * console.log(doc.createElement("figure").tagName); // "FIGURE"
+ * assert.equal(doc.createElement("figure").tagName, "FIGURE");
  * ```
  */
 export function plotDocument(): PlotDocument {

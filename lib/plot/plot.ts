@@ -38,9 +38,10 @@ export interface PlotFigure extends PlotElement {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot } from "./mod.ts";
  * const fig = plot({ marks: [Plot.lineY([3, 1, 4, 1, 5]), Plot.ruleY([0])], height: 200 });
- * console.log(fig.tagName.toLowerCase()); // "svg"
+ * assert.equal(fig.tagName.toLowerCase(), "svg");
  * ```
  */
 export function plot(options: PlotOptions = {}): PlotFigure {
@@ -67,9 +68,10 @@ export function makeDisplayable<T extends PlotElement>(fig: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, plotMimeBundle, Plot } from "./mod.ts";
  * const bundle = plotMimeBundle(plot({ marks: [Plot.dot([[1, 2], [3, 4]])] }));
- * console.log(Object.keys(bundle)); // ["image/svg+xml", "text/plain"]
+ * assert.deepEqual(Object.keys(bundle), ["image/svg+xml", "text/plain"]);
  * ```
  */
 export function plotMimeBundle(fig: PlotElement): Record<string, string> {

@@ -50,9 +50,10 @@ function asSvg(figure: PlotElement | string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot, svgToPng } from "./mod.ts";
  * const png = await svgToPng(plot({ marks: [Plot.lineY([1, 3, 2])] }), { scale: 1 });
- * console.log(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47); // true ("PNG")
+ * assert.equal(new TextDecoder().decode(png.subarray(1, 4)), "PNG"); // the PNG signature
  * ```
  */
 export async function svgToPng(figure: PlotElement | string, options: PngOptions = {}): Promise<Uint8Array> {
