@@ -11,7 +11,11 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
 
-/** The `--help` text of the sample command. */
+/**
+ * The `--help` text of the sample command.
+ *
+ * @category Generation
+ */
 export const SAMPLE_USAGE = `Usage: deno task sample --ckpt DIR [options]
 
 Samples a continuation from a model trained with deno task train (a run folder, a checkpoint folder,
@@ -30,7 +34,11 @@ Options:
   -h, --help            show this help
 `;
 
-/** Parsed sample flags. */
+/**
+ * Parsed sample flags.
+ *
+ * @category Generation
+ */
 export interface SampleArgs {
   /** Run folder or checkpoint folder to load. */
   ckpt: string;
@@ -76,6 +84,8 @@ function number(
  * import { parseSampleArgs } from "./sample.ts";
  * assert.equal(parseSampleArgs(["--ckpt", "runs/a", "--temperature", "0"])?.temperature, 0);
  * ```
+ *
+ * @category Generation
  */
 export function parseSampleArgs(argv: string[]): SampleArgs | null {
   let values;
@@ -136,7 +146,11 @@ export function parseSampleArgs(argv: string[]): SampleArgs | null {
   };
 }
 
-/** Options of {@linkcode sampleFromCheckpoint}. */
+/**
+ * Options of {@linkcode sampleFromCheckpoint}.
+ *
+ * @category Generation
+ */
 export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
 
 /**
@@ -153,6 +167,8 @@ export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
  * });
  * console.log(text);
  * ```
+ *
+ * @category Generation
  */
 export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpointOptions): Promise<string[]> {
   const { model, tokenizer } = await loadTrainedModel(ckpt);
@@ -185,6 +201,8 @@ export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpoint
  * import { sampleMain } from "./sample.ts";
  * assert.equal(await sampleMain(["--help"]), 0);
  * ```
+ *
+ * @category Generation
  */
 export function sampleMain(argv: string[]): Promise<number> {
   return runCommand(argv, {

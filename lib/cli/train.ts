@@ -11,7 +11,11 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
 
-/** The `--help` text of the train command. */
+/**
+ * The `--help` text of the train command.
+ *
+ * @category Training
+ */
 export const TRAIN_USAGE = `Usage: deno task train --config CONFIG --out DIR [options]
 
 Trains a language model from scratch as CONFIG describes (a .json file, or a .ts module whose default
@@ -29,7 +33,11 @@ Options:
 
 const BACKENDS = ["auto", "webgpu", "wasm", "cpu"];
 
-/** Parsed train flags. */
+/**
+ * Parsed train flags.
+ *
+ * @category Training
+ */
 export interface TrainArgs {
   /** Path of the training config (.json or .ts). */
   config: string;
@@ -52,6 +60,8 @@ export interface TrainArgs {
  * import { parseTrainArgs } from "./train.ts";
  * assert.equal(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps, 10);
  * ```
+ *
+ * @category Training
  */
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values;
@@ -108,6 +118,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
  * const code = await trainMain(["--help"]); // prints the usage
  * assert.equal(code, 0);
  * ```
+ *
+ * @category Training
  */
 export function trainMain(argv: string[]): Promise<number> {
   return runCommand(argv, {

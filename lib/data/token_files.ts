@@ -11,10 +11,18 @@ import type { TextTokenizer } from "../tokenizers/types.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { writeDirAtomic } from "../train/atomic_dir.ts";
 
-/** Which tokenizer produced a token folder: a character vocabulary inline, or a copied `tokenizer.json`. */
+/**
+ * Which tokenizer produced a token folder: a character vocabulary inline, or a copied `tokenizer.json`.
+ *
+ * @category Data
+ */
 export type TokenizerRef = CharTokenizerJSON | { type: "tokenizer.json"; file: string };
 
-/** The contents of `meta.json`. */
+/**
+ * The contents of `meta.json`.
+ *
+ * @category Data
+ */
 export interface TokenFilesMeta {
   /** Format tag, checked on read. */
   format: "coherence-lab/tokens@1";
@@ -34,10 +42,18 @@ export interface TokenFilesMeta {
   source: { name: string; files: string[]; characters: number };
 }
 
-/** Token ids of a split, as read from disk. */
+/**
+ * Token ids of a split, as read from disk.
+ *
+ * @category Data
+ */
 export type TokenIds = Uint16Array | Uint32Array;
 
-/** A loaded token folder. */
+/**
+ * A loaded token folder.
+ *
+ * @category Data
+ */
 export interface TokenFiles {
   /** The contents of `meta.json`. */
   meta: TokenFilesMeta;
@@ -49,7 +65,11 @@ export interface TokenFiles {
   tokenizer: TextTokenizer;
 }
 
-/** Options for {@linkcode writeTokenFiles}. */
+/**
+ * Options for {@linkcode writeTokenFiles}.
+ *
+ * @category Data
+ */
 export interface WriteTokenFilesOptions {
   /** Share of tokens held out at the end for validation, in [0, 1) (default 0.1). */
   valFraction?: number;
@@ -72,6 +92,8 @@ export interface WriteTokenFilesOptions {
  * const { tokenizer } = await buildTokenizer("char", "hello");
  * assert.equal(tokenizer.vocabSize, 4); // h, e, l, o
  * ```
+ *
+ * @category Data
  */
 export async function buildTokenizer(
   spec: string,
@@ -108,6 +130,8 @@ function toBytes(ids: TokenIds): Uint8Array {
  * assert.equal(meta.dtype, "uint16");
  * assert.equal(meta.trainTokens + meta.valTokens, text.length);
  * ```
+ *
+ * @category Data
  */
 export async function writeTokenFiles(
   text: string,
@@ -178,6 +202,8 @@ export async function writeTokenFiles(
  * const tok = await tokenizerFromRef({ type: "char", chars: ["a", "b"] }, ".");
  * assert.equal(tok.decode([1, 0]), "ba");
  * ```
+ *
+ * @category Data
  */
 export async function tokenizerFromRef(ref: TokenizerRef, dir: string): Promise<TextTokenizer> {
   if (ref.type === "char") return CharTokenizer.fromJSON(ref);
@@ -225,6 +251,8 @@ async function readIds(path: string, dtype: "uint16" | "uint32", expected: numbe
  * const { train, tokenizer } = await readTokenFiles(dir);
  * assert.equal(tokenizer.decode(Array.from(train)), "abcabcab");
  * ```
+ *
+ * @category Data
  */
 export async function readTokenFiles(dir: string): Promise<TokenFiles> {
   let meta: TokenFilesMeta;

@@ -39,7 +39,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor1D, Tensor2D } from "../tensor_types.ts";
 
-/** Sampling parameters of one row. Every field is optional; the defaults sample from the raw softmax. */
+/**
+ * Sampling parameters of one row. Every field is optional; the defaults sample from the raw softmax.
+ *
+ * @category Generation
+ */
 export interface SamplingParams {
   /** Softmax temperature; 0 selects greedy decoding. Default 1. */
   temperature?: number;
@@ -53,7 +57,11 @@ export interface SamplingParams {
   bannedTokens?: number[];
 }
 
-/** Per-row outputs of {@linkcode TokenSampler.sample}; the caller owns and must dispose the tensors. */
+/**
+ * Per-row outputs of {@linkcode TokenSampler.sample}; the caller owns and must dispose the tensors.
+ *
+ * @category Generation
+ */
 export interface SampleOutput {
   /** Chosen token ids [B], int32. */
   tokens: Tensor1D;
@@ -63,7 +71,11 @@ export interface SampleOutput {
   sampledLogprobs: Tensor1D;
 }
 
-/** Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`. */
+/**
+ * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
+ *
+ * @category Generation
+ */
 export function validateSamplingParams(
   p: SamplingParams,
   vocabSize: number,
@@ -121,6 +133,8 @@ interface ParamTensors {
  * tf.dispose([tokens, logprobs, sampledLogprobs, logits]);
  * sampler.dispose();
  * ```
+ *
+ * @category Generation
  */
 export class TokenSampler {
   /** Rows. */
@@ -365,6 +379,8 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  * assert.deepEqual(out.tokens.arraySync(), [1]);
  * tf.dispose([logits, out.tokens, out.logprobs, out.sampledLogprobs]);
  * ```
+ *
+ * @category Generation
  */
 export function sampleLogits(
   logits: Tensor2D,

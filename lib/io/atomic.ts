@@ -22,6 +22,8 @@
 /**
  * Fault-injection points of an atomic write. Each hook may throw to simulate a failure at that moment
  * (disk full, crash before rename); the write then cleans up and rethrows, leaving the target untouched.
+ *
+ * @category IO
  */
 export interface AtomicWriteHooks {
   /** Called before each chunk is written to the temp file, with the bytes written so far. */
@@ -32,7 +34,11 @@ export interface AtomicWriteHooks {
   beforeRename?(tempPath: string, targetPath: string): void | Promise<void>;
 }
 
-/** Options of the atomic writers. */
+/**
+ * Options of the atomic writers.
+ *
+ * @category IO
+ */
 export interface AtomicWriteOptions {
   /** Fault injection for tests (see {@link AtomicWriteHooks}). */
   hooks?: AtomicWriteHooks;
@@ -40,7 +46,11 @@ export interface AtomicWriteOptions {
   mode?: number;
 }
 
-/** The sink handed to a {@link writeFileAtomicWith} callback. */
+/**
+ * The sink handed to a {@link writeFileAtomicWith} callback.
+ *
+ * @category IO
+ */
 export interface AtomicSink {
   /** Appends bytes to the temp file (loops until every byte is written). */
   write(bytes: Uint8Array): Promise<void>;
@@ -62,7 +72,11 @@ function randomSuffix(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Writes every byte of `bytes` to `file`; `Deno.FsFile.write` may write fewer bytes than asked. */
+/**
+ * Writes every byte of `bytes` to `file`; `Deno.FsFile.write` may write fewer bytes than asked.
+ *
+ * @category IO
+ */
 export async function writeAllBytes(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
@@ -98,6 +112,8 @@ async function fsyncDir(dir: string): Promise<void> {
  * });
  * assert.equal(await Deno.readTextFile(path), "hello world");
  * ```
+ *
+ * @category IO
  */
 export async function writeFileAtomicWith(
   path: string,
@@ -162,6 +178,8 @@ export async function writeFileAtomicWith(
  * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
  * assert.deepEqual(await Deno.readFile(path), new Uint8Array([1, 2, 3]));
  * ```
+ *
+ * @category IO
  */
 export function writeFileAtomic(
   path: string,
@@ -180,12 +198,18 @@ export function writeFileAtomic(
  * const path = await Deno.makeTempFile();
  * await writeTextAtomic(path, "done\n");
  * ```
+ *
+ * @category IO
  */
 export function writeTextAtomic(path: string, text: string, options: AtomicWriteOptions = {}): Promise<void> {
   return writeFileAtomic(path, new TextEncoder().encode(text), options);
 }
 
-/** Options of {@link writeJsonAtomic}. */
+/**
+ * Options of {@link writeJsonAtomic}.
+ *
+ * @category IO
+ */
 export interface WriteJsonOptions extends AtomicWriteOptions {
   /** Indentation passed to JSON.stringify (default 2). */
   indent?: number;
@@ -202,6 +226,8 @@ export interface WriteJsonOptions extends AtomicWriteOptions {
  * await writeJsonAtomic(path, { step: 3, loss: 1.25 });
  * assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { step: 3, loss: 1.25 });
  * ```
+ *
+ * @category IO
  */
 export function writeJsonAtomic(path: string, value: unknown, options: WriteJsonOptions = {}): Promise<void> {
   const text = JSON.stringify(value, null, options.indent ?? 2);
@@ -261,6 +287,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
  * await appendJsonl(path, { step: 1, loss: 3.2 });
  * await appendJsonl(path, { step: 2, loss: 3.1 });
  * ```
+ *
+ * @category IO
  */
 export function appendJsonl(path: string, record: unknown): Promise<void> {
   const line = JSON.stringify(record);
@@ -311,7 +339,11 @@ function isCompleteJson(text: string): boolean {
   }
 }
 
-/** A line of a `.jsonl` file that could not be used. */
+/**
+ * A line of a `.jsonl` file that could not be used.
+ *
+ * @category IO
+ */
 export interface JsonlTornLine {
   /** 1-based line number. */
   line: number;
@@ -319,7 +351,11 @@ export interface JsonlTornLine {
   text: string;
 }
 
-/** Result of {@link readJsonl}. */
+/**
+ * Result of {@link readJsonl}.
+ *
+ * @category IO
+ */
 export interface JsonlReadResult<T> {
   /** The complete records, in file order. */
   records: T[];
@@ -327,7 +363,11 @@ export interface JsonlReadResult<T> {
   tornTail: JsonlTornLine | null;
 }
 
-/** Options of {@link readJsonl}. */
+/**
+ * Options of {@link readJsonl}.
+ *
+ * @category IO
+ */
 export interface ReadJsonlOptions {
   /** Return no records instead of throwing when the file does not exist. */
   allowMissing?: boolean;
@@ -349,6 +389,8 @@ export interface ReadJsonlOptions {
  * assert.deepEqual(records, [{ a: 1 }]); // the complete record survives
  * assert.equal(tornTail?.line, 2); // and the torn line is reported, not parsed
  * ```
+ *
+ * @category IO
  */
 export async function readJsonl<T = unknown>(
   path: string,

@@ -23,6 +23,8 @@
  *   console.log((e as Error).message);
  * }
  * ```
+ *
+ * @category IO
  */
 export function assertSafeRelativePath(path: unknown, what: string): asserts path is string {
   const bad = (why: string): never => {

@@ -25,7 +25,11 @@
 import { type AtomicWriteOptions, writeFileAtomicWith } from "./atomic.ts";
 import { assertSafeRelativePath } from "./paths.ts";
 
-/** Element types of the safetensors format this module reads and writes. */
+/**
+ * Element types of the safetensors format this module reads and writes.
+ *
+ * @category IO
+ */
 export type SafetensorsDtype =
   | "F64"
   | "F32"
@@ -41,7 +45,11 @@ export type SafetensorsDtype =
   | "U8"
   | "BOOL";
 
-/** Bytes per element of each supported dtype. */
+/**
+ * Bytes per element of each supported dtype.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   F64: 8,
   F32: 4,
@@ -58,13 +66,19 @@ export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>>
   BOOL: 1,
 };
 
-/** Headers larger than this are refused as corrupt (the reference implementation uses the same bound). */
+/**
+ * Headers larger than this are refused as corrupt (the reference implementation uses the same bound).
+ *
+ * @category IO
+ */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
 
 /**
  * The typed array a tensor is decoded into: F64 -> Float64Array; F32/F16/BF16 -> Float32Array;
  * I64/U64 -> Int32Array (or BigInt64Array/BigUint64Array on request); I32 -> Int32Array; I16 -> Int16Array;
  * I8 -> Int8Array; U32 -> Uint32Array; U16 -> Uint16Array; U8 and BOOL -> Uint8Array (BOOL as 0/1).
+ *
+ * @category IO
  */
 export type SafetensorsData =
   | Float64Array
@@ -78,7 +92,11 @@ export type SafetensorsData =
   | BigInt64Array
   | BigUint64Array;
 
-/** A decoded tensor. `dtype` is the dtype stored in the file; `data` is row-major. */
+/**
+ * A decoded tensor. `dtype` is the dtype stored in the file; `data` is row-major.
+ *
+ * @category IO
+ */
 export interface LoadedTensor {
   /** The tensor's name in the file. */
   name: string;
@@ -90,7 +108,11 @@ export interface LoadedTensor {
   data: SafetensorsData;
 }
 
-/** What the header says about one tensor. */
+/**
+ * What the header says about one tensor.
+ *
+ * @category IO
+ */
 export interface SafetensorsTensorInfo {
   /** Stored dtype. */
   dtype: SafetensorsDtype;
@@ -102,7 +124,11 @@ export interface SafetensorsTensorInfo {
   dataOffsets: [number, number];
 }
 
-/** Options of the readers. */
+/**
+ * Options of the readers.
+ *
+ * @category IO
+ */
 export interface SafetensorsReadOptions {
   /**
    * How I64/U64 tensors are returned. "int32" (default): Int32Array, throwing if a value does not fit;
@@ -111,7 +137,11 @@ export interface SafetensorsReadOptions {
   int64?: "int32" | "bigint";
 }
 
-/** A tensor to write: a dtype, a shape and row-major values. */
+/**
+ * A tensor to write: a dtype, a shape and row-major values.
+ *
+ * @category IO
+ */
 export interface SafetensorsTensorInput {
   /** The dtype to store. */
   dtype: SafetensorsDtype;
@@ -124,12 +154,20 @@ export interface SafetensorsTensorInput {
   data: ArrayLike<number> | BigInt64Array | BigUint64Array;
 }
 
-/** Tensors to write, by name. */
+/**
+ * Tensors to write, by name.
+ *
+ * @category IO
+ */
 export type SafetensorsTensorMap =
   | Record<string, SafetensorsTensorInput>
   | Map<string, SafetensorsTensorInput>;
 
-/** The error thrown for malformed or unsupported safetensors input; names the file and tensor. */
+/**
+ * The error thrown for malformed or unsupported safetensors input; names the file and tensor.
+ *
+ * @category IO
+ */
 export class SafetensorsFormatError extends Error {
   /** The file (or "<bytes>" for in-memory input). */
   readonly file: string;
@@ -196,6 +234,8 @@ function looksLikePickle(head: Uint8Array): boolean {
  * refusePickleCheckpoint("model.safetensors"); // fine
  * assert.throws(() => refusePickleCheckpoint("pytorch_model.bin"), /arbitrary code/);
  * ```
+ *
+ * @category IO
  */
 export function refusePickleCheckpoint(path: string): void {
   if (hasPickleExtension(path)) throw new SafetensorsFormatError(path, pickleMessage(path));
@@ -489,6 +529,8 @@ async function readExactAt(
  *   f.close();
  * }
  * ```
+ *
+ * @category IO
  */
 export class SafetensorsFile {
   /** The file's path. */
@@ -731,6 +773,8 @@ export class SafetensorsFile {
  * await writeSafetensors(path, { h: { dtype: "F16", shape: [2], data: [0.5, -2] } });
  * assert.deepEqual((await readSafetensors(path)).get("h")?.data, new Float32Array([0.5, -2]));
  * ```
+ *
+ * @category IO
  */
 export async function readSafetensors(
   path: string,
@@ -744,7 +788,11 @@ export async function readSafetensors(
   }
 }
 
-/** Result of {@link decodeSafetensors}. */
+/**
+ * Result of {@link decodeSafetensors}.
+ *
+ * @category IO
+ */
 export interface DecodedSafetensors {
   /** Tensors by name. */
   tensors: Map<string, LoadedTensor>;
@@ -765,6 +813,8 @@ export interface DecodedSafetensors {
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [2], data: [1, 2] } });
  * assert.deepEqual(decodeSafetensors(bytes).tensors.get("x")?.data, new Int32Array([1, 2]));
  * ```
+ *
+ * @category IO
  */
 export function decodeSafetensors(
   bytes: Uint8Array,
@@ -1050,6 +1100,8 @@ function planFile(
  * const bytes = encodeSafetensors({ a: { dtype: "U8", shape: [3], data: [1, 2, 3] } }, { format: "pt" });
  * assert.equal(bytes.length % 8, 3); // header is padded to 8, data is 3 bytes
  * ```
+ *
+ * @category IO
  */
 export function encodeSafetensors(
   tensors: SafetensorsTensorMap,
@@ -1083,6 +1135,8 @@ export function encodeSafetensors(
  *   { format: "pt", step: "100" },
  * );
  * ```
+ *
+ * @category IO
  */
 export async function writeSafetensors(
   path: string,
@@ -1112,9 +1166,17 @@ export async function writeSafetensors(
 // ---------------------------------------------------------------------------------------------------------
 // Checkpoints: one file or an index + shards
 
-/** The name of a single-file Hugging Face checkpoint. */
+/**
+ * The name of a single-file Hugging Face checkpoint.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_SINGLE_FILE = "model.safetensors";
-/** The name of a sharded Hugging Face checkpoint's index. */
+/**
+ * The name of a sharded Hugging Face checkpoint's index.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
 
 /**
@@ -1131,6 +1193,8 @@ export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
  *   ckpt.close();
  * }
  * ```
+ *
+ * @category IO
  */
 export class SafetensorsCheckpoint {
   /** The folder (or file) the checkpoint was opened from. */
@@ -1401,6 +1465,8 @@ async function isFile(path: string): Promise<boolean> {
  * console.log(wte.shape);
  * ckpt.close();
  * ```
+ *
+ * @category IO
  */
 export function openCheckpoint(
   path: string,

@@ -71,6 +71,8 @@ function toInt32(t: LoadedTensor): Int32Array {
  * assert.deepEqual(t.shape, [2]);
  * t.dispose();
  * ```
+ *
+ * @category IO
  */
 export function toTfTensor(loaded: LoadedTensor): Tensor {
   const { dtype, shape, data } = loaded;
@@ -104,6 +106,8 @@ export function toTfTensor(loaded: LoadedTensor): Tensor {
  * assert.equal(inputs.w.dtype, "F32");
  * w.dispose();
  * ```
+ *
+ * @category IO
  */
 export async function tfTensorsToSafetensors(
   tensors: Record<string, Tensor>,
@@ -143,6 +147,8 @@ export async function tfTensorsToSafetensors(
  * await writeTfSafetensors(path, { w }, { format: "pt" });
  * w.dispose();
  * ```
+ *
+ * @category IO
  */
 export async function writeTfSafetensors(
   path: string,
@@ -164,6 +170,8 @@ export async function writeTfSafetensors(
  * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
  * console.log(ref.logits.shape);
  * ```
+ *
+ * @category IO
  */
 export async function readTfSafetensors(
   path: string,

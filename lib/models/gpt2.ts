@@ -28,6 +28,8 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
  * assert.equal(c.dMlp, 256); // 4 × n_embd
  * assert.equal(c.mlp, "gelu_new");
  * ```
+ *
+ * @category Models
  */
 export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const d = hfField(hf, "n_embd", "number", file);
@@ -90,6 +92,8 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * assert.deepEqual(w.get("blocks.0.attn.W_Q")?.shape, [64, 64]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function gpt2Weights(
   r: HFWeightReader,
@@ -154,5 +158,7 @@ export async function gpt2Weights(
  * import { gpt2Family } from "./gpt2.ts";
  * assert.deepEqual(gpt2Family.modelTypes, ["gpt2"]);
  * ```
+ *
+ * @category Models
  */
 export const gpt2Family: HFFamily = { modelTypes: ["gpt2"], config: gpt2Config, weights: gpt2Weights };

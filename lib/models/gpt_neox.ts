@@ -39,6 +39,8 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
  * assert.equal(c.rotaryDim, 4); // 25% of the head width 16
  * assert.equal(c.parallelResidual, true);
  * ```
+ *
+ * @category Models
  */
 export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
   const d = hfField(hf, "hidden_size", "number", file);
@@ -100,6 +102,8 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * assert.deepEqual(await q.array(), [0, 1, 6, 7]);
  * assert.deepEqual(await k.array(), [2, 3, 8, 9]);
  * ```
+ *
+ * @category Models
  */
 export function splitNeoxQkv(
   t: Tensor,
@@ -136,6 +140,8 @@ export function splitNeoxQkv(
  * assert.deepEqual(w.get("unembed.W_U")?.shape, [64, 512]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function gptNeoxWeights(
   r: HFWeightReader,
@@ -194,6 +200,8 @@ export async function gptNeoxWeights(
  * import { gptNeoxFamily } from "./gpt_neox.ts";
  * assert.deepEqual(gptNeoxFamily.modelTypes, ["gpt_neox"]);
  * ```
+ *
+ * @category Models
  */
 export const gptNeoxFamily: HFFamily = {
   modelTypes: ["gpt_neox"],

@@ -11,12 +11,18 @@ import { toTfTensor } from "../io/safetensors_tf.ts";
 import type { RopeScaling } from "../nn/rotary.ts";
 import type { DecoderConfig } from "./types.ts";
 
-/** A parsed `config.json`. */
+/**
+ * A parsed `config.json`.
+ *
+ * @category Models
+ */
 export type HFConfig = Record<string, unknown>;
 
 /**
  * One Hugging Face architecture: how its `config.json` maps to a DecoderConfig and its weights to the
  * decoder's canonical parameter names.
+ *
+ * @category Models
  */
 export interface HFFamily {
   /** The `model_type` values it handles. */
@@ -36,6 +42,8 @@ export interface HFFamily {
  * import { hfField } from "./hf_common.ts";
  * assert.equal(hfField({ n_embd: 64 }, "n_embd", "number", "config.json"), 64);
  * ```
+ *
+ * @category Models
  */
 export function hfField<T extends "number" | "string" | "boolean">(
   hf: HFConfig,
@@ -68,6 +76,8 @@ export function hfField<T extends "number" | "string" | "boolean">(
  * console.log(hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json"));
  * // { theta: 500000, partialFactor: undefined, scaling: undefined }
  * ```
+ *
+ * @category Models
  */
 export function hfRope(
   hf: HFConfig,
@@ -140,6 +150,8 @@ export function hfRope(
  * }
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export class HFWeightReader {
   #ckpt: SafetensorsCheckpoint;
@@ -233,6 +245,8 @@ export class HFWeightReader {
  * await tf.ready();
  * assert.deepEqual(linearToInOut(tf.zeros([3, 2])).shape, [2, 3]);
  * ```
+ *
+ * @category Models
  */
 export function linearToInOut(t: Tensor): Tensor {
   const out = tf.transpose(t);

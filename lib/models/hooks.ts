@@ -21,6 +21,8 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  * assert.deepEqual(cache.get("hook_embed").shape, [1, 2, 4]);
  * cache.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export class ActivationCache {
   #acts: Map<string, Tensor>;
@@ -79,7 +81,11 @@ export class ActivationCache {
   }
 }
 
-/** Options for {@linkcode runWithCache}. */
+/**
+ * Options for {@linkcode runWithCache}.
+ *
+ * @category Hooks
+ */
 export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
   /** Hook names to capture (default: all). */
   names?: string[];
@@ -104,6 +110,8 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  * cache.dispose();
  * model.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export function runWithCache(
   model: CausalLM,
@@ -134,6 +142,8 @@ export function runWithCache(
  * tf.dispose([ids, logits]);
  * model.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export function runWithHooks(
   model: CausalLM,

@@ -29,6 +29,8 @@ import type { DecoderConfig } from "./types.ts";
  * assert.equal(c.nKvHeads, 2);
  * assert.equal(c.headDim, 16);
  * ```
+ *
+ * @category Models
  */
 export function llamaStyleConfig(hf: HFConfig, file: string, family: string): DecoderConfig {
   const d = hfField(hf, "hidden_size", "number", file);
@@ -83,6 +85,8 @@ export function llamaStyleConfig(hf: HFConfig, file: string, family: string): De
  * assert.equal(c.ropeTheta, 500000);
  * assert.equal(c.qkvBias, false);
  * ```
+ *
+ * @category Models
  */
 export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
   const c = llamaStyleConfig(hf, file, "llama");
@@ -109,6 +113,8 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  * assert.deepEqual(w.get("blocks.0.attn.W_K")?.shape, [64, 32]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function llamaStyleWeights(
   r: HFWeightReader,
@@ -162,6 +168,8 @@ export async function llamaStyleWeights(
  * import { llamaFamily } from "./llama.ts";
  * assert.deepEqual(llamaFamily.modelTypes, ["llama"]);
  * ```
+ *
+ * @category Models
  */
 export const llamaFamily: HFFamily = {
   modelTypes: ["llama"],

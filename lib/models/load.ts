@@ -24,6 +24,8 @@ import { qwen2Family } from "./qwen2.ts";
  * assert.equal(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2"), true);
  * assert.equal(await isHuggingFaceModel("data/models/shakespeare-char"), false); // a trainer run
  * ```
+ *
+ * @category Models
  */
 export async function isHuggingFaceModel(source: string): Promise<boolean> {
   if (source.startsWith("hf:")) return true;
@@ -35,10 +37,18 @@ export async function isHuggingFaceModel(source: string): Promise<boolean> {
   }
 }
 
-/** The architectures `loadModel` knows, by `model_type`. */
+/**
+ * The architectures `loadModel` knows, by `model_type`.
+ *
+ * @category Models
+ */
 export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
 
-/** Options for {@linkcode loadModel}. */
+/**
+ * Options for {@linkcode loadModel}.
+ *
+ * @category Models
+ */
 export interface LoadModelOptions {
   /** How `hf:` sources are resolved (cache folder, `allowDownload`, endpoint, token, progress). */
   hub?: ResolveModelSourceOptions;
@@ -55,6 +65,8 @@ export interface LoadModelOptions {
  * import { familyForModelType } from "./load.ts";
  * assert.deepEqual(familyForModelType("qwen2").modelTypes, ["qwen2"]);
  * ```
+ *
+ * @category Models
  */
 export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
   const fam = HF_FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
@@ -85,6 +97,8 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
  * assert.deepEqual(logits.shape, [1, 1, 512]);
  * model.dispose();
  * ```
+ *
+ * @category Models
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");

@@ -19,6 +19,8 @@ import type { DecoderConfig } from "./types.ts";
  *   intermediate_size: 128, vocab_size: 512, tie_word_embeddings: true, rope_theta: 1000000 });
  * assert.deepEqual([c.qkvBias, c.attnOutBias, c.tieEmbeddings], [true, false, true]);
  * ```
+ *
+ * @category Models
  */
 export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const c = llamaStyleConfig(hf, file, "qwen2");
@@ -42,6 +44,8 @@ export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * import { qwen2Family } from "./qwen2.ts";
  * assert.deepEqual(qwen2Family.modelTypes, ["qwen2"]);
  * ```
+ *
+ * @category Models
  */
 export const qwen2Family: HFFamily = {
   modelTypes: ["qwen2"],

@@ -22,6 +22,8 @@ import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from "../tensor_types.ts";
  * const g = tf.grad((t: tf.Tensor) => gatherRows(t, tf.tensor1d([2, 0, 2], "int32")).sum())(table);
  * assert.deepEqual(Array.from(g.dataSync()), [1, 1, 0, 0, 2, 2]); // row 2 gathered twice
  * ```
+ *
+ * @category NN
  */
 export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
   // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
@@ -54,6 +56,8 @@ export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
  * const x = embedTokens(tf.tensor2d([[0, 2]], [1, 2], "int32"), tf.ones([4, 3]) as tf.Tensor2D);
  * assert.deepEqual(x.shape, [1, 2, 3]);
  * ```
+ *
+ * @category NN
  */
 export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
   return tf.tidy(() => {
@@ -76,6 +80,8 @@ export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
  * const p = embedPositions(tf.tensor2d([[0, 1]], [1, 2], "int32"), tf.zeros([8, 3]) as tf.Tensor2D);
  * assert.deepEqual(p.shape, [1, 2, 3]);
  * ```
+ *
+ * @category NN
  */
 export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
   return embedTokens(positions, table);
@@ -94,6 +100,8 @@ export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
  * const logits = unembed(tf.ones([1, 2, 3]) as tf.Tensor3D, tf.ones([5, 3]) as tf.Tensor2D, true);
  * assert.deepEqual(logits.shape, [1, 2, 5]);
  * ```
+ *
+ * @category NN
  */
 export function unembed(
   hidden: Tensor3D,

@@ -6,7 +6,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D } from "../tensor_types.ts";
 
-/** Activations and MLP kinds (the `mlp` field of a DecoderConfig). */
+/**
+ * Activations and MLP kinds (the `mlp` field of a DecoderConfig).
+ *
+ * @category NN
+ */
 export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
 
 /**
@@ -21,6 +25,8 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
  * assert.deepEqual(y.shape, [2, 3, 5]);
  * ```
+ *
+ * @category NN
  */
 export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
   return tf.tidy(() => {
@@ -44,6 +50,8 @@ export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
  * const y = await geluExact(tf.tensor1d([0, 1])).array();
  * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0, 0.8413]);
  * ```
+ *
+ * @category NN
  */
 export function geluExact<T extends Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
@@ -62,6 +70,8 @@ export function geluExact<T extends Tensor>(x: T): T {
  * const y = await geluTanh(tf.tensor1d([1])).array();
  * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0.8412]);
  * ```
+ *
+ * @category NN
  */
 export function geluTanh<T extends Tensor>(x: T): T {
   return tf.tidy(() => {
@@ -81,6 +91,8 @@ export function geluTanh<T extends Tensor>(x: T): T {
  * await tf.ready();
  * assert.deepEqual(await activation("relu", tf.tensor1d([-1, 2])).array(), [0, 2]);
  * ```
+ *
+ * @category NN
  */
 export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
   switch (kind) {
@@ -100,7 +112,11 @@ export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
   }
 }
 
-/** Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU. */
+/**
+ * Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU.
+ *
+ * @category NN
+ */
 export interface MlpWeights {
   /** Up projection `[d, dMlp]`. */
   wIn: Tensor;
@@ -116,7 +132,11 @@ export interface MlpWeights {
   bOut?: Tensor;
 }
 
-/** Where an MLP hook fires: `pre` (activation input), `pre_linear` (SwiGLU up projection), `post`. */
+/**
+ * Where an MLP hook fires: `pre` (activation input), `pre_linear` (SwiGLU up projection), `post`.
+ *
+ * @category NN
+ */
 export type MlpHookPoint = "pre" | "pre_linear" | "post";
 
 /**
@@ -133,6 +153,8 @@ export type MlpHookPoint = "pre" | "pre_linear" | "post";
  * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });
  * assert.deepEqual(y.shape, [1, 2, 4]);
  * ```
+ *
+ * @category NN
  */
 export function mlpForward<T extends Tensor>(
   kind: MlpKind,

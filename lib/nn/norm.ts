@@ -19,6 +19,8 @@ import type { Tensor } from "../tensor_types.ts";
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
  * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(2)), [-1.22, 0, 1.22]);
  * ```
+ *
+ * @category NN
  */
 export function layerNorm<T extends Tensor>(
   x: T,
@@ -47,6 +49,8 @@ export function layerNorm<T extends Tensor>(
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
  * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(3)), [0.849, 1.131]);
  * ```
+ *
+ * @category NN
  */
 export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T {
   return tf.tidy(() => {
@@ -55,7 +59,11 @@ export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T 
   });
 }
 
-/** The normalisation kinds {@linkcode applyNorm} understands. */
+/**
+ * The normalisation kinds {@linkcode applyNorm} understands.
+ *
+ * @category NN
+ */
 export type NormKind = "layernorm" | "rmsnorm";
 
 /**
@@ -70,6 +78,8 @@ export type NormKind = "layernorm" | "rmsnorm";
  * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);
  * assert.deepEqual(y.shape, [1, 2]);
  * ```
+ *
+ * @category NN
  */
 export function applyNorm<T extends Tensor>(
   kind: NormKind,

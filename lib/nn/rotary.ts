@@ -12,6 +12,8 @@ import type { Tensor2D, Tensor4D } from "../tensor_types.ts";
  * RoPE frequency scaling for long context, as Hugging Face `rope_type` "linear" (every frequency divided
  * by `factor`, i.e. positions stretched) or "llama3" (low frequencies divided by `factor`, high ones kept,
  * a smooth blend between the two wavelength bounds derived from `originalMaxPositions`).
+ *
+ * @category NN
  */
 export type RopeScaling =
   | { type: "linear"; factor: number }
@@ -34,6 +36,8 @@ export type RopeScaling =
  * const inv = scaleRopeFrequencies(Float32Array.of(1, 1e-4), { type: "linear", factor: 2 });
  * assert.deepEqual(inv, Float32Array.of(0.5, 0.00005));
  * ```
+ *
+ * @category NN
  */
 export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling): Float32Array {
   const { factor } = scaling;
@@ -78,6 +82,8 @@ export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling
  * assert.deepEqual(y.shape, [1, 3, 2, 8]);
  * rope.dispose();
  * ```
+ *
+ * @category NN
  */
 export class RotaryTable {
   /** Per-head width. */

@@ -12,7 +12,11 @@ import { loadTokenizer } from "../tokenizers/hf.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { loadTrainedModel } from "../train/run.ts";
 
-/** A model ready for an example, with how it was found. */
+/**
+ * A model ready for an example, with how it was found.
+ *
+ * @category Notebook
+ */
 export interface ExampleModel {
   /** The model (dispose it when done). */
   model: CausalLM;
@@ -33,7 +37,11 @@ export interface ExampleModel {
   decode(ids: number[]): string;
 }
 
-/** Options for {@linkcode loadExampleModel}. */
+/**
+ * Options for {@linkcode loadExampleModel}.
+ *
+ * @category Notebook
+ */
 export interface LoadExampleModelOptions {
   /** Repository root for the defaults (default: two folders above this module, when it is a file). */
   repoRoot?: string;
@@ -60,6 +68,8 @@ async function isFile(path: string): Promise<boolean> {
  * assert.equal(ex.model.config.nLayers, 2);
  * ex.model.dispose();
  * ```
+ *
+ * @category Notebook
  */
 export async function loadModelFolder(path: string): Promise<ExampleModel> {
   let dir: string;
@@ -113,6 +123,8 @@ function defaultRepoRoot(): string | undefined {
  * console.log(ex.source, ex.kind, ex.notes);
  * ex.model.dispose();
  * ```
+ *
+ * @category Notebook
  */
 export async function loadExampleModel(
   path?: string,

@@ -5,13 +5,25 @@
  * @module
  */
 
-/** A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects). */
+/**
+ * A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects).
+ *
+ * @category Notebook
+ */
 export type MimeBundle = Record<string, string | object>;
 
-/** The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle. */
+/**
+ * The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle.
+ *
+ * @category Notebook
+ */
 export const JUPYTER_DISPLAY: symbol = Symbol.for("Jupyter.display");
 
-/** Options for {@linkcode display}. */
+/**
+ * Options for {@linkcode display}.
+ *
+ * @category Notebook
+ */
 export interface NotebookDisplayOptions {
   /** Names the output so later calls with `update: true` replace it in place. */
   displayId?: string;
@@ -19,7 +31,11 @@ export interface NotebookDisplayOptions {
   update?: boolean;
 }
 
-/** Where display calls go: the kernel's `Deno.jupyter.display` or a test double. */
+/**
+ * Where display calls go: the kernel's `Deno.jupyter.display` or a test double.
+ *
+ * @category Notebook
+ */
 export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) => Promise<void>;
 
 /**
@@ -31,6 +47,8 @@ export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) 
  * import { isJupyter } from "./jupyter.ts";
  * assert.equal(isJupyter(), false); // in a script; true in a notebook
  * ```
+ *
+ * @category Notebook
  */
 export function isJupyter(): boolean {
   if (!("jupyter" in Deno)) return false;
@@ -42,7 +60,11 @@ export function isJupyter(): boolean {
   }
 }
 
-/** The kernel's display function as a {@linkcode DisplaySink}, or undefined outside Jupyter. */
+/**
+ * The kernel's display function as a {@linkcode DisplaySink}, or undefined outside Jupyter.
+ *
+ * @category Notebook
+ */
 export function jupyterSink(): DisplaySink | undefined {
   if (!isJupyter()) return undefined;
   return (bundle, options) =>
@@ -55,7 +77,11 @@ export function jupyterSink(): DisplaySink | undefined {
 
 const MIME_KEY = /^[a-z]+\/[\w.+-]+$/;
 
-/** True for a plain object whose keys are all MIME types, e.g. `{"text/html": "<b>hi</b>"}`. */
+/**
+ * True for a plain object whose keys are all MIME types, e.g. `{"text/html": "<b>hi</b>"}`.
+ *
+ * @category Notebook
+ */
 export function isMimeBundle(value: unknown): value is MimeBundle {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   if (Object.getPrototypeOf(value) !== Object.prototype) return false;
@@ -74,6 +100,8 @@ export function isMimeBundle(value: unknown): value is MimeBundle {
  * assert.deepEqual(await mimeBundleOf(html`<b>${"x<y"}</b>`), { "text/html": "<b>x&lt;y</b>" });
  * assert.deepEqual(await mimeBundleOf(42), { "text/plain": "42" });
  * ```
+ *
+ * @category Notebook
  */
 export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
   if (isMimeBundle(value)) return value;
@@ -96,6 +124,8 @@ export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
  * await display(md`**bold** text`, { displayId: "status" });
  * await display(md`updated`, { displayId: "status", update: true });
  * ```
+ *
+ * @category Notebook
  */
 export async function display(value: unknown, options: NotebookDisplayOptions = {}): Promise<void> {
   const bundle = await mimeBundleOf(value);
@@ -104,7 +134,11 @@ export async function display(value: unknown, options: NotebookDisplayOptions = 
   console.log(plainTextOf(bundle));
 }
 
-/** The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds. */
+/**
+ * The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds.
+ *
+ * @category Notebook
+ */
 export function plainTextOf(bundle: MimeBundle): string {
   for (const key of ["text/plain", "text/markdown"]) {
     if (typeof bundle[key] === "string") return bundle[key] as string;
@@ -123,6 +157,8 @@ export function plainTextOf(bundle: MimeBundle): string {
  * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
  * assert.equal((await mimeBundleOf(stats))["text/plain"], "loss 1.25");
  * ```
+ *
+ * @category Notebook
  */
 export function richDisplay<T extends object>(
   obj: T,
@@ -137,13 +173,21 @@ export function richDisplay<T extends object>(
   return obj;
 }
 
-/** Escapes text for HTML. */
+/**
+ * Escapes text for HTML.
+ *
+ * @category Notebook
+ */
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
     .replace(/'/g, "&#39;");
 }
 
-/** Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is. */
+/**
+ * Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is.
+ *
+ * @category Notebook
+ */
 export class NotebookHtml {
   /** The HTML source. */
   readonly source: string;
@@ -173,6 +217,8 @@ export class NotebookHtml {
  * // The nested fragment is kept as markup, its text escaped once.
  * assert.equal(String(html`<table><tr>${row}</tr></table>`), "<table><tr><td>&lt;1&gt;</td></tr></table>");
  * ```
+ *
+ * @category Notebook
  */
 export function html(strings: TemplateStringsArray, ...values: unknown[]): NotebookHtml {
   let out = strings[0];
@@ -189,7 +235,11 @@ function htmlPart(v: unknown): string {
   return escapeHtml(String(v));
 }
 
-/** Markdown produced by {@linkcode md}. */
+/**
+ * Markdown produced by {@linkcode md}.
+ *
+ * @category Notebook
+ */
 export class NotebookMarkdown {
   /** The markdown source. */
   readonly source: string;
@@ -217,6 +267,8 @@ export class NotebookMarkdown {
  * const m = md`Loss after **${3}** steps: ${1.5}`;
  * assert.equal(m.source, "Loss after **3** steps: 1.5");
  * ```
+ *
+ * @category Notebook
  */
 export function md(strings: TemplateStringsArray, ...values: unknown[]): NotebookMarkdown {
   return new NotebookMarkdown(String.raw({ raw: strings }, ...values.map((v) => String(v))));

@@ -16,5 +16,7 @@ import { Plot as ObservablePlot } from "../deps.ts";
  * const fig = plot({ marks: [Plot.lineY([1, 2, 3]), Plot.dot([[0, 1]])] });
  * assert.equal(fig.tagName.toLowerCase(), "svg");
  * ```
+ *
+ * @category Plots
  */
 export const Plot: typeof ObservablePlot = ObservablePlot;

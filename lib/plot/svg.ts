@@ -23,6 +23,8 @@ const FONT = "DejaVu Sans, system-ui, sans-serif";
  * assert.ok(svg.startsWith("<svg"));
  * assert.ok(svg.includes("Squares"));
  * ```
+ *
+ * @category Plots
  */
 export function toSvgString(figure: PlotElement): string {
   const tag = figure.tagName.toLowerCase();

@@ -32,7 +32,11 @@
 import { QPInfeasibleError, type QPResult, solveQP } from "./qp.ts";
 import { DEFAULT_GL_PARAMS, GLPotential, type GLPotentialParams, sdeDrift } from "./potential.ts";
 
-/** A barrier function h with h ≥ 0 on the safe set. */
+/**
+ * A barrier function h with h ≥ 0 on the safe set.
+ *
+ * @category Recync
+ */
 export interface Barrier {
   /** Short name for logs, e.g. "lambdaMax". */
   name: string;
@@ -54,6 +58,8 @@ export interface Barrier {
  * const h = affineBarrier("lambdaMax", [-1, 0, 0], 0.8); // h = 0.8 − λ
  * assert.ok(Math.abs(h.value([0.5, 0, 0]) - 0.3) < 1e-12);
  * ```
+ *
+ * @category Recync
  */
 export function affineBarrier(name: string, w: number[], beta: number): Barrier {
   return {
@@ -63,7 +69,11 @@ export function affineBarrier(name: string, w: number[], beta: number): Barrier 
   };
 }
 
-/** Safe levels of the default barriers (spec §3.2 [TS]). */
+/**
+ * Safe levels of the default barriers (spec §3.2 [TS]).
+ *
+ * @category Recync
+ */
 export interface BarrierLevels {
   /** λ ≤ lambdaMax (no attention locking). Default 0.8. */
   lambdaMax?: number;
@@ -82,6 +92,8 @@ export interface BarrierLevels {
  * import { defaultBarriers } from "./cbf.ts";
  * assert.deepEqual(defaultBarriers().map((b) => b.name), ["lambdaMax", "lambdaSemMin", "zMin"]);
  * ```
+ *
+ * @category Recync
  */
 export function defaultBarriers(levels: BarrierLevels = {}): Barrier[] {
   return [
@@ -95,6 +107,8 @@ export function defaultBarriers(levels: BarrierLevels = {}): Barrier[] {
  * Placeholder input matrix G (rows λ, λ_sem, z; columns ΔT, Δp, η) [TS]: cooling (ΔT < 0) or a narrower
  * nucleus (Δp < 0) raises synchrony λ and also coherence λ_sem and persistence z; the hidden-state
  * correction η raises λ_sem.
+ *
+ * @category Recync
  */
 export const DEFAULT_CBF_G: number[][] = [
   [-0.5, -0.25, 0],
@@ -102,7 +116,11 @@ export const DEFAULT_CBF_G: number[][] = [
   [-0.3, -0.15, 0],
 ];
 
-/** Configuration of {@link CbfSafetyFilter}; every default is a [TS] placeholder. */
+/**
+ * Configuration of {@link CbfSafetyFilter}; every default is a [TS] placeholder.
+ *
+ * @category Recync
+ */
 export interface CbfConfig {
   /** Potential whose negative gradient is the drift f. Default {@link DEFAULT_GL_PARAMS}. */
   potential?: GLPotentialParams;
@@ -132,7 +150,11 @@ export interface CbfConfig {
   slackPenalty?: number;
 }
 
-/** The outcome of {@link CbfSafetyFilter.filter}. */
+/**
+ * The outcome of {@link CbfSafetyFilter.filter}.
+ *
+ * @category Recync
+ */
 export interface CbfFilterResult {
   /** The safe control. */
   u: number[];
@@ -164,6 +186,8 @@ export interface CbfFilterResult {
  * assert.equal(r.changed, false);
  * assert.equal(r.sampling.temperature, 0.9);
  * ```
+ *
+ * @category Recync
  */
 export class CbfSafetyFilter {
   /** The potential behind the drift. */

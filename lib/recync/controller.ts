@@ -32,7 +32,11 @@
 import { CosimMonitor, type CosimMonitorOptions, type CrisisEvent, type SeverityBucket } from "./monitor.ts";
 import { type CbfConfig, type CbfFilterResult, CbfSafetyFilter } from "./cbf.ts";
 
-/** Sampling parameters the controller sets for a row. */
+/**
+ * Sampling parameters the controller sets for a row.
+ *
+ * @category Recync
+ */
 export interface V3Sampling {
   /** Softmax temperature. */
   temperature: number;
@@ -40,7 +44,11 @@ export interface V3Sampling {
   topP: number;
 }
 
-/** Configuration of the v3 controller; defaults are the spec's [TS] placeholders. */
+/**
+ * Configuration of the v3 controller; defaults are the spec's [TS] placeholders.
+ *
+ * @category Recync
+ */
 export interface V3Config {
   /** Sampling outside interventions. Default T 1.0, p 0.9. */
   base?: V3Sampling;
@@ -66,7 +74,11 @@ export interface V3Config {
   monitor?: CosimMonitorOptions;
 }
 
-/** {@link V3Config} with every default filled in. */
+/**
+ * {@link V3Config} with every default filled in.
+ *
+ * @category Recync
+ */
 export interface ResolvedV3Config {
   /** See {@link V3Config.base}. */
   base: V3Sampling;
@@ -97,6 +109,8 @@ export interface ResolvedV3Config {
  * import { resolveV3Config } from "./controller.ts";
  * assert.deepEqual(resolveV3Config({ holdSteps: 3 }).buckets.high, { temperature: 0.65, topP: 0.8 });
  * ```
+ *
+ * @category Recync
  */
 export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
   const r: ResolvedV3Config = {
@@ -140,7 +154,11 @@ export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
   return r;
 }
 
-/** What the controller did at a step. */
+/**
+ * What the controller did at a step.
+ *
+ * @category Recync
+ */
 export type V3Action =
   | "apply" // an intervention started
   | "skipGate" // a crisis was confirmed but the model was recovering on its own
@@ -149,7 +167,11 @@ export type V3Action =
   | "stopEarly" // the gate ended an intervention before holdSteps
   | "end"; // an intervention ran its holdSteps
 
-/** One logged controller decision. */
+/**
+ * One logged controller decision.
+ *
+ * @category Recync
+ */
 export interface V3LogEntry {
   /** Batch row (0 for a single controller). */
   row: number;
@@ -190,6 +212,8 @@ export interface V3LogEntry {
  * [0.5, 0.5, 0.5, 0.5, 0.5, 0.91].forEach((c) => ctl.observe(c));
  * assert.deepEqual(ctl.log.map((e) => `${e.step}:${e.action}`), ["23:apply", "25:end"]);
  * ```
+ *
+ * @category Recync
  */
 export class V3Controller {
   /** Resolved configuration. */
@@ -355,6 +379,8 @@ export class V3Controller {
  * assert.deepEqual(Array.from(next.temperature), [1, 1]);
  * assert.deepEqual(Array.from(next.topP), [0.9, 0.9]);
  * ```
+ *
+ * @category Recync
  */
 export class V3BatchController {
   /** One controller per row. */
@@ -408,7 +434,11 @@ export class V3BatchController {
   }
 }
 
-/** Sampling fields of a generation row (structurally `SamplingParams` of lib/generate/sampling.ts). */
+/**
+ * Sampling fields of a generation row (structurally `SamplingParams` of lib/generate/sampling.ts).
+ *
+ * @category Recync
+ */
 export interface V3SamplingParamsLike {
   /** Softmax temperature. */
   temperature?: number;
@@ -422,7 +452,11 @@ export interface V3SamplingParamsLike {
   bannedTokens?: number[];
 }
 
-/** The parts of a generation step the v3 policy reads (structurally `GenerationStep`). */
+/**
+ * The parts of a generation step the v3 policy reads (structurally `GenerationStep`).
+ *
+ * @category Recync
+ */
 export interface V3StepView {
   /** Rows that produced a token in this step. */
   rows: {
@@ -434,7 +468,11 @@ export interface V3StepView {
   }[];
 }
 
-/** The row control the v3 policy uses (structurally `GenerationControl`). */
+/**
+ * The row control the v3 policy uses (structurally `GenerationControl`).
+ *
+ * @category Recync
+ */
 export interface V3ControlView {
   /** Current sampling params of a row. */
   getSampling(row: number): V3SamplingParamsLike;
@@ -442,7 +480,11 @@ export interface V3ControlView {
   setSampling(row: number, params: V3SamplingParamsLike): void;
 }
 
-/** Options of {@link V3GenerationPolicy}. */
+/**
+ * Options of {@link V3GenerationPolicy}.
+ *
+ * @category Recync
+ */
 export interface V3GenerationPolicyOptions {
   /** Name of the order-parameter probe whose values feed the CBF filter (e.g. "recync.Z"). */
   orderParameterProbe?: string;
@@ -465,6 +507,8 @@ export interface V3GenerationPolicyOptions {
  * assert.equal(policy.name, "recync.v3");
  * assert.equal(policy.controller.rows.length, 2);
  * ```
+ *
+ * @category Recync
  */
 export class V3GenerationPolicy {
   /** Policy name for logs. */

@@ -29,13 +29,25 @@
  * @module
  */
 
-/** Which values enter the baseline window (spec §2.2). */
+/**
+ * Which values enter the baseline window (spec §2.2).
+ *
+ * @category Recync
+ */
 export type CosimWindowMode = "excludeConfirmed" | "all" | "acceptNonLow";
 
-/** Severity bucket of a crisis (spec §2.5; the edges are placeholders). */
+/**
+ * Severity bucket of a crisis (spec §2.5; the edges are placeholders).
+ *
+ * @category Recync
+ */
 export type SeverityBucket = "low" | "mid" | "high";
 
-/** Options of {@link CosimMonitor}; every default is the spec's [TS] choice. */
+/**
+ * Options of {@link CosimMonitor}; every default is the spec's [TS] choice.
+ *
+ * @category Recync
+ */
 export interface CosimMonitorOptions {
   /** Baseline window length W. Default 20 [R]. */
   window?: number;
@@ -57,7 +69,11 @@ export interface CosimMonitorOptions {
   recordTrace?: boolean;
 }
 
-/** A confirmed crisis (spec §2.4). */
+/**
+ * A confirmed crisis (spec §2.4).
+ *
+ * @category Recync
+ */
 export interface CrisisEvent {
   /** Step of the first of the k consecutive low values. */
   onset: number;
@@ -79,7 +95,11 @@ export interface CrisisEvent {
   bucket: SeverityBucket;
 }
 
-/** What the monitor saw at one step; `thr`, `windowMean`, `windowStd` are null while warming up. */
+/**
+ * What the monitor saw at one step; `thr`, `windowMean`, `windowStd` are null while warming up.
+ *
+ * @category Recync
+ */
 export interface CosimStepRecord {
   /** Generated-step index (cosim(step) compares h_step with h_{step−1}). */
   step: number;
@@ -108,7 +128,11 @@ interface PendingLow {
   std: number;
 }
 
-/** Complete, JSON-serialisable detector state ({@link CosimMonitor.snapshot}). */
+/**
+ * Complete, JSON-serialisable detector state ({@link CosimMonitor.snapshot}).
+ *
+ * @category Recync
+ */
 export interface CosimMonitorState {
   /** Window contents, oldest first. */
   window: number[];
@@ -120,10 +144,18 @@ export interface CosimMonitorState {
   lastStep: number;
 }
 
-/** {@link CosimMonitorOptions} with every default filled in. */
+/**
+ * {@link CosimMonitorOptions} with every default filled in.
+ *
+ * @category Recync
+ */
 export type ResolvedCosimMonitorOptions = Required<CosimMonitorOptions>;
 
-/** The eps of the cosine convention (spec §2.1). */
+/**
+ * The eps of the cosine convention (spec §2.1).
+ *
+ * @category Recync
+ */
 export const COSIM_EPS = 1e-8;
 
 /**
@@ -137,6 +169,8 @@ export const COSIM_EPS = 1e-8;
  * assert.ok(Math.abs(cosineSimilarity(new Float32Array([1, 0]), new Float32Array([1, 1])) - Math.SQRT1_2) < 1e-6);
  * assert.equal(cosineSimilarity(new Float32Array([0, 0]), new Float32Array([1, 1])), 0); // zero vector: 0
  * ```
+ *
+ * @category Recync
  */
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) {
@@ -164,6 +198,8 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
  * assert.equal(w.mean, 2.5);
  * assert.ok(Math.abs(w.std - Math.sqrt(1.25)) < 1e-12); // 1.118…
  * ```
+ *
+ * @category Recync
  */
 export function windowStats(values: readonly number[], ddof: 0 | 1): { mean: number; std: number } {
   const n = values.length;
@@ -186,6 +222,8 @@ export function windowStats(values: readonly number[], ddof: 0 | 1): { mean: num
  * import { severityBucket } from "./monitor.ts";
  * assert.equal(severityBucket(1.5), "mid");
  * ```
+ *
+ * @category Recync
  */
 export function severityBucket(severity: number, edges: [number, number] = [1, 2]): SeverityBucket {
   if (severity < edges[0]) return "low";
@@ -214,6 +252,8 @@ export function severityBucket(severity: number, edges: [number, number] = [1, 2
  * assert.equal(e?.bucket, "high");
  * m.restore(saved); // back to just after step 20
  * ```
+ *
+ * @category Recync
  */
 export class CosimMonitor {
   /** The resolved options. */
@@ -557,6 +597,8 @@ export class CosimMonitor {
  * const series = [...Array(20).fill(0.9).map((v, i) => v + (i % 2) * 0.01), 0.1, 0.1, 0.1];
  * assert.deepEqual(detectCrises(series).map((e) => e.onset), [21]);
  * ```
+ *
+ * @category Recync
  */
 export function detectCrises(series: readonly number[], options: CosimMonitorOptions = {}): CrisisEvent[] {
   const m = new CosimMonitor({ ...options, recordTrace: false });

@@ -37,7 +37,11 @@ import { tf } from "../deps.ts";
 
 const COS_EPS = 1e-8;
 
-/** The clip applied to ρ before the Fisher z-transform. */
+/**
+ * The clip applied to ρ before the Fisher z-transform.
+ *
+ * @category Recync
+ */
 export const FISHER_CLIP = 0.999;
 
 /**
@@ -57,6 +61,8 @@ export const FISHER_CLIP = 0.999;
  * const h = normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync();
  * assert.deepEqual(Array.from(h, (v) => +v.toFixed(4)), [1]);
  * ```
+ *
+ * @category Recync
  */
 export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D): Tensor2D {
   checkRank(pattern, 3, "pattern [B, H, L]");
@@ -88,6 +94,8 @@ export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D):
  * const p = tf.tensor3d([[[1, 0], [0, 1]]]); // orthogonal heads
  * assert.deepEqual(Array.from(headAlignment(p).dataSync(), (v) => +v.toFixed(4)), [0]);
  * ```
+ *
+ * @category Recync
  */
 export function headAlignment(pattern: Tensor3D): Tensor1D {
   checkRank(pattern, 3, "pattern [B, H, L]");
@@ -119,6 +127,8 @@ export function headAlignment(pattern: Tensor3D): Tensor1D {
  * // maximal entropy, identical heads
  * assert.deepEqual(Array.from(attentionSynchrony(p).dataSync(), (v) => +v.toFixed(4)), [0.5]);
  * ```
+ *
+ * @category Recync
  */
 export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1D {
   return tf.tidy(() => {
@@ -138,6 +148,8 @@ export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1
  * import { newestQueryPattern } from "./order_params.ts";
  * assert.deepEqual(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape, [2, 4, 5]);
  * ```
+ *
+ * @category Recync
  */
 export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
   checkRank(hookPattern, 4, "hook_pattern [B, H, T, L]");
@@ -159,6 +171,8 @@ export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
  * const c = rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync();
  * assert.deepEqual(Array.from(c, (v) => +v.toFixed(4)), [0.7071]);
  * ```
+ *
+ * @category Recync
  */
 export function rowCosine(a: Tensor, b: Tensor): Tensor {
   return tf.tidy(() => {
@@ -182,6 +196,8 @@ export function rowCosine(a: Tensor, b: Tensor): Tensor {
  * const xs = [tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 2]])];
  * assert.deepEqual(residualUpdates(xs).arraySync(), [[[1, 0], [0, 2]]]);
  * ```
+ *
+ * @category Recync
  */
 export function residualUpdates(streams: Tensor2D[]): Tensor3D {
   if (streams.length < 2) throw new Error("residualUpdates: need at least two stream states (x_0 and x_1)");
@@ -208,6 +224,8 @@ export function residualUpdates(streams: Tensor2D[]): Tensor3D {
  * const s = semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync();
  * assert.deepEqual(Array.from(s, (v) => +v.toFixed(4)), [0.5]);
  * ```
+ *
+ * @category Recync
  */
 export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
   checkRank(updates, 3, "updates [B, L, d]");
@@ -232,6 +250,8 @@ export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
  * assert.deepEqual(g.mean().arraySync(), [[0.5, 0.5]]);
  * g.dispose();
  * ```
+ *
+ * @category Recync
  */
 export class RunningMeanDirection {
   #sum: Tensor2D | null = null;
@@ -322,6 +342,8 @@ export class RunningMeanDirection {
  * const r = pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync();
  * assert.deepEqual(Array.from(r, (v) => +v.toFixed(3)), [0.993]);
  * ```
+ *
+ * @category Recync
  */
 export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
   return tf.tidy(() => {
@@ -345,6 +367,8 @@ export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
  * const z = keyPersistence(k, k).dataSync(); // identical keys: clipped at atanh(0.999)
  * assert.deepEqual(Array.from(z, (v) => +v.toFixed(4)), [3.8002]);
  * ```
+ *
+ * @category Recync
  */
 export function keyPersistence(
   newest: Tensor3D,
@@ -378,6 +402,8 @@ export function keyPersistence(
  * assert.deepEqual(Array.from(previous.dataSync()), [1]);
  * assert.deepEqual(Array.from(available), [true]);
  * ```
+ *
+ * @category Recync
  */
 export function gatherLaggedKeys(
   keys: Tensor4D,
@@ -430,6 +456,8 @@ export function gatherLaggedKeys(
  * const z = stackOrderParameters(tf.tensor1d([0.2]), tf.tensor1d([0.5]), tf.tensor1d([1]));
  * assert.deepEqual(z.arraySync().map((row) => row.map((v) => +v.toFixed(4))), [[0.2, 0.5, 1]]);
  * ```
+ *
+ * @category Recync
  */
 export function stackOrderParameters(
   lambda: Tensor1D,
@@ -460,6 +488,8 @@ function checkRank(t: Tensor, rank: number, what: string): void {
 /**
  * The part of a generation step's probe context the order-parameter probe reads (structurally the
  * `ProbeContext` of lib/generate/generate.ts).
+ *
+ * @category Recync
  */
 export interface OrderParameterProbeContext {
   /** Forward step index (0 = the prefill). */
@@ -472,7 +502,11 @@ export interface OrderParameterProbeContext {
   batchSize: number;
 }
 
-/** The cache methods the probe reads (the decoder's `KVCache` has them). */
+/**
+ * The cache methods the probe reads (the decoder's `KVCache` has them).
+ *
+ * @category Recync
+ */
 export interface KeyCacheView {
   /** Cached keys/values of a layer, `[B, Hkv, L, hd]`, or null before the first forward. */
   past(layer: number): { k: Tensor4D; v: Tensor4D } | null;
@@ -480,7 +514,11 @@ export interface KeyCacheView {
   validity(): Uint8Array[];
 }
 
-/** Options of {@link OrderParameterProbe}. */
+/**
+ * Options of {@link OrderParameterProbe}.
+ *
+ * @category Recync
+ */
 export interface OrderParameterProbeOptions {
   /** The model's number of blocks (`model.config.nLayers`). */
   nLayers: number;
@@ -517,6 +555,8 @@ export interface OrderParameterProbeOptions {
  * // generate(model, prompts, { probes: [probe], policies: [probe.cachePolicy] })
  * probe.dispose();
  * ```
+ *
+ * @category Recync
  */
 export class OrderParameterProbe {
   /** Probe name. */

@@ -21,7 +21,11 @@
  * @module
  */
 
-/** A small dense convex QP: minimise ½ xᵀQx + cᵀx s.t. A x ≤ b and lo ≤ x ≤ hi. */
+/**
+ * A small dense convex QP: minimise ½ xᵀQx + cᵀx s.t. A x ≤ b and lo ≤ x ≤ hi.
+ *
+ * @category Recync
+ */
 export interface QPProblem {
   /** n × n symmetric positive definite matrix. */
   Q: number[][];
@@ -37,7 +41,11 @@ export interface QPProblem {
   hi?: number[];
 }
 
-/** Options for {@link solveQP}. */
+/**
+ * Options for {@link solveQP}.
+ *
+ * @category Recync
+ */
 export interface QPOptions {
   /** Feasibility / zero tolerance, relative to the data's scale. Default 1e-10. */
   tol?: number;
@@ -45,7 +53,11 @@ export interface QPOptions {
   maxIterations?: number;
 }
 
-/** The solution of {@link solveQP}. */
+/**
+ * The solution of {@link solveQP}.
+ *
+ * @category Recync
+ */
 export interface QPResult {
   /** The minimiser, length n. */
   x: number[];
@@ -77,6 +89,8 @@ export interface QPResult {
  * // x ≤ -1 and x ≥ 1
  * assert.throws(() => solveQP({ Q: [[1]], c: [0], A: [[1], [-1]], b: [-1, -1] }), QPInfeasibleError);
  * ```
+ *
+ * @category Recync
  */
 export class QPInfeasibleError extends Error {
   /** Combined index of the constraint that could not be satisfied (see {@link QPResult.active}). */
@@ -193,6 +207,8 @@ function checkProblem(p: QPProblem): void {
  * assert.deepEqual(Array.from(r.x, (v) => +v.toFixed(9)), [1, 1]);
  * assert.deepEqual(Array.from(r.active), [2, 3]); // m + n + i with m = 0, n = 2: upper bounds of x₀, x₁
  * ```
+ *
+ * @category Recync
  */
 export function solveQP(problem: QPProblem, options: QPOptions = {}): QPResult {
   checkProblem(problem);

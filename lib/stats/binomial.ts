@@ -5,7 +5,11 @@
  */
 import { betaQuantile, normalQuantile } from "./special.ts";
 
-/** A proportion with its two-sided confidence interval. */
+/**
+ * A proportion with its two-sided confidence interval.
+ *
+ * @category Statistics
+ */
 export interface ProportionInterval {
   /** Successes. */
   successes: number;
@@ -40,6 +44,8 @@ function checkCounts(successes: number, n: number): void {
  * const ci = wilsonInterval(81, 263);
  * assert.deepEqual([ci.lower.toFixed(4), ci.upper.toFixed(4)], ["0.2553", "0.3662"]);
  * ```
+ *
+ * @category Statistics
  */
 export function wilsonInterval(successes: number, n: number, level = 0.95): ProportionInterval {
   checkCounts(successes, n);
@@ -69,6 +75,8 @@ export function wilsonInterval(successes: number, n: number, level = 0.95): Prop
  * const ci = clopperPearsonInterval(81, 263);
  * assert.deepEqual([ci.lower.toFixed(4), ci.upper.toFixed(4)], ["0.2527", "0.3676"]);
  * ```
+ *
+ * @category Statistics
  */
 export function clopperPearsonInterval(successes: number, n: number, level = 0.95): ProportionInterval {
   checkCounts(successes, n);

@@ -10,7 +10,11 @@ import { Prng } from "../generate/prng.ts";
 import { quantileSorted } from "./descriptive.ts";
 import { normalCdf, normalQuantile } from "./special.ts";
 
-/** Options for {@linkcode bootstrapInterval}. */
+/**
+ * Options for {@linkcode bootstrapInterval}.
+ *
+ * @category Statistics
+ */
 export interface BootstrapOptions {
   /** Number of resamples B (default 10,000). */
   resamples?: number;
@@ -22,7 +26,11 @@ export interface BootstrapOptions {
   method?: "percentile" | "bca";
 }
 
-/** A bootstrap confidence interval. */
+/**
+ * A bootstrap confidence interval.
+ *
+ * @category Statistics
+ */
 export interface BootstrapInterval {
   /** The statistic on the original sample. */
   estimate: number;
@@ -59,6 +67,8 @@ export interface BootstrapInterval {
  * const ci = bootstrapInterval(xs.length, meanOf, { seed: 1, resamples: 2000 });
  * assert.ok(ci.lower < ci.estimate && ci.estimate < ci.upper);
  * ```
+ *
+ * @category Statistics
  */
 export function bootstrapInterval(
   n: number,

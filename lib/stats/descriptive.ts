@@ -13,6 +13,8 @@
  * import { meanOf } from "./descriptive.ts";
  * assert.equal(meanOf([1, 2, 3]), 2);
  * ```
+ *
+ * @category Statistics
  */
 export function meanOf(xs: ArrayLike<number>): number {
   if (xs.length === 0) return NaN;
@@ -31,6 +33,8 @@ export function meanOf(xs: ArrayLike<number>): number {
  * import { varianceOf } from "./descriptive.ts";
  * assert.ok(Math.abs(varianceOf([1, 2, 3, 4]) - 5 / 3) < 1e-12); // sample variance, 1.6667
  * ```
+ *
+ * @category Statistics
  */
 export function varianceOf(xs: ArrayLike<number>, ddof = 1): number {
   const n = xs.length;
@@ -55,6 +59,8 @@ export function varianceOf(xs: ArrayLike<number>, ddof = 1): number {
  * import { standardDeviationOf } from "./descriptive.ts";
  * assert.equal(standardDeviationOf([2, 4, 4, 4, 5, 5, 7, 9], 0), 2);
  * ```
+ *
+ * @category Statistics
  */
 export function standardDeviationOf(xs: ArrayLike<number>, ddof = 1): number {
   return Math.sqrt(varianceOf(xs, ddof));
@@ -70,6 +76,8 @@ export function standardDeviationOf(xs: ArrayLike<number>, ddof = 1): number {
  * import { quantileSorted } from "./descriptive.ts";
  * assert.equal(quantileSorted([1, 2, 3, 4], 0.5), 2.5);
  * ```
+ *
+ * @category Statistics
  */
 export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
@@ -89,6 +97,8 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
  * import { averageRanks } from "./descriptive.ts";
  * assert.deepEqual(Array.from(averageRanks([10, 20, 20, 30]).ranks), [1, 2.5, 2.5, 4]);
  * ```
+ *
+ * @category Statistics
  */
 export function averageRanks(xs: ArrayLike<number>): { ranks: number[]; ties: number[] } {
   const n = xs.length;

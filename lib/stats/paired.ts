@@ -18,7 +18,11 @@ import { meanOf, standardDeviationOf } from "./descriptive.ts";
 import { studentTQuantile, studentTTwoSidedP } from "./special.ts";
 import { type WilcoxonOptions, type WilcoxonResult, wilcoxonSignedRank } from "./wilcoxon.ts";
 
-/** Which standardised mean difference to compute. */
+/**
+ * Which standardised mean difference to compute.
+ *
+ * @category Statistics
+ */
 export type PairedEffectKind = "dz" | "dav" | "pooled";
 
 function checkPaired(a: ArrayLike<number>, b: ArrayLike<number>, where: string): void {
@@ -43,6 +47,8 @@ function checkPaired(a: ArrayLike<number>, b: ArrayLike<number>, where: string):
  * // mean Δ 1.5 / sd Δ 0.577 ≈ 2.598
  * assert.ok(Math.abs(pairedEffectSize([3, 4, 5, 6], [1, 3, 3, 5], "dz") - 2.598) < 1e-3);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedEffectSize(
   a: ArrayLike<number>,
@@ -63,7 +69,11 @@ export function pairedEffectSize(
   return den > 0 ? m / den : NaN;
 }
 
-/** The outcome of {@linkcode pairedTTest}. */
+/**
+ * The outcome of {@linkcode pairedTTest}.
+ *
+ * @category Statistics
+ */
 export interface PairedTResult {
   /** Number of pairs. */
   n: number;
@@ -98,6 +108,8 @@ export interface PairedTResult {
  * const r = pairedTTest(g1, g2);
  * assert.deepEqual([r.t.toFixed(4), r.df, r.pValue.toFixed(6)], ["-4.0621", 9, "0.002833"]);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>, level = 0.95): PairedTResult {
   checkPaired(a, b, "pairedTTest");
@@ -125,7 +137,11 @@ export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>, level = 
   };
 }
 
-/** Options for {@linkcode pairedComparison}. */
+/**
+ * Options for {@linkcode pairedComparison}.
+ *
+ * @category Statistics
+ */
 export interface PairedComparisonOptions {
   /** Effect size whose bootstrap CI is reported (default "dz"). */
   effect?: PairedEffectKind;
@@ -137,7 +153,11 @@ export interface PairedComparisonOptions {
   level?: number;
 }
 
-/** Everything {@linkcode pairedComparison} reports. */
+/**
+ * Everything {@linkcode pairedComparison} reports.
+ *
+ * @category Statistics
+ */
 export interface PairedComparison {
   /** Number of pairs. */
   n: number;
@@ -172,6 +192,8 @@ export interface PairedComparison {
  * const r = pairedComparison(base, interv, { bootstrap: { seed: 7, resamples: 1000 } });
  * assert.ok(r.dz > 0 && r.effectCi.lower < r.dz);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedComparison(
   a: ArrayLike<number>,

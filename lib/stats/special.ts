@@ -31,6 +31,8 @@ const LANCZOS = [
  * import { logGamma } from "./special.ts";
  * assert.ok(Math.abs(Math.exp(logGamma(5)) - 24) < 1e-9); // Γ(5) = 4! = 24
  * ```
+ *
+ * @category Statistics
  */
 export function logGamma(x: number): number {
   if (!(x > 0)) throw new RangeError(`logGamma: x must be > 0, got ${x}`);
@@ -87,6 +89,8 @@ function betaContinuedFraction(a: number, b: number, x: number): number {
  * import { regularizedIncompleteBeta } from "./special.ts";
  * assert.ok(Math.abs(regularizedIncompleteBeta(0.5, 2, 2) - 0.5) < 1e-12); // by symmetry
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedIncompleteBeta(x: number, a: number, b: number): number {
   if (!(a > 0) || !(b > 0)) throw new RangeError(`incomplete beta: a and b must be > 0 (a=${a}, b=${b})`);
@@ -108,6 +112,8 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
  * import { regularizedGammaP } from "./special.ts";
  * assert.ok(Math.abs(regularizedGammaP(1, 1) - (1 - Math.exp(-1))) < 1e-12); // ≈ 0.6321
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedGammaP(a: number, x: number): number {
   if (!(a > 0)) throw new RangeError(`incomplete gamma: a must be > 0, got ${a}`);
@@ -126,6 +132,8 @@ export function regularizedGammaP(a: number, x: number): number {
  * import { regularizedGammaQ } from "./special.ts";
  * assert.ok(Math.abs(regularizedGammaQ(1, 1) - Math.exp(-1)) < 1e-12); // ≈ 0.3679
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedGammaQ(a: number, x: number): number {
   if (!(a > 0)) throw new RangeError(`incomplete gamma: a must be > 0, got ${a}`);
@@ -172,6 +180,8 @@ function gammaContinuedFraction(a: number, x: number): number {
  * import { normalCdf } from "./special.ts";
  * assert.ok(Math.abs(normalCdf(1.959963984540054) - 0.975) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function normalCdf(z: number): number {
   if (Number.isNaN(z)) return NaN;
@@ -192,6 +202,8 @@ export function normalCdf(z: number): number {
  * import { normalQuantile } from "./special.ts";
  * assert.ok(Math.abs(normalQuantile(0.975) - 1.959964) < 1e-6);
  * ```
+ *
+ * @category Statistics
  */
 export function normalQuantile(p: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`normalQuantile: p must be in [0, 1], got ${p}`);
@@ -224,6 +236,8 @@ export function normalQuantile(p: number): number {
  * import { studentTCdf } from "./special.ts";
  * assert.ok(Math.abs(studentTCdf(2.228138851986274, 10) - 0.975) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTCdf(t: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`studentTCdf: df must be > 0, got ${df}`);
@@ -243,6 +257,8 @@ export function studentTCdf(t: number, df: number): number {
  * import { studentTTwoSidedP } from "./special.ts";
  * assert.ok(Math.abs(studentTTwoSidedP(2.228138851986274, 10) - 0.05) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTTwoSidedP(t: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`studentTTwoSidedP: df must be > 0, got ${df}`);
@@ -260,6 +276,8 @@ export function studentTTwoSidedP(t: number, df: number): number {
  * import { studentTQuantile } from "./special.ts";
  * assert.ok(Math.abs(studentTQuantile(0.975, 9) - 2.262157) < 1e-6);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`studentTQuantile: p must be in (0, 1), got ${p}`);
@@ -284,6 +302,8 @@ export function studentTQuantile(p: number, df: number): number {
  * import { betaQuantile } from "./special.ts";
  * assert.ok(Math.abs(betaQuantile(0.5, 3, 3) - 0.5) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function betaQuantile(p: number, a: number, b: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`betaQuantile: p must be in [0, 1], got ${p}`);

@@ -16,7 +16,11 @@
 import { averageRanks } from "./descriptive.ts";
 import { normalCdf } from "./special.ts";
 
-/** Options for {@linkcode wilcoxonSignedRank}. */
+/**
+ * Options for {@linkcode wilcoxonSignedRank}.
+ *
+ * @category Statistics
+ */
 export interface WilcoxonOptions {
   /** "auto" (default), "exact" or "normal"; see the module notes. */
   method?: "auto" | "exact" | "normal";
@@ -26,7 +30,11 @@ export interface WilcoxonOptions {
   correction?: boolean;
 }
 
-/** The outcome of {@linkcode wilcoxonSignedRank}. */
+/**
+ * The outcome of {@linkcode wilcoxonSignedRank}.
+ *
+ * @category Statistics
+ */
 export interface WilcoxonResult {
   /** Sum of ranks of the positive differences (R's V). */
   statistic: number;
@@ -62,6 +70,8 @@ export interface WilcoxonResult {
  * assert.equal(r.statistic, 40);
  * assert.equal(r.pValue.toFixed(5), "0.01953");
  * ```
+ *
+ * @category Statistics
  */
 export function wilcoxonSignedRank(
   differences: ArrayLike<number>,

@@ -13,7 +13,11 @@
  */
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
-/** The JSON form of a {@linkcode CharTokenizer} (what `toJSON()` returns and `fromJSON()` reads). */
+/**
+ * The JSON form of a {@linkcode CharTokenizer} (what `toJSON()` returns and `fromJSON()` reads).
+ *
+ * @category Tokenizers
+ */
 export interface CharTokenizerJSON {
   /** Always "char". */
   type: "char";
@@ -23,7 +27,11 @@ export interface CharTokenizerJSON {
   unk?: number;
 }
 
-/** Options for {@linkcode CharTokenizer.fromCorpus}. */
+/**
+ * Options for {@linkcode CharTokenizer.fromCorpus}.
+ *
+ * @category Tokenizers
+ */
 export interface CharTokenizerOptions {
   /**
    * Reserve a token for unknown characters: its text (e.g. "\uFFFD"), added to the vocabulary if the
@@ -44,6 +52,8 @@ export interface CharTokenizerOptions {
  * const copy = CharTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
  * assert.equal(copy.decode(copy.encode("cab")), "cab");
  * ```
+ *
+ * @category Tokenizers
  */
 export class CharTokenizer implements TextTokenizer {
   /** Number of characters in the vocabulary. */

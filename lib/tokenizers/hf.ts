@@ -21,7 +21,11 @@ import { HFTokenizerRuntime } from "../deps.ts";
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
-/** The parts of `tokenizer_config.json` this module reads (other fields pass through untouched). */
+/**
+ * The parts of `tokenizer_config.json` this module reads (other fields pass through untouched).
+ *
+ * @category Tokenizers
+ */
 export interface HFTokenizerConfig {
   /** Beginning-of-sequence token text (or an AddedToken object). */
   bos_token?: string | { content: string } | null;
@@ -41,7 +45,11 @@ export interface HFTokenizerConfig {
   [key: string]: unknown;
 }
 
-/** Options for {@linkcode HFTokenizer}. */
+/**
+ * Options for {@linkcode HFTokenizer}.
+ *
+ * @category Tokenizers
+ */
 export interface HFTokenizerOptions {
   /**
    * Fallback special-token ids (e.g. `bos_token_id`/`eos_token_id`/`pad_token_id` from a model's
@@ -76,6 +84,8 @@ function tokenContent(value: unknown, field: string, source: string): string | u
  * const tok = new HFTokenizer(json, { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" });
  * console.log(tok.special, tok.encode("hello world"));
  * ```
+ *
+ * @category Tokenizers
  */
 export class HFTokenizer implements TextTokenizer {
   /** Number of token ids: one more than the largest id in the vocabulary or added tokens. */
@@ -220,7 +230,11 @@ function firstId(value: unknown): number | undefined {
   return undefined;
 }
 
-/** Options of {@linkcode loadTokenizer}. */
+/**
+ * Options of {@linkcode loadTokenizer}.
+ *
+ * @category Tokenizers
+ */
 export interface LoadTokenizerOptions {
   /** How `hf:org/name[@revision]` sources are resolved (cache folder, `allowDownload`, ...). */
   hub?: ResolveModelSourceOptions;
@@ -241,6 +255,8 @@ export interface LoadTokenizerOptions {
  * const tok = await loadTokenizer("tests/tokenizers/fixtures/llama-bpe");
  * assert.deepEqual(tok.encode("hello world"), [1, 271, 276]); // BOS then two merged words
  * ```
+ *
+ * @category Tokenizers
  */
 export async function loadTokenizer(
   source: string,

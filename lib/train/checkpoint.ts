@@ -16,17 +16,29 @@ import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safe
 import type { CausalLM } from "../models/types.ts";
 import { cleanStaleTempDirs, writeDirAtomic } from "./atomic_dir.ts";
 
-/** File names inside a checkpoint folder. */
+/**
+ * File names inside a checkpoint folder.
+ *
+ * @category Training
+ */
 export const CHECKPOINT_FILES = {
   model: "model.safetensors",
   optimizer: "optimizer.safetensors",
   state: "state.json",
 } as const;
 
-/** The pointer file naming the newest complete checkpoint folder. */
+/**
+ * The pointer file naming the newest complete checkpoint folder.
+ *
+ * @category Training
+ */
 export const LATEST_POINTER = "latest";
 
-/** What `state.json` holds. Extra fields written by callers are kept as they are. */
+/**
+ * What `state.json` holds. Extra fields written by callers are kept as they are.
+ *
+ * @category Training
+ */
 export interface CheckpointState {
   /** Format tag, checked on load. */
   format: "coherence-lab/checkpoint@1";
@@ -36,7 +48,11 @@ export interface CheckpointState {
   [key: string]: unknown;
 }
 
-/** The tensors and state to save. */
+/**
+ * The tensors and state to save.
+ *
+ * @category Training
+ */
 export interface CheckpointContents {
   /** Model parameters by canonical name. */
   weights: Map<string, Tensor>;
@@ -48,7 +64,11 @@ export interface CheckpointContents {
   extraFiles?: Map<string, Uint8Array>;
 }
 
-/** Options of {@linkcode saveCheckpoint}. */
+/**
+ * Options of {@linkcode saveCheckpoint}.
+ *
+ * @category Training
+ */
 export interface SaveCheckpointOptions {
   /** Keep this many newest checkpoint folders and delete older ones (default 2; 0 keeps all). */
   keepLast?: number;
@@ -58,13 +78,21 @@ export interface SaveCheckpointOptions {
   beforeTensorFile?(path: string): void | Promise<void>;
 }
 
-/** Options of {@linkcode loadCheckpoint}. */
+/**
+ * Options of {@linkcode loadCheckpoint}.
+ *
+ * @category Training
+ */
 export interface LoadCheckpointOptions {
   /** Read `optimizer.safetensors` too (default true). False for inference-only folders such as the demo model. */
   optimizer?: boolean;
 }
 
-/** A loaded checkpoint. */
+/**
+ * A loaded checkpoint.
+ *
+ * @category Training
+ */
 export interface LoadedCheckpoint {
   /** The checkpoint folder. */
   dir: string;
@@ -76,7 +104,11 @@ export interface LoadedCheckpoint {
   optimizer: Map<string, LoadedTensor>;
 }
 
-/** The folder name of the checkpoint at `step` (zero-padded so names sort by step). */
+/**
+ * The folder name of the checkpoint at `step` (zero-padded so names sort by step).
+ *
+ * @category Training
+ */
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, "0")}`;
 }
@@ -113,6 +145,8 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  * });
  * assert.equal((await loadCheckpoint(dir)).state.step, 5);
  * ```
+ *
+ * @category Training
  */
 export async function saveCheckpoint(
   checkpointsDir: string,
@@ -144,7 +178,11 @@ export async function saveCheckpoint(
   return target;
 }
 
-/** Complete checkpoint folder names in `checkpointsDir`, oldest first. */
+/**
+ * Complete checkpoint folder names in `checkpointsDir`, oldest first.
+ *
+ * @category Training
+ */
 export async function listCheckpoints(checkpointsDir: string): Promise<string[]> {
   const names: string[] = [];
   try {
@@ -177,6 +215,8 @@ async function exists(path: string): Promise<boolean> {
  * import { resolveCheckpointDir } from "./checkpoint.ts";
  * await resolveCheckpointDir("/nonexistent").catch((e) => console.log(e.message));
  * ```
+ *
+ * @category Training
  */
 export async function resolveCheckpointDir(path: string): Promise<string> {
   const p = path.replace(/\/+$/, "");
@@ -218,6 +258,8 @@ export async function resolveCheckpointDir(path: string): Promise<string> {
  * import { loadCheckpoint } from "./checkpoint.ts";
  * await assert.rejects(loadCheckpoint("/nonexistent"), /\/nonexistent/); // the message names the folder
  * ```
+ *
+ * @category Training
  */
 export async function loadCheckpoint(
   path: string,
@@ -272,6 +314,8 @@ export async function loadCheckpoint(
  * assignWeights(new Map([["w", w]]), new Map([["w", { name: "w", dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
  * assert.deepEqual(Array.from(w.dataSync()), [1, 2]);
  * ```
+ *
+ * @category Training
  */
 export function assignWeights(
   params: Map<string, Variable> | CausalLM,

@@ -6,7 +6,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 
-/** The clipped gradients and the norm before clipping. The caller owns every returned tensor. */
+/**
+ * The clipped gradients and the norm before clipping. The caller owns every returned tensor.
+ *
+ * @category Training
+ */
 export interface ClipResult {
   /** Clipped gradients by parameter name. */
   grads: Map<string, Tensor>;
@@ -30,6 +34,8 @@ export interface ClipResult {
  * assert.equal(norm.dataSync()[0], 5);
  * assert.deepEqual(Array.from(clipped.get("a")!.dataSync(), (v) => +v.toFixed(4)), [0.6, 0]);
  * ```
+ *
+ * @category Training
  */
 export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): ClipResult {
   if (!(maxNorm > 0)) throw new RangeError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
@@ -54,6 +60,8 @@ export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): C
  * await initBackend({ backend: "cpu" });
  * assert.equal(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0], 5);
  * ```
+ *
+ * @category Training
  */
 export function globalNorm(tensors: Map<string, Tensor>): Tensor {
   return tf.tidy(() => {

@@ -24,6 +24,8 @@ import type { MetricsRecord } from "./trainer.ts";
  * ]);
  * assert.equal(fig.tagName.toLowerCase(), "figure"); // a <figure>: the chart with its legend
  * ```
+ *
+ * @category Training
  */
 export function lossCurvePlot(records: MetricsRecord[], options: { title?: string } = {}): PlotFigure {
   const rows = records.flatMap((r) =>
@@ -47,7 +49,11 @@ export function lossCurvePlot(records: MetricsRecord[], options: { title?: strin
   });
 }
 
-/** Options of {@linkcode TrainingDisplay}. */
+/**
+ * Options of {@linkcode TrainingDisplay}.
+ *
+ * @category Training
+ */
 export interface TrainingDisplayOptions {
   /** Progress report mode (default "auto": Jupyter, tty or lines). */
   mode?: ProgressMode;
@@ -70,6 +76,8 @@ export interface TrainingDisplayOptions {
  * await display.close();
  * assert.equal(display.records.length, 1);
  * ```
+ *
+ * @category Training
  */
 export class TrainingDisplay {
   /** Every record seen, in order. */

@@ -23,6 +23,8 @@ import { gatherRows } from "../nn/embedding.ts";
  * const loss = crossEntropy(logits, tf.tensor2d([[0, 3]], [1, 2], "int32"));
  * assert.ok(Math.abs(loss.dataSync()[0] - Math.log(4)) < 1e-5); // ln 4 ≈ 1.386
  * ```
+ *
+ * @category Training
  */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   return tf.tidy(() => tokenLosses(logits, targets).mean() as Tensor);
@@ -41,6 +43,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
  * const l = tokenLosses(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32"));
  * assert.deepEqual(l.shape, [1]);
  * ```
+ *
+ * @category Training
  */
 export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
   const V = logits.shape[logits.rank - 1];
@@ -61,17 +65,27 @@ export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
  * - `"batch_mean_exp"`: loss = mean of per-batch mean CE; perplexity = mean of exp(per-batch mean CE)
  *   (PhaseGPT's `val_perplexity`; ≥ exp(loss) by Jensen).
  * - `"batch_mean"`: loss = mean of per-batch mean CE; perplexity = exp(loss) (nanoGPT's `estimate_loss`).
+ *
+ * @category Training
  */
 export type PerplexityDefinition = "token_mean" | "batch_mean_exp" | "batch_mean";
 
-/** Perplexity definition names, for validation messages. */
+/**
+ * Perplexity definition names, for validation messages.
+ *
+ * @category Training
+ */
 export const PERPLEXITY_DEFINITIONS: readonly PerplexityDefinition[] = [
   "token_mean",
   "batch_mean_exp",
   "batch_mean",
 ];
 
-/** The loss and perplexity of an evaluation. */
+/**
+ * The loss and perplexity of an evaluation.
+ *
+ * @category Training
+ */
 export interface EvalSummary {
   /** Mean token loss (nats) under the chosen definition. */
   loss: number;
@@ -92,6 +106,8 @@ export interface EvalSummary {
  * const ppl = summariseEval([1, 3], [10, 10], "batch_mean_exp").perplexity;
  * assert.ok(Math.abs(ppl - (Math.E + Math.E ** 3) / 2) < 1e-9); // mean of per-batch exp(loss)
  * ```
+ *
+ * @category Training
  */
 export function summariseEval(
   batchLosses: number[],
