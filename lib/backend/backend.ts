@@ -166,6 +166,7 @@ export function currentBackend(): BackendInfo | undefined {
  * What to install when Deno finds no WebGPU adapter.
  *
  * @category Backend
+ * @internal Used inside the library; not part of the stable API.
  */
 export const DOCTOR_HINT: string =
   "install the Vulkan loader and glvnd libraries (Debian: apt-get install libvulkan1 mesa-vulkan-drivers libegl1 libgl1) " +

@@ -15,6 +15,7 @@ import { loadTrainedModel } from "../train/run.ts";
  * The `--help` text of the sample command.
  *
  * @category Generation
+ * @internal Used inside the library; not part of the stable API.
  */
 export const SAMPLE_USAGE = `Usage: deno task sample --ckpt DIR [options]
 
@@ -169,6 +170,7 @@ export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
  * ```
  *
  * @category Generation
+ * @internal Used inside the library; not part of the stable API.
  */
 export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpointOptions): Promise<string[]> {
   const { model, tokenizer } = await loadTrainedModel(ckpt);

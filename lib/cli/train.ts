@@ -15,6 +15,7 @@ import { trainFromConfig } from "../train/run.ts";
  * The `--help` text of the train command.
  *
  * @category Training
+ * @internal Used inside the library; not part of the stable API.
  */
 export const TRAIN_USAGE = `Usage: deno task train --config CONFIG --out DIR [options]
 
@@ -62,6 +63,7 @@ export interface TrainArgs {
  * ```
  *
  * @category Training
+ * @internal Used inside the library; not part of the stable API.
  */
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values;

@@ -75,6 +75,7 @@ export interface SampleOutput {
  * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
  *
  * @category Generation
+ * @internal Used inside the library; not part of the stable API.
  */
 export function validateSamplingParams(
   p: SamplingParams,

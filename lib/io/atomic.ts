@@ -76,6 +76,7 @@ function randomSuffix(): string {
  * Writes every byte of `bytes` to `file`; `Deno.FsFile.write` may write fewer bytes than asked.
  *
  * @category IO
+ * @internal Used inside the library; not part of the stable API.
  */
 export async function writeAllBytes(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;

@@ -25,6 +25,7 @@
  * ```
  *
  * @category IO
+ * @internal Used inside the library; not part of the stable API.
  */
 export function assertSafeRelativePath(path: unknown, what: string): asserts path is string {
   const bad = (why: string): never => {

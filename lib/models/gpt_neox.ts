@@ -104,6 +104,7 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * ```
  *
  * @category Models
+ * @internal Used inside the library; not part of the stable API.
  */
 export function splitNeoxQkv(
   t: Tensor,

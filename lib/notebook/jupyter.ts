@@ -138,6 +138,7 @@ export async function display(value: unknown, options: NotebookDisplayOptions = 
  * The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds.
  *
  * @category Notebook
+ * @internal Used inside the library; not part of the stable API.
  */
 export function plainTextOf(bundle: MimeBundle): string {
   for (const key of ["text/plain", "text/markdown"]) {

@@ -53,6 +53,7 @@ function envFlag(name: string): boolean {
  * Picks the report mode for this environment.
  *
  * @category Notebook
+ * @internal Used inside the library; not part of the stable API.
  */
 export function detectProgressMode(): Exclude<ProgressMode, "auto"> {
   if (jupyterSink()) return "jupyter";

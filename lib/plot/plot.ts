@@ -74,6 +74,7 @@ export function plot(options: PlotOptions = {}): PlotFigure {
  * ```
  *
  * @category Plots
+ * @internal Used inside the library; not part of the stable API.
  */
 export function makeDisplayable<T extends PlotElement>(fig: T): T {
   return richDisplay(fig, plotMimeBundle);

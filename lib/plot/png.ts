@@ -14,6 +14,7 @@ import { toSvgString } from "./svg.ts";
  * URL of the font shipped for PNG rendering (DejaVu Sans, Bitstream Vera licence: see its LICENSE).
  *
  * @category Plots
+ * @internal Used inside the library; not part of the stable API.
  */
 export const PLOT_FONT_URL: URL = new URL("../../data/fonts/DejaVuSans.ttf", import.meta.url);
 

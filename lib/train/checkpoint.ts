@@ -108,6 +108,7 @@ export interface LoadedCheckpoint {
  * The folder name of the checkpoint at `step` (zero-padded so names sort by step).
  *
  * @category Training
+ * @internal Used inside the library; not part of the stable API.
  */
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, "0")}`;
