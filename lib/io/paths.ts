@@ -15,13 +15,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assertSafeRelativePath } from "./paths.ts";
  * assertSafeRelativePath("model-00001-of-00002.safetensors", "shard name"); // ok
- * try {
- *   assertSafeRelativePath("../../etc/passwd", "shard name");
- * } catch (e) {
- *   console.log((e as Error).message);
- * }
+ * assert.throws(() => assertSafeRelativePath("../../etc/passwd", "shard name"), /has a "\.\." segment/);
  * ```
  *
  * @category IO

@@ -1459,10 +1459,11 @@ async function isFile(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openCheckpoint } from "./safetensors.ts";
  * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
  * const wte = await ckpt.read("transformer.wte.weight");
- * console.log(wte.shape);
+ * assert.deepEqual(wte.shape, [512, 64]); // [vocab, d_model]
  * ckpt.close();
  * ```
  *

@@ -164,11 +164,12 @@ export async function writeTfSafetensors(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
- * console.log(ref.logits.shape);
+ * assert.deepEqual(ref.logits.shape, [2, 24, 512]); // [batch, positions, vocab]
  * ```
  *
  * @category IO

@@ -72,9 +72,10 @@ export function hfField<T extends "number" | "string" | "boolean">(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hfRope } from "./hf_common.ts";
- * console.log(hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json"));
- * // { theta: 500000, partialFactor: undefined, scaling: undefined }
+ * const rope = hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json");
+ * assert.deepEqual(rope, { theta: 500000, partialFactor: undefined, scaling: undefined });
  * ```
  *
  * @category Models
@@ -135,6 +136,7 @@ export function hfRope(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -143,11 +145,9 @@ export function hfRope(
  * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
  * const wte = await r.take("transformer.wte.weight", [512, 64]); // a [512, 64] tensor
  * const bad = await r.take("transformer.wpe.weight", [64, 64]); // null: the file holds [128, 64]
- * try {
- *   r.finish(new Map([["embed.W_E", wte!]])); // throws, listing the mismatch and the unused tensors
- * } catch (e) {
- *   console.log((e as Error).message.split("\n")[1], bad);
- * }
+ * assert.equal(bad, null);
+ * // finish() throws, listing the mismatch and the unused tensors.
+ * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,64\], found \[128,64\]/);
  * ckpt.close();
  * ```
  *

@@ -4,9 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CharTokenizer } from "./char.ts";
  * const tok = CharTokenizer.fromCorpus("hello world");
- * console.log(tok.vocabSize, tok.encode("hello"), tok.decode(tok.encode("hello")));
+ * assert.equal(tok.vocabSize, 8); // " ", d, e, h, l, o, r, w
+ * assert.deepEqual(tok.encode("hello"), [3, 2, 4, 4, 5]);
+ * assert.equal(tok.decode(tok.encode("hello")), "hello");
  * ```
  *
  * @module

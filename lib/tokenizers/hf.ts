@@ -9,10 +9,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTokenizer } from "./hf.ts";
  * const tok = await loadTokenizer("tests/tokenizers/fixtures/gpt2-bpe");
  * const ids = tok.encode("hello world");
- * console.log(ids, tok.decode(ids));
+ * assert.deepEqual(ids, [260, 264]);
+ * assert.equal(tok.decode(ids), "hello world");
  * ```
  *
  * @module

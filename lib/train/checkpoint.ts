@@ -213,8 +213,9 @@ async function exists(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveCheckpointDir } from "./checkpoint.ts";
- * await resolveCheckpointDir("/nonexistent").catch((e) => console.log(e.message));
+ * await assert.rejects(resolveCheckpointDir("/nonexistent"), /checkpoint folder '\/nonexistent' does not exist/);
  * ```
  *
  * @category Training
