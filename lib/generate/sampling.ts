@@ -124,13 +124,16 @@ interface ParamTensors {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const sampler = new TokenSampler(1, 3, { topP: 0.9 });
  * const logits = tf.tensor2d([[0, 1, 2]]);
  * const { tokens, logprobs, sampledLogprobs } = sampler.sample(logits, [0.1]);
- * console.log(tokens.arraySync(), logprobs.arraySync());
+ * assert.deepEqual(tokens.arraySync(), [1]); // the uniform 0.1 picks token 1
+ * // Its log-probability under the full distribution: 1 − ln(1 + e + e²) ≈ -1.4076.
+ * assert.ok(Math.abs(logprobs.arraySync()[0] - (1 - Math.log(1 + Math.E + Math.E ** 2))) < 1e-5);
  * tf.dispose([tokens, logprobs, sampledLogprobs, logits]);
  * sampler.dispose();
  * ```

@@ -81,10 +81,12 @@ function tokenContent(value: unknown, field: string, source: string): string | u
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HFTokenizer } from "./hf.ts";
  * const json = JSON.parse(await Deno.readTextFile("tests/tokenizers/fixtures/llama-bpe/tokenizer.json"));
  * const tok = new HFTokenizer(json, { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" });
- * console.log(tok.special, tok.encode("hello world"));
+ * assert.deepEqual(tok.special, { bos: 1, eos: 2, pad: undefined, unk: 0 }); // ids of the token strings
+ * assert.deepEqual(tok.encode("hello world"), [1, 271, 276]);
  * ```
  *
  * @category Tokenizers
