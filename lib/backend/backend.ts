@@ -5,10 +5,18 @@
  */
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
 
-/** The backends the library knows how to start. */
+/**
+ * The backends the library knows how to start.
+ *
+ * @category Backend
+ */
 export type BackendName = "webgpu" | "wasm" | "cpu";
 
-/** What {@linkcode initBackend} chose and why. */
+/**
+ * What {@linkcode initBackend} chose and why.
+ *
+ * @category Backend
+ */
 export interface BackendInfo {
   /** The backend now active in tfjs. */
   name: BackendName;
@@ -20,7 +28,11 @@ export interface BackendInfo {
   notes: string[];
 }
 
-/** Options for {@linkcode initBackend}. */
+/**
+ * Options for {@linkcode initBackend}.
+ *
+ * @category Backend
+ */
 export interface InitBackendOptions {
   /** `"auto"` (default) picks webgpu on a hardware adapter, else wasm, else cpu. Or name one. */
   backend?: BackendName | "auto";
@@ -30,7 +42,11 @@ export interface InitBackendOptions {
 
 let current: BackendInfo | undefined;
 
-/** Requests the WebGPU adapter, or returns null when the runtime has none. */
+/**
+ * Requests the WebGPU adapter, or returns null when the runtime has none.
+ *
+ * @category Backend
+ */
 export async function requestAdapter(): Promise<GPUAdapter | null> {
   const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) return null;
@@ -44,6 +60,8 @@ export async function requestAdapter(): Promise<GPUAdapter | null> {
 /**
  * Whether an adapter is a software one. Deno 2.9 reports `isFallbackAdapter` on `adapter.info` (newer
  * spec) or not at all, so known software rasterisers are also recognised by name.
+ *
+ * @category Backend
  */
 export function isSoftwareAdapter(a: GPUAdapter): boolean {
   const flag = (a.info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
@@ -52,7 +70,11 @@ export function isSoftwareAdapter(a: GPUAdapter): boolean {
   return /llvmpipe|lavapipe|swiftshader|softpipe|software/i.test(adapterName(a));
 }
 
-/** A readable name for an adapter: its description, else vendor/architecture/device. */
+/**
+ * A readable name for an adapter: its description, else vendor/architecture/device.
+ *
+ * @category Backend
+ */
 export function adapterName(a: GPUAdapter): string {
   const info = a.info;
   return info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") ||
@@ -75,10 +97,13 @@ async function trySet(name: BackendName): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initBackend } from "./backend.ts";
  * const info = await initBackend({ backend: "cpu" });
- * console.log(info.name); // "cpu"
+ * assert.equal(info.name, "cpu");
  * ```
+ *
+ * @category Backend
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
   const want = options.backend ?? "auto";
@@ -128,12 +153,21 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   return info;
 }
 
-/** The backend chosen by the last {@linkcode initBackend} call, if any. */
+/**
+ * The backend chosen by the last {@linkcode initBackend} call, if any.
+ *
+ * @category Backend
+ */
 export function currentBackend(): BackendInfo | undefined {
   return current;
 }
 
-/** What to install when Deno finds no WebGPU adapter. */
+/**
+ * What to install when Deno finds no WebGPU adapter.
+ *
+ * @category Backend
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const DOCTOR_HINT: string =
   "install the Vulkan loader and glvnd libraries (Debian: apt-get install libvulkan1 mesa-vulkan-drivers libegl1 libgl1) " +
   "and, on NVIDIA, point VK_DRIVER_FILES at the driver's ICD json";

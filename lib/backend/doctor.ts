@@ -7,7 +7,11 @@
 import { tf } from "../deps.ts";
 import { adapterName, type BackendName, initBackend, isSoftwareAdapter, requestAdapter } from "./backend.ts";
 
-/** The WebGPU adapter as the doctor sees it. */
+/**
+ * The WebGPU adapter as the doctor sees it.
+ *
+ * @category Backend
+ */
 export interface DoctorAdapter {
   /** Readable name (description, else vendor/architecture/device). */
   name: string;
@@ -27,7 +31,11 @@ export interface DoctorAdapter {
   limits: Record<string, number>;
 }
 
-/** Everything {@linkcode doctor} found. */
+/**
+ * Everything {@linkcode doctor} found.
+ *
+ * @category Backend
+ */
 export interface DoctorReport {
   /** Runtime versions and machine. */
   runtime: {
@@ -59,7 +67,11 @@ export interface DoctorReport {
   advice: string[];
 }
 
-/** Options for {@linkcode doctor}. */
+/**
+ * Options for {@linkcode doctor}.
+ *
+ * @category Backend
+ */
 export interface DoctorOptions {
   /** Backend to select (default "auto", as the library does). */
   backend?: BackendName | "auto";
@@ -165,6 +177,8 @@ function describeAdapter(a: GPUAdapter): DoctorAdapter {
  * const report = await doctor({ backend: "cpu" });
  * console.log(report.backend, report.runtime.deno, report.adapter?.name ?? "no adapter");
  * ```
+ *
+ * @category Backend
  */
 export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const webgpuApi = !!(globalThis.navigator as { gpu?: unknown } | undefined)?.gpu;
@@ -243,6 +257,8 @@ function bytes(n: number): string {
  * import { doctor, formatDoctorReport } from "./doctor.ts";
  * console.log(formatDoctorReport(await doctor({ backend: "cpu" })));
  * ```
+ *
+ * @category Backend
  */
 export function formatDoctorReport(r: DoctorReport): string {
   const rows: [string, string][] = [

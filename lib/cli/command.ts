@@ -23,6 +23,7 @@ export interface CommandSpec<A> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runCommand } from "./command.ts";
  * const code = await runCommand(["--help"], {
  *   name: "hello",
@@ -30,7 +31,7 @@ export interface CommandSpec<A> {
  *   parse: (argv) => (argv.includes("--help") ? null : {}),
  *   run: () => Promise.resolve(0),
  * });
- * console.log(code); // 0, after printing the usage
+ * assert.equal(code, 0); // after printing the usage
  * ```
  */
 export async function runCommand<A>(argv: string[], spec: CommandSpec<A>): Promise<number> {

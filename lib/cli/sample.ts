@@ -11,7 +11,12 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
 
-/** The `--help` text of the sample command. */
+/**
+ * The `--help` text of the sample command.
+ *
+ * @category Generation
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const SAMPLE_USAGE = `Usage: deno task sample --ckpt DIR [options]
 
 Samples a continuation from a model trained with deno task train (a run folder, a checkpoint folder,
@@ -30,7 +35,11 @@ Options:
   -h, --help            show this help
 `;
 
-/** Parsed sample flags. */
+/**
+ * Parsed sample flags.
+ *
+ * @category Generation
+ */
 export interface SampleArgs {
   /** Run folder or checkpoint folder to load. */
   ckpt: string;
@@ -72,9 +81,12 @@ function number(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSampleArgs } from "./sample.ts";
- * console.log(parseSampleArgs(["--ckpt", "runs/a", "--temperature", "0"])?.temperature); // 0
+ * assert.equal(parseSampleArgs(["--ckpt", "runs/a", "--temperature", "0"])?.temperature, 0);
  * ```
+ *
+ * @category Generation
  */
 export function parseSampleArgs(argv: string[]): SampleArgs | null {
   let values;
@@ -135,7 +147,11 @@ export function parseSampleArgs(argv: string[]): SampleArgs | null {
   };
 }
 
-/** Options of {@linkcode sampleFromCheckpoint}. */
+/**
+ * Options of {@linkcode sampleFromCheckpoint}.
+ *
+ * @category Generation
+ */
 export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
 
 /**
@@ -152,6 +168,9 @@ export type SampleFromCheckpointOptions = Omit<SampleArgs, "ckpt" | "backend">;
  * });
  * console.log(text);
  * ```
+ *
+ * @category Generation
+ * @internal Used inside the library; not part of the stable API.
  */
 export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpointOptions): Promise<string[]> {
   const { model, tokenizer } = await loadTrainedModel(ckpt);
@@ -180,9 +199,12 @@ export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpoint
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleMain } from "./sample.ts";
- * console.log(await sampleMain(["--help"])); // 0
+ * assert.equal(await sampleMain(["--help"]), 0);
  * ```
+ *
+ * @category Generation
  */
 export function sampleMain(argv: string[]): Promise<number> {
   return runCommand(argv, {

@@ -11,7 +11,12 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
 
-/** The `--help` text of the train command. */
+/**
+ * The `--help` text of the train command.
+ *
+ * @category Training
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const TRAIN_USAGE = `Usage: deno task train --config CONFIG --out DIR [options]
 
 Trains a language model from scratch as CONFIG describes (a .json file, or a .ts module whose default
@@ -29,7 +34,11 @@ Options:
 
 const BACKENDS = ["auto", "webgpu", "wasm", "cpu"];
 
-/** Parsed train flags. */
+/**
+ * Parsed train flags.
+ *
+ * @category Training
+ */
 export interface TrainArgs {
   /** Path of the training config (.json or .ts). */
   config: string;
@@ -48,9 +57,13 @@ export interface TrainArgs {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTrainArgs } from "./train.ts";
- * console.log(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps); // 10
+ * assert.equal(parseTrainArgs(["--config", "c.json", "--out", "runs/a", "--steps", "10"])?.steps, 10);
  * ```
+ *
+ * @category Training
+ * @internal Used inside the library; not part of the stable API.
  */
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values;
@@ -102,10 +115,13 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainMain } from "./train.ts";
  * const code = await trainMain(["--help"]); // prints the usage
- * console.log(code); // 0
+ * assert.equal(code, 0);
  * ```
+ *
+ * @category Training
  */
 export function trainMain(argv: string[]): Promise<number> {
   return runCommand(argv, {

@@ -6,7 +6,11 @@
  */
 import { writeFileAtomic } from "../io/atomic.ts";
 
-/** One file of a named corpus. */
+/**
+ * One file of a named corpus.
+ *
+ * @category Data
+ */
 export interface CorpusFileSpec {
   /** Split name ("train", "valid", "test"). */
   split: string;
@@ -18,7 +22,11 @@ export interface CorpusFileSpec {
   sha256?: string;
 }
 
-/** A named corpus: its folder name and files. */
+/**
+ * A named corpus: its folder name and files.
+ *
+ * @category Data
+ */
 export interface CorpusSpec {
   /** Corpus name (also its folder name in data and cache folders). */
   name: string;
@@ -28,7 +36,11 @@ export interface CorpusSpec {
   files: CorpusFileSpec[];
 }
 
-/** The named corpora {@linkcode loadCorpus} knows. */
+/**
+ * The named corpora {@linkcode loadCorpus} knows.
+ *
+ * @category Data
+ */
 export const NAMED_CORPORA: Readonly<Record<string, CorpusSpec>> = {
   tinyshakespeare: {
     name: "tinyshakespeare",
@@ -56,12 +68,24 @@ export const NAMED_CORPORA: Readonly<Record<string, CorpusSpec>> = {
   },
 };
 
-/** Environment variable naming an offline data folder laid out as `<dir>/<corpus>/<file>`. */
+/**
+ * Environment variable naming an offline data folder laid out as `<dir>/<corpus>/<file>`.
+ *
+ * @category Data
+ */
 export const DATA_DIR_ENV = "COHERENCE_DATA_DIR";
-/** Environment variable naming the download cache folder. */
+/**
+ * Environment variable naming the download cache folder.
+ *
+ * @category Data
+ */
 export const CACHE_DIR_ENV = "COHERENCE_CACHE_DIR";
 
-/** Options for {@linkcode loadCorpus}. */
+/**
+ * Options for {@linkcode loadCorpus}.
+ *
+ * @category Data
+ */
 export interface LoadCorpusOptions {
   /** Offline data folder (`<dir>/<corpus>/<file>`); default `$COHERENCE_DATA_DIR`. Must exist if given. */
   dataDir?: string;
@@ -75,7 +99,11 @@ export interface LoadCorpusOptions {
   mirror?: { from: string; to: string };
 }
 
-/** A loaded corpus. */
+/**
+ * A loaded corpus.
+ *
+ * @category Data
+ */
 export interface Corpus {
   /** The corpus name (named corpus) or the path given. */
   name: string;
@@ -89,7 +117,11 @@ export interface Corpus {
   origin: "file" | "folder" | "data-dir" | "cache" | "download";
 }
 
-/** The sha256 of some bytes, as lowercase hex. */
+/**
+ * The sha256 of some bytes, as lowercase hex.
+ *
+ * @category Data
+ */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -133,12 +165,15 @@ function decodeText(bytes: Uint8Array, path: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCorpus } from "./corpus.ts";
  * const path = await Deno.makeTempFile({ suffix: ".txt" });
  * await Deno.writeTextFile(path, "to be or not to be");
  * const corpus = await loadCorpus(path);
- * console.log(corpus.text.length); // 18
+ * assert.equal(corpus.text, "to be or not to be");
  * ```
+ *
+ * @category Data
  */
 export async function loadCorpus(source: string, options: LoadCorpusOptions = {}): Promise<Corpus> {
   if (!source) throw new Error("loadCorpus: give a file path, a folder path or a corpus name");

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BatchSampler, loadCorpus, readTokenFiles, writeTokenFiles } from "./mod.ts";
  * import { CharTokenizer } from "../tokenizers/mod.ts";
  * const path = await Deno.makeTempFile({ suffix: ".txt" });
@@ -14,7 +15,7 @@
  * await writeTokenFiles(corpus.text, CharTokenizer.fromCorpus(corpus.text), dir, { valFraction: 0.2 });
  * const { train } = await readTokenFiles(dir);
  * const batch = new BatchSampler(train, { batchSize: 2, blockSize: 8, seed: 1 }).next();
- * console.log(batch.x.length); // 16
+ * assert.equal(batch.x.length, 16); // batchSize × blockSize
  * ```
  *
  * @module

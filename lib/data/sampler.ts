@@ -9,10 +9,18 @@ import { tf } from "../deps.ts";
 import type { Tensor2D } from "../tensor_types.ts";
 import { Prng, type PrngState } from "../random/prng.ts";
 
-/** Token ids as stored in token files. */
+/**
+ * Token ids as stored in token files.
+ *
+ * @category Data
+ */
 export type TokenArray = Uint16Array | Uint32Array | Int32Array;
 
-/** Options for {@linkcode BatchSampler}. */
+/**
+ * Options for {@linkcode BatchSampler}.
+ *
+ * @category Data
+ */
 export interface BatchSamplerOptions {
   /** Rows per batch. */
   batchSize: number;
@@ -24,7 +32,11 @@ export interface BatchSamplerOptions {
   stream?: number;
 }
 
-/** A {@linkcode BatchSampler}'s position, as JSON. */
+/**
+ * A {@linkcode BatchSampler}'s position, as JSON.
+ *
+ * @category Data
+ */
 export interface BatchSamplerState {
   /** Seed of the offsets. */
   seed: number;
@@ -36,7 +48,11 @@ export interface BatchSamplerState {
   prng: PrngState;
 }
 
-/** One batch: inputs `x` and next-token targets `y`, both row-major [batchSize, blockSize]. */
+/**
+ * One batch: inputs `x` and next-token targets `y`, both row-major [batchSize, blockSize].
+ *
+ * @category Data
+ */
 export interface Batch {
   /** Input ids, row-major [batchSize, blockSize]. */
   x: Int32Array;
@@ -54,12 +70,15 @@ export interface Batch {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BatchSampler } from "./sampler.ts";
  * const ids = Uint16Array.from({ length: 100 }, (_, i) => i);
  * const s = new BatchSampler(ids, { batchSize: 2, blockSize: 4, seed: 1 });
  * const b = s.next();
- * console.log(b.y[0] - b.x[0]); // 1
+ * assert.equal(b.y[0] - b.x[0], 1); // targets are the inputs shifted by one
  * ```
+ *
+ * @category Data
  */
 export class BatchSampler {
   /** The token ids sampled from. */
@@ -154,10 +173,13 @@ export class BatchSampler {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sequentialBatches } from "./sampler.ts";
  * const ids = Uint16Array.from({ length: 41 }, (_, i) => i);
- * console.log(sequentialBatches(ids, 2, 10).length); // 2 (4 windows of 10)
+ * assert.equal(sequentialBatches(ids, 2, 10).length, 2); // 4 windows of 10
  * ```
+ *
+ * @category Data
  */
 export function sequentialBatches(
   tokens: TokenArray,

@@ -11,10 +11,18 @@ import type { TextTokenizer } from "../tokenizers/types.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { writeDirAtomic } from "../io/atomic_dir.ts";
 
-/** Which tokenizer produced a token folder: a character vocabulary inline, or a copied `tokenizer.json`. */
+/**
+ * Which tokenizer produced a token folder: a character vocabulary inline, or a copied `tokenizer.json`.
+ *
+ * @category Data
+ */
 export type TokenizerRef = CharTokenizerJSON | { type: "tokenizer.json"; file: string };
 
-/** The contents of `meta.json`. */
+/**
+ * The contents of `meta.json`.
+ *
+ * @category Data
+ */
 export interface TokenFilesMeta {
   /** Format tag, checked on read. */
   format: "coherence-lab/tokens@1";
@@ -34,10 +42,18 @@ export interface TokenFilesMeta {
   source: { name: string; files: string[]; characters: number };
 }
 
-/** Token ids of a split, as read from disk. */
+/**
+ * Token ids of a split, as read from disk.
+ *
+ * @category Data
+ */
 export type TokenIds = Uint16Array | Uint32Array;
 
-/** A loaded token folder. */
+/**
+ * A loaded token folder.
+ *
+ * @category Data
+ */
 export interface TokenFiles {
   /** The contents of `meta.json`. */
   meta: TokenFilesMeta;
@@ -49,7 +65,11 @@ export interface TokenFiles {
   tokenizer: TextTokenizer;
 }
 
-/** Options for {@linkcode writeTokenFiles}. */
+/**
+ * Options for {@linkcode writeTokenFiles}.
+ *
+ * @category Data
+ */
 export interface WriteTokenFilesOptions {
   /** Share of tokens held out at the end for validation, in [0, 1) (default 0.1). */
   valFraction?: number;
@@ -67,10 +87,13 @@ export interface WriteTokenFilesOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildTokenizer } from "./token_files.ts";
  * const { tokenizer } = await buildTokenizer("char", "hello");
- * console.log(tokenizer.vocabSize); // 4
+ * assert.equal(tokenizer.vocabSize, 4); // h, e, l, o
  * ```
+ *
+ * @category Data
  */
 export async function buildTokenizer(
   spec: string,
@@ -98,13 +121,17 @@ function toBytes(ids: TokenIds): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeTokenFiles } from "./token_files.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * const text = "first citizen: before we proceed any further, hear me speak.";
  * const dir = (await Deno.makeTempDir()) + "/tokens";
  * const meta = await writeTokenFiles(text, CharTokenizer.fromCorpus(text), dir, { valFraction: 0.25 });
- * console.log(meta.dtype, meta.trainTokens + meta.valTokens === text.length); // uint16 true
+ * assert.equal(meta.dtype, "uint16");
+ * assert.equal(meta.trainTokens + meta.valTokens, text.length);
  * ```
+ *
+ * @category Data
  */
 export async function writeTokenFiles(
   text: string,
@@ -170,10 +197,13 @@ export async function writeTokenFiles(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenizerFromRef } from "./token_files.ts";
  * const tok = await tokenizerFromRef({ type: "char", chars: ["a", "b"] }, ".");
- * console.log(tok.decode([1, 0])); // "ba"
+ * assert.equal(tok.decode([1, 0]), "ba");
  * ```
+ *
+ * @category Data
  */
 export async function tokenizerFromRef(ref: TokenizerRef, dir: string): Promise<TextTokenizer> {
   if (ref.type === "char") return CharTokenizer.fromJSON(ref);
@@ -213,13 +243,16 @@ async function readIds(path: string, dtype: "uint16" | "uint32", expected: numbe
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readTokenFiles, writeTokenFiles } from "./token_files.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * const dir = (await Deno.makeTempDir()) + "/t";
  * await writeTokenFiles("abcabcabc", CharTokenizer.fromCorpus("abc"), dir);
  * const { train, tokenizer } = await readTokenFiles(dir);
- * console.log(tokenizer.decode(Array.from(train))); // "abcabcab"
+ * assert.equal(tokenizer.decode(Array.from(train)), "abcabcab");
  * ```
+ *
+ * @category Data
  */
 export async function readTokenFiles(dir: string): Promise<TokenFiles> {
   let meta: TokenFilesMeta;

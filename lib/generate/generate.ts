@@ -31,7 +31,11 @@ import { Prng } from "../random/prng.ts";
 import { type SamplingParams, TokenSampler, validateSamplingParams } from "./sampling.ts";
 import { type FinishReason, GenerationTrace } from "./trace.ts";
 
-/** What a probe's `compute` receives. Tensors are owned by the loop; the probe must not dispose them. */
+/**
+ * What a probe's `compute` receives. Tensors are owned by the loop; the probe must not dispose them.
+ *
+ * @category Generation
+ */
 export interface ProbeContext {
   /** Forward step index (0 = the prefill). */
   step: number;
@@ -54,6 +58,8 @@ export interface ProbeContext {
 /**
  * A small device-side measurement appended to each step's packed readback. `compute` runs inside the
  * loop's `tf.tidy` and returns [B, width] (float32).
+ *
+ * @category Generation
  */
 export interface GenerationProbe {
   /** Key of the values in step rows and the trace. */
@@ -66,7 +72,11 @@ export interface GenerationProbe {
   compute(ctx: ProbeContext): Tensor;
 }
 
-/** One row's result at one step. */
+/**
+ * One row's result at one step.
+ *
+ * @category Generation
+ */
 export interface GenerationStepRow {
   /** Row index in the batch. */
   row: number;
@@ -94,7 +104,11 @@ export interface GenerationStepRow {
   finishReason?: FinishReason;
 }
 
-/** One forward step: the rows that produced a token in it. */
+/**
+ * One forward step: the rows that produced a token in it.
+ *
+ * @category Generation
+ */
 export interface GenerationStep {
   /** Forward step index (0 = sampled from the prefill). */
   step: number;
@@ -105,7 +119,11 @@ export interface GenerationStep {
   rows: GenerationStepRow[];
 }
 
-/** Per-row control handed to `onStep` and policies. Actions take effect from the next step on. */
+/**
+ * Per-row control handed to `onStep` and policies. Actions take effect from the next step on.
+ *
+ * @category Generation
+ */
 export interface GenerationControl {
   /** Rows in the batch. */
   readonly batchSize: number;
@@ -131,10 +149,18 @@ export interface GenerationControl {
   readonly cache: KVCacheLike;
 }
 
-/** A step callback: may inspect the step and act on rows through the control. */
+/**
+ * A step callback: may inspect the step and act on rows through the control.
+ *
+ * @category Generation
+ */
 export type StepCallback = (step: GenerationStep, control: GenerationControl) => void | Promise<void>;
 
-/** A named step callback (e.g. a Recync restart policy). */
+/**
+ * A named step callback (e.g. a Recync restart policy).
+ *
+ * @category Generation
+ */
 export interface GenerationPolicy {
   /** For logs. */
   name?: string;
@@ -142,7 +168,11 @@ export interface GenerationPolicy {
   onStep: StepCallback;
 }
 
-/** Options of {@linkcode generate}. */
+/**
+ * Options of {@linkcode generate}.
+ *
+ * @category Generation
+ */
 export interface GenerateOptions {
   /** Generated tokens to keep per row (after rewinds, a row continues until its kept length reaches it). */
   maxNewTokens: number;
@@ -187,7 +217,11 @@ export interface GenerateOptions {
   decode?: (ids: number[]) => string;
 }
 
-/** A running generation: an async iterator of steps with the live {@linkcode GenerationTrace}. */
+/**
+ * A running generation: an async iterator of steps with the live {@linkcode GenerationTrace}.
+ *
+ * @category Generation
+ */
 export interface GenerationRun extends AsyncIterableIterator<GenerationStep> {
   /** The record, filled in as steps are consumed. */
   readonly trace: GenerationTrace;
@@ -269,6 +303,8 @@ function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<num
  * console.log(trace.rows.map((r) => r.tokens), trace.rows[1].rewinds);
  * model.dispose();
  * ```
+ *
+ * @category Generation
  */
 export function generate(
   model: CausalLM,
@@ -787,7 +823,11 @@ function cosineRows(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
   });
 }
 
-/** Options of {@linkcode generateText}: {@linkcode GenerateOptions} with `maxNewTokens` optional. */
+/**
+ * Options of {@linkcode generateText}: {@linkcode GenerateOptions} with `maxNewTokens` optional.
+ *
+ * @category Generation
+ */
 export interface GenerateTextOptions extends Omit<GenerateOptions, "maxNewTokens" | "decode"> {
   /** Default 64. */
   maxNewTokens?: number;
@@ -797,7 +837,11 @@ export interface GenerateTextOptions extends Omit<GenerateOptions, "maxNewTokens
   keepSpecialTokens?: boolean;
 }
 
-/** The result of {@linkcode generateText}. */
+/**
+ * The result of {@linkcode generateText}.
+ *
+ * @category Generation
+ */
 export interface GenerateTextResult {
   /** Generated text of row 0 (the prompt not included). */
   text: string;
@@ -828,6 +872,8 @@ export interface GenerateTextResult {
  * console.log(text, trace.toString());
  * model.dispose();
  * ```
+ *
+ * @category Generation
  */
 export async function generateText(
   model: CausalLM,

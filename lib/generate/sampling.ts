@@ -22,13 +22,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[2, 1, 0, -1], [0, 0, 3, 0]]);
  * const sampler = new TokenSampler(2, 4, [{ temperature: 0 }, { temperature: 0.7, topK: 2 }]);
  * const out = sampler.sample(logits, [0.5, 0.25]);
- * console.log(out.tokens.arraySync()); // row 0 greedy -> 0
+ * assert.equal(out.tokens.arraySync()[0], 0); // row 0 is greedy: the argmax
  * out.tokens.dispose(); out.logprobs.dispose(); out.sampledLogprobs.dispose();
  * sampler.dispose(); logits.dispose();
  * ```
@@ -38,7 +39,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor1D, Tensor2D } from "../tensor_types.ts";
 
-/** Sampling parameters of one row. Every field is optional; the defaults sample from the raw softmax. */
+/**
+ * Sampling parameters of one row. Every field is optional; the defaults sample from the raw softmax.
+ *
+ * @category Generation
+ */
 export interface SamplingParams {
   /** Softmax temperature; 0 selects greedy decoding. Default 1. */
   temperature?: number;
@@ -52,7 +57,11 @@ export interface SamplingParams {
   bannedTokens?: number[];
 }
 
-/** Per-row outputs of {@linkcode TokenSampler.sample}; the caller owns and must dispose the tensors. */
+/**
+ * Per-row outputs of {@linkcode TokenSampler.sample}; the caller owns and must dispose the tensors.
+ *
+ * @category Generation
+ */
 export interface SampleOutput {
   /** Chosen token ids [B], int32. */
   tokens: Tensor1D;
@@ -62,7 +71,12 @@ export interface SampleOutput {
   sampledLogprobs: Tensor1D;
 }
 
-/** Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`. */
+/**
+ * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
+ *
+ * @category Generation
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function validateSamplingParams(
   p: SamplingParams,
   vocabSize: number,
@@ -110,16 +124,21 @@ interface ParamTensors {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const sampler = new TokenSampler(1, 3, { topP: 0.9 });
  * const logits = tf.tensor2d([[0, 1, 2]]);
  * const { tokens, logprobs, sampledLogprobs } = sampler.sample(logits, [0.1]);
- * console.log(tokens.arraySync(), logprobs.arraySync());
+ * assert.deepEqual(tokens.arraySync(), [1]); // the uniform 0.1 picks token 1
+ * // Its log-probability under the full distribution: 1 − ln(1 + e + e²) ≈ -1.4076.
+ * assert.ok(Math.abs(logprobs.arraySync()[0] - (1 - Math.log(1 + Math.E + Math.E ** 2))) < 1e-5);
  * tf.dispose([tokens, logprobs, sampledLogprobs, logits]);
  * sampler.dispose();
  * ```
+ *
+ * @category Generation
  */
 export class TokenSampler {
   /** Rows. */
@@ -355,14 +374,17 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { sampleLogits } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[0, 5, 1]]);
  * const out = sampleLogits(logits, { temperature: 0 }, [0]);
- * console.log(out.tokens.arraySync()); // [1]
+ * assert.deepEqual(out.tokens.arraySync(), [1]);
  * tf.dispose([logits, out.tokens, out.logprobs, out.sampledLogprobs]);
  * ```
+ *
+ * @category Generation
  */
 export function sampleLogits(
   logits: Tensor2D,

@@ -15,10 +15,18 @@
  */
 import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 
-/** Why a row stopped. */
+/**
+ * Why a row stopped.
+ *
+ * @category Generation
+ */
 export type FinishReason = "stop" | "length" | "stopped" | "maxSteps" | "context";
 
-/** One rewind of one row. */
+/**
+ * One rewind of one row.
+ *
+ * @category Generation
+ */
 export interface RewindEvent {
   /** The forward step (0 = the step sampled from the prefill) after which the rewind was requested. */
   step: number;
@@ -30,7 +38,11 @@ export interface RewindEvent {
   seed?: number;
 }
 
-/** Everything recorded for one row (sequence) of a run. Arrays are indexed by generated index t. */
+/**
+ * Everything recorded for one row (sequence) of a run. Arrays are indexed by generated index t.
+ *
+ * @category Generation
+ */
 export interface TraceRow {
   /** Row index in the batch. */
   row: number;
@@ -59,7 +71,11 @@ export interface TraceRow {
   rewinds: RewindEvent[];
 }
 
-/** Timing and counters of a run. */
+/**
+ * Timing and counters of a run.
+ *
+ * @category Generation
+ */
 export interface TraceStats {
   /** Forward steps run after the prefill (each one feeds exactly one token per row). */
   steps: number;
@@ -73,7 +89,11 @@ export interface TraceStats {
   decodeMs: number;
 }
 
-/** Options stored with the trace. */
+/**
+ * Options stored with the trace.
+ *
+ * @category Generation
+ */
 export interface GenerationTraceOptions {
   /** Whether rows carry `hiddens`. */
   returnHidden: boolean;
@@ -111,6 +131,8 @@ function finiteStats(values: number[]): { mean: number; min: number } {
  * trace.rows[0].cosims.push(NaN, 0.93);
  * console.log(trace.texts(), trace.toString());
  * ```
+ *
+ * @category Generation
  */
 export class GenerationTrace {
   /** One record per row. */

@@ -7,12 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readJsonl, appendJsonl, writeJsonAtomic } from "./atomic.ts";
  * const dir = await Deno.makeTempDir();
  * await writeJsonAtomic(`${dir}/state.json`, { step: 10 });
  * await appendJsonl(`${dir}/log.jsonl`, { step: 10, loss: 2.5 });
  * const { records } = await readJsonl(`${dir}/log.jsonl`);
- * console.log(records.length); // 1
+ * assert.deepEqual(records, [{ step: 10, loss: 2.5 }]);
  * ```
  *
  * @module
@@ -21,6 +22,8 @@
 /**
  * Fault-injection points of an atomic write. Each hook may throw to simulate a failure at that moment
  * (disk full, crash before rename); the write then cleans up and rethrows, leaving the target untouched.
+ *
+ * @category IO
  */
 export interface AtomicWriteHooks {
   /** Called before each chunk is written to the temp file, with the bytes written so far. */
@@ -31,7 +34,11 @@ export interface AtomicWriteHooks {
   beforeRename?(tempPath: string, targetPath: string): void | Promise<void>;
 }
 
-/** Options of the atomic writers. */
+/**
+ * Options of the atomic writers.
+ *
+ * @category IO
+ */
 export interface AtomicWriteOptions {
   /** Fault injection for tests (see {@link AtomicWriteHooks}). */
   hooks?: AtomicWriteHooks;
@@ -39,7 +46,11 @@ export interface AtomicWriteOptions {
   mode?: number;
 }
 
-/** The sink handed to a {@link writeFileAtomicWith} callback. */
+/**
+ * The sink handed to a {@link writeFileAtomicWith} callback.
+ *
+ * @category IO
+ */
 export interface AtomicSink {
   /** Appends bytes to the temp file (loops until every byte is written). */
   write(bytes: Uint8Array): Promise<void>;
@@ -61,7 +72,12 @@ function randomSuffix(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Writes every byte of `bytes` to `file`; `Deno.FsFile.write` may write fewer bytes than asked. */
+/**
+ * Writes every byte of `bytes` to `file`; `Deno.FsFile.write` may write fewer bytes than asked.
+ *
+ * @category IO
+ * @internal Used inside the library; not part of the stable API.
+ */
 export async function writeAllBytes(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
@@ -88,14 +104,17 @@ async function fsyncDir(dir: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeFileAtomicWith } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomicWith(path, async (sink) => {
  *   await sink.write(new TextEncoder().encode("hello "));
  *   await sink.write(new TextEncoder().encode("world"));
  * });
- * console.log(await Deno.readTextFile(path)); // "hello world"
+ * assert.equal(await Deno.readTextFile(path), "hello world");
  * ```
+ *
+ * @category IO
  */
 export async function writeFileAtomicWith(
   path: string,
@@ -154,11 +173,14 @@ export async function writeFileAtomicWith(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeFileAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
- * console.log((await Deno.readFile(path)).length); // 3
+ * assert.deepEqual(await Deno.readFile(path), new Uint8Array([1, 2, 3]));
  * ```
+ *
+ * @category IO
  */
 export function writeFileAtomic(
   path: string,
@@ -177,12 +199,18 @@ export function writeFileAtomic(
  * const path = await Deno.makeTempFile();
  * await writeTextAtomic(path, "done\n");
  * ```
+ *
+ * @category IO
  */
 export function writeTextAtomic(path: string, text: string, options: AtomicWriteOptions = {}): Promise<void> {
   return writeFileAtomic(path, new TextEncoder().encode(text), options);
 }
 
-/** Options of {@link writeJsonAtomic}. */
+/**
+ * Options of {@link writeJsonAtomic}.
+ *
+ * @category IO
+ */
 export interface WriteJsonOptions extends AtomicWriteOptions {
   /** Indentation passed to JSON.stringify (default 2). */
   indent?: number;
@@ -193,11 +221,14 @@ export interface WriteJsonOptions extends AtomicWriteOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeJsonAtomic } from "./atomic.ts";
  * const path = await Deno.makeTempFile();
  * await writeJsonAtomic(path, { step: 3, loss: 1.25 });
- * console.log(JSON.parse(await Deno.readTextFile(path)).step); // 3
+ * assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { step: 3, loss: 1.25 });
  * ```
+ *
+ * @category IO
  */
 export function writeJsonAtomic(path: string, value: unknown, options: WriteJsonOptions = {}): Promise<void> {
   const text = JSON.stringify(value, null, options.indent ?? 2);
@@ -257,6 +288,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
  * await appendJsonl(path, { step: 1, loss: 3.2 });
  * await appendJsonl(path, { step: 2, loss: 3.1 });
  * ```
+ *
+ * @category IO
  */
 export function appendJsonl(path: string, record: unknown): Promise<void> {
   const line = JSON.stringify(record);
@@ -307,7 +340,11 @@ function isCompleteJson(text: string): boolean {
   }
 }
 
-/** A line of a `.jsonl` file that could not be used. */
+/**
+ * A line of a `.jsonl` file that could not be used.
+ *
+ * @category IO
+ */
 export interface JsonlTornLine {
   /** 1-based line number. */
   line: number;
@@ -315,7 +352,11 @@ export interface JsonlTornLine {
   text: string;
 }
 
-/** Result of {@link readJsonl}. */
+/**
+ * Result of {@link readJsonl}.
+ *
+ * @category IO
+ */
 export interface JsonlReadResult<T> {
   /** The complete records, in file order. */
   records: T[];
@@ -323,7 +364,11 @@ export interface JsonlReadResult<T> {
   tornTail: JsonlTornLine | null;
 }
 
-/** Options of {@link readJsonl}. */
+/**
+ * Options of {@link readJsonl}.
+ *
+ * @category IO
+ */
 export interface ReadJsonlOptions {
   /** Return no records instead of throwing when the file does not exist. */
   allowMissing?: boolean;
@@ -336,13 +381,17 @@ export interface ReadJsonlOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { appendJsonl, readJsonl } from "./atomic.ts";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * await appendJsonl(path, { a: 1 });
  * await Deno.writeTextFile(path, '{"a": 2', { append: true }); // simulate a crash mid-append
  * const { records, tornTail } = await readJsonl<{ a: number }>(path);
- * console.log(records, tornTail?.line); // [{ a: 1 }] 2
+ * assert.deepEqual(records, [{ a: 1 }]); // the complete record survives
+ * assert.equal(tornTail?.line, 2); // and the torn line is reported, not parsed
  * ```
+ *
+ * @category IO
  */
 export async function readJsonl<T = unknown>(
   path: string,

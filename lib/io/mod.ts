@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openCheckpoint } from "./mod.ts";
  * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
- * console.log(ckpt.names().length);
+ * assert.equal(ckpt.names().length, 28); // 2 blocks × 12 tensors, plus embeddings and final norm
  * ckpt.close();
  * ```
  *

@@ -15,14 +15,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { assertSafeRelativePath } from "./paths.ts";
  * assertSafeRelativePath("model-00001-of-00002.safetensors", "shard name"); // ok
- * try {
- *   assertSafeRelativePath("../../etc/passwd", "shard name");
- * } catch (e) {
- *   console.log((e as Error).message);
- * }
+ * assert.throws(() => assertSafeRelativePath("../../etc/passwd", "shard name"), /has a "\.\." segment/);
  * ```
+ *
+ * @category IO
+ * @internal Used inside the library; not part of the stable API.
  */
 export function assertSafeRelativePath(path: unknown, what: string): asserts path is string {
   const bad = (why: string): never => {

@@ -12,11 +12,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/w.safetensors";
  * await writeSafetensors(path, { w: { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } });
  * const tensors = await readSafetensors(path);
- * console.log(tensors.get("w")?.data); // Float32Array [1, 2, 3, 4]
+ * assert.deepEqual(tensors.get("w")?.data, new Float32Array([1, 2, 3, 4]));
  * ```
  *
  * @module
@@ -24,7 +25,11 @@
 import { type AtomicWriteOptions, writeFileAtomicWith } from "./atomic.ts";
 import { assertSafeRelativePath } from "./paths.ts";
 
-/** Element types of the safetensors format this module reads and writes. */
+/**
+ * Element types of the safetensors format this module reads and writes.
+ *
+ * @category IO
+ */
 export type SafetensorsDtype =
   | "F64"
   | "F32"
@@ -40,7 +45,11 @@ export type SafetensorsDtype =
   | "U8"
   | "BOOL";
 
-/** Bytes per element of each supported dtype. */
+/**
+ * Bytes per element of each supported dtype.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   F64: 8,
   F32: 4,
@@ -57,13 +66,19 @@ export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>>
   BOOL: 1,
 };
 
-/** Headers larger than this are refused as corrupt (the reference implementation uses the same bound). */
+/**
+ * Headers larger than this are refused as corrupt (the reference implementation uses the same bound).
+ *
+ * @category IO
+ */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
 
 /**
  * The typed array a tensor is decoded into: F64 -> Float64Array; F32/F16/BF16 -> Float32Array;
  * I64/U64 -> Int32Array (or BigInt64Array/BigUint64Array on request); I32 -> Int32Array; I16 -> Int16Array;
  * I8 -> Int8Array; U32 -> Uint32Array; U16 -> Uint16Array; U8 and BOOL -> Uint8Array (BOOL as 0/1).
+ *
+ * @category IO
  */
 export type SafetensorsData =
   | Float64Array
@@ -77,7 +92,11 @@ export type SafetensorsData =
   | BigInt64Array
   | BigUint64Array;
 
-/** A decoded tensor. `dtype` is the dtype stored in the file; `data` is row-major. */
+/**
+ * A decoded tensor. `dtype` is the dtype stored in the file; `data` is row-major.
+ *
+ * @category IO
+ */
 export interface LoadedTensor {
   /** The tensor's name in the file. */
   name: string;
@@ -89,7 +108,11 @@ export interface LoadedTensor {
   data: SafetensorsData;
 }
 
-/** What the header says about one tensor. */
+/**
+ * What the header says about one tensor.
+ *
+ * @category IO
+ */
 export interface SafetensorsTensorInfo {
   /** Stored dtype. */
   dtype: SafetensorsDtype;
@@ -101,7 +124,11 @@ export interface SafetensorsTensorInfo {
   dataOffsets: [number, number];
 }
 
-/** Options of the readers. */
+/**
+ * Options of the readers.
+ *
+ * @category IO
+ */
 export interface SafetensorsReadOptions {
   /**
    * How I64/U64 tensors are returned. "int32" (default): Int32Array, throwing if a value does not fit;
@@ -110,7 +137,11 @@ export interface SafetensorsReadOptions {
   int64?: "int32" | "bigint";
 }
 
-/** A tensor to write: a dtype, a shape and row-major values. */
+/**
+ * A tensor to write: a dtype, a shape and row-major values.
+ *
+ * @category IO
+ */
 export interface SafetensorsTensorInput {
   /** The dtype to store. */
   dtype: SafetensorsDtype;
@@ -123,12 +154,20 @@ export interface SafetensorsTensorInput {
   data: ArrayLike<number> | BigInt64Array | BigUint64Array;
 }
 
-/** Tensors to write, by name. */
+/**
+ * Tensors to write, by name.
+ *
+ * @category IO
+ */
 export type SafetensorsTensorMap =
   | Record<string, SafetensorsTensorInput>
   | Map<string, SafetensorsTensorInput>;
 
-/** The error thrown for malformed or unsupported safetensors input; names the file and tensor. */
+/**
+ * The error thrown for malformed or unsupported safetensors input; names the file and tensor.
+ *
+ * @category IO
+ */
 export class SafetensorsFormatError extends Error {
   /** The file (or "<bytes>" for in-memory input). */
   readonly file: string;
@@ -190,14 +229,13 @@ function looksLikePickle(head: Uint8Array): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refusePickleCheckpoint } from "./safetensors.ts";
  * refusePickleCheckpoint("model.safetensors"); // fine
- * try {
- *   refusePickleCheckpoint("pytorch_model.bin");
- * } catch (e) {
- *   console.log((e as Error).message.includes("arbitrary code")); // true
- * }
+ * assert.throws(() => refusePickleCheckpoint("pytorch_model.bin"), /arbitrary code/);
  * ```
+ *
+ * @category IO
  */
 export function refusePickleCheckpoint(path: string): void {
   if (hasPickleExtension(path)) throw new SafetensorsFormatError(path, pickleMessage(path));
@@ -477,17 +515,22 @@ async function readExactAt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/t.safetensors";
  * await writeSafetensors(path, { ids: { dtype: "I64", shape: [3], data: [5, 6, 7] } }, { note: "hi" });
  * const f = await SafetensorsFile.open(path);
  * try {
- *   console.log(f.names(), f.info("ids"), f.metadata); // ["ids"] {dtype: "I64", ...} {note: "hi"}
- *   console.log((await f.read("ids")).data); // Int32Array [5, 6, 7]
+ *   assert.deepEqual(f.names(), ["ids"]);
+ *   assert.equal(f.info("ids").dtype, "I64");
+ *   assert.deepEqual(f.metadata, { note: "hi" });
+ *   assert.deepEqual((await f.read("ids")).data, new Int32Array([5, 6, 7])); // I64 is read as int32
  * } finally {
  *   f.close();
  * }
  * ```
+ *
+ * @category IO
  */
 export class SafetensorsFile {
   /** The file's path. */
@@ -604,11 +647,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
-   * console.log(f.has("lm_head.weight")); // false
+   * assert.equal(f.has("lm_head.weight"), false);
    * f.close();
    * ```
    */
@@ -621,11 +665,12 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
-   * console.log(f.info("wte.weight").shape); // [2, 2]
+   * assert.deepEqual(f.info("wte.weight").shape, [2, 2]);
    * f.close();
    * ```
    */
@@ -640,12 +685,14 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
    * const t = await f.read("wte.weight");
-   * console.log(t.shape, t.data); // [2, 2] Float32Array [1, 2, 3, 4]
+   * assert.deepEqual(t.shape, [2, 2]);
+   * assert.deepEqual(t.data, new Float32Array([1, 2, 3, 4]));
    * f.close();
    * ```
    */
@@ -675,12 +722,13 @@ export class SafetensorsFile {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
    * const path = (await Deno.makeTempDir()) + "/m.safetensors";
    * await writeSafetensors(path, { "wte.weight": { dtype: "F32", shape: [2, 2], data: [1, 2, 3, 4] } });
    * const f = await SafetensorsFile.open(path);
    * const all = await f.readAll();
-   * console.log(all.size); // 1
+   * assert.equal(all.size, 1);
    * f.close();
    * ```
    */
@@ -719,11 +767,14 @@ export class SafetensorsFile {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
  * const path = (await Deno.makeTempDir()) + "/h.safetensors";
  * await writeSafetensors(path, { h: { dtype: "F16", shape: [2], data: [0.5, -2] } });
- * console.log((await readSafetensors(path)).get("h")?.data); // Float32Array [0.5, -2]
+ * assert.deepEqual((await readSafetensors(path)).get("h")?.data, new Float32Array([0.5, -2]));
  * ```
+ *
+ * @category IO
  */
 export async function readSafetensors(
   path: string,
@@ -737,7 +788,11 @@ export async function readSafetensors(
   }
 }
 
-/** Result of {@link decodeSafetensors}. */
+/**
+ * Result of {@link decodeSafetensors}.
+ *
+ * @category IO
+ */
 export interface DecodedSafetensors {
   /** Tensors by name. */
   tensors: Map<string, LoadedTensor>;
@@ -753,10 +808,13 @@ export interface DecodedSafetensors {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [2], data: [1, 2] } });
- * console.log(decodeSafetensors(bytes).tensors.get("x")?.data); // Int32Array [1, 2]
+ * assert.deepEqual(decodeSafetensors(bytes).tensors.get("x")?.data, new Int32Array([1, 2]));
  * ```
+ *
+ * @category IO
  */
 export function decodeSafetensors(
   bytes: Uint8Array,
@@ -1037,10 +1095,13 @@ function planFile(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeSafetensors } from "./safetensors.ts";
  * const bytes = encodeSafetensors({ a: { dtype: "U8", shape: [3], data: [1, 2, 3] } }, { format: "pt" });
- * console.log(bytes.length % 8); // 3: header is padded to 8, data is 3 bytes
+ * assert.equal(bytes.length % 8, 3); // header is padded to 8, data is 3 bytes
  * ```
+ *
+ * @category IO
  */
 export function encodeSafetensors(
   tensors: SafetensorsTensorMap,
@@ -1074,6 +1135,8 @@ export function encodeSafetensors(
  *   { format: "pt", step: "100" },
  * );
  * ```
+ *
+ * @category IO
  */
 export async function writeSafetensors(
   path: string,
@@ -1103,9 +1166,17 @@ export async function writeSafetensors(
 // ---------------------------------------------------------------------------------------------------------
 // Checkpoints: one file or an index + shards
 
-/** The name of a single-file Hugging Face checkpoint. */
+/**
+ * The name of a single-file Hugging Face checkpoint.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_SINGLE_FILE = "model.safetensors";
-/** The name of a sharded Hugging Face checkpoint's index. */
+/**
+ * The name of a sharded Hugging Face checkpoint's index.
+ *
+ * @category IO
+ */
 export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
 
 /**
@@ -1122,6 +1193,8 @@ export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
  *   ckpt.close();
  * }
  * ```
+ *
+ * @category IO
  */
 export class SafetensorsCheckpoint {
   /** The folder (or file) the checkpoint was opened from. */
@@ -1250,11 +1323,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.names()); // ["norm.weight"]
+   * assert.deepEqual(ckpt.names(), ["norm.weight"]);
    * ckpt.close();
    * ```
    */
@@ -1267,11 +1341,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.has("lm_head.weight")); // false
+   * assert.equal(ckpt.has("lm_head.weight"), false);
    * ckpt.close();
    * ```
    */
@@ -1284,11 +1359,12 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
-   * console.log(ckpt.info("norm.weight").dtype); // "BF16"
+   * assert.equal(ckpt.info("norm.weight").dtype, "BF16");
    * ckpt.close();
    * ```
    */
@@ -1301,12 +1377,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
    * const t = await ckpt.read("norm.weight");
-   * console.log(t.data); // Float32Array [1, 1]
+   * assert.deepEqual(t.data, new Float32Array([1, 1]));
    * ckpt.close();
    * ```
    */
@@ -1323,12 +1400,13 @@ export class SafetensorsCheckpoint {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { openCheckpoint, writeSafetensors } from "./safetensors.ts";
    * const dir = await Deno.makeTempDir();
    * await writeSafetensors(`${dir}/model.safetensors`, { "norm.weight": { dtype: "BF16", shape: [2], data: [1, 1] } });
    * const ckpt = await openCheckpoint(dir);
    * const all = await ckpt.readAll();
-   * console.log(all.size); // 1
+   * assert.equal(all.size, 1);
    * ckpt.close();
    * ```
    */
@@ -1381,12 +1459,15 @@ async function isFile(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openCheckpoint } from "./safetensors.ts";
  * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
  * const wte = await ckpt.read("transformer.wte.weight");
- * console.log(wte.shape);
+ * assert.deepEqual(wte.shape, [512, 64]); // [vocab, d_model]
  * ckpt.close();
  * ```
+ *
+ * @category IO
  */
 export function openCheckpoint(
   path: string,

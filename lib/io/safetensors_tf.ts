@@ -61,14 +61,18 @@ function toInt32(t: LoadedTensor): Int32Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { toTfTensor } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const t = toTfTensor({ name: "w", dtype: "F16", shape: [2], data: new Float32Array([0.5, 1]) });
- * console.log(t.dtype, t.shape); // float32 [2]
+ * assert.equal(t.dtype, "float32");
+ * assert.deepEqual(t.shape, [2]);
  * t.dispose();
  * ```
+ *
+ * @category IO
  */
 export function toTfTensor(loaded: LoadedTensor): Tensor {
   const { dtype, shape, data } = loaded;
@@ -92,15 +96,18 @@ export function toTfTensor(loaded: LoadedTensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { tfTensorsToSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const w = tf.ones([2, 2]);
  * const inputs = await tfTensorsToSafetensors({ w });
- * console.log(inputs.w.dtype); // "F32"
+ * assert.equal(inputs.w.dtype, "F32");
  * w.dispose();
  * ```
+ *
+ * @category IO
  */
 export async function tfTensorsToSafetensors(
   tensors: Record<string, Tensor>,
@@ -140,6 +147,8 @@ export async function tfTensorsToSafetensors(
  * await writeTfSafetensors(path, { w }, { format: "pt" });
  * w.dispose();
  * ```
+ *
+ * @category IO
  */
 export async function writeTfSafetensors(
   path: string,
@@ -155,12 +164,15 @@ export async function writeTfSafetensors(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
  * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
- * console.log(ref.logits.shape);
+ * assert.deepEqual(ref.logits.shape, [2, 24, 512]); // [batch, positions, vocab]
  * ```
+ *
+ * @category IO
  */
 export async function readTfSafetensors(
   path: string,

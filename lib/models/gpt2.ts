@@ -22,10 +22,14 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gpt2Config } from "./gpt2.ts";
  * const c = gpt2Config({ model_type: "gpt2", n_embd: 64, n_head: 4, n_layer: 2, n_positions: 128, vocab_size: 512 });
- * console.log(c.dMlp, c.mlp); // 256 gelu_new
+ * assert.equal(c.dMlp, 256); // 4 × n_embd
+ * assert.equal(c.mlp, "gelu_new");
  * ```
+ *
+ * @category Models
  */
 export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const d = hfField(hf, "n_embd", "number", file);
@@ -75,6 +79,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -84,9 +89,11 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
  * const w = await gpt2Weights(new HFWeightReader(ckpt, "gpt2", dir), gpt2Config(hf), hf);
- * console.log(w.get("blocks.0.attn.W_Q")?.shape); // [64, 64]
+ * assert.deepEqual(w.get("blocks.0.attn.W_Q")?.shape, [64, 64]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function gpt2Weights(
   r: HFWeightReader,
@@ -147,8 +154,11 @@ export async function gpt2Weights(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gpt2Family } from "./gpt2.ts";
- * console.log(gpt2Family.modelTypes); // ["gpt2"]
+ * assert.deepEqual(gpt2Family.modelTypes, ["gpt2"]);
  * ```
+ *
+ * @category Models
  */
 export const gpt2Family: HFFamily = { modelTypes: ["gpt2"], config: gpt2Config, weights: gpt2Weights };

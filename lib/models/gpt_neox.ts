@@ -30,13 +30,17 @@ const ACTIVATIONS: Record<string, DecoderConfig["mlp"]> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gptNeoxConfig } from "./gpt_neox.ts";
  * const c = gptNeoxConfig({
  *   model_type: "gpt_neox", hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2,
  *   intermediate_size: 256, vocab_size: 512, rotary_pct: 0.25,
  * });
- * console.log(c.rotaryDim, c.parallelResidual); // 4 true
+ * assert.equal(c.rotaryDim, 4); // 25% of the head width 16
+ * assert.equal(c.parallelResidual, true);
  * ```
+ *
+ * @category Models
  */
 export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
   const d = hfField(hf, "hidden_size", "number", file);
@@ -90,12 +94,17 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { splitNeoxQkv } from "./gpt_neox.ts";
  * await tf.ready();
  * const [q, k, v] = splitNeoxQkv(tf.range(0, 12), 2, 2); // heads 2, head width 2
- * console.log(await q.array(), await k.array()); // [0, 1, 6, 7] [2, 3, 8, 9]
+ * assert.deepEqual(await q.array(), [0, 1, 6, 7]);
+ * assert.deepEqual(await k.array(), [2, 3, 8, 9]);
  * ```
+ *
+ * @category Models
+ * @internal Used inside the library; not part of the stable API.
  */
 export function splitNeoxQkv(
   t: Tensor,
@@ -119,6 +128,7 @@ export function splitNeoxQkv(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -128,9 +138,11 @@ export function splitNeoxQkv(
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
  * const w = await gptNeoxWeights(new HFWeightReader(ckpt, "gpt_neox", dir), gptNeoxConfig(hf));
- * console.log(w.get("unembed.W_U")?.shape); // [64, 512]
+ * assert.deepEqual(w.get("unembed.W_U")?.shape, [64, 512]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function gptNeoxWeights(
   r: HFWeightReader,
@@ -185,9 +197,12 @@ export async function gptNeoxWeights(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gptNeoxFamily } from "./gpt_neox.ts";
- * console.log(gptNeoxFamily.modelTypes); // ["gpt_neox"]
+ * assert.deepEqual(gptNeoxFamily.modelTypes, ["gpt_neox"]);
  * ```
+ *
+ * @category Models
  */
 export const gptNeoxFamily: HFFamily = {
   modelTypes: ["gpt_neox"],

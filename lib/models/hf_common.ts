@@ -11,12 +11,18 @@ import { toTfTensor } from "../io/safetensors_tf.ts";
 import type { RopeScaling } from "../nn/rotary.ts";
 import type { DecoderConfig } from "./types.ts";
 
-/** A parsed `config.json`. */
+/**
+ * A parsed `config.json`.
+ *
+ * @category Models
+ */
 export type HFConfig = Record<string, unknown>;
 
 /**
  * One Hugging Face architecture: how its `config.json` maps to a DecoderConfig and its weights to the
  * decoder's canonical parameter names.
+ *
+ * @category Models
  */
 export interface HFFamily {
   /** The `model_type` values it handles. */
@@ -32,9 +38,12 @@ export interface HFFamily {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hfField } from "./hf_common.ts";
- * console.log(hfField({ n_embd: 64 }, "n_embd", "number", "config.json")); // 64
+ * assert.equal(hfField({ n_embd: 64 }, "n_embd", "number", "config.json"), 64);
  * ```
+ *
+ * @category Models
  */
 export function hfField<T extends "number" | "string" | "boolean">(
   hf: HFConfig,
@@ -63,10 +72,13 @@ export function hfField<T extends "number" | "string" | "boolean">(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hfRope } from "./hf_common.ts";
- * console.log(hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json"));
- * // { theta: 500000, partialFactor: undefined, scaling: undefined }
+ * const rope = hfRope({ rope_parameters: { rope_theta: 500000, rope_type: "default" } }, "config.json");
+ * assert.deepEqual(rope, { theta: 500000, partialFactor: undefined, scaling: undefined });
  * ```
+ *
+ * @category Models
  */
 export function hfRope(
   hf: HFConfig,
@@ -124,6 +136,7 @@ export function hfRope(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -132,13 +145,13 @@ export function hfRope(
  * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
  * const wte = await r.take("transformer.wte.weight", [512, 64]); // a [512, 64] tensor
  * const bad = await r.take("transformer.wpe.weight", [64, 64]); // null: the file holds [128, 64]
- * try {
- *   r.finish(new Map([["embed.W_E", wte!]])); // throws, listing the mismatch and the unused tensors
- * } catch (e) {
- *   console.log((e as Error).message.split("\n")[1], bad);
- * }
+ * assert.equal(bad, null);
+ * // finish() throws, listing the mismatch and the unused tensors.
+ * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,64\], found \[128,64\]/);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export class HFWeightReader {
   #ckpt: SafetensorsCheckpoint;
@@ -226,11 +239,14 @@ export class HFWeightReader {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { linearToInOut } from "./hf_common.ts";
  * await tf.ready();
- * console.log(linearToInOut(tf.zeros([3, 2])).shape); // [2, 3]
+ * assert.deepEqual(linearToInOut(tf.zeros([3, 2])).shape, [2, 3]);
  * ```
+ *
+ * @category Models
  */
 export function linearToInOut(t: Tensor): Tensor {
   const out = tf.transpose(t);

@@ -14,13 +14,16 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { ActivationCache } from "./hooks.ts";
  * await tf.ready();
  * const cache = new ActivationCache(new Map([["hook_embed", tf.zeros([1, 2, 4])]]));
- * console.log(cache.get("hook_embed").shape); // [1, 2, 4]
+ * assert.deepEqual(cache.get("hook_embed").shape, [1, 2, 4]);
  * cache.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export class ActivationCache {
   #acts: Map<string, Tensor>;
@@ -79,7 +82,11 @@ export class ActivationCache {
   }
 }
 
-/** Options for {@linkcode runWithCache}. */
+/**
+ * Options for {@linkcode runWithCache}.
+ *
+ * @category Hooks
+ */
 export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
   /** Hook names to capture (default: all). */
   names?: string[];
@@ -91,6 +98,7 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { runWithCache } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
@@ -98,11 +106,13 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, cache } = runWithCache(model, ids, { names: ["blocks.0.attn.hook_pattern"] });
- * console.log(cache.get("blocks.0.attn.hook_pattern").shape); // [1, 2, 3, 3]
+ * assert.deepEqual(cache.get("blocks.0.attn.hook_pattern").shape, [1, 2, 3, 3]);
  * tf.dispose([ids, logits]);
  * cache.dispose();
  * model.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export function runWithCache(
   model: CausalLM,
@@ -120,6 +130,7 @@ export function runWithCache(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { runWithHooks } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
@@ -128,10 +139,12 @@ export function runWithCache(
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * // Zero-ablate the MLP of block 0.
  * const logits = runWithHooks(model, ids, { "blocks.0.hook_mlp_out": (x) => tf.zerosLike(x) });
- * console.log(logits.shape); // [1, 3, 50]
+ * assert.deepEqual(logits.shape, [1, 3, 50]);
  * tf.dispose([ids, logits]);
  * model.dispose();
  * ```
+ *
+ * @category Hooks
  */
 export function runWithHooks(
   model: CausalLM,

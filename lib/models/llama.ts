@@ -22,11 +22,15 @@ import type { DecoderConfig } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { llamaStyleConfig } from "./llama.ts";
  * const c = llamaStyleConfig({ hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2,
  *   num_hidden_layers: 2, intermediate_size: 176, vocab_size: 512 }, "config.json", "llama");
- * console.log(c.nKvHeads, c.headDim); // 2 16
+ * assert.equal(c.nKvHeads, 2);
+ * assert.equal(c.headDim, 16);
  * ```
+ *
+ * @category Models
  */
 export function llamaStyleConfig(hf: HFConfig, file: string, family: string): DecoderConfig {
   const d = hfField(hf, "hidden_size", "number", file);
@@ -74,11 +78,15 @@ export function llamaStyleConfig(hf: HFConfig, file: string, family: string): De
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { llamaConfig } from "./llama.ts";
  * const c = llamaConfig({ hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 2,
  *   intermediate_size: 176, vocab_size: 512, rope_theta: 500000 });
- * console.log(c.ropeTheta, c.qkvBias); // 500000 false
+ * assert.equal(c.ropeTheta, 500000);
+ * assert.equal(c.qkvBias, false);
  * ```
+ *
+ * @category Models
  */
 export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
   const c = llamaStyleConfig(hf, file, "llama");
@@ -92,6 +100,7 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
@@ -101,9 +110,11 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
  * const w = await llamaStyleWeights(new HFWeightReader(ckpt, "llama", dir), llamaConfig(hf));
- * console.log(w.get("blocks.0.attn.W_K")?.shape); // [64, 32]
+ * assert.deepEqual(w.get("blocks.0.attn.W_K")?.shape, [64, 32]);
  * ckpt.close();
  * ```
+ *
+ * @category Models
  */
 export async function llamaStyleWeights(
   r: HFWeightReader,
@@ -153,9 +164,12 @@ export async function llamaStyleWeights(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { llamaFamily } from "./llama.ts";
- * console.log(llamaFamily.modelTypes); // ["llama"]
+ * assert.deepEqual(llamaFamily.modelTypes, ["llama"]);
  * ```
+ *
+ * @category Models
  */
 export const llamaFamily: HFFamily = {
   modelTypes: ["llama"],

@@ -19,10 +19,13 @@ import { qwen2Family } from "./qwen2.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isHuggingFaceModel } from "./load.ts";
- * console.log(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2")); // true
- * console.log(await isHuggingFaceModel("data/models/shakespeare-char")); // false: a trainer run
+ * assert.equal(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2"), true);
+ * assert.equal(await isHuggingFaceModel("data/models/shakespeare-char"), false); // a trainer run
  * ```
+ *
+ * @category Models
  */
 export async function isHuggingFaceModel(source: string): Promise<boolean> {
   if (source.startsWith("hf:")) return true;
@@ -34,10 +37,18 @@ export async function isHuggingFaceModel(source: string): Promise<boolean> {
   }
 }
 
-/** The architectures `loadModel` knows, by `model_type`. */
+/**
+ * The architectures `loadModel` knows, by `model_type`.
+ *
+ * @category Models
+ */
 export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
 
-/** Options for {@linkcode loadModel}. */
+/**
+ * Options for {@linkcode loadModel}.
+ *
+ * @category Models
+ */
 export interface LoadModelOptions {
   /** How `hf:` sources are resolved (cache folder, `allowDownload`, endpoint, token, progress). */
   hub?: ResolveModelSourceOptions;
@@ -48,9 +59,12 @@ export interface LoadModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { familyForModelType } from "./load.ts";
- * console.log(familyForModelType("qwen2").modelTypes); // ["qwen2"]
+ * assert.deepEqual(familyForModelType("qwen2").modelTypes, ["qwen2"]);
  * ```
+ *
+ * @category Models
  */
 export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
   const fam = HF_FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
@@ -70,15 +84,19 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { loadModel } from "./load.ts";
  * await tf.ready();
  * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits } = model.forward(ids, { lastOnly: true });
- * console.log(model.config.family, logits.shape); // qwen2 [1, 1, 512]
+ * assert.equal(model.config.family, "qwen2");
+ * assert.deepEqual(logits.shape, [1, 1, 512]);
  * model.dispose();
  * ```
+ *
+ * @category Models
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");

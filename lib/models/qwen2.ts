@@ -13,11 +13,14 @@ import type { DecoderConfig } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { qwen2Config } from "./qwen2.ts";
  * const c = qwen2Config({ hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2,
  *   intermediate_size: 128, vocab_size: 512, tie_word_embeddings: true, rope_theta: 1000000 });
- * console.log(c.qkvBias, c.attnOutBias, c.tieEmbeddings); // true false true
+ * assert.deepEqual([c.qkvBias, c.attnOutBias, c.tieEmbeddings], [true, false, true]);
  * ```
+ *
+ * @category Models
  */
 export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const c = llamaStyleConfig(hf, file, "qwen2");
@@ -37,9 +40,12 @@ export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { qwen2Family } from "./qwen2.ts";
- * console.log(qwen2Family.modelTypes); // ["qwen2"]
+ * assert.deepEqual(qwen2Family.modelTypes, ["qwen2"]);
  * ```
+ *
+ * @category Models
  */
 export const qwen2Family: HFFamily = {
   modelTypes: ["qwen2"],

@@ -10,7 +10,11 @@ import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { linear } from "./mlp.ts";
 import type { RotaryTable } from "./rotary.ts";
 
-/** Projection weights of one attention layer, `[in, out]` layout. */
+/**
+ * Projection weights of one attention layer, `[in, out]` layout.
+ *
+ * @category NN
+ */
 export interface AttentionWeights {
   /** `[d, H*hd]` */
   wQ: Tensor;
@@ -34,10 +38,16 @@ export interface AttentionWeights {
  * Where an attention hook fires: `q`, `k`, `v` (`[B, T, heads, hd]`, before rotary), `rot_q`, `rot_k`
  * (after rotary), `attn_scores` (`[B, H, T, L]`, scaled and masked, before softmax), `pattern`
  * (`[B, H, T, L]`), `z` (`[B, T, H, hd]`, per-head outputs before the output projection).
+ *
+ * @category NN
  */
 export type AttentionHookPoint = "q" | "k" | "v" | "rot_q" | "rot_k" | "attn_scores" | "pattern" | "z";
 
-/** Everything {@linkcode causalSelfAttention} needs besides the input and weights. */
+/**
+ * Everything {@linkcode causalSelfAttention} needs besides the input and weights.
+ *
+ * @category NN
+ */
 export interface AttentionOptions {
   /** Query heads H. */
   nHeads: number;
@@ -61,7 +71,11 @@ export interface AttentionOptions {
   dropout?: { rate: number; seed: number };
 }
 
-/** The result of {@linkcode causalSelfAttention}. */
+/**
+ * The result of {@linkcode causalSelfAttention}.
+ *
+ * @category NN
+ */
 export interface AttentionResult {
   /** `[B, T, d]` after the output projection. */
   out: Tensor3D;
@@ -80,6 +94,7 @@ export interface AttentionResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { causalSelfAttention } from "./attention.ts";
  * await tf.ready();
@@ -88,8 +103,11 @@ export interface AttentionResult {
  * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
  * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as tf.Tensor4D;
  * const r = causalSelfAttention(tf.ones([1, T, d]) as tf.Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
- * console.log(r.out.shape, r.pattern.shape); // [1, 3, 8] [1, 2, 3, 3]
+ * assert.deepEqual(r.out.shape, [1, 3, 8]);
+ * assert.deepEqual(r.pattern.shape, [1, 2, 3, 3]); // [B, heads, T, T]
  * ```
+ *
+ * @category NN
  */
 export function causalSelfAttention(
   x: Tensor3D,
@@ -151,12 +169,16 @@ export function causalSelfAttention(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { attentionMaskBias } from "./attention.ts";
  * await tf.ready();
  * const bias = attentionMaskBias(tf.ones([1, 3]) as tf.Tensor2D, 3);
- * console.log((await bias.array())[0][0][0]); // [0, -1000000000, -1000000000]
+ * const [row0] = (await bias.array())[0][0]; // query 0 sees only key 0
+ * assert.ok(row0[0] === 0 && row0[1] === -1e9 && row0[2] === -1e9);
  * ```
+ *
+ * @category NN
  */
 export function attentionMaskBias(valid: Tensor2D, t: number): Tensor4D {
   return tf.tidy(() => {

@@ -14,13 +14,16 @@ import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from "../tensor_types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { gatherRows } from "./embedding.ts";
  * await tf.setBackend("cpu");
  * const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
  * const g = tf.grad((t: tf.Tensor) => gatherRows(t, tf.tensor1d([2, 0, 2], "int32")).sum())(table);
- * console.log(Array.from(g.dataSync())); // [1, 1, 0, 0, 2, 2]
+ * assert.deepEqual(Array.from(g.dataSync()), [1, 1, 0, 0, 2, 2]); // row 2 gathered twice
  * ```
+ *
+ * @category NN
  */
 export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
   // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
@@ -46,12 +49,15 @@ export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { embedTokens } from "./embedding.ts";
  * await tf.ready();
  * const x = embedTokens(tf.tensor2d([[0, 2]], [1, 2], "int32"), tf.ones([4, 3]) as tf.Tensor2D);
- * console.log(x.shape); // [1, 2, 3]
+ * assert.deepEqual(x.shape, [1, 2, 3]);
  * ```
+ *
+ * @category NN
  */
 export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
   return tf.tidy(() => {
@@ -67,12 +73,15 @@ export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { embedPositions } from "./embedding.ts";
  * await tf.ready();
  * const p = embedPositions(tf.tensor2d([[0, 1]], [1, 2], "int32"), tf.zeros([8, 3]) as tf.Tensor2D);
- * console.log(p.shape); // [1, 2, 3]
+ * assert.deepEqual(p.shape, [1, 2, 3]);
  * ```
+ *
+ * @category NN
  */
 export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
   return embedTokens(positions, table);
@@ -84,12 +93,15 @@ export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { unembed } from "./embedding.ts";
  * await tf.ready();
  * const logits = unembed(tf.ones([1, 2, 3]) as tf.Tensor3D, tf.ones([5, 3]) as tf.Tensor2D, true);
- * console.log(logits.shape); // [1, 2, 5]
+ * assert.deepEqual(logits.shape, [1, 2, 5]);
  * ```
+ *
+ * @category NN
  */
 export function unembed(
   hidden: Tensor3D,

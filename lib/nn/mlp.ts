@@ -6,7 +6,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D } from "../tensor_types.ts";
 
-/** Activations and MLP kinds (the `mlp` field of a DecoderConfig). */
+/**
+ * Activations and MLP kinds (the `mlp` field of a DecoderConfig).
+ *
+ * @category NN
+ */
 export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
 
 /**
@@ -14,12 +18,15 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { linear } from "./mlp.ts";
  * await tf.ready();
  * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
- * console.log(y.shape); // [2, 3, 5]
+ * assert.deepEqual(y.shape, [2, 3, 5]);
  * ```
+ *
+ * @category NN
  */
 export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
   return tf.tidy(() => {
@@ -36,11 +43,15 @@ export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { geluExact } from "./mlp.ts";
  * await tf.ready();
- * console.log(await geluExact(tf.tensor1d([0, 1])).array()); // ~[0, 0.8413]
+ * const y = await geluExact(tf.tensor1d([0, 1])).array();
+ * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0, 0.8413]);
  * ```
+ *
+ * @category NN
  */
 export function geluExact<T extends Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
@@ -52,11 +63,15 @@ export function geluExact<T extends Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { geluTanh } from "./mlp.ts";
  * await tf.ready();
- * console.log(await geluTanh(tf.tensor1d([1])).array()); // ~[0.8412]
+ * const y = await geluTanh(tf.tensor1d([1])).array();
+ * assert.deepEqual(y.map((v) => +v.toFixed(4)), [0.8412]);
  * ```
+ *
+ * @category NN
  */
 export function geluTanh<T extends Tensor>(x: T): T {
   return tf.tidy(() => {
@@ -70,11 +85,14 @@ export function geluTanh<T extends Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { activation } from "./mlp.ts";
  * await tf.ready();
- * console.log(await activation("relu", tf.tensor1d([-1, 2])).array()); // [0, 2]
+ * assert.deepEqual(await activation("relu", tf.tensor1d([-1, 2])).array(), [0, 2]);
  * ```
+ *
+ * @category NN
  */
 export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
   switch (kind) {
@@ -94,7 +112,11 @@ export function activation<T extends Tensor>(kind: MlpKind, x: T): T {
   }
 }
 
-/** Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU. */
+/**
+ * Weights of one MLP, `[in, out]` layout. `wGate` only for SwiGLU.
+ *
+ * @category NN
+ */
 export interface MlpWeights {
   /** Up projection `[d, dMlp]`. */
   wIn: Tensor;
@@ -110,7 +132,11 @@ export interface MlpWeights {
   bOut?: Tensor;
 }
 
-/** Where an MLP hook fires: `pre` (activation input), `pre_linear` (SwiGLU up projection), `post`. */
+/**
+ * Where an MLP hook fires: `pre` (activation input), `pre_linear` (SwiGLU up projection), `post`.
+ *
+ * @category NN
+ */
 export type MlpHookPoint = "pre" | "pre_linear" | "post";
 
 /**
@@ -120,12 +146,15 @@ export type MlpHookPoint = "pre" | "pre_linear" | "post";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { mlpForward } from "./mlp.ts";
  * await tf.ready();
  * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });
- * console.log(y.shape); // [1, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 4]);
  * ```
+ *
+ * @category NN
  */
 export function mlpForward<T extends Tensor>(
   kind: MlpKind,

@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { rmsNorm } from "./mod.ts";
  * await tf.ready();
  * const y = rmsNorm(tf.ones([1, 4]), tf.ones([4]), 1e-6);
- * console.log(y.shape); // [1, 4]
+ * assert.deepEqual(y.shape, [1, 4]);
  * ```
  *
  * @module

@@ -12,12 +12,15 @@ import type { Tensor } from "../tensor_types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { layerNorm } from "./norm.ts";
  * await tf.ready();
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
- * console.log(await y.array()); // ~[[-1.22, 0, 1.22]]
+ * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(2)), [-1.22, 0, 1.22]);
  * ```
+ *
+ * @category NN
  */
 export function layerNorm<T extends Tensor>(
   x: T,
@@ -39,12 +42,15 @@ export function layerNorm<T extends Tensor>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { rmsNorm } from "./norm.ts";
  * await tf.ready();
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
- * console.log(await y.array()); // ~[[0.849, 1.131]]
+ * assert.deepEqual((await y.array())[0].map((v) => +v.toFixed(3)), [0.849, 1.131]);
  * ```
+ *
+ * @category NN
  */
 export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T {
   return tf.tidy(() => {
@@ -53,7 +59,11 @@ export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T 
   });
 }
 
-/** The normalisation kinds {@linkcode applyNorm} understands. */
+/**
+ * The normalisation kinds {@linkcode applyNorm} understands.
+ *
+ * @category NN
+ */
 export type NormKind = "layernorm" | "rmsnorm";
 
 /**
@@ -61,12 +71,15 @@ export type NormKind = "layernorm" | "rmsnorm";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { applyNorm } from "./norm.ts";
  * await tf.ready();
  * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);
- * console.log(y.shape); // [1, 2]
+ * assert.deepEqual(y.shape, [1, 2]);
  * ```
+ *
+ * @category NN
  */
 export function applyNorm<T extends Tensor>(
   kind: NormKind,

@@ -12,6 +12,8 @@ import type { Tensor2D, Tensor4D } from "../tensor_types.ts";
  * RoPE frequency scaling for long context, as Hugging Face `rope_type` "linear" (every frequency divided
  * by `factor`, i.e. positions stretched) or "llama3" (low frequencies divided by `factor`, high ones kept,
  * a smooth blend between the two wavelength bounds derived from `originalMaxPositions`).
+ *
+ * @category NN
  */
 export type RopeScaling =
   | { type: "linear"; factor: number }
@@ -29,10 +31,13 @@ export type RopeScaling =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scaleRopeFrequencies } from "./rotary.ts";
  * const inv = scaleRopeFrequencies(Float32Array.of(1, 1e-4), { type: "linear", factor: 2 });
- * console.log(inv); // Float32Array [0.5, 0.00005]
+ * assert.deepEqual(inv, Float32Array.of(0.5, 0.00005));
  * ```
+ *
+ * @category NN
  */
 export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling): Float32Array {
   const { factor } = scaling;
@@ -67,15 +72,18 @@ export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { RotaryTable } from "./rotary.ts";
  * await tf.ready();
  * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
  * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
  * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
- * console.log(y.shape); // [1, 3, 2, 8]
+ * assert.deepEqual(y.shape, [1, 3, 2, 8]);
  * rope.dispose();
  * ```
+ *
+ * @category NN
  */
 export class RotaryTable {
   /** Per-head width. */

@@ -11,7 +11,11 @@ import type { CausalLM } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import "../train/run.ts"; // registers the trainer-run reader of openModel
 
-/** A model ready for an example, with how it was found. */
+/**
+ * A model ready for an example, with how it was found.
+ *
+ * @category Notebook
+ */
 export interface ExampleModel {
   /** The model (dispose it when done). */
   model: CausalLM;
@@ -32,7 +36,11 @@ export interface ExampleModel {
   decode(ids: number[]): string;
 }
 
-/** Options for {@linkcode loadExampleModel}. */
+/**
+ * Options for {@linkcode loadExampleModel}.
+ *
+ * @category Notebook
+ */
 export interface LoadExampleModelOptions {
   /** Repository root for the defaults (default: two folders above this module, when it is a file). */
   repoRoot?: string;
@@ -44,11 +52,15 @@ export interface LoadExampleModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadModelFolder } from "./example_model.ts";
  * const ex = await loadModelFolder("../shared/fixtures/hf/tiny-gpt2");
- * console.log(ex.kind, ex.model.config.nLayers); // "hf" 2
+ * assert.equal(ex.kind, "hf");
+ * assert.equal(ex.model.config.nLayers, 2);
  * ex.model.dispose();
  * ```
+ *
+ * @category Notebook
  */
 export async function loadModelFolder(path: string): Promise<ExampleModel> {
   let dir: string;
@@ -97,6 +109,8 @@ function defaultRepoRoot(): string | undefined {
  * console.log(ex.source, ex.kind, ex.notes);
  * ex.model.dispose();
  * ```
+ *
+ * @category Notebook
  */
 export async function loadExampleModel(
   path?: string,

@@ -10,7 +10,11 @@ import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
 // The protocol itself lives in lib/display.ts; re-exported here for notebook users.
 export { escapeHtml, JUPYTER_DISPLAY, type MimeBundle };
 
-/** Options for {@linkcode display}. */
+/**
+ * Options for {@linkcode display}.
+ *
+ * @category Notebook
+ */
 export interface NotebookDisplayOptions {
   /** Names the output so later calls with `update: true` replace it in place. */
   displayId?: string;
@@ -18,7 +22,11 @@ export interface NotebookDisplayOptions {
   update?: boolean;
 }
 
-/** Where display calls go: the kernel's `Deno.jupyter.display` or a test double. */
+/**
+ * Where display calls go: the kernel's `Deno.jupyter.display` or a test double.
+ *
+ * @category Notebook
+ */
 export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) => Promise<void>;
 
 /**
@@ -26,9 +34,12 @@ export type DisplaySink = (bundle: MimeBundle, options: NotebookDisplayOptions) 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isJupyter } from "./jupyter.ts";
- * console.log(isJupyter()); // false in a script, true in a notebook
+ * assert.equal(isJupyter(), false); // in a script; true in a notebook
  * ```
+ *
+ * @category Notebook
  */
 export function isJupyter(): boolean {
   if (!("jupyter" in Deno)) return false;
@@ -40,7 +51,11 @@ export function isJupyter(): boolean {
   }
 }
 
-/** The kernel's display function as a {@linkcode DisplaySink}, or undefined outside Jupyter. */
+/**
+ * The kernel's display function as a {@linkcode DisplaySink}, or undefined outside Jupyter.
+ *
+ * @category Notebook
+ */
 export function jupyterSink(): DisplaySink | undefined {
   if (!isJupyter()) return undefined;
   return (bundle, options) =>
@@ -53,7 +68,11 @@ export function jupyterSink(): DisplaySink | undefined {
 
 const MIME_KEY = /^[a-z]+\/[\w.+-]+$/;
 
-/** True for a plain object whose keys are all MIME types, e.g. `{"text/html": "<b>hi</b>"}`. */
+/**
+ * True for a plain object whose keys are all MIME types, e.g. `{"text/html": "<b>hi</b>"}`.
+ *
+ * @category Notebook
+ */
 export function isMimeBundle(value: unknown): value is MimeBundle {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   if (Object.getPrototypeOf(value) !== Object.prototype) return false;
@@ -67,10 +86,13 @@ export function isMimeBundle(value: unknown): value is MimeBundle {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { html, mimeBundleOf } from "./jupyter.ts";
- * console.log(mimeBundleOf(html`<b>${"x<y"}</b>`)); // { "text/html": "<b>x&lt;y</b>" }
- * console.log(mimeBundleOf(42)); // { "text/plain": "42" }
+ * assert.deepEqual(await mimeBundleOf(html`<b>${"x<y"}</b>`), { "text/html": "<b>x&lt;y</b>" });
+ * assert.deepEqual(await mimeBundleOf(42), { "text/plain": "42" });
  * ```
+ *
+ * @category Notebook
  */
 export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
   if (isMimeBundle(value)) return value;
@@ -93,6 +115,8 @@ export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
  * await display(md`**bold** text`, { displayId: "status" });
  * await display(md`updated`, { displayId: "status", update: true });
  * ```
+ *
+ * @category Notebook
  */
 export async function display(value: unknown, options: NotebookDisplayOptions = {}): Promise<void> {
   const bundle = await mimeBundleOf(value);
@@ -101,7 +125,12 @@ export async function display(value: unknown, options: NotebookDisplayOptions = 
   console.log(plainTextOf(bundle));
 }
 
-/** The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds. */
+/**
+ * The text a terminal shows for a bundle: its text/plain, markdown source, or a note of what it holds.
+ *
+ * @category Notebook
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function plainTextOf(bundle: MimeBundle): string {
   for (const key of ["text/plain", "text/markdown"]) {
     if (typeof bundle[key] === "string") return bundle[key] as string;
@@ -115,10 +144,13 @@ export function plainTextOf(bundle: MimeBundle): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mimeBundleOf, richDisplay } from "./jupyter.ts";
  * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
- * console.log((await mimeBundleOf(stats))["text/plain"]); // "loss 1.25"
+ * assert.equal((await mimeBundleOf(stats))["text/plain"], "loss 1.25");
  * ```
+ *
+ * @category Notebook
  */
 export function richDisplay<T extends object>(
   obj: T,
@@ -133,7 +165,11 @@ export function richDisplay<T extends object>(
   return obj;
 }
 
-/** Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is. */
+/**
+ * Trusted HTML produced by {@linkcode html}; interpolating it into another `html` template keeps it as is.
+ *
+ * @category Notebook
+ */
 export class NotebookHtml {
   /** The HTML source. */
   readonly source: string;
@@ -157,10 +193,14 @@ export class NotebookHtml {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { html } from "./jupyter.ts";
  * const row = html`<td>${"<1>"}</td>`;
- * console.log(String(html`<table><tr>${row}</tr></table>`)); // <table><tr><td>&lt;1&gt;</td></tr></table>
+ * // The nested fragment is kept as markup, its text escaped once.
+ * assert.equal(String(html`<table><tr>${row}</tr></table>`), "<table><tr><td>&lt;1&gt;</td></tr></table>");
  * ```
+ *
+ * @category Notebook
  */
 export function html(strings: TemplateStringsArray, ...values: unknown[]): NotebookHtml {
   let out = strings[0];
@@ -177,7 +217,11 @@ function htmlPart(v: unknown): string {
   return escapeHtml(String(v));
 }
 
-/** Markdown produced by {@linkcode md}. */
+/**
+ * Markdown produced by {@linkcode md}.
+ *
+ * @category Notebook
+ */
 export class NotebookMarkdown {
   /** The markdown source. */
   readonly source: string;
@@ -200,10 +244,13 @@ export class NotebookMarkdown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { md } from "./jupyter.ts";
  * const m = md`Loss after **${3}** steps: ${1.5}`;
- * console.log(m.source); // "Loss after **3** steps: 1.5"
+ * assert.equal(m.source, "Loss after **3** steps: 1.5");
  * ```
+ *
+ * @category Notebook
  */
 export function md(strings: TemplateStringsArray, ...values: unknown[]): NotebookMarkdown {
   return new NotebookMarkdown(String.raw({ raw: strings }, ...values.map((v) => String(v))));

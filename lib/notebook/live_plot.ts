@@ -10,7 +10,11 @@ export type { PlotElement } from "../plot/dom.ts";
 import { saveSvg } from "../plot/png.ts";
 import { type DisplaySink, jupyterSink } from "./jupyter.ts";
 
-/** Options for {@linkcode LivePlot}. */
+/**
+ * Options for {@linkcode LivePlot}.
+ *
+ * @category Notebook
+ */
 export interface LivePlotOptions {
   /** Minimum milliseconds between redraws (default 1000): rendering a chart costs a few ms. */
   minIntervalMs?: number;
@@ -40,6 +44,8 @@ let livePlotIds = 0;
  * }
  * await live.close();
  * ```
+ *
+ * @category Notebook
  */
 export class LivePlot {
   #sink?: DisplaySink;

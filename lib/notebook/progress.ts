@@ -7,10 +7,18 @@
  */
 import { type DisplaySink, escapeHtml, jupyterSink } from "./jupyter.ts";
 
-/** How a {@linkcode Progress} reports. */
+/**
+ * How a {@linkcode Progress} reports.
+ *
+ * @category Notebook
+ */
 export type ProgressMode = "auto" | "jupyter" | "tty" | "lines" | "silent";
 
-/** Options for {@linkcode Progress}. */
+/**
+ * Options for {@linkcode Progress}.
+ *
+ * @category Notebook
+ */
 export interface ProgressOptions {
   /** Label shown before the bar (default "progress"). */
   label?: string;
@@ -41,7 +49,12 @@ function envFlag(name: string): boolean {
   }
 }
 
-/** Picks the report mode for this environment. */
+/**
+ * Picks the report mode for this environment.
+ *
+ * @category Notebook
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function detectProgressMode(): Exclude<ProgressMode, "auto"> {
   if (jupyterSink()) return "jupyter";
   if (envFlag("CI")) return "lines";
@@ -52,7 +65,11 @@ export function detectProgressMode(): Exclude<ProgressMode, "auto"> {
   }
 }
 
-/** "1m05s", "3.2s", "2h01m". */
+/**
+ * "1m05s", "3.2s", "2h01m".
+ *
+ * @category Notebook
+ */
 export function formatProgressDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "?";
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
@@ -78,6 +95,8 @@ function formatRate(rate: number, unit: string): string {
  * for (let i = 0; i < 100; i++) bar.tick(1, { loss: (1 / (i + 1)).toFixed(3) });
  * await bar.done();
  * ```
+ *
+ * @category Notebook
  */
 export class Progress {
   /** Total units, or undefined when unknown. */

@@ -7,7 +7,11 @@
 import { Plot } from "../deps.ts";
 import { plot, type PlotFigure } from "./plot.ts";
 
-/** A marked step on a trace (e.g. a crisis or a restart), with an optional label. */
+/**
+ * A marked step on a trace (e.g. a crisis or a restart), with an optional label.
+ *
+ * @category Plots
+ */
 export interface CosimTraceEvent {
   /** The step (x value) to mark. */
   step: number;
@@ -15,7 +19,11 @@ export interface CosimTraceEvent {
   label?: string;
 }
 
-/** Options for {@linkcode cosimTracePlot}. */
+/**
+ * Options for {@linkcode cosimTracePlot}.
+ *
+ * @category Plots
+ */
 export interface CosimTraceOptions {
   /** Draws a dashed horizontal line at this value (e.g. a fixed crisis threshold). */
   threshold?: number;
@@ -44,10 +52,13 @@ export interface CosimTraceOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cosimTracePlot, toSvgString } from "./mod.ts";
  * const fig = cosimTracePlot([0.91, 0.95, 0.99, 0.97], { threshold: 0.98, events: [{ step: 2, label: "crisis" }] });
- * console.log(toSvgString(fig).includes("crisis")); // true
+ * assert.ok(toSvgString(fig).includes("crisis"));
  * ```
+ *
+ * @category Plots
  */
 export function cosimTracePlot(trace: ArrayLike<number>, options: CosimTraceOptions = {}): PlotFigure {
   const start = options.startStep ?? 0;

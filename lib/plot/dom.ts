@@ -9,6 +9,8 @@ import { parseHTML } from "../deps.ts";
 /**
  * The few DOM element members this library reads from Plot's output. Deno has no DOM typings, so Plot's
  * own `SVGSVGElement | HTMLElement` types are opaque here; this describes what linkedom provides.
+ *
+ * @category Plots
  */
 export interface PlotElement {
   /** Upper-case tag name, e.g. "SVG" or "FIGURE" (lower case for some SVG elements). */
@@ -29,7 +31,11 @@ export interface PlotElement {
   querySelectorAll(selector: string): ArrayLike<PlotElement>;
 }
 
-/** The document Plot renders into (its `document` option): a linkedom document. */
+/**
+ * The document Plot renders into (its `document` option): a linkedom document.
+ *
+ * @category Plots
+ */
 export interface PlotDocument {
   /** Creates an HTML element. */
   createElement(name: string): PlotElement;
@@ -44,10 +50,13 @@ let shared: PlotDocument | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plotDocument } from "./dom.ts";
  * const doc = plotDocument();
- * console.log(doc.createElement("figure").tagName); // "FIGURE"
+ * assert.equal(doc.createElement("figure").tagName, "FIGURE");
  * ```
+ *
+ * @category Plots
  */
 export function plotDocument(): PlotDocument {
   if (shared) return shared;

@@ -11,9 +11,12 @@ import { Plot as ObservablePlot } from "../deps.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot } from "./mod.ts";
  * const fig = plot({ marks: [Plot.lineY([1, 2, 3]), Plot.dot([[0, 1]])] });
- * console.log(fig.tagName.toLowerCase()); // "svg"
+ * assert.equal(fig.tagName.toLowerCase(), "svg");
  * ```
+ *
+ * @category Plots
  */
 export const Plot: typeof ObservablePlot = ObservablePlot;

@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot, toSvgString } from "./mod.ts";
  * const fig = plot({ marks: [Plot.lineY([1, 2, 4, 8])] });
- * console.log(toSvgString(fig).length > 0); // true
+ * assert.ok(toSvgString(fig).startsWith("<svg"));
  * ```
  *
  * @module

@@ -9,10 +9,18 @@ import { plotDocument, type PlotElement } from "./dom.ts";
 import { toSvgString } from "./svg.ts";
 import { richDisplay } from "../notebook/jupyter.ts";
 
-/** Plot's options object (`marks`, scales, `width`, `title`, ...). */
+/**
+ * Plot's options object (`marks`, scales, `width`, `title`, ...).
+ *
+ * @category Plots
+ */
 export type PlotOptions = Plot.PlotOptions;
 
-/** A scale as Plot reports it from a rendered figure (`figure.scale("x")`). */
+/**
+ * A scale as Plot reports it from a rendered figure (`figure.scale("x")`).
+ *
+ * @category Plots
+ */
 export interface PlotScaleInfo {
   /** Scale type: "linear", "log", "band", "ordinal", ... */
   type: string;
@@ -26,7 +34,11 @@ export interface PlotScaleInfo {
   apply?: (value: unknown) => unknown;
 }
 
-/** A rendered Plot chart: an `<svg>` or `<figure>` element (linkedom), plus Plot's scale accessor. */
+/**
+ * A rendered Plot chart: an `<svg>` or `<figure>` element (linkedom), plus Plot's scale accessor.
+ *
+ * @category Plots
+ */
 export interface PlotFigure extends PlotElement {
   /** The materialised scale `name` ("x", "y", "color", ...), or undefined when the chart has none. */
   scale(name: string): PlotScaleInfo | undefined;
@@ -38,10 +50,13 @@ export interface PlotFigure extends PlotElement {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot } from "./mod.ts";
  * const fig = plot({ marks: [Plot.lineY([3, 1, 4, 1, 5]), Plot.ruleY([0])], height: 200 });
- * console.log(fig.tagName.toLowerCase()); // "svg"
+ * assert.equal(fig.tagName.toLowerCase(), "svg");
  * ```
+ *
+ * @category Plots
  */
 export function plot(options: PlotOptions = {}): PlotFigure {
   const fig = Plot.plot({ ...options, document: plotDocument() } as PlotOptions) as unknown as PlotFigure;
@@ -57,6 +72,9 @@ export function plot(options: PlotOptions = {}): PlotFigure {
  * import { makeDisplayable, Plot, plotDocument } from "./mod.ts";
  * const fig = makeDisplayable(Plot.plot({ document: plotDocument(), marks: [Plot.lineY([1, 2])] }));
  * ```
+ *
+ * @category Plots
+ * @internal Used inside the library; not part of the stable API.
  */
 export function makeDisplayable<T extends PlotElement>(fig: T): T {
   return richDisplay(fig, plotMimeBundle);
@@ -67,10 +85,13 @@ export function makeDisplayable<T extends PlotElement>(fig: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, plotMimeBundle, Plot } from "./mod.ts";
  * const bundle = plotMimeBundle(plot({ marks: [Plot.dot([[1, 2], [3, 4]])] }));
- * console.log(Object.keys(bundle)); // ["image/svg+xml", "text/plain"]
+ * assert.deepEqual(Object.keys(bundle), ["image/svg+xml", "text/plain"]);
  * ```
+ *
+ * @category Plots
  */
 export function plotMimeBundle(fig: PlotElement): Record<string, string> {
   const svg = toSvgString(fig);

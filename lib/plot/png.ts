@@ -10,10 +10,19 @@ import { writeFileAtomic, writeTextAtomic } from "../io/atomic.ts";
 import type { PlotElement } from "./dom.ts";
 import { toSvgString } from "./svg.ts";
 
-/** URL of the font shipped for PNG rendering (DejaVu Sans, Bitstream Vera licence: see its LICENSE). */
+/**
+ * URL of the font shipped for PNG rendering (DejaVu Sans, Bitstream Vera licence: see its LICENSE).
+ *
+ * @category Plots
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const PLOT_FONT_URL: URL = new URL("../../data/fonts/DejaVuSans.ttf", import.meta.url);
 
-/** Options for {@linkcode svgToPng} and {@linkcode savePng}. */
+/**
+ * Options for {@linkcode svgToPng} and {@linkcode savePng}.
+ *
+ * @category Plots
+ */
 export interface PngOptions {
   /** Pixels per SVG unit (default 2, for crisp text). */
   scale?: number;
@@ -50,10 +59,13 @@ function asSvg(figure: PlotElement | string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot, svgToPng } from "./mod.ts";
  * const png = await svgToPng(plot({ marks: [Plot.lineY([1, 3, 2])] }), { scale: 1 });
- * console.log(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47); // true ("PNG")
+ * assert.equal(new TextDecoder().decode(png.subarray(1, 4)), "PNG"); // the PNG signature
  * ```
+ *
+ * @category Plots
  */
 export async function svgToPng(figure: PlotElement | string, options: PngOptions = {}): Promise<Uint8Array> {
   const font = await prepare();
@@ -95,6 +107,8 @@ async function ensureParent(path: string): Promise<void> {
  * const path = (await Deno.makeTempDir()) + "/chart.svg";
  * await saveSvg(path, plot({ marks: [Plot.barY([1, 2, 3])] }));
  * ```
+ *
+ * @category Plots
  */
 export async function saveSvg(path: string, figure: PlotElement | string): Promise<void> {
   await ensureParent(path);
@@ -110,6 +124,8 @@ export async function saveSvg(path: string, figure: PlotElement | string): Promi
  * const path = (await Deno.makeTempDir()) + "/chart.png";
  * await savePng(path, plot({ marks: [Plot.barY([1, 2, 3])] }), { scale: 1 });
  * ```
+ *
+ * @category Plots
  */
 export async function savePng(
   path: string,

@@ -16,11 +16,15 @@ const FONT = "DejaVu Sans, system-ui, sans-serif";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plot, Plot, toSvgString } from "./mod.ts";
  * const fig = plot({ title: "Squares", marks: [Plot.lineY([1, 4, 9, 16])] });
  * const svg = toSvgString(fig);
- * console.log(svg.startsWith("<svg"), svg.includes("Squares")); // true true
+ * assert.ok(svg.startsWith("<svg"));
+ * assert.ok(svg.includes("Squares"));
  * ```
+ *
+ * @category Plots
  */
 export function toSvgString(figure: PlotElement): string {
   const tag = figure.tagName.toLowerCase();

@@ -19,11 +19,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CbfSafetyFilter } from "./cbf.ts";
  * const filter = new CbfSafetyFilter();
  * // A strong cooling request while λ is already near λ_max gets softened.
  * const r = filter.filter([0.78, 0.5, 1.0], [-0.35, -0.1]);
- * console.log(r.changed, r.u[0] > -0.35); // true true
+ * assert.ok(r.changed && r.u[0] > -0.35);
  * ```
  *
  * @module
@@ -31,7 +32,11 @@
 import { QPInfeasibleError, type QPResult, solveQP } from "./qp.ts";
 import { DEFAULT_GL_PARAMS, GLPotential, type GLPotentialParams, sdeDrift } from "./potential.ts";
 
-/** A barrier function h with h ≥ 0 on the safe set. */
+/**
+ * A barrier function h with h ≥ 0 on the safe set.
+ *
+ * @category Recync
+ */
 export interface Barrier {
   /** Short name for logs, e.g. "lambdaMax". */
   name: string;
@@ -48,10 +53,13 @@ export interface Barrier {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { affineBarrier } from "./cbf.ts";
  * const h = affineBarrier("lambdaMax", [-1, 0, 0], 0.8); // h = 0.8 − λ
- * console.log(h.value([0.5, 0, 0])); // 0.3
+ * assert.ok(Math.abs(h.value([0.5, 0, 0]) - 0.3) < 1e-12);
  * ```
+ *
+ * @category Recync
  */
 export function affineBarrier(name: string, w: number[], beta: number): Barrier {
   return {
@@ -61,7 +69,11 @@ export function affineBarrier(name: string, w: number[], beta: number): Barrier 
   };
 }
 
-/** Safe levels of the default barriers (spec §3.2 [TS]). */
+/**
+ * Safe levels of the default barriers (spec §3.2 [TS]).
+ *
+ * @category Recync
+ */
 export interface BarrierLevels {
   /** λ ≤ lambdaMax (no attention locking). Default 0.8. */
   lambdaMax?: number;
@@ -76,9 +88,12 @@ export interface BarrierLevels {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultBarriers } from "./cbf.ts";
- * console.log(defaultBarriers().map((b) => b.name)); // ["lambdaMax", "lambdaSemMin", "zMin"]
+ * assert.deepEqual(defaultBarriers().map((b) => b.name), ["lambdaMax", "lambdaSemMin", "zMin"]);
  * ```
+ *
+ * @category Recync
  */
 export function defaultBarriers(levels: BarrierLevels = {}): Barrier[] {
   return [
@@ -92,6 +107,8 @@ export function defaultBarriers(levels: BarrierLevels = {}): Barrier[] {
  * Placeholder input matrix G (rows λ, λ_sem, z; columns ΔT, Δp, η) [TS]: cooling (ΔT < 0) or a narrower
  * nucleus (Δp < 0) raises synchrony λ and also coherence λ_sem and persistence z; the hidden-state
  * correction η raises λ_sem.
+ *
+ * @category Recync
  */
 export const DEFAULT_CBF_G: number[][] = [
   [-0.5, -0.25, 0],
@@ -99,7 +116,11 @@ export const DEFAULT_CBF_G: number[][] = [
   [-0.3, -0.15, 0],
 ];
 
-/** Configuration of {@link CbfSafetyFilter}; every default is a [TS] placeholder. */
+/**
+ * Configuration of {@link CbfSafetyFilter}; every default is a [TS] placeholder.
+ *
+ * @category Recync
+ */
 export interface CbfConfig {
   /** Potential whose negative gradient is the drift f. Default {@link DEFAULT_GL_PARAMS}. */
   potential?: GLPotentialParams;
@@ -129,7 +150,11 @@ export interface CbfConfig {
   slackPenalty?: number;
 }
 
-/** The outcome of {@link CbfSafetyFilter.filter}. */
+/**
+ * The outcome of {@link CbfSafetyFilter.filter}.
+ *
+ * @category Recync
+ */
 export interface CbfFilterResult {
   /** The safe control. */
   u: number[];
@@ -154,11 +179,15 @@ export interface CbfFilterResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CbfSafetyFilter } from "./cbf.ts";
  * const f = new CbfSafetyFilter({ gamma: 1 });
  * const r = f.filter([0.3, 0.5, 1.0], [-0.1, 0]); // far from every barrier: unchanged
- * console.log(r.changed, r.sampling.temperature); // false 0.9
+ * assert.equal(r.changed, false);
+ * assert.equal(r.sampling.temperature, 0.9);
  * ```
+ *
+ * @category Recync
  */
 export class CbfSafetyFilter {
   /** The potential behind the drift. */
@@ -220,8 +249,10 @@ export class CbfSafetyFilter {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { CbfSafetyFilter } from "./cbf.ts";
-   * console.log(new CbfSafetyFilter().toSampling([-0.25, -0.05])); // { temperature: 0.75, topP: 0.85, eta: 0 }
+   * const s = new CbfSafetyFilter().toSampling([-0.25, -0.05]);
+   * assert.deepEqual([s.temperature, s.topP, s.eta].map((v) => +v.toFixed(6)), [0.75, 0.85, 0]);
    * ```
    */
   toSampling(u: readonly number[]): { temperature: number; topP: number; eta: number } {

@@ -18,12 +18,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3Controller } from "./controller.ts";
  * const ctl = new V3Controller();
  * const series = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.89, 0.885, 0.88];
  * let s = { temperature: 1, topP: 0.9 };
  * series.forEach((c) => (s = ctl.observe(c)));
- * console.log(s); // { temperature: 0.75, topP: 0.85 }  (mid bucket, from step 24 on)
+ * assert.deepEqual(s, { temperature: 0.75, topP: 0.85 }); // mid bucket, from step 24 on
  * ```
  *
  * @module
@@ -31,7 +32,11 @@
 import { CosimMonitor, type CosimMonitorOptions, type CrisisEvent, type SeverityBucket } from "./monitor.ts";
 import { type CbfConfig, type CbfFilterResult, CbfSafetyFilter } from "./cbf.ts";
 
-/** Sampling parameters the controller sets for a row. */
+/**
+ * Sampling parameters the controller sets for a row.
+ *
+ * @category Recync
+ */
 export interface V3Sampling {
   /** Softmax temperature. */
   temperature: number;
@@ -39,7 +44,11 @@ export interface V3Sampling {
   topP: number;
 }
 
-/** Configuration of the v3 controller; defaults are the spec's [TS] placeholders. */
+/**
+ * Configuration of the v3 controller; defaults are the spec's [TS] placeholders.
+ *
+ * @category Recync
+ */
 export interface V3Config {
   /** Sampling outside interventions. Default T 1.0, p 0.9. */
   base?: V3Sampling;
@@ -65,7 +74,11 @@ export interface V3Config {
   monitor?: CosimMonitorOptions;
 }
 
-/** {@link V3Config} with every default filled in. */
+/**
+ * {@link V3Config} with every default filled in.
+ *
+ * @category Recync
+ */
 export interface ResolvedV3Config {
   /** See {@link V3Config.base}. */
   base: V3Sampling;
@@ -92,9 +105,12 @@ export interface ResolvedV3Config {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveV3Config } from "./controller.ts";
- * console.log(resolveV3Config({ holdSteps: 3 }).buckets.high); // { temperature: 0.65, topP: 0.8 }
+ * assert.deepEqual(resolveV3Config({ holdSteps: 3 }).buckets.high, { temperature: 0.65, topP: 0.8 });
  * ```
+ *
+ * @category Recync
  */
 export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
   const r: ResolvedV3Config = {
@@ -138,7 +154,11 @@ export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
   return r;
 }
 
-/** What the controller did at a step. */
+/**
+ * What the controller did at a step.
+ *
+ * @category Recync
+ */
 export type V3Action =
   | "apply" // an intervention started
   | "skipGate" // a crisis was confirmed but the model was recovering on its own
@@ -147,7 +167,11 @@ export type V3Action =
   | "stopEarly" // the gate ended an intervention before holdSteps
   | "end"; // an intervention ran its holdSteps
 
-/** One logged controller decision. */
+/**
+ * One logged controller decision.
+ *
+ * @category Recync
+ */
 export interface V3LogEntry {
   /** Batch row (0 for a single controller). */
   row: number;
@@ -181,12 +205,15 @@ export interface V3LogEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3Controller } from "./controller.ts";
  * const ctl = new V3Controller({ holdSteps: 2, gate: false });
  * for (let t = 1; t <= 20; t++) ctl.observe(0.9 + (t % 2 ? 0.01 : -0.01));
  * [0.5, 0.5, 0.5, 0.5, 0.5, 0.91].forEach((c) => ctl.observe(c));
- * console.log(ctl.log.map((e) => `${e.step}:${e.action}`)); // ["23:apply", "25:end"]
+ * assert.deepEqual(ctl.log.map((e) => `${e.step}:${e.action}`), ["23:apply", "25:end"]);
  * ```
+ *
+ * @category Recync
  */
 export class V3Controller {
   /** Resolved configuration. */
@@ -345,11 +372,15 @@ export class V3Controller {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3BatchController } from "./controller.ts";
  * const policy = new V3BatchController(2);
  * const next = policy.observe([0.9, 0.8]);
- * console.log(next.temperature, next.topP); // [1, 1] [0.9, 0.9]
+ * assert.deepEqual(Array.from(next.temperature), [1, 1]);
+ * assert.deepEqual(Array.from(next.topP), [0.9, 0.9]);
  * ```
+ *
+ * @category Recync
  */
 export class V3BatchController {
   /** One controller per row. */
@@ -403,7 +434,11 @@ export class V3BatchController {
   }
 }
 
-/** Sampling fields of a generation row (structurally `SamplingParams` of lib/generate/sampling.ts). */
+/**
+ * Sampling fields of a generation row (structurally `SamplingParams` of lib/generate/sampling.ts).
+ *
+ * @category Recync
+ */
 export interface V3SamplingParamsLike {
   /** Softmax temperature. */
   temperature?: number;
@@ -417,7 +452,11 @@ export interface V3SamplingParamsLike {
   bannedTokens?: number[];
 }
 
-/** The parts of a generation step the v3 policy reads (structurally `GenerationStep`). */
+/**
+ * The parts of a generation step the v3 policy reads (structurally `GenerationStep`).
+ *
+ * @category Recync
+ */
 export interface V3StepView {
   /** Rows that produced a token in this step. */
   rows: {
@@ -429,7 +468,11 @@ export interface V3StepView {
   }[];
 }
 
-/** The row control the v3 policy uses (structurally `GenerationControl`). */
+/**
+ * The row control the v3 policy uses (structurally `GenerationControl`).
+ *
+ * @category Recync
+ */
 export interface V3ControlView {
   /** Current sampling params of a row. */
   getSampling(row: number): V3SamplingParamsLike;
@@ -437,7 +480,11 @@ export interface V3ControlView {
   setSampling(row: number, params: V3SamplingParamsLike): void;
 }
 
-/** Options of {@link V3GenerationPolicy}. */
+/**
+ * Options of {@link V3GenerationPolicy}.
+ *
+ * @category Recync
+ */
 export interface V3GenerationPolicyOptions {
   /** Name of the order-parameter probe whose values feed the CBF filter (e.g. "recync.Z"). */
   orderParameterProbe?: string;
@@ -453,11 +500,15 @@ export interface V3GenerationPolicyOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { V3GenerationPolicy } from "./controller.ts";
  * const policy = new V3GenerationPolicy(2, { holdSteps: 5 });
  * // generate(model, prompts, { sampling: { temperature: 1, topP: 0.9 }, policies: [policy] })
- * console.log(policy.name, policy.controller.rows.length); // "recync.v3" 2
+ * assert.equal(policy.name, "recync.v3");
+ * assert.equal(policy.controller.rows.length, 2);
  * ```
+ *
+ * @category Recync
  */
 export class V3GenerationPolicy {
   /** Policy name for logs. */

@@ -26,7 +26,11 @@
  * @module
  */
 
-/** The fields of a crisis event the metrics need (a subset of the monitor's `CrisisEvent`). */
+/**
+ * The fields of a crisis event the metrics need (a subset of the monitor's `CrisisEvent`).
+ *
+ * @category Recync
+ */
 export interface RecyncEventLike {
   /** First step of the low run. */
   onset: number;
@@ -34,7 +38,11 @@ export interface RecyncEventLike {
   confirmedAt: number;
 }
 
-/** One arm's per-step record, index = generated step t (JSON-safe: null where undefined). */
+/**
+ * One arm's per-step record, index = generated step t (JSON-safe: null where undefined).
+ *
+ * @category Recync
+ */
 export interface RecyncArmTrace {
   /** Generated tokens y_0 … y_{T−1}. */
   tokens: number[];
@@ -50,10 +58,18 @@ export interface RecyncArmTrace {
   events: RecyncEventLike[];
 }
 
-/** The names of the outcome variants (spec §4.5 a-d). */
+/**
+ * The names of the outcome variants (spec §4.5 a-d).
+ *
+ * @category Recync
+ */
 export type RecyncOutcomeName = "crisisFraction" | "crisisCount" | "shortfall" | "meanCosim";
 
-/** All outcome variant names, primary first. */
+/**
+ * All outcome variant names, primary first.
+ *
+ * @category Recync
+ */
 export const RECYNC_OUTCOMES: readonly RecyncOutcomeName[] = [
   "crisisFraction",
   "crisisCount",
@@ -61,7 +77,11 @@ export const RECYNC_OUTCOMES: readonly RecyncOutcomeName[] = [
   "meanCosim",
 ];
 
-/** Text-quality proxies of one arm's segment. */
+/**
+ * Text-quality proxies of one arm's segment.
+ *
+ * @category Recync
+ */
 export interface RecyncTextMetrics {
   /** Unique unigrams / unigrams. */
   distinct1: number;
@@ -76,7 +96,11 @@ export interface RecyncTextMetrics {
   repetitionRate: number;
 }
 
-/** One arm's outcomes over the segment. */
+/**
+ * One arm's outcomes over the segment.
+ *
+ * @category Recync
+ */
 export interface RecyncArmMetrics extends RecyncTextMetrics {
   /** Share of segment steps inside a confirmed crisis. */
   crisisFraction: number;
@@ -90,7 +114,11 @@ export interface RecyncArmMetrics extends RecyncTextMetrics {
   crisesTotal: number;
 }
 
-/** Options of {@link computeUnitMetrics}. */
+/**
+ * Options of {@link computeUnitMetrics}.
+ *
+ * @category Recync
+ */
 export interface UnitMetricsOptions {
   /** `"afterRewind"` (default): [r, T); `"whole"`: [1, T). */
   segment?: "afterRewind" | "whole";
@@ -100,7 +128,11 @@ export interface UnitMetricsOptions {
   worseByDelta?: number;
 }
 
-/** All per-unit metrics of an intervened unit. */
+/**
+ * All per-unit metrics of an intervened unit.
+ *
+ * @category Recync
+ */
 export interface RecyncUnitMetrics {
   /** Segment start (r, or 1 for "whole"). */
   from: number;
@@ -127,10 +159,13 @@ export interface RecyncUnitMetrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { crisisExtents } from "./metrics.ts";
  * const inCrisis = [false, false, true, true, true, true, false];
- * console.log(crisisExtents({ events: [{ onset: 2, confirmedAt: 4 }], inCrisis })); // [[2, 6]]
+ * assert.deepEqual(crisisExtents({ events: [{ onset: 2, confirmedAt: 4 }], inCrisis }), [[2, 6]]);
  * ```
+ *
+ * @category Recync
  */
 export function crisisExtents(arm: Pick<RecyncArmTrace, "events" | "inCrisis">): [number, number][] {
   const T = arm.inCrisis.length;
@@ -146,10 +181,14 @@ export function crisisExtents(arm: Pick<RecyncArmTrace, "events" | "inCrisis">):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { textMetrics } from "./metrics.ts";
  * const m = textMetrics([1, 2, 3, 1, 2, 3, 1, 2, 3], 0, 9);
- * console.log(m.distinct1, m.repetitionRate); // 0.333… 0.571… (4 of 7 trigrams repeat)
+ * assert.ok(Math.abs(m.distinct1 - 1 / 3) < 1e-12);
+ * assert.ok(Math.abs(m.repetitionRate - 4 / 7) < 1e-12); // 4 of 7 trigrams repeat
  * ```
+ *
+ * @category Recync
  */
 export function textMetrics(tokens: readonly number[], from: number, to: number): RecyncTextMetrics {
   const seg = tokens.slice(from, to);
@@ -182,13 +221,16 @@ export function textMetrics(tokens: readonly number[], from: number, to: number)
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { armMetrics } from "./metrics.ts";
  * const arm = {
  *   tokens: [5, 6, 7, 8], cosim: [null, 0.9, 0.5, 0.95], thr: [null, 0.8, 0.8, 0.8],
  *   low: [false, false, true, false], inCrisis: [false, false, false, false], events: [],
  * };
- * console.log(armMetrics(arm, 1, 4).shortfall); // 0.1
+ * assert.ok(Math.abs(armMetrics(arm, 1, 4).shortfall - 0.1) < 1e-9);
  * ```
+ *
+ * @category Recync
  */
 export function armMetrics(arm: RecyncArmTrace, from: number, to: number): RecyncArmMetrics {
   const len = to - from;
@@ -219,6 +261,7 @@ export function armMetrics(arm: RecyncArmTrace, from: number, to: number): Recyn
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { computeUnitMetrics } from "./metrics.ts";
  * const T = 6;
  * const arm = (inCrisis: boolean[]) => ({
@@ -226,8 +269,11 @@ export function armMetrics(arm: RecyncArmTrace, from: number, to: number): Recyn
  *   low: Array(T).fill(false), inCrisis, events: inCrisis.some(Boolean) ? [{ onset: 3, confirmedAt: 5 }] : [],
  * });
  * const m = computeUnitMetrics(arm([false, false, false, true, true, true]), arm(Array(T).fill(false)), 2);
- * console.log(m.delta.crisisFraction, m.crisisFree); // 0.75 true
+ * assert.equal(m.delta.crisisFraction, 0.75);
+ * assert.equal(m.crisisFree, true);
  * ```
+ *
+ * @category Recync
  */
 export function computeUnitMetrics(
   baseline: RecyncArmTrace,

@@ -4,9 +4,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CosimMonitor, RecyncRestartController } from "./mod.ts";
  * const ctl = new RecyncRestartController([0], { maxRestarts: 2 });
- * console.log(ctl.options.seedOffset, new CosimMonitor().options.window); // 10000 20
+ * assert.equal(ctl.options.seedOffset, 10000);
+ * assert.equal(new CosimMonitor().options.window, 20);
  * ```
  *
  * @module

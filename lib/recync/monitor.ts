@@ -18,25 +18,36 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CosimMonitor } from "./monitor.ts";
  * const monitor = new CosimMonitor();
  * const trace = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.5, 0.5, 0.5];
- * for (const v of trace) {
- *   const event = monitor.push(v);
- *   if (event) console.log(event.onset, event.confirmedAt); // 21 23
- * }
+ * const events = trace.map((v) => monitor.push(v)).filter((e) => e !== null);
+ * assert.deepEqual(events.map((e) => [e.onset, e.confirmedAt]), [[21, 23]]);
  * ```
  *
  * @module
  */
 
-/** Which values enter the baseline window (spec §2.2). */
+/**
+ * Which values enter the baseline window (spec §2.2).
+ *
+ * @category Recync
+ */
 export type CosimWindowMode = "excludeConfirmed" | "all" | "acceptNonLow";
 
-/** Severity bucket of a crisis (spec §2.5; the edges are placeholders). */
+/**
+ * Severity bucket of a crisis (spec §2.5; the edges are placeholders).
+ *
+ * @category Recync
+ */
 export type SeverityBucket = "low" | "mid" | "high";
 
-/** Options of {@link CosimMonitor}; every default is the spec's [TS] choice. */
+/**
+ * Options of {@link CosimMonitor}; every default is the spec's [TS] choice.
+ *
+ * @category Recync
+ */
 export interface CosimMonitorOptions {
   /** Baseline window length W. Default 20 [R]. */
   window?: number;
@@ -58,7 +69,11 @@ export interface CosimMonitorOptions {
   recordTrace?: boolean;
 }
 
-/** A confirmed crisis (spec §2.4). */
+/**
+ * A confirmed crisis (spec §2.4).
+ *
+ * @category Recync
+ */
 export interface CrisisEvent {
   /** Step of the first of the k consecutive low values. */
   onset: number;
@@ -80,7 +95,11 @@ export interface CrisisEvent {
   bucket: SeverityBucket;
 }
 
-/** What the monitor saw at one step; `thr`, `windowMean`, `windowStd` are null while warming up. */
+/**
+ * What the monitor saw at one step; `thr`, `windowMean`, `windowStd` are null while warming up.
+ *
+ * @category Recync
+ */
 export interface CosimStepRecord {
   /** Generated-step index (cosim(step) compares h_step with h_{step−1}). */
   step: number;
@@ -109,7 +128,11 @@ interface PendingLow {
   std: number;
 }
 
-/** Complete, JSON-serialisable detector state ({@link CosimMonitor.snapshot}). */
+/**
+ * Complete, JSON-serialisable detector state ({@link CosimMonitor.snapshot}).
+ *
+ * @category Recync
+ */
 export interface CosimMonitorState {
   /** Window contents, oldest first. */
   window: number[];
@@ -121,10 +144,18 @@ export interface CosimMonitorState {
   lastStep: number;
 }
 
-/** {@link CosimMonitorOptions} with every default filled in. */
+/**
+ * {@link CosimMonitorOptions} with every default filled in.
+ *
+ * @category Recync
+ */
 export type ResolvedCosimMonitorOptions = Required<CosimMonitorOptions>;
 
-/** The eps of the cosine convention (spec §2.1). */
+/**
+ * The eps of the cosine convention (spec §2.1).
+ *
+ * @category Recync
+ */
 export const COSIM_EPS = 1e-8;
 
 /**
@@ -133,10 +164,13 @@ export const COSIM_EPS = 1e-8;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cosineSimilarity } from "./monitor.ts";
- * console.log(cosineSimilarity(new Float32Array([1, 0]), new Float32Array([1, 1]))); // 0.7071…
- * console.log(cosineSimilarity(new Float32Array([0, 0]), new Float32Array([1, 1]))); // 0
+ * assert.ok(Math.abs(cosineSimilarity(new Float32Array([1, 0]), new Float32Array([1, 1])) - Math.SQRT1_2) < 1e-6);
+ * assert.equal(cosineSimilarity(new Float32Array([0, 0]), new Float32Array([1, 1])), 0); // zero vector: 0
  * ```
+ *
+ * @category Recync
  */
 export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) {
@@ -158,9 +192,14 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { windowStats } from "./monitor.ts";
- * console.log(windowStats([1, 2, 3, 4], 0)); // { mean: 2.5, std: 1.118… }
+ * const w = windowStats([1, 2, 3, 4], 0);
+ * assert.equal(w.mean, 2.5);
+ * assert.ok(Math.abs(w.std - Math.sqrt(1.25)) < 1e-12); // 1.118…
  * ```
+ *
+ * @category Recync
  */
 export function windowStats(values: readonly number[], ddof: 0 | 1): { mean: number; std: number } {
   const n = values.length;
@@ -179,9 +218,12 @@ export function windowStats(values: readonly number[], ddof: 0 | 1): { mean: num
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { severityBucket } from "./monitor.ts";
- * console.log(severityBucket(1.5)); // "mid"
+ * assert.equal(severityBucket(1.5), "mid");
  * ```
+ *
+ * @category Recync
  */
 export function severityBucket(severity: number, edges: [number, number] = [1, 2]): SeverityBucket {
   if (severity < edges[0]) return "low";
@@ -199,15 +241,19 @@ export function severityBucket(severity: number, edges: [number, number] = [1, 2
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CosimMonitor } from "./monitor.ts";
  * const m = new CosimMonitor({ windowMode: "all", stdDdof: 1 });
  * for (let t = 1; t <= 20; t++) m.push(0.9 + 0.01 * Math.sin(t));
  * const saved = m.snapshot();
  * m.push(0.1); m.push(0.1);
  * const e = m.push(0.1);
- * console.log(e?.onset, e?.bucket); // 21 "high"
+ * assert.equal(e?.onset, 21);
+ * assert.equal(e?.bucket, "high");
  * m.restore(saved); // back to just after step 20
  * ```
+ *
+ * @category Recync
  */
 export class CosimMonitor {
   /** The resolved options. */
@@ -307,10 +353,12 @@ export class CosimMonitor {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { CosimMonitor } from "./monitor.ts";
    * const m = new CosimMonitor({ warmup: "partial" });
    * m.observe(0.9); m.observe(0.92);
-   * console.log(m.observe(0.5)); // { step: 3, cosim: 0.5, thr: 0.904, low: true, … }
+   * const o = m.observe(0.5);
+   * assert.deepEqual([o.step, o.cosim, +o.thr!.toFixed(3), o.low], [3, 0.5, 0.904, true]);
    * ```
    */
   observe(cosim: number, step?: number): CosimStepRecord {
@@ -341,10 +389,12 @@ export class CosimMonitor {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { CosimMonitor } from "./monitor.ts";
    * const m = new CosimMonitor();
    * m.pushHidden(new Float32Array([1, 0])); // h_0: nothing to compare yet
-   * console.log(m.pushHidden(new Float32Array([1, 1]))?.cosim); // 0.7071… (step 1)
+   * const o = m.pushHidden(new Float32Array([1, 1])); // step 1
+   * assert.ok(Math.abs(o!.cosim - Math.SQRT1_2) < 1e-6);
    * ```
    */
   pushHidden(hidden: Float32Array, step?: number): CosimStepRecord | null {
@@ -471,11 +521,12 @@ export class CosimMonitor {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { CosimMonitor } from "./monitor.ts";
    * const m = new CosimMonitor();
    * for (let t = 1; t <= 30; t++) m.push(0.9 + 0.001 * (t % 3));
    * m.restoreAfterStep(18);
-   * console.log(m.lastStep); // 18
+   * assert.equal(m.lastStep, 18);
    * ```
    */
   restoreAfterStep(r: number): void {
@@ -541,10 +592,13 @@ export class CosimMonitor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { detectCrises } from "./monitor.ts";
  * const series = [...Array(20).fill(0.9).map((v, i) => v + (i % 2) * 0.01), 0.1, 0.1, 0.1];
- * console.log(detectCrises(series).map((e) => e.onset)); // [21]
+ * assert.deepEqual(detectCrises(series).map((e) => e.onset), [21]);
  * ```
+ *
+ * @category Recync
  */
 export function detectCrises(series: readonly number[], options: CosimMonitorOptions = {}): CrisisEvent[] {
   const m = new CosimMonitor({ ...options, recordTrace: false });

@@ -21,12 +21,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * // Two heads, both fully on key 0 of 4: entropy 0, alignment 1 → λ = 1.
  * const pattern = tf.tensor3d([[[1, 0, 0, 0], [1, 0, 0, 0]]]);
- * console.log(attentionSynchrony(pattern).dataSync()); // Float32Array [1]
+ * assert.deepEqual(Array.from(attentionSynchrony(pattern).dataSync(), (v) => +v.toFixed(4)), [1]);
  * ```
  *
  * @module
@@ -36,7 +37,11 @@ import { tf } from "../deps.ts";
 
 const COS_EPS = 1e-8;
 
-/** The clip applied to ρ before the Fisher z-transform. */
+/**
+ * The clip applied to ρ before the Fisher z-transform.
+ *
+ * @category Recync
+ */
 export const FISHER_CLIP = 0.999;
 
 /**
@@ -48,12 +53,16 @@ export const FISHER_CLIP = 0.999;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { normalizedAttentionEntropy } from "./order_params.ts";
  * const uniform = tf.tensor3d([[[0.5, 0.5, 0]]]); // 2 valid keys of 3
- * console.log(normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync()); // [1]
+ * const h = normalizedAttentionEntropy(uniform, tf.tensor2d([[1, 1, 0]])).dataSync();
+ * assert.deepEqual(Array.from(h, (v) => +v.toFixed(4)), [1]);
  * ```
+ *
+ * @category Recync
  */
 export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D): Tensor2D {
   checkRank(pattern, 3, "pattern [B, H, L]");
@@ -78,12 +87,15 @@ export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { headAlignment } from "./order_params.ts";
  * const p = tf.tensor3d([[[1, 0], [0, 1]]]); // orthogonal heads
- * console.log(headAlignment(p).dataSync()); // [0]
+ * assert.deepEqual(Array.from(headAlignment(p).dataSync(), (v) => +v.toFixed(4)), [0]);
  * ```
+ *
+ * @category Recync
  */
 export function headAlignment(pattern: Tensor3D): Tensor1D {
   checkRank(pattern, 3, "pattern [B, H, L]");
@@ -107,12 +119,16 @@ export function headAlignment(pattern: Tensor3D): Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * const p = tf.tensor3d([[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]]);
- * console.log(attentionSynchrony(p).dataSync()); // [0.5]: maximal entropy, identical heads
+ * // maximal entropy, identical heads
+ * assert.deepEqual(Array.from(attentionSynchrony(p).dataSync(), (v) => +v.toFixed(4)), [0.5]);
  * ```
+ *
+ * @category Recync
  */
 export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1D {
   return tf.tidy(() => {
@@ -126,11 +142,14 @@ export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { newestQueryPattern } from "./order_params.ts";
- * console.log(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape); // [2, 4, 5]
+ * assert.deepEqual(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape, [2, 4, 5]);
  * ```
+ *
+ * @category Recync
  */
 export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
   checkRank(hookPattern, 4, "hook_pattern [B, H, T, L]");
@@ -145,11 +164,15 @@ export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { rowCosine } from "./order_params.ts";
- * console.log(rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync()); // [0.7071]
+ * const c = rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync();
+ * assert.deepEqual(Array.from(c, (v) => +v.toFixed(4)), [0.7071]);
  * ```
+ *
+ * @category Recync
  */
 export function rowCosine(a: Tensor, b: Tensor): Tensor {
   return tf.tidy(() => {
@@ -166,12 +189,15 @@ export function rowCosine(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { residualUpdates } from "./order_params.ts";
  * const xs = [tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 2]])];
- * console.log(residualUpdates(xs).arraySync()); // [[[1, 0], [0, 2]]]
+ * assert.deepEqual(residualUpdates(xs).arraySync(), [[[1, 0], [0, 2]]]);
  * ```
+ *
+ * @category Recync
  */
 export function residualUpdates(streams: Tensor2D[]): Tensor3D {
   if (streams.length < 2) throw new Error("residualUpdates: need at least two stream states (x_0 and x_1)");
@@ -190,12 +216,16 @@ export function residualUpdates(streams: Tensor2D[]): Tensor3D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { semanticCoherence } from "./order_params.ts";
  * const upd = tf.tensor3d([[[1, 0], [0, 1]]]);
- * console.log(semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync()); // [0.5]
+ * const s = semanticCoherence(upd, tf.tensor2d([[1, 0]])).dataSync();
+ * assert.deepEqual(Array.from(s, (v) => +v.toFixed(4)), [0.5]);
  * ```
+ *
+ * @category Recync
  */
 export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
   checkRank(updates, 3, "updates [B, L, d]");
@@ -210,15 +240,18 @@ export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { RunningMeanDirection } from "./order_params.ts";
  * const g = new RunningMeanDirection();
  * g.add(tf.tensor2d([[1, 0]]));
  * g.add(tf.tensor2d([[0, 1]]));
- * console.log(g.mean().arraySync()); // [[0.5, 0.5]]
+ * assert.deepEqual(g.mean().arraySync(), [[0.5, 0.5]]);
  * g.dispose();
  * ```
+ *
+ * @category Recync
  */
 export class RunningMeanDirection {
   #sum: Tensor2D | null = null;
@@ -302,11 +335,15 @@ export class RunningMeanDirection {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { pearsonLastAxis } from "./order_params.ts";
- * console.log(pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync()); // [0.993]
+ * const r = pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync();
+ * assert.deepEqual(Array.from(r, (v) => +v.toFixed(3)), [0.993]);
  * ```
+ *
+ * @category Recync
  */
 export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
   return tf.tidy(() => {
@@ -322,12 +359,16 @@ export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { keyPersistence } from "./order_params.ts";
  * const k = tf.tensor3d([[[1, 2, 3]]]);
- * console.log(keyPersistence(k, k).dataSync()); // [3.8002] = atanh(0.999)
+ * const z = keyPersistence(k, k).dataSync(); // identical keys: clipped at atanh(0.999)
+ * assert.deepEqual(Array.from(z, (v) => +v.toFixed(4)), [3.8002]);
  * ```
+ *
+ * @category Recync
  */
 export function keyPersistence(
   newest: Tensor3D,
@@ -351,13 +392,18 @@ export function keyPersistence(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { gatherLaggedKeys } from "./order_params.ts";
  * const keys = tf.tensor4d([[[[1], [2], [3]]]]); // B=1, H=1, L=3, hd=1
  * const { newest, previous, available } = gatherLaggedKeys(keys, [Uint8Array.from([1, 0, 1])]);
- * console.log(newest.dataSync(), previous.dataSync(), available); // [3] [1] [true]
+ * assert.deepEqual(Array.from(newest.dataSync()), [3]);
+ * assert.deepEqual(Array.from(previous.dataSync()), [1]);
+ * assert.deepEqual(Array.from(available), [true]);
  * ```
+ *
+ * @category Recync
  */
 export function gatherLaggedKeys(
   keys: Tensor4D,
@@ -403,12 +449,15 @@ export function gatherLaggedKeys(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * await tf.setBackend("cpu");
  * import { stackOrderParameters } from "./order_params.ts";
  * const z = stackOrderParameters(tf.tensor1d([0.2]), tf.tensor1d([0.5]), tf.tensor1d([1]));
- * console.log(z.arraySync()); // [[0.2, 0.5, 1]]
+ * assert.deepEqual(z.arraySync().map((row) => row.map((v) => +v.toFixed(4))), [[0.2, 0.5, 1]]);
  * ```
+ *
+ * @category Recync
  */
 export function stackOrderParameters(
   lambda: Tensor1D,
@@ -439,6 +488,8 @@ function checkRank(t: Tensor, rank: number, what: string): void {
 /**
  * The part of a generation step's probe context the order-parameter probe reads (structurally the
  * `ProbeContext` of lib/generate/generate.ts).
+ *
+ * @category Recync
  */
 export interface OrderParameterProbeContext {
   /** Forward step index (0 = the prefill). */
@@ -451,7 +502,11 @@ export interface OrderParameterProbeContext {
   batchSize: number;
 }
 
-/** The cache methods the probe reads (the decoder's `KVCache` has them). */
+/**
+ * The cache methods the probe reads (the decoder's `KVCache` has them).
+ *
+ * @category Recync
+ */
 export interface KeyCacheView {
   /** Cached keys/values of a layer, `[B, Hkv, L, hd]`, or null before the first forward. */
   past(layer: number): { k: Tensor4D; v: Tensor4D } | null;
@@ -459,7 +514,11 @@ export interface KeyCacheView {
   validity(): Uint8Array[];
 }
 
-/** Options of {@link OrderParameterProbe}. */
+/**
+ * Options of {@link OrderParameterProbe}.
+ *
+ * @category Recync
+ */
 export interface OrderParameterProbeOptions {
   /** The model's number of blocks (`model.config.nLayers`). */
   nLayers: number;
@@ -488,12 +547,16 @@ export interface OrderParameterProbeOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OrderParameterProbe } from "./order_params.ts";
  * const probe = new OrderParameterProbe({ nLayers: 2 });
- * console.log(probe.width, probe.capture.length); // 3 5
+ * assert.equal(probe.width, 3);
+ * assert.equal(probe.capture.length, 5);
  * // generate(model, prompts, { probes: [probe], policies: [probe.cachePolicy] })
  * probe.dispose();
  * ```
+ *
+ * @category Recync
  */
 export class OrderParameterProbe {
   /** Probe name. */

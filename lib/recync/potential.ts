@@ -12,9 +12,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential } from "./potential.ts";
  * const U = new GLPotential({ a: [-1], b: [1] }); // double well with minima at e = ±1
- * console.log(U.value([1]), U.gradient([1])); // -0.25 [0]
+ * assert.equal(U.value([1]), -0.25);
+ * assert.deepEqual(Array.from(U.gradient([1])), [0]);
  * ```
  *
  * @module
@@ -22,13 +24,19 @@
 /**
  * Source of standard normal draws: in practice our seeded `Prng` (lib/random/prng.ts), which has
  * this method. Typed structurally so that this module needs nothing else from it.
+ *
+ * @category Recync
  */
 export interface NormalSource {
   /** One draw from N(0, 1). */
   nextNormal(): number;
 }
 
-/** Coefficients of {@link GLPotential}; all vectors have the dimension n of Z. */
+/**
+ * Coefficients of {@link GLPotential}; all vectors have the dimension n of Z.
+ *
+ * @category Recync
+ */
 export interface GLPotentialParams {
   /** Quadratic coefficients aᵢ (negative: double well). */
   a: number[];
@@ -44,6 +52,8 @@ export interface GLPotentialParams {
  * Placeholder potential for Z = [λ, λ_sem, z] [TS]: shallow single wells (a > 0; a restoring drift of
  * about 10 % of the error per token) around a coherent target λ* = 0.3, λ_sem* = 0.5, z* = 1.0, weak
  * coupling. Not upstream values.
+ *
+ * @category Recync
  */
 export const DEFAULT_GL_PARAMS: GLPotentialParams = {
   a: [0.1, 0.1, 0.1],
@@ -57,10 +67,13 @@ export const DEFAULT_GL_PARAMS: GLPotentialParams = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential } from "./potential.ts";
  * const U = new GLPotential({ a: [1, 2], b: [1, 1], c: [[0, 0.5], [0.5, 0]] });
- * console.log(U.value([1, 1])); // 0.5 + 1 + 0.5 + 0.25 + 0.25 = 2.5
+ * assert.equal(U.value([1, 1]), 2.5); // 0.5 + 1 + 0.5 + 0.25 + 0.25
  * ```
+ *
+ * @category Recync
  */
 export class GLPotential {
   /** Dimension n. */
@@ -168,8 +181,9 @@ export class GLPotential {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { GLPotential } from "./potential.ts";
-   * console.log(new GLPotential({ a: [-4], b: [1] }).wellMinima(0)); // [-2, 2]
+   * assert.deepEqual(Array.from(new GLPotential({ a: [-4], b: [1] }).wellMinima(0)), [-2, 2]);
    * ```
    */
   wellMinima(i: number): number[] {
@@ -180,7 +194,11 @@ export class GLPotential {
   }
 }
 
-/** Options of {@link eulerMaruyamaStep}. */
+/**
+ * Options of {@link eulerMaruyamaStep}.
+ *
+ * @category Recync
+ */
 export interface EulerMaruyamaOptions {
   /** Time step; default 1 (one token). */
   dt?: number;
@@ -199,10 +217,13 @@ export interface EulerMaruyamaOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GLPotential, sdeDrift } from "./potential.ts";
  * const U = new GLPotential({ a: [1], b: [1], target: [0.5] });
- * console.log(sdeDrift(U, [1.5])); // [-2]  (−(1·1 + 1·1³))
+ * assert.deepEqual(Array.from(sdeDrift(U, [1.5])), [-2]); // −(1·1 + 1·1³)
  * ```
+ *
+ * @category Recync
  */
 export function sdeDrift(
   potential: GLPotential,
@@ -233,12 +254,15 @@ export function sdeDrift(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { eulerMaruyamaStep, GLPotential } from "./potential.ts";
  * import { Prng } from "../random/prng.ts";
  * const U = new GLPotential({ a: [-1], b: [1] });
  * const next = eulerMaruyamaStep(U, [0.5], { dt: 0.1, sigma: 0.05, rng: new Prng(1) });
- * console.log(next.length); // 1
+ * assert.equal(next.length, 1);
  * ```
+ *
+ * @category Recync
  */
 export function eulerMaruyamaStep(
   potential: GLPotential,

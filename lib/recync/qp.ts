@@ -11,16 +11,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { solveQP } from "./qp.ts";
  * // min ½‖x‖² − x₀ − x₁  s.t.  x₀ + x₁ ≤ 1
  * const r = solveQP({ Q: [[1, 0], [0, 1]], c: [-1, -1], A: [[1, 1]], b: [1] });
- * console.log(r.x); // [0.5, 0.5]
+ * assert.deepEqual(Array.from(r.x, (v) => +v.toFixed(9)), [0.5, 0.5]);
  * ```
  *
  * @module
  */
 
-/** A small dense convex QP: minimise ½ xᵀQx + cᵀx s.t. A x ≤ b and lo ≤ x ≤ hi. */
+/**
+ * A small dense convex QP: minimise ½ xᵀQx + cᵀx s.t. A x ≤ b and lo ≤ x ≤ hi.
+ *
+ * @category Recync
+ */
 export interface QPProblem {
   /** n × n symmetric positive definite matrix. */
   Q: number[][];
@@ -36,7 +41,11 @@ export interface QPProblem {
   hi?: number[];
 }
 
-/** Options for {@link solveQP}. */
+/**
+ * Options for {@link solveQP}.
+ *
+ * @category Recync
+ */
 export interface QPOptions {
   /** Feasibility / zero tolerance, relative to the data's scale. Default 1e-10. */
   tol?: number;
@@ -44,7 +53,11 @@ export interface QPOptions {
   maxIterations?: number;
 }
 
-/** The solution of {@link solveQP}. */
+/**
+ * The solution of {@link solveQP}.
+ *
+ * @category Recync
+ */
 export interface QPResult {
   /** The minimiser, length n. */
   x: number[];
@@ -71,13 +84,13 @@ export interface QPResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { QPInfeasibleError, solveQP } from "./qp.ts";
- * try {
- *   solveQP({ Q: [[1]], c: [0], A: [[1], [-1]], b: [-1, -1] }); // x ≤ -1 and x ≥ 1
- * } catch (e) {
- *   console.log(e instanceof QPInfeasibleError); // true
- * }
+ * // x ≤ -1 and x ≥ 1
+ * assert.throws(() => solveQP({ Q: [[1]], c: [0], A: [[1], [-1]], b: [-1, -1] }), QPInfeasibleError);
  * ```
+ *
+ * @category Recync
  */
 export class QPInfeasibleError extends Error {
   /** Combined index of the constraint that could not be satisfied (see {@link QPResult.active}). */
@@ -187,11 +200,15 @@ function checkProblem(p: QPProblem): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { solveQP } from "./qp.ts";
  * // Project (2, 2) onto the box [0, 1]²: min ½‖x − (2,2)‖²
  * const r = solveQP({ Q: [[1, 0], [0, 1]], c: [-2, -2], lo: [0, 0], hi: [1, 1] });
- * console.log(r.x, r.active); // [1, 1] [3, 4]  (upper bounds of x₀ and x₁)
+ * assert.deepEqual(Array.from(r.x, (v) => +v.toFixed(9)), [1, 1]);
+ * assert.deepEqual(Array.from(r.active), [2, 3]); // m + n + i with m = 0, n = 2: upper bounds of x₀, x₁
  * ```
+ *
+ * @category Recync
  */
 export function solveQP(problem: QPProblem, options: QPOptions = {}): QPResult {
   checkProblem(problem);

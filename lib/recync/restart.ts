@@ -18,7 +18,11 @@
 import type { GenerationControl, GenerationPolicy, GenerationStep } from "../generate/generate.ts";
 import { CosimMonitor, type CosimMonitorOptions, type CrisisEvent } from "./monitor.ts";
 
-/** Options of the v4 restart policy; defaults follow the spec ([R]/[P2] values, [TS] where open). */
+/**
+ * Options of the v4 restart policy; defaults follow the spec ([R]/[P2] values, [TS] where open).
+ *
+ * @category Recync
+ */
 export interface RestartOptions {
   /** Rewind r = onset − rewindOffset. Default 3 ("onset_m3") [R][P2]. */
   rewindOffset?: number;
@@ -36,7 +40,11 @@ export interface RestartOptions {
   monitor?: CosimMonitorOptions;
 }
 
-/** What a row must do after a step: nothing, or rewind and reseed. */
+/**
+ * What a row must do after a step: nothing, or rewind and reseed.
+ *
+ * @category Recync
+ */
 export interface RestartDecision {
   /** The row. */
   row: number;
@@ -52,7 +60,11 @@ export interface RestartDecision {
   event: CrisisEvent;
 }
 
-/** Resolved restart options. */
+/**
+ * Resolved restart options.
+ *
+ * @category Recync
+ */
 export interface ResolvedRestartOptions {
   /** See {@link RestartOptions}. */
   rewindOffset: number;
@@ -73,9 +85,12 @@ export interface ResolvedRestartOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveRestartOptions } from "./restart.ts";
- * console.log(resolveRestartOptions({ maxRestarts: 2 }).seedOffset); // 10000
+ * assert.equal(resolveRestartOptions({ maxRestarts: 2 }).seedOffset, 10000);
  * ```
+ *
+ * @category Recync
  */
 export function resolveRestartOptions(options: RestartOptions = {}): ResolvedRestartOptions {
   const o = {
@@ -100,7 +115,11 @@ export function resolveRestartOptions(options: RestartOptions = {}): ResolvedRes
   return o;
 }
 
-/** One row's restart history. */
+/**
+ * One row's restart history.
+ *
+ * @category Recync
+ */
 export interface RowRestartLog {
   /** The row's original seed. */
   seed: number;
@@ -120,13 +139,17 @@ export interface RowRestartLog {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RecyncRestartController } from "./restart.ts";
  * const ctl = new RecyncRestartController([7]);
  * const series = [...Array(20).fill(0).map((_, i) => 0.9 + (i % 2 ? 0.01 : -0.01)), 0.5, 0.5, 0.5];
  * let decision = null as ReturnType<typeof ctl.observe>;
  * for (let t = 1; t <= series.length; t++) decision = ctl.observe(0, t, series[t - 1]) ?? decision;
- * console.log(decision?.r, decision?.seed); // 18 10007
+ * assert.equal(decision?.r, 18);
+ * assert.equal(decision?.seed, 10007);
  * ```
+ *
+ * @category Recync
  */
 export class RecyncRestartController {
   /** Resolved options. */
@@ -217,6 +240,8 @@ export class RecyncRestartController {
  * console.log(trace.rows.map((r) => r.rewinds.length), controller.logs.map((l) => l.restarts.length));
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export function recyncRestartPolicy(controller: RecyncRestartController): GenerationPolicy {
   return {

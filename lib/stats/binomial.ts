@@ -5,7 +5,11 @@
  */
 import { betaQuantile, normalQuantile } from "./special.ts";
 
-/** A proportion with its two-sided confidence interval. */
+/**
+ * A proportion with its two-sided confidence interval.
+ *
+ * @category Statistics
+ */
 export interface ProportionInterval {
   /** Successes. */
   successes: number;
@@ -35,10 +39,13 @@ function checkCounts(successes: number, n: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wilsonInterval } from "./binomial.ts";
  * const ci = wilsonInterval(81, 263);
- * console.log(ci.lower.toFixed(4), ci.upper.toFixed(4)); // 0.2553 0.3662
+ * assert.deepEqual([ci.lower.toFixed(4), ci.upper.toFixed(4)], ["0.2553", "0.3662"]);
  * ```
+ *
+ * @category Statistics
  */
 export function wilsonInterval(successes: number, n: number, level = 0.95): ProportionInterval {
   checkCounts(successes, n);
@@ -63,10 +70,13 @@ export function wilsonInterval(successes: number, n: number, level = 0.95): Prop
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clopperPearsonInterval } from "./binomial.ts";
  * const ci = clopperPearsonInterval(81, 263);
- * console.log(ci.lower.toFixed(4), ci.upper.toFixed(4)); // 0.2527 0.3676
+ * assert.deepEqual([ci.lower.toFixed(4), ci.upper.toFixed(4)], ["0.2527", "0.3676"]);
  * ```
+ *
+ * @category Statistics
  */
 export function clopperPearsonInterval(successes: number, n: number, level = 0.95): ProportionInterval {
   checkCounts(successes, n);

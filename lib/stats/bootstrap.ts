@@ -10,7 +10,11 @@ import { Prng } from "../random/prng.ts";
 import { quantileSorted } from "./descriptive.ts";
 import { normalCdf, normalQuantile } from "./special.ts";
 
-/** Options for {@linkcode bootstrapInterval}. */
+/**
+ * Options for {@linkcode bootstrapInterval}.
+ *
+ * @category Statistics
+ */
 export interface BootstrapOptions {
   /** Number of resamples B (default 10,000). */
   resamples?: number;
@@ -22,7 +26,11 @@ export interface BootstrapOptions {
   method?: "percentile" | "bca";
 }
 
-/** A bootstrap confidence interval. */
+/**
+ * A bootstrap confidence interval.
+ *
+ * @category Statistics
+ */
 export interface BootstrapInterval {
   /** The statistic on the original sample. */
   estimate: number;
@@ -52,12 +60,15 @@ export interface BootstrapInterval {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bootstrapInterval } from "./bootstrap.ts";
  * const xs = [3.1, 2.4, 5.0, 4.2, 3.3, 2.9, 4.8, 3.7];
  * const meanOf = (idx: Int32Array) => idx.reduce((s, i) => s + xs[i], 0) / idx.length;
  * const ci = bootstrapInterval(xs.length, meanOf, { seed: 1, resamples: 2000 });
- * console.log(ci.lower < ci.estimate && ci.estimate < ci.upper); // true
+ * assert.ok(ci.lower < ci.estimate && ci.estimate < ci.upper);
  * ```
+ *
+ * @category Statistics
  */
 export function bootstrapInterval(
   n: number,

@@ -9,9 +9,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { meanOf } from "./descriptive.ts";
- * console.log(meanOf([1, 2, 3])); // 2
+ * assert.equal(meanOf([1, 2, 3]), 2);
  * ```
+ *
+ * @category Statistics
  */
 export function meanOf(xs: ArrayLike<number>): number {
   if (xs.length === 0) return NaN;
@@ -26,9 +29,12 @@ export function meanOf(xs: ArrayLike<number>): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { varianceOf } from "./descriptive.ts";
- * console.log(varianceOf([1, 2, 3, 4])); // 1.6667 (sample)
+ * assert.ok(Math.abs(varianceOf([1, 2, 3, 4]) - 5 / 3) < 1e-12); // sample variance, 1.6667
  * ```
+ *
+ * @category Statistics
  */
 export function varianceOf(xs: ArrayLike<number>, ddof = 1): number {
   const n = xs.length;
@@ -49,9 +55,12 @@ export function varianceOf(xs: ArrayLike<number>, ddof = 1): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { standardDeviationOf } from "./descriptive.ts";
- * console.log(standardDeviationOf([2, 4, 4, 4, 5, 5, 7, 9], 0)); // 2
+ * assert.equal(standardDeviationOf([2, 4, 4, 4, 5, 5, 7, 9], 0), 2);
  * ```
+ *
+ * @category Statistics
  */
 export function standardDeviationOf(xs: ArrayLike<number>, ddof = 1): number {
   return Math.sqrt(varianceOf(xs, ddof));
@@ -63,9 +72,12 @@ export function standardDeviationOf(xs: ArrayLike<number>, ddof = 1): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantileSorted } from "./descriptive.ts";
- * console.log(quantileSorted([1, 2, 3, 4], 0.5)); // 2.5
+ * assert.equal(quantileSorted([1, 2, 3, 4], 0.5), 2.5);
  * ```
+ *
+ * @category Statistics
  */
 export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
@@ -81,9 +93,12 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { averageRanks } from "./descriptive.ts";
- * console.log(averageRanks([10, 20, 20, 30]).ranks); // [1, 2.5, 2.5, 4]
+ * assert.deepEqual(Array.from(averageRanks([10, 20, 20, 30]).ranks), [1, 2.5, 2.5, 4]);
  * ```
+ *
+ * @category Statistics
  */
 export function averageRanks(xs: ArrayLike<number>): { ranks: number[]; ties: number[] } {
   const n = xs.length;

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pairedTTest } from "./mod.ts";
- * console.log(pairedTTest([2, 3, 5, 4], [1, 1, 2, 2]).df); // 3
+ * assert.equal(pairedTTest([2, 3, 5, 4], [1, 1, 2, 2]).df, 3);
  * ```
  *
  * @module

@@ -18,7 +18,11 @@ import { meanOf, standardDeviationOf } from "./descriptive.ts";
 import { studentTQuantile, studentTTwoSidedP } from "./special.ts";
 import { type WilcoxonOptions, type WilcoxonResult, wilcoxonSignedRank } from "./wilcoxon.ts";
 
-/** Which standardised mean difference to compute. */
+/**
+ * Which standardised mean difference to compute.
+ *
+ * @category Statistics
+ */
 export type PairedEffectKind = "dz" | "dav" | "pooled";
 
 function checkPaired(a: ArrayLike<number>, b: ArrayLike<number>, where: string): void {
@@ -38,9 +42,13 @@ function checkPaired(a: ArrayLike<number>, b: ArrayLike<number>, where: string):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pairedEffectSize } from "./paired.ts";
- * console.log(pairedEffectSize([3, 4, 5, 6], [1, 3, 3, 5], "dz")); // mean Δ 1.5 / sd Δ 0.577 ≈ 2.598
+ * // mean Δ 1.5 / sd Δ 0.577 ≈ 2.598
+ * assert.ok(Math.abs(pairedEffectSize([3, 4, 5, 6], [1, 3, 3, 5], "dz") - 2.598) < 1e-3);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedEffectSize(
   a: ArrayLike<number>,
@@ -61,7 +69,11 @@ export function pairedEffectSize(
   return den > 0 ? m / den : NaN;
 }
 
-/** The outcome of {@linkcode pairedTTest}. */
+/**
+ * The outcome of {@linkcode pairedTTest}.
+ *
+ * @category Statistics
+ */
 export interface PairedTResult {
   /** Number of pairs. */
   n: number;
@@ -88,13 +100,16 @@ export interface PairedTResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pairedTTest } from "./paired.ts";
  * // Student's sleep data (R: t.test(extra ~ group, data = sleep, paired = TRUE)): t = -4.0621, p = 0.002833.
  * const g1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0];
  * const g2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4];
  * const r = pairedTTest(g1, g2);
- * console.log(r.t.toFixed(4), r.df, r.pValue.toFixed(6)); // -4.0621 9 0.002833
+ * assert.deepEqual([r.t.toFixed(4), r.df, r.pValue.toFixed(6)], ["-4.0621", 9, "0.002833"]);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>, level = 0.95): PairedTResult {
   checkPaired(a, b, "pairedTTest");
@@ -122,7 +137,11 @@ export function pairedTTest(a: ArrayLike<number>, b: ArrayLike<number>, level = 
   };
 }
 
-/** Options for {@linkcode pairedComparison}. */
+/**
+ * Options for {@linkcode pairedComparison}.
+ *
+ * @category Statistics
+ */
 export interface PairedComparisonOptions {
   /** Effect size whose bootstrap CI is reported (default "dz"). */
   effect?: PairedEffectKind;
@@ -134,7 +153,11 @@ export interface PairedComparisonOptions {
   level?: number;
 }
 
-/** Everything {@linkcode pairedComparison} reports. */
+/**
+ * Everything {@linkcode pairedComparison} reports.
+ *
+ * @category Statistics
+ */
 export interface PairedComparison {
   /** Number of pairs. */
   n: number;
@@ -162,12 +185,15 @@ export interface PairedComparison {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pairedComparison } from "./paired.ts";
  * const base = [0.30, 0.25, 0.40, 0.10, 0.35, 0.20, 0.45, 0.15];
  * const interv = [0.10, 0.20, 0.15, 0.12, 0.05, 0.10, 0.30, 0.02];
  * const r = pairedComparison(base, interv, { bootstrap: { seed: 7, resamples: 1000 } });
- * console.log(r.dz > 0, r.effectCi.lower < r.dz); // true true
+ * assert.ok(r.dz > 0 && r.effectCi.lower < r.dz);
  * ```
+ *
+ * @category Statistics
  */
 export function pairedComparison(
   a: ArrayLike<number>,

@@ -27,9 +27,12 @@ const LANCZOS = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { logGamma } from "./special.ts";
- * console.log(Math.exp(logGamma(5))); // ≈ 24
+ * assert.ok(Math.abs(Math.exp(logGamma(5)) - 24) < 1e-9); // Γ(5) = 4! = 24
  * ```
+ *
+ * @category Statistics
  */
 export function logGamma(x: number): number {
   if (!(x > 0)) throw new RangeError(`logGamma: x must be > 0, got ${x}`);
@@ -82,9 +85,12 @@ function betaContinuedFraction(a: number, b: number, x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { regularizedIncompleteBeta } from "./special.ts";
- * console.log(regularizedIncompleteBeta(0.5, 2, 2)); // 0.5 by symmetry
+ * assert.ok(Math.abs(regularizedIncompleteBeta(0.5, 2, 2) - 0.5) < 1e-12); // by symmetry
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedIncompleteBeta(x: number, a: number, b: number): number {
   if (!(a > 0) || !(b > 0)) throw new RangeError(`incomplete beta: a and b must be > 0 (a=${a}, b=${b})`);
@@ -102,9 +108,12 @@ export function regularizedIncompleteBeta(x: number, a: number, b: number): numb
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { regularizedGammaP } from "./special.ts";
- * console.log(regularizedGammaP(1, 1)); // 1 - e^-1 ≈ 0.6321
+ * assert.ok(Math.abs(regularizedGammaP(1, 1) - (1 - Math.exp(-1))) < 1e-12); // ≈ 0.6321
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedGammaP(a: number, x: number): number {
   if (!(a > 0)) throw new RangeError(`incomplete gamma: a must be > 0, got ${a}`);
@@ -119,9 +128,12 @@ export function regularizedGammaP(a: number, x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { regularizedGammaQ } from "./special.ts";
- * console.log(regularizedGammaQ(1, 1)); // e^-1 ≈ 0.3679
+ * assert.ok(Math.abs(regularizedGammaQ(1, 1) - Math.exp(-1)) < 1e-12); // ≈ 0.3679
  * ```
+ *
+ * @category Statistics
  */
 export function regularizedGammaQ(a: number, x: number): number {
   if (!(a > 0)) throw new RangeError(`incomplete gamma: a must be > 0, got ${a}`);
@@ -164,9 +176,12 @@ function gammaContinuedFraction(a: number, x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalCdf } from "./special.ts";
- * console.log(normalCdf(1.959963984540054)); // ≈ 0.975
+ * assert.ok(Math.abs(normalCdf(1.959963984540054) - 0.975) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function normalCdf(z: number): number {
   if (Number.isNaN(z)) return NaN;
@@ -183,9 +198,12 @@ export function normalCdf(z: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalQuantile } from "./special.ts";
- * console.log(normalQuantile(0.975)); // ≈ 1.959964
+ * assert.ok(Math.abs(normalQuantile(0.975) - 1.959964) < 1e-6);
  * ```
+ *
+ * @category Statistics
  */
 export function normalQuantile(p: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`normalQuantile: p must be in [0, 1], got ${p}`);
@@ -214,9 +232,12 @@ export function normalQuantile(p: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { studentTCdf } from "./special.ts";
- * console.log(studentTCdf(2.228138851986274, 10)); // ≈ 0.975
+ * assert.ok(Math.abs(studentTCdf(2.228138851986274, 10) - 0.975) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTCdf(t: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`studentTCdf: df must be > 0, got ${df}`);
@@ -232,9 +253,12 @@ export function studentTCdf(t: number, df: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { studentTTwoSidedP } from "./special.ts";
- * console.log(studentTTwoSidedP(2.228138851986274, 10)); // ≈ 0.05
+ * assert.ok(Math.abs(studentTTwoSidedP(2.228138851986274, 10) - 0.05) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTTwoSidedP(t: number, df: number): number {
   if (!(df > 0)) throw new RangeError(`studentTTwoSidedP: df must be > 0, got ${df}`);
@@ -248,9 +272,12 @@ export function studentTTwoSidedP(t: number, df: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { studentTQuantile } from "./special.ts";
- * console.log(studentTQuantile(0.975, 9)); // ≈ 2.262157
+ * assert.ok(Math.abs(studentTQuantile(0.975, 9) - 2.262157) < 1e-6);
  * ```
+ *
+ * @category Statistics
  */
 export function studentTQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`studentTQuantile: p must be in (0, 1), got ${p}`);
@@ -271,9 +298,12 @@ export function studentTQuantile(p: number, df: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { betaQuantile } from "./special.ts";
- * console.log(betaQuantile(0.5, 3, 3)); // 0.5
+ * assert.ok(Math.abs(betaQuantile(0.5, 3, 3) - 0.5) < 1e-9);
  * ```
+ *
+ * @category Statistics
  */
 export function betaQuantile(p: number, a: number, b: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`betaQuantile: p must be in [0, 1], got ${p}`);

@@ -16,7 +16,11 @@
 import { averageRanks } from "./descriptive.ts";
 import { normalCdf } from "./special.ts";
 
-/** Options for {@linkcode wilcoxonSignedRank}. */
+/**
+ * Options for {@linkcode wilcoxonSignedRank}.
+ *
+ * @category Statistics
+ */
 export interface WilcoxonOptions {
   /** "auto" (default), "exact" or "normal"; see the module notes. */
   method?: "auto" | "exact" | "normal";
@@ -26,7 +30,11 @@ export interface WilcoxonOptions {
   correction?: boolean;
 }
 
-/** The outcome of {@linkcode wilcoxonSignedRank}. */
+/**
+ * The outcome of {@linkcode wilcoxonSignedRank}.
+ *
+ * @category Statistics
+ */
 export interface WilcoxonResult {
   /** Sum of ranks of the positive differences (R's V). */
   statistic: number;
@@ -53,13 +61,17 @@ export interface WilcoxonResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wilcoxonSignedRank } from "./wilcoxon.ts";
  * // Hollander & Wolfe's depression-scale example (R's ?wilcox.test): V = 40, one-sided p = 0.01953.
  * const x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30];
  * const y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29];
  * const r = wilcoxonSignedRank(x.map((v, i) => v - y[i]), { alternative: "greater" });
- * console.log(r.statistic, r.pValue.toFixed(5)); // 40 0.01953
+ * assert.equal(r.statistic, 40);
+ * assert.equal(r.pValue.toFixed(5), "0.01953");
  * ```
+ *
+ * @category Statistics
  */
 export function wilcoxonSignedRank(
   differences: ArrayLike<number>,

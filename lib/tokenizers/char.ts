@@ -4,16 +4,23 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CharTokenizer } from "./char.ts";
  * const tok = CharTokenizer.fromCorpus("hello world");
- * console.log(tok.vocabSize, tok.encode("hello"), tok.decode(tok.encode("hello")));
+ * assert.equal(tok.vocabSize, 8); // " ", d, e, h, l, o, r, w
+ * assert.deepEqual(tok.encode("hello"), [3, 2, 4, 4, 5]);
+ * assert.equal(tok.decode(tok.encode("hello")), "hello");
  * ```
  *
  * @module
  */
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
-/** The JSON form of a {@linkcode CharTokenizer} (what `toJSON()` returns and `fromJSON()` reads). */
+/**
+ * The JSON form of a {@linkcode CharTokenizer} (what `toJSON()` returns and `fromJSON()` reads).
+ *
+ * @category Tokenizers
+ */
 export interface CharTokenizerJSON {
   /** Always "char". */
   type: "char";
@@ -23,7 +30,11 @@ export interface CharTokenizerJSON {
   unk?: number;
 }
 
-/** Options for {@linkcode CharTokenizer.fromCorpus}. */
+/**
+ * Options for {@linkcode CharTokenizer.fromCorpus}.
+ *
+ * @category Tokenizers
+ */
 export interface CharTokenizerOptions {
   /**
    * Reserve a token for unknown characters: its text (e.g. "\uFFFD"), added to the vocabulary if the
@@ -37,12 +48,15 @@ export interface CharTokenizerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CharTokenizer } from "./char.ts";
  * const tok = CharTokenizer.fromCorpus("abc", { unkToken: "?" });
- * console.log(tok.encode("abz")); // the unknown "z" maps to the "?" id
+ * assert.equal(tok.encode("abz")[2], tok.encode("?")[0]); // the unknown "z" maps to the "?" id
  * const copy = CharTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
- * console.assert(copy.decode(copy.encode("cab")) === "cab");
+ * assert.equal(copy.decode(copy.encode("cab")), "cab");
  * ```
+ *
+ * @category Tokenizers
  */
 export class CharTokenizer implements TextTokenizer {
   /** Number of characters in the vocabulary. */

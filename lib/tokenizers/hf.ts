@@ -9,10 +9,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTokenizer } from "./hf.ts";
  * const tok = await loadTokenizer("tests/tokenizers/fixtures/gpt2-bpe");
  * const ids = tok.encode("hello world");
- * console.log(ids, tok.decode(ids));
+ * assert.deepEqual(ids, [260, 264]);
+ * assert.equal(tok.decode(ids), "hello world");
  * ```
  *
  * @module
@@ -21,7 +23,11 @@ import { HFTokenizerRuntime } from "../deps.ts";
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
-/** The parts of `tokenizer_config.json` this module reads (other fields pass through untouched). */
+/**
+ * The parts of `tokenizer_config.json` this module reads (other fields pass through untouched).
+ *
+ * @category Tokenizers
+ */
 export interface HFTokenizerConfig {
   /** Beginning-of-sequence token text (or an AddedToken object). */
   bos_token?: string | { content: string } | null;
@@ -41,7 +47,11 @@ export interface HFTokenizerConfig {
   [key: string]: unknown;
 }
 
-/** Options for {@linkcode HFTokenizer}. */
+/**
+ * Options for {@linkcode HFTokenizer}.
+ *
+ * @category Tokenizers
+ */
 export interface HFTokenizerOptions {
   /**
    * Fallback special-token ids (e.g. `bos_token_id`/`eos_token_id`/`pad_token_id` from a model's
@@ -71,11 +81,15 @@ function tokenContent(value: unknown, field: string, source: string): string | u
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HFTokenizer } from "./hf.ts";
  * const json = JSON.parse(await Deno.readTextFile("tests/tokenizers/fixtures/llama-bpe/tokenizer.json"));
  * const tok = new HFTokenizer(json, { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" });
- * console.log(tok.special, tok.encode("hello world"));
+ * assert.deepEqual(tok.special, { bos: 1, eos: 2, pad: undefined, unk: 0 }); // ids of the token strings
+ * assert.deepEqual(tok.encode("hello world"), [1, 271, 276]);
  * ```
+ *
+ * @category Tokenizers
  */
 export class HFTokenizer implements TextTokenizer {
   /** Number of token ids: one more than the largest id in the vocabulary or added tokens. */
@@ -220,7 +234,11 @@ function firstId(value: unknown): number | undefined {
   return undefined;
 }
 
-/** Options of {@linkcode loadTokenizer}. */
+/**
+ * Options of {@linkcode loadTokenizer}.
+ *
+ * @category Tokenizers
+ */
 export interface LoadTokenizerOptions {
   /** How `hf:org/name[@revision]` sources are resolved (cache folder, `allowDownload`, ...). */
   hub?: ResolveModelSourceOptions;
@@ -236,10 +254,13 @@ export interface LoadTokenizerOptions {
  * @param options Hub resolution options
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTokenizer } from "./hf.ts";
  * const tok = await loadTokenizer("tests/tokenizers/fixtures/llama-bpe");
- * console.log(tok.encode("hello world")); // [1, 271, 276]: BOS then two merged words
+ * assert.deepEqual(tok.encode("hello world"), [1, 271, 276]); // BOS then two merged words
  * ```
+ *
+ * @category Tokenizers
  */
 export async function loadTokenizer(
   source: string,

@@ -4,10 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CharTokenizer, loadTokenizer } from "./mod.ts";
  * const chars = CharTokenizer.fromCorpus("to be or not to be");
  * const bpe = await loadTokenizer("tests/tokenizers/fixtures/gpt2-bpe");
- * console.log(chars.encode("to be"), bpe.encode("hello world"));
+ * assert.deepEqual(chars.encode("to be"), [6, 4, 0, 1, 2]); // one id per character
+ * assert.deepEqual(bpe.encode("hello world"), [260, 264]); // one id per merged word
+ * assert.equal(bpe.decode(bpe.encode("hello world")), "hello world");
  * ```
  *
  * @module

@@ -4,7 +4,11 @@
  * @module
  */
 
-/** Encodes text to token ids and back. */
+/**
+ * Encodes text to token ids and back.
+ *
+ * @category Tokenizers
+ */
 export interface TextTokenizer {
   /** Number of token ids (the embedding table's rows). */
   readonly vocabSize: number;
@@ -16,7 +20,11 @@ export interface TextTokenizer {
   decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
 }
 
-/** Ids of special tokens, when defined. */
+/**
+ * Ids of special tokens, when defined.
+ *
+ * @category Tokenizers
+ */
 export interface SpecialTokens {
   /** Beginning-of-sequence token. */
   bos?: number;

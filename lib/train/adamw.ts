@@ -15,6 +15,8 @@ import type { Tensor, Variable } from "../tensor_types.ts";
 /**
  * One rule that assigns parameters to a group. A parameter joins the first rule that matches it; every
  * condition given must hold. Rules are plain data so they live in JSON training configs.
+ *
+ * @category Training
  */
 export interface ParamGroupRule {
   /** A label for logs and checkpoints (default `group<i>`). */
@@ -33,7 +35,11 @@ export interface ParamGroupRule {
   lrScale?: number;
 }
 
-/** Options for {@linkcode AdamW}. Defaults are nanoGPT's: β = (0.9, 0.95), ε = 1e-8, wd 0.1 on rank ≥ 2. */
+/**
+ * Options for {@linkcode AdamW}. Defaults are nanoGPT's: β = (0.9, 0.95), ε = 1e-8, wd 0.1 on rank ≥ 2.
+ *
+ * @category Training
+ */
 export interface AdamWOptions {
   /** Decay of the first moment (default 0.9). */
   beta1?: number;
@@ -50,9 +56,12 @@ export interface AdamWOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DECAY_MATRICES_ONLY } from "./adamw.ts";
- * console.log(DECAY_MATRICES_ONLY(0.1)[0]); // { name: "decay", minRank: 2, weightDecay: 0.1 }
+ * assert.deepEqual(DECAY_MATRICES_ONLY(0.1)[0], { name: "decay", minRank: 2, weightDecay: 0.1 });
  * ```
+ *
+ * @category Training
  */
 export function DECAY_MATRICES_ONLY(weightDecay: number): ParamGroupRule[] {
   return [
@@ -61,7 +70,11 @@ export function DECAY_MATRICES_ONLY(weightDecay: number): ParamGroupRule[] {
   ];
 }
 
-/** The group a parameter ended up in. */
+/**
+ * The group a parameter ended up in.
+ *
+ * @category Training
+ */
 export interface ParamGroupAssignment {
   /** The rule's name. */
   group: string;
@@ -71,7 +84,11 @@ export interface ParamGroupAssignment {
   lrScale: number;
 }
 
-/** Optimiser state as plain numbers and named tensors, ready for a checkpoint. */
+/**
+ * Optimiser state as plain numbers and named tensors, ready for a checkpoint.
+ *
+ * @category Training
+ */
 export interface AdamWState {
   /** Optimiser steps taken so far. */
   step: number;
@@ -84,14 +101,18 @@ export interface AdamWState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { assignParamGroups, DECAY_MATRICES_ONLY } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const params = new Map([["w", tf.variable(tf.zeros([2, 2]))], ["b", tf.variable(tf.zeros([2]))]]);
  * const groups = assignParamGroups(params, DECAY_MATRICES_ONLY(0.1));
- * console.log(groups.get("w")?.weightDecay, groups.get("b")?.weightDecay); // 0.1 0
+ * assert.equal(groups.get("w")?.weightDecay, 0.1); // a matrix decays
+ * assert.equal(groups.get("b")?.weightDecay, 0); // a bias does not
  * ```
+ *
+ * @category Training
  */
 export function assignParamGroups(
   params: Map<string, Variable>,
@@ -134,6 +155,7 @@ function ownedVariable(init: Tensor): Variable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { AdamW } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
@@ -141,9 +163,11 @@ function ownedVariable(init: Tensor): Variable {
  * const w = tf.variable(tf.tensor1d([1, 2]));
  * const opt = new AdamW(new Map([["w", w]]), { groups: [{ weightDecay: 0 }] });
  * opt.step(new Map([["w", tf.tensor1d([0.5, -0.5])]]), 0.1);
- * console.log(Array.from(w.dataSync())); // about [0.9, 2.1]
+ * assert.deepEqual(Array.from(w.dataSync(), (v) => +v.toFixed(3)), [0.9, 2.1]);
  * opt.dispose();
  * ```
+ *
+ * @category Training
  */
 export class AdamW {
   /** Exponential decay of the first moment. */

@@ -16,17 +16,29 @@ import { type LoadedTensor, readSafetensors, writeSafetensors } from "../io/safe
 import type { CausalLM } from "../models/types.ts";
 import { cleanStaleTempDirs, writeDirAtomic } from "../io/atomic_dir.ts";
 
-/** File names inside a checkpoint folder. */
+/**
+ * File names inside a checkpoint folder.
+ *
+ * @category Training
+ */
 export const CHECKPOINT_FILES = {
   model: "model.safetensors",
   optimizer: "optimizer.safetensors",
   state: "state.json",
 } as const;
 
-/** The pointer file naming the newest complete checkpoint folder. */
+/**
+ * The pointer file naming the newest complete checkpoint folder.
+ *
+ * @category Training
+ */
 export const LATEST_POINTER = "latest";
 
-/** What `state.json` holds. Extra fields written by callers are kept as they are. */
+/**
+ * What `state.json` holds. Extra fields written by callers are kept as they are.
+ *
+ * @category Training
+ */
 export interface CheckpointState {
   /** Format tag, checked on load. */
   format: "coherence-lab/checkpoint@1";
@@ -36,7 +48,11 @@ export interface CheckpointState {
   [key: string]: unknown;
 }
 
-/** The tensors and state to save. */
+/**
+ * The tensors and state to save.
+ *
+ * @category Training
+ */
 export interface CheckpointContents {
   /** Model parameters by canonical name. */
   weights: Map<string, Tensor>;
@@ -48,7 +64,11 @@ export interface CheckpointContents {
   extraFiles?: Map<string, Uint8Array>;
 }
 
-/** Options of {@linkcode saveCheckpoint}. */
+/**
+ * Options of {@linkcode saveCheckpoint}.
+ *
+ * @category Training
+ */
 export interface SaveCheckpointOptions {
   /** Keep this many newest checkpoint folders and delete older ones (default 2; 0 keeps all). */
   keepLast?: number;
@@ -58,13 +78,21 @@ export interface SaveCheckpointOptions {
   beforeTensorFile?(path: string): void | Promise<void>;
 }
 
-/** Options of {@linkcode loadCheckpoint}. */
+/**
+ * Options of {@linkcode loadCheckpoint}.
+ *
+ * @category Training
+ */
 export interface LoadCheckpointOptions {
   /** Read `optimizer.safetensors` too (default true). False for inference-only folders such as the demo model. */
   optimizer?: boolean;
 }
 
-/** A loaded checkpoint. */
+/**
+ * A loaded checkpoint.
+ *
+ * @category Training
+ */
 export interface LoadedCheckpoint {
   /** The checkpoint folder. */
   dir: string;
@@ -76,7 +104,12 @@ export interface LoadedCheckpoint {
   optimizer: Map<string, LoadedTensor>;
 }
 
-/** The folder name of the checkpoint at `step` (zero-padded so names sort by step). */
+/**
+ * The folder name of the checkpoint at `step` (zero-padded so names sort by step).
+ *
+ * @category Training
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, "0")}`;
 }
@@ -100,6 +133,7 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
@@ -110,8 +144,10 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  *   optimizer: new Map(),
  *   state: { format: "coherence-lab/checkpoint@1", step: 5 },
  * });
- * console.log((await loadCheckpoint(dir)).state.step); // 5
+ * assert.equal((await loadCheckpoint(dir)).state.step, 5);
  * ```
+ *
+ * @category Training
  */
 export async function saveCheckpoint(
   checkpointsDir: string,
@@ -143,7 +179,11 @@ export async function saveCheckpoint(
   return target;
 }
 
-/** Complete checkpoint folder names in `checkpointsDir`, oldest first. */
+/**
+ * Complete checkpoint folder names in `checkpointsDir`, oldest first.
+ *
+ * @category Training
+ */
 export async function listCheckpoints(checkpointsDir: string): Promise<string[]> {
   const names: string[] = [];
   try {
@@ -173,9 +213,12 @@ async function exists(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveCheckpointDir } from "./checkpoint.ts";
- * await resolveCheckpointDir("/nonexistent").catch((e) => console.log(e.message));
+ * await assert.rejects(resolveCheckpointDir("/nonexistent"), /checkpoint folder '\/nonexistent' does not exist/);
  * ```
+ *
+ * @category Training
  */
 export async function resolveCheckpointDir(path: string): Promise<string> {
   const p = path.replace(/\/+$/, "");
@@ -213,9 +256,12 @@ export async function resolveCheckpointDir(path: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint } from "./checkpoint.ts";
- * await loadCheckpoint("/nonexistent").catch((e) => console.log(e.message)); // names the folder
+ * await assert.rejects(loadCheckpoint("/nonexistent"), /\/nonexistent/); // the message names the folder
  * ```
+ *
+ * @category Training
  */
 export async function loadCheckpoint(
   path: string,
@@ -261,14 +307,17 @@ export async function loadCheckpoint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { assignWeights } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const w = tf.variable(tf.zeros([2]));
  * assignWeights(new Map([["w", w]]), new Map([["w", { name: "w", dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
- * console.log(Array.from(w.dataSync())); // [1, 2]
+ * assert.deepEqual(Array.from(w.dataSync()), [1, 2]);
  * ```
+ *
+ * @category Training
  */
 export function assignWeights(
   params: Map<string, Variable> | CausalLM,

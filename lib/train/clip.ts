@@ -6,7 +6,11 @@
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 
-/** The clipped gradients and the norm before clipping. The caller owns every returned tensor. */
+/**
+ * The clipped gradients and the norm before clipping. The caller owns every returned tensor.
+ *
+ * @category Training
+ */
 export interface ClipResult {
   /** Clipped gradients by parameter name. */
   grads: Map<string, Tensor>;
@@ -20,15 +24,18 @@ export interface ClipResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { clipByGlobalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const grads = new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([4])]]);
  * const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
- * console.log(norm.dataSync()[0]); // 5
- * console.log(Array.from(clipped.get("a")!.dataSync())); // about [0.6, 0]
+ * assert.equal(norm.dataSync()[0], 5);
+ * assert.deepEqual(Array.from(clipped.get("a")!.dataSync(), (v) => +v.toFixed(4)), [0.6, 0]);
  * ```
+ *
+ * @category Training
  */
 export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): ClipResult {
   if (!(maxNorm > 0)) throw new RangeError(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
@@ -46,12 +53,15 @@ export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): C
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { globalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
- * console.log(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0]); // 5
+ * assert.equal(globalNorm(new Map([["x", tf.tensor1d([3, 4])]])).dataSync()[0], 5);
  * ```
+ *
+ * @category Training
  */
 export function globalNorm(tensors: Map<string, Tensor>): Tensor {
   return tf.tidy(() => {

@@ -15,14 +15,17 @@ import type { MetricsRecord } from "./trainer.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lossCurvePlot } from "./display.ts";
  * const fig = lossCurvePlot([
  *   { kind: "train", step: 10, elapsed: 1, loss: 3.1 },
  *   { kind: "train", step: 20, elapsed: 2, loss: 2.7 },
  *   { kind: "eval", step: 20, elapsed: 2, valLoss: 2.8 },
  * ]);
- * console.log(fig.tagName.toLowerCase()); // "figure" (it has a legend)
+ * assert.equal(fig.tagName.toLowerCase(), "figure"); // a <figure>: the chart with its legend
  * ```
+ *
+ * @category Training
  */
 export function lossCurvePlot(records: MetricsRecord[], options: { title?: string } = {}): PlotFigure {
   const rows: { step: number; loss: number; split: string }[] = [];
@@ -53,7 +56,11 @@ export function lossCurvePlot(records: MetricsRecord[], options: { title?: strin
   });
 }
 
-/** Options of {@linkcode TrainingDisplay}. */
+/**
+ * Options of {@linkcode TrainingDisplay}.
+ *
+ * @category Training
+ */
 export interface TrainingDisplayOptions {
   /** Progress report mode (default "auto": Jupyter, tty or lines). */
   mode?: ProgressMode;
@@ -69,12 +76,15 @@ export interface TrainingDisplayOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrainingDisplay } from "./display.ts";
  * const display = new TrainingDisplay(100, { mode: "silent" });
  * display.onMetrics({ kind: "train", step: 10, elapsed: 1, loss: 3, lr: 1e-3, gradNorm: 1, tokensPerSec: 500 });
  * await display.close();
- * console.log(display.records.length); // 1
+ * assert.equal(display.records.length, 1);
  * ```
+ *
+ * @category Training
  */
 export class TrainingDisplay {
   /** Every record seen, in order. */

@@ -14,14 +14,17 @@ import { gatherRows } from "../nn/embedding.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { crossEntropy } from "./loss.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const logits = tf.zeros([1, 2, 4]) as tf.Tensor3D; // uniform over 4 tokens
  * const loss = crossEntropy(logits, tf.tensor2d([[0, 3]], [1, 2], "int32"));
- * console.log(loss.dataSync()[0]); // ln 4 ≈ 1.386
+ * assert.ok(Math.abs(loss.dataSync()[0] - Math.log(4)) < 1e-5); // ln 4 ≈ 1.386
  * ```
+ *
+ * @category Training
  */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   return tf.tidy(() => tokenLosses(logits, targets).mean() as Tensor);
@@ -32,13 +35,16 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
  * import { tokenLosses } from "./loss.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const l = tokenLosses(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32"));
- * console.log(l.shape); // [1]
+ * assert.deepEqual(l.shape, [1]);
  * ```
+ *
+ * @category Training
  */
 export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
   const V = logits.shape[logits.rank - 1];
@@ -59,17 +65,27 @@ export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
  * - `"batch_mean_exp"`: loss = mean of per-batch mean CE; perplexity = mean of exp(per-batch mean CE)
  *   (PhaseGPT's `val_perplexity`; ≥ exp(loss) by Jensen).
  * - `"batch_mean"`: loss = mean of per-batch mean CE; perplexity = exp(loss) (nanoGPT's `estimate_loss`).
+ *
+ * @category Training
  */
 export type PerplexityDefinition = "token_mean" | "batch_mean_exp" | "batch_mean";
 
-/** Perplexity definition names, for validation messages. */
+/**
+ * Perplexity definition names, for validation messages.
+ *
+ * @category Training
+ */
 export const PERPLEXITY_DEFINITIONS: readonly PerplexityDefinition[] = [
   "token_mean",
   "batch_mean_exp",
   "batch_mean",
 ];
 
-/** The loss and perplexity of an evaluation. */
+/**
+ * The loss and perplexity of an evaluation.
+ *
+ * @category Training
+ */
 export interface EvalSummary {
   /** Mean token loss (nats) under the chosen definition. */
   loss: number;
@@ -88,10 +104,14 @@ export interface EvalSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summariseEval } from "./loss.ts";
- * console.log(summariseEval([1, 3], [10, 10], "token_mean").loss); // 2
- * console.log(summariseEval([1, 3], [10, 10], "batch_mean_exp").perplexity); // (e + e³) / 2
+ * assert.equal(summariseEval([1, 3], [10, 10], "token_mean").loss, 2);
+ * const ppl = summariseEval([1, 3], [10, 10], "batch_mean_exp").perplexity;
+ * assert.ok(Math.abs(ppl - (Math.E + Math.E ** 3) / 2) < 1e-9); // mean of per-batch exp(loss)
  * ```
+ *
+ * @category Training
  */
 export function summariseEval(
   batchLosses: number[],

@@ -6,11 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTrainedModel } from "./mod.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
- * console.log(step, tokenizer.vocabSize);
+ * assert.equal(step, 1000); // the step of the checkpoint it loaded
+ * assert.equal(tokenizer.vocabSize, 65); // the characters of tiny Shakespeare
  * model.dispose();
  * ```
  *

@@ -6,7 +6,11 @@
  * @module
  */
 
-/** A constant learning rate. */
+/**
+ * A constant learning rate.
+ *
+ * @category Training
+ */
 export interface ConstantSchedule {
   /** Selects the constant schedule. */
   kind: "constant";
@@ -19,6 +23,8 @@ export interface ConstantSchedule {
 /**
  * Linear warm-up from 0 to `lr` over `warmupSteps`, then a half-cosine from `lr` down to `minLr` over the
  * following steps until `decaySteps`, then flat at `minLr` (nanoGPT's schedule).
+ *
+ * @category Training
  */
 export interface CosineSchedule {
   /** Selects the cosine schedule. */
@@ -33,7 +39,11 @@ export interface CosineSchedule {
   decaySteps: number;
 }
 
-/** Linear warm-up (optional), then a straight line from `lr` down to `minLr` at `decaySteps`, then flat. */
+/**
+ * Linear warm-up (optional), then a straight line from `lr` down to `minLr` at `decaySteps`, then flat.
+ *
+ * @category Training
+ */
 export interface LinearSchedule {
   /** Selects the linear-decay schedule. */
   kind: "linear";
@@ -47,10 +57,18 @@ export interface LinearSchedule {
   decaySteps: number;
 }
 
-/** Any of the learning-rate schedules, told apart by `kind`. */
+/**
+ * Any of the learning-rate schedules, told apart by `kind`.
+ *
+ * @category Training
+ */
 export type LrSchedule = ConstantSchedule | CosineSchedule | LinearSchedule;
 
-/** The schedule kinds, for validation messages. */
+/**
+ * The schedule kinds, for validation messages.
+ *
+ * @category Training
+ */
 export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "linear"];
 
 /**
@@ -61,12 +79,16 @@ export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "line
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { learningRate } from "./schedule.ts";
  * const s = { kind: "cosine", lr: 1e-3, minLr: 1e-4, warmupSteps: 10, decaySteps: 110 } as const;
- * console.log(learningRate(s, 5)); // 0.0005 (half-way through warm-up)
- * console.log(learningRate(s, 60)); // 0.00055 (half-way down the cosine)
- * console.log(learningRate(s, 500)); // 0.0001 (the floor)
+ * const near = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+ * assert.ok(near(learningRate(s, 5), 0.0005)); // half-way through warm-up
+ * assert.ok(near(learningRate(s, 60), 0.00055)); // half-way down the cosine
+ * assert.ok(near(learningRate(s, 500), 0.0001)); // the floor
  * ```
+ *
+ * @category Training
  */
 export function learningRate(schedule: LrSchedule, step: number): number {
   if (!Number.isFinite(step) || step < 0) {
@@ -105,6 +127,8 @@ export function learningRate(schedule: LrSchedule, step: number): number {
  * import { validateSchedule } from "./schedule.ts";
  * validateSchedule({ kind: "constant", lr: 3e-4 }); // ok
  * ```
+ *
+ * @category Training
  */
 export function validateSchedule(schedule: LrSchedule, where = "schedule"): LrSchedule {
   const s = schedule as unknown as Record<string, unknown>;
