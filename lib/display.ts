@@ -14,13 +14,25 @@
  * @module
  */
 
-/** A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects). */
+/**
+ * A Jupyter MIME bundle: MIME type to data (strings; JSON types as objects).
+ *
+ * @category Notebook
+ */
 export type MimeBundle = Record<string, string | object>;
 
-/** The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle. */
+/**
+ * The symbol the Deno kernel looks for: an object's `[JUPYTER_DISPLAY]()` returns its MIME bundle.
+ *
+ * @category Notebook
+ */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
 
-/** Escapes text for HTML (element content and attribute values). */
+/**
+ * Escapes text for HTML (element content and attribute values).
+ *
+ * @category Notebook
+ */
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
     .replace(/'/g, "&#39;");

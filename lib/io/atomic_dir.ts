@@ -5,7 +5,11 @@
  * @module
  */
 
-/** Options of {@linkcode writeDirAtomic}. */
+/**
+ * Options of {@linkcode writeDirAtomic}.
+ *
+ * @category IO
+ */
 export interface WriteDirOptions {
   /** Fault injection for tests: called after `fill` succeeds, right before the rename into place. */
   beforeCommit?(tempDir: string, targetDir: string): void | Promise<void>;
@@ -49,6 +53,8 @@ async function fsyncDir(dir: string): Promise<void> {
  * });
  * assert.equal(await Deno.readTextFile(`${root}/ckpt/state.json`), "{}");
  * ```
+ *
+ * @category IO
  */
 export async function writeDirAtomic(
   targetDir: string,
@@ -101,6 +107,8 @@ export async function writeDirAtomic(
  * await Deno.mkdir(`${root}/.tmp-ckpt-abc`);
  * assert.deepEqual(await cleanStaleTempDirs(root), [".tmp-ckpt-abc"]);
  * ```
+ *
+ * @category IO
  */
 export async function cleanStaleTempDirs(parent: string): Promise<string[]> {
   const removed: string[] = [];

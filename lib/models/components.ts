@@ -19,10 +19,16 @@ import type { ComponentSpec, DecoderConfig, MixerSpec } from "./types.ts";
  * How a parameter is initialised by `createDecoder`. `"normal"`: N(0, std²) with the model's std;
  * `"residual"`: the same, scaled by 1/sqrt(2·nLayers) under the default "scaled" init (residual output
  * projections); `"ones"`, `"zeros"`; `{ std }`: N(0, std²) with this std; `{ fill }`: a constant.
+ *
+ * @category Models
  */
 export type ParameterInit = "normal" | "residual" | "ones" | "zeros" | { std: number } | { fill: number };
 
-/** One declared parameter. */
+/**
+ * One declared parameter.
+ *
+ * @category Models
+ */
 export interface ParameterSpec {
   /** Its shape. */
   shape: number[];
@@ -33,10 +39,16 @@ export interface ParameterSpec {
 /**
  * Fires a hook point: runs registered hooks (which may replace the activation) and records captures.
  * `null` when the forward has neither hooks nor captures, so call sites test one flag.
+ *
+ * @category Models
  */
 export type HookFire = ((name: string, layer: number | undefined, t: Tensor) => Tensor) | null;
 
-/** What every component sees during one forward pass besides its input. */
+/**
+ * What every component sees during one forward pass besides its input.
+ *
+ * @category Models
+ */
 export interface ComponentContext {
   /** Hook dispatcher (null = no hooks). */
   fire: HookFire;
@@ -51,7 +63,11 @@ export interface ComponentContext {
   metric(name: string, value: Scalar): void;
 }
 
-/** Per-forward state shared by the mixers. */
+/**
+ * Per-forward state shared by the mixers.
+ *
+ * @category Models
+ */
 export interface MixerContext extends ComponentContext {
   /** This layer's index. */
   layer: number;
@@ -74,6 +90,8 @@ export interface MixerContext extends ComponentContext {
  * one per layer, aligned with its columns: column c of every layer state belongs to the same position
  * slot, and each row's validity over the columns is kept by the cache (a rewound row just invalidates its
  * columns, so most states need no rewind logic of their own).
+ *
+ * @category Models
  */
 export interface MixerState {
   /** Takes the update a forward returned (called only after the whole forward succeeded); keeps its tensors. */
@@ -88,7 +106,11 @@ export interface MixerState {
   dispose(): void;
 }
 
-/** A layer's token mixer, built by a {@linkcode MixerKind}. */
+/**
+ * A layer's token mixer, built by a {@linkcode MixerKind}.
+ *
+ * @category Models
+ */
 export interface SequenceMixer {
   /**
    * Mixes `x` `[B, T, d]` (already normalised). Returns the output and, when `ctx.state` is set, the
@@ -99,7 +121,11 @@ export interface SequenceMixer {
   createState?(batchSize: number): MixerState;
 }
 
-/** Input embedding and LM head, built by an {@linkcode EmbeddingKind}. */
+/**
+ * Input embedding and LM head, built by an {@linkcode EmbeddingKind}.
+ *
+ * @category Models
+ */
 export interface EmbeddingComponent {
   /** Ids `[B, T]` and positions `[B, T]` to the residual stream `[B, T, d]`. */
   embed(ids: Tensor2D, positions: Tensor2D, ctx: ComponentContext): Tensor3D;
@@ -109,7 +135,11 @@ export interface EmbeddingComponent {
   dispose?(): void;
 }
 
-/** A registered embedding implementation. */
+/**
+ * A registered embedding implementation.
+ *
+ * @category Models
+ */
 export interface EmbeddingKind {
   /** The `kind` that selects it in `DecoderConfig.embedding`. */
   readonly kind: string;
@@ -128,7 +158,11 @@ export interface EmbeddingKind {
   create(spec: ComponentSpec, config: DecoderConfig, params: Map<string, Variable>): EmbeddingComponent;
 }
 
-/** A registered mixer implementation. */
+/**
+ * A registered mixer implementation.
+ *
+ * @category Models
+ */
 export interface MixerKind {
   /** The `kind` that selects it in `DecoderConfig.mixers`. */
   readonly kind: string;
@@ -160,27 +194,45 @@ const mixers = new Map<string, MixerKind>();
  * registerEmbedding({ ...embeddingKind("standard"), kind: "my-table" });
  * assert.equal(embeddingKind("my-table").kind, "my-table");
  * ```
+ *
+ * @category Models
  */
 export function registerEmbedding(kind: EmbeddingKind): void {
   register(embeddings, kind, "embedding");
 }
 
-/** Registers a mixer kind; see {@linkcode registerEmbedding}. */
+/**
+ * Registers a mixer kind; see {@linkcode registerEmbedding}.
+ *
+ * @category Models
+ */
 export function registerMixer(kind: MixerKind): void {
   register(mixers, kind, "mixer");
 }
 
-/** The registered embedding kinds, sorted. */
+/**
+ * The registered embedding kinds, sorted.
+ *
+ * @category Models
+ */
 export function embeddingKinds(): string[] {
   return [...embeddings.keys()].sort();
 }
 
-/** The registered mixer kinds, sorted. */
+/**
+ * The registered mixer kinds, sorted.
+ *
+ * @category Models
+ */
 export function mixerKinds(): string[] {
   return [...mixers.keys()].sort();
 }
 
-/** The embedding kind named `kind`; an unknown kind is an error listing the registered ones. */
+/**
+ * The embedding kind named `kind`; an unknown kind is an error listing the registered ones.
+ *
+ * @category Models
+ */
 export function embeddingKind(kind: string): EmbeddingKind {
   const k = embeddings.get(kind);
   if (!k) {
@@ -192,7 +244,11 @@ export function embeddingKind(kind: string): EmbeddingKind {
   return k;
 }
 
-/** The mixer kind named `kind`; an unknown kind is an error listing the registered ones. */
+/**
+ * The mixer kind named `kind`; an unknown kind is an error listing the registered ones.
+ *
+ * @category Models
+ */
 export function mixerKind(kind: string): MixerKind {
   const k = mixers.get(kind);
   if (!k) {
@@ -213,9 +269,17 @@ function register<K extends { kind: string }>(map: Map<string, K>, kind: K, what
   map.set(kind.kind, kind);
 }
 
-/** The default embedding spec (token table, plus learned positions when the config says so). */
+/**
+ * The default embedding spec (token table, plus learned positions when the config says so).
+ *
+ * @category Models
+ */
 export const STANDARD_EMBEDDING: ComponentSpec = { kind: "standard" };
-/** The default mixer spec (causal softmax attention in every layer). */
+/**
+ * The default mixer spec (causal softmax attention in every layer).
+ *
+ * @category Models
+ */
 export const STANDARD_MIXERS: MixerSpec[] = [{ kind: "attention" }];
 
 /**
@@ -230,6 +294,8 @@ export const STANDARD_MIXERS: MixerSpec[] = [{ kind: "attention" }];
  * const c = gpt2NewConfig({ nLayers: 3, dModel: 64, nHeads: 4 });
  * assert.deepEqual(layerMixers(c).map((m) => m.kind), ["attention", "attention", "attention"]);
  * ```
+ *
+ * @category Models
  */
 export function layerMixers(config: DecoderConfig): MixerSpec[] {
   const list = config.mixers ?? STANDARD_MIXERS;
@@ -264,7 +330,11 @@ export function layerMixers(config: DecoderConfig): MixerSpec[] {
   return out;
 }
 
-/** The embedding spec of `config`, checked (kind registered, option keys known). */
+/**
+ * The embedding spec of `config`, checked (kind registered, option keys known).
+ *
+ * @category Models
+ */
 export function embeddingSpec(config: DecoderConfig): ComponentSpec {
   const spec = config.embedding ?? STANDARD_EMBEDDING;
   if (spec === null || typeof spec !== "object" || typeof spec.kind !== "string") {

@@ -41,7 +41,11 @@ import type {
   KVCacheLike,
 } from "./types.ts";
 
-/** Options for constructing a {@linkcode Decoder}. */
+/**
+ * Options for constructing a {@linkcode Decoder}.
+ *
+ * @category Models
+ */
 export interface DecoderOptions {
   /** Where the weights came from (a folder), for tokenizer lookup and display. */
   source?: string;
@@ -86,6 +90,8 @@ interface BlockWeights {
  * tf.dispose([ids, logits, hidden, residual]);
  * model.dispose();
  * ```
+ *
+ * @category Models
  */
 export class Decoder implements CausalLM {
   /** The architecture. */
@@ -510,6 +516,8 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * import { formatParameterCount } from "./decoder.ts";
  * assert.equal(formatParameterCount(124_439_808), "124.44M");
  * ```
+ *
+ * @category Models
  */
 export function formatParameterCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;

@@ -19,7 +19,11 @@ import type { KVCacheLike } from "./types.ts";
 import type { MixerState } from "./components.ts";
 import { KVLayerState } from "./standard_components.ts";
 
-/** One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each. */
+/**
+ * One row's cached keys and values for one layer, valid columns only: `[Hkv, n, hd]` each.
+ *
+ * @category Models
+ */
 export interface KVRowSnapshot {
   /** Keys `[Hkv, n, hd]` (rotated). */
   k: Tensor3D;
@@ -42,6 +46,8 @@ export interface KVRowSnapshot {
  * assert.deepEqual(cache.rowLengths(), [0, 0]);
  * cache.dispose();
  * ```
+ *
+ * @category Models
  */
 export class KVCache implements KVCacheLike {
   /** Layers. */

@@ -12,7 +12,11 @@ import type { TextTokenizer } from "../tokenizers/types.ts";
 import { isHuggingFaceModel, loadModel } from "./load.ts";
 import type { CausalLM } from "./types.ts";
 
-/** A model opened from a source, with its tokenizer when the source has one. */
+/**
+ * A model opened from a source, with its tokenizer when the source has one.
+ *
+ * @category Models
+ */
 export interface OpenedModel {
   /** The model (the caller disposes it). */
   model: CausalLM;
@@ -24,7 +28,11 @@ export interface OpenedModel {
   kind: string;
 }
 
-/** A reader for another kind of model folder (the trainer registers one for its runs). */
+/**
+ * A reader for another kind of model folder (the trainer registers one for its runs).
+ *
+ * @category Models
+ */
 export interface ModelFolderReader {
   /** Its name, reported as {@linkcode OpenedModel.kind}. */
   kind: string;
@@ -38,7 +46,11 @@ export interface ModelFolderReader {
 
 const readers: ModelFolderReader[] = [];
 
-/** Registers a model-folder reader (consulted after the Hugging Face check, in registration order). */
+/**
+ * Registers a model-folder reader (consulted after the Hugging Face check, in registration order).
+ *
+ * @category Models
+ */
 export function registerModelFolderReader(reader: ModelFolderReader): void {
   if (!readers.some((r) => r.kind === reader.kind)) readers.push(reader);
 }
@@ -59,6 +71,8 @@ export function registerModelFolderReader(reader: ModelFolderReader): void {
  * opened.model.dispose();
  * await assert.rejects(openModel("/nonexistent"), /not found/);
  * ```
+ *
+ * @category Models
  */
 export async function openModel(source: string): Promise<OpenedModel> {
   if (await isHuggingFaceModel(source)) {

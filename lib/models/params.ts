@@ -23,6 +23,8 @@ import "./standard_components.ts";
  * const specs = decoderParameterSpecs(gpt2SmallConfig({ nLayers: 1 }));
  * assert.deepEqual(specs.get("blocks.0.attn.W_O"), { shape: [768, 768], init: "residual" });
  * ```
+ *
+ * @category Models
  */
 export function decoderParameterSpecs(config: DecoderConfig): Map<string, ParameterSpec> {
   validateDecoderConfig(config);
@@ -69,6 +71,8 @@ export function decoderParameterSpecs(config: DecoderConfig): Map<string, Parame
  * const shapes = decoderParameterShapes(gpt2SmallConfig({ nLayers: 1 }));
  * assert.deepEqual(shapes.get("blocks.0.attn.W_Q"), [768, 768]);
  * ```
+ *
+ * @category Models
  */
 export function decoderParameterShapes(config: DecoderConfig): Map<string, number[]> {
   return new Map([...decoderParameterSpecs(config)].map(([n, p]) => [n, p.shape]));
@@ -85,6 +89,8 @@ export function decoderParameterShapes(config: DecoderConfig): Map<string, numbe
  * import { gpt2SmallConfig } from "./scratch.ts";
  * assert.equal(countParameters(gpt2SmallConfig()), 124_439_808);
  * ```
+ *
+ * @category Models
  */
 export function countParameters(config: DecoderConfig): number {
   let n = 0;
@@ -106,6 +112,8 @@ export function countParameters(config: DecoderConfig): number {
  * assert.ok(names.includes("blocks.1.attn.hook_rot_q"));
  * assert.equal(names.at(-1), "ln_final.hook_normalized");
  * ```
+ *
+ * @category Models
  */
 export function decoderHookNames(config: DecoderConfig): string[] {
   const embSpec = embeddingSpec(config);
@@ -136,6 +144,8 @@ export function decoderHookNames(config: DecoderConfig): string[] {
  * validateDecoderConfig(gpt2SmallConfig()); // passes silently
  * assert.throws(() => validateDecoderConfig(gpt2SmallConfig({ nHeads: 12, nKvHeads: 5 })), /nKvHeads/);
  * ```
+ *
+ * @category Models
  */
 export function validateDecoderConfig(c: DecoderConfig): void {
   const bad = (field: string, why: string): never => {

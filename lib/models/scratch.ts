@@ -22,6 +22,8 @@ import type { DecoderConfig } from "./types.ts";
  * import { countParameters, gpt2SmallConfig } from "./scratch.ts";
  * assert.equal(countParameters(gpt2SmallConfig()), 124439808);
  * ```
+ *
+ * @category Models
  */
 export function gpt2SmallConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
   const dModel = overrides.dModel ?? 768;
@@ -61,6 +63,8 @@ export function gpt2SmallConfig(overrides: Partial<DecoderConfig> = {}): Decoder
  * import { swigluHidden } from "./scratch.ts";
  * assert.deepEqual([swigluHidden(1024), swigluHidden(512)], [2816, 1536]);
  * ```
+ *
+ * @category Models
  */
 export function swigluHidden(dModel: number, multiple = 256): number {
   return multiple * Math.ceil((8 * dModel) / 3 / multiple);
@@ -78,6 +82,8 @@ export function swigluHidden(dModel: number, multiple = 256): number {
  * assert.equal(countParameters(gpt2NewConfig()), 514008064);
  * assert.equal(gpt2NewConfig({ dModel: 512, nHeads: 8, nLayers: 6 }).dMlp, 1536);
  * ```
+ *
+ * @category Models
  */
 export function gpt2NewConfig(overrides: Partial<DecoderConfig> = {}): DecoderConfig {
   const dModel = overrides.dModel ?? 1024;
@@ -112,7 +118,11 @@ export function gpt2NewConfig(overrides: Partial<DecoderConfig> = {}): DecoderCo
 // that import the presets and the count together.
 export { countParameters } from "./params.ts";
 
-/** Options for {@linkcode createDecoder}. */
+/**
+ * Options for {@linkcode createDecoder}.
+ *
+ * @category Models
+ */
 export interface CreateDecoderOptions {
   /** Seed of the initialisation (each parameter draws from its own PRNG stream). */
   seed: number;
@@ -143,6 +153,8 @@ export interface CreateDecoderOptions {
  * assert.equal(model.numParameters, countParameters(model.config));
  * model.dispose();
  * ```
+ *
+ * @category Models
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");

@@ -27,7 +27,11 @@ const WASM_HEAD_COPY_MAX = 64 * 1024 * 1024;
 
 const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"];
 
-/** Looks up a parameter the component declared (a missing one is a decoder bug, not a user error). */
+/**
+ * Looks up a parameter the component declared (a missing one is a decoder bug, not a user error).
+ *
+ * @category Models
+ */
 export function requireParameter(params: Map<string, Variable>, name: string): Variable {
   const v = params.get(name);
   if (!v) throw new Error(`Decoder: parameter '${name}' is missing`);
@@ -47,6 +51,8 @@ export function requireParameter(params: Map<string, Variable>, name: string): V
  * assert.deepEqual(standardEmbedding.hookNames({ kind: "standard" }, c), ["hook_embed", "hook_pos_embed"]);
  * assert.deepEqual(standardEmbedding.parameters({ kind: "standard" }, c).get("embed.W_E")?.shape, [100, 64]);
  * ```
+ *
+ * @category Models
  */
 export const standardEmbedding: EmbeddingKind = {
   kind: "standard",
@@ -112,6 +118,8 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
 /**
  * Softmax attention's per-sequence state: keys and values `[B, Hkv, L, hd]` over the cache's columns
  * (keys already rotated with their row's positions).
+ *
+ * @category Models
  */
 export class KVLayerState implements MixerState {
   #k: Tensor4D | null = null;
@@ -184,6 +192,8 @@ export class KVLayerState implements MixerState {
  *   "hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z",
  * ]);
  * ```
+ *
+ * @category Models
  */
 export const softmaxAttention: MixerKind = {
   kind: "attention",

@@ -12,6 +12,8 @@ import type { RopeScaling } from "../nn/rotary.ts";
 /**
  * A decoder's architecture as plain data. The Hugging Face families (gpt2, gpt_neox, llama, qwen2) are
  * translated into this form from their `config.json`; from-scratch models are written in it directly.
+ *
+ * @category Models
  */
 export interface DecoderConfig {
   /** Where the config came from: an HF `model_type` ("gpt2", "gpt_neox", "llama", "qwen2") or "scratch". */
@@ -70,7 +72,11 @@ export interface DecoderConfig {
   mixers?: MixerSpec[];
 }
 
-/** A component chosen by `kind`, with its options as plain data. */
+/**
+ * A component chosen by `kind`, with its options as plain data.
+ *
+ * @category Models
+ */
 export interface ComponentSpec {
   /** The registered kind (see `embeddingKinds()` / `mixerKinds()`). */
   kind: string;
@@ -78,7 +84,11 @@ export interface ComponentSpec {
   [option: string]: unknown;
 }
 
-/** A mixer spec: a component spec plus the layers it applies to. */
+/**
+ * A mixer spec: a component spec plus the layers it applies to.
+ *
+ * @category Models
+ */
 export interface MixerSpec extends ComponentSpec {
   /** Layer indices, or "all" (default). */
   layers?: number[] | "all";
@@ -87,6 +97,8 @@ export interface MixerSpec extends ComponentSpec {
 /**
  * Every field of {@linkcode DecoderConfig}, as a runtime list that the compiler keeps complete (a new
  * field that is not added here is a type error), so config validators never re-list fields by hand.
+ *
+ * @category Models
  */
 export const DECODER_CONFIG_FIELDS: Record<keyof DecoderConfig, true> = {
   family: true,
@@ -119,10 +131,16 @@ export const DECODER_CONFIG_FIELDS: Record<keyof DecoderConfig, true> = {
 /**
  * A hook: receives an activation and may return a replacement of the same shape (or nothing to keep it).
  * It runs inside the model's `tf.tidy`, so it must not keep tensors without `tf.keep`.
+ *
+ * @category Models
  */
 export type HookFn = (activation: Tensor, context: HookContext) => Tensor | void;
 
-/** Where a hook fired. */
+/**
+ * Where a hook fired.
+ *
+ * @category Models
+ */
 export interface HookContext {
   /** Full hook name, e.g. `blocks.3.hook_resid_post`. */
   name: string;
@@ -130,10 +148,18 @@ export interface HookContext {
   layer?: number;
 }
 
-/** Hook registrations by exact hook name. */
+/**
+ * Hook registrations by exact hook name.
+ *
+ * @category Models
+ */
 export type Hooks = Record<string, HookFn | HookFn[]>;
 
-/** Options for one forward pass. */
+/**
+ * Options for one forward pass.
+ *
+ * @category Models
+ */
 export interface ForwardOptions {
   /** Key/value cache to extend with this forward's positions (generation). Mutated in place. */
   cache?: KVCacheLike;
@@ -158,7 +184,11 @@ export interface ForwardOptions {
   dropoutSeed?: number;
 }
 
-/** The result of one forward pass. The caller owns (and must dispose) every tensor in it. */
+/**
+ * The result of one forward pass. The caller owns (and must dispose) every tensor in it.
+ *
+ * @category Models
+ */
 export interface ForwardResult {
   /** [B, T, V] (or [B, 1, V] with `lastOnly`). */
   logits: Tensor3D;
@@ -181,6 +211,8 @@ export interface ForwardResult {
  * The per-sequence state of generation (every layer's mixer state, e.g. keys and values) with per-row
  * rewind. Each row (sequence) keeps its own valid length and
  * next position, so one sequence of a batch can be truncated without touching the others.
+ *
+ * @category Models
  */
 export interface KVCacheLike {
   /** Rows (batch size). */
@@ -197,7 +229,11 @@ export interface KVCacheLike {
   dispose(): void;
 }
 
-/** A causal language model: the one interface generation, hooks, Recync and training rely on. */
+/**
+ * A causal language model: the one interface generation, hooks, Recync and training rely on.
+ *
+ * @category Models
+ */
 export interface CausalLM {
   /** The architecture this model was built from. */
   readonly config: DecoderConfig;

@@ -21,7 +21,11 @@
  * @module
  */
 
-/** A {@linkcode Prng}'s complete state as plain JSON data. */
+/**
+ * A {@linkcode Prng}'s complete state as plain JSON data.
+ *
+ * @category Random
+ */
 export interface PrngState {
   /** Always "xoshiro128**"; guards against loading a state of another generator. */
   algorithm: "xoshiro128**";
@@ -82,6 +86,8 @@ const TWO_POW_53 = 9007199254740992;
  * const picks = rows.map((r) => r.nextInt(10));
  * console.assert(picks.every((p) => p >= 0 && p < 10));
  * ```
+ *
+ * @category Random
  */
 export class Prng {
   #s0 = 0;
@@ -222,6 +228,8 @@ export class Prng {
  * const w = fillNormal(new Float32Array(16), 0, 0.02, new Prng(1));
  * console.assert(w.some((x) => x !== 0));
  * ```
+ *
+ * @category Random
  */
 export function fillNormal<A extends Float32Array | Float64Array | number[]>(
   array: A,
@@ -242,6 +250,8 @@ export function fillNormal<A extends Float32Array | Float64Array | number[]>(
  * const a = fillUniform(new Float32Array(8), -1, 1, new Prng(3));
  * console.assert(a.every((x) => x >= -1 && x < 1));
  * ```
+ *
+ * @category Random
  */
 export function fillUniform<A extends Float32Array | Float64Array | number[]>(
   array: A,
@@ -264,6 +274,8 @@ export function fillUniform<A extends Float32Array | Float64Array | number[]>(
  * const a = fillTruncatedNormal(new Float32Array(64), 0, 1, new Prng(5));
  * console.assert(a.every((x) => Math.abs(x) <= 2));
  * ```
+ *
+ * @category Random
  */
 export function fillTruncatedNormal<A extends Float32Array | Float64Array | number[]>(
   array: A,

@@ -13,12 +13,18 @@ import { PERPLEXITY_DEFINITIONS, type PerplexityDefinition } from "./loss.ts";
 import { type LrSchedule, validateSchedule } from "./schedule.ts";
 import type { TrainerSettings } from "./trainer.ts";
 
-/** Model presets a config may start from. */
+/**
+ * Model presets a config may start from.
+ *
+ * @category Training
+ */
 export const MODEL_PRESETS = ["gpt2", "gpt2-new"] as const;
 
 /**
  * The model section: a preset plus any {@linkcode DecoderConfig} fields to override. `vocabSize` comes from
  * the tokenizer and `maxPositions` defaults to the training block size.
+ *
+ * @category Training
  */
 export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
   /** The preset the overrides apply to: "gpt2" (LayerNorm, learned positions, GELU-tanh, biases) or "gpt2-new" (RMSNorm, RoPE, SwiGLU, no biases). */
@@ -29,7 +35,11 @@ export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
   initStd?: number;
 }
 
-/** Where the text comes from and how it is tokenised. */
+/**
+ * Where the text comes from and how it is tokenised.
+ *
+ * @category Training
+ */
 export interface DataSection {
   /** A file, a folder, or a named corpus (`tinyshakespeare`, `wikitext-2`). */
   corpus: string;
@@ -43,7 +53,11 @@ export interface DataSection {
   split?: string;
 }
 
-/** A whole training config as written by a user. */
+/**
+ * A whole training config as written by a user.
+ *
+ * @category Training
+ */
 export interface TrainConfig {
   /** Architecture and initialisation. */
   model: ModelSection;
@@ -129,7 +143,11 @@ function num(v: unknown, path: string, where: string, lo: number, hi: number, hi
   return v;
 }
 
-/** A config with every default filled in and checked. */
+/**
+ * A config with every default filled in and checked.
+ *
+ * @category Training
+ */
 export interface ResolvedTrainConfig {
   /** The config as given. */
   config: TrainConfig;
@@ -153,6 +171,8 @@ export interface ResolvedTrainConfig {
  * });
  * assert.deepEqual([settings.schedule.kind, settings.gradClip], ["constant", 1]);
  * ```
+ *
+ * @category Training
  */
 export function resolveTrainConfig(raw: unknown, where = "training config"): ResolvedTrainConfig {
   const top = checkKeys(raw, "", where);
@@ -261,6 +281,8 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
  * const c = modelConfigFor({ preset: "gpt2", nLayers: 4, dModel: 128, nHeads: 4 }, 65, 128);
  * assert.deepEqual([c.headDim, c.maxPositions, c.vocabSize], [32, 128, 65]);
  * ```
+ *
+ * @category Training
  */
 export function modelConfigFor(section: ModelSection, vocabSize: number, blockSize: number): DecoderConfig {
   const { preset, init: _init, initStd: _std, ...overrides } = section;
@@ -304,6 +326,8 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
  * import { loadTrainConfig } from "./config.ts";
  * await assert.rejects(loadTrainConfig("missing.json"), /missing\.json/); // names the file
  * ```
+ *
+ * @category Training
  */
 export async function loadTrainConfig(path: string): Promise<ResolvedTrainConfig> {
   let raw: unknown;

@@ -25,7 +25,11 @@ import { listCheckpoints, loadCheckpoint } from "./checkpoint.ts";
 import { modelConfigFor, type ResolvedTrainConfig, resolveTrainConfig, type TrainConfig } from "./config.ts";
 import { type MetricsRecord, type RunResult, Trainer } from "./trainer.ts";
 
-/** Options of {@linkcode trainFromConfig}. */
+/**
+ * Options of {@linkcode trainFromConfig}.
+ *
+ * @category Training
+ */
 export interface TrainFromConfigOptions {
   /** The config (already resolved, or raw to be checked). */
   config: ResolvedTrainConfig | TrainConfig;
@@ -45,7 +49,11 @@ export interface TrainFromConfigOptions {
   signal?: AbortSignal;
 }
 
-/** What {@linkcode trainFromConfig} returns. The caller owns the model. */
+/**
+ * What {@linkcode trainFromConfig} returns. The caller owns the model.
+ *
+ * @category Training
+ */
 export interface TrainFromConfigResult extends RunResult {
   /** The trained model; the caller disposes it. */
   model: Decoder;
@@ -99,6 +107,8 @@ async function prepareTokens(
  * assert.equal(result.step, 3);
  * result.model.dispose();
  * ```
+ *
+ * @category Training
  */
 export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
   const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
@@ -189,7 +199,11 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   }
 }
 
-/** A trained model loaded from a checkpoint, with its tokenizer and saved state. */
+/**
+ * A trained model loaded from a checkpoint, with its tokenizer and saved state.
+ *
+ * @category Training
+ */
 export interface TrainedModel {
   /** The trained model; the caller disposes it. */
   model: Decoder;
@@ -217,6 +231,8 @@ export interface TrainedModel {
  * assert.ok(step > 0 && tokenizer.vocabSize === model.config.vocabSize);
  * model.dispose();
  * ```
+ *
+ * @category Training
  */
 export async function loadTrainedModel(path: string): Promise<TrainedModel> {
   const ckpt = await loadCheckpoint(path, { optimizer: false });

@@ -16,7 +16,11 @@ import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEva
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { assignWeights, type CheckpointState, type LoadedCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
-/** Loop settings (the `training`, `optimizer`, `schedule`, `eval`, `log` and `checkpoint` parts of a config). */
+/**
+ * Loop settings (the `training`, `optimizer`, `schedule`, `eval`, `log` and `checkpoint` parts of a config).
+ *
+ * @category Training
+ */
 export interface TrainerSettings {
   /** Rows per micro-batch. */
   batchSize: number;
@@ -53,7 +57,11 @@ export interface TrainerSettings {
   lossTerms?: Record<string, number>;
 }
 
-/** One JSONL record. Train records carry loss/lr/gradNorm; eval records carry valLoss/valPerplexity. */
+/**
+ * One JSONL record. Train records carry loss/lr/gradNorm; eval records carry valLoss/valPerplexity.
+ *
+ * @category Training
+ */
 export interface MetricsRecord {
   /** Train records summarise the last log interval; eval records one validation pass. */
   kind: "train" | "eval";
@@ -85,7 +93,11 @@ export interface MetricsRecord {
   valTokens?: number;
 }
 
-/** What the trainer needs beyond the settings. */
+/**
+ * What the trainer needs beyond the settings.
+ *
+ * @category Training
+ */
 export interface TrainerInit {
   /** The model to train (its `parameters()` are updated in place). */
   model: CausalLM;
@@ -107,7 +119,11 @@ export interface TrainerInit {
   print?: boolean;
 }
 
-/** How a run ended. */
+/**
+ * How a run ended.
+ *
+ * @category Training
+ */
 export interface RunResult {
   /** Optimiser steps completed in total. */
   step: number;
@@ -119,7 +135,11 @@ export interface RunResult {
   checkpoint?: string;
 }
 
-/** What one optimiser step measured (all means over its micro-batches). */
+/**
+ * What one optimiser step measured (all means over its micro-batches).
+ *
+ * @category Training
+ */
 export interface StepResult {
   /** Cross-entropy. */
   loss: number;
@@ -153,7 +173,11 @@ function formatExtras(r: MetricsRecord): string {
   return parts.length ? ", " + parts.join(", ") : "";
 }
 
-/** Thrown when the loss or the gradient norm stops being finite; the weights are left before the bad step. */
+/**
+ * Thrown when the loss or the gradient norm stops being finite; the weights are left before the bad step.
+ *
+ * @category Training
+ */
 export class TrainingDivergedError extends Error {
   /** The step whose loss was not finite. */
   readonly step: number;
@@ -165,7 +189,11 @@ export class TrainingDivergedError extends Error {
   }
 }
 
-/** Dropout seed of one micro-batch: a pure function of the run seed and the position in the run. */
+/**
+ * Dropout seed of one micro-batch: a pure function of the run seed and the position in the run.
+ *
+ * @category Training
+ */
 export function dropoutSeedFor(seed: number, step: number, micro: number, gradAccum: number): number {
   return ((seed >>> 0) * 1_000_003 + step * gradAccum + micro) % 2147483647;
 }
@@ -196,6 +224,8 @@ export function dropoutSeedFor(seed: number, step: number, micro: number, gradAc
  * trainer.dispose();
  * model.dispose();
  * ```
+ *
+ * @category Training
  */
 export class Trainer {
   /** The model being trained. */
