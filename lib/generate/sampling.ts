@@ -286,6 +286,42 @@ export class TokenSampler {
     });
   }
 
+  /**
+   * Whether {@linkcode TokenSampler.sample} would sample this batch on the host (then a caller that reads
+   * the logits anyway can call {@linkcode TokenSampler.sampleHost} on them instead).
+   */
+  samplesOnHost(withForced = false): boolean {
+    const allGreedy = this.#params.every((p) => (p.temperature ?? 1) === 0);
+    return (!allGreedy || withForced) && this.#onHost();
+  }
+
+  /**
+   * The host path on logits already read back: `logits` and `history` row-major [B, V]; same results as
+   * {@linkcode TokenSampler.sample} on the host.
+   */
+  sampleHost(
+    logits: Float32Array,
+    uniforms: ArrayLike<number>,
+    history?: Float32Array,
+    forced?: ArrayLike<number>,
+  ): { tokens: Int32Array; logprobs: Float32Array; sampledLogprobs: Float32Array } {
+    const B = this.batchSize, V = this.vocabSize;
+    if (logits.length !== B * V) throw new RangeError(`TokenSampler.sampleHost: expected ${B * V} logits`);
+    if (this.usesRepetitionPenalty && !history) {
+      throw new Error("TokenSampler.sampleHost: a row uses repetitionPenalty, so pass the token history");
+    }
+    return sampleOnHost(
+      logits,
+      B,
+      V,
+      this.#params,
+      uniforms,
+      history,
+      forced,
+      this.#ensureTensors().sortWidth,
+    );
+  }
+
   #onHost(): boolean {
     if (this.path === "host") return true;
     if (this.path === "device") return false;
