@@ -1,7 +1,8 @@
 /**
- * Kernel-count rewrites measured against the forms they replaced, on the active backend: GELU-tanh through
- * the sigmoid identity vs the tanh form, and RoPE with one reverse vs split + concat; forward and
- * forward + backward. Prints one markdown table (median milliseconds).
+ * Kernel-count rewrites measured against the forms they replace, on the active backend: GELU-tanh through
+ * the sigmoid identity (adopted) vs the tanh form, and RoPE's half swap as one reverse (measured slower on
+ * wasm, not adopted) vs the library's split + concat; forward and forward + backward. Prints one markdown
+ * table (median milliseconds).
  *
  * ```sh
  * deno run -A bench/nn_bench.ts                 # wasm
@@ -23,10 +24,12 @@ function geluViaTanh(x: tf.Tensor): tf.Tensor {
   });
 }
 
-function ropeViaConcat(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+/** The RoPE rewrite that was measured and not adopted: the half swap as one reverse over [.., 2, rd/2]. */
+function ropeViaReverse(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const [x1, x2] = tf.split(x, 2, 3);
-    return tf.add(tf.mul(x, cos), tf.mul(tf.concat([x2, x1], 3), sin));
+    const [b, t, h, d] = x.shape;
+    const swapped = tf.reshape(tf.reverse(tf.reshape(x, [b, t, h, 2, d / 2]), 3), [b, t, h, d]);
+    return tf.add(tf.mul(x, cos), tf.mul(swapped, sin));
   });
 }
 
@@ -58,7 +61,7 @@ if (import.meta.main) {
   };
   for (const shape of [[1024, 512], [128, 3072]]) {
     const x = tf.randomNormal(shape);
-    row("GELU-tanh fwd", shape, () => geluViaTanh(x), () => geluTanh(x));
+    row("GELU-tanh fwd (sigmoid form; adopted)", shape, () => geluViaTanh(x), () => geluTanh(x));
     row(
       "GELU-tanh fwd+bwd",
       shape,
@@ -67,7 +70,7 @@ if (import.meta.main) {
     );
     x.dispose();
   }
-  for (const shape of [[8, 128, 4, 32], [1, 128, 12, 64]]) {
+  for (const shape of [[8, 128, 4, 32], [1, 128, 12, 64]] as [number, number, number, number][]) {
     const rope = new RotaryTable({ headDim: shape[3], theta: 10000, maxPositions: shape[1] });
     const x = tf.randomNormal(shape) as tf.Tensor4D;
     const pos = tf.tensor2d(
@@ -76,17 +79,22 @@ if (import.meta.main) {
       "int32",
     ) as tf.Tensor2D;
     const ang = rope.angles(pos);
-    row("RoPE fwd", shape, () => ropeViaConcat(x, ang.cos, ang.sin), () => rope.rotate(x, ang));
     row(
-      "RoPE fwd+bwd",
+      "RoPE fwd (reverse; not adopted)",
       shape,
-      () => tf.grad((t: tf.Tensor) => ropeViaConcat(t as tf.Tensor4D, ang.cos, ang.sin).sum())(x),
+      () => rope.rotate(x, ang),
+      () => ropeViaReverse(x, ang.cos, ang.sin),
+    );
+    row(
+      "RoPE fwd+bwd (reverse; not adopted)",
+      shape,
       () => tf.grad((t: tf.Tensor) => rope.rotate(t as tf.Tensor4D, ang).sum())(x),
+      () => tf.grad((t: tf.Tensor) => ropeViaReverse(t as tf.Tensor4D, ang.cos, ang.sin).sum())(x),
     );
     tf.dispose([x, pos, ang.cos, ang.sin]);
     rope.dispose();
   }
   console.log(`Kernel rewrites, ${tf.getBackend()}, median of ${reps} (ms)\n`);
-  console.log("| op | shape | previous form ms | new form ms | speed-up |\n|---|---|---|---|---|");
+  console.log("| op | shape | baseline ms | candidate ms | candidate speed-up |\n|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 }

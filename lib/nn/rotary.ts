@@ -157,10 +157,8 @@ export class RotaryTable {
       const rd = this.rotaryDim;
       const partial = rd < this.headDim;
       const xr = partial ? tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, rd]) : x;
-      // concat(x2, x1) as one kernel: view each head as [2, rd/2] and reverse the halves (rotate_half's
-      // negation lives in the signed sin table).
-      const [b, t, h] = xr.shape;
-      const rotated = tf.reshape(tf.reverse(tf.reshape(xr, [b, t, h, 2, rd / 2]), 3), [b, t, h, rd]);
+      const [x1, x2] = tf.split(xr, 2, 3);
+      const rotated = tf.concat([x2, x1], 3); // rotate_half's negation lives in the signed sin table
       const out = tf.add(tf.mul(xr, angles.cos), tf.mul(rotated, angles.sin)) as Tensor4D;
       return partial ? tf.concat([out, tf.slice(x, [0, 0, 0, rd], [-1, -1, -1, -1])], 3) : out;
     });

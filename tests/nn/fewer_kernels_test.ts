@@ -38,7 +38,7 @@ for (const backend of ["cpu", "wasm"] as const) {
     tf.dispose([x, a, b, ga, gb]);
   });
 
-  Deno.test(`nn[${backend}]: RoPE without split+concat equals the previous form, full and partial`, async () => {
+  Deno.test(`nn[${backend}]: RoPE (split + concat kept: the reverse rewrite measured slower) equals the rotate_half form`, async () => {
     await initBackend({ backend });
     for (const [headDim, rotaryDim] of [[16, 16], [16, 8], [12, 4]]) {
       const rope = new RotaryTable({ headDim, rotaryDim, theta: 10000, maxPositions: 32 });
