@@ -22,7 +22,9 @@
 export { fillNormal, fillTruncatedNormal, fillUniform, Prng, type PrngState } from "./prng.ts";
 export {
   sampleLogits,
+  sampleOnHost,
   type SampleOutput,
+  type SamplerPath,
   type SamplingParams,
   TokenSampler,
   validateSamplingParams,
