@@ -1,6 +1,8 @@
 /**
  * The library's one token sampler: greedy, temperature, top-k, top-p, repetition penalty and banned
- * tokens, run on the device over a batch of logits [B, V] with parameters per row.
+ * tokens, over a batch of logits [B, V] with parameters per row: on the device (tfjs kernels), or on the
+ * host from one read of the logits (the default on wasm and cpu; see {@linkcode SamplerPath}), with the
+ * same tokens.
  *
  * Randomness comes from the host: each row passes one uniform u in [0, 1) drawn from its own
  * {@linkcode Prng} stream, and the device picks the token by inverse CDF, so no tfjs random state is used
