@@ -8,6 +8,7 @@
  * deno run -A bench/train_bench.ts                                   # every backend present, default sizes
  * deno run -A bench/train_bench.ts --backends wasm --sizes 4x128 --steps 3
  * deno run -A bench/train_bench.ts --backends webgpu --sizes 8x512-bpe,12x768-bpe --json out/train_bench.json
+ * deno run -A bench/train_bench.ts --backends wasm --sizes 4x128 --compare-stock --torch-threads 1,2
  * ```
  *
  * Each case: 2 warm-up steps (kernel compilation, moment allocation), then `--steps` measured steps;
@@ -126,8 +127,10 @@ export async function benchTfjs(
 
 /** The same model and step in PyTorch (printed JSON rows); run by {@linkcode benchTorch}. */
 export const TORCH_TRAIN_SCRIPT = `
-import inspect, json, math, sys, time
+import inspect, json, math, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
+if os.environ.get("TORCH_THREADS"): torch.set_num_threads(int(os.environ["TORCH_THREADS"]))
+label = "" if not os.environ.get("TORCH_THREADS") else " (%d thread%s)" % (torch.get_num_threads(), "" if torch.get_num_threads() == 1 else "s")
 
 class RMSNorm(nn.Module):
     def __init__(self, d, eps=1e-5):
@@ -202,39 +205,61 @@ for c in cases:
     if dev == "cuda": torch.cuda.synchronize()
     secs = time.perf_counter() - t0
     n = sum(p.numel() for p in m.parameters())
-    print(json.dumps({"impl": "torch-" + dev, "size": c["size"], "params": n, "batch": c["batch"], "block": c["block"],
+    print(json.dumps({"impl": "torch-" + dev + label, "size": c["size"], "params": n, "batch": c["batch"], "block": c["block"],
                       "steps": c["steps"], "secondsPerStep": secs / c["steps"],
                       "tokensPerSec": c["batch"] * c["block"] * c["steps"] / secs, "loss": loss}), flush=True)
 `;
 
-/** Runs the PyTorch side when `python3` has torch; returns its rows, or a note saying why it did not run. */
+/**
+ * Runs the PyTorch side with the first of `pythons` that imports torch, once per entry of `threads`
+ * (`torch.set_num_threads`, with `OMP_WAIT_POLICY=ACTIVE`: with the default policy torch 1.13 collapses on
+ * small shared VMs); `threads` empty means torch's default. Returns its rows, or a note saying why not.
+ */
 export async function benchTorch(
   sizes: string[],
   batch: number,
   block: number,
   steps: number,
+  options: { pythons?: string[]; threads?: number[] } = {},
 ): Promise<{ rows: TrainBenchRow[]; note?: string }> {
-  const probe = await new Deno.Command("python3", {
-    args: ["-c", "import torch"],
-    stdout: "null",
-    stderr: "null",
-  })
-    .output().catch(() => null);
-  if (!probe || !probe.success) {
-    return { rows: [], note: "PyTorch not run: python3 with torch is not available here" };
+  let python: string | null = null;
+  for (const candidate of options.pythons ?? ["python3", "/usr/bin/python3"]) {
+    const probe = await new Deno.Command(candidate, {
+      args: ["-c", "import torch"],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => null);
+    if (probe?.success) {
+      python = candidate;
+      break;
+    }
   }
+  if (!python) return { rows: [], note: "PyTorch not run: no python3 with torch is available here" };
   const cases = sizes.map((size) => ({ size, ...trainBenchConfig(size, block), batch, block, steps }));
   const file = await Deno.makeTempFile({ suffix: ".py" });
   await Deno.writeTextFile(file, TORCH_TRAIN_SCRIPT);
-  const out = await new Deno.Command("python3", { args: [file, JSON.stringify(cases)], stderr: "piped" })
-    .output();
-  await Deno.remove(file);
-  const rows = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map((l) =>
-    JSON.parse(l)
-  );
-  const note = out.success
-    ? undefined
-    : `PyTorch failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)}`;
+  const rows: TrainBenchRow[] = [];
+  let note: string | undefined;
+  try {
+    for (const t of options.threads?.length ? options.threads : [0]) {
+      const env: Record<string, string> = { OMP_WAIT_POLICY: "ACTIVE" };
+      if (t > 0) Object.assign(env, { TORCH_THREADS: String(t), OMP_NUM_THREADS: String(t) });
+      const out = await new Deno.Command(python, {
+        args: [file, JSON.stringify(cases)],
+        stderr: "piped",
+        env,
+      })
+        .output();
+      rows.push(
+        ...new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)),
+      );
+      if (!out.success) {
+        note = `PyTorch failed: ${new TextDecoder().decode(out.stderr).trim().split("\n").at(-1)}`;
+      }
+    }
+  } finally {
+    await Deno.remove(file);
+  }
   return { rows, note };
 }
 
@@ -274,6 +299,9 @@ if (import.meta.main) {
       steps: { type: "string", default: "5" },
       torch: { type: "boolean", default: true },
       "no-torch": { type: "boolean", default: false },
+      python: { type: "string" },
+      "compare-stock": { type: "boolean", default: false },
+      "torch-threads": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -283,7 +311,7 @@ if (import.meta.main) {
       "Usage: deno run -A bench/train_bench.ts [--backends webgpu,wasm,cpu] [--sizes " +
         `${
           Object.keys(TRAIN_BENCH_SIZES).join(",")
-        }] [--batch 8] [--block 128] [--steps 5] [--no-torch] [--json FILE]`,
+        }] [--batch 8] [--block 128] [--steps 5] [--no-torch] [--python PY] [--torch-threads 1,2] [--compare-stock] [--json FILE]`,
     );
     Deno.exit(0);
   }
@@ -296,6 +324,15 @@ if (import.meta.main) {
   const backends = values.backends ? values.backends.split(",") as BackendName[] : await presentBackends();
   const rows: TrainBenchRow[] = [];
   const notes: string[] = [];
+  if (values["compare-stock"] && backends.includes("wasm")) {
+    // The same step on tfjs-wasm's stock matmul kernels (lib/backend/wasm_matmul.ts disabled).
+    await initBackend({ backend: "wasm", wasmMatMul: false });
+    for (const size of sizes) {
+      const row = { ...(await benchTfjs(size, batch, block, steps)), impl: "tfjs-wasm (stock matmul)" };
+      rows.push(row);
+      console.error(`${row.impl} ${size}: ${Math.round(row.tokensPerSec)} tokens/s`);
+    }
+  }
   for (const b of backends) {
     await initBackend({ backend: b });
     for (const size of sizes) {
@@ -310,7 +347,10 @@ if (import.meta.main) {
     }
   }
   if (values.torch && !values["no-torch"]) {
-    const t = await benchTorch(sizes, batch, block, steps);
+    const t = await benchTorch(sizes, batch, block, steps, {
+      pythons: values.python ? [values.python] : undefined,
+      threads: values["torch-threads"] ? values["torch-threads"].split(",").map(Number) : undefined,
+    });
     rows.push(...t.rows);
     if (t.note) notes.push(t.note);
   }

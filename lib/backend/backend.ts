@@ -4,6 +4,7 @@
  * @module
  */
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
+import { installWasmMatMul, uninstallWasmMatMul } from "./wasm_matmul.ts";
 
 /**
  * The backends the library knows how to start.
@@ -38,6 +39,19 @@ export interface InitBackendOptions {
   backend?: BackendName | "auto";
   /** Print notes (fallbacks, software adapters) to stderr. Default false. */
   verbose?: boolean;
+  /**
+   * On wasm, route transposed and batched matmuls through XNNPACK (`./wasm_matmul.ts`). Default true; false
+   * (or the environment variable `COHERENCE_WASM_MATMUL=stock`) keeps tfjs' stock kernels.
+   */
+  wasmMatMul?: boolean;
+}
+
+function envStockMatMul(): boolean {
+  try {
+    return Deno.env.get("COHERENCE_WASM_MATMUL") === "stock";
+  } catch {
+    return false; // no env permission
+  }
 }
 
 let current: BackendInfo | undefined;
@@ -137,6 +151,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
   }
   if (!info && (want === "wasm" || want === "auto")) {
+    if (options.wasmMatMul ?? !envStockMatMul()) installWasmMatMul();
+    else uninstallWasmMatMul();
     if (await trySet("wasm")) info = { name: "wasm", notes };
     else if (want === "wasm") {
       throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);

@@ -5,3 +5,4 @@
  */
 export * from "./backend.ts";
 export * from "./doctor.ts";
+export * from "./wasm_matmul.ts";

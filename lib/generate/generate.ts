@@ -453,7 +453,8 @@ async function* runLoop(
     stop: stops[b],
     forced: options.forceTokens?.[b] ?? [],
   }));
-  const sampler = new TokenSampler(B, V, s.rowParams);
+  // With probes the chosen tokens must exist on the device before the step's one readback: device path.
+  const sampler = new TokenSampler(B, V, s.rowParams, { path: probes.length ? "device" : "auto" });
   const callbacks: StepCallback[] = [
     ...(options.onStep ? [options.onStep] : []),
     ...(options.policies ?? []).map((p) => p.onStep),
@@ -601,7 +602,11 @@ async function* runLoop(
       // A row sitting out this step samples from stale logits: rebuild its history from the host next step.
       if (rows.some((r, b) => !active[b] && !r.finished)) historyDirty = true;
       const c = cur!;
-      const packed = tf.tidy(() => {
+      // Host sampling (wasm, cpu): the step's one readback carries the logits (and token history), the
+      // token is sampled in JavaScript, and the readback layout below is assembled on the host. Probes
+      // need the chosen tokens on the device before their readback, so they keep the device sampler.
+      const onHost = probes.length === 0 && sampler.samplesOnHost(anyForced);
+      const packed = onHost ? hostStepInputs(c) : tf.tidy(() => {
         const out = sampler.sample(
           c.logits,
           uniforms,
@@ -646,13 +651,17 @@ async function* runLoop(
       // Start the readback first, then queue the next forward on the device tokens while it is in
       // flight: on webgpu the encoding of step t + 1 overlaps the GPU work and the copy of step t. A row
       // rewound by this step's callbacks sits the next step out (see RowState.skipNext).
-      const readback = packed.data() as Promise<Float32Array>;
+      const readback = onHost
+        ? (packed.data() as Promise<Float32Array>).then((d) =>
+          hostSample(d, uniforms, anyForced ? forced : undefined)
+        )
+        : packed.data() as Promise<Float32Array>;
       // (Finished rows are cropped before feeding, so only running rows can block it.)
       // Without callbacks (nothing can rewind), skip it when this step surely ends the run.
       const lastStep = step + 1 >= maxSteps ||
         (callbacks.length === 0 &&
           trace.rows.every((t, b) => !active[b] || t.tokens.length + 1 >= maxNew));
-      if (speculate && !lastStep && rows.every((r) => r.finished || r.cached < maxPositions)) {
+      if (speculate && !onHost && !lastStep && rows.every((r) => r.finished || r.cached < maxPositions)) {
         try {
           ahead = launchForward();
         } catch (e) {
@@ -667,7 +676,7 @@ async function* runLoop(
         packed.dispose();
       }
       trace.stats.readbacks++;
-      const k = packed.shape[1] as number;
+      const k = onHost ? data.length / B : packed.shape[1] as number;
 
       const stepRows: GenerationStepRow[] = [];
       rows.forEach((r, b) => {
@@ -777,6 +786,53 @@ async function* runLoop(
    * Queues the next forward: every row feeds its newest device-side token, except rows with a pending
    * refeed after a rewind (a small upload, only then).
    */
+  /** [B, V (+ V history) + 1 (+ d hidden)]: what the host sampler needs, packed for the one readback. */
+  function hostStepInputs(c: Current): tf.Tensor2D {
+    return tf.tidy(() => {
+      const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
+      const cols: tf.Tensor[] = [c.logits.toFloat()];
+      if (sampler.usesRepetitionPenalty) cols.push(history!.toFloat());
+      cols.push(cos.reshape([B, 1]));
+      if (returnHidden) cols.push(c.hidden);
+      return tf.concat(cols, 1) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Samples on the host from a {@linkcode hostStepInputs} readback and returns the device path's readback
+   * layout ([token, logprob, sampledLogprob, cosim, hidden...] per row); updates the device tokens and
+   * the token history.
+   */
+  function hostSample(d: Float32Array, uniforms: Float32Array, forced?: Int32Array): Float32Array {
+    const withHist = sampler.usesRepetitionPenalty;
+    const inW = d.length / B, hiddenW = inW - V * (withHist ? 2 : 1) - 1;
+    const logits = new Float32Array(B * V);
+    const hist = withHist ? new Float32Array(B * V) : undefined;
+    for (let b = 0; b < B; b++) {
+      logits.set(d.subarray(b * inW, b * inW + V), b * V);
+      hist?.set(d.subarray(b * inW + V, b * inW + 2 * V), b * V);
+    }
+    const out = sampler.sampleHost(logits, uniforms, hist, forced);
+    const w = 4 + hiddenW;
+    const res = new Float32Array(B * w);
+    for (let b = 0; b < B; b++) {
+      const o = b * w, tail = b * inW + V * (withHist ? 2 : 1);
+      res[o] = out.tokens[b];
+      res[o + 1] = out.logprobs[b];
+      res[o + 2] = out.sampledLogprobs[b];
+      res[o + 3] = d[tail];
+      res.set(d.subarray(tail + 1, tail + 1 + hiddenW), o + 4);
+    }
+    tokensDevice?.dispose();
+    tokensDevice = tf.keep(tf.tensor1d(out.tokens, "int32"));
+    if (history && withHist) {
+      const next = tf.keep(tf.tidy(() => history!.add(tf.oneHot(tokensDevice!, V).toFloat()) as tf.Tensor2D));
+      history.dispose();
+      history = next;
+    }
+    return res;
+  }
+
   function launchForward(): ForwardResult {
     cropFinished();
     const refeeds = rows.some((r) => r.refeed !== null);

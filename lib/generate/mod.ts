@@ -22,7 +22,9 @@
  */
 export {
   sampleLogits,
+  sampleOnHost,
   type SampleOutput,
+  type SamplerPath,
   type SamplingParams,
   TokenSampler,
   validateSamplingParams,

@@ -1,6 +1,8 @@
 /**
  * The library's one token sampler: greedy, temperature, top-k, top-p, repetition penalty and banned
- * tokens, run on the device over a batch of logits [B, V] with parameters per row.
+ * tokens, over a batch of logits [B, V] with parameters per row: on the device (tfjs kernels), or on the
+ * host from one read of the logits (the default on wasm and cpu; see {@linkcode SamplerPath}), with the
+ * same tokens.
  *
  * Randomness comes from the host: each row passes one uniform u in [0, 1) drawn from its own
  * {@linkcode Prng} stream, and the device picks the token by inverse CDF, so no tfjs random state is used
@@ -145,6 +147,8 @@ export class TokenSampler {
   readonly batchSize: number;
   /** Vocabulary size V (the logits' last dimension). */
   readonly vocabSize: number;
+  /** Where non-greedy rows are sampled; see {@linkcode SamplerPath}. */
+  path: SamplerPath;
   #params: SamplingParams[];
   #tensors: ParamTensors | null = null;
   #iota: tf.Tensor2D | null = null;
@@ -153,8 +157,15 @@ export class TokenSampler {
    * A sampler for `batchSize` rows over `vocabSize` logits.
    *
    * @param params one params object for every row, or one per row
+   * @param options `path`: where sampling runs (default `"auto"`)
    */
-  constructor(batchSize: number, vocabSize: number, params: SamplingParams | SamplingParams[] = {}) {
+  constructor(
+    batchSize: number,
+    vocabSize: number,
+    params: SamplingParams | SamplingParams[] = {},
+    options: { path?: SamplerPath } = {},
+  ) {
+    this.path = options.path ?? "auto";
     if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
       throw new RangeError(`TokenSampler: batchSize must be a positive integer, got ${batchSize}`);
     }
@@ -230,6 +241,9 @@ export class TokenSampler {
     if (p.penalty && !history) {
       throw new Error("TokenSampler.sample: a row uses repetitionPenalty, so pass the token history [B, V]");
     }
+    if ((!p.allGreedy || forced) && this.#onHost()) {
+      return this.#sampleOnHost(logits, uniforms, p.penalty ? history : undefined, forced, p.sortWidth);
+    }
     // Cached tensors are kept: sample() may be called inside a caller's tf.tidy.
     const iota = this.#iota ??= tf.keep(
       tf.tidy(() => tf.range(0, V, 1, "int32").reshape([1, V]) as tf.Tensor2D),
@@ -291,6 +305,75 @@ export class TokenSampler {
       const sampledLogprobs = select(p.greedy, greedyLogq, gatherRows(logq, tokens)) as tf.Tensor1D;
       return { tokens, logprobs, sampledLogprobs };
     });
+  }
+
+  /**
+   * Whether {@linkcode TokenSampler.sample} would sample this batch on the host (then a caller that reads
+   * the logits anyway can call {@linkcode TokenSampler.sampleHost} on them instead).
+   */
+  samplesOnHost(withForced = false): boolean {
+    const allGreedy = this.#params.every((p) => (p.temperature ?? 1) === 0);
+    return (!allGreedy || withForced) && this.#onHost();
+  }
+
+  /**
+   * The host path on logits already read back: `logits` and `history` row-major [B, V]; same results as
+   * {@linkcode TokenSampler.sample} on the host.
+   */
+  sampleHost(
+    logits: Float32Array,
+    uniforms: ArrayLike<number>,
+    history?: Float32Array,
+    forced?: ArrayLike<number>,
+  ): { tokens: Int32Array; logprobs: Float32Array; sampledLogprobs: Float32Array } {
+    const B = this.batchSize, V = this.vocabSize;
+    if (logits.length !== B * V) throw new RangeError(`TokenSampler.sampleHost: expected ${B * V} logits`);
+    if (this.usesRepetitionPenalty && !history) {
+      throw new Error("TokenSampler.sampleHost: a row uses repetitionPenalty, so pass the token history");
+    }
+    return sampleOnHost(
+      logits,
+      B,
+      V,
+      this.#params,
+      uniforms,
+      history,
+      forced,
+      this.#ensureTensors().sortWidth,
+    );
+  }
+
+  #onHost(): boolean {
+    if (this.path === "host") return true;
+    if (this.path === "device") return false;
+    const b = tf.getBackend();
+    return b === "wasm" || b === "cpu";
+  }
+
+  #sampleOnHost(
+    logits: Tensor2D,
+    uniforms: ArrayLike<number> | Tensor1D,
+    history: Tensor2D | undefined,
+    forced: ArrayLike<number> | undefined,
+    sortWidth: number,
+  ): SampleOutput {
+    const B = this.batchSize;
+    const u = uniforms instanceof tf.Tensor ? uniforms.dataSync() : uniforms;
+    const out = sampleOnHost(
+      logits.dataSync() as Float32Array,
+      B,
+      this.vocabSize,
+      this.#params,
+      u,
+      history?.dataSync() as Float32Array | undefined,
+      forced,
+      sortWidth,
+    );
+    return {
+      tokens: tf.tensor1d(out.tokens, "int32"),
+      logprobs: tf.tensor1d(out.logprobs),
+      sampledLogprobs: tf.tensor1d(out.sampledLogprobs),
+    };
   }
 
   /** Frees the cached parameter tensors. The sampler can still be used (they are rebuilt). */
@@ -399,4 +482,243 @@ export function sampleLogits(
   } finally {
     sampler.dispose();
   }
+}
+
+/**
+ * Where {@linkcode TokenSampler} samples rows that are not all greedy: `"device"` runs the tfjs kernels
+ * (broadcast compares and `where` over [B, V]: 7-25 ms per step at V = 50k on wasm), `"host"` reads the
+ * logits back once and samples in JavaScript (well under 2 ms per row), `"auto"` (default) is host on the
+ * wasm and cpu backends (whose reads are synchronous copies) and device elsewhere (webgpu keeps its
+ * readbacks asynchronous). All-greedy steps without forced tokens stay on the device (one argmax).
+ */
+export type SamplerPath = "auto" | "host" | "device";
+
+/**
+ * The sampler of {@linkcode TokenSampler} on host arrays: `logits` and `history` are row-major [B, V].
+ * Same order of operations and float32 rounding of the filtered logits as the device path (penalty,
+ * banning, temperature and the top-k/top-p comparisons are bit-identical); softmax sums run in float64,
+ * so a token can differ only when u or p falls within float32 rounding of a boundary.
+ * `sortWidth` is the device path's sort width (the largest k of the batch, or V when a row uses top-p
+ * alone), which bounds the slots the top-p mass is taken over exactly as there.
+ *
+ * @example
+ * ```ts
+ * import { sampleOnHost } from "./sampling.ts";
+ * const out = sampleOnHost(Float32Array.of(2, 1, 0, -1), 1, 4, [{ topK: 2 }], [0.9], undefined, undefined, 2);
+ * console.log(out.tokens); // Int32Array [1]
+ * ```
+ */
+export function sampleOnHost(
+  logits: Float32Array,
+  B: number,
+  V: number,
+  params: SamplingParams[],
+  uniforms: ArrayLike<number>,
+  history?: Float32Array,
+  forced?: ArrayLike<number>,
+  sortWidth = V,
+): { tokens: Int32Array; logprobs: Float32Array; sampledLogprobs: Float32Array } {
+  const tokens = new Int32Array(B), logprobs = new Float32Array(B), sampledLogprobs = new Float32Array(B);
+  const f = Math.fround;
+  const l = new Float32Array(V), e = new Float64Array(V);
+  for (let b = 0; b < B; b++) {
+    const ps = params[b];
+    const x = logits.subarray(b * V, (b + 1) * V);
+    const fb = forced ? forced[b] : -1;
+    // Penalty, banning and temperature, in float32 as on the device.
+    l.set(x);
+    let modified = false;
+    const pen = f(ps.repetitionPenalty ?? 1);
+    if (pen !== 1 && history) {
+      const h = history.subarray(b * V, (b + 1) * V);
+      for (let i = 0; i < V; i++) if (h[i] > 0) l[i] = l[i] > 0 ? f(l[i] / pen) : f(l[i] * pen);
+      modified = true;
+    }
+    for (const id of ps.bannedTokens ?? []) {
+      l[id] = -Infinity;
+      modified = true;
+    }
+    const greedy = (ps.temperature ?? 1) === 0;
+    const invT = greedy ? 1 : f(1 / (ps.temperature ?? 1));
+    if (invT !== 1) {
+      for (let i = 0; i < V; i++) l[i] = f(l[i] * invT);
+      modified = true;
+    }
+    // One exp pass over the filtered logits: e = exp(l - max l).
+    let lm = -Infinity, g = 0;
+    for (let i = 0; i < V; i++) {
+      if (l[i] > lm) {
+        lm = l[i];
+        g = i;
+      }
+    }
+    let zl = 0;
+    for (let i = 0; i < V; i++) zl += e[i] = Math.exp(l[i] - lm);
+    // Raw log-softmax normaliser (reuses e when the logits were not modified).
+    let lse: number;
+    if (!modified) lse = lm + Math.log(zl);
+    else {
+      let mx = -Infinity, z = 0;
+      for (let i = 0; i < V; i++) if (x[i] > mx) mx = x[i];
+      for (let i = 0; i < V; i++) z += Math.exp(x[i] - mx);
+      lse = mx + Math.log(z);
+    }
+    if (greedy) {
+      const t = fb >= 0 ? fb : g; // g: the first maximum, as argMax
+      tokens[b] = t;
+      logprobs[b] = x[t] - lse;
+      sampledLogprobs[b] = t === g ? 0 : -Infinity;
+      continue;
+    }
+    const k = Math.min(ps.topK ?? 0, V), topP = f(ps.topP ?? 1);
+    const threshold = k > 0 || topP < 1
+      ? filterThreshold(l, e, lm, zl, Math.min(k, sortWidth), topP, sortWidth)
+      : -Infinity;
+    // Kept-set normaliser and the inverse CDF in vocabulary order.
+    let zq = zl, lastKept = -1;
+    if (threshold > -Infinity) {
+      zq = 0;
+      for (let i = 0; i < V; i++) {
+        if (l[i] >= threshold) {
+          zq += e[i];
+          lastKept = i;
+        } else e[i] = 0;
+      }
+    } else for (let i = V - 1; i >= 0 && lastKept < 0; i--) if (l[i] > -Infinity) lastKept = i;
+    const target = f(uniforms[b]) * zq;
+    let cum = 0, index = V;
+    for (let i = 0; i < V; i++) {
+      cum += e[i];
+      if (cum > target) {
+        index = i;
+        break;
+      }
+    }
+    const t = fb >= 0 ? fb : Math.min(index, lastKept);
+    tokens[b] = t;
+    logprobs[b] = x[t] - lse;
+    const v = l[t];
+    sampledLogprobs[b] = v > -Infinity && v >= threshold ? v - lm - Math.log(zq) : -Infinity;
+  }
+  return { tokens, logprobs, sampledLogprobs };
+}
+
+/**
+ * The smallest kept value under top-k (`k` > 0, ties at the k-th value kept) and top-p (`p` < 1) over
+ * the `width` largest values of `l`, as the device path computes it, without sorting the vocabulary:
+ * top-k alone is a k-th-largest selection; top-p finds the slot where the descending cumulative mass
+ * crosses p with a histogram of log-probabilities and sorts only the values of the crossing bin.
+ * `e[i] = exp(l[i] - lm)` with `lm = max l` and `z = sum e`.
+ */
+function filterThreshold(
+  l: Float32Array,
+  e: Float64Array,
+  lm: number,
+  z: number,
+  k: number,
+  p: number,
+  width: number,
+): number {
+  const V = l.length;
+  if (lm === -Infinity) return -Infinity;
+  if (k > 0) {
+    const thrK = kthLargest(l, k);
+    if (p >= 1) return thrK;
+    // Top-k then top-p: the kept top-k values (at most `width` of them, as the device's sort), sorted.
+    let n = 0;
+    for (let i = 0; i < V; i++) if (l[i] >= thrK && l[i] > -Infinity) n++;
+    const cand = new Float32Array(n);
+    n = 0;
+    for (let i = 0; i < V; i++) if (l[i] >= thrK && l[i] > -Infinity) cand[n++] = l[i];
+    cand.sort().reverse();
+    const m = Math.min(n, width);
+    let zk = 0;
+    for (let i = 0; i < m; i++) zk += Math.exp(cand[i] - lm);
+    let before = 0, last = 0;
+    for (let i = 0; i < m && before < p * zk; i++) {
+      last = i;
+      before += Math.exp(cand[i] - lm);
+    }
+    return cand[last];
+  }
+  // Top-p alone (the device sorts all V slots then).
+  const bins = 4096, span = 64; // bins of lm - l over [0, span) nats; the last bin takes the rest
+  const scale = bins / span;
+  const mass = new Float64Array(bins), count = new Int32Array(bins);
+  for (let i = 0; i < V; i++) {
+    if (!(l[i] > -Infinity)) continue;
+    const b = Math.min(bins - 1, Math.floor((lm - l[i]) * scale));
+    mass[b] += e[i];
+    count[b]++;
+  }
+  const target = p * z;
+  // The crossing bin: the first whose end reaches the target (else the last non-empty one).
+  let acc = 0, bin = -1, lastBin = 0;
+  for (let b = 0; b < bins; b++) {
+    if (count[b] === 0) continue;
+    lastBin = b;
+    if (acc + mass[b] >= target) {
+      bin = b;
+      break;
+    }
+    acc += mass[b];
+  }
+  if (bin < 0) {
+    bin = lastBin;
+    acc -= mass[bin];
+  }
+  const vals = new Float32Array(count[bin]);
+  let n = 0;
+  for (let i = 0; i < V; i++) {
+    if (l[i] > -Infinity && Math.min(bins - 1, Math.floor((lm - l[i]) * scale)) === bin) vals[n++] = l[i];
+  }
+  vals.sort().reverse();
+  let before = acc, last = vals[0];
+  for (let i = 0; i < n && before < target; i++) {
+    last = vals[i];
+    before += Math.exp(vals[i] - lm);
+  }
+  return last;
+}
+
+/** The k-th largest value of `l` (k >= 1), -Infinity when fewer than k values exist. */
+function kthLargest(l: Float32Array, k: number): number {
+  if (k >= l.length) {
+    let mn = Infinity;
+    for (let i = 0; i < l.length; i++) if (l[i] < mn) mn = l[i];
+    return mn;
+  }
+  // A min-heap of the k largest seen so far.
+  const heap = new Float64Array(k);
+  let size = 0;
+  for (let i = 0; i < l.length; i++) {
+    const v = l[i];
+    if (size < k) {
+      let j = size++;
+      heap[j] = v;
+      while (j > 0) {
+        const parent = (j - 1) >> 1;
+        if (heap[parent] <= heap[j]) break;
+        const t = heap[parent];
+        heap[parent] = heap[j];
+        heap[j] = t;
+        j = parent;
+      }
+    } else if (v > heap[0]) {
+      heap[0] = v;
+      let j = 0;
+      for (;;) {
+        const a = 2 * j + 1, c = a + 1;
+        let m = j;
+        if (a < k && heap[a] < heap[m]) m = a;
+        if (c < k && heap[c] < heap[m]) m = c;
+        if (m === j) break;
+        const t = heap[m];
+        heap[m] = heap[j];
+        heap[j] = t;
+        j = m;
+      }
+    }
+  }
+  return heap[0];
 }

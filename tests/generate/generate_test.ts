@@ -128,6 +128,35 @@ Deno.test("generate: exactly one device readback per step", async () => {
   }
 });
 
+Deno.test("generate: host sampling (no probes) keeps one readback per step and the device path's tokens", async () => {
+  const proto = tf.Tensor.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const original = { data: proto.data, dataSync: proto.dataSync };
+  let calls = 0;
+  const opts = { maxNewTokens: 12, seeds: [4, 5], sampling: { topP: 0.8, repetitionPenalty: 1.2 } };
+  // A no-op probe forces the device sampler; its tokens must equal the host path's.
+  const viaDevice = await generate(rotary, [[1, 2], [3, 4]], {
+    ...opts,
+    probes: [{ name: "z", width: 1, compute: (ctx) => tf.zeros([ctx.batchSize, 1]) }],
+  }).collect();
+  proto.data = function (this: unknown, ...a: unknown[]) {
+    calls++;
+    return original.data.apply(this, a);
+  };
+  proto.dataSync = function (this: unknown, ...a: unknown[]) {
+    calls++;
+    return original.dataSync.apply(this, a);
+  };
+  try {
+    const trace = await generate(rotary, [[1, 2], [3, 4]], { ...opts, returnHidden: true }).collect();
+    assertEquals(trace.stats.readbacks, 12);
+    assertEquals(calls, 12);
+    assertEquals(trace.rows.map((r) => r.tokens), viaDevice.rows.map((r) => r.tokens));
+  } finally {
+    proto.data = original.data;
+    proto.dataSync = original.dataSync;
+  }
+});
+
 Deno.test("generate: no tensor leak across a 100-step generation with rewinds and probes", async () => {
   const run = () =>
     generate(rotary, [[1, 2, 3], [4, 5, 6]], {

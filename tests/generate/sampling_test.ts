@@ -148,3 +148,61 @@ Deno.test("sampling: parameter validation and no tensor leaks", async () => {
   assertEquals(tf.memory().numTensors, before);
   tf.dispose([x, h]);
 });
+
+for (const backend of ["cpu", "wasm"] as const) {
+  Deno.test(`sampling[${backend}]: host path equals the device path (same tokens, seeded, mixed batches)`, async () => {
+    await initBackend({ backend });
+    const rng = new Prng(2718);
+    const choices: SamplingParams[] = [
+      {},
+      { temperature: 0 },
+      { temperature: 0.6 },
+      { temperature: 1.2, topK: 40 },
+      { topP: 0.9 },
+      { topP: 0.5, temperature: 0.8 },
+      { topK: 7, topP: 0.6 },
+      { topK: 1 },
+      { topP: 0.95, repetitionPenalty: 1.3 },
+      { temperature: 0, repetitionPenalty: 1.7, bannedTokens: [3, 4] },
+      { topK: 5, bannedTokens: [0], repetitionPenalty: 0.9 },
+    ];
+    let rows = 0;
+    for (const V of [50, 1000, 5003]) {
+      for (let trial = 0; trial < 12; trial++) {
+        const B = 1 + rng.nextInt(4);
+        const data = new Float32Array(B * V).map(() => 4 * rng.nextNormal());
+        // Exact ties and masked entries.
+        data[rng.nextInt(B * V)] = -Infinity;
+        data[1] = data[0];
+        const hist = new Float32Array(B * V).map(() => (rng.nextFloat() < 0.1 ? 1 : 0));
+        const params = Array.from({ length: B }, () => choices[rng.nextInt(choices.length)]);
+        const u = Array.from({ length: B }, () => rng.nextFloat());
+        const forced = trial % 5 === 0 ? Array.from({ length: B }, (_, b) => (b === 0 ? 2 : -1)) : undefined;
+        const x = tf.tensor2d(data, [B, V]), h = tf.tensor2d(hist, [B, V]);
+        const get = (path: "host" | "device") => {
+          const s = new TokenSampler(B, V, params, { path });
+          const o = s.sample(x, u, h, forced);
+          const r = {
+            tokens: Array.from(o.tokens.dataSync()),
+            logprobs: Array.from(o.logprobs.dataSync()),
+            sampled: Array.from(o.sampledLogprobs.dataSync()),
+          };
+          tf.dispose([o.tokens, o.logprobs, o.sampledLogprobs]);
+          s.dispose();
+          return r;
+        };
+        const dev = get("device"), host = get("host");
+        const what = `V ${V} trial ${trial} params ${JSON.stringify(params)}`;
+        assertEquals(host.tokens, dev.tokens, what);
+        assertClose(host.logprobs, dev.logprobs, 1e-4, what);
+        for (let b = 0; b < B; b++) {
+          if (dev.sampled[b] === -Infinity) assertEquals(host.sampled[b], -Infinity, what);
+          else assertClose(host.sampled[b], dev.sampled[b], 1e-4, what);
+        }
+        tf.dispose([x, h]);
+        rows += B;
+      }
+    }
+    assert(rows > 50);
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * Where the time of one training step goes: `tf.profile` over one `Trainer` step of a train-bench size,
+ * kernel time summed by kernel name, on tfjs-wasm with the matmul adapter on and off. Prints one markdown
+ * table per setting.
+ *
+ * ```sh
+ * deno run -A bench/profile_train_step.ts --size 4x128 --top 8
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { tf } from "../lib/deps.ts";
+import { initBackend } from "../lib/backend/backend.ts";
+import { createDecoder } from "../lib/models/scratch.ts";
+import { Trainer } from "../lib/train/trainer.ts";
+import { trainBenchConfig } from "./train_bench.ts";
+
+/** Kernel time by kernel name over one training step (after two warm-up steps). */
+export async function profileStep(size: string, batch: number, block: number) {
+  const config = trainBenchConfig(size, block);
+  const model = createDecoder(config, { seed: 1 });
+  const n = Math.max(batch * block * 4, 4096);
+  const ids = new Uint32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = (i * 2654435761) % config.vocabSize;
+  const trainer = new Trainer({
+    model,
+    train: ids,
+    val: ids,
+    print: false,
+    settings: {
+      batchSize: batch,
+      blockSize: block,
+      gradAccum: 1,
+      gradClip: 1,
+      seed: 1,
+      optimizer: {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        groups: [{ minRank: 2, weightDecay: 0.1 }, { weightDecay: 0 }],
+      },
+      schedule: { kind: "constant", lr: 1e-4 },
+      evalInterval: 0,
+      evalBatches: 1,
+      evalBatchSize: 1,
+      perplexity: "token_mean",
+      logInterval: 1_000_000,
+      checkpointInterval: 0,
+      keepLast: 1,
+    },
+  });
+  try {
+    for (let i = 0; i < 2; i++) await trainer.trainStep();
+    const t0 = performance.now();
+    const info = await tf.profile(async () => {
+      await trainer.trainStep();
+    });
+    const wall = performance.now() - t0;
+    const byName = new Map<string, { ms: number; count: number }>();
+    for (const k of info.kernels) {
+      const e = byName.get(k.name) ?? { ms: 0, count: 0 };
+      e.ms += typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0;
+      e.count++;
+      byName.set(k.name, e);
+    }
+    return { wall, launches: info.kernels.length, byName };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      size: { type: "string", default: "4x128" },
+      batch: { type: "string", default: "8" },
+      block: { type: "string", default: "128" },
+      top: { type: "string", default: "8" },
+    },
+  });
+  for (const routed of [false, true]) {
+    await initBackend({ backend: "wasm", wasmMatMul: routed });
+    const p = await profileStep(values.size!, Number(values.batch), Number(values.block));
+    const total = [...p.byName.values()].reduce((a, e) => a + e.ms, 0);
+    console.log(
+      `\n${routed ? "matmul adapter on" : "stock matmul"}: ${p.launches} kernel launches, ` +
+        `kernel time ${total.toFixed(0)} ms, wall ${p.wall.toFixed(0)} ms (profiled)\n`,
+    );
+    console.log("| kernel | launches | ms | share |\n|---|---|---|---|");
+    const rows = [...p.byName.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(values.top));
+    for (const [name, e] of rows) {
+      console.log(`| ${name} | ${e.count} | ${e.ms.toFixed(1)} | ${(100 * e.ms / total).toFixed(1)} % |`);
+    }
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * The wasm backend adapter for matrix products: the one module that touches tfjs-wasm internals (kernel
+ * registry, the backend's heap and data map).
+ *
+ * tfjs-wasm 4.22 sends a `BatchMatMul` or `_FusedMatMul` to XNNPACK only when both operands are plain 2-D
+ * (batch 1, no transpose flag); anything else (every backward dX/dW, attention's per-head products, a
+ * tied head) runs a scalar loop about 14x slower. {@linkcode installWasmMatMul} re-registers both kernels
+ * so that such products with at least {@linkcode MIN_ROUTED_ROWS} output rows are rewritten as XNNPACK
+ * 2-D products: transposed operands are materialised with the Transpose kernel, a shared right operand is
+ * multiplied against all left batches stacked as one matrix, a shared left operand against all right
+ * batches laid side by side, and a true batch is split into per-batch 2-D products. Matrix-vector shapes
+ * (fewer rows) keep the stock kernel, which is the faster one for them.
+ *
+ * Fused products that are not on XNNPACK never reach stock's scalar fused kernel, which indexes the bias
+ * as `bias[i * N + j]` (wrong for any M > 1): the product is computed unfused, then the bias is added and
+ * the activation applied with the stock elementwise kernels.
+ *
+ * @module
+ */
+import { tf } from "../deps.ts";
+
+/** Output rows (M) from which a transposed or batched product is rerouted through XNNPACK. */
+export const MIN_ROUTED_ROWS = 8;
+
+type TensorInfo = tf.TensorInfo;
+type DataId = TensorInfo["dataId"];
+
+/** The slice of tfjs-wasm's `BackendWasm` this module uses. */
+interface WasmBackend {
+  wasm: { HEAPF32: Float32Array };
+  dataIdMap: { get(id: DataId): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  disposeData(dataId: DataId): boolean;
+}
+
+type KernelArgs = {
+  inputs: Record<string, TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+};
+type Kernel = (args: KernelArgs) => TensorInfo;
+
+let stock: { batch: tf.KernelConfig; fused: tf.KernelConfig } | null = null;
+let stats = { routed: 0, stock: 0 };
+
+/** Whether the rerouted kernels are registered now. */
+export function wasmMatMulInstalled(): boolean {
+  return stock !== null;
+}
+
+/** Counts of products sent through the rerouting and left to the stock kernels since the last reset. */
+export function wasmMatMulStats(reset = false): { routed: number; stock: number } {
+  const s = { ...stats };
+  if (reset) stats = { routed: 0, stock: 0 };
+  return s;
+}
+
+/**
+ * Registers the rerouted `BatchMatMul` and `_FusedMatMul` for the wasm backend (idempotent). Call before or
+ * after the backend is initialised; returns false when the wasm kernels are not registered at all.
+ */
+export function installWasmMatMul(): boolean {
+  if (stock) return true;
+  const batch = tf.getKernel("BatchMatMul", "wasm");
+  const fused = tf.getKernel("_FusedMatMul", "wasm");
+  if (!batch || !fused) return false;
+  stock = { batch, fused };
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.unregisterKernel("_FusedMatMul", "wasm");
+  tf.registerKernel({ ...batch, kernelFunc: batchMatMul as unknown as tf.KernelFunc });
+  tf.registerKernel({ ...fused, kernelFunc: fusedMatMul as unknown as tf.KernelFunc });
+  return true;
+}
+
+/** Restores the stock wasm matmul kernels (idempotent). */
+export function uninstallWasmMatMul(): void {
+  if (!stock) return;
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.unregisterKernel("_FusedMatMul", "wasm");
+  tf.registerKernel(stock.batch);
+  tf.registerKernel(stock.fused);
+  stock = null;
+}
+
+function kernel(name: string): Kernel {
+  const k = tf.getKernel(name, "wasm");
+  if (!k) throw new Error(`wasm_matmul: wasm kernel ${name} is not registered`);
+  return k.kernelFunc as unknown as Kernel;
+}
+
+function size(shape: number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Product geometry: M x K times K x N over flattened batch dims, or null if not routable. */
+interface Geometry {
+  m: number;
+  k: number;
+  n: number;
+  batchA: number;
+  batchB: number;
+  outShape: number[];
+}
+
+function geometry(a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): Geometry | null {
+  const ra = a.shape.length, rb = b.shape.length;
+  const m = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
+  const batchA = size(outerA), batchB = size(outerB);
+  // Only the broadcasts that flatten cleanly: equal outer dims, or one side without batch.
+  let outer: number[];
+  if (batchA === 1) outer = outerB.length >= outerA.length ? outerB : outerA;
+  else if (batchB === 1) outer = outerA.length >= outerB.length ? outerA : outerB;
+  else if (outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i])) outer = outerA;
+  else return null;
+  if (outer.length < Math.max(outerA.length, outerB.length)) {
+    // e.g. a [1, 1, M, K] against b [K, N]: pad with ones to the longer rank
+    outer = [...new Array(Math.max(outerA.length, outerB.length) - outer.length).fill(1), ...outer];
+  }
+  return { m, k, n, batchA, batchB, outShape: [...outer, m, n] };
+}
+
+function needsRoute(g: Geometry, tA: boolean, tB: boolean): boolean {
+  if (g.m < MIN_ROUTED_ROWS) return false;
+  return tA || tB || g.batchA > 1 || g.batchB > 1;
+}
+
+/** [batch, rows, cols] of x in the untransposed orientation, via the Transpose kernel when flagged. */
+function orient(
+  be: WasmBackend,
+  x: TensorInfo,
+  batch: number,
+  rows: number,
+  cols: number,
+  transposed: boolean,
+  temps: TensorInfo[],
+): TensorInfo {
+  const reshape = kernel("Reshape");
+  if (!transposed) {
+    const r = reshape({ inputs: { x }, backend: be, attrs: { shape: [batch, rows, cols] } });
+    temps.push(r);
+    return r;
+  }
+  const r = reshape({ inputs: { x }, backend: be, attrs: { shape: [batch, cols, rows] } });
+  temps.push(r);
+  const t = kernel("Transpose")({ inputs: { x: r }, backend: be, attrs: { perm: [0, 2, 1] } });
+  temps.push(t);
+  return t;
+}
+
+/** Copies `count` floats of tensor `from` (at element `fromAt`) into tensor `to` (at `toAt`). */
+function copy(
+  be: WasmBackend,
+  from: TensorInfo,
+  fromAt: number,
+  to: TensorInfo,
+  toAt: number,
+  count: number,
+) {
+  const heap = be.wasm.HEAPF32; // re-read: allocations may have grown (and replaced) the heap
+  const src = (be.dataIdMap.get(from.dataId).memoryOffset >>> 2) + fromAt;
+  const dst = (be.dataIdMap.get(to.dataId).memoryOffset >>> 2) + toAt;
+  heap.copyWithin(dst, src, src + count);
+}
+
+/**
+ * The product through XNNPACK 2-D calls; `epilogue` (bias, activation), when given, is applied by the stock
+ * fused kernel on the single 2-D call where possible, else returned false and left to the caller.
+ */
+function routedProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometry, tA: boolean, tB: boolean) {
+  const temps: TensorInfo[] = [];
+  const stockBatch = stock!.batch.kernelFunc as unknown as Kernel;
+  const reshape = kernel("Reshape");
+  const { m, k, n, batchA, batchB } = g;
+  try {
+    const an = orient(be, a, batchA, m, k, tA, temps); // [batchA, m, k]
+    const bn = orient(be, b, batchB, k, n, tB, temps); // [batchB, k, n]
+    let out: TensorInfo;
+    if (batchB === 1) {
+      // One right operand: stack every left batch into one (batchA * m) x k matrix.
+      const a2 = reshape({ inputs: { x: an }, backend: be, attrs: { shape: [batchA * m, k] } });
+      temps.push(a2);
+      const b2 = reshape({ inputs: { x: bn }, backend: be, attrs: { shape: [k, n] } });
+      temps.push(b2);
+      out = stockBatch({
+        inputs: { a: a2, b: b2 },
+        backend: be,
+        attrs: { transposeA: false, transposeB: false },
+      });
+    } else if (batchA === 1) {
+      // One left operand: lay the right batches side by side, k x (batchB * n), and unstack after.
+      const bs = kernel("Transpose")({ inputs: { x: bn }, backend: be, attrs: { perm: [1, 0, 2] } });
+      temps.push(bs);
+      const b2 = reshape({ inputs: { x: bs }, backend: be, attrs: { shape: [k, batchB * n] } });
+      temps.push(b2);
+      const a2 = reshape({ inputs: { x: an }, backend: be, attrs: { shape: [m, k] } });
+      temps.push(a2);
+      const wide = stockBatch({
+        inputs: { a: a2, b: b2 },
+        backend: be,
+        attrs: { transposeA: false, transposeB: false },
+      });
+      temps.push(wide);
+      const w3 = reshape({ inputs: { x: wide }, backend: be, attrs: { shape: [m, batchB, n] } });
+      temps.push(w3);
+      out = kernel("Transpose")({ inputs: { x: w3 }, backend: be, attrs: { perm: [1, 0, 2] } });
+    } else {
+      // A true batch: one 2-D product per batch on fresh operand buffers (XNNPACK caches packed weights by
+      // tensor id, so a buffer must never be refilled and reused as a right operand).
+      out = be.makeOutput([batchA, m, n], "float32");
+      for (let i = 0; i < batchA; i++) {
+        const ai = be.makeOutput([m, k], "float32");
+        const bi = be.makeOutput([k, n], "float32");
+        copy(be, an, i * m * k, ai, 0, m * k);
+        copy(be, bn, i * k * n, bi, 0, k * n);
+        const oi = stockBatch({
+          inputs: { a: ai, b: bi },
+          backend: be,
+          attrs: { transposeA: false, transposeB: false },
+        });
+        copy(be, oi, 0, out, i * m * n, m * n);
+        be.disposeData(ai.dataId);
+        be.disposeData(bi.dataId);
+        be.disposeData(oi.dataId);
+      }
+    }
+    const shaped = reshape({ inputs: { x: out }, backend: be, attrs: { shape: g.outShape } });
+    be.disposeData(out.dataId);
+    return shaped;
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+}
+
+function batchMatMul(args: KernelArgs): TensorInfo {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
+  if (!g || !needsRoute(g, tA, tB)) {
+    stats.stock++;
+    return (stock!.batch.kernelFunc as unknown as Kernel)(args);
+  }
+  stats.routed++;
+  return routedProduct(args.backend as WasmBackend, a, b, g, tA, tB);
+}
+
+/** Adds the bias and applies a fused activation with the stock elementwise kernels; consumes `x`. */
+function epilogue(be: WasmBackend, x: TensorInfo, args: KernelArgs): TensorInfo {
+  const { bias, preluActivationWeights } = args.inputs;
+  const activation = (args.attrs?.activation as string | undefined) ?? "linear";
+  let y = x;
+  const step = (next: TensorInfo) => {
+    be.disposeData(y.dataId);
+    y = next;
+  };
+  if (bias) step(kernel("Add")({ inputs: { a: y, b: bias }, backend: be }));
+  switch (activation) {
+    case "linear":
+      break;
+    case "relu":
+      step(kernel("Relu")({ inputs: { x: y }, backend: be }));
+      break;
+    case "relu6":
+      step(kernel("Relu6")({ inputs: { x: y }, backend: be }));
+      break;
+    case "elu":
+      step(kernel("Elu")({ inputs: { x: y }, backend: be }));
+      break;
+    case "sigmoid":
+      step(kernel("Sigmoid")({ inputs: { x: y }, backend: be }));
+      break;
+    case "leakyrelu":
+      step(
+        kernel("LeakyRelu")({
+          inputs: { x: y },
+          backend: be,
+          attrs: { alpha: (args.attrs?.leakyreluAlpha as number | undefined) ?? 0.2 },
+        }),
+      );
+      break;
+    case "prelu":
+      step(kernel("Prelu")({ inputs: { x: y, alpha: preluActivationWeights }, backend: be }));
+      break;
+    default:
+      be.disposeData(y.dataId);
+      throw new Error(`wasm_matmul: unsupported fused activation '${activation}'`);
+  }
+  return y;
+}
+
+function fusedMatMul(args: KernelArgs): TensorInfo {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const be = args.backend as WasmBackend;
+  const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
+  const stockFused = stock!.fused.kernelFunc as unknown as Kernel;
+  if (g && !tA && !tB && g.batchA <= 1 && g.batchB <= 1) {
+    stats.stock++;
+    return stockFused(args); // the XNNPACK path, bias and activation fused
+  }
+  if (g && needsRoute(g, tA, tB)) {
+    stats.routed++;
+    return epilogue(be, routedProduct(be, a, b, g, tA, tB), args);
+  }
+  // Small or unflattenable products: stock unfused product (correct), then the epilogue; never the stock
+  // scalar fused kernel, whose bias indexing is wrong.
+  stats.stock++;
+  const prod = (stock!.batch.kernelFunc as unknown as Kernel)({
+    inputs: { a, b },
+    backend: be,
+    attrs: { transposeA: tA, transposeB: tB },
+  });
+  return epilogue(be, prod, args);
+}
