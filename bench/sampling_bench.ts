@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "../lib/deps.ts";
 import { type BackendName, initBackend } from "../lib/backend/backend.ts";
-import { Prng } from "../lib/generate/prng.ts";
+import { Prng } from "../lib/random/prng.ts";
 import { type SamplerPath, type SamplingParams, TokenSampler } from "../lib/generate/sampling.ts";
 
 /** Median milliseconds of one sample call (outputs read back) for a setting and path. */
