@@ -17,3 +17,4 @@ export * from "./safetensors_tf.ts";
 export * from "./atomic.ts";
 export * from "./paths.ts";
 export * from "./hub.ts";
+export * from "./lock.ts";
