@@ -28,7 +28,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { assertSafeRelativePath } from "./paths.ts";
+import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { pidAlive } from "./lock.ts";
 
@@ -326,7 +326,9 @@ export async function resolveModelSourceDetailed(
       );
     }
     if (!st.isDirectory) throw new Error(`Model source "${source}" is a file; pass the folder that holds it`);
-    if (!(await isFile(`${folder}/config.json`))) {
+    const why = await notRegularFileReason(`${folder}/config.json`);
+    if (why && why !== "does not exist") throw new Error(`Model folder "${folder}": config.json ${why}`);
+    if (why) {
       const names = await listFolder(folder);
       const contents = names.length ? names.join(", ") : "(nothing)";
       throw new Error(`Model folder "${folder}" has no config.json; it contains: ${contents}`);

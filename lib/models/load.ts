@@ -4,6 +4,7 @@
  * @module
  */
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { notRegularFileReason } from "../io/paths.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder, type DecoderComponents } from "./decoder.ts";
 import { gpt2Family } from "./gpt2.ts";
@@ -85,6 +86,8 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
+  const why = await notRegularFileReason(file);
+  if (why && why !== "does not exist") throw new Error(`loadModel: ${file} ${why}; expected a JSON file`);
   let hf: HFConfig;
   try {
     hf = JSON.parse(await Deno.readTextFile(file));

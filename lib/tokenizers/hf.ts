@@ -19,6 +19,7 @@
  */
 import { HFTokenizerRuntime } from "../deps.ts";
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { notRegularFileReason } from "../io/paths.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
 /** The parts of `tokenizer_config.json` this module reads (other fields pass through untouched). */
@@ -200,6 +201,10 @@ export class HFTokenizer implements TextTokenizer {
 }
 
 async function readJsonIfExists(path: string): Promise<unknown | undefined> {
+  // Checked before reading: a FIFO would block and a device (/dev/zero) would never end.
+  const why = await notRegularFileReason(path);
+  if (why === "does not exist") return undefined;
+  if (why) throw new Error(`${path} ${why}; expected a JSON file`);
   let text: string;
   try {
     text = await Deno.readTextFile(path);
