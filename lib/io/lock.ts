@@ -32,6 +32,8 @@ export interface HeldLock {
   readonly path: string;
   /** Removes the lock file (idempotent; only removes it while it is still ours). */
   release(): Promise<void>;
+  /** Same as {@linkcode HeldLock.release}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Options of {@link acquireLock}. */
@@ -163,8 +165,9 @@ export async function acquireLock(path: string, options: AcquireLockOptions = {}
 
 function held(path: string, me: LockOwner): HeldLock {
   let released = false;
-  return {
+  const lock: HeldLock = {
     path,
+    [Symbol.asyncDispose]: () => lock.release(),
     async release() {
       if (released) return;
       released = true;
@@ -174,4 +177,5 @@ function held(path: string, me: LockOwner): HeldLock {
       } catch { /* already gone */ }
     },
   };
+  return lock;
 }

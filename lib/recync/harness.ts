@@ -28,6 +28,7 @@ import { tf } from "../deps.ts";
 import { generate, type GenerationPolicy } from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
+import { acquireLock } from "../io/lock.ts";
 import { resolveModelSource } from "../io/hub.ts";
 import { isHuggingFaceModel, loadModel } from "../models/load.ts";
 import type { CausalLM } from "../models/types.ts";
@@ -577,6 +578,8 @@ export async function runRecyncExperiment(
     }),
     options.shard,
   );
+  // One writer per results file (released on return or throw); shards with other --out files are unaffected.
+  await using _lock = await acquireLock(`${options.out}.lock`, { what: `recync output "${options.out}"` });
   const done = await finishedUnitIds(options.out);
   let todo = units.filter((u) => !done.has(u.id));
   const skipped = units.length - todo.length;

@@ -7,6 +7,7 @@
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { acquireLock, type HeldLock } from "../io/lock.ts";
 import { loadCorpus } from "../data/corpus.ts";
 import {
   buildTokenizer,
@@ -119,13 +120,17 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   const { settings } = resolved;
   let tokens: TokenFiles;
   let modelConfig: DecoderConfig;
+  let lock: HeldLock | undefined;
   try {
     await Deno.mkdir(outDir, { recursive: true });
+    // One trainer per run folder: a second process (or a second --resume) refuses instead of interleaving.
+    lock = await acquireLock(`${outDir}/.lock`, { what: `training run folder "${outDir}"` });
     tokens = await prepareTokens(resolved, outDir, options.resume ?? false);
     modelConfig = modelConfigFor(resolved.config.model, tokens.meta.vocabSize, settings.blockSize);
     if (!options.resume) await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
   } catch (e) {
     // Nothing was trained yet: leave no half-prepared run folder behind.
+    await lock?.release();
     if (createdOut) await Deno.remove(outDir, { recursive: true }).catch(() => {});
     throw e;
   }
@@ -184,6 +189,7 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     }
     options.signal?.removeEventListener("abort", onAbort);
     trainer.dispose();
+    await lock.release();
   }
 }
 
