@@ -48,6 +48,7 @@ export interface AcquireLockOptions {
 export class LockHeldError extends Error {
   /** The owner recorded in the lock file. */
   readonly owner: LockOwner;
+  /** An error with `message` about the lock held by `owner`. */
   constructor(message: string, owner: LockOwner) {
     super(message);
     this.name = "LockHeldError";

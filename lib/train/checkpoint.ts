@@ -242,6 +242,7 @@ class MissingLatestError extends Error {
 export class BadCheckpointError extends Error {
   /** The checkpoint folder. */
   readonly dir: string;
+  /** An error with `message` about the checkpoint folder `dir`. */
   constructor(message: string, dir: string) {
     super(message);
     this.name = "BadCheckpointError";
