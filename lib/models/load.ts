@@ -9,7 +9,7 @@ import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder, type DecoderComponents } from "./decoder.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { gptNeoxFamily } from "./gpt_neox.ts";
-import { type HFConfig, hfConfigObject, type HFFamily, HFWeightReader } from "./hf_common.ts";
+import { HF_SIZE_FIELDS, type HFConfig, hfConfigObject, type HFFamily, HFWeightReader } from "./hf_common.ts";
 import { llamaFamily } from "./llama.ts";
 import { qwen2Family } from "./qwen2.ts";
 
@@ -131,6 +131,17 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     checkSizesAgainstWeights(hf, config, ckpt.names(), file, dir);
     const tensors = await family.weights(new HFWeightReader(ckpt, config.family, dir), config, hf);
     return new Decoder(config, tensors, { source: dir, components: options.components });
+  } catch (e) {
+    if (e instanceof RangeError) {
+      // An allocation failed: name the fields of this file that size the model.
+      const sizes = [...HF_SIZE_FIELDS].filter((k) => typeof hf[k] === "number").map((k) => `${k}=${hf[k]}`);
+      throw new Error(
+        `loadModel: allocating the model failed (${e.message}); the sizes come from ${file}: ${
+          sizes.join(", ")
+        }`,
+      );
+    }
+    throw e;
   } finally {
     ckpt.close();
   }
