@@ -28,6 +28,7 @@ Options:
   --out DIR        run folder (required)
   --steps N        total optimiser steps (default: training.steps of the config)
   --resume         continue from the newest checkpoint in DIR
+  --resume-good    like --resume, but if the newest checkpoint is unusable take the newest good older one
   --backend B      auto | webgpu | wasm | cpu (default auto)
   -h, --help       show this help
 `;
@@ -48,6 +49,8 @@ export interface TrainArgs {
   steps?: number;
   /** Continue from the newest checkpoint in the run folder. */
   resume: boolean;
+  /** `--resume-good`: resume from the newest good checkpoint when the newest is unusable. */
+  resumeGood?: boolean;
   /** tfjs backend to train on. */
   backend: BackendName | "auto";
 }
@@ -77,6 +80,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
         out: { type: "string" },
         steps: { type: "string" },
         resume: { type: "boolean", default: false },
+        "resume-good": { type: "boolean", default: false },
         backend: { type: "string", default: "auto" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -85,7 +89,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     throw new Error(
       `${
         (e as Error).message.split("\n")[0]
-      }; allowed flags: --config, --out, --steps, --resume, --backend, --help`,
+      }; allowed flags: --config, --out, --steps, --resume, --resume-good, --backend, --help`,
     );
   }
   if (values.help) return null;
@@ -105,7 +109,8 @@ export function parseTrainArgs(argv: string[]): TrainArgs | null {
     config: values.config,
     out: values.out,
     steps,
-    resume: values.resume!,
+    resume: values.resume! || values["resume-good"]!,
+    ...(values["resume-good"] ? { resumeGood: true } : {}),
     backend: values.backend as BackendName | "auto",
   };
 }
@@ -137,6 +142,7 @@ export function trainMain(argv: string[]): Promise<number> {
         outDir: args.out,
         steps: args.steps,
         resume: args.resume,
+        resumeGood: args.resumeGood,
       });
       console.log(
         `${

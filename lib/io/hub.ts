@@ -28,8 +28,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { assertSafeRelativePath } from "./paths.ts";
+import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 import { writeTextAtomic } from "./atomic.ts";
+import { pidAlive } from "./lock.ts";
 
 /** Default Hub endpoint (overridden by the `endpoint` option or `HF_ENDPOINT`). */
 export const HF_DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -75,6 +76,22 @@ export interface ResolveModelSourceOptions {
   env?: HubEnv;
   /** `fetch` implementation (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /** Milliseconds to wait for a response's headers (connect included) before giving up (default 30000). */
+  headersTimeoutMs?: number;
+  /** Milliseconds a download may go without receiving a byte before it is dropped (default 60000). */
+  idleTimeoutMs?: number;
+  /** Extra attempts after a timeout, a dropped connection or an HTTP 5xx/429 (default 3). */
+  retries?: number;
+  /** Pause before the first retry in ms, doubled on each further one (default 500). */
+  retryDelayMs?: number;
+  /**
+   * Store files the server gave no hash for (no sha256 / git sha1 ETag) instead of refusing them (default
+   * false). Such blobs are named `<sha256>.unverified`, a warning is emitted, and they never replace or get
+   * linked over a verified file.
+   */
+  allowUnverified?: boolean;
+  /** Receives warnings (unverified files, stale leftovers removed); default `console.warn`. */
+  onWarning?: (message: string) => void;
 }
 
 /** Everything {@link resolveModelSourceDetailed} found out. */
@@ -309,7 +326,9 @@ export async function resolveModelSourceDetailed(
       );
     }
     if (!st.isDirectory) throw new Error(`Model source "${source}" is a file; pass the folder that holds it`);
-    if (!(await isFile(`${folder}/config.json`))) {
+    const why = await notRegularFileReason(`${folder}/config.json`);
+    if (why && why !== "does not exist") throw new Error(`Model folder "${folder}": config.json ${why}`);
+    if (why) {
       const names = await listFolder(folder);
       const contents = names.length ? names.join(", ") : "(nothing)";
       throw new Error(`Model folder "${folder}" has no config.json; it contains: ${contents}`);
@@ -333,7 +352,7 @@ export async function resolveModelSourceDetailed(
     if (mayDownload && status.unknownOptional.length > 0) {
       // The model is usable; only optional files (a tokenizer...) were never looked for. Fetch them pinned
       // to the cached commit so they join this snapshot, and stay usable offline if the Hub is unreachable.
-      const dl = new HubDownloader(repo, cachedCommit, repoDir, options, env);
+      const dl = new HubDownloader(repo, cachedCommit, repoDir, { ...options, retries: 0 }, env);
       for (const f of status.unknownOptional) {
         try {
           await dl.fetchFile(f, false);
@@ -394,6 +413,11 @@ export async function resolveModelSourceDetailed(
 // Downloads
 
 const SAFE_ETAG = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const MAX_REDIRECTS = 5;
+const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** A `*.incomplete` file whose owner cannot be told apart is stale after this long. */
+const STALE_INCOMPLETE_MS = 24 * 3600_000;
 
 function normalizeEtag(raw: string | null): string | null {
   if (!raw) return null;
@@ -406,6 +430,47 @@ function randomTag(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A failure worth another attempt: a timeout, a dropped connection, an overloaded server. */
+class RetryableError extends Error {}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Removes `*.incomplete` leftovers in a blobs folder that no running download owns: the owner pid (in the
+ * name, `.<pid>-<tag>.incomplete`) is gone, or (names without a pid) the file is older than a day.
+ */
+async function cleanStaleIncomplete(blobsDir: string, warn: (m: string) => void): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(blobsDir));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.endsWith(".incomplete")) continue;
+    const path = `${blobsDir}/${e.name}`;
+    const m = e.name.match(/^\.(\d+)-[0-9a-f]+\.incomplete$/);
+    let stale: boolean;
+    if (m) {
+      stale = !pidAlive(Number(m[1]));
+    } else {
+      const mtime = (await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? Date.now();
+      stale = Date.now() - mtime > STALE_INCOMPLETE_MS;
+    }
+    if (!stale) continue;
+    try {
+      await Deno.remove(path);
+      warn(`removed a stale partial download ${path}`);
+    } catch { /* taken by someone else */ }
+  }
+}
+
 /** Fetches files of one repo revision into the cache layout. */
 class HubDownloader {
   readonly endpoint: string;
@@ -413,6 +478,14 @@ class HubDownloader {
   readonly downloaded: string[] = [];
   #fetch: typeof fetch;
   #headers: Record<string, string>;
+  #origin: string;
+  #httpsOnly: boolean;
+  #headersTimeout: number;
+  #idleTimeout: number;
+  #retries: number;
+  #retryDelay: number;
+  #warn: (message: string) => void;
+  #cleaned = false;
 
   constructor(
     readonly repo: string,
@@ -422,11 +495,41 @@ class HubDownloader {
     env: HubEnv,
   ) {
     this.endpoint = (options.endpoint ?? env.get("HF_ENDPOINT") ?? HF_DEFAULT_ENDPOINT).replace(/\/+$/, "");
+    let ep: URL;
+    try {
+      ep = new URL(this.endpoint);
+    } catch {
+      throw new Error(`Hub endpoint ${JSON.stringify(this.endpoint)} is not a URL`);
+    }
+    if (ep.protocol !== "https:" && ep.protocol !== "http:") {
+      throw new Error(`Hub endpoint ${this.endpoint} must be an http: or https: URL (got ${ep.protocol})`);
+    }
+    this.#origin = ep.origin;
+    // https stays https; plain http is allowed only for an http endpoint on this machine (a test server).
+    this.#httpsOnly = !(ep.protocol === "http:" && isLoopback(ep.hostname));
+    if (ep.protocol === "http:" && this.#httpsOnly) {
+      throw new Error(
+        `Hub endpoint ${this.endpoint} is plain http on another host; use https (http is only allowed on ` +
+          `loopback, for local test servers)`,
+      );
+    }
     this.#fetch = options.fetch ?? globalThis.fetch;
     const token = options.token ?? env.get("HF_TOKEN");
     this.#headers = { "user-agent": "coherence-lab", "accept-encoding": "identity" };
     if (token) this.#headers.authorization = `Bearer ${token}`;
     if (COMMIT.test(revision)) this.commit = revision;
+    const num = (v: number | undefined, d: number, name: string, min: number) => {
+      if (v === undefined) return d;
+      if (typeof v !== "number" || !Number.isFinite(v) || v < min) {
+        throw new Error(`resolveModelSource option ${name} must be a number >= ${min} (got ${v})`);
+      }
+      return v;
+    };
+    this.#headersTimeout = num(options.headersTimeoutMs, DEFAULT_HEADERS_TIMEOUT_MS, "headersTimeoutMs", 1);
+    this.#idleTimeout = num(options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, "idleTimeoutMs", 1);
+    this.#retries = Math.floor(num(options.retries, 3, "retries", 0));
+    this.#retryDelay = num(options.retryDelayMs, 500, "retryDelayMs", 0);
+    this.#warn = options.onWarning ?? ((m) => console.warn(`warning: ${m}`));
   }
 
   snapshot(): string {
@@ -443,6 +546,94 @@ class HubDownloader {
     return `hf:${this.repo}@${this.revision} file "${file}"`;
   }
 
+  /** Refuses any URL outside the endpoint's scheme policy (never file:, data:, blob: ...). */
+  #checkUrl(url: URL, file: string, from: string): void {
+    const ok = url.protocol === "https:" || (url.protocol === "http:" && !this.#httpsOnly);
+    if (!ok) {
+      throw new Error(
+        `${this.#label(file)}: refused a redirect from ${from} to ${url.href}: only ` +
+          `${this.#httpsOnly ? "https:" : "http: and https:"} URLs may be fetched from ${this.endpoint}`,
+      );
+    }
+  }
+
+  /** One request with a headers timeout; returns the response and the controller that aborts its body. */
+  async #request(url: string, headers: Record<string, string>, file: string) {
+    const ac = new AbortController();
+    const ms = this.#headersTimeout;
+    const timer = setTimeout(() => ac.abort(), ms);
+    try {
+      const res = await this.#fetch(url, { headers, redirect: "manual", signal: ac.signal });
+      return { res, ac };
+    } catch (err) {
+      if (ac.signal.aborted) {
+        throw new RetryableError(`${this.#label(file)}: no response from ${url} within ${ms} ms`);
+      }
+      throw new RetryableError(`${this.#label(file)}: request to ${url} failed (${(err as Error).message})`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Resolves `file` through at most {@link MAX_REDIRECTS} redirects, each checked against the scheme
+   * policy. A same-origin redirect without X-Linked-Etag is a renamed repo (metadata comes from the final
+   * answer); one with X-Linked-Etag, or to another origin, points at LFS storage and carries the metadata.
+   */
+  async #open(file: string, rangeFrom = 0): Promise<{ meta: Response; res: Response; ac: AbortController }> {
+    let url = this.#url(file);
+    let meta: Response | undefined;
+    for (let hop = 0;; hop++) {
+      if (hop > MAX_REDIRECTS) {
+        throw new Error(`${this.#label(file)}: more than ${MAX_REDIRECTS} redirects from ${this.#url(file)}`);
+      }
+      const u = new URL(url);
+      const headers: Record<string, string> = u.origin === this.#origin
+        ? { ...this.#headers }
+        : { "user-agent": "coherence-lab", "accept-encoding": "identity" }; // no token to other hosts
+      if (rangeFrom > 0) headers.range = `bytes=${rangeFrom}-`;
+      const { res, ac } = await this.#request(url, headers, file);
+      const location = res.headers.get("location");
+      if (res.status >= 300 && res.status < 400 && location) {
+        await res.body?.cancel();
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch {
+          throw new Error(
+            `${this.#label(file)}: ${url} redirected to an invalid URL ${JSON.stringify(location)}`,
+          );
+        }
+        this.#checkUrl(next, file, url);
+        if (!meta && (next.origin !== u.origin || res.headers.get("x-linked-etag"))) meta = res;
+        url = next.href;
+        continue;
+      }
+      if (res.status >= 500 || res.status === 429) {
+        await res.body?.cancel();
+        throw new RetryableError(`${this.#label(file)}: HTTP ${res.status} from ${url}`);
+      }
+      return { meta: meta ?? res, res, ac };
+    }
+  }
+
+  /** Runs `fn`, retrying {@link RetryableError}s with exponential backoff. */
+  async #retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof RetryableError) || attempt >= this.#retries) {
+          if (err instanceof RetryableError && this.#retries > 0) {
+            throw new Error(`${err.message} (gave up after ${attempt + 1} attempts)`);
+          }
+          throw err instanceof RetryableError ? new Error(err.message) : err;
+        }
+        await delay(this.#retryDelay * 2 ** attempt);
+      }
+    }
+  }
+
   /**
    * Ensures `file` is in the snapshot. Returns false when the server says it does not exist (and
    * `required` is false); records that in `.no_exist` as huggingface_hub does.
@@ -453,39 +644,7 @@ class HubDownloader {
       if (await isFile(`${this.snapshot()}/${file}`)) return true;
       if (!required && await statOrNull(`${this.repoDir}/.no_exist/${this.commit}/${file}`)) return false;
     }
-    // Redirects are followed by hand so the Hub's metadata headers stay visible: a same-origin redirect
-    // without X-Linked-Etag is a renamed repo (follow it, read metadata from the final answer); one that
-    // carries X-Linked-Etag points at LFS storage, whose response carries only the bytes.
-    let url = this.#url(file);
-    let res: Response;
-    let meta: Response;
-    for (let hop = 0;; hop++) {
-      if (hop > 5) throw new Error(`${this.#label(file)}: too many redirects from ${this.#url(file)}`);
-      try {
-        res = await this.#fetch(url, { headers: this.#headers, redirect: "manual" });
-      } catch (err) {
-        throw new Error(`${this.#label(file)}: request to ${url} failed (${(err as Error).message})`);
-      }
-      if (res.status >= 300 && res.status < 400 && res.headers.get("location")) {
-        const next = new URL(res.headers.get("location")!, url);
-        await res.body?.cancel();
-        if (next.origin === new URL(url).origin && !res.headers.get("x-linked-etag")) {
-          url = next.href;
-          continue;
-        }
-        meta = res;
-        try {
-          res = await this.#fetch(next.href, { headers: { "accept-encoding": "identity" } });
-        } catch (err) {
-          throw new Error(
-            `${this.#label(file)}: download from ${next.href} failed (${(err as Error).message})`,
-          );
-        }
-        break;
-      }
-      meta = res;
-      break;
-    }
+    const { meta, res, ac } = await this.#retrying(() => this.#open(file));
     if (meta.status === 404 || res.status === 404) {
       await res.body?.cancel();
       const code = meta.headers.get("x-error-code");
@@ -508,18 +667,23 @@ class HubDownloader {
       const hint = status === 401 || status === 403
         ? " The repo may be gated or private: accept its terms on the Hub and set HF_TOKEN."
         : "";
-      throw new Error(`${this.#label(file)}: HTTP ${status} from ${url}.${hint}`);
+      throw new Error(`${this.#label(file)}: HTTP ${status} from ${this.#url(file)}.${hint}`);
     }
-    await this.#setCommit(meta.headers.get("x-repo-commit"), file);
-    await Deno.mkdir(`${this.repoDir}/blobs`, { recursive: true });
-    if (await isFile(`${this.snapshot()}/${file}`)) {
-      await res.body?.cancel();
-      return true;
+    try {
+      await this.#setCommit(meta.headers.get("x-repo-commit"), file);
+      await Deno.mkdir(`${this.repoDir}/blobs`, { recursive: true });
+      if (await isFile(`${this.snapshot()}/${file}`)) {
+        await res.body?.cancel();
+        return true;
+      }
+    } catch (err) {
+      await res.body?.cancel().catch(() => {});
+      throw err;
     }
     const etag = normalizeEtag(meta.headers.get("x-linked-etag") ?? meta.headers.get("etag"));
     const sizeHeader = meta.headers.get("x-linked-size") ?? res.headers.get("content-length");
     const total = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
-    const blobName = await this.#downloadBlob(file, res, etag, total);
+    const blobName = await this.#downloadBlob(file, res, ac, etag, total);
     await this.#linkSnapshot(file, blobName);
     this.downloaded.push(file);
     return true;
@@ -556,32 +720,142 @@ class HubDownloader {
     await Deno.writeFile(p, new Uint8Array());
   }
 
-  /** Streams the body into blobs/, checking size and hash; returns the blob's file name. */
-  async #downloadBlob(file: string, res: Response, etag: string | null, total?: number): Promise<string> {
+  /** Reads one response body into `sink` with the idle timeout; errors of the stream are retryable. */
+  async #pump(
+    file: string,
+    res: Response,
+    ac: AbortController,
+    sink: (chunk: Uint8Array) => Promise<void>,
+  ): Promise<void> {
+    if (!res.body) throw new RetryableError(`${this.#label(file)}: empty response body`);
+    const reader = res.body.getReader();
+    const ms = this.#idleTimeout;
+    try {
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const idle = new Promise<"idle">((resolve) => timer = setTimeout(() => resolve("idle"), ms));
+        let r: ReadableStreamReadResult<Uint8Array> | "idle";
+        try {
+          r = await Promise.race([reader.read(), idle]);
+        } catch (err) {
+          throw new RetryableError(
+            `${this.#label(file)}: the download was interrupted (${(err as Error).message})`,
+          );
+        } finally {
+          clearTimeout(timer);
+        }
+        if (r === "idle") {
+          throw new RetryableError(`${this.#label(file)}: no data received for ${ms} ms`);
+        }
+        if (r.done) return;
+        await sink(r.value);
+      }
+    } catch (err) {
+      ac.abort();
+      await reader.cancel().catch(() => {});
+      throw err;
+    } finally {
+      try {
+        reader.releaseLock();
+      } catch { /* pending read after cancel */ }
+    }
+  }
+
+  /**
+   * Streams the body into blobs/, resuming with HTTP Range after a dropped connection or a stall, then
+   * checks size and hash; returns the blob's file name.
+   */
+  async #downloadBlob(
+    file: string,
+    first: Response,
+    firstAc: AbortController,
+    etag: string | null,
+    total?: number,
+  ): Promise<string> {
     const isSha256 = etag !== null && /^[0-9a-f]{64}$/.test(etag);
     const isGitSha1 = etag !== null && /^[0-9a-f]{40}$/.test(etag);
+    const verifiable = isSha256 || isGitSha1;
     const blobsDir = `${this.repoDir}/blobs`;
-    if (etag && SAFE_ETAG.test(etag) && await isFile(`${blobsDir}/${etag}`)) {
-      await res.body?.cancel();
-      return etag; // same content already cached under another snapshot
+    if (!this.#cleaned) {
+      this.#cleaned = true;
+      await cleanStaleIncomplete(blobsDir, this.#warn);
     }
-    const temp = `${blobsDir}/.${randomTag()}.incomplete`;
+    if (!verifiable && !this.options.allowUnverified) {
+      await first.body?.cancel();
+      throw new Error(
+        `${this.#label(file)} cannot be verified: the server sent ${
+          etag ? `ETag "${etag}", which is` : "no ETag,"
+        } ` +
+          `not a sha256 or git sha1 hash, so a corrupted or substituted file would go unnoticed. Refused; ` +
+          `pass { allowUnverified: true } to store it marked ".unverified".`,
+      );
+    }
+    if (verifiable && await isFile(`${blobsDir}/${etag}`)) {
+      await first.body?.cancel();
+      return etag!; // same content already cached (and verified) under another snapshot
+    }
+    const temp = `${blobsDir}/.${Deno.pid}-${randomTag()}.incomplete`;
     const out = await Deno.open(temp, { write: true, createNew: true });
-    const sha256 = createHash("sha256");
-    const chunks: Uint8Array[] = []; // kept only for small non-LFS files, to check the git blob hash
+    let sha256 = createHash("sha256");
+    let chunks: Uint8Array[] = []; // kept only for small non-LFS files, to check the git blob hash
     let received = 0;
+    const sink = async (chunk: Uint8Array) => {
+      received += chunk.length;
+      if (total !== undefined && received > total) {
+        throw new Error(`${this.#label(file)}: received more than the announced ${total} bytes`);
+      }
+      sha256.update(chunk);
+      if (isGitSha1 && received <= 64 << 20) chunks.push(chunk);
+      let off = 0;
+      while (off < chunk.length) off += await out.write(chunk.subarray(off));
+      this.options.onProgress?.({ file, received, total });
+    };
     try {
-      if (!res.body) throw new Error("empty response body");
-      for await (const chunk of res.body) {
-        received += chunk.length;
-        if (total !== undefined && received > total) {
-          throw new Error(`received more than the announced ${total} bytes`);
+      let res: Response | null = first;
+      let ac = firstAc;
+      for (let attempt = 0;; attempt++) {
+        try {
+          if (!res) {
+            const from = received;
+            const again = await this.#open(file, from);
+            res = again.res;
+            ac = again.ac;
+            const range = res.headers.get("content-range");
+            if (from > 0 && res.status === 206 && range?.startsWith(`bytes ${from}-`)) {
+              // resumed: keep what we have
+            } else if (res.status === 200) {
+              await out.truncate(0);
+              await out.seek(0, Deno.SeekMode.Start);
+              sha256 = createHash("sha256");
+              chunks = [];
+              received = 0;
+            } else {
+              await res.body?.cancel();
+              throw new Error(
+                `${this.#label(file)}: resuming the download got HTTP ${res.status}` +
+                  (range ? ` (Content-Range ${range})` : ""),
+              );
+            }
+          }
+          await this.#pump(file, res, ac, sink);
+          if (total !== undefined && received < total) {
+            throw new RetryableError(
+              `${
+                this.#label(file)
+              }: size mismatch: the connection closed after ${received} of the announced ${total} bytes`,
+            );
+          }
+          break;
+        } catch (err) {
+          res = null;
+          if (!(err instanceof RetryableError) || attempt >= this.#retries) {
+            if (err instanceof RetryableError) {
+              throw new Error(`${err.message} (gave up after ${attempt + 1} attempts)`);
+            }
+            throw err;
+          }
+          await delay(this.#retryDelay * 2 ** attempt);
         }
-        sha256.update(chunk);
-        if (isGitSha1 && received <= 64 << 20) chunks.push(chunk);
-        let off = 0;
-        while (off < chunk.length) off += await out.write(chunk.subarray(off));
-        this.options.onProgress?.({ file, received, total });
       }
       if (total !== undefined && received !== total) {
         throw new Error(`size mismatch: received ${received} bytes, the server announced ${total}`);
@@ -605,7 +879,16 @@ class HubDownloader {
       }
       await out.sync();
       out.close();
-      const blobName = etag && SAFE_ETAG.test(etag) ? etag : digest;
+      let blobName: string;
+      if (verifiable && SAFE_ETAG.test(etag!)) {
+        blobName = etag!;
+      } else {
+        blobName = `${digest}.unverified`;
+        this.#warn(
+          `${this.#label(file)} could not be verified (the server sent no content hash); stored as ` +
+            `${blobsDir}/${blobName}`,
+        );
+      }
       await Deno.rename(temp, `${blobsDir}/${blobName}`);
       return blobName;
     } catch (err) {
@@ -613,15 +896,26 @@ class HubDownloader {
         out.close();
       } catch { /* closed */ }
       await Deno.remove(temp).catch(() => {});
-      throw new Error(`${this.#label(file)}: ${(err as Error).message}`);
+      const msg = (err as Error).message;
+      throw new Error(msg.startsWith(this.#label(file)) ? msg : `${this.#label(file)}: ${msg}`);
     }
   }
 
-  /** snapshots/<commit>/<file> -> ../../blobs/<blob> (relative symlink; a copy where links fail). */
+  /**
+   * snapshots/<commit>/<file> -> ../../blobs/<blob> (relative symlink; a copy where links fail). An
+   * unverified blob is never linked over an existing verified file.
+   */
   async #linkSnapshot(file: string, blobName: string): Promise<void> {
     const linkPath = `${this.snapshot()}/${file}`;
     const dir = linkPath.slice(0, linkPath.lastIndexOf("/"));
     await Deno.mkdir(dir, { recursive: true });
+    if (blobName.endsWith(".unverified") && await isFile(linkPath)) {
+      const current = await Deno.readLink(linkPath).catch(() => "(a copy)");
+      if (!current.endsWith(".unverified")) {
+        this.#warn(`kept the verified ${linkPath}; the unverified download was not linked over it`);
+        return;
+      }
+    }
     const target = `${"../".repeat(file.split("/").length + 1)}blobs/${blobName}`;
     const temp = `${dir}/.${randomTag()}.link`;
     try {

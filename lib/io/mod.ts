@@ -19,3 +19,4 @@ export * from "./atomic.ts";
 export * from "./atomic_dir.ts";
 export * from "./paths.ts";
 export * from "./hub.ts";
+export * from "./lock.ts";

@@ -41,3 +41,63 @@ export function assertSafeRelativePath(path: unknown, what: string): asserts pat
     if (seg === "." || seg === "..") return bad(`has a "${seg}" segment`);
   }
 }
+
+/**
+ * Why `path` is not a regular file (after following symlinks), in words, or null when it is one: "does
+ * not exist", "is a symlink to X, which does not exist", "is a directory", "is a named pipe (FIFO)", "is a
+ * character device" ... Checked before opening, so a FIFO never blocks and a device is never read.
+ *
+ * @example
+ * ```ts
+ * import { notRegularFileReason } from "./paths.ts";
+ * console.log(await notRegularFileReason("/dev/null")); // "is a character device, not a regular file"
+ * ```
+ */
+export async function notRegularFileReason(path: string): Promise<string | null> {
+  let l: Deno.FileInfo;
+  try {
+    l = await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "does not exist";
+    return `cannot be inspected (${(err as Error).message})`;
+  }
+  let st = l;
+  let via = "";
+  if (l.isSymlink) {
+    const target = await Deno.readLink(path).catch(() => "?");
+    via = `is a symlink to "${target}", which `;
+    try {
+      st = await Deno.stat(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return `${via}does not exist (a dangling link)`;
+      return `${via}cannot be inspected (${(err as Error).message})`;
+    }
+  }
+  if (st.isFile) return null;
+  const kind = st.isDirectory
+    ? "a directory"
+    : st.isFifo
+    ? "a named pipe (FIFO)"
+    : st.isCharDevice
+    ? "a character device"
+    : st.isBlockDevice
+    ? "a block device"
+    : st.isSocket
+    ? "a socket"
+    : "not a regular file";
+  return `${via}is ${kind}${kind === "not a regular file" ? "" : ", not a regular file"}`;
+}
+
+/**
+ * Throws `Error("<what> \"<path>\" <reason>")` unless `path` is a regular file after following links.
+ *
+ * @example
+ * ```ts
+ * import { assertRegularFile } from "./paths.ts";
+ * await assertRegularFile("deno.json", "config file");
+ * ```
+ */
+export async function assertRegularFile(path: string, what: string): Promise<void> {
+  const why = await notRegularFileReason(path);
+  if (why) throw new Error(`${what} "${path}" ${why}`);
+}

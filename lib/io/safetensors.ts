@@ -23,7 +23,7 @@
  * @module
  */
 import { type AtomicWriteOptions, writeFileAtomicWith } from "./atomic.ts";
-import { assertSafeRelativePath } from "./paths.ts";
+import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 
 /**
  * Element types of the safetensors format this module reads and writes.
@@ -577,6 +577,10 @@ export class SafetensorsFile {
    */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
     refusePickleCheckpoint(path);
+    // Checked before opening: opening a FIFO blocks until a writer appears, and a device never ends.
+    const why = await notRegularFileReason(path);
+    if (why === "does not exist") throw new SafetensorsFormatError(path, "file not found");
+    if (why) throw new SafetensorsFormatError(path, why);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -1242,6 +1246,9 @@ export class SafetensorsCheckpoint {
       if (err instanceof Deno.errors.NotFound) throw new Error(`openCheckpoint: "${path}" does not exist`);
       throw err;
     }
+    if (!stat.isFile && !stat.isDirectory) {
+      throw new Error(`openCheckpoint: "${path}" ${await notRegularFileReason(path)}`);
+    }
     if (stat.isFile) {
       if (path.endsWith(".json")) return await SafetensorsCheckpoint.#openIndex(path, path, options);
       const f = await SafetensorsFile.open(path, options);
@@ -1249,6 +1256,11 @@ export class SafetensorsCheckpoint {
     }
     const folder = path.replace(/\/+$/, "") || "/";
     const index = `${folder}/${SAFETENSORS_INDEX_FILE}`;
+    for (const name of [SAFETENSORS_INDEX_FILE, SAFETENSORS_SINGLE_FILE]) {
+      // Present but unusable (a directory, a FIFO, a dangling link): say so rather than "has neither".
+      const why = await notRegularFileReason(`${folder}/${name}`);
+      if (why && why !== "does not exist") throw new Error(`openCheckpoint: "${folder}/${name}" ${why}`);
+    }
     if (await isFile(index)) return await SafetensorsCheckpoint.#openIndex(index, folder, options);
     const single = `${folder}/${SAFETENSORS_SINGLE_FILE}`;
     if (await isFile(single)) {
@@ -1290,9 +1302,15 @@ export class SafetensorsCheckpoint {
         let f = byFile.get(shard);
         if (!f) {
           const shardPath = `${dir}/${shard}`;
-          if (!(await isFile(shardPath))) {
+          const why = await notRegularFileReason(shardPath);
+          if (why === "does not exist") {
             throw new Error(
               `openCheckpoint: shard "${shard}" listed in ${indexPath} (for tensor "${name}") is missing`,
+            );
+          }
+          if (why) {
+            throw new Error(
+              `openCheckpoint: shard "${shardPath}" listed in ${indexPath} (for tensor "${name}") ${why}`,
             );
           }
           f = await SafetensorsFile.open(shardPath, options);

@@ -250,10 +250,13 @@ export class Decoder implements CausalLM {
     // Host-side bookkeeping for the cache: validity and positions of the new columns.
     const newValid = cache && mask ? readMaskToHost(mask) : undefined;
     let hostPositions: Int32Array | undefined;
+    // An exclusive bound on the positions when the host knows it (the rotary tables grow to it).
+    let positionBound: number | undefined = options.positions ? undefined : t;
     if (cache && !options.positions) {
       hostPositions = cache.nextPositions(t, newValid);
       let max = 0;
       for (const p of hostPositions) max = Math.max(max, p);
+      positionBound = max + 1;
       if (max >= c.maxPositions) {
         throw new Error(
           `Decoder.forward: position ${max} exceeds maxPositions (${c.maxPositions}) of this ${c.family} model`,
@@ -287,7 +290,9 @@ export class Decoder implements CausalLM {
           valid = cache ? cache.validWith(newValidT) : mask ? newValidT : tf.ones([1, t]) as Tensor2D;
           maskBias = attentionMaskBias(valid, t);
         }
-        const rope = this.#rope ? { table: this.#rope, angles: this.#rope.angles(positions) } : undefined;
+        const rope = this.#rope
+          ? { table: this.#rope, angles: this.#rope.angles(positions, positionBound) }
+          : undefined;
         const updates: unknown[] = [];
         const base = (prefix: string): ComponentContext => ({
           fire,

@@ -49,7 +49,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
     throw new Error(`${file}: cross-attention GPT-2 is not a decoder-only model`);
   }
   if (d % h !== 0) throw new Error(`${file}: n_embd (${d}) must be divisible by n_head (${h})`);
-  const inner = hf.n_inner;
+  const inner = hfField(hf, "n_inner", "number", file, 4 * d);
   return {
     family: "gpt2",
     vocabSize: hfField(hf, "vocab_size", "number", file),
@@ -58,7 +58,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
     nHeads: h,
     nKvHeads: h,
     headDim: d / h,
-    dMlp: typeof inner === "number" ? inner : 4 * d,
+    dMlp: inner,
     maxPositions: hfField(hf, "n_positions", "number", file, 1024),
     norm: "layernorm",
     normEps: hfField(hf, "layer_norm_epsilon", "number", file, 1e-5),

@@ -33,6 +33,44 @@ export interface HFFamily {
   weights(reader: HFWeightReader, config: DecoderConfig, hf: HFConfig): Promise<Map<string, Tensor>>;
 }
 
+/** Config fields that size an allocation: each must be a positive integer, at most {@link HF_MAX_SIZE}. */
+export const HF_SIZE_FIELDS: ReadonlySet<string> = new Set([
+  "n_embd",
+  "n_head",
+  "n_layer",
+  "n_positions",
+  "n_inner",
+  "vocab_size",
+  "hidden_size",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "num_hidden_layers",
+  "head_dim",
+  "intermediate_size",
+  "max_position_embeddings",
+  "sliding_window",
+]);
+
+/** Upper bound of any size field (2^31 - 1): larger values cannot index a tensor. */
+export const HF_MAX_SIZE = 2 ** 31 - 1;
+
+/**
+ * Checks that `config.json` parsed to a JSON object (not `null`, an array or a scalar).
+ *
+ * @example
+ * ```ts
+ * import { hfConfigObject } from "./hf_common.ts";
+ * console.log(hfConfigObject({ model_type: "gpt2" }, "config.json").model_type); // gpt2
+ * ```
+ */
+export function hfConfigObject(value: unknown, file: string): HFConfig {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    const got = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
+    throw new Error(`${file}: expected a JSON object with the model's settings, got ${got}`);
+  }
+  return value as HFConfig;
+}
+
 /**
  * Reads a required config field and checks its type, with an error naming the file and the field.
  *
@@ -61,6 +99,17 @@ export function hfField<T extends "number" | "string" | "boolean">(
   if (actual !== type) {
     throw new Error(`${file}: field '${key}' must be a ${type}, got ${JSON.stringify(v)}`);
   }
+  if (type === "number") {
+    const n = v as number;
+    if (!Number.isFinite(n)) throw new Error(`${file}: field '${key}' must be a finite number, got ${n}`);
+    if (HF_SIZE_FIELDS.has(key) && !(Number.isSafeInteger(n) && n > 0 && n <= HF_MAX_SIZE)) {
+      throw new Error(
+        `${file}: field '${key}' must be a positive whole number (at most ${HF_MAX_SIZE}), got ${
+          JSON.stringify(v)
+        }`,
+      );
+    }
+  }
   return v as T extends "number" ? number : T extends "string" ? string : boolean;
 }
 
@@ -84,15 +133,29 @@ export function hfRope(
   hf: HFConfig,
   file: string,
 ): { theta: number; partialFactor?: number; scaling?: RopeScaling } {
-  const params = (hf.rope_parameters ?? undefined) as Record<string, unknown> | undefined;
-  const legacy = (hf.rope_scaling ?? undefined) as Record<string, unknown> | undefined;
+  const objectOrNone = (key: string): Record<string, unknown> | undefined => {
+    const v = hf[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) {
+      throw new Error(
+        `${file}: field '${key}' must be an object like {"rope_type": "linear", "factor": 2}, got ` +
+          JSON.stringify(v),
+      );
+    }
+    return v as Record<string, unknown>;
+  };
+  const params = objectOrNone("rope_parameters");
+  const legacy = objectOrNone("rope_scaling");
   let scaling: RopeScaling | undefined;
   for (const [where, p] of [["rope_parameters", params], ["rope_scaling", legacy]] as const) {
     if (!p) continue;
     const type = p.rope_type ?? p.type ?? "default";
+    if (typeof type !== "string") {
+      throw new Error(`${file}: ${where}.rope_type must be a string, got ${JSON.stringify(type)}`);
+    }
     const num = (key: string): number => {
       const v = p[key];
-      if (typeof v !== "number") {
+      if (typeof v !== "number" || !Number.isFinite(v)) {
         throw new Error(`${file}: ${where}.${key} must be a number for rope_type '${type}'`);
       }
       return v;
@@ -115,8 +178,8 @@ export function hfRope(
     }
   }
   const theta = (params?.rope_theta ?? hf.rope_theta ?? hf.rotary_emb_base ?? 10000) as number;
-  if (typeof theta !== "number" || !(theta > 0)) {
-    throw new Error(`${file}: rope_theta must be a positive number`);
+  if (typeof theta !== "number" || !(theta > 0) || !Number.isFinite(theta)) {
+    throw new Error(`${file}: rope_theta must be a positive number, got ${JSON.stringify(theta)}`);
   }
   const partial = (params?.partial_rotary_factor ?? hf.partial_rotary_factor ?? hf.rotary_pct) as
     | number

@@ -4,11 +4,12 @@
  * @module
  */
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { notRegularFileReason } from "../io/paths.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder } from "./decoder.ts";
 import { gpt2Family } from "./gpt2.ts";
 import { gptNeoxFamily } from "./gpt_neox.ts";
-import { type HFConfig, type HFFamily, HFWeightReader } from "./hf_common.ts";
+import { HF_SIZE_FIELDS, type HFConfig, hfConfigObject, type HFFamily, HFWeightReader } from "./hf_common.ts";
 import { llamaFamily } from "./llama.ts";
 import { qwen2Family } from "./qwen2.ts";
 
@@ -76,6 +77,32 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
 }
 
 /**
+ * Checks the sizes of `config.json` against what the weights hold (tensor names in the safetensors
+ * header), before anything is allocated: a config that asks for more layers than the checkpoint has
+ * would otherwise loop and allocate per missing layer.
+ */
+function checkSizesAgainstWeights(
+  hf: HFConfig,
+  config: { nLayers: number },
+  names: string[],
+  file: string,
+  dir: string,
+): void {
+  let layers = 0;
+  for (const n of names) {
+    const m = n.match(/(?:^|\.)(?:h|layers)\.(\d+)\./);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  const field = hf.n_layer !== undefined ? "n_layer" : "num_hidden_layers";
+  if (config.nLayers > layers) {
+    throw new Error(
+      `${file}: ${field} is ${config.nLayers} but the weights in ${dir} hold ${layers} layer(s); fix ` +
+        `${field} or use the matching weights`,
+    );
+  }
+}
+
+/**
  * Loads a Hugging Face causal LM (gpt2, gpt_neox, llama, qwen2) from a local folder holding `config.json`
  * and `model.safetensors` (or a sharded index) onto the current tfjs backend. `hf:org/name[@rev]` sources
  * are resolved through the local Hugging Face cache, downloading only with `hub.allowDownload`
@@ -101,6 +128,8 @@ export function familyForModelType(modelType: unknown, file = "config.json"): HF
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
+  const why = await notRegularFileReason(file);
+  if (why && why !== "does not exist") throw new Error(`loadModel: ${file} ${why}; expected a JSON file`);
   let hf: HFConfig;
   try {
     hf = JSON.parse(await Deno.readTextFile(file));
@@ -110,12 +139,25 @@ export async function loadModel(source: string, options: LoadModelOptions = {}):
     }
     throw new Error(`loadModel: cannot parse ${file}: ${(e as Error).message}`);
   }
+  hf = hfConfigObject(hf, file);
   const family = familyForModelType(hf.model_type, file);
   const config = family.config(hf, file);
   const ckpt = await openCheckpoint(dir);
   try {
+    checkSizesAgainstWeights(hf, config, ckpt.names(), file, dir);
     const tensors = await family.weights(new HFWeightReader(ckpt, config.family, dir), config, hf);
     return new Decoder(config, tensors, { source: dir });
+  } catch (e) {
+    if (e instanceof RangeError) {
+      // An allocation failed: name the fields of this file that size the model.
+      const sizes = [...HF_SIZE_FIELDS].filter((k) => typeof hf[k] === "number").map((k) => `${k}=${hf[k]}`);
+      throw new Error(
+        `loadModel: allocating the model failed (${e.message}); the sizes come from ${file}: ${
+          sizes.join(", ")
+        }`,
+      );
+    }
+    throw e;
   } finally {
     ckpt.close();
   }

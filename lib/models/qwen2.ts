@@ -24,9 +24,9 @@ import type { DecoderConfig } from "./types.ts";
  */
 export function qwen2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
   const c = llamaStyleConfig(hf, file, "qwen2");
+  const window = hfField(hf, "sliding_window", "number", file, c.maxPositions);
   if (hfField(hf, "use_sliding_window", "boolean", file, false)) {
-    const window = hf.sliding_window;
-    if (typeof window === "number" && window < c.maxPositions) {
+    if (window < c.maxPositions) {
       throw new Error(
         `${file}: use_sliding_window with sliding_window=${window} is not supported (full attention only)`,
       );

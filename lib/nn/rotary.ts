@@ -66,9 +66,14 @@ export function scaleRopeFrequencies(invFreq: Float32Array, scaling: RopeScaling
   return invFreq;
 }
 
+/** Positions a new table covers before it first grows (tables grow by doubling up to `maxPositions`). */
+const INITIAL_ROTARY_POSITIONS = 8192;
+
 /**
- * Precomputed cos/sin tables for positions `0..maxPositions-1`, built once and kept on the backend so a
- * decode step only gathers rows.
+ * Cos/sin tables for positions `0..maxPositions-1`, kept on the backend so a decode step only gathers
+ * rows. They are built lazily: first up to 8192 positions (or `maxPositions` if smaller), then grown by
+ * doubling to cover the largest position actually used, so a config announcing 1e9 positions costs
+ * nothing until those positions are used.
  *
  * @example
  * ```ts
@@ -90,19 +95,16 @@ export class RotaryTable {
   readonly headDim: number;
   /** Leading dims of each head that rotate (even). */
   readonly rotaryDim: number;
-  /** Positions covered by the tables. */
+  /** Positions the model supports (the tables cover a prefix of them, see {@linkcode RotaryTable.builtPositions}). */
   readonly maxPositions: number;
   /** Rotary base. */
   readonly theta: number;
-  /** [maxPositions, rotaryDim] cosines (each frequency repeated for both halves). */
-  readonly cos: Tensor2D;
-  /**
-   * [maxPositions, rotaryDim] sines with rotate_half's sign folded in (`-sin` on the first half, `sin` on
-   * the second), so a rotation is `x * cos + concat(x2, x1) * sin` without a negation kernel.
-   */
-  readonly sin: Tensor2D;
+  #invFreq: Float32Array;
+  #cos: Tensor2D;
+  #sin: Tensor2D;
+  #built = 0;
 
-  /** Builds the tables; `rotaryDim` defaults to `headDim`. */
+  /** Prepares the tables; `rotaryDim` defaults to `headDim`. */
   constructor(
     options: {
       headDim: number;
@@ -117,6 +119,9 @@ export class RotaryTable {
     if (rd % 2 !== 0 || rd <= 0 || rd > headDim) {
       throw new Error(`RotaryTable: rotaryDim must be even and in (0, headDim=${headDim}], got ${rd}`);
     }
+    if (!Number.isSafeInteger(maxPositions) || maxPositions <= 0) {
+      throw new Error(`RotaryTable: maxPositions must be a positive integer, got ${maxPositions}`);
+    }
     this.headDim = headDim;
     this.rotaryDim = rd;
     this.maxPositions = maxPositions;
@@ -128,9 +133,17 @@ export class RotaryTable {
     const invFreq = new Float32Array(half);
     for (let i = 0; i < half; i++) invFreq[i] = f(1 / f(Math.pow(theta, f((2 * i) / rd))));
     if (options.scaling) scaleRopeFrequencies(invFreq, options.scaling);
-    const cos = new Float32Array(maxPositions * rd);
-    const sin = new Float32Array(maxPositions * rd);
-    for (let p = 0; p < maxPositions; p++) {
+    this.#invFreq = invFreq;
+    const { cos, sin } = this.#build(Math.min(maxPositions, INITIAL_ROTARY_POSITIONS));
+    this.#cos = cos;
+    this.#sin = sin;
+  }
+
+  #build(n: number): { cos: Tensor2D; sin: Tensor2D } {
+    const rd = this.rotaryDim, half = rd / 2, invFreq = this.#invFreq, f = Math.fround;
+    const cos = new Float32Array(n * rd);
+    const sin = new Float32Array(n * rd);
+    for (let p = 0; p < n; p++) {
       for (let i = 0; i < half; i++) {
         const angle = f(p * invFreq[i]);
         const c = Math.cos(angle), s = Math.sin(angle);
@@ -140,15 +153,52 @@ export class RotaryTable {
         sin[p * rd + i + half] = s;
       }
     }
-    this.cos = tf.keep(tf.tensor2d(cos, [maxPositions, rd]));
-    this.sin = tf.keep(tf.tensor2d(sin, [maxPositions, rd]));
+    this.#built = n;
+    return { cos: tf.keep(tf.tensor2d(cos, [n, rd])), sin: tf.keep(tf.tensor2d(sin, [n, rd])) };
+  }
+
+  /** Grows the tables (by doubling, capped at `maxPositions`) so they cover positions `0..n-1`. */
+  ensurePositions(n: number): void {
+    if (n <= this.#built) return;
+    const target = Math.min(this.maxPositions, Math.max(n, 2 * this.#built));
+    const old = [this.#cos, this.#sin];
+    const { cos, sin } = this.#build(target);
+    this.#cos = cos;
+    this.#sin = sin;
+    tf.dispose(old);
+  }
+
+  /** How many positions the tables currently cover. */
+  get builtPositions(): number {
+    return this.#built;
+  }
+
+  /** [builtPositions, rotaryDim] cosines (each frequency repeated for both halves). */
+  get cos(): Tensor2D {
+    return this.#cos;
+  }
+
+  /**
+   * [builtPositions, rotaryDim] sines with rotate_half's sign folded in (`-sin` on the first half, `sin`
+   * on the second), so a rotation is `x * cos + concat(x2, x1) * sin` without a negation kernel.
+   */
+  get sin(): Tensor2D {
+    return this.#sin;
   }
 
   /**
    * Gathers `[B, T, 1, rotaryDim]` cos and sin rows for position ids `[B, T]`; compute once per forward
-   * and share across layers with {@linkcode RotaryTable.rotate}.
+   * and share across layers with {@linkcode RotaryTable.rotate}. `upTo` (an exclusive bound on the
+   * positions, known on the host) lets partial tables grow without reading the positions back.
    */
-  angles(positions: Tensor2D): { cos: Tensor4D; sin: Tensor4D } {
+  angles(positions: Tensor2D, upTo?: number): { cos: Tensor4D; sin: Tensor4D } {
+    if (upTo !== undefined) this.ensurePositions(Math.min(upTo, this.maxPositions));
+    else if (this.#built < this.maxPositions) {
+      // Only while the tables are partial and no bound is given: read the (small, int32) positions back.
+      let max = -1;
+      for (const p of positions.dataSync()) if (p > max) max = p;
+      this.ensurePositions(Math.min(max + 1, this.maxPositions));
+    }
     return tf.tidy(() => {
       const [b, t] = positions.shape;
       const flat = tf.reshape(positions, [b * t]);
@@ -179,7 +229,7 @@ export class RotaryTable {
 
   /** Frees the tables. */
   dispose(): void {
-    this.cos.dispose();
-    this.sin.dispose();
+    this.#cos.dispose();
+    this.#sin.dispose();
   }
 }

@@ -29,6 +29,7 @@ import { generate, type GenerationPolicy } from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
 import { openModel } from "../models/open.ts";
+import { acquireLock } from "../io/lock.ts";
 import type { CausalLM } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import "../train/run.ts"; // registers the trainer-run reader of openModel
@@ -571,6 +572,8 @@ export async function runRecyncExperiment(
     }),
     options.shard,
   );
+  // One writer per results file (released on return or throw); shards with other --out files are unaffected.
+  await using _lock = await acquireLock(`${options.out}.lock`, { what: `recync output "${options.out}"` });
   const done = await finishedUnitIds(options.out);
   let todo = units.filter((u) => !done.has(u.id));
   const skipped = units.length - todo.length;

@@ -21,6 +21,7 @@
  */
 import { HFTokenizerRuntime } from "../deps.ts";
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { notRegularFileReason } from "../io/paths.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
 /**
@@ -71,6 +72,90 @@ function tokenContent(value: unknown, field: string, source: string): string | u
     return (value as { content: string }).content;
   }
   throw new TypeError(`${source}: ${field} must be a string or an object with a "content" string`);
+}
+
+const KNOWN_MODEL_TYPES = ["BPE", "WordPiece", "WordLevel", "Unigram"];
+/** Largest token id accepted (ids index an embedding table). */
+const MAX_TOKEN_ID = 2 ** 24;
+
+/**
+ * Checks the parts of a tokenizer.json the runtime trusts: a known `model.type`, a non-empty
+ * `model.vocab` with integer ids that are unique, in range and (with `added_tokens`) dense from 0.
+ */
+function validateTokenizerJson(tj: Record<string, unknown>, source: string): void {
+  const model = tj.model as Record<string, unknown>;
+  const type = model.type ?? (Array.isArray(model.merges) ? "BPE" : undefined);
+  if (typeof type !== "string" || !KNOWN_MODEL_TYPES.includes(type)) {
+    throw new Error(
+      `${source}: model.type ${JSON.stringify(model.type)} is not a known tokenizer model ` +
+        `(expected one of ${KNOWN_MODEL_TYPES.join(", ")})`,
+    );
+  }
+  const vocab = model.vocab;
+  const ids = new Map<number, string>();
+  const claim = (id: unknown, token: string, field: string) => {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) {
+      throw new Error(
+        `${source}: ${field} gives token ${JSON.stringify(token)} the id ${
+          JSON.stringify(id)
+        }; ids must be ` +
+          `whole numbers in [0, ${MAX_TOKEN_ID}]`,
+      );
+    }
+    const other = ids.get(id);
+    if (other !== undefined && other !== token) {
+      throw new Error(
+        `${source}: ${field}: id ${id} is given to both ${JSON.stringify(other)} and ${
+          JSON.stringify(token)
+        }`,
+      );
+    }
+    ids.set(id, token);
+  };
+  if (type === "Unigram") {
+    if (!Array.isArray(vocab) || vocab.length === 0) {
+      throw new Error(`${source}: model.vocab must be a non-empty array of [token, score] pairs for Unigram`);
+    }
+    vocab.forEach((entry, i) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || typeof entry[1] !== "number") {
+        throw new Error(
+          `${source}: model.vocab[${i}] must be a [token, score] pair, got ${JSON.stringify(entry)}`,
+        );
+      }
+      ids.set(i, entry[0]);
+    });
+  } else {
+    if (vocab === null || typeof vocab !== "object" || Array.isArray(vocab)) {
+      throw new Error(
+        `${source}: model.vocab must be an object mapping token -> id for ${type}, got ` +
+          (Array.isArray(vocab) ? "an array" : JSON.stringify(vocab)),
+      );
+    }
+    const entries = Object.entries(vocab as Record<string, unknown>);
+    if (entries.length === 0) throw new Error(`${source}: model.vocab is empty; a tokenizer needs tokens`);
+    for (const [token, id] of entries) claim(id, token, "model.vocab");
+  }
+  const added = tj.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) throw new Error(`${source}: added_tokens must be an array`);
+    added.forEach((t, i) => {
+      const content = (t as { content?: unknown })?.content;
+      if (typeof content !== "string") {
+        throw new Error(`${source}: added_tokens[${i}].content must be a string`);
+      }
+      claim((t as { id?: unknown }).id, content, `added_tokens[${i}]`);
+    });
+  }
+  let max = -1;
+  for (const id of ids.keys()) if (id > max) max = id;
+  if (ids.size !== max + 1) {
+    let gap = 0;
+    while (ids.has(gap)) gap++;
+    throw new Error(
+      `${source}: token ids are not dense: ${ids.size} tokens but ids reach ${max} (id ${gap} is unused); ` +
+        `model.vocab and added_tokens must number tokens 0..n-1`,
+    );
+  }
 }
 
 /**
@@ -124,6 +209,7 @@ export class HFTokenizer implements TextTokenizer {
         `${source}: missing the "model" section; is this really a Hugging Face tokenizer.json?`,
       );
     }
+    validateTokenizerJson(tj as Record<string, unknown>, source);
     // Older files omit these; the runtime requires them to be present.
     const json = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...tj };
     if (!Array.isArray(json.added_tokens)) json.added_tokens = [];
@@ -166,6 +252,37 @@ export class HFTokenizer implements TextTokenizer {
       if (tok.special) this.#specialIds.add(id);
     }
     for (const id of Object.values(this.special)) if (id !== undefined) this.#specialIds.add(id);
+    this.#probe(source);
+  }
+
+  /** Encodes and decodes a probe string: a tokenizer that cannot is refused at load, not at first use. */
+  #probe(source: string): void {
+    const probe = "hello world";
+    let ids: number[];
+    try {
+      ids = this.encode(probe, { addSpecialTokens: false });
+    } catch (e) {
+      throw new Error(
+        `${source}: the tokenizer fails to encode ${JSON.stringify(probe)}: ${(e as Error).message}`,
+      );
+    }
+    if (ids.length === 0) {
+      throw new Error(
+        `${source}: the tokenizer encodes ${JSON.stringify(probe)} to no tokens at all; its model.vocab ` +
+          `cannot represent ordinary text`,
+      );
+    }
+    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize);
+    if (bad !== undefined) {
+      throw new Error(
+        `${source}: the tokenizer produced id ${bad} outside its vocabulary [0, ${this.vocabSize})`,
+      );
+    }
+    try {
+      this.decode(ids);
+    } catch (e) {
+      throw new Error(`${source}: the tokenizer fails to decode its own ids: ${(e as Error).message}`);
+    }
   }
 
   /** Text to ids; `addSpecialTokens` (default true) applies the tokenizer's template (e.g. Llama's BOS). */
@@ -214,6 +331,10 @@ export class HFTokenizer implements TextTokenizer {
 }
 
 async function readJsonIfExists(path: string): Promise<unknown | undefined> {
+  // Checked before reading: a FIFO would block and a device (/dev/zero) would never end.
+  const why = await notRegularFileReason(path);
+  if (why === "does not exist") return undefined;
+  if (why) throw new Error(`${path} ${why}; expected a JSON file`);
   let text: string;
   try {
     text = await Deno.readTextFile(path);

@@ -86,6 +86,15 @@ export interface SaveCheckpointOptions {
 export interface LoadCheckpointOptions {
   /** Read `optimizer.safetensors` too (default true). False for inference-only folders such as the demo model. */
   optimizer?: boolean;
+  /**
+   * When the checkpoint `latest` names is unusable (corrupt, non-finite weights, invalid state), load the
+   * newest good older one instead of failing (the CLI's `--resume-good`); `onFallback` hears about it.
+   */
+  fallbackToGood?: boolean;
+  /** Require both AdamW moments of every weight, as an exact training resume does (default false). */
+  requireMoments?: boolean;
+  /** Told which checkpoint was skipped and why when `fallbackToGood` takes an older one. */
+  onFallback?: (skipped: string, reason: string, used: string) => void;
 }
 
 /**
@@ -170,7 +179,10 @@ export async function saveCheckpoint(
   }, { beforeCommit: (tmp) => options.beforeCommit?.(tmp) });
   await writeTextAtomic(`${checkpointsDir}/${LATEST_POINTER}`, `${name}\n`);
   const keep = options.keepLast ?? 2;
-  if (keep > 0) {
+  // A checkpoint with NaN/Inf weights is not "good": while it is the newest, delete nothing, so the
+  // newest good checkpoint always survives.
+  const good = [...weights.values()].every((t) => t.data.every(Number.isFinite));
+  if (keep > 0 && good) {
     const names = (await listCheckpoints(checkpointsDir)).filter((n) => n !== name);
     for (const old of names.slice(0, Math.max(0, names.length - (keep - 1)))) {
       await Deno.remove(`${checkpointsDir}/${old}`, { recursive: true });
@@ -244,26 +256,174 @@ export async function resolveCheckpointDir(path: string): Promise<string> {
       return target;
     }
   }
+  for (const dir of [p, `${p}/checkpoints`]) {
+    const steps = await listCheckpoints(dir);
+    if (steps.length > 0) {
+      throw new MissingLatestError(
+        `'${dir}' has checkpoint folders (${steps.join(", ")}) but no '${LATEST_POINTER}' file naming the ` +
+          `newest complete one (it was deleted, or a save was interrupted before writing it). Resume from the ` +
+          `newest good one with --resume-good, or write a folder name (e.g. ${steps.at(-1)}) into ` +
+          `${dir}/${LATEST_POINTER}`,
+        dir,
+      );
+    }
+  }
   throw new Error(
     `'${p}' holds no checkpoint: expected ${CHECKPOINT_FILES.state}, ${LATEST_POINTER} or checkpoints/${LATEST_POINTER} ` +
       `(train first with deno task train --out ${p})`,
   );
 }
 
+/** `latest` is missing while step folders exist (the message names them). */
+class MissingLatestError extends Error {
+  constructor(message: string, readonly checkpointsDir: string) {
+    super(message);
+  }
+}
+
+/** A checkpoint that reads but must not be used; the message is in the user's terms. */
+export class BadCheckpointError extends Error {
+  /** The checkpoint folder. */
+  readonly dir: string;
+  /** An error with `message` about the checkpoint folder `dir`. */
+  constructor(message: string, dir: string) {
+    super(message);
+    this.name = "BadCheckpointError";
+    this.dir = dir;
+  }
+}
+
 /**
- * Loads a checkpoint (see {@linkcode resolveCheckpointDir} for what `path` may be). Each missing or
- * corrupt file is named in the error.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { loadCheckpoint } from "./checkpoint.ts";
- * await assert.rejects(loadCheckpoint("/nonexistent"), /\/nonexistent/); // the message names the folder
- * ```
- *
- * @category Training
+ * Checks a loaded checkpoint as a whole before any of it is used: state.json's fields have the right
+ * types and ranges (and `step` matches the folder name), every weight is finite, and every weight has
+ * both AdamW moments (`m.<name>`, `v.<name>`) with its shape with `requireMoments`. Throws a
+ * {@linkcode BadCheckpointError} naming the file and field.
+ */
+export function validateCheckpoint(
+  ckpt: LoadedCheckpoint,
+  options: { optimizer?: boolean; requireMoments?: boolean } = {},
+): void {
+  const fail = (file: string, what: string) => {
+    throw new BadCheckpointError(`checkpoint file '${ckpt.dir}/${file}' ${what}`, ckpt.dir);
+  };
+  const st = ckpt.state as Record<string, unknown>;
+  const whole = (key: string, v: unknown) => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      fail(CHECKPOINT_FILES.state, `has "${key}": ${JSON.stringify(v)}; it must be a whole number >= 0`);
+    }
+  };
+  whole("step", st.step);
+  const folderStep = ckpt.dir.match(/step-(\d+)$/);
+  if (folderStep && Number(folderStep[1]) !== st.step) {
+    fail(
+      CHECKPOINT_FILES.state,
+      `says "step": ${st.step} but the folder is ${folderStep[0]}; the state does not belong to this folder`,
+    );
+  }
+  if (st.optimizerStep !== undefined) {
+    whole("optimizerStep", st.optimizerStep);
+    if ((st.optimizerStep as number) > (st.step as number)) {
+      fail(CHECKPOINT_FILES.state, `has "optimizerStep": ${st.optimizerStep}, more than "step": ${st.step}`);
+    }
+  }
+  for (const key of ["sampler", "settings", "modelConfig"]) {
+    const v = st[key];
+    if (v !== undefined && (v === null || typeof v !== "object" || Array.isArray(v))) {
+      fail(CHECKPOINT_FILES.state, `has "${key}": ${JSON.stringify(v)}; it must be an object`);
+    }
+  }
+  if (ckpt.weights.size === 0) fail(CHECKPOINT_FILES.model, "holds no weights");
+  for (const [name, t] of ckpt.weights) {
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
+    const bad = t.data.findIndex((x: number) => !Number.isFinite(x));
+    if (bad >= 0) {
+      fail(
+        CHECKPOINT_FILES.model,
+        `has a non-finite value (${t.data[bad]}) in weight "${name}" at index ${bad}: training diverged ` +
+          `before this save, so it is not a good checkpoint`,
+      );
+    }
+  }
+  if (options.optimizer !== false && options.requireMoments) {
+    const missing: string[] = [];
+    for (const [name, t] of ckpt.weights) {
+      for (const k of [`m.${name}`, `v.${name}`]) {
+        const mo = ckpt.optimizer.get(k);
+        if (!mo) missing.push(`${k} (missing)`);
+        else if (mo.shape.join(",") !== t.shape.join(",")) {
+          missing.push(`${k} (shape [${mo.shape}], weight is [${t.shape}])`);
+        }
+      }
+    }
+    if (missing.length) {
+      fail(
+        CHECKPOINT_FILES.optimizer,
+        `lacks AdamW moments needed for an exact resume: ${missing.slice(0, 6).join(", ")}` +
+          (missing.length > 6 ? ` and ${missing.length - 6} more` : ""),
+      );
+    }
+  }
+}
+
+/**
+ * Loads a checkpoint, validating it with {@linkcode validateCheckpoint}. With `fallbackToGood`, an
+ * unusable newest checkpoint is skipped for the newest good older one.
  */
 export async function loadCheckpoint(
+  path: string,
+  options: LoadCheckpointOptions = {},
+): Promise<LoadedCheckpoint> {
+  let first: LoadedCheckpoint | undefined;
+  let problem: Error;
+  let checkpointsDir: string | undefined;
+  let skipped = "";
+  try {
+    first = await loadCheckpointUnchecked(path, options);
+    validateCheckpoint(first, options);
+    return first;
+  } catch (e) {
+    problem = e as Error;
+    if (e instanceof MissingLatestError) {
+      checkpointsDir = e.checkpointsDir;
+      skipped = `${checkpointsDir}/${LATEST_POINTER}`;
+    } else {
+      const dir = first?.dir ?? (e instanceof BadCheckpointError ? e.dir : undefined) ??
+        await resolveCheckpointDir(path).catch(() => undefined);
+      if (dir && /\/step-\d+$/.test(dir)) {
+        checkpointsDir = dir.slice(0, dir.lastIndexOf("/"));
+        skipped = dir;
+      }
+    }
+  }
+  if (!checkpointsDir) throw problem;
+  const skippedName = skipped.slice(skipped.lastIndexOf("/") + 1);
+  const names = (await listCheckpoints(checkpointsDir)).filter((n) =>
+    skippedName === LATEST_POINTER || n < skippedName
+  ).reverse();
+  for (const name of names) {
+    try {
+      const c = await loadCheckpointUnchecked(`${checkpointsDir}/${name}`, options);
+      validateCheckpoint(c, options);
+      if (!options.fallbackToGood) {
+        throw new Error(
+          `${problem.message}.\nThe newest good older checkpoint is ${checkpointsDir}/${name} (step ` +
+            `${c.state.step}); pass --resume-good to resume from it (steps after it are redone).`,
+        );
+      }
+      options.onFallback?.(skipped, problem.message, c.dir);
+      return c;
+    } catch (e) {
+      if (!options.fallbackToGood) {
+        if ((e as Error).message.startsWith(problem.message)) throw e;
+      }
+      // not good either: try the next older one
+    }
+  }
+  throw new Error(`${problem.message}.\nNo older good checkpoint exists in ${checkpointsDir}.`);
+}
+
+/** Reads a checkpoint without {@linkcode validateCheckpoint}. */
+async function loadCheckpointUnchecked(
   path: string,
   options: LoadCheckpointOptions = {},
 ): Promise<LoadedCheckpoint> {

@@ -7,7 +7,8 @@
 import { registerModelFolderReader } from "../models/open.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { writeJsonAtomic } from "../io/atomic.ts";
+import { readJsonl, writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
+import { acquireLock, type HeldLock } from "../io/lock.ts";
 import { loadCorpus } from "../data/corpus.ts";
 import {
   buildTokenizer,
@@ -37,6 +38,11 @@ export interface TrainFromConfigOptions {
   outDir: string;
   /** Total optimiser steps (overrides `training.steps`). */
   steps?: number;
+  /**
+   * With `resume`: when the newest checkpoint is unusable (corrupt, NaN weights, invalid state), resume
+   * from the newest good older one instead of failing (the CLI's `--resume-good`).
+   */
+  resumeGood?: boolean;
   /** Continue from the newest checkpoint in `outDir`. Without it, a folder that already holds checkpoints is refused. */
   resume?: boolean;
   /** Called for every metrics record. */
@@ -131,13 +137,17 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   const { settings } = resolved;
   let tokens: TokenFiles;
   let modelConfig: DecoderConfig;
+  let lock: HeldLock | undefined;
   try {
     await Deno.mkdir(outDir, { recursive: true });
+    // One trainer per run folder: a second process (or a second --resume) refuses instead of interleaving.
+    lock = await acquireLock(`${outDir}/.lock`, { what: `training run folder "${outDir}"` });
     tokens = await prepareTokens(resolved, outDir, options.resume ?? false);
     modelConfig = modelConfigFor(resolved.config.model, tokens.meta.vocabSize, settings.blockSize);
     if (!options.resume) await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
   } catch (e) {
     // Nothing was trained yet: leave no half-prepared run folder behind.
+    await lock?.release();
     if (createdOut) await Deno.remove(outDir, { recursive: true }).catch(() => {});
     throw e;
   }
@@ -175,8 +185,24 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   const onAbort = () => trainer.requestStop();
   try {
     if (options.resume) {
-      const ckpt = await loadCheckpoint(ckptDir);
-      trainer.restore(ckpt);
+      // Validated as a whole (state fields, finite weights, every AdamW moment) before the first step.
+      const ckpt = await loadCheckpoint(ckptDir, {
+        requireMoments: true,
+        fallbackToGood: options.resumeGood ?? false,
+        onFallback: (skipped, why, used) => {
+          if (options.print ?? true) console.error(`skipping ${skipped}: ${why}\nresuming from ${used}`);
+        },
+      });
+      try {
+        trainer.restore(ckpt);
+      } catch (e) {
+        // Say it in the checkpoint's terms: the file and its field, not the class that read it.
+        const msg = (e as Error).message
+          .replace(/^Prng\.setState:?\s*/, 'field "sampler.prng": ')
+          .replace(/^BatchSampler\.setState:?\s*/, 'field "sampler": ');
+        throw new Error(`checkpoint file '${ckpt.dir}/state.json' cannot be resumed: ${msg}`);
+      }
+      await truncateLog(`${outDir}/log.jsonl`, trainer.step);
       // The model matched the checkpoint; the loop settings may have changed (e.g. more steps): record them.
       await writeJsonAtomic(`${outDir}/config.json`, resolved.config);
       if (options.print ?? true) console.log(`resumed from ${ckpt.dir} at step ${trainer.step}`);
@@ -196,7 +222,19 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     }
     options.signal?.removeEventListener("abort", onAbort);
     trainer.dispose();
+    await lock.release();
   }
+}
+
+/**
+ * Drops `log.jsonl` records after `step` (they are redone by the resumed run), atomically: a crash leaves
+ * either the old log or the truncated one.
+ */
+async function truncateLog(path: string, step: number): Promise<void> {
+  const { records, tornTail } = await readJsonl<{ step?: unknown }>(path, { allowMissing: true });
+  const kept = records.filter((r) => !(typeof r?.step === "number" && r.step > step));
+  if (kept.length === records.length && !tornTail) return;
+  await writeTextAtomic(path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
 }
 
 /**

@@ -455,9 +455,13 @@ Deno.test("names from the network cannot escape the cache folder", async () => {
   const hub3 = startHub({ "org/tiny": tinyRepo() }, { etag: { "config.json": "../../../x" } });
   try {
     const opts = { cacheDir: `${outer}/cache3`, env: noEnv, endpoint: hub3.endpoint, allowDownload: true };
-    const folder = await resolveModelSource("hf:org/tiny", opts);
+    await assertRejects(() => resolveModelSource("hf:org/tiny", opts), Error, "cannot be verified");
+    const warnings: string[] = [];
+    const onWarning = (m: string) => void warnings.push(m);
+    const folder = await resolveModelSource("hf:org/tiny", { ...opts, allowUnverified: true, onWarning });
     const cfg = tinyRepo().files["config.json"];
-    assertEquals(await Deno.readLink(`${folder}/config.json`), `../../blobs/${sha256(cfg)}`);
+    assertEquals(await Deno.readLink(`${folder}/config.json`), `../../blobs/${sha256(cfg)}.unverified`);
+    assert(warnings.some((w) => w.includes("could not be verified")), warnings.join("\n"));
   } finally {
     await hub3.close();
   }
