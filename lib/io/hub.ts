@@ -32,17 +32,29 @@ import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { pidAlive } from "./lock.ts";
 
-/** Default Hub endpoint (overridden by the `endpoint` option or `HF_ENDPOINT`). */
+/**
+ * Default Hub endpoint (overridden by the `endpoint` option or `HF_ENDPOINT`).
+ *
+ * @category IO
+ */
 export const HF_DEFAULT_ENDPOINT = "https://huggingface.co";
 
-/** Files fetched for a model besides its weights; absent ones are fine. */
+/**
+ * Files fetched for a model besides its weights; absent ones are fine.
+ *
+ * @category IO
+ */
 export const HF_OPTIONAL_FILES: readonly string[] = [
   "tokenizer.json",
   "tokenizer_config.json",
   "generation_config.json",
 ];
 
-/** Download progress of one file. */
+/**
+ * Download progress of one file.
+ *
+ * @category IO
+ */
 export interface HubProgress {
   /** Repo-relative file name. */
   file: string;
@@ -52,13 +64,21 @@ export interface HubProgress {
   total?: number;
 }
 
-/** Read access to environment variables (injectable for tests). */
+/**
+ * Read access to environment variables (injectable for tests).
+ *
+ * @category IO
+ */
 export interface HubEnv {
   /** The variable's value, or undefined. */
   get(name: string): string | undefined;
 }
 
-/** Options of {@link resolveModelSource}. */
+/**
+ * Options of {@link resolveModelSource}.
+ *
+ * @category IO
+ */
 export interface ResolveModelSourceOptions {
   /** Fetch missing files from the Hub (default false: offline). `HF_HUB_OFFLINE=1` forces offline. */
   allowDownload?: boolean;
@@ -94,7 +114,11 @@ export interface ResolveModelSourceOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Everything {@link resolveModelSourceDetailed} found out. */
+/**
+ * Everything {@link resolveModelSourceDetailed} found out.
+ *
+ * @category IO
+ */
 export interface ModelSourceResolution {
   /** Local folder with config.json and the weights. */
   folder: string;
@@ -126,9 +150,12 @@ const defaultEnv: HubEnv = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hubCacheDir } from "./hub.ts";
- * console.log(hubCacheDir({ get: (k) => (k === "HF_HOME" ? "/data/hf" : undefined) })); // /data/hf/hub
+ * assert.equal(hubCacheDir({ get: (k) => (k === "HF_HOME" ? "/data/hf" : undefined) }), "/data/hf/hub");
  * ```
+ *
+ * @category IO
  */
 export function hubCacheDir(env: HubEnv = defaultEnv): string {
   const hubCache = env.get("HF_HUB_CACHE");
@@ -150,7 +177,11 @@ function expandHome(p: string, env: HubEnv): string {
   return p;
 }
 
-/** A parsed `hf:org/name[@revision]` source. */
+/**
+ * A parsed `hf:org/name[@revision]` source.
+ *
+ * @category IO
+ */
 export interface HubModelRef {
   /** `org/name` (or a legacy single `name`). */
   repo: string;
@@ -167,9 +198,12 @@ const COMMIT = /^[0-9a-f]{40}$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHubSource } from "./hub.ts";
- * console.log(parseHubSource("hf:Qwen/Qwen2-0.5B@main")); // { repo: "Qwen/Qwen2-0.5B", revision: "main" }
+ * assert.deepEqual(parseHubSource("hf:Qwen/Qwen2-0.5B@main"), { repo: "Qwen/Qwen2-0.5B", revision: "main" });
  * ```
+ *
+ * @category IO
  */
 export function parseHubSource(source: string): HubModelRef {
   if (!source.startsWith("hf:")) {
@@ -294,6 +328,8 @@ async function readRef(repoDir: string, revision: string): Promise<string | null
  * const ckpt = await openCheckpoint(folder);
  * ckpt.close();
  * ```
+ *
+ * @category IO
  */
 export async function resolveModelSource(
   source: string,
@@ -307,10 +343,13 @@ export async function resolveModelSource(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveModelSourceDetailed } from "./hub.ts";
  * const r = await resolveModelSourceDetailed("../shared/fixtures/hf/tiny-gpt2");
- * console.log(r.kind, r.downloaded); // "local" []
+ * assert.deepEqual([r.kind, r.downloaded], ["local", []]);
  * ```
+ *
+ * @category IO
  */
 export async function resolveModelSourceDetailed(
   source: string,

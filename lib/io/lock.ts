@@ -16,7 +16,11 @@
  * @module
  */
 
-/** What a lock file records about its owner. */
+/**
+ * What a lock file records about its owner.
+ *
+ * @category IO
+ */
 export interface LockOwner {
   /** Process id of the owner. */
   pid: number;
@@ -26,7 +30,11 @@ export interface LockOwner {
   since: string;
 }
 
-/** A held lock. */
+/**
+ * A held lock.
+ *
+ * @category IO
+ */
 export interface HeldLock {
   /** The lock file's path. */
   readonly path: string;
@@ -36,7 +44,11 @@ export interface HeldLock {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Options of {@link acquireLock}. */
+/**
+ * Options of {@link acquireLock}.
+ *
+ * @category IO
+ */
 export interface AcquireLockOptions {
   /** How the locked thing is named in messages, e.g. `run folder "runs/a"`. */
   what?: string;
@@ -44,7 +56,11 @@ export interface AcquireLockOptions {
   isAlive?: (pid: number) => boolean;
 }
 
-/** Thrown when another live process holds the lock. */
+/**
+ * Thrown when another live process holds the lock.
+ *
+ * @category IO
+ */
 export class LockHeldError extends Error {
   /** The owner recorded in the lock file. */
   readonly owner: LockOwner;
@@ -70,9 +86,12 @@ function hostName(): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pidAlive } from "./lock.ts";
- * console.log(pidAlive(Deno.pid)); // true
+ * assert.equal(pidAlive(Deno.pid), true);
  * ```
+ *
+ * @category IO
  */
 export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -115,6 +134,8 @@ function parseOwner(text: string): LockOwner | null {
  * const a = await acquireLock(`${dir}/x.lock`);
  * await a.release();
  * ```
+ *
+ * @category IO
  */
 export async function acquireLock(path: string, options: AcquireLockOptions = {}): Promise<HeldLock> {
   const what = options.what ?? path;

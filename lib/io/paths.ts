@@ -49,9 +49,12 @@ export function assertSafeRelativePath(path: unknown, what: string): asserts pat
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { notRegularFileReason } from "./paths.ts";
- * console.log(await notRegularFileReason("/dev/null")); // "is a character device, not a regular file"
+ * assert.equal(await notRegularFileReason("/dev/null"), "is a character device, not a regular file");
  * ```
+ *
+ * @category IO
  */
 export async function notRegularFileReason(path: string): Promise<string | null> {
   let l: Deno.FileInfo;
@@ -96,6 +99,8 @@ export async function notRegularFileReason(path: string): Promise<string | null>
  * import { assertRegularFile } from "./paths.ts";
  * await assertRegularFile("deno.json", "config file");
  * ```
+ *
+ * @category IO
  */
 export async function assertRegularFile(path: string, what: string): Promise<void> {
   const why = await notRegularFileReason(path);

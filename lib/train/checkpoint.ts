@@ -281,7 +281,11 @@ class MissingLatestError extends Error {
   }
 }
 
-/** A checkpoint that reads but must not be used; the message is in the user's terms. */
+/**
+ * A checkpoint that reads but must not be used; the message is in the user's terms.
+ *
+ * @category Training
+ */
 export class BadCheckpointError extends Error {
   /** The checkpoint folder. */
   readonly dir: string;
@@ -298,6 +302,8 @@ export class BadCheckpointError extends Error {
  * types and ranges (and `step` matches the folder name), every weight is finite, and every weight has
  * both AdamW moments (`m.<name>`, `v.<name>`) with its shape with `requireMoments`. Throws a
  * {@linkcode BadCheckpointError} naming the file and field.
+ *
+ * @category Training
  */
 export function validateCheckpoint(
   ckpt: LoadedCheckpoint,
@@ -368,6 +374,8 @@ export function validateCheckpoint(
 /**
  * Loads a checkpoint, validating it with {@linkcode validateCheckpoint}. With `fallbackToGood`, an
  * unusable newest checkpoint is skipped for the newest good older one.
+ *
+ * @category Training
  */
 export async function loadCheckpoint(
   path: string,
