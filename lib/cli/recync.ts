@@ -2,9 +2,11 @@
  * `deno task recync`: run Recync experiments and report them.
  *
  * ```
- * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none \
+ * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4[,sham-random,...] \
  *   --out results.jsonl [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
- *   [--max-prompts K] [--label NAME] [--skip-unusable]
+ *   [--max-prompts K] [--label NAME] [--skip-unusable] [--window from-rewind|after-confirm|after-crisis]
+ *   [--ddof 0|1] [--window-mode MODE] [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000]
+ *   [--gate-delay 2]
  * deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
  *   [--seed 0] [--outcome crisisFraction|crisisCount|shortfall|meanCosim] [--effect dz|dav|pooled]
  *   [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -27,26 +29,37 @@ import { initBackend } from "../backend/backend.ts";
 import {
   loadPromptSet,
   loadRecyncModel,
+  parsePolicyList,
   parseShard,
   RECYNC_POLICIES,
-  type RecyncPolicyName,
   runRecyncExperiment,
 } from "../recync/harness.ts";
-import { RECYNC_OUTCOMES, type RecyncOutcomeName } from "../recync/metrics.ts";
+import {
+  RECYNC_OUTCOME_WINDOWS,
+  RECYNC_OUTCOMES,
+  type RecyncOutcomeName,
+  type RecyncOutcomeWindow,
+} from "../recync/metrics.ts";
+import type { CosimMonitorOptions } from "../recync/monitor.ts";
 import { writeRecyncReport } from "../recync/report.ts";
 import type { PairedEffectKind } from "../stats/paired.ts";
 
 const USAGE = `Recync experiments (response-level restart v4, token-level v3)
 
-  deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none --out results.jsonl
+  deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy P[,P...] --out results.jsonl
                        [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
                        [--max-prompts K] [--label NAME] [--skip-unusable]
+                       [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--ddof 0|1] [--window-mode MODE]
+                       [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000] [--gate-delay 2]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
 
 SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
 folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.
+P is one of ${RECYNC_POLICIES.join(", ")}; several policies (comma list) share each
+unit's baseline row, e.g. --policy v4,sham-random,sham-matched,v4-same-seed measures the design's
+selection artefact beside v4. The convention flags are recorded in every JSONL line.
 --skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
 
 function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
@@ -75,16 +88,49 @@ async function runCommand(args: string[]): Promise<void> {
       "max-prompts": { type: "string" },
       label: { type: "string" },
       "skip-unusable": { type: "boolean" },
+      window: { type: "string" },
+      ddof: { type: "string" },
+      "window-mode": { type: "string" },
+      warmup: { type: "string" },
+      "rewind-offset": { type: "string" },
+      "seed-offset": { type: "string" },
+      "gate-delay": { type: "string" },
     },
     allowPositionals: false,
   });
   for (const k of ["model", "prompts", "out"] as const) {
     if (!values[k]) throw new Error(`recync run: --${k} is required\n\n${USAGE}`);
   }
-  const policy = (values.policy ?? "v4") as RecyncPolicyName;
-  if (!RECYNC_POLICIES.includes(policy)) {
-    throw new Error(`--policy '${values.policy}' is unknown: use one of ${RECYNC_POLICIES.join(", ")}`);
+  const policies = parsePolicyList(values.policy ?? "v4");
+  const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
+  if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
+    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
   }
+  const monitor: CosimMonitorOptions = {};
+  if (values.ddof !== undefined) {
+    if (values.ddof !== "0" && values.ddof !== "1") throw new Error(`--ddof must be 0 or 1`);
+    monitor.stdDdof = Number(values.ddof) as 0 | 1;
+  }
+  if (values["window-mode"] !== undefined) {
+    monitor.windowMode = values["window-mode"] as CosimMonitorOptions["windowMode"];
+  }
+  if (values.warmup !== undefined) {
+    if (values.warmup !== "full" && values.warmup !== "partial") {
+      throw new Error(`--warmup must be full or partial`);
+    }
+    monitor.warmup = values.warmup;
+  }
+  const restart = {
+    ...(values["rewind-offset"] !== undefined
+      ? { rewindOffset: intArg(values["rewind-offset"], "rewind-offset", 3) }
+      : {}),
+    ...(values["seed-offset"] !== undefined
+      ? { seedOffset: intArg(values["seed-offset"], "seed-offset", 10000, 1) }
+      : {}),
+  };
+  const v3 = values["gate-delay"] !== undefined
+    ? { gateDelay: intArg(values["gate-delay"], "gate-delay", 2, 1) }
+    : undefined;
   const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
   const info = await initBackend({ backend, verbose: true });
   let prompts = await loadPromptSet(values.prompts!);
@@ -100,7 +146,12 @@ async function runCommand(args: string[]): Promise<void> {
     seeds: intArg(values.seeds, "seeds", 1, 1),
     baseSeed: intArg(values["base-seed"], "base-seed", 0),
     T: intArg(values.T, "T", 100, 2),
-    policy,
+    policy: policies[0],
+    policies,
+    monitor,
+    restart,
+    ...(v3 ? { v3 } : {}),
+    metrics: { window },
     out: values.out!,
     shard: values.shard ? parseShard(values.shard) : undefined,
     batchUnits: intArg(values.batch, "batch", 8, 1),
