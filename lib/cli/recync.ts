@@ -41,8 +41,10 @@ import {
   type RecyncOutcomeWindow,
 } from "../recync/metrics.ts";
 import type { CosimMonitorOptions } from "../recync/monitor.ts";
-import { writeRecyncReport } from "../recync/report.ts";
+import { readRecyncResults, writeRecyncReport } from "../recync/report.ts";
+import { type NullProcess, simulateNull, traceMoments } from "../recync/null_process.ts";
 import type { PairedEffectKind } from "../stats/paired.ts";
+import type { ProportionInterval } from "../stats/binomial.ts";
 
 const USAGE = `Recync experiments (response-level restart v4, token-level v3)
 
@@ -54,6 +56,13 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
+  deno task recync null [--process iid|ar1|block] [--from results.jsonl] [--N 120] [--T 100]
+                       [--mean 0.9] [--std 0.02] [--phi 0.5] [--block 10] [--seed 0]
+                       [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--resamples 2000]
+
+'null' runs the detector, the v4 rewind rule and the outcomes on synthetic cosim series where a restart
+only redraws (no model): its d is the design's own. --from estimates mean, std and phi (and takes N, T
+and the block source) from a results file's baseline traces; given flags override the estimates.
 
 SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
 folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.
@@ -216,6 +225,95 @@ async function reportCommand(args: string[]): Promise<void> {
   console.log(`\nwrote ${files.join(", ")}`);
 }
 
+function numArg(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
+  return n;
+}
+
+async function nullCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      process: { type: "string" },
+      from: { type: "string" },
+      N: { type: "string" },
+      T: { type: "string" },
+      mean: { type: "string" },
+      std: { type: "string" },
+      phi: { type: "string" },
+      block: { type: "string" },
+      seed: { type: "string" },
+      window: { type: "string" },
+      resamples: { type: "string" },
+    },
+    allowPositionals: false,
+  });
+  const kind = values.process ?? "iid";
+  if (kind !== "iid" && kind !== "ar1" && kind !== "block") {
+    throw new Error(`--process must be iid, ar1 or block, got '${kind}'`);
+  }
+  const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
+  if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
+    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
+  }
+  let traces: (number | null)[][] = [];
+  let N = 120, T = 100;
+  if (values.from) {
+    const { records } = await readRecyncResults([values.from]);
+    if (records.length === 0) throw new Error(`--from ${values.from}: no units`);
+    // One baseline per (prompt, seed): multi-policy runs repeat it per policy.
+    const seen = new Map<string, (number | null)[]>();
+    for (const r of records) {
+      seen.set(r.pairId ?? `${r.model}|${r.promptId}|${r.seed}|${r.T}`, r.baseline.cosim);
+    }
+    traces = [...seen.values()];
+    N = traces.length;
+    T = records[0].T;
+  } else if (kind === "block") throw new Error("--process block needs --from results.jsonl");
+  N = intArg(values.N, "N", N, 1);
+  T = intArg(values.T, "T", T, 2);
+  const est = traces.length ? traceMoments(traces) : { mean: 0.9, std: 0.02, phi: 0.5, n: 0 };
+  const mean = numArg(values.mean, "mean") ?? est.mean;
+  const std = numArg(values.std, "std") ?? est.std;
+  const phi = numArg(values.phi, "phi") ?? est.phi;
+  const process: NullProcess = kind === "iid"
+    ? { kind, mean, std }
+    : kind === "ar1"
+    ? { kind, mean, std, phi }
+    : {
+      kind,
+      block: intArg(values.block, "block", 10, 1),
+      traces: traces.map((t) => t.filter((x): x is number => x !== null && Number.isFinite(x))),
+    };
+  const res = simulateNull({
+    process,
+    N,
+    T,
+    seed: intArg(values.seed, "seed", 0),
+    window,
+    resamples: intArg(values.resamples, "resamples", 2000, 1),
+  });
+  const f = (x: number) => Number.isFinite(x) ? x.toFixed(3) : "n/a";
+  const p = (x: ProportionInterval) =>
+    `${x.successes}/${x.n} (${(100 * x.estimate).toFixed(1)}% [${(100 * x.lower).toFixed(1)}, ${
+      (100 * x.upper).toFixed(1)
+    }])`;
+  const desc = kind === "block"
+    ? `block-shuffled real traces (block ${(process as { block: number }).block}, ${traces.length} traces)`
+    : `${kind} mean ${f(mean)} std ${f(std)}${kind === "ar1" ? ` phi ${f(phi)}` : ""}`;
+  console.log(
+    [
+      `null process: ${desc}; N=${N}, T=${T}, window ${window}; restart = redraw after r = onset - 3`,
+      `units with a baseline crisis: ${res.nCrisis}/${N}`,
+      `null d_z: ${f(res.dz)}${res.dzCi ? ` [${f(res.dzCi.lower)}, ${f(res.dzCi.upper)}]` : ""}`,
+      `crisis-free: ${p(res.crisisFree)}`,
+      `strictly worse: ${p(res.strictWorse)}`,
+    ].join("\n"),
+  );
+}
+
 /**
  * Entry point: `run`, `report` or `--help`. Throws on bad arguments (the script wrapper prints them).
  *
@@ -233,7 +331,8 @@ export async function recyncMain(args: string[]): Promise<void> {
   }
   if (command === "run") return await runCommand(rest);
   if (command === "report") return await reportCommand(rest);
-  throw new Error(`unknown command '${command}': use run or report\n\n${USAGE}`);
+  if (command === "null") return await nullCommand(rest);
+  throw new Error(`unknown command '${command}': use run, report or null\n\n${USAGE}`);
 }
 
 if (import.meta.main) {
