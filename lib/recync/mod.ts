@@ -21,5 +21,6 @@ export * from "./metrics.ts";
 export * from "./restart.ts";
 export * from "./sham.ts";
 export * from "./null_process.ts";
+export * from "./controls.ts";
 export * from "./harness.ts";
 export * from "./report.ts";
