@@ -193,10 +193,39 @@ export interface RecyncGroupSummary {
   crisisFree: ProportionInterval;
   /** Mean restarts per intervened unit (v4). */
   meanRestarts: number;
+  /** v3 intervention lengths in tokens (start to stopEarly/end): count, mean, and how many lasted one token. */
+  interventionLengths: { count: number; mean: number; oneToken: number };
   /** Units whose arms diverged before the policy acted (should be 0). */
   prefixMismatches: number;
   /** Mean wall time per unit, milliseconds. */
   meanUnitMs: number;
+}
+
+/**
+ * Lengths in tokens of a unit's v3 interventions: from each `apply` step to the following `stopEarly` or
+ * `end` step (an intervention still running at T is left out).
+ *
+ * @example
+ * ```ts
+ * import { interventionLengths } from "./report.ts";
+ * const log = [{ step: 23, detail: { action: "apply" } }, { step: 24, detail: { action: "stopEarly" } }];
+ * console.log(interventionLengths(log)); // [1]
+ * ```
+ */
+export function interventionLengths(
+  log: readonly { step: number; detail?: Record<string, unknown> }[],
+): number[] {
+  const out: number[] = [];
+  let start: number | null = null;
+  for (const e of log) {
+    const a = e.detail?.action;
+    if (a === "apply") start = e.step;
+    else if ((a === "stopEarly" || a === "end") && start !== null) {
+      out.push(e.step - start);
+      start = null;
+    }
+  }
+  return out;
 }
 
 function outcomePair(r: RecyncUnitRecord, o: RecyncOutcomeName): [number, number] {
@@ -281,6 +310,14 @@ export function summarizeRecync(
         ? clopperPearsonInterval(free, used.length)
         : wilsonInterval(free, used.length),
       meanRestarts: used.length ? used.reduce((s, r) => s + r.restarts.length, 0) / used.length : 0,
+      interventionLengths: (() => {
+        const lengths = rs.flatMap((r) => interventionLengths(r.interventions ?? []));
+        return {
+          count: lengths.length,
+          mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : NaN,
+          oneToken: lengths.filter((x) => x === 1).length,
+        };
+      })(),
       prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
       meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
     });
@@ -343,6 +380,11 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
     `${s.iatrogenic.worseBy}`,
     `${s.iatrogenic.newCrisis}`,
     s.meanRestarts.toFixed(2),
+    s.interventionLengths.count
+      ? `${
+        s.interventionLengths.mean.toFixed(2)
+      } (${s.interventionLengths.oneToken}/${s.interventionLengths.count} one token)`
+      : "—",
     String(s.prefixMismatches),
   ]);
   const outcome = summaries[0]?.outcome ?? "crisisFraction";
@@ -399,6 +441,7 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
         "worseBy(δ)",
         "newCrisis",
         "restarts/unit",
+        "v3 intervention length",
         "prefix mismatches",
       ],
       variantRows,

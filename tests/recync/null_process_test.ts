@@ -75,3 +75,19 @@ Deno.test("null process: after-crisis shrinks the artefact; AR(1), block shuffle
   assertAlmostEquals(mo.mean, 17 / 6, 1e-12);
   assertEquals(mo.n, 6);
 });
+
+Deno.test("cli: recync null prints the null d for N and T", async () => {
+  const { recyncMain } = await import("../../lib/cli/recync.ts");
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  try {
+    await recyncMain(["null", "--N", "30", "--T", "60", "--seed", "4", "--resamples", "100"]);
+  } finally {
+    console.log = log;
+  }
+  const text = lines.join("\n");
+  const direct = simulateNull({ process: { kind: "iid", mean: 0.9, std: 0.02 }, N: 30, T: 60, seed: 4 });
+  assert(text.includes(`null d_z: ${direct.dz.toFixed(3)}`), text);
+  assert(text.includes("N=30, T=60"), text);
+});
