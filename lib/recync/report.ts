@@ -195,6 +195,8 @@ export interface RecyncGroupSummary {
   meanRestarts: number;
   /** v3 intervention lengths in tokens (start to stopEarly/end): count, mean, and how many lasted one token. */
   interventionLengths: { count: number; mean: number; oneToken: number };
+  /** v3 decisions the CBF safety filter changed (detail.qpChanged), over all logged decisions. */
+  cbfFiltered: { changed: number; decisions: number };
   /** Units whose arms diverged before the policy acted (should be 0). */
   prefixMismatches: number;
   /** Mean wall time per unit, milliseconds. */
@@ -310,6 +312,13 @@ export function summarizeRecync(
         ? clopperPearsonInterval(free, used.length)
         : wilsonInterval(free, used.length),
       meanRestarts: used.length ? used.reduce((s, r) => s + r.restarts.length, 0) / used.length : 0,
+      cbfFiltered: {
+        changed: rs.reduce(
+          (n, r) => n + (r.interventions ?? []).filter((e) => e.detail?.qpChanged === true).length,
+          0,
+        ),
+        decisions: rs.reduce((n, r) => n + (r.interventions ?? []).length, 0),
+      },
       interventionLengths: (() => {
         const lengths = rs.flatMap((r) => interventionLengths(r.interventions ?? []));
         return {
@@ -385,6 +394,7 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
         s.interventionLengths.mean.toFixed(2)
       } (${s.interventionLengths.oneToken}/${s.interventionLengths.count} one token)`
       : "—",
+    s.cbfFiltered.decisions ? `${s.cbfFiltered.changed}/${s.cbfFiltered.decisions}` : "—",
     String(s.prefixMismatches),
   ]);
   const outcome = summaries[0]?.outcome ?? "crisisFraction";
@@ -404,6 +414,8 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
     "intervention arm's window.",
     "- Wilcoxon: signed-rank on Δ_u with zeros dropped; exact p below 50 untied non-zero pairs, else the normal " +
     "approximation with tie and continuity correction; the p printed is two-sided.",
+    "- v3 under from-rewind: its window [r, T) always holds the baseline's crisis and v3 acts only after it is " +
+    "confirmed, so its crisis-free rate is 0 % by construction; use --window after-crisis for a meaningful one.",
     "- Selection: units are kept because the baseline had a crisis, so the baseline's window holds that crisis " +
     "and any redraw after r tends to remove it. Compare d with the control rows and with `deno task recync null`.",
     "",
@@ -442,6 +454,7 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
         "newCrisis",
         "restarts/unit",
         "v3 intervention length",
+        "CBF-filtered decisions",
         "prefix mismatches",
       ],
       variantRows,
