@@ -9,6 +9,7 @@ import {
   runRecyncExperiment,
 } from "../../lib/recync/harness.ts";
 import { ShamScheduler } from "../../lib/recync/sham.ts";
+import { generate } from "../../lib/generate/generate.ts";
 import { readJsonl } from "../../lib/io/atomic.ts";
 
 await initBackend({ backend: "cpu" });
@@ -93,6 +94,19 @@ Deno.test("policies: several arms share one baseline row; shams rewind at their 
       assertEquals(none.intervention.tokens, base.tokens);
     }
     assert(crisisUnits > 0, "the tiny model should produce at least one baseline crisis");
+    // After a sham rewind the arm's cosims are those of its own tokens: teacher-force them and compare.
+    const shamArms = records.filter((r) => r.policy === "sham-random");
+    const forced = await generate(model, shamArms.map((r) => tokenizer.encode(r.prompt)), {
+      maxNewTokens: T,
+      seeds: shamArms.map((r) => r.seed),
+      forceTokens: shamArms.map((r) => r.intervention.tokens),
+    }).collect();
+    shamArms.forEach((r, k) => {
+      assertEquals(forced.rows[k].tokens, r.intervention.tokens);
+      r.intervention.cosim.forEach((c, t) => {
+        if (c !== null) assert(Math.abs(c - forced.rows[k].cosims[t]) < 1e-5, `${r.id} step ${t}`);
+      });
+    });
     // Resume: nothing left to do.
     const again = await runRecyncExperiment({
       model,
