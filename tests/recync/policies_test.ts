@@ -125,3 +125,44 @@ Deno.test("policies: several arms share one baseline row; shams rewind at their 
     await Deno.remove(out);
   }
 });
+
+const DEMO = new URL("../../data/models/shakespeare-char", import.meta.url).pathname;
+let demoPresent = false;
+try {
+  demoPresent = (await Deno.stat(`${DEMO}/config.json`)).isFile;
+} catch { /* absent */ }
+
+Deno.test({
+  name: "cli: run --policy list with the convention flags records them in every line",
+  ignore: !demoPresent,
+  fn: async () => {
+    const { recyncMain } = await import("../../lib/cli/recync.ts");
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/p.txt`, "ROMEO:\n");
+      const out = `${dir}/o.jsonl`;
+      await recyncMain([
+        "run",
+        ...["--model", DEMO, "--prompts", `${dir}/p.txt`, "--seeds", "1", "--T", "60", "--backend", "cpu"],
+        ...["--policy", "v4,sham-random", "--out", out, "--window", "after-crisis", "--ddof", "0"],
+        ...["--rewind-offset", "2", "--seed-offset", "500", "--gate-delay", "3", "--warmup", "full"],
+      ]);
+      const { records } = await readJsonl<RecyncUnitRecord>(out);
+      assertEquals(records.map((r) => r.policy), ["v4", "sham-random"]);
+      for (const r of records) {
+        assertEquals(r.conventions, {
+          ddof: 0,
+          windowMode: "excludeConfirmed",
+          warmup: "full",
+          rewindOffset: 2,
+          seedOffset: 500,
+          outcomeWindow: "after-crisis",
+          gateDelay: 3,
+        });
+      }
+      assertEquals(records[1].restarts[0].seed, records[1].seed + 500);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
