@@ -2,9 +2,11 @@
  * `deno task recync`: run Recync experiments and report them.
  *
  * ```
- * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none \
+ * deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4[,sham-random,...] \
  *   --out results.jsonl [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
- *   [--max-prompts K] [--label NAME] [--skip-unusable]
+ *   [--max-prompts K] [--label NAME] [--skip-unusable] [--window from-rewind|after-confirm|after-crisis]
+ *   [--ddof 0|1] [--window-mode MODE] [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000]
+ *   [--gate-delay 2]
  * deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
  *   [--seed 0] [--outcome crisisFraction|crisisCount|shortfall|meanCosim] [--effect dz|dav|pooled]
  *   [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -27,26 +29,46 @@ import { initBackend } from "../backend/backend.ts";
 import {
   loadPromptSet,
   loadRecyncModel,
+  parsePolicyList,
   parseShard,
   RECYNC_POLICIES,
-  type RecyncPolicyName,
   runRecyncExperiment,
 } from "../recync/harness.ts";
-import { RECYNC_OUTCOMES, type RecyncOutcomeName } from "../recync/metrics.ts";
-import { writeRecyncReport } from "../recync/report.ts";
+import {
+  RECYNC_OUTCOME_WINDOWS,
+  RECYNC_OUTCOMES,
+  type RecyncOutcomeName,
+  type RecyncOutcomeWindow,
+} from "../recync/metrics.ts";
+import type { CosimMonitorOptions } from "../recync/monitor.ts";
+import { readRecyncResults, writeRecyncReport } from "../recync/report.ts";
+import { type NullProcess, simulateNull, traceMoments } from "../recync/null_process.ts";
 import type { PairedEffectKind } from "../stats/paired.ts";
+import type { ProportionInterval } from "../stats/binomial.ts";
 
 const USAGE = `Recync experiments (response-level restart v4, token-level v3)
 
-  deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy v4|v4-2r|v3|none --out results.jsonl
+  deno task recync run --model SRC --prompts FILE --seeds N --T 100 --policy P[,P...] --out results.jsonl
                        [--shard i/n] [--backend auto|webgpu|wasm|cpu] [--batch 8] [--base-seed 0]
                        [--max-prompts K] [--label NAME] [--skip-unusable]
+                       [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--ddof 0|1] [--window-mode MODE]
+                       [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000] [--gate-delay 2]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
+  deno task recync null [--process iid|ar1|block] [--from results.jsonl] [--N 120] [--T 100]
+                       [--mean 0.9] [--std 0.02] [--phi 0.5] [--block 10] [--seed 0]
+                       [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--resamples 2000]
+
+'null' runs the detector, the v4 rewind rule and the outcomes on synthetic cosim series where a restart
+only redraws (no model): its d is the design's own. --from estimates mean, std and phi (and takes N, T
+and the block source) from a results file's baseline traces; given flags override the estimates.
 
 SRC is a Hugging Face model folder, hf:org/name (from the local HF cache) or a coherence-lab checkpoint
 folder such as data/models/shakespeare-char. Re-running 'run' with the same --out resumes it.
+P is one of ${RECYNC_POLICIES.join(", ")}; several policies (comma list) share each
+unit's baseline row, e.g. --policy v4,sham-random,sham-matched,v4-same-seed measures the design's
+selection artefact beside v4. The convention flags are recorded in every JSONL line.
 --skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
 
 function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
@@ -75,16 +97,49 @@ async function runCommand(args: string[]): Promise<void> {
       "max-prompts": { type: "string" },
       label: { type: "string" },
       "skip-unusable": { type: "boolean" },
+      window: { type: "string" },
+      ddof: { type: "string" },
+      "window-mode": { type: "string" },
+      warmup: { type: "string" },
+      "rewind-offset": { type: "string" },
+      "seed-offset": { type: "string" },
+      "gate-delay": { type: "string" },
     },
     allowPositionals: false,
   });
   for (const k of ["model", "prompts", "out"] as const) {
     if (!values[k]) throw new Error(`recync run: --${k} is required\n\n${USAGE}`);
   }
-  const policy = (values.policy ?? "v4") as RecyncPolicyName;
-  if (!RECYNC_POLICIES.includes(policy)) {
-    throw new Error(`--policy '${values.policy}' is unknown: use one of ${RECYNC_POLICIES.join(", ")}`);
+  const policies = parsePolicyList(values.policy ?? "v4");
+  const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
+  if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
+    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
   }
+  const monitor: CosimMonitorOptions = {};
+  if (values.ddof !== undefined) {
+    if (values.ddof !== "0" && values.ddof !== "1") throw new Error(`--ddof must be 0 or 1`);
+    monitor.stdDdof = Number(values.ddof) as 0 | 1;
+  }
+  if (values["window-mode"] !== undefined) {
+    monitor.windowMode = values["window-mode"] as CosimMonitorOptions["windowMode"];
+  }
+  if (values.warmup !== undefined) {
+    if (values.warmup !== "full" && values.warmup !== "partial") {
+      throw new Error(`--warmup must be full or partial`);
+    }
+    monitor.warmup = values.warmup;
+  }
+  const restart = {
+    ...(values["rewind-offset"] !== undefined
+      ? { rewindOffset: intArg(values["rewind-offset"], "rewind-offset", 3) }
+      : {}),
+    ...(values["seed-offset"] !== undefined
+      ? { seedOffset: intArg(values["seed-offset"], "seed-offset", 10000, 1) }
+      : {}),
+  };
+  const v3 = values["gate-delay"] !== undefined
+    ? { gateDelay: intArg(values["gate-delay"], "gate-delay", 2, 1) }
+    : undefined;
   const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
   const info = await initBackend({ backend, verbose: true });
   let prompts = await loadPromptSet(values.prompts!);
@@ -100,7 +155,12 @@ async function runCommand(args: string[]): Promise<void> {
     seeds: intArg(values.seeds, "seeds", 1, 1),
     baseSeed: intArg(values["base-seed"], "base-seed", 0),
     T: intArg(values.T, "T", 100, 2),
-    policy,
+    policy: policies[0],
+    policies,
+    monitor,
+    restart,
+    ...(v3 ? { v3 } : {}),
+    metrics: { window },
     out: values.out!,
     shard: values.shard ? parseShard(values.shard) : undefined,
     batchUnits: intArg(values.batch, "batch", 8, 1),
@@ -165,6 +225,95 @@ async function reportCommand(args: string[]): Promise<void> {
   console.log(`\nwrote ${files.join(", ")}`);
 }
 
+function numArg(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
+  return n;
+}
+
+async function nullCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      process: { type: "string" },
+      from: { type: "string" },
+      N: { type: "string" },
+      T: { type: "string" },
+      mean: { type: "string" },
+      std: { type: "string" },
+      phi: { type: "string" },
+      block: { type: "string" },
+      seed: { type: "string" },
+      window: { type: "string" },
+      resamples: { type: "string" },
+    },
+    allowPositionals: false,
+  });
+  const kind = values.process ?? "iid";
+  if (kind !== "iid" && kind !== "ar1" && kind !== "block") {
+    throw new Error(`--process must be iid, ar1 or block, got '${kind}'`);
+  }
+  const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
+  if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
+    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
+  }
+  let traces: (number | null)[][] = [];
+  let N = 120, T = 100;
+  if (values.from) {
+    const { records } = await readRecyncResults([values.from]);
+    if (records.length === 0) throw new Error(`--from ${values.from}: no units`);
+    // One baseline per (prompt, seed): multi-policy runs repeat it per policy.
+    const seen = new Map<string, (number | null)[]>();
+    for (const r of records) {
+      seen.set(r.pairId ?? `${r.model}|${r.promptId}|${r.seed}|${r.T}`, r.baseline.cosim);
+    }
+    traces = [...seen.values()];
+    N = traces.length;
+    T = records[0].T;
+  } else if (kind === "block") throw new Error("--process block needs --from results.jsonl");
+  N = intArg(values.N, "N", N, 1);
+  T = intArg(values.T, "T", T, 2);
+  const est = traces.length ? traceMoments(traces) : { mean: 0.9, std: 0.02, phi: 0.5, n: 0 };
+  const mean = numArg(values.mean, "mean") ?? est.mean;
+  const std = numArg(values.std, "std") ?? est.std;
+  const phi = numArg(values.phi, "phi") ?? est.phi;
+  const process: NullProcess = kind === "iid"
+    ? { kind, mean, std }
+    : kind === "ar1"
+    ? { kind, mean, std, phi }
+    : {
+      kind,
+      block: intArg(values.block, "block", 10, 1),
+      traces: traces.map((t) => t.filter((x): x is number => x !== null && Number.isFinite(x))),
+    };
+  const res = simulateNull({
+    process,
+    N,
+    T,
+    seed: intArg(values.seed, "seed", 0),
+    window,
+    resamples: intArg(values.resamples, "resamples", 2000, 1),
+  });
+  const f = (x: number) => Number.isFinite(x) ? x.toFixed(3) : "n/a";
+  const p = (x: ProportionInterval) =>
+    `${x.successes}/${x.n} (${(100 * x.estimate).toFixed(1)}% [${(100 * x.lower).toFixed(1)}, ${
+      (100 * x.upper).toFixed(1)
+    }])`;
+  const desc = kind === "block"
+    ? `block-shuffled real traces (block ${(process as { block: number }).block}, ${traces.length} traces)`
+    : `${kind} mean ${f(mean)} std ${f(std)}${kind === "ar1" ? ` phi ${f(phi)}` : ""}`;
+  console.log(
+    [
+      `null process: ${desc}; N=${N}, T=${T}, window ${window}; restart = redraw after r = onset - 3`,
+      `units with a baseline crisis: ${res.nCrisis}/${N}`,
+      `null d_z: ${f(res.dz)}${res.dzCi ? ` [${f(res.dzCi.lower)}, ${f(res.dzCi.upper)}]` : ""}`,
+      `crisis-free: ${p(res.crisisFree)}`,
+      `strictly worse: ${p(res.strictWorse)}`,
+    ].join("\n"),
+  );
+}
+
 /**
  * Entry point: `run`, `report` or `--help`. Throws on bad arguments (the script wrapper prints them).
  *
@@ -182,7 +331,8 @@ export async function recyncMain(args: string[]): Promise<void> {
   }
   if (command === "run") return await runCommand(rest);
   if (command === "report") return await reportCommand(rest);
-  throw new Error(`unknown command '${command}': use run or report\n\n${USAGE}`);
+  if (command === "null") return await nullCommand(rest);
+  throw new Error(`unknown command '${command}': use run, report or null\n\n${USAGE}`);
 }
 
 if (import.meta.main) {

@@ -62,6 +62,13 @@ export interface V3Config {
   gateSlopeFactor?: number;
   /** Lag of the gate slope. Default 2. */
   gateSlopeLag?: number;
+  /**
+   * Steps after an intervention's start (its decision step t) before the gate may stop it early.
+   * Default 2: the sampling changes from y_{t+1}, which is fed to make h_{t+2}, so cosim(t+2) is the
+   * first value the intervention can affect (cosim(t+1) compares h_{t+1} and h_t, both made before).
+   * 1 is the earlier behaviour (gate read one step after the start).
+   */
+  gateDelay?: number;
   /** Minimum steps between intervention starts (frequency cap). Default 10. */
   minInterval?: number;
   /**
@@ -92,6 +99,8 @@ export interface ResolvedV3Config {
   gateSlopeFactor: number;
   /** See {@link V3Config.gateSlopeLag}. */
   gateSlopeLag: number;
+  /** See {@link V3Config.gateDelay}. */
+  gateDelay: number;
   /** See {@link V3Config.minInterval}. */
   minInterval: number;
   /** See {@link V3Config.cbf}. */
@@ -124,6 +133,7 @@ export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
     gate: config.gate ?? true,
     gateSlopeFactor: config.gateSlopeFactor ?? 0.5,
     gateSlopeLag: config.gateSlopeLag ?? 2,
+    gateDelay: config.gateDelay ?? 2,
     minInterval: config.minInterval ?? 10,
     cbf: config.cbf ?? false,
     // A non-finite cosim (numerically broken state) counts as a dip rather than aborting generation.
@@ -147,6 +157,9 @@ export function resolveV3Config(config: V3Config = {}): ResolvedV3Config {
   }
   if (!Number.isInteger(r.minInterval) || r.minInterval < 0) {
     throw new Error(`V3Config.minInterval must be an integer ≥ 0, got ${r.minInterval}`);
+  }
+  if (!Number.isInteger(r.gateDelay) || r.gateDelay < 1) {
+    throw new Error(`V3Config.gateDelay must be an integer ≥ 1, got ${r.gateDelay}`);
   }
   if (!Number.isInteger(r.gateSlopeLag) || r.gateSlopeLag < 1) {
     throw new Error(`V3Config.gateSlopeLag must be an integer ≥ 1, got ${r.gateSlopeLag}`);
@@ -264,7 +277,7 @@ export class V3Controller {
     const recovering = this.#recovering(rec.cosim, rec.thr, rec.windowStd, t);
 
     if (this.#active !== null) {
-      if (this.config.gate && recovering) {
+      if (this.config.gate && recovering && t - this.#lastStart >= this.config.gateDelay) {
         this.#stop(t, "stopEarly");
       } else if (t >= this.#holdEnd) {
         this.#stop(t, "end");

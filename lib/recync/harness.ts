@@ -25,7 +25,12 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { generate, type GenerationPolicy } from "../generate/generate.ts";
+import {
+  generate,
+  type GenerationControl,
+  type GenerationPolicy,
+  type GenerationStep,
+} from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
 import { openModel } from "../models/open.ts";
@@ -37,18 +42,85 @@ import { type V3Config, V3Controller } from "./controller.ts";
 import { OrderParameterProbe } from "./order_params.ts";
 import {
   computeUnitMetrics,
+  outcomeWindowStart,
   type RecyncArmTrace,
+  type RecyncOutcomeWindow,
   type RecyncUnitMetrics,
   type UnitMetricsOptions,
 } from "./metrics.ts";
 import type { CosimMonitor, CosimMonitorOptions } from "./monitor.ts";
-import { RecyncRestartController, recyncRestartPolicy, type RestartOptions } from "./restart.ts";
+import { RecyncRestartController, type RestartOptions } from "./restart.ts";
+import { type ShamKind, ShamScheduler } from "./sham.ts";
 
-/** The intervention policies the harness knows. */
-export type RecyncPolicyName = "v4" | "v4-2r" | "v3" | "none";
+/**
+ * The intervention policies the harness knows: `v4` (1R restart at onset − 3, seed + 10000), `v4-2r`
+ * (up to two restarts), `v4-same-seed` (the v4 rewind, redrawn by continuing the original seed's stream
+ * instead of reseeding), `sham-random` and `sham-matched` (restarts not triggered by a crisis, see
+ * sham.ts), `v3` (token-level controller) and `none` (monitor only).
+ */
+export type RecyncPolicyName =
+  | "v4"
+  | "v4-2r"
+  | "v4-same-seed"
+  | "sham-random"
+  | "sham-matched"
+  | "v3"
+  | "none";
 
 /** All policy names, for argument checking. */
-export const RECYNC_POLICIES: readonly RecyncPolicyName[] = ["v4", "v4-2r", "v3", "none"];
+export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
+  "v4",
+  "v4-2r",
+  "v4-same-seed",
+  "sham-random",
+  "sham-matched",
+  "v3",
+  "none",
+];
+
+/**
+ * Parses a comma list of policies (`v4,sham-random`), rejecting unknown and repeated names.
+ *
+ * @example
+ * ```ts
+ * import { parsePolicyList } from "./harness.ts";
+ * console.log(parsePolicyList("v4, sham-random")); // ["v4", "sham-random"]
+ * ```
+ */
+export function parsePolicyList(text: string): RecyncPolicyName[] {
+  const list = text.split(",").map((x) => x.trim()).filter((x) => x);
+  if (list.length === 0) throw new Error(`--policy: give at least one of ${RECYNC_POLICIES.join(", ")}`);
+  for (const p of list) {
+    if (!RECYNC_POLICIES.includes(p as RecyncPolicyName)) {
+      throw new Error(`--policy '${p}' is unknown: use one of ${RECYNC_POLICIES.join(", ")}`);
+    }
+  }
+  if (new Set(list).size !== list.length) throw new Error(`--policy '${text}' names a policy twice`);
+  return list as RecyncPolicyName[];
+}
+
+/** Restarts a policy's row may make on its own crises (shams rewind on a schedule instead). */
+function policyMaxRestarts(p: RecyncPolicyName): number {
+  return p === "v4" || p === "v4-same-seed" ? 1 : p === "v4-2r" ? 2 : 0;
+}
+
+/** The open conventions recorded in every results line. */
+export interface RecyncConventions {
+  /** Std ddof of the monitor threshold. */
+  ddof: 0 | 1;
+  /** Monitor window mode. */
+  windowMode: string;
+  /** Monitor warm-up. */
+  warmup: "full" | "partial";
+  /** v4 rewind offset. */
+  rewindOffset: number;
+  /** v4 seed offset. */
+  seedOffset: number;
+  /** Outcome window of the metrics. */
+  outcomeWindow: RecyncOutcomeWindow;
+  /** v3 recovery-gate delay in steps (null: the controller's default). */
+  gateDelay: number | null;
+}
 
 /** One prompt of a prompt set. */
 export interface RecyncPrompt {
@@ -86,17 +158,19 @@ export interface RecyncArmRecord extends RecyncArmTrace {
   text: string;
 }
 
-/** A restart performed by the v4 policy. */
+/** A restart performed by a v4-family or sham policy. */
 export interface RecyncRestartRecord {
   /** 1 for the first restart, 2 for the second. */
   restart: number;
-  /** Onset of the crisis that triggered it. */
-  onset: number;
-  /** Step at which that crisis was confirmed. */
-  confirmedAt: number;
+  /** `"crisis"`: triggered by the row's own crisis (v4 family); `"sham"`: scheduled (sham arms). */
+  kind?: "crisis" | "sham";
+  /** Onset of the crisis that triggered it (sham-matched: the baseline crisis it is matched to). */
+  onset: number | null;
+  /** Step at which that crisis was confirmed (sham-random: null). */
+  confirmedAt: number | null;
   /** Rewind point r = onset − offset: tokens y_r … were dropped. */
   r: number;
-  /** Seed of the regeneration (seed + k·seedOffset). */
+  /** Seed of the regeneration (seed + k·seedOffset; v4-same-seed: the original seed, stream continued). */
   seed: number;
 }
 
@@ -138,6 +212,15 @@ export interface RecyncUnitRecord extends RecyncUnitSpec {
   metrics: RecyncUnitMetrics | null;
   /** Settings that shaped the unit (monitor, sampling, restart). */
   config: Record<string, unknown>;
+  /**
+   * The open conventions of spec recync.md this unit ran under (ddof, window mode, warm-up, rewind and
+   * seed offsets, outcome window, v3 gate delay), flat so a sweep can group on them.
+   */
+  conventions?: RecyncConventions;
+  /** `model|promptId|seed|T`: the units of a multi-policy run with this key share one baseline row. */
+  pairId?: string;
+  /** The policies that ran beside this one on the same baseline row. */
+  pairedPolicies?: RecyncPolicyName[];
   /** Wall time of the batch the unit ran in, divided by the units in it. */
   elapsedMs: number;
   /** The tfjs backend used. */
@@ -396,8 +479,13 @@ export interface RecyncExperimentOptions {
   baseSeed?: number;
   /** Generated tokens per arm. */
   T: number;
-  /** Policy of the intervention arm. */
+  /** Policy of the intervention arm (ignored when `policies` is given). */
   policy: RecyncPolicyName;
+  /**
+   * Several policies at once: each (prompt, seed) runs one baseline row and one row per policy in the
+   * same batch, and writes one record per policy, all paired with that same baseline.
+   */
+  policies?: RecyncPolicyName[];
   /** Results file (JSONL); finished units in it are skipped. */
   out: string;
   /** Run only this shard. */
@@ -561,6 +649,11 @@ export async function runRecyncExperiment(
     }
     options.onNote?.(`skipped ${unusable.length} of ${options.prompts.length} prompts: ${list}${more}`);
   }
+  const policies = options.policies ?? [options.policy];
+  if (policies.length === 0 || new Set(policies).size !== policies.length) {
+    throw new Error(`policies must be a non-empty list without repeats, got [${policies.join(", ")}]`);
+  }
+  // Plan with the first policy; the other policies' units share index, prompt and seed.
   const units = selectShard(
     planRecyncUnits({
       model: options.modelLabel,
@@ -568,15 +661,17 @@ export async function runRecyncExperiment(
       seeds: options.seeds,
       baseSeed: options.baseSeed,
       T: options.T,
-      policy: options.policy,
+      policy: policies[0],
     }),
     options.shard,
   );
   // One writer per results file (released on return or throw); shards with other --out files are unaffected.
   await using _lock = await acquireLock(`${options.out}.lock`, { what: `recync output "${options.out}"` });
   const done = await finishedUnitIds(options.out);
-  let todo = units.filter((u) => !done.has(u.id));
-  const skipped = units.length - todo.length;
+  const idOf = (u: RecyncUnitSpec, p: RecyncPolicyName) => recyncUnitId(u.model, u.promptId, u.seed, p, u.T);
+  let todo = units.filter((u) => policies.some((p) => !done.has(idOf(u, p))));
+  const planned = units.length * policies.length;
+  const skipped = units.reduce((n, u) => n + policies.filter((p) => done.has(idOf(u, p))).length, 0);
   if (options.maxUnits !== undefined) todo = todo.slice(0, options.maxUnits);
   const batchUnits = options.batchUnits ?? 8;
   if (!Number.isInteger(batchUnits) || batchUnits < 1) {
@@ -585,18 +680,31 @@ export async function runRecyncExperiment(
   let ran = 0;
   for (let i = 0; i < todo.length; i += batchUnits) {
     const batch = todo.slice(i, i + batchUnits);
-    const records = await runRecyncBatch(batch, options);
+    const records = await runRecyncBatch(batch, { ...options, policies });
     for (const r of records) {
+      if (done.has(r.id)) continue; // a resumed unit whose other policies were missing
       await appendRecyncUnit(options.out, r);
       ran++;
-      options.onUnit?.(r, skipped + ran, units.length);
+      options.onUnit?.(r, skipped + ran, planned);
     }
   }
-  return { planned: units.length, skipped, ran, elapsedMs: performance.now() - started };
+  return { planned, skipped, ran, elapsedMs: performance.now() - started };
+}
+
+/** How each row of a batch behaves. */
+interface RowRole {
+  /** Unit index in the batch. */
+  unit: number;
+  /** Row of the unit's baseline. */
+  baselineRow: number;
+  /** Policy of the row (null: the baseline). */
+  policy: RecyncPolicyName | null;
 }
 
 /**
- * Generates one batch of units (rows 2u: baseline, 2u+1: intervention) and returns their records.
+ * Generates one batch of units and returns their records. Each unit gets one baseline row followed by
+ * one row per policy (`options.policies`, default the units' own policy): with one policy, rows 2u
+ * (baseline) and 2u+1 (intervention). Records come unit by unit, in policy order.
  *
  * @example
  * ```ts
@@ -621,14 +729,16 @@ export async function runRecyncBatch(
   if (units.length === 0) return [];
   const { model, tokenizer } = options;
   const T = units[0].T;
-  if (units.some((u) => u.T !== T || u.policy !== units[0].policy)) {
+  const policyList = options.policies ?? [units[0].policy];
+  if (units.some((u) => u.T !== T || (!options.policies && u.policy !== units[0].policy))) {
     throw new Error("runRecyncBatch: every unit of a batch needs the same T and policy");
   }
-  const policy = units[0].policy;
+  const P = policyList.length;
   const started = performance.now();
   const prompts: number[][] = [];
   const seeds: number[] = [];
-  for (const u of units) {
+  const roles: RowRole[] = [];
+  for (const [k, u] of units.entries()) {
     const ids = tokenizer.encode(u.prompt);
     if (ids.length === 0) throw new Error(`prompt ${u.promptId}: encodes to no tokens`);
     if (ids.length + T > model.config.maxPositions) {
@@ -636,8 +746,12 @@ export async function runRecyncBatch(
         `prompt ${u.promptId}: ${ids.length} prompt tokens + T=${T} exceed the model's ${model.config.maxPositions} positions`,
       );
     }
-    prompts.push(ids, ids);
-    seeds.push(u.seed, u.seed);
+    const base = prompts.length;
+    for (let j = 0; j <= P; j++) {
+      prompts.push(ids);
+      seeds.push(u.seed);
+      roles.push({ unit: k, baselineRow: base, policy: j === 0 ? null : policyList[j - 1] });
+    }
   }
   const eos = tokenizer.special.eos;
   const sampling: SamplingParams = {
@@ -647,32 +761,89 @@ export async function runRecyncBatch(
     ...options.sampling,
     ...((options.eos ?? "force") === "force" && eos !== undefined ? { bannedTokens: [eos] } : {}),
   };
-  const maxRestarts = policy === "v4" ? 1 : policy === "v4-2r" ? 2 : 0;
-  // One controller for every row: baseline rows (even) only monitor; intervention rows may restart.
+  const rowMax = roles.map((ro) => (ro.policy ? policyMaxRestarts(ro.policy) : 0));
+  const maxRestarts = Math.max(0, ...rowMax);
+  // One controller for every row: baseline and sham rows only monitor; v4-family rows may restart.
   const controller = new RecyncRestartController(
     seeds,
-    { ...options.restart, maxRestarts, monitor: options.monitor },
-    seeds.map((_, row) => (row % 2 === 1 ? maxRestarts : 0)),
+    { ...options.restart, maxRestarts: Math.max(1, maxRestarts), monitor: options.monitor },
+    rowMax,
   );
-  const policies: GenerationPolicy[] = [recyncRestartPolicy(controller)];
-  const v3 = policy === "v3"
-    ? units.map((_, u) => new V3Controller({ ...options.v3, monitor: options.monitor }, 2 * u + 1))
-    : [];
+  const mon = controller.monitors[0].options;
+  const shams: (ShamScheduler | null)[] = roles.map((ro) =>
+    ro.policy === "sham-random" || ro.policy === "sham-matched"
+      ? new ShamScheduler(ro.policy as ShamKind, seeds[ro.baselineRow], units[ro.unit].promptId, {
+        T,
+        window: mon.window,
+        k: mon.k,
+        warmup: mon.warmup,
+        rewindOffset: controller.options.rewindOffset,
+      })
+      : null
+  );
+  const shamRestarts: (RecyncRestartRecord | null)[] = roles.map(() => null);
+  const o = controller.options;
+  const restartSampling = (control: GenerationControl, row: number) =>
+    control.setSampling(row, {
+      ...control.getSampling(row),
+      temperature: o.temperature,
+      topP: o.topP,
+      topK: o.topK,
+    });
+  const policies: GenerationPolicy[] = [{
+    name: "recync-arms",
+    onStep(step: GenerationStep, control: GenerationControl): void {
+      for (const row of step.rows) {
+        if (row.afterRewind || row.t < 1) continue;
+        const d = controller.observe(row.row, row.t, row.cosim);
+        if (!d) continue;
+        // v4-same-seed: no new seed, so the row's stream of the original seed continues (fresh uniforms).
+        control.rewind(row.row, d.r, roles[row.row].policy === "v4-same-seed" ? undefined : d.seed);
+        restartSampling(control, row.row);
+      }
+      for (const row of step.rows) {
+        const sched = shams[row.row];
+        if (!sched || row.afterRewind || row.t < 1 || sched.decision) continue;
+        const bm = controller.monitors[roles[row.row].baselineRow];
+        const ev = bm.events[0] ?? null;
+        const flags: boolean[] = [];
+        if (ev) { for (const rec of bm.trace) flags[rec.step] = rec.inCrisis; }
+        const d = sched.observe(row.t, ev, flags);
+        if (!d) continue;
+        const seed = seeds[row.row] + o.seedOffset;
+        control.rewind(row.row, d.r, seed);
+        restartSampling(control, row.row);
+        const m = controller.monitors[row.row];
+        m.restoreAfterStep(Math.min(d.r, m.lastStep));
+        shamRestarts[row.row] = {
+          restart: 1,
+          kind: "sham",
+          onset: d.onset,
+          confirmedAt: ev && d.onset !== null ? ev.confirmedAt : null,
+          r: d.r,
+          seed,
+        };
+      }
+    },
+  }];
+  const hasV3 = policyList.includes("v3");
+  const v3: (V3Controller | null)[] = roles.map((ro, row) =>
+    ro.policy === "v3" ? new V3Controller({ ...options.v3, monitor: options.monitor }, row) : null
+  );
   // With a CBF filter the v3 controller needs Z(t): probe it on the device in the same readback.
-  const probe = policy === "v3" && options.v3?.cbf
-    ? new OrderParameterProbe({ nLayers: model.config.nLayers })
-    : null;
+  const probe = hasV3 && options.v3?.cbf ? new OrderParameterProbe({ nLayers: model.config.nLayers }) : null;
   if (probe) policies.unshift(probe.cachePolicy as GenerationPolicy);
-  if (policy === "v3") {
-    // Not V3GenerationPolicy (controller.ts): that one controls every row, and only the intervention
-    // rows (odd) may be steered here; the per-row controllers are the same V3Controller.
+  if (hasV3) {
+    // Not V3GenerationPolicy (controller.ts): that one controls every row, and only the v3 rows may be
+    // steered here; the per-row controllers are the same V3Controller.
     policies.push({
       name: "recync-v3",
       onStep(step, control) {
         for (const row of step.rows) {
-          if (row.row % 2 === 0 || row.t < 1) continue;
+          const ctl = v3[row.row];
+          if (!ctl || row.t < 1) continue;
           const Z = probe ? row.probes[probe.name] : null;
-          const next = v3[(row.row - 1) / 2].observe(row.cosim, Z, row.t);
+          const next = ctl.observe(row.cosim, Z, row.t);
           const cur = control.getSampling(row.row);
           if (cur.temperature !== next.temperature || cur.topP !== next.topP) {
             control.setSampling(row.row, { ...cur, temperature: next.temperature, topP: next.topP });
@@ -681,6 +852,7 @@ export async function runRecyncBatch(
       },
     });
   }
+  const restartBudget = Math.max(maxRestarts, shams.some((x) => x) ? 1 : 0);
   let trace;
   try {
     trace = await generate(model, prompts, {
@@ -689,88 +861,123 @@ export async function runRecyncBatch(
       sampling,
       policies,
       ...(probe ? { probes: [probe] } : {}),
-      maxSteps: (maxRestarts + 1) * T + 16 + 2 * maxRestarts,
+      maxSteps: (restartBudget + 1) * T + 16 + 2 * restartBudget,
       // The probe reads the KV cache through its policy, which pipelining would show one column ahead.
       pipeline: probe ? false : options.pipeline ?? true,
     }).collect();
   } finally {
     probe?.dispose();
   }
-  const elapsedMs = (performance.now() - started) / units.length;
+  const elapsedMs = (performance.now() - started) / (units.length * P);
   const backend = tf.getBackend();
-  return units.map((u, k) => {
-    const bRow = trace.rows[2 * k], iRow = trace.rows[2 * k + 1];
-    for (const row of [bRow, iRow]) {
-      if (row.tokens.length !== T) {
+  const outcomeWindow = options.metrics?.window ?? "from-rewind";
+  const conventions: RecyncConventions = {
+    ddof: mon.stdDdof,
+    windowMode: String(mon.windowMode),
+    warmup: mon.warmup,
+    rewindOffset: o.rewindOffset,
+    seedOffset: o.seedOffset,
+    outcomeWindow,
+    gateDelay: options.v3?.gateDelay ?? null,
+  };
+  const records: RecyncUnitRecord[] = [];
+  for (const [k, u] of units.entries()) {
+    const bIndex = k * (P + 1);
+    const bRow = trace.rows[bIndex];
+    if (bRow.tokens.length !== T) {
+      throw new Error(`unit ${u.id}: row ${bIndex} stopped at ${bRow.tokens.length} of ${T} tokens`);
+    }
+    const baseline = armRecord(bRow.tokens, bRow.cosims, controller.monitors[bIndex], tokenizer);
+    const first = baseline.events[0];
+    const r = first ? Math.max(0, first.onset - o.rewindOffset) : null;
+    for (const [j, policy] of policyList.entries()) {
+      const row = bIndex + 1 + j;
+      const iRow = trace.rows[row];
+      if (iRow.tokens.length !== T) {
         throw new Error(
-          `unit ${u.id}: row ${row.row} stopped at ${row.tokens.length} of ${T} tokens (${row.finishReason})`,
+          `unit ${u.id}: row ${row} stopped at ${iRow.tokens.length} of ${T} tokens (${iRow.finishReason})`,
         );
       }
-    }
-    const baseline = armRecord(bRow.tokens, bRow.cosims, controller.monitors[2 * k], tokenizer);
-    const intervention = armRecord(iRow.tokens, iRow.cosims, controller.monitors[2 * k + 1], tokenizer);
-    const first = baseline.events[0];
-    const r = first ? Math.max(0, first.onset - controller.options.rewindOffset) : null;
-    const restarts: RecyncRestartRecord[] = controller.logs[2 * k + 1].restarts.map((d) => ({
-      restart: d.restart,
-      onset: d.event.onset,
-      confirmedAt: d.event.confirmedAt,
-      r: d.r,
-      seed: d.seed,
-    }));
-    const v3log = policy === "v3" ? v3[k].log : [];
-    const interventions: RecyncInterventionRecord[] = v3log.map((e) => ({
-      step: e.step,
-      bucket: e.bucket ?? undefined,
-      temperature: e.temperature,
-      topP: e.topP,
-      detail: { action: e.action, severity: e.severity, qpChanged: e.qpChanged, qpRelaxed: e.qpRelaxed },
-    }));
-    const firstApply = v3log.find((e) => e.action === "apply");
-    const intervened = r !== null && (policy === "v3" ? firstApply !== undefined : restarts.length > 0);
-    // Where the arms may first differ: the first rewind point (v4) or the first token after the first
-    // v3 intervention; before it both rows must agree token for token and cosim for cosim.
-    // A second restart (2R) may rewind below the first one (its crisis can start before r₁ + 3), so
-    // the arms share exactly the prefix before the smallest rewind point.
-    const split = restarts.length > 0
-      ? Math.min(...restarts.map((x) => x.r))
-      : firstApply
-      ? firstApply.step + 1
-      : T;
-    let prefixMatches = restarts.length === 0 || restarts[0].r === r;
-    for (let t = 0; t < split && prefixMatches; t++) {
-      if (baseline.tokens[t] !== intervention.tokens[t]) prefixMatches = false;
-      const a = baseline.cosim[t], b = intervention.cosim[t];
-      if ((a === null) !== (b === null) || (a !== null && b !== null && Math.abs(a - b) > 1e-5)) {
-        prefixMatches = false;
+      const intervention = armRecord(iRow.tokens, iRow.cosims, controller.monitors[row], tokenizer);
+      const sham = shamRestarts[row];
+      const restarts: RecyncRestartRecord[] = sham ? [sham] : controller.logs[row].restarts.map((d) => ({
+        restart: d.restart,
+        kind: "crisis" as const,
+        onset: d.event.onset,
+        confirmedAt: d.event.confirmedAt,
+        r: d.r,
+        seed: policy === "v4-same-seed" ? seeds[row] : d.seed,
+      }));
+      const v3log = v3[row]?.log ?? [];
+      const interventions: RecyncInterventionRecord[] = v3log.map((e) => ({
+        step: e.step,
+        bucket: e.bucket ?? undefined,
+        temperature: e.temperature,
+        topP: e.topP,
+        detail: { action: e.action, severity: e.severity, qpChanged: e.qpChanged, qpRelaxed: e.qpRelaxed },
+      }));
+      const firstApply = v3log.find((e) => e.action === "apply");
+      // sham-random needs no baseline crisis: it is a control of the restart itself, over all units.
+      const intervened = policy === "sham-random"
+        ? restarts.length > 0
+        : r !== null && (policy === "v3" ? firstApply !== undefined : restarts.length > 0);
+      // Where the arms may first differ: the first rewind point (v4 family, shams) or the first token
+      // after the first v3 intervention; before it both rows must agree token for token and cosim for
+      // cosim. A second restart (2R) may rewind below the first one (its crisis can start before
+      // r₁ + 3), so the arms share exactly the prefix before the smallest rewind point.
+      const split = restarts.length > 0
+        ? Math.min(...restarts.map((x) => x.r))
+        : firstApply
+        ? firstApply.step + 1
+        : T;
+      let prefixMatches = sham !== null || restarts.length === 0 || restarts[0].r === r;
+      for (let t = 0; t < split && prefixMatches; t++) {
+        if (baseline.tokens[t] !== intervention.tokens[t]) prefixMatches = false;
+        const a = baseline.cosim[t], b = intervention.cosim[t];
+        if ((a === null) !== (b === null) || (a !== null && b !== null && Math.abs(a - b) > 1e-5)) {
+          prefixMatches = false;
+        }
       }
+      // Outcomes start at the arm's rewind point (v4: r, or the earlier point a 2R second restart rewound
+      // to; shams: their own point; v3: r), moved later by the outcome window mode.
+      const from = sham ? sham.r : r !== null ? Math.min(r, split) : null;
+      const metrics = from !== null && intervened &&
+          (options.metrics?.segment === "whole" || outcomeWindowStart(outcomeWindow, from, baseline) < T)
+        ? computeUnitMetrics(baseline, intervention, from, options.metrics)
+        : null;
+      const id = recyncUnitId(u.model, u.promptId, u.seed, policy, T);
+      records.push(
+        {
+          schema: "coherence-lab/recync-unit@1",
+          ...u,
+          id,
+          policy,
+          promptTokens: prompts[bIndex].length,
+          baseline,
+          intervention,
+          r,
+          intervened,
+          restarts,
+          interventions,
+          prefixMatches,
+          metrics,
+          config: {
+            sampling,
+            monitor: mon,
+            restart: { ...o, maxRestarts: policyMaxRestarts(policy) },
+            maxRestarts: policyMaxRestarts(policy),
+            ...(v3[row] ? { v3: v3[row]!.config } : {}),
+            ...(sham ? { sham: { kind: policy, range: shams[row]!.range } } : {}),
+            eos: options.eos ?? "force",
+          },
+          conventions,
+          pairId: `${u.model}|${u.promptId}|${u.seed}|${T}`,
+          pairedPolicies: policyList,
+          elapsedMs,
+          backend,
+        } satisfies RecyncUnitRecord,
+      );
     }
-    // Outcomes cover [r, T), or from the earlier point where a 2R second restart rewound to.
-    const metrics = r !== null && intervened
-      ? computeUnitMetrics(baseline, intervention, Math.min(r, split), options.metrics)
-      : null;
-    return {
-      schema: "coherence-lab/recync-unit@1",
-      ...u,
-      promptTokens: prompts[2 * k].length,
-      baseline,
-      intervention,
-      r,
-      intervened,
-      restarts,
-      interventions,
-      prefixMatches,
-      metrics,
-      config: {
-        sampling,
-        monitor: controller.monitors[0].options,
-        restart: controller.options,
-        maxRestarts,
-        ...(policy === "v3" ? { v3: v3[k].config } : {}),
-        eos: options.eos ?? "force",
-      },
-      elapsedMs,
-      backend,
-    } satisfies RecyncUnitRecord;
-  });
+  }
+  return records;
 }

@@ -115,13 +115,55 @@ export interface RecyncArmMetrics extends RecyncTextMetrics {
 }
 
 /**
+ * Where the outcome window of a unit starts (issue 13), the same for both arms:
+ * - `from-rewind` (default): [r, T), r the intervention arm's first rewind point (the spec's window).
+ * - `after-confirm`: from the baseline's confirmation of its first crisis + 1 (or r, if later).
+ * - `after-crisis`: from the end of the baseline's first crisis (the first step after its extent; or r,
+ *   if later), so the window no longer holds the crisis that selected the unit.
+ * Units whose baseline has no crisis (sham-random) use r under every mode.
+ */
+export type RecyncOutcomeWindow = "from-rewind" | "after-confirm" | "after-crisis";
+
+/** All outcome window names, default first. */
+export const RECYNC_OUTCOME_WINDOWS: readonly RecyncOutcomeWindow[] = [
+  "from-rewind",
+  "after-confirm",
+  "after-crisis",
+];
+
+/**
+ * The first step of a unit's outcome window (may be ≥ T: then the unit has no outcome under that mode).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { outcomeWindowStart } from "./metrics.ts";
+ * const baseline = { events: [{ onset: 5, confirmedAt: 7 }], inCrisis: [0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0].map(Boolean) };
+ * const starts = ["from-rewind", "after-confirm", "after-crisis"].map((w) => outcomeWindowStart(w as never, 2, baseline));
+ * assert.deepEqual(starts, [2, 8, 9]);
+ * ```
+ */
+export function outcomeWindowStart(
+  window: RecyncOutcomeWindow,
+  r: number,
+  baseline: Pick<RecyncArmTrace, "events" | "inCrisis">,
+): number {
+  if (window === "from-rewind" || baseline.events.length === 0) return r;
+  if (window === "after-confirm") return Math.max(r, baseline.events[0].confirmedAt + 1);
+  if (window === "after-crisis") return Math.max(r, crisisExtents(baseline)[0][1]);
+  throw new RangeError(`unknown outcome window "${window}": use ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
+}
+
+/**
  * Options of {@link computeUnitMetrics}.
  *
  * @category Recync
  */
 export interface UnitMetricsOptions {
-  /** `"afterRewind"` (default): [r, T); `"whole"`: [1, T). */
+  /** `"afterRewind"` (default): the outcome window below; `"whole"`: [1, T). */
   segment?: "afterRewind" | "whole";
+  /** Outcome window of the `"afterRewind"` segment (default `"from-rewind"`, [r, T)). */
+  window?: RecyncOutcomeWindow;
   /** Primary outcome for the iatrogenic flags (default `"crisisFraction"`). */
   primary?: RecyncOutcomeName;
   /** Margin δ of `worseBy` (default 0.05). */
@@ -140,6 +182,8 @@ export interface RecyncUnitMetrics {
   to: number;
   /** Which segment the outcomes cover. */
   segment: "afterRewind" | "whole";
+  /** The outcome window mode (of the "afterRewind" segment). */
+  window: RecyncOutcomeWindow;
   /** Outcomes of the baseline arm. */
   baseline: RecyncArmMetrics;
   /** Outcomes of the intervention arm. */
@@ -294,7 +338,11 @@ export function computeUnitMetrics(
   if (!Number.isInteger(r) || r < 0 || r >= T) {
     throw new RangeError(`computeUnitMetrics: r=${r} outside [0, ${T})`);
   }
-  const from = segment === "whole" ? 1 : r;
+  const window = options.window ?? "from-rewind";
+  const from = segment === "whole" ? 1 : outcomeWindowStart(window, r, baseline);
+  if (from >= T) {
+    throw new RangeError(`computeUnitMetrics: the ${window} window starts at ${from}, not before T=${T}`);
+  }
   const b = armMetrics(baseline, from, T);
   const i = armMetrics(intervention, from, T);
   const delta = {
@@ -308,6 +356,7 @@ export function computeUnitMetrics(
     from,
     to: T,
     segment,
+    window,
     baseline: b,
     intervention: i,
     delta,

@@ -21,5 +21,8 @@ export * from "./order_params.ts";
 export * from "./controller.ts";
 export * from "./metrics.ts";
 export * from "./restart.ts";
+export * from "./sham.ts";
+export * from "./null_process.ts";
+export * from "./controls.ts";
 export * from "./harness.ts";
 export * from "./report.ts";

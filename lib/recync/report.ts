@@ -15,6 +15,8 @@ import { type PairedComparison, pairedComparison, type PairedEffectKind } from "
 import { clopperPearsonInterval, type ProportionInterval, wilsonInterval } from "../stats/binomial.ts";
 import { crisisExtents, RECYNC_OUTCOMES, type RecyncOutcomeName } from "./metrics.ts";
 import type { RecyncUnitRecord } from "./harness.ts";
+import { controlRows } from "./controls.ts";
+import { simulateNull, traceMoments } from "./null_process.ts";
 
 /** The response-level results the paper reports (spec §5.3), printed beside ours. */
 export interface RecyncPaperRow {
@@ -30,6 +32,8 @@ export interface RecyncPaperRow {
   iatrogenic: [number, number] | null;
   /** Crisis-free rate in percent, when reported. */
   crisisFreePct: number | null;
+  /** Whether the paper gives a p-value for this row (the seed gives none for TinyLlama). */
+  pReported: boolean;
   /** A pattern matched against our lower-cased model labels (e.g. `hf:EleutherAI/pythia-160m`). */
   match: RegExp;
 }
@@ -43,6 +47,7 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
     ci: [0.354, 0.687],
     iatrogenic: [0, 137],
     crisisFreePct: 43.1,
+    pReported: true,
     match: /(^|[:/])gpt2(-small)?$/,
   },
   {
@@ -52,6 +57,7 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
     ci: [0.762, 1.185],
     iatrogenic: [0, 177],
     crisisFreePct: 21.5,
+    pReported: true,
     match: /pythia-160m/,
   },
   {
@@ -61,6 +67,7 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
     ci: [0.591, 1.028],
     iatrogenic: [0, 44],
     crisisFreePct: 59.1,
+    pReported: true,
     match: /gpt2-medium/,
   },
   {
@@ -70,6 +77,7 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
     ci: [0.866, 1.193],
     iatrogenic: [0, 183],
     crisisFreePct: 14.2,
+    pReported: true,
     match: /qwen2-1\.5b/,
   },
   {
@@ -79,6 +87,7 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
     ci: null,
     iatrogenic: null,
     crisisFreePct: null,
+    pReported: false,
     match: /tinyllama/,
   },
 ];
@@ -170,6 +179,8 @@ export interface RecyncGroupSummary {
   nIntervened: number;
   /** Primary outcome name. */
   outcome: RecyncOutcomeName;
+  /** Outcome window of the group's metrics. */
+  window: string;
   /** Headline effect kind. */
   effect: PairedEffectKind;
   /** The full paired comparison on the primary outcome (null with fewer than 2 intervened units). */
@@ -182,10 +193,41 @@ export interface RecyncGroupSummary {
   crisisFree: ProportionInterval;
   /** Mean restarts per intervened unit (v4). */
   meanRestarts: number;
+  /** v3 intervention lengths in tokens (start to stopEarly/end): count, mean, and how many lasted one token. */
+  interventionLengths: { count: number; mean: number; oneToken: number };
+  /** v3 decisions the CBF safety filter changed (detail.qpChanged), over all logged decisions. */
+  cbfFiltered: { changed: number; decisions: number };
   /** Units whose arms diverged before the policy acted (should be 0). */
   prefixMismatches: number;
   /** Mean wall time per unit, milliseconds. */
   meanUnitMs: number;
+}
+
+/**
+ * Lengths in tokens of a unit's v3 interventions: from each `apply` step to the following `stopEarly` or
+ * `end` step (an intervention still running at T is left out).
+ *
+ * @example
+ * ```ts
+ * import { interventionLengths } from "./report.ts";
+ * const log = [{ step: 23, detail: { action: "apply" } }, { step: 24, detail: { action: "stopEarly" } }];
+ * console.log(interventionLengths(log)); // [1]
+ * ```
+ */
+export function interventionLengths(
+  log: readonly { step: number; detail?: Record<string, unknown> }[],
+): number[] {
+  const out: number[] = [];
+  let start: number | null = null;
+  for (const e of log) {
+    const a = e.detail?.action;
+    if (a === "apply") start = e.step;
+    else if ((a === "stopEarly" || a === "end") && start !== null) {
+      out.push(e.step - start);
+      start = null;
+    }
+  }
+  return out;
 }
 
 function outcomePair(r: RecyncUnitRecord, o: RecyncOutcomeName): [number, number] {
@@ -257,6 +299,7 @@ export function summarizeRecync(
       nBaselineCrisis: rs.filter((r) => r.baseline.events.length > 0).length,
       nIntervened: used.length,
       outcome,
+      window: used[0]?.metrics?.window ?? "from-rewind",
       effect,
       comparison,
       variants,
@@ -269,6 +312,21 @@ export function summarizeRecync(
         ? clopperPearsonInterval(free, used.length)
         : wilsonInterval(free, used.length),
       meanRestarts: used.length ? used.reduce((s, r) => s + r.restarts.length, 0) / used.length : 0,
+      cbfFiltered: {
+        changed: rs.reduce(
+          (n, r) => n + (r.interventions ?? []).filter((e) => e.detail?.qpChanged === true).length,
+          0,
+        ),
+        decisions: rs.reduce((n, r) => n + (r.interventions ?? []).length, 0),
+      },
+      interventionLengths: (() => {
+        const lengths = rs.flatMap((r) => interventionLengths(r.interventions ?? []));
+        return {
+          count: lengths.length,
+          mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : NaN,
+          oneToken: lengths.filter((x) => x === 1).length,
+        };
+      })(),
       prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
       meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
     });
@@ -318,7 +376,7 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
     p.params,
     signed(p.d),
     p.ci ? `[${signed(p.ci[0])}, ${signed(p.ci[1])}]` : "—",
-    "<0.0001",
+    p.pReported ? "<0.0001" : "—",
     p.iatrogenic ? `${p.iatrogenic[0]}/${p.iatrogenic[1]} (0%)` : "0%",
     p.crisisFreePct !== null ? `${p.crisisFreePct}%` : "—",
   ]);
@@ -331,12 +389,36 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
     `${s.iatrogenic.worseBy}`,
     `${s.iatrogenic.newCrisis}`,
     s.meanRestarts.toFixed(2),
+    s.interventionLengths.count
+      ? `${
+        s.interventionLengths.mean.toFixed(2)
+      } (${s.interventionLengths.oneToken}/${s.interventionLengths.count} one token)`
+      : "—",
+    s.cbfFiltered.decisions ? `${s.cbfFiltered.changed}/${s.cbfFiltered.decisions}` : "—",
     String(s.prefixMismatches),
   ]);
   const outcome = summaries[0]?.outcome ?? "crisisFraction";
   const effect = summaries[0]?.effect ?? "dz";
   const ciKind = summaries.find((x) => x.comparison)?.comparison?.effectCi.method ?? "percentile";
   return [
+    "### Definitions",
+    "",
+    `- Outcome window: ${
+      summaries[0]?.window ?? "from-rewind"
+    } (from-rewind = [r, T) with r = onset − 3 of the ` +
+    "baseline's first crisis, or the arm's own rewind point for shams; after-confirm = from the baseline's " +
+    "confirmation + 1; after-crisis = from the end of the baseline's first crisis). The same window for both arms.",
+    `- PIR = ${outcome}: crisisFraction = share of window steps inside a confirmed crisis (onset until re-arming).`,
+    "- d = d_z of the per-unit improvement Δ_u = baseline − intervention (positive = better), over the units " +
+    "the policy acted on. Iatrogenic = strictWorse (Δ_u < 0). Crisis-free = no confirmed crisis overlaps the " +
+    "intervention arm's window.",
+    "- Wilcoxon: signed-rank on Δ_u with zeros dropped; exact p below 50 untied non-zero pairs, else the normal " +
+    "approximation with tie and continuity correction; the p printed is two-sided.",
+    "- v3 under from-rewind: its window [r, T) always holds the baseline's crisis and v3 acts only after it is " +
+    "confirmed, so its crisis-free rate is 0 % by construction; use --window after-crisis for a meaningful one.",
+    "- Selection: units are kept because the baseline had a crisis, so the baseline's window holds that crisis " +
+    "and any redraw after r tends to remove it. Compare d with the control rows and with `deno task recync null`.",
+    "",
     `### Ours (PIR = ${outcome}, d = ${effect}, ${ciKind} bootstrap 95 % CI over units, p = paired t; ` +
     `iatrogenic = strictWorse; crisis-free with ${summaries[0]?.crisisFree.method ?? "wilson"} 95 % CI; ` +
     "Wilcoxon exact below 50 untied pairs, else normal with tie and continuity correction)",
@@ -371,11 +453,123 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
         "worseBy(δ)",
         "newCrisis",
         "restarts/unit",
+        "v3 intervention length",
+        "CBF-filtered decisions",
         "prefix mismatches",
       ],
       variantRows,
     ),
   ].join("\n");
+}
+
+/**
+ * The controls section: observed d beside each control's d and their difference (unit-level and
+ * prompt-clustered percentile bootstrap CIs, both arms resampled together), then the null-process d of
+ * each (model, T) for the same N and T (i.i.d. Gaussian with the baselines' mean and std, and
+ * block-shuffled baseline traces, blocks of 10), under the records' outcome window.
+ *
+ * @example
+ * ```ts
+ * import { formatControls } from "./report.ts";
+ * console.log(formatControls([]).startsWith("### Controls")); // true
+ * ```
+ */
+export function formatControls(
+  records: RecyncUnitRecord[],
+  options: { outcome?: RecyncOutcomeName; resamples?: number; seed?: number } = {},
+): string {
+  const rows = controlRows(records, {
+    outcome: options.outcome,
+    resamples: options.resamples,
+    seed: options.seed,
+  });
+  const ci = (x: { lower: number; upper: number }) => `[${signed(x.lower)}, ${signed(x.upper)}]`;
+  const out = [
+    "### Controls (d = d_z; CIs: percentile bootstrap over units | over prompts, both arms on one draw)",
+    "",
+    table(
+      [
+        "Model",
+        "T",
+        "Policy",
+        "d (N)",
+        "unit CI",
+        "prompt CI",
+        "Control",
+        "control d (N)",
+        "difference",
+        "unit CI",
+        "prompt CI",
+      ],
+      rows.map((r) => [
+        r.model,
+        String(r.T),
+        r.policy,
+        `${signed(r.unit.a.estimate)} (${r.nPolicy})`,
+        ci(r.unit.a),
+        ci(r.prompt.a),
+        r.control,
+        `${signed(r.unit.b.estimate)} (${r.nControl})`,
+        signed(r.unit.difference.estimate),
+        ci(r.unit.difference),
+        ci(r.prompt.difference),
+      ]),
+    ),
+  ];
+  const groups = new Map<string, RecyncUnitRecord[]>();
+  for (const r of records) {
+    const k = `${r.model}\u0000${r.T}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  const nullRows: string[][] = [];
+  for (const rs of groups.values()) {
+    const baselines = new Map<string, (number | null)[]>();
+    for (const r of rs) baselines.set(r.pairId ?? `${r.promptId}|${r.seed}`, r.baseline.cosim);
+    const traces = [...baselines.values()];
+    const window = (rs.find((r) => r.metrics)?.metrics?.window ?? "from-rewind") as "from-rewind";
+    let mo;
+    try {
+      mo = traceMoments(traces);
+    } catch {
+      continue;
+    }
+    const common = { N: traces.length, T: rs[0].T, seed: options.seed ?? 0, window, resamples: 500 };
+    const iid = simulateNull({ ...common, process: { kind: "iid", mean: mo.mean, std: mo.std } });
+    const clean = traces.map((t) => t.filter((x): x is number => x !== null && Number.isFinite(x)));
+    const block = simulateNull({ ...common, process: { kind: "block", traces: clean, block: 10 } });
+    const paper = paperRowFor(rs[0].model);
+    for (const [name, res] of [["iid", iid], ["block-10", block]] as const) {
+      nullRows.push([
+        rs[0].model,
+        String(rs[0].T),
+        name,
+        `${res.nCrisis}/${res.N}`,
+        signed(res.dz),
+        res.dzCi ? ci(res.dzCi) : "n/a",
+        `${pct(res.crisisFree.estimate)}`,
+        `${res.strictWorse.successes}/${res.strictWorse.n}`,
+        paper ? signed(paper.d) : "—",
+      ]);
+    }
+  }
+  out.push(
+    "",
+    "### Null process (no model: a restart only redraws; `deno task recync null`)",
+    "",
+    table([
+      "Model",
+      "T",
+      "Process",
+      "N crisis/all",
+      "null d",
+      "95% CI",
+      "Crisis-free",
+      "Strictly worse",
+      "Paper d (1R)",
+    ], nullRows),
+  );
+  return out.join("\n");
 }
 
 /**
@@ -405,7 +599,8 @@ export function recyncForestPlot(
     };
   });
   const paper = summaries.flatMap((s) => {
-    const p = paperRowFor(s.model);
+    // The paper's d is a 1R (v4) result: never drawn on 2R, v3 or control rows.
+    const p = s.policy === "v4" ? paperRowFor(s.model) : undefined;
     if (!p) return [];
     return [{
       label: `${s.model} · ${s.policy} · T=${s.T}`,
@@ -549,6 +744,11 @@ export async function writeRecyncReport(
   const { records, duplicates, tornLines } = await readRecyncResults(paths);
   const summaries = summarizeRecync(records, options);
   let table = formatRecyncTable(summaries);
+  table += "\n\n" + formatControls(records, {
+    outcome: options.outcome,
+    resamples: Math.min(options.resamples ?? 2000, 2000),
+    seed: options.seed,
+  });
   table +=
     `\n\nUnits read: ${records.length} (duplicates dropped: ${duplicates}, torn lines skipped: ${tornLines}).\n`;
   await Deno.mkdir(outDir, { recursive: true });
