@@ -34,7 +34,12 @@ export function tinyLearnedConfig(overrides: Partial<DecoderConfig> = {}): Decod
   });
 }
 
-/** A seeded tiny decoder from a config (default: {@linkcode tinyRotaryConfig}). */
-export function tinyModel(config: DecoderConfig = tinyRotaryConfig(), seed = 7): Decoder {
-  return createDecoder(config, { seed });
+/** A seeded tiny decoder from a config (default: {@linkcode tinyRotaryConfig}); `std` scales the init. */
+export function tinyModel(config: DecoderConfig = tinyRotaryConfig(), seed = 7, std?: number): Decoder {
+  return createDecoder(config, std === undefined ? { seed } : { seed, std });
+}
+
+/** The tiny char-level Recync test model: 2 layers, d 32, 2 heads (rotary), for a tokenizer of `vocabSize`. */
+export function tinyRecyncModel(vocabSize: number, maxPositions: number, seed: number): Decoder {
+  return tinyModel(tinyRotaryConfig({ dModel: 32, vocabSize, maxPositions }), seed);
 }

@@ -6,15 +6,15 @@
  */
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { readJsonl } from "../../lib/io/atomic.ts";
 import { readSafetensors, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { listCheckpoints, saveCheckpoint } from "../../lib/train/checkpoint.ts";
 import { trainFromConfig } from "../../lib/train/run.ts";
 import { parseTrainArgs } from "../../lib/cli/train.ts";
 import { tmpDir } from "../io/tmp.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 /** A finished 2-step run with checkpoints step-1 and step-2 (latest). */
 async function twoStepRun(): Promise<{ out: string; cfg: Record<string, unknown> }> {

@@ -4,12 +4,12 @@
  */
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { loadModel } from "../../lib/models/load.ts";
 import { RotaryTable } from "../../lib/nn/rotary.ts";
 import { tmpDir } from "../io/tmp.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 const FIXTURES = new URL("../../../shared/fixtures/hf", import.meta.url).pathname;
 
 async function withConfig(

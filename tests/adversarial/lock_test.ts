@@ -4,14 +4,14 @@
  */
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { acquireLock, LockHeldError } from "../../lib/io/lock.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { trainFromConfig } from "../../lib/train/run.ts";
 import { runRecyncExperiment } from "../../lib/recync/harness.ts";
 import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
 import { tmpDir } from "../io/tmp.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 Deno.test("a held lock refuses a second taker, naming the owner; release frees it", async () => {
   const dir = await tmpDir();

@@ -1,13 +1,13 @@
 /** Hook points: capture every name, edits with predicted effects, zero-cost path equality, leaks. */
 import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import { runWithCache, runWithHooks } from "../../lib/models/hooks.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import type { DecoderConfig } from "../../lib/models/types.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const small = { nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 61, maxPositions: 128 };
 const CONFIGS: Record<string, DecoderConfig> = {

@@ -1,12 +1,12 @@
 /** KV cache: per-row rewind equals a fresh prefill of the kept prefix; ragged left padding; compaction. */
 import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 const TOL = 1e-5;
 const small = { nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 50, maxPositions: 64 };
 const MODELS = {

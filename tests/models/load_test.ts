@@ -1,15 +1,15 @@
 /** loadModel: config variants (old and new RoPE fields, sequential NeoX), and clear errors for bad input. */
 import { assert, assertEquals, assertRejects, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { readSafetensors, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { loadModel } from "../../lib/models/load.ts";
 import { gptNeoxConfig } from "../../lib/models/gpt_neox.ts";
 import { llamaConfig } from "../../lib/models/llama.ts";
 import { qwen2Config } from "../../lib/models/qwen2.ts";
 import { scaleRopeFrequencies } from "../../lib/nn/rotary.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 const FIXTURES = new URL("../../../shared/fixtures/hf/", import.meta.url).pathname;
 const haveFixtures = await Deno.stat(FIXTURES).then(() => true, () => false);
 if (!haveFixtures) console.log(`loadModel fixture tests skipped: ${FIXTURES} is absent (needs ../shared)`);

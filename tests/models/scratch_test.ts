@@ -12,8 +12,9 @@ import {
 import { decoderParameterShapes } from "../../lib/models/params.ts";
 import { Decoder } from "../../lib/models/decoder.ts";
 import type { DecoderConfig } from "../../lib/models/types.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const sumOfShapes = (c: DecoderConfig) =>
   [...decoderParameterShapes(c).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);

@@ -1,7 +1,5 @@
 import { assert, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { tf } from "../../lib/deps.ts";
-import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
 import {
   loadPromptSet,
@@ -15,8 +13,9 @@ import {
 } from "../../lib/recync/harness.ts";
 import { readRecyncResults } from "../../lib/recync/report.ts";
 import { readJsonl } from "../../lib/io/atomic.ts";
+import { tinyRecyncModel, useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const PROMPTS: RecyncPrompt[] = [
   { id: "p1", text: "the quick brown fox" },
@@ -26,10 +25,7 @@ const PROMPTS: RecyncPrompt[] = [
 const tokenizer = CharTokenizer.fromCorpus("abcdefghijklmnopqrstuvwxyz .,");
 
 function tinyModel() {
-  return createDecoder(
-    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 160 }),
-    { seed: 5 },
-  );
+  return tinyRecyncModel(tokenizer.vocabSize, 160, 5);
 }
 
 /** A record without its timing, for comparing runs. */

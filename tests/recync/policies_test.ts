@@ -1,6 +1,4 @@
 import { assert, assertEquals } from "../assert.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
-import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
 import {
   parsePolicyList,
@@ -11,8 +9,9 @@ import {
 import { ShamScheduler } from "../../lib/recync/sham.ts";
 import { generate } from "../../lib/generate/generate.ts";
 import { readJsonl } from "../../lib/io/atomic.ts";
+import { tinyRecyncModel, useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const tokenizer = CharTokenizer.fromCorpus("abcdefghijklmnopqrstuvwxyz .,");
 const POLICIES: RecyncPolicyName[] = ["v4", "sham-random", "sham-matched", "v4-same-seed", "v3", "none"];
@@ -31,10 +30,7 @@ Deno.test("policies: comma lists are checked", () => {
 });
 
 Deno.test("policies: several arms share one baseline row; shams rewind at their scheduled points", async () => {
-  const model = createDecoder(
-    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, vocabSize: tokenizer.vocabSize, maxPositions: 160 }),
-    { seed: 5 },
-  );
+  const model = tinyRecyncModel(tokenizer.vocabSize, 160, 5);
   const out = await Deno.makeTempFile({ suffix: ".jsonl" });
   try {
     const prompts = [{ id: "p1", text: "the quick brown fox" }, { id: "p2", text: "to be or not" }];

@@ -1,6 +1,7 @@
 import { assert, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
 import { RecyncRestartController, resolveRestartOptions } from "../../lib/recync/restart.ts";
 import { CosimMonitor } from "../../lib/recync/monitor.ts";
+import { tinyRecyncModel, useBackend } from "../fixtures.ts";
 
 const warm = Array.from({ length: 20 }, (_, i) => 0.9 + (i % 2 ? 0.01 : -0.01));
 
@@ -75,18 +76,13 @@ Deno.test("controller: options are checked; maxRestarts 0 is monitor-only", () =
 // ---- The policy inside generate(): rewind correctness on a real (random-weight) decoder. ----
 import { tf } from "../../lib/deps.ts";
 import { generate } from "../../lib/generate/generate.ts";
-import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
 import { recyncRestartPolicy } from "../../lib/recync/restart.ts";
 
-import { initBackend } from "../../lib/backend/backend.ts";
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 function tinyModel() {
-  return createDecoder(
-    gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 2, vocabSize: 48, maxPositions: 256 }),
-    { seed: 11 },
-  );
+  return tinyRecyncModel(48, 256, 11);
 }
 
 Deno.test("policy: batched rows rewind on their own; kept prefix, KV cache and monitor state are exact", async () => {

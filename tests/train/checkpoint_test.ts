@@ -1,5 +1,4 @@
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import {
   assignWeights,
   type CheckpointContents,
@@ -9,8 +8,9 @@ import {
 } from "../../lib/train/checkpoint.ts";
 import { writeDirAtomic } from "../../lib/io/atomic_dir.ts";
 import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 function contents(step: number, value: number): CheckpointContents {
   return {

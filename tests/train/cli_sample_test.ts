@@ -1,11 +1,11 @@
-import { initBackend } from "../../lib/backend/backend.ts";
 import { trainFromConfig } from "../../lib/train/run.ts";
 import { parseSampleArgs, sampleFromCheckpoint } from "../../lib/cli/sample.ts";
 import { loadCheckpoint } from "../../lib/train/checkpoint.ts";
 import { lossCurvePlot, TrainingDisplay } from "../../lib/train/display.ts";
 import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const TEXT = "O Romeo, Romeo, wherefore art thou Romeo? Deny thy father and refuse thy name. ".repeat(20);
 

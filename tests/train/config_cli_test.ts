@@ -1,12 +1,12 @@
-import { initBackend } from "../../lib/backend/backend.ts";
 import { modelConfigFor, resolveTrainConfig } from "../../lib/train/config.ts";
 import { loadTrainedModel, trainFromConfig } from "../../lib/train/run.ts";
 import { parseTrainArgs } from "../../lib/cli/train.ts";
 import { countParameters } from "../../lib/models/scratch.ts";
 import { decoderParameterShapes } from "../../lib/models/params.ts";
 import { assert, assertJsonEquals as assertEquals, assertRejects, assertThrows } from "../assert.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const base = () => ({
   model: { preset: "gpt2-new" as const, nLayers: 1, dModel: 16, nHeads: 2 },

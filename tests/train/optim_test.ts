@@ -1,11 +1,11 @@
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { AdamW, assignParamGroups, DECAY_MATRICES_ONLY } from "../../lib/train/adamw.ts";
 import { clipByGlobalNorm } from "../../lib/train/clip.ts";
 import { crossEntropy, summariseEval, tokenLosses } from "../../lib/train/loss.ts";
 import { assert, assertAlmostEquals, assertJsonEquals as assertEquals, assertThrows } from "../assert.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 /** Scalar AdamW written out by hand (float64), PyTorch's formula. */
 function adamwByHand(

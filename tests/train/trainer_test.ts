@@ -1,12 +1,12 @@
 import { tf } from "../../lib/deps.ts";
-import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import type { DecoderConfig } from "../../lib/models/types.ts";
 import { Trainer, type TrainerSettings, TrainingDivergedError } from "../../lib/train/trainer.ts";
 import { loadCheckpoint } from "../../lib/train/checkpoint.ts";
 import { assert, assertAlmostEquals, assertJsonEquals as assertEquals, assertRejects } from "../assert.ts";
+import { useBackend } from "../fixtures.ts";
 
-await initBackend({ backend: "cpu" });
+await useBackend("cpu");
 
 const V = 11;
 const ids = Uint16Array.from({ length: 600 }, (_, i) => (i * 7 + (i >> 3)) % V);
