@@ -1,22 +1,24 @@
 import { tf } from "../../lib/deps.ts";
-import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
 import { generate, generateText, type GenerationStep } from "../../lib/generate/generate.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
+import { tinyLearnedConfig, tinyModel, tinyRotaryConfig, useBackend } from "../fixtures.ts";
 import { assert, assertClose, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 
-await tf.setBackend("cpu");
+await useBackend("cpu");
 
 const V = 61;
 // A small rotary/RMSNorm/SwiGLU model and a learned-position/LayerNorm one, with weights large enough
 // that the next-token distributions are far from uniform.
-const rotary = createDecoder(
-  gpt2NewConfig({ nLayers: 2, dModel: 32, nHeads: 4, nKvHeads: 2, vocabSize: V, maxPositions: 96, dMlp: 64 }),
-  { seed: 11, std: 0.3 },
+const rotary = tinyModel(
+  tinyRotaryConfig({ dModel: 32, nHeads: 4, nKvHeads: 2, vocabSize: V, maxPositions: 96, dMlp: 64 }),
+  11,
+  0.3,
 );
-const learned = createDecoder(
-  gpt2SmallConfig({ nLayers: 2, dModel: 32, nHeads: 4, vocabSize: V, maxPositions: 96 }),
-  { seed: 12, std: 0.3 },
+const learned = tinyModel(
+  tinyLearnedConfig({ dModel: 32, nHeads: 4, vocabSize: V, maxPositions: 96 }),
+  12,
+  0.3,
 );
 const models = { rotary, learned };
 

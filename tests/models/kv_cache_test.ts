@@ -1,17 +1,16 @@
 /** KV cache: per-row rewind equals a fresh prefill of the kept prefix; ragged left padding; compaction. */
 import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { createDecoder, gpt2NewConfig, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
-import { useBackend } from "../fixtures.ts";
+import { tinyLearnedConfig, tinyModel, tinyRotaryConfig, useBackend } from "../fixtures.ts";
 
 await useBackend("cpu");
 const TOL = 1e-5;
 const small = { nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 50, maxPositions: 64 };
 const MODELS = {
-  rotary: () => createDecoder(gpt2NewConfig({ ...small, nKvHeads: 2 }), { seed: 11 }),
-  learned: () => createDecoder(gpt2SmallConfig(small), { seed: 12 }),
+  rotary: () => tinyModel(tinyRotaryConfig({ ...small, nKvHeads: 2 }), 11),
+  learned: () => tinyModel(tinyLearnedConfig(small), 12),
 };
 
 /** Runs rows of ids through the model (no cache); returns the logits as nested arrays. */
