@@ -119,6 +119,7 @@ export * from "./lib/tokenizers/mod.ts";
 export * from "./lib/generate/mod.ts";
 export * from "./lib/plot/mod.ts";
 export * from "./lib/notebook/mod.ts";
+export * from "./lib/examples/mod.ts";
 export * from "./lib/data/mod.ts";
 export * from "./lib/train/mod.ts";
 export * from "./lib/stats/mod.ts";

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { generate } from "../generate/generate.ts";
-import { loadExampleModel } from "../notebook/example_model.ts";
+import { loadExampleModel } from "../examples/example_model.ts";
 import { cosimTracePlot } from "../plot/charts.ts";
 import { savePng, saveSvg } from "../plot/png.ts";
 import { CosimMonitor, type CrisisEvent } from "../recync/monitor.ts";

@@ -13,4 +13,3 @@
 export * from "./jupyter.ts";
 export * from "./progress.ts";
 export * from "./live_plot.ts";
-export * from "./example_model.ts";

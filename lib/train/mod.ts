@@ -27,11 +27,3 @@ export * from "./config.ts";
 export * from "./trainer.ts";
 export * from "./run.ts";
 export * from "./display.ts";
-export {
-  parseSampleArgs,
-  SAMPLE_USAGE,
-  type SampleArgs,
-  sampleFromCheckpoint,
-  type SampleFromCheckpointOptions,
-  sampleMain,
-} from "../cli/sample.ts";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { runDemo, runDemoCli } from "../../lib/cli/demo.ts";
-import { loadExampleModel } from "../../lib/notebook/mod.ts";
+import { loadExampleModel } from "../../lib/examples/mod.ts";
 import { detectCrises } from "../../lib/recync/monitor.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder, gpt2NewConfig } from "../../lib/models/scratch.ts";
