@@ -37,3 +37,31 @@ export function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
     .replace(/'/g, "&#39;");
 }
+
+/**
+ * Gives an object a rich Jupyter representation: attaches `[JUPYTER_DISPLAY]` so the kernel renders it
+ * when it is a cell's value. Returns the same object.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JUPYTER_DISPLAY, type MimeBundle, richDisplay } from "./display.ts";
+ * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
+ * const show = (stats as unknown as Record<symbol, () => MimeBundle>)[JUPYTER_DISPLAY];
+ * assert.equal(show()["text/plain"], "loss 1.25");
+ * ```
+ *
+ * @category Notebook
+ */
+export function richDisplay<T extends object>(
+  obj: T,
+  bundleFn: (obj: T) => MimeBundle | Promise<MimeBundle>,
+): T {
+  Object.defineProperty(obj, JUPYTER_DISPLAY, {
+    value: () => bundleFn(obj),
+    enumerable: false,
+    configurable: true,
+    writable: true,
+  });
+  return obj;
+}

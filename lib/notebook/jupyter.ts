@@ -5,10 +5,10 @@
  * @module
  */
 
-import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle } from "../display.ts";
+import { escapeHtml, JUPYTER_DISPLAY, type MimeBundle, richDisplay } from "../display.ts";
 
 // The protocol itself lives in lib/display.ts; re-exported here for notebook users.
-export { escapeHtml, JUPYTER_DISPLAY, type MimeBundle };
+export { escapeHtml, JUPYTER_DISPLAY, type MimeBundle, richDisplay };
 
 /**
  * Options for {@linkcode display}.
@@ -136,33 +136,6 @@ export function plainTextOf(bundle: MimeBundle): string {
     if (typeof bundle[key] === "string") return bundle[key] as string;
   }
   return `[${Object.keys(bundle).join(", ")}]`;
-}
-
-/**
- * Gives an object a rich Jupyter representation: attaches `[JUPYTER_DISPLAY]` so the kernel renders it
- * when it is a cell's value. Returns the same object.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { mimeBundleOf, richDisplay } from "./jupyter.ts";
- * const stats = richDisplay({ loss: 1.25 }, (s) => ({ "text/html": `<i>loss ${s.loss}</i>`, "text/plain": `loss ${s.loss}` }));
- * assert.equal((await mimeBundleOf(stats))["text/plain"], "loss 1.25");
- * ```
- *
- * @category Notebook
- */
-export function richDisplay<T extends object>(
-  obj: T,
-  bundleFn: (obj: T) => MimeBundle | Promise<MimeBundle>,
-): T {
-  Object.defineProperty(obj, JUPYTER_DISPLAY, {
-    value: () => bundleFn(obj),
-    enumerable: false,
-    configurable: true,
-    writable: true,
-  });
-  return obj;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { Plot } from "../deps.ts";
 import { plotDocument, type PlotElement } from "./dom.ts";
 import { toSvgString } from "./svg.ts";
-import { richDisplay } from "../notebook/jupyter.ts";
+import { richDisplay } from "../display.ts";
 
 /**
  * Plot's options object (`marks`, scales, `width`, `title`, ...).
