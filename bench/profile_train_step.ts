@@ -14,42 +14,11 @@ import { tf } from "../lib/deps.ts";
 import { initBackend } from "../lib/backend/backend.ts";
 import { createDecoder } from "../lib/models/scratch.ts";
 import { Trainer } from "../lib/train/trainer.ts";
-import { trainBenchConfig } from "./train_bench.ts";
+import { benchTrainer } from "./train_bench.ts";
 
 /** Kernel time by kernel name over one training step (after two warm-up steps). */
 export async function profileStep(size: string, batch: number, block: number) {
-  const config = trainBenchConfig(size, block);
-  const model = createDecoder(config, { seed: 1 });
-  const n = Math.max(batch * block * 4, 4096);
-  const ids = new Uint32Array(n);
-  for (let i = 0; i < n; i++) ids[i] = (i * 2654435761) % config.vocabSize;
-  const trainer = new Trainer({
-    model,
-    train: ids,
-    val: ids,
-    print: false,
-    settings: {
-      batchSize: batch,
-      blockSize: block,
-      gradAccum: 1,
-      gradClip: 1,
-      seed: 1,
-      optimizer: {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        groups: [{ minRank: 2, weightDecay: 0.1 }, { weightDecay: 0 }],
-      },
-      schedule: { kind: "constant", lr: 1e-4 },
-      evalInterval: 0,
-      evalBatches: 1,
-      evalBatchSize: 1,
-      perplexity: "token_mean",
-      logInterval: 1_000_000,
-      checkpointInterval: 0,
-      keepLast: 1,
-    },
-  });
+  const trainer = benchTrainer(size, batch, block);
   try {
     for (let i = 0; i < 2; i++) await trainer.trainStep();
     const t0 = performance.now();
@@ -67,7 +36,7 @@ export async function profileStep(size: string, batch: number, block: number) {
     return { wall, launches: info.kernels.length, byName };
   } finally {
     trainer.dispose();
-    model.dispose();
+    trainer.model.dispose();
   }
 }
 

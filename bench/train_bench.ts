@@ -70,38 +70,7 @@ export async function benchTfjs(
   block: number,
   steps: number,
 ): Promise<TrainBenchRow> {
-  const config = trainBenchConfig(size, block);
-  const model = createDecoder(config, { seed: 1 });
-  const n = Math.max(batch * block * 4, 4096);
-  const ids = new Uint32Array(n);
-  for (let i = 0; i < n; i++) ids[i] = (i * 2654435761) % config.vocabSize;
-  const trainer = new Trainer({
-    model,
-    train: ids,
-    val: ids,
-    print: false,
-    settings: {
-      batchSize: batch,
-      blockSize: block,
-      gradAccum: 1,
-      gradClip: 1,
-      seed: 1,
-      optimizer: {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        groups: [{ minRank: 2, weightDecay: 0.1 }, { weightDecay: 0 }],
-      },
-      schedule: { kind: "constant", lr: 1e-4 },
-      evalInterval: 0,
-      evalBatches: 1,
-      evalBatchSize: 1,
-      perplexity: "token_mean",
-      logInterval: 1_000_000,
-      checkpointInterval: 0,
-      keepLast: 1,
-    },
-  });
+  const trainer = benchTrainer(size, batch, block);
   try {
     for (let i = 0; i < 2; i++) await trainer.trainStep();
     const t0 = performance.now();
@@ -111,7 +80,7 @@ export async function benchTfjs(
     return {
       impl: `tfjs-${tf.getBackend()}`,
       size,
-      params: countParameters(config),
+      params: countParameters(trainer.model.config),
       batch,
       block,
       steps,
@@ -121,7 +90,7 @@ export async function benchTfjs(
     };
   } finally {
     trainer.dispose();
-    model.dispose();
+    trainer.model.dispose();
   }
 }
 
@@ -365,4 +334,41 @@ if (import.meta.main) {
   console.log(formatTrainBenchTable(rows));
   for (const n of notes) console.log(`\n- ${n}`);
   if (values.json) await writeTextAtomic(values.json, JSON.stringify({ rows, notes }, null, 2) + "\n");
+}
+
+/** The bench's trainer: a seeded model of `size` over synthetic ids, no eval, logs or checkpoints. */
+export function benchTrainer(size: string, batch: number, block: number): Trainer {
+  const config = trainBenchConfig(size, block);
+  const model = createDecoder(config, { seed: 1 });
+  const n = Math.max(batch * block * 4, 4096);
+  const ids = new Uint32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = (i * 2654435761) % config.vocabSize;
+  const trainer = new Trainer({
+    model,
+    train: ids,
+    val: ids,
+    print: false,
+    settings: {
+      batchSize: batch,
+      blockSize: block,
+      gradAccum: 1,
+      gradClip: 1,
+      seed: 1,
+      optimizer: {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        groups: [{ minRank: 2, weightDecay: 0.1 }, { weightDecay: 0 }],
+      },
+      schedule: { kind: "constant", lr: 1e-4 },
+      evalInterval: 0,
+      evalBatches: 1,
+      evalBatchSize: 1,
+      perplexity: "token_mean",
+      logInterval: 1_000_000,
+      checkpointInterval: 0,
+      keepLast: 1,
+    },
+  });
+  return trainer;
 }
