@@ -110,6 +110,7 @@ import { tf as tfjs } from "./lib/deps.ts";
  */
 export const tf: typeof tfjs = tfjs;
 export * from "./lib/tensor_types.ts";
+export * from "./lib/options.ts";
 export * from "./lib/random/mod.ts";
 export * from "./lib/backend/mod.ts";
 export * from "./lib/io/mod.ts";

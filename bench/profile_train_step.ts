@@ -12,8 +12,6 @@
 import { parseArgs } from "node:util";
 import { tf } from "../lib/deps.ts";
 import { initBackend } from "../lib/backend/backend.ts";
-import { createDecoder } from "../lib/models/scratch.ts";
-import { Trainer } from "../lib/train/trainer.ts";
 import { benchTrainer } from "./train_bench.ts";
 
 /** Kernel time by kernel name over one training step (after two warm-up steps). */

@@ -28,6 +28,7 @@ export * from "./decoder.ts";
 export * from "./kv_cache.ts";
 export * from "./params.ts";
 export * from "./scratch.ts";
+export * from "./presets.ts";
 export * from "./hooks.ts";
 export * from "./hf_common.ts";
 export * from "./gpt2.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import { DECODER_CONFIG_FIELDS, type DecoderConfig } from "../models/types.ts";
-import { gpt2NewConfig, gpt2SmallConfig } from "../models/scratch.ts";
+import { modelPreset, presetNames } from "../models/presets.ts";
+import { didYouMean } from "../options.ts";
 import { decoderParameterSpecs } from "../models/params.ts";
 import { DECAY_MATRICES_ONLY, type ParamGroupRule } from "./adamw.ts";
 import { PERPLEXITY_DEFINITIONS, type PerplexityDefinition } from "./loss.ts";
@@ -14,7 +15,8 @@ import { type LrSchedule, validateSchedule } from "./schedule.ts";
 import type { TrainerSettings } from "./trainer.ts";
 
 /**
- * Model presets a config may start from.
+ * The library's own model presets; research folders register more (see `presetNames()`), and a config's
+ * `model.preset` may name any registered one.
  *
  * @category Training
  */
@@ -27,8 +29,8 @@ export const MODEL_PRESETS = ["gpt2", "gpt2-new"] as const;
  * @category Training
  */
 export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
-  /** The preset the overrides apply to: "gpt2" (LayerNorm, learned positions, GELU-tanh, biases) or "gpt2-new" (RMSNorm, RoPE, SwiGLU, no biases). */
-  preset: typeof MODEL_PRESETS[number];
+  /** The registered preset the overrides apply to, e.g. "gpt2" (LayerNorm, learned positions, GELU-tanh, biases) or "gpt2-new" (RMSNorm, RoPE, SwiGLU, no biases); see `presetNames()`. */
+  preset: string;
   /** "scaled" (default): residual output projections get std / sqrt(2 · nLayers); "normal": all std. */
   init?: "normal" | "scaled";
   /** Standard deviation of the weight matrices (default 0.02). */
@@ -180,9 +182,12 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
     if (top[s] === undefined) throw new Error(`${where}: missing section '${s}'`);
   }
   const model = checkKeys(top.model, "model", where) as unknown as ModelSection;
-  if (!MODEL_PRESETS.includes(model.preset)) {
+  if (!presetNames().includes(model.preset)) {
     throw new Error(
-      `${where}: model.preset is ${JSON.stringify(model.preset)}; use one of ${MODEL_PRESETS.join(", ")}`,
+      `${where}: model.preset is ${JSON.stringify(model.preset)}${
+        didYouMean(String(model.preset), presetNames())
+      }; ` +
+        `use one of ${presetNames().join(", ")}`,
     );
   }
   if (model.init !== undefined && model.init !== "normal" && model.init !== "scaled") {
@@ -301,8 +306,11 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
         `(it is taken from the tokenizer)`,
     );
   }
-  const make = preset === "gpt2" ? gpt2SmallConfig : gpt2NewConfig;
-  const config = make({ ...overrides, vocabSize, maxPositions: overrides.maxPositions ?? blockSize });
+  const config = modelPreset(preset, {
+    ...overrides,
+    vocabSize,
+    maxPositions: overrides.maxPositions ?? blockSize,
+  });
   if (blockSize > config.maxPositions) {
     throw new Error(
       `training.blockSize ${blockSize} exceeds model.maxPositions ${config.maxPositions}: raise maxPositions`,
