@@ -53,6 +53,7 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
                        [--max-prompts K] [--label NAME] [--skip-unusable]
                        [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--ddof 0|1] [--window-mode MODE]
                        [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000] [--gate-delay 2]
+                       [--judge SRC]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -69,6 +70,8 @@ folder such as data/models/shakespeare-char. Re-running 'run' with the same --ou
 P is one of ${RECYNC_POLICIES.join(", ")}; several policies (comma list) share each
 unit's baseline row, e.g. --policy v4,sham-random,sham-matched,v4-same-seed measures the design's
 selection artefact beside v4. The convention flags are recorded in every JSONL line.
+--judge SRC scores both arms' outcome-window text under a second model (mean NLL per judge token), shown
+in the report's text-quality table beside repetition and distinct-2.
 --skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
 
 function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
@@ -104,6 +107,7 @@ async function runCommand(args: string[]): Promise<void> {
       "rewind-offset": { type: "string" },
       "seed-offset": { type: "string" },
       "gate-delay": { type: "string" },
+      judge: { type: "string" },
     },
     allowPositionals: false,
   });
@@ -146,6 +150,7 @@ async function runCommand(args: string[]): Promise<void> {
   const maxPrompts = intArg(values["max-prompts"], "max-prompts", prompts.length, 1);
   prompts = prompts.slice(0, maxPrompts);
   const { model, tokenizer, label } = await loadRecyncModel(values.model!);
+  const judge = values.judge ? await loadRecyncModel(values.judge) : undefined;
   const started = performance.now();
   const summary = await runRecyncExperiment({
     model,
@@ -161,6 +166,7 @@ async function runCommand(args: string[]): Promise<void> {
     restart,
     ...(v3 ? { v3 } : {}),
     metrics: { window },
+    ...(judge ? { judge: { model: judge.model, tokenizer: judge.tokenizer, label: judge.label } } : {}),
     out: values.out!,
     shard: values.shard ? parseShard(values.shard) : undefined,
     batchUnits: intArg(values.batch, "batch", 8, 1),
@@ -177,6 +183,7 @@ async function runCommand(args: string[]): Promise<void> {
       `${(summary.ran / Math.max(minutes, 1e-9)).toFixed(1)} units/min -> ${values.out}`,
   );
   model.dispose();
+  judge?.model.dispose();
 }
 
 async function reportCommand(args: string[]): Promise<void> {

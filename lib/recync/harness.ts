@@ -34,6 +34,7 @@ import {
 import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl, readJsonl } from "../io/atomic.ts";
 import { openModel } from "../models/open.ts";
+import { judgeRecyncUnit, type RecyncJudge, type RecyncJudgeScore } from "./judge.ts";
 import { acquireLock } from "../io/lock.ts";
 import type { CausalLM } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
@@ -221,6 +222,8 @@ export interface RecyncUnitRecord extends RecyncUnitSpec {
   pairId?: string;
   /** The policies that ran beside this one on the same baseline row. */
   pairedPolicies?: RecyncPolicyName[];
+  /** NLL of both arms' outcome-window text under a judge model (`--judge`), when one was given. */
+  judge?: RecyncJudgeScore | null;
   /** Wall time of the batch the unit ran in, divided by the units in it. */
   elapsedMs: number;
   /** The tfjs backend used. */
@@ -511,6 +514,11 @@ export interface RecyncExperimentOptions {
    * true). Results are identical either way; a rewound row sits out one step.
    */
   pipeline?: boolean;
+  /**
+   * A second model whose NLL of each arm's outcome-window text is stored in `judge` (issue 13: an
+   * intervention that improves cosim while making the text worse becomes visible).
+   */
+  judge?: RecyncJudge;
   /** Called after each unit is written. */
   onUnit?: (record: RecyncUnitRecord, done: number, total: number) => void;
   /**
@@ -973,6 +981,15 @@ export async function runRecyncBatch(
           conventions,
           pairId: `${u.model}|${u.promptId}|${u.seed}|${T}`,
           pairedPolicies: policyList,
+          ...(options.judge
+            ? {
+              judge: judgeRecyncUnit(
+                options.judge,
+                { prompt: u.prompt, baseline, intervention, metrics },
+                tokenizer,
+              ),
+            }
+            : {}),
           elapsedMs,
           backend,
         } satisfies RecyncUnitRecord,
