@@ -31,6 +31,7 @@ import {
   loadRecyncModel,
   parsePolicyList,
   parseShard,
+  RECYNC_BINDING_CBF,
   RECYNC_POLICIES,
   runRecyncExperiment,
 } from "../recync/harness.ts";
@@ -53,7 +54,7 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
                        [--max-prompts K] [--label NAME] [--skip-unusable]
                        [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--ddof 0|1] [--window-mode MODE]
                        [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000] [--gate-delay 2]
-                       [--judge SRC]
+                       [--judge SRC] [--cbf binding|default]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -70,6 +71,9 @@ folder such as data/models/shakespeare-char. Re-running 'run' with the same --ou
 P is one of ${RECYNC_POLICIES.join(", ")}; several policies (comma list) share each
 unit's baseline row, e.g. --policy v4,sham-random,sham-matched,v4-same-seed measures the design's
 selection artefact beside v4. The convention flags are recorded in every JSONL line.
+--cbf sets the safety filter of the v3-cbf rows: binding (default; gamma 0.05, where the filter changes
+decisions on the bundled model) or default (the placeholder constants, which never bind there);
+--policy v3,v3-cbf is the paired filter-off/on run on shared baselines.
 --judge SRC scores both arms' outcome-window text under a second model (mean NLL per judge token), shown
 in the report's text-quality table beside repetition and distinct-2.
 --skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
@@ -108,6 +112,7 @@ async function runCommand(args: string[]): Promise<void> {
       "seed-offset": { type: "string" },
       "gate-delay": { type: "string" },
       judge: { type: "string" },
+      cbf: { type: "string" },
     },
     allowPositionals: false,
   });
@@ -144,6 +149,10 @@ async function runCommand(args: string[]): Promise<void> {
   const v3 = values["gate-delay"] !== undefined
     ? { gateDelay: intArg(values["gate-delay"], "gate-delay", 2, 1) }
     : undefined;
+  if (values.cbf !== undefined && values.cbf !== "binding" && values.cbf !== "default") {
+    throw new Error(`--cbf must be binding or default, got '${values.cbf}'`);
+  }
+  const v3Cbf = values.cbf === "default" ? {} : RECYNC_BINDING_CBF;
   const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
   const info = await initBackend({ backend, verbose: true });
   let prompts = await loadPromptSet(values.prompts!);
@@ -165,6 +174,7 @@ async function runCommand(args: string[]): Promise<void> {
     monitor,
     restart,
     ...(v3 ? { v3 } : {}),
+    v3Cbf,
     metrics: { window },
     ...(judge ? { judge: { model: judge.model, tokenizer: judge.tokenizer, label: judge.label } } : {}),
     out: values.out!,

@@ -406,7 +406,12 @@ export function summarizeRecync(
           (n, r) => n + (r.interventions ?? []).filter((e) => e.detail?.qpChanged === true).length,
           0,
         ),
-        decisions: rs.reduce((n, r) => n + (r.interventions ?? []).length, 0),
+        // Decisions the filter saw (qpChanged is null where no filter ran, e.g. plain v3 rows).
+        decisions: rs.reduce(
+          (n, r) =>
+            n + (r.interventions ?? []).filter((e) => typeof e.detail?.qpChanged === "boolean").length,
+          0,
+        ),
       },
       interventionLengths: (() => {
         const lengths = rs.flatMap((r) => interventionLengths(r.interventions ?? []));

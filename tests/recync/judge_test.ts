@@ -132,3 +132,42 @@ Deno.test("text outcomes: d_z is oriented so that positive means better text", (
   assert(Math.abs(s.text.repetitionRate!.dz - 1.7457) < 1e-3, String(s.text.repetitionRate!.dz));
   assertEquals(s.text.judgeNll, undefined);
 });
+
+Deno.test("v3-cbf: the paired filter-on run shares v3's baselines, and the binding filter changes decisions", async () => {
+  const model = tinyRecyncModel(genTok.vocabSize, 160, 5);
+  const dir = await Deno.makeTempDir();
+  try {
+    await runRecyncExperiment({
+      model,
+      tokenizer: genTok,
+      modelLabel: "tiny",
+      prompts: [{ id: "p1", text: "the quick brown fox" }, { id: "p2", text: "to be or not" }],
+      seeds: 6,
+      T: 80,
+      policy: "v3",
+      policies: ["v3", "v3-cbf"],
+      out: `${dir}/r.jsonl`,
+    });
+    const { records } = await readRecyncResults([`${dir}/r.jsonl`]);
+    const plain = records.filter((r) => r.policy === "v3"),
+      filtered = records.filter((r) => r.policy === "v3-cbf");
+    assertEquals(plain.length, filtered.length);
+    // Same baseline row for both policies of a (prompt, seed).
+    for (const r of plain) {
+      const twin = filtered.find((f) => f.pairId === r.pairId)!;
+      assertEquals(twin.baseline.tokens, r.baseline.tokens);
+    }
+    const summaries = summarizeRecync(records, { resamples: 10 });
+    const off = summaries.find((s) => s.policy === "v3")!, on = summaries.find((s) => s.policy === "v3-cbf")!;
+    assertEquals(off.cbfFiltered.decisions, 0); // no filter on plain v3 rows
+    assert(on.cbfFiltered.decisions > 0, "the v3-cbf rows made no filtered decision");
+    assert(
+      on.cbfFiltered.changed > 0,
+      `binding filter changed ${on.cbfFiltered.changed}/${on.cbfFiltered.decisions}`,
+    );
+    assertEquals(filtered[0].config.v3 && (filtered[0].config.v3 as { cbf: unknown }).cbf, { gamma: 0.05 });
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
