@@ -6,7 +6,7 @@
  * ```sh
  * deno task demo
  * deno task demo --prompt "ROMEO:" --tokens 300 --temperature 0.8 --out out/demo
- * deno task demo --model ../shared/fixtures/hf/tiny-gpt2
+ * deno task demo --model data/models/tiny-gpt2
  * ```
  *
  * @module
@@ -31,7 +31,7 @@ and summary.json to the output folder.
 
 Options:
   --model PATH         model folder: HF (config.json) or a trainer checkpoint
-                       (default: data/models/shakespeare-char, else ../shared/fixtures/hf/tiny-gpt2)
+                       (default: data/models/shakespeare-char, else data/models/tiny-gpt2)
   --prompt TEXT        prompt (default "ROMEO:")
   --tokens N           new tokens to generate (default 200)
   --temperature T      sampling temperature, 0 = greedy (default 0.9)

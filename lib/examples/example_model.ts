@@ -1,7 +1,7 @@
 /**
  * The model that examples (notebooks, `deno task demo`) run on: a path given by the user, else the
  * bundled demo model (data/models/shakespeare-char, trained by `deno task train`), else a tiny
- * Hugging Face fixture next to the repository (../shared/fixtures/hf/tiny-gpt2).
+ * Hugging Face model shipped beside it (data/models/tiny-gpt2).
  *
  * @module
  */
@@ -54,7 +54,7 @@ export interface LoadExampleModelOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadModelFolder } from "./example_model.ts";
- * const ex = await loadModelFolder("../shared/fixtures/hf/tiny-gpt2");
+ * const ex = await loadModelFolder("data/models/tiny-gpt2");
  * assert.equal(ex.kind, "hf");
  * assert.equal(ex.model.config.nLayers, 2);
  * ex.model.dispose();
@@ -123,7 +123,7 @@ export async function loadExampleModel(
       "loadExampleModel: no local repository to find the demo model in; pass a model folder path",
     );
   }
-  const candidates = [`${root}/data/models/shakespeare-char`, `${root}/../shared/fixtures/hf/tiny-gpt2`];
+  const candidates = [`${root}/data/models/shakespeare-char`, `${root}/data/models/tiny-gpt2`];
   const notes: string[] = [];
   for (const dir of candidates) {
     try {

@@ -19,7 +19,7 @@
  * ```ts
  * import { resolveModelSource } from "./hub.ts";
  * // A local folder (must contain config.json):
- * const folder = await resolveModelSource("../shared/fixtures/hf/tiny-gpt2");
+ * const folder = await resolveModelSource("data/models/tiny-gpt2");
  * // A Hub repo already in the cache (or downloaded with allowDownload):
  * // const folder2 = await resolveModelSource("hf:openai-community/gpt2", { allowDownload: true });
  * console.log(folder);
@@ -324,7 +324,7 @@ async function readRef(repoDir: string, revision: string): Promise<string | null
  * ```ts
  * import { resolveModelSource } from "./hub.ts";
  * import { openCheckpoint } from "./safetensors.ts";
- * const folder = await resolveModelSource("../shared/fixtures/hf/tiny-gpt2");
+ * const folder = await resolveModelSource("data/models/tiny-gpt2");
  * const ckpt = await openCheckpoint(folder);
  * ckpt.close();
  * ```
@@ -345,7 +345,7 @@ export async function resolveModelSource(
  * ```ts
  * import assert from "node:assert/strict";
  * import { resolveModelSourceDetailed } from "./hub.ts";
- * const r = await resolveModelSourceDetailed("../shared/fixtures/hf/tiny-gpt2");
+ * const r = await resolveModelSourceDetailed("data/models/tiny-gpt2");
  * assert.deepEqual([r.kind, r.downloaded], ["local", []]);
  * ```
  *

@@ -204,13 +204,13 @@ export function hfRope(
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * await tf.ready();
- * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
- * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
- * const wte = await r.take("transformer.wte.weight", [512, 64]); // a [512, 64] tensor
- * const bad = await r.take("transformer.wpe.weight", [64, 64]); // null: the file holds [128, 64]
+ * const ckpt = await openCheckpoint("data/models/tiny-gpt2");
+ * const r = new HFWeightReader(ckpt, "gpt2", "data/models/tiny-gpt2");
+ * const wte = await r.take("transformer.wte.weight", [266, 32]); // a [266, 32] tensor
+ * const bad = await r.take("transformer.wpe.weight", [64, 32]); // null: the file holds [128, 32]
  * assert.equal(bad, null);
  * // finish() throws, listing the mismatch and the unused tensors.
- * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,64\], found \[128,64\]/);
+ * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,32\], found \[128,32\]/);
  * ckpt.close();
  * ```
  *

@@ -22,7 +22,7 @@ import { qwen2Family } from "./qwen2.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { isHuggingFaceModel } from "./load.ts";
- * assert.equal(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2"), true);
+ * assert.equal(await isHuggingFaceModel("data/models/tiny-gpt2"), true);
  * assert.equal(await isHuggingFaceModel("data/models/shakespeare-char"), false); // a trainer run
  * ```
  *
