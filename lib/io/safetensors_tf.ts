@@ -168,8 +168,8 @@ export async function writeTfSafetensors(
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
- * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
- * assert.deepEqual(ref.logits.shape, [2, 24, 512]); // [batch, positions, vocab]
+ * const w = await readTfSafetensors("data/models/tiny-gpt2/model.safetensors");
+ * assert.deepEqual(w["transformer.wte.weight"].shape, [266, 32]); // [vocab, d_model]
  * ```
  *
  * @category IO

@@ -115,11 +115,11 @@ function checkSizesAgainstWeights(
  * import { tf } from "../deps.ts";
  * import { loadModel } from "./load.ts";
  * await tf.ready();
- * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
+ * const model = await loadModel("data/models/tiny-gpt2"); // or "hf:Qwen/Qwen2-0.5B" from the HF cache
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits } = model.forward(ids, { lastOnly: true });
- * assert.equal(model.config.family, "qwen2");
- * assert.deepEqual(logits.shape, [1, 1, 512]);
+ * assert.equal(model.config.family, "gpt2");
+ * assert.deepEqual(logits.shape, [1, 1, 266]);
  * model.dispose();
  * ```
  *
