@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { ensureBackend } from "../backend/backend.ts";
 import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import { notRegularFileReason } from "../io/paths.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
@@ -126,6 +127,7 @@ function checkSizesAgainstWeights(
  * @category Models
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
+  await ensureBackend(); // weights are uploaded to the backend: start the default one if none was chosen
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
   const why = await notRegularFileReason(file);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ensureBackendSync } from "../backend/backend.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { fillNormal, Prng } from "../random/prng.ts";
@@ -157,6 +158,7 @@ export interface CreateDecoderOptions {
  * @category Models
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
+  ensureBackendSync();
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
   const specs = decoderParameterSpecs(config);
   const std = options.std ?? 0.02;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ensureBackend } from "../backend/backend.ts";
 import { registerModelFolderReader } from "../models/open.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
@@ -117,6 +118,7 @@ async function prepareTokens(
  * @category Training
  */
 export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
+  await ensureBackend();
   const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
   const outDir = options.outDir.replace(/\/+$/, "");
   const ckptDir = `${outDir}/checkpoints`;
@@ -273,6 +275,7 @@ export interface TrainedModel {
  * @category Training
  */
 export async function loadTrainedModel(path: string): Promise<TrainedModel> {
+  await ensureBackend();
   const ckpt = await loadCheckpoint(path, { optimizer: false });
   const config = ckpt.state.modelConfig as DecoderConfig | undefined;
   const ref = ckpt.state.tokenizer as TokenizerRef | undefined;
