@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
  * await tf.setBackend("cpu");
@@ -281,7 +281,7 @@ function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<num
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
  * await tf.setBackend("cpu");
@@ -915,7 +915,7 @@ export interface GenerateTextResult {
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * import { generateText } from "./generate.ts";

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { Prng } from "../random/prng.ts";
  * import { generate } from "./mod.ts";

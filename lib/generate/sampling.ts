@@ -25,7 +25,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[2, 1, 0, -1], [0, 0, 3, 0]]);
@@ -127,7 +127,7 @@ interface ParamTensors {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const sampler = new TokenSampler(1, 3, { topP: 0.9 });
@@ -458,7 +458,7 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { sampleLogits } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[0, 5, 1]]);

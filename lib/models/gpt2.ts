@@ -80,7 +80,7 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { gpt2Config, gpt2Weights } from "./gpt2.ts";

@@ -95,7 +95,7 @@ export function gptNeoxConfig(hf: HFConfig, file = "config.json"): DecoderConfig
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { splitNeoxQkv } from "./gpt_neox.ts";
  * await tf.ready();
  * const [q, k, v] = splitNeoxQkv(tf.range(0, 12), 2, 2); // heads 2, head width 2
@@ -129,7 +129,7 @@ export function splitNeoxQkv(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { gptNeoxConfig, gptNeoxWeights } from "./gpt_neox.ts";

@@ -200,7 +200,7 @@ export function hfRope(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * await tf.ready();
@@ -303,7 +303,7 @@ export class HFWeightReader {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { linearToInOut } from "./hf_common.ts";
  * await tf.ready();
  * assert.deepEqual(linearToInOut(tf.zeros([3, 2])).shape, [2, 3]);

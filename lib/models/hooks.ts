@@ -15,7 +15,7 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { ActivationCache } from "./hooks.ts";
  * await tf.ready();
  * const cache = new ActivationCache(new Map([["hook_embed", tf.zeros([1, 2, 4])]]));
@@ -99,7 +99,7 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { runWithCache } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();
@@ -131,7 +131,7 @@ export function runWithCache(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { runWithHooks } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();

@@ -101,7 +101,7 @@ export function llamaConfig(hf: HFConfig, file = "config.json"): DecoderConfig {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { llamaConfig, llamaStyleWeights } from "./llama.ts";

@@ -113,7 +113,7 @@ function checkSizesAgainstWeights(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { loadModel } from "./load.ts";
  * await tf.ready();
  * const model = await loadModel("data/models/tiny-gpt2"); // or "hf:Qwen/Qwen2-0.5B" from the HF cache

@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { loadModel, runWithCache } from "./mod.ts";
  * await tf.ready();
  * const model = await loadModel("data/models/tiny-gpt2");

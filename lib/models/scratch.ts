@@ -147,7 +147,7 @@ export interface CreateDecoderOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "./scratch.ts";
  * await tf.ready();
  * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 256 }), { seed: 1337 });
