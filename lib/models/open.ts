@@ -75,6 +75,10 @@ export function registerModelFolderReader(reader: ModelFolderReader): void {
  * @category Models
  */
 export async function openModel(source: string): Promise<OpenedModel> {
+  // URL folders and bundled models become a local (cached) folder first; the checks below then apply.
+  if (source.startsWith("bundled:") || /^https?:\/\//i.test(source)) {
+    source = await resolveModelSource(source);
+  }
   if (await isHuggingFaceModel(source)) {
     const folder = await resolveModelSource(source);
     const model = await loadModel(source);
