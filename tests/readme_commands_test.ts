@@ -128,13 +128,19 @@ Deno.test({
             stderr: "piped",
           }).output();
           const dec = new TextDecoder();
+          const stderr = dec.decode(r.stderr);
+          // deno.json denies core-js's banner-only postinstall; a fresh clone must not warn about it.
+          assert.ok(
+            !stderr.includes("Ignored build scripts"),
+            `README.md:${line}: \`${small}\` warned:\n${stderr}`,
+          );
           assert.equal(
             r.code,
             0,
             `README.md:${line}: \`${small}\` exited ${r.code}\n--- stdout\n${
               dec.decode(r.stdout).slice(-3000)
             }\n` +
-              `--- stderr\n${dec.decode(r.stderr).slice(-3000)}`,
+              `--- stderr\n${stderr.slice(-3000)}`,
           );
         });
       }
