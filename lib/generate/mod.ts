@@ -25,6 +25,7 @@ export {
   sampleOnHost,
   type SampleOutput,
   type SamplerPath,
+  SAMPLING_PARAM_KEYS,
   type SamplingParams,
   TokenSampler,
   validateSamplingParams,
@@ -50,5 +51,6 @@ export {
   type GenerationStep,
   type GenerationStepRow,
   type ProbeContext,
+  type PromptIds,
   type StepCallback,
 } from "./generate.ts";
