@@ -31,7 +31,7 @@ import { createHash } from "node:crypto";
 import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { pidAlive } from "./lock.ts";
-import { didYouMean } from "../options.ts";
+import { checkOptionKeys, didYouMean } from "../options.ts";
 import BUNDLED from "../../data/models/bundled.json" with { type: "json" };
 
 /**
@@ -119,6 +119,57 @@ export interface ResolveModelSourceOptions {
    * content hash. A file listed here is checked against it instead of the server's ETag.
    */
   checksums?: Record<string, { sha256: string; size?: number }>;
+}
+
+/**
+ * The keys of {@linkcode ResolveModelSourceOptions} (what `loadModel`/`loadTokenizer` take as `hub`).
+ *
+ * @category IO
+ */
+export const RESOLVE_OPTION_KEYS: readonly string[] = [
+  "allowDownload",
+  "endpoint",
+  "cacheDir",
+  "token",
+  "onProgress",
+  "extraFiles",
+  "env",
+  "fetch",
+  "headersTimeoutMs",
+  "idleTimeoutMs",
+  "retries",
+  "retryDelayMs",
+  "allowUnverified",
+  "onWarning",
+  "checksums",
+];
+
+/**
+ * Checks the options of a loader that takes Hub settings under `hub` (`loadModel`, `loadTokenizer`): a Hub
+ * setting given at the top level (`{ allowDownload: true }`) is refused with the exact form to use.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkLoaderOptions } from "./hub.ts";
+ * checkLoaderOptions({ hub: { allowDownload: true } }, [], "loadModel");
+ * assert.throws(() => checkLoaderOptions({ allowDownload: true }, [], "loadModel"), /\{ hub: \{ allowDownload: true \} \}/);
+ * ```
+ *
+ * @category IO
+ * @internal Used inside the library; not part of the stable API.
+ */
+export function checkLoaderOptions(options: unknown, own: readonly string[], where: string): void {
+  if (options && typeof options === "object") {
+    for (const k of Object.keys(options)) {
+      if (RESOLVE_OPTION_KEYS.includes(k) && !own.includes(k)) {
+        const v = JSON.stringify((options as Record<string, unknown>)[k]) ?? "...";
+        throw new Error(`${where}: '${k}' is a Hub option: pass it as { hub: { ${k}: ${v} } }`);
+      }
+    }
+  }
+  checkOptionKeys(options, ["hub", ...own], where);
+  checkOptionKeys((options as { hub?: unknown } | undefined)?.hub, RESOLVE_OPTION_KEYS, `${where}: hub`);
 }
 
 /**
@@ -363,6 +414,7 @@ export async function resolveModelSourceDetailed(
   source: string,
   options: ResolveModelSourceOptions = {},
 ): Promise<ModelSourceResolution> {
+  checkOptionKeys(options, RESOLVE_OPTION_KEYS, "resolveModelSource");
   if (source.startsWith("bundled:")) return await resolveBundled(source, options);
   if (/^https?:\/\//i.test(source)) return await resolveUrlFolder(source, options);
   if (!source.startsWith("hf:")) {
@@ -434,7 +486,9 @@ export async function resolveModelSourceDetailed(
     throw new Error(
       `hf:${repo}@${revision} is not fully in the Hugging Face cache (${cacheDir}): ${where}. ` +
         `Download it with \`${command}\` ` +
-        `(set HF_HOME/HF_HUB_CACHE if your cache lives elsewhere), or pass { allowDownload: true }` +
+        `(set HF_HOME/HF_HUB_CACHE if your cache lives elsewhere), or allow downloads: ` +
+        `loadModel(source, { hub: { allowDownload: true } }) (the same for loadTokenizer; ` +
+        `resolveModelSource takes { allowDownload: true })` +
         (offline ? " and unset HF_HUB_OFFLINE" : "") + ".",
     );
   }
@@ -449,6 +503,49 @@ export async function resolveModelSourceDetailed(
     );
   }
   return { folder: dl.snapshot(), kind: "hub", repo, revision, commit, downloaded: dl.downloaded };
+}
+
+/**
+ * Resolves a source to a folder holding `tokenizer.json`: like {@linkcode resolveModelSource}, except that
+ * an `hf:` cache entry needs only the tokenizer files, not the weights (a snapshot downloaded with
+ * `huggingface-cli download org/name tokenizer.json` is enough), and a download fetches only those.
+ *
+ * @category IO
+ */
+export async function resolveTokenizerSource(
+  source: string,
+  options: ResolveModelSourceOptions = {},
+): Promise<string> {
+  if (!source.startsWith("hf:")) {
+    if (source.startsWith("bundled:") || /^https?:\/\//i.test(source)) {
+      return (await resolveModelSourceDetailed(source, options)).folder;
+    }
+    return source;
+  }
+  checkOptionKeys(options, RESOLVE_OPTION_KEYS, "resolveTokenizerSource");
+  const { repo, revision } = parseHubSource(source);
+  const env = options.env ?? defaultEnv;
+  const cacheDir = options.cacheDir ?? hubCacheDir(env);
+  const repoDir = repoFolder(cacheDir, repo);
+  const commit = await readRef(repoDir, revision);
+  if (commit && await isFile(`${repoDir}/snapshots/${commit}/tokenizer.json`)) {
+    return `${repoDir}/snapshots/${commit}`;
+  }
+  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
+  if (!(options.allowDownload === true && !offline)) {
+    throw new Error(
+      `hf:${repo}@${revision}: no tokenizer.json in the Hugging Face cache (${cacheDir}). Download it with ` +
+        `\`huggingface-cli download ${repo} tokenizer.json tokenizer_config.json\`, or allow downloads: ` +
+        `loadTokenizer(source, { hub: { allowDownload: true } })` +
+        (offline ? " and unset HF_HUB_OFFLINE" : ""),
+    );
+  }
+  const dl = new HubDownloader(repo, commit ?? revision, repoDir, options, env);
+  await dl.fetchFile("tokenizer.json", true);
+  for (const f of ["tokenizer_config.json", "config.json", "generation_config.json"]) {
+    await dl.fetchFile(f, false);
+  }
+  return dl.snapshot();
 }
 
 /** config.json, the optional files, then the weights (single file or the index and its shards). */

@@ -4,7 +4,7 @@
  * @module
  */
 import { ensureBackend } from "../backend/backend.ts";
-import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { checkLoaderOptions, resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import { notRegularFileReason } from "../io/paths.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder } from "./decoder.ts";
@@ -127,6 +127,7 @@ function checkSizesAgainstWeights(
  * @category Models
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
+  checkLoaderOptions(options, [], "loadModel");
   await ensureBackend(); // weights are uploaded to the backend: start the default one if none was chosen
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
