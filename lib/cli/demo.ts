@@ -30,7 +30,8 @@ coherence dips ("crises") found by the Recync monitor, and writes cosim.svg, cos
 and summary.json to the output folder.
 
 Options:
-  --model PATH         model folder: HF (config.json) or a trainer checkpoint
+  --model SRC          any model source: a folder (HF config.json or a trainer checkpoint), hf:org/name
+                       (Hugging Face cache), an http(s):// folder URL or bundled:NAME
                        (default: data/models/shakespeare-char, else data/models/tiny-gpt2)
   --prompt TEXT        prompt (default "ROMEO:")
   --tokens N           new tokens to generate (default 200)

@@ -64,10 +64,14 @@ export interface LoadExampleModelOptions {
  */
 export async function loadModelFolder(path: string): Promise<ExampleModel> {
   let dir: string;
-  try {
-    dir = await Deno.realPath(path);
-  } catch {
-    throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})`);
+  // Any model source works: hf:org/name, an http(s) folder URL or bundled:NAME are resolved by openModel.
+  if (/^(hf:|bundled:|https?:\/\/)/i.test(path)) dir = path;
+  else {
+    try {
+      dir = await Deno.realPath(path);
+    } catch {
+      throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})${hubHint(path)}`);
+    }
   }
   if (!currentBackend()) await initBackend(); // weights are uploaded to the backend: pick one first
   const opened = await openModel(dir);
@@ -78,6 +82,13 @@ export async function loadModelFolder(path: string): Promise<ExampleModel> {
     kind: opened.kind === "hf" ? "hf" : "trained",
     notes: [],
   });
+}
+
+/** `gpt2` or `org/name` that is no local folder is probably a Hub id missing its `hf:` prefix. */
+function hubHint(path: string): string {
+  return /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(path) && !/^\.|\/\./.test(path)
+    ? `; for a Hugging Face model use hf:${path} (from the local Hugging Face cache)`
+    : "";
 }
 
 function withCodec(ex: Omit<ExampleModel, "encode" | "decode">): ExampleModel {

@@ -977,6 +977,11 @@ export interface GenerateTextResult {
   tokens: number[];
   /** The full record (all rows, cosims, probes, rewinds, timing). */
   trace: GenerationTrace;
+  /** Why row 0 stopped: "stop" (EOS or a stop token), "length" (maxNewTokens), "context" (the model's
+   * context was full), ... */
+  finishReason?: FinishReason;
+  /** A sentence when a row stopped short of `maxNewTokens` because the context filled up; else absent. */
+  note?: string;
 }
 
 /**
@@ -1037,5 +1042,20 @@ export async function generateText(
     decode,
   }).collect();
   const texts = trace.texts();
-  return { text: texts[0], texts, tokens: [...trace.rows[0].tokens], trace };
+  const maxNew = options.maxNewTokens ?? 64;
+  const short = trace.rows.filter((r) => r.finishReason === "context");
+  const note = short.length
+    ? `stopped at the model's context limit (${model.config.maxPositions} positions): ` +
+      short.map((r) => `row ${r.row} after ${r.tokens.length} of ${maxNew} new tokens`).join(", ") +
+      `; use a shorter prompt or fewer tokens`
+    : undefined;
+  const result: GenerateTextResult = {
+    text: texts[0],
+    texts,
+    tokens: [...trace.rows[0].tokens],
+    trace,
+    finishReason: trace.rows[0].finishReason,
+  };
+  if (note) result.note = note;
+  return result;
 }
