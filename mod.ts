@@ -25,8 +25,8 @@
  * @example Models and Hooks: a tiny GPT-2, its logits, and the attention pattern of block 0
  * ```ts
  * import assert from "node:assert/strict";
- * import { createDecoder, gpt2SmallConfig, initBackend, runWithCache } from "./mod.ts";
- * import { tf } from "./lib/deps.ts"; // the TensorFlow.js instance the library runs on
+ * // tf: the TensorFlow.js instance the library runs on
+ * import { createDecoder, gpt2SmallConfig, initBackend, runWithCache, tf } from "./mod.ts";
  * await initBackend({ backend: "cpu" });
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50 }), { seed: 0 });
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
@@ -92,8 +92,7 @@
  * @example IO and NN: a safetensors round trip, and RMS norm of a row
  * ```ts
  * import assert from "node:assert/strict";
- * import { decodeSafetensors, encodeSafetensors, initBackend, rmsNorm } from "./mod.ts";
- * import { tf } from "./lib/deps.ts";
+ * import { decodeSafetensors, encodeSafetensors, initBackend, rmsNorm, tf } from "./mod.ts";
  * const bytes = encodeSafetensors({ x: { dtype: "I32", shape: [2], data: [1, 2] } });
  * assert.deepEqual(decodeSafetensors(bytes).tensors.get("x")?.data, new Int32Array([1, 2]));
  * await initBackend({ backend: "cpu" });
@@ -106,7 +105,10 @@
 import { tf as tfjs } from "./lib/deps.ts";
 /**
  * The TensorFlow.js instance the library runs on (the very module it uses internally), so scripts that
- * import the library by URL build their tensors with the same tfjs.
+ * import the library by URL build their tensors with the same tfjs. Its types (`Tensor2D`, `Scalar`, ...)
+ * are exported beside it under their own names.
+ *
+ * @category Backend
  */
 export const tf: typeof tfjs = tfjs;
 export * from "./lib/tensor_types.ts";

@@ -178,6 +178,68 @@ export function currentBackend(): BackendInfo | undefined {
   return current;
 }
 
+let lazy: Promise<BackendInfo> | undefined;
+
+function engineHasBackend(): boolean {
+  // A backend someone set directly with tf.setBackend counts as a choice too.
+  return (tf.engine() as unknown as { backendInstance?: unknown }).backendInstance != null;
+}
+
+function announce(info: BackendInfo, why: string): void {
+  console.error(`[backend] using ${info.name}${info.adapter ? ` (${info.adapter})` : ""}: ${why}`);
+}
+
+/**
+ * The active backend, starting the default one ({@linkcode initBackend} with `"auto"`) on first use and
+ * saying once which it picked. Entry points that upload tensors (loading, training, generation) call it,
+ * so `initBackend()` is only needed to choose a backend explicitly.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ensureBackend, initBackend } from "./backend.ts";
+ * await initBackend({ backend: "cpu" });
+ * assert.equal((await ensureBackend()).name, "cpu"); // an explicit choice is kept
+ * ```
+ *
+ * @category Backend
+ */
+export function ensureBackend(): Promise<BackendInfo> {
+  if (current) return Promise.resolve(current);
+  if (engineHasBackend()) {
+    current = { name: tf.getBackend() as BackendName, notes: ["set directly with tf.setBackend"] };
+    return Promise.resolve(current);
+  }
+  lazy ??= initBackend().then((info) => {
+    announce(info, "no backend was chosen, so the default was started (initBackend() picks one)");
+    return info;
+  }, (err) => {
+    lazy = undefined;
+    throw err;
+  });
+  return lazy;
+}
+
+/**
+ * For synchronous entry points (building a model from scratch): when no backend is active yet, starts
+ * `cpu`, the only backend that starts without waiting, and says so once. Await {@linkcode initBackend} or
+ * {@linkcode ensureBackend} first to get wasm or webgpu.
+ *
+ * @category Backend
+ * @internal Used inside the library; not part of the stable API.
+ */
+export function ensureBackendSync(): void {
+  if (current || engineHasBackend()) return;
+  tf.env().set("PROD", true);
+  // cpu's factory is synchronous, so the engine has it as soon as setBackend returns.
+  void tf.setBackend("cpu");
+  current = { name: "cpu", notes: ["started synchronously: no backend was chosen before a model was built"] };
+  announce(
+    current,
+    "no backend was chosen before a model was built (await initBackend() for wasm or webgpu)",
+  );
+}
+
 /**
  * What to install when Deno finds no WebGPU adapter.
  *

@@ -6,7 +6,7 @@
  * ```sh
  * deno task demo
  * deno task demo --prompt "ROMEO:" --tokens 300 --temperature 0.8 --out out/demo
- * deno task demo --model ../shared/fixtures/hf/tiny-gpt2
+ * deno task demo --model data/models/tiny-gpt2
  * ```
  *
  * @module
@@ -30,8 +30,9 @@ coherence dips ("crises") found by the Recync monitor, and writes cosim.svg, cos
 and summary.json to the output folder.
 
 Options:
-  --model PATH         model folder: HF (config.json) or a trainer checkpoint
-                       (default: data/models/shakespeare-char, else ../shared/fixtures/hf/tiny-gpt2)
+  --model SRC          any model source: a folder (HF config.json or a trainer checkpoint), hf:org/name
+                       (Hugging Face cache), an http(s):// folder URL or bundled:NAME
+                       (default: data/models/shakespeare-char, else data/models/tiny-gpt2)
   --prompt TEXT        prompt (default "ROMEO:")
   --tokens N           new tokens to generate (default 200)
   --temperature T      sampling temperature, 0 = greedy (default 0.9)

@@ -183,11 +183,12 @@ export async function sampleFromCheckpoint(ckpt: string, o: SampleFromCheckpoint
           `${context} positions: ask for at most ${Math.max(0, context - promptIds.length)} new tokens`,
       );
     }
-    const { texts } = await generateText(model, tokenizer, o.prompt, {
+    const { texts, note } = await generateText(model, tokenizer, o.prompt, {
       maxNewTokens: o.maxNewTokens,
       seeds: Array.from({ length: o.numSamples }, (_, i) => o.seed + i),
       sampling: { temperature: o.temperature, topP: o.topP, topK: o.topK },
     });
+    if (note) console.error(`sample: note: ${note}`);
     return texts;
   } finally {
     model.dispose();

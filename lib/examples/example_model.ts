@@ -1,7 +1,7 @@
 /**
  * The model that examples (notebooks, `deno task demo`) run on: a path given by the user, else the
  * bundled demo model (data/models/shakespeare-char, trained by `deno task train`), else a tiny
- * Hugging Face fixture next to the repository (../shared/fixtures/hf/tiny-gpt2).
+ * Hugging Face model shipped beside it (data/models/tiny-gpt2).
  *
  * @module
  */
@@ -54,7 +54,7 @@ export interface LoadExampleModelOptions {
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadModelFolder } from "./example_model.ts";
- * const ex = await loadModelFolder("../shared/fixtures/hf/tiny-gpt2");
+ * const ex = await loadModelFolder("data/models/tiny-gpt2");
  * assert.equal(ex.kind, "hf");
  * assert.equal(ex.model.config.nLayers, 2);
  * ex.model.dispose();
@@ -64,10 +64,14 @@ export interface LoadExampleModelOptions {
  */
 export async function loadModelFolder(path: string): Promise<ExampleModel> {
   let dir: string;
-  try {
-    dir = await Deno.realPath(path);
-  } catch {
-    throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})`);
+  // Any model source works: hf:org/name, an http(s) folder URL or bundled:NAME are resolved by openModel.
+  if (/^(hf:|bundled:|https?:\/\/)/i.test(path)) dir = path;
+  else {
+    try {
+      dir = await Deno.realPath(path);
+    } catch {
+      throw new Error(`model folder '${path}' not found (cwd ${Deno.cwd()})${hubHint(path)}`);
+    }
   }
   if (!currentBackend()) await initBackend(); // weights are uploaded to the backend: pick one first
   const opened = await openModel(dir);
@@ -78,6 +82,13 @@ export async function loadModelFolder(path: string): Promise<ExampleModel> {
     kind: opened.kind === "hf" ? "hf" : "trained",
     notes: [],
   });
+}
+
+/** `gpt2` or `org/name` that is no local folder is probably a Hub id missing its `hf:` prefix. */
+function hubHint(path: string): string {
+  return /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(path) && !/^\.|\/\./.test(path)
+    ? `; for a Hugging Face model use hf:${path} (from the local Hugging Face cache)`
+    : "";
 }
 
 function withCodec(ex: Omit<ExampleModel, "encode" | "decode">): ExampleModel {
@@ -123,7 +134,7 @@ export async function loadExampleModel(
       "loadExampleModel: no local repository to find the demo model in; pass a model folder path",
     );
   }
-  const candidates = [`${root}/data/models/shakespeare-char`, `${root}/../shared/fixtures/hf/tiny-gpt2`];
+  const candidates = [`${root}/data/models/shakespeare-char`, `${root}/data/models/tiny-gpt2`];
   const notes: string[] = [];
   for (const dir of candidates) {
     try {

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
  * await tf.setBackend("cpu");
@@ -28,7 +28,13 @@ import type { Tensor, Tensor1D, Tensor2D } from "../tensor_types.ts";
 import type { CausalLM, ForwardResult, Hooks, KVCacheLike } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { Prng } from "../random/prng.ts";
-import { type SamplingParams, TokenSampler, validateSamplingParams } from "./sampling.ts";
+import {
+  SAMPLING_PARAM_KEYS,
+  type SamplingParams,
+  TokenSampler,
+  validateSamplingParams,
+} from "./sampling.ts";
+import { checkOptionKeys } from "../options.ts";
 import { type FinishReason, GenerationTrace } from "./trace.ts";
 
 /**
@@ -248,10 +254,68 @@ interface RowState {
   forced: number[];
 }
 
-function normalizePrompts(prompts: number[] | number[][], options: GenerateOptions): number[][] {
-  const list: number[][] = prompts.length > 0 && typeof prompts[0] === "number"
-    ? [prompts as number[]]
-    : (prompts as number[][]);
+/**
+ * Token ids as {@linkcode generate} takes them: one prompt (a number array or a typed array such as
+ * `Int32Array`), or one per row.
+ *
+ * @category Generation
+ */
+export type PromptIds = ArrayLike<number> | readonly ArrayLike<number>[];
+
+/** The option keys of {@linkcode generate}; any other key is refused with a did-you-mean. */
+const GENERATE_OPTION_KEYS = [
+  "maxNewTokens",
+  "seed",
+  "seeds",
+  "numSequences",
+  "sampling",
+  "rowSampling",
+  "stopTokens",
+  "forceTokens",
+  "returnHidden",
+  "hiddenSource",
+  "hooks",
+  "probes",
+  "onStep",
+  "policies",
+  "maxSteps",
+  "pipeline",
+  "padTokenId",
+  "decode",
+] as const;
+
+function checkGenerateOptions(options: unknown, allowed: readonly string[], where: string): void {
+  if (options && typeof options === "object") {
+    for (const k of Object.keys(options)) {
+      // A sampling parameter at the top level is the likeliest slip: say where it goes.
+      if (!allowed.includes(k) && SAMPLING_PARAM_KEYS.includes(k)) {
+        throw new Error(`${where}: '${k}' is a sampling parameter: pass it as sampling: { ${k}: ... }`);
+      }
+    }
+  }
+  checkOptionKeys(options, allowed, where);
+}
+
+function normalizePrompts(prompts: PromptIds, options: GenerateOptions): number[][] {
+  if (typeof prompts === "string") {
+    throw new TypeError(
+      "generate: the prompt is a string, but generate() takes token ids; encode it first " +
+        "(tokenizer.encode(text)) or call generateText(model, tokenizer, text, options)",
+    );
+  }
+  if (prompts === null || typeof prompts !== "object" || typeof prompts.length !== "number") {
+    throw new TypeError(`generate: prompts must be token ids (an array of numbers, or one per row)`);
+  }
+  const single = prompts.length > 0 && typeof (prompts as ArrayLike<unknown>)[0] === "number" ||
+    ArrayBuffer.isView(prompts);
+  const list: number[][] = single
+    ? [Array.from(prompts as ArrayLike<number>)]
+    : Array.from(prompts as readonly ArrayLike<number>[], (p) => {
+      if (typeof p === "string") {
+        throw new TypeError("generate: a prompt is a string; encode it first or use generateText");
+      }
+      return Array.from(p);
+    });
   if (list.length === 0) throw new RangeError("generate: no prompts given");
   const n = options.numSequences ?? options.seeds?.length ?? list.length;
   if (list.length === 1 && n > 1) return Array.from({ length: n }, () => [...list[0]]);
@@ -281,7 +345,7 @@ function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<num
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { generate } from "./generate.ts";
  * await tf.setBackend("cpu");
@@ -308,9 +372,15 @@ function perRowStops(stop: GenerateOptions["stopTokens"], rows: number): Set<num
  */
 export function generate(
   model: CausalLM,
-  prompts: number[] | number[][],
+  prompts: PromptIds,
   options: GenerateOptions,
 ): GenerationRun {
+  checkGenerateOptions(options, GENERATE_OPTION_KEYS, "generate");
+  if (options === undefined) throw new TypeError("generate: options are required ({ maxNewTokens, ... })");
+  checkOptionKeys(options.sampling, SAMPLING_PARAM_KEYS, "generate: sampling");
+  options.rowSampling?.forEach((p, b) =>
+    checkOptionKeys(p, SAMPLING_PARAM_KEYS, `generate: rowSampling[${b}]`)
+  );
   const V = model.config.vocabSize;
   const rowsPrompts = normalizePrompts(prompts, options);
   const B = rowsPrompts.length;
@@ -907,6 +977,11 @@ export interface GenerateTextResult {
   tokens: number[];
   /** The full record (all rows, cosims, probes, rewinds, timing). */
   trace: GenerationTrace;
+  /** Why row 0 stopped: "stop" (EOS or a stop token), "length" (maxNewTokens), "context" (the model's
+   * context was full), ... */
+  finishReason?: FinishReason;
+  /** A sentence when a row stopped short of `maxNewTokens` because the context filled up; else absent. */
+  note?: string;
 }
 
 /**
@@ -915,7 +990,7 @@ export interface GenerateTextResult {
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { CharTokenizer } from "../tokenizers/char.ts";
  * import { generateText } from "./generate.ts";
@@ -937,10 +1012,21 @@ export async function generateText(
   prompt: string,
   options: GenerateTextOptions = {},
 ): Promise<GenerateTextResult> {
-  const ids = tokenizer.encode(prompt, { addSpecialTokens: options.addSpecialTokens ?? true });
+  checkGenerateOptions(
+    options,
+    [...GENERATE_OPTION_KEYS.filter((k) => k !== "decode"), "addSpecialTokens", "keepSpecialTokens"],
+    "generateText",
+  );
+  if (typeof prompt !== "string") {
+    throw new TypeError(
+      `generateText: the prompt must be a string (got ${typeof prompt}); for ids use generate()`,
+    );
+  }
+  const { addSpecialTokens, keepSpecialTokens, ...generateOptions } = options;
+  const ids = tokenizer.encode(prompt, { addSpecialTokens: addSpecialTokens ?? true });
   if (ids.length === 0) throw new RangeError("generateText: the prompt encodes to no tokens");
   const eos = tokenizer.special.eos;
-  const skip = !(options.keepSpecialTokens ?? false);
+  const skip = !(keepSpecialTokens ?? false);
   const decode = (t: number[]) => tokenizer.decode(t, { skipSpecialTokens: skip });
   // Models often pad their vocabulary past the tokenizer's (e.g. 50304 vs 50257): never emit those ids.
   const extra: number[] = [];
@@ -948,7 +1034,7 @@ export async function generateText(
   const ban = (p: SamplingParams | undefined): SamplingParams | undefined =>
     extra.length === 0 ? p : { ...p, bannedTokens: [...(p?.bannedTokens ?? []), ...extra] };
   const trace = await generate(model, ids, {
-    ...options,
+    ...generateOptions,
     sampling: ban(options.sampling ?? {}),
     rowSampling: options.rowSampling?.map((p) => (p ? ban(p) : undefined)),
     maxNewTokens: options.maxNewTokens ?? 64,
@@ -956,5 +1042,20 @@ export async function generateText(
     decode,
   }).collect();
   const texts = trace.texts();
-  return { text: texts[0], texts, tokens: [...trace.rows[0].tokens], trace };
+  const maxNew = options.maxNewTokens ?? 64;
+  const short = trace.rows.filter((r) => r.finishReason === "context");
+  const note = short.length
+    ? `stopped at the model's context limit (${model.config.maxPositions} positions): ` +
+      short.map((r) => `row ${r.row} after ${r.tokens.length} of ${maxNew} new tokens`).join(", ") +
+      `; use a shorter prompt or fewer tokens`
+    : undefined;
+  const result: GenerateTextResult = {
+    text: texts[0],
+    texts,
+    tokens: [...trace.rows[0].tokens],
+    trace,
+    finishReason: trace.rows[0].finishReason,
+  };
+  if (note) result.note = note;
+  return result;
 }

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "../models/scratch.ts";
  * import { Prng } from "../random/prng.ts";
  * import { generate } from "./mod.ts";
@@ -25,6 +25,7 @@ export {
   sampleOnHost,
   type SampleOutput,
   type SamplerPath,
+  SAMPLING_PARAM_KEYS,
   type SamplingParams,
   TokenSampler,
   validateSamplingParams,
@@ -50,5 +51,6 @@ export {
   type GenerationStep,
   type GenerationStepRow,
   type ProbeContext,
+  type PromptIds,
   type StepCallback,
 } from "./generate.ts";

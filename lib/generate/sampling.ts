@@ -25,7 +25,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[2, 1, 0, -1], [0, 0, 3, 0]]);
@@ -38,6 +38,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { tf } from "../deps.ts";
 import type { Tensor1D, Tensor2D } from "../tensor_types.ts";
 
@@ -79,11 +80,25 @@ export interface SampleOutput {
  * @category Generation
  * @internal Used inside the library; not part of the stable API.
  */
+/**
+ * The keys a {@linkcode SamplingParams} object may have; any other key is refused with a did-you-mean.
+ *
+ * @category Generation
+ */
+export const SAMPLING_PARAM_KEYS: readonly string[] = [
+  "temperature",
+  "topK",
+  "topP",
+  "repetitionPenalty",
+  "bannedTokens",
+];
+
 export function validateSamplingParams(
   p: SamplingParams,
   vocabSize: number,
   where = "sampling params",
 ): void {
+  checkOptionKeys(p, SAMPLING_PARAM_KEYS, where);
   const t = p.temperature ?? 1;
   if (!(Number.isFinite(t) && t >= 0)) throw new RangeError(`${where}: temperature must be >= 0, got ${t}`);
   const k = p.topK ?? 0;
@@ -127,7 +142,7 @@ interface ParamTensors {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { TokenSampler } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const sampler = new TokenSampler(1, 3, { topP: 0.9 });
@@ -458,7 +473,7 @@ function gatherRows(x: tf.Tensor, ids: tf.Tensor): tf.Tensor1D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { sampleLogits } from "./sampling.ts";
  * await tf.setBackend("cpu");
  * const logits = tf.tensor2d([[0, 5, 1]]);

@@ -311,6 +311,8 @@ export function appendJsonl(path: string, record: unknown): Promise<void> {
 const appendQueues = new Map<string, Promise<void>>();
 
 async function appendLine(path: string, line: string): Promise<void> {
+  const { dir } = splitPath(path);
+  if (dir !== "." && dir !== "/") await Deno.mkdir(dir, { recursive: true }); // a log's folder may be new
   const file = await Deno.open(path, { read: true, append: true, create: true });
   try {
     let prefix = "";

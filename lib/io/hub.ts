@@ -19,7 +19,7 @@
  * ```ts
  * import { resolveModelSource } from "./hub.ts";
  * // A local folder (must contain config.json):
- * const folder = await resolveModelSource("../shared/fixtures/hf/tiny-gpt2");
+ * const folder = await resolveModelSource("data/models/tiny-gpt2");
  * // A Hub repo already in the cache (or downloaded with allowDownload):
  * // const folder2 = await resolveModelSource("hf:openai-community/gpt2", { allowDownload: true });
  * console.log(folder);
@@ -31,6 +31,8 @@ import { createHash } from "node:crypto";
 import { assertSafeRelativePath, notRegularFileReason } from "./paths.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { pidAlive } from "./lock.ts";
+import { checkOptionKeys, didYouMean } from "../options.ts";
+import BUNDLED from "../../data/models/bundled.json" with { type: "json" };
 
 /**
  * Default Hub endpoint (overridden by the `endpoint` option or `HF_ENDPOINT`).
@@ -112,6 +114,62 @@ export interface ResolveModelSourceOptions {
   allowUnverified?: boolean;
   /** Receives warnings (unverified files, stale leftovers removed); default `console.warn`. */
   onWarning?: (message: string) => void;
+  /**
+   * For `http(s)://` folder sources: the sha256 (and size) each file must have, for servers that send no
+   * content hash. A file listed here is checked against it instead of the server's ETag.
+   */
+  checksums?: Record<string, { sha256: string; size?: number }>;
+}
+
+/**
+ * The keys of {@linkcode ResolveModelSourceOptions} (what `loadModel`/`loadTokenizer` take as `hub`).
+ *
+ * @category IO
+ */
+export const RESOLVE_OPTION_KEYS: readonly string[] = [
+  "allowDownload",
+  "endpoint",
+  "cacheDir",
+  "token",
+  "onProgress",
+  "extraFiles",
+  "env",
+  "fetch",
+  "headersTimeoutMs",
+  "idleTimeoutMs",
+  "retries",
+  "retryDelayMs",
+  "allowUnverified",
+  "onWarning",
+  "checksums",
+];
+
+/**
+ * Checks the options of a loader that takes Hub settings under `hub` (`loadModel`, `loadTokenizer`): a Hub
+ * setting given at the top level (`{ allowDownload: true }`) is refused with the exact form to use.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkLoaderOptions } from "./hub.ts";
+ * checkLoaderOptions({ hub: { allowDownload: true } }, [], "loadModel");
+ * assert.throws(() => checkLoaderOptions({ allowDownload: true }, [], "loadModel"), /\{ hub: \{ allowDownload: true \} \}/);
+ * ```
+ *
+ * @category IO
+ * @internal Used inside the library; not part of the stable API.
+ */
+export function checkLoaderOptions(options: unknown, own: readonly string[], where: string): void {
+  if (options && typeof options === "object") {
+    for (const k of Object.keys(options)) {
+      if (RESOLVE_OPTION_KEYS.includes(k) && !own.includes(k)) {
+        const v = JSON.stringify((options as Record<string, unknown>)[k]) ?? "...";
+        throw new Error(`${where}: '${k}' is a Hub option: pass it as { hub: { ${k}: ${v} } }`);
+      }
+    }
+  }
+  checkOptionKeys(options, ["hub", ...own], where);
+  checkOptionKeys((options as { hub?: unknown } | undefined)?.hub, RESOLVE_OPTION_KEYS, `${where}: hub`);
 }
 
 /**
@@ -122,8 +180,9 @@ export interface ResolveModelSourceOptions {
 export interface ModelSourceResolution {
   /** Local folder with config.json and the weights. */
   folder: string;
-  /** "local" for a folder path, "hub" for an `hf:` source. */
-  kind: "local" | "hub";
+  /** "local" for a folder path (`bundled:` included, when the library is on disk), "hub" for an `hf:`
+   * source, "url" for an `http(s)://` folder. */
+  kind: "local" | "hub" | "url";
   /** `org/name` for Hub sources. */
   repo?: string;
   /** The requested revision (branch, tag or commit) for Hub sources. */
@@ -324,7 +383,7 @@ async function readRef(repoDir: string, revision: string): Promise<string | null
  * ```ts
  * import { resolveModelSource } from "./hub.ts";
  * import { openCheckpoint } from "./safetensors.ts";
- * const folder = await resolveModelSource("../shared/fixtures/hf/tiny-gpt2");
+ * const folder = await resolveModelSource("data/models/tiny-gpt2");
  * const ckpt = await openCheckpoint(folder);
  * ckpt.close();
  * ```
@@ -345,7 +404,7 @@ export async function resolveModelSource(
  * ```ts
  * import assert from "node:assert/strict";
  * import { resolveModelSourceDetailed } from "./hub.ts";
- * const r = await resolveModelSourceDetailed("../shared/fixtures/hf/tiny-gpt2");
+ * const r = await resolveModelSourceDetailed("data/models/tiny-gpt2");
  * assert.deepEqual([r.kind, r.downloaded], ["local", []]);
  * ```
  *
@@ -355,13 +414,21 @@ export async function resolveModelSourceDetailed(
   source: string,
   options: ResolveModelSourceOptions = {},
 ): Promise<ModelSourceResolution> {
+  checkOptionKeys(options, RESOLVE_OPTION_KEYS, "resolveModelSource");
+  if (source.startsWith("bundled:")) return await resolveBundled(source, options);
+  if (/^https?:\/\//i.test(source)) return await resolveUrlFolder(source, options);
   if (!source.startsWith("hf:")) {
     const folder = source.replace(/\/+$/, "") || "/";
     const st = await statOrNull(folder);
     if (!st) {
       throw new Error(
-        `Model source "${source}" is neither an existing folder nor a Hub source; use a folder path or ` +
-          `"hf:org/name[@revision]"`,
+        `Model source "${source}" is neither an existing folder nor a Hub source; use a folder path, ` +
+          `"hf:org/name[@revision]", an http(s):// folder URL or "bundled:NAME" (${
+            bundledModelNames().join(", ")
+          })` +
+          (/^[\w.-]+(\/[\w.-]+)?$/.test(source) && !source.includes(".")
+            ? ` (did you mean hf:${source}?)`
+            : ""),
       );
     }
     if (!st.isDirectory) throw new Error(`Model source "${source}" is a file; pass the folder that holds it`);
@@ -419,25 +486,15 @@ export async function resolveModelSourceDetailed(
     throw new Error(
       `hf:${repo}@${revision} is not fully in the Hugging Face cache (${cacheDir}): ${where}. ` +
         `Download it with \`${command}\` ` +
-        `(set HF_HOME/HF_HUB_CACHE if your cache lives elsewhere), or pass { allowDownload: true }` +
+        `(set HF_HOME/HF_HUB_CACHE if your cache lives elsewhere), or allow downloads: ` +
+        `loadModel(source, { hub: { allowDownload: true } }) (the same for loadTokenizer; ` +
+        `resolveModelSource takes { allowDownload: true })` +
         (offline ? " and unset HF_HUB_OFFLINE" : "") + ".",
     );
   }
 
   const dl = new HubDownloader(repo, revision, repoDir, options, env);
-  await dl.fetchFile("config.json", true);
-  for (const f of optional) await dl.fetchFile(f, false);
-  const hasIndex = await dl.fetchFile("model.safetensors.index.json", false);
-  if (hasIndex) {
-    const shards = await shardNames(`${dl.snapshot()}/model.safetensors.index.json`);
-    for (const s of shards) await dl.fetchFile(s, true);
-  } else if (!(await dl.fetchFile("model.safetensors", false))) {
-    throw new Error(
-      `hf:${repo}@${revision} has neither model.safetensors nor model.safetensors.index.json on ${dl.endpoint}. ` +
-        `Pickle weights (pytorch_model.bin) are not loaded because unpickling can execute arbitrary code; ` +
-        `convert them with safetensors.torch.save_file, or pick a repo that ships safetensors.`,
-    );
-  }
+  await fetchModelFiles(dl, optional, `hf:${repo}@${revision}`);
   const commit = dl.commit!;
   status = await snapshotStatus(repoDir, commit, []);
   if (!status.complete) {
@@ -446,6 +503,162 @@ export async function resolveModelSourceDetailed(
     );
   }
   return { folder: dl.snapshot(), kind: "hub", repo, revision, commit, downloaded: dl.downloaded };
+}
+
+/**
+ * Resolves a source to a folder holding `tokenizer.json`: like {@linkcode resolveModelSource}, except that
+ * an `hf:` cache entry needs only the tokenizer files, not the weights (a snapshot downloaded with
+ * `huggingface-cli download org/name tokenizer.json` is enough), and a download fetches only those.
+ *
+ * @category IO
+ */
+export async function resolveTokenizerSource(
+  source: string,
+  options: ResolveModelSourceOptions = {},
+): Promise<string> {
+  if (!source.startsWith("hf:")) {
+    if (source.startsWith("bundled:") || /^https?:\/\//i.test(source)) {
+      return (await resolveModelSourceDetailed(source, options)).folder;
+    }
+    return source;
+  }
+  checkOptionKeys(options, RESOLVE_OPTION_KEYS, "resolveTokenizerSource");
+  const { repo, revision } = parseHubSource(source);
+  const env = options.env ?? defaultEnv;
+  const cacheDir = options.cacheDir ?? hubCacheDir(env);
+  const repoDir = repoFolder(cacheDir, repo);
+  const commit = await readRef(repoDir, revision);
+  if (commit && await isFile(`${repoDir}/snapshots/${commit}/tokenizer.json`)) {
+    return `${repoDir}/snapshots/${commit}`;
+  }
+  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
+  if (!(options.allowDownload === true && !offline)) {
+    throw new Error(
+      `hf:${repo}@${revision}: no tokenizer.json in the Hugging Face cache (${cacheDir}). Download it with ` +
+        `\`huggingface-cli download ${repo} tokenizer.json tokenizer_config.json\`, or allow downloads: ` +
+        `loadTokenizer(source, { hub: { allowDownload: true } })` +
+        (offline ? " and unset HF_HUB_OFFLINE" : ""),
+    );
+  }
+  const dl = new HubDownloader(repo, commit ?? revision, repoDir, options, env);
+  await dl.fetchFile("tokenizer.json", true);
+  for (const f of ["tokenizer_config.json", "config.json", "generation_config.json"]) {
+    await dl.fetchFile(f, false);
+  }
+  return dl.snapshot();
+}
+
+/** config.json, the optional files, then the weights (single file or the index and its shards). */
+async function fetchModelFiles(dl: HubDownloader, optional: string[], what: string): Promise<void> {
+  await dl.fetchFile("config.json", true);
+  for (const f of optional) await dl.fetchFile(f, false);
+  const hasIndex = await dl.fetchFile("model.safetensors.index.json", false);
+  if (hasIndex) {
+    const shards = await shardNames(`${dl.snapshot()}/model.safetensors.index.json`);
+    for (const s of shards) await dl.fetchFile(s, true);
+  } else if (!(await dl.fetchFile("model.safetensors", false))) {
+    throw new Error(
+      `${what} has neither model.safetensors nor model.safetensors.index.json on ${dl.endpoint}. ` +
+        `Pickle weights (pytorch_model.bin) are not loaded because unpickling can execute arbitrary code; ` +
+        `convert them with safetensors.torch.save_file, or pick a repo that ships safetensors.`,
+    );
+  }
+}
+
+/** Files of a trainer checkpoint folder besides config.json and the weights (fetched when present). */
+const TRAINER_FILES = ["state.json", "tokens_meta.json"];
+
+/**
+ * An `http(s)://` folder: its files are fetched into the Hugging Face cache under
+ * `urls--<host>--<hash of the URL>/`, with the checks of Hub downloads (scheme and redirect policy,
+ * timeouts, retries, size and content hash; a file with no hash needs `checksums` or `allowUnverified`),
+ * and used offline once complete.
+ */
+async function resolveUrlFolder(
+  source: string,
+  options: ResolveModelSourceOptions,
+): Promise<ModelSourceResolution> {
+  const base = source.replace(/\/+$/, "");
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new Error(`Model source ${JSON.stringify(source)} is not a valid URL`);
+  }
+  const env = options.env ?? defaultEnv;
+  const cacheDir = options.cacheDir ?? hubCacheDir(env);
+  // The URL's sha1 stands in for a commit: one snapshot per URL, reused offline once complete.
+  const id = createHash("sha1").update(base).digest("hex") as string;
+  const repoDir = `${cacheDir}/urls--${url.hostname.replace(/[^\w.-]/g, "_")}--${id.slice(0, 16)}`;
+  const optional = [...HF_OPTIONAL_FILES, ...TRAINER_FILES, ...(options.extraFiles ?? [])];
+  for (const f of optional) assertSafeRelativePath(f, "extra file name");
+  const status = await snapshotStatus(repoDir, id, optional);
+  if (status.complete && status.unknownOptional.length === 0) {
+    return { folder: `${repoDir}/snapshots/${id}`, kind: "url", commit: id, downloaded: [] };
+  }
+  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
+  if (offline && status.complete) {
+    return { folder: `${repoDir}/snapshots/${id}`, kind: "url", commit: id, downloaded: [] };
+  }
+  if (offline) throw new Error(`${base} is not in the cache (${repoDir}) and HF_HUB_OFFLINE is set`);
+  const dl = new HubDownloader(base, id, repoDir, { ...options, endpoint: url.origin }, env, base);
+  await fetchModelFiles(dl, optional, base);
+  return { folder: dl.snapshot(), kind: "url", commit: id, downloaded: dl.downloaded };
+}
+
+/**
+ * The models shipped in the library's `data/models/` folder, loadable as `bundled:NAME` from a local
+ * checkout or a URL import.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bundledModelNames } from "./hub.ts";
+ * assert.ok(bundledModelNames().includes("shakespeare-char"));
+ * ```
+ *
+ * @category IO
+ */
+export function bundledModelNames(): string[] {
+  return Object.keys(BUNDLED);
+}
+
+/**
+ * `bundled:NAME` relative to this module, so it works from a checkout and from a URL import (then the
+ * files are downloaded and checked against the sha256 list shipped with the code, `bundled.json`).
+ * `base` replaces the library's own `data/models/` URL (tests serve it locally).
+ */
+async function resolveBundled(
+  source: string,
+  options: ResolveModelSourceOptions,
+  base: string = new URL("../../data/models/", import.meta.url).href,
+): Promise<ModelSourceResolution> {
+  const name = source.slice("bundled:".length);
+  const files = (BUNDLED as Record<string, Record<string, { sha256: string; size: number }>>)[name];
+  if (!files) {
+    throw new Error(
+      `unknown bundled model ${JSON.stringify(name)}${didYouMean(name, bundledModelNames())}; ` +
+        `bundled models: ${bundledModelNames().join(", ")}`,
+    );
+  }
+  const folderUrl = new URL(`${name}/`, base.endsWith("/") ? base : base + "/");
+  if (folderUrl.protocol === "file:") {
+    const r = await resolveModelSourceDetailed(decodeURIComponent(folderUrl.pathname), options);
+    return r;
+  }
+  return await resolveUrlFolder(folderUrl.href, {
+    ...options,
+    checksums: { ...files, ...options.checksums },
+  });
+}
+
+/** @internal Test access to {@link resolveBundled} with another base URL. */
+export function resolveBundledFrom(
+  source: string,
+  base: string,
+  options: ResolveModelSourceOptions = {},
+): Promise<ModelSourceResolution> {
+  return resolveBundled(source, options, base);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -532,6 +745,8 @@ class HubDownloader {
     readonly repoDir: string,
     readonly options: ResolveModelSourceOptions,
     env: HubEnv,
+    /** For a plain `http(s)://` folder: its URL (files are `<folder>/<file>`, no Hub layout). */
+    readonly folderUrl?: string,
   ) {
     this.endpoint = (options.endpoint ?? env.get("HF_ENDPOINT") ?? HF_DEFAULT_ENDPOINT).replace(/\/+$/, "");
     let ep: URL;
@@ -576,12 +791,14 @@ class HubDownloader {
   }
 
   #url(file: string): string {
+    if (this.folderUrl) return `${this.folderUrl}/${file.split("/").map(encodeURIComponent).join("/")}`;
     const rev = encodeURIComponent(this.revision);
     const path = file.split("/").map(encodeURIComponent).join("/");
     return `${this.endpoint}/${this.repo}/resolve/${rev}/${path}`;
   }
 
   #label(file: string): string {
+    if (this.folderUrl) return `${this.folderUrl} file "${file}"`;
     return `hf:${this.repo}@${this.revision} file "${file}"`;
   }
 
@@ -719,9 +936,12 @@ class HubDownloader {
       await res.body?.cancel().catch(() => {});
       throw err;
     }
-    const etag = normalizeEtag(meta.headers.get("x-linked-etag") ?? meta.headers.get("etag"));
+    const expected = this.options.checksums?.[file];
+    const etag = expected?.sha256.toLowerCase() ??
+      normalizeEtag(meta.headers.get("x-linked-etag") ?? meta.headers.get("etag"));
     const sizeHeader = meta.headers.get("x-linked-size") ?? res.headers.get("content-length");
-    const total = sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined;
+    const total = expected?.size ??
+      (sizeHeader !== null && /^\d+$/.test(sizeHeader) ? Number(sizeHeader) : undefined);
     const blobName = await this.#downloadBlob(file, res, ac, etag, total);
     await this.#linkSnapshot(file, blobName);
     this.downloaded.push(file);

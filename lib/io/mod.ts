@@ -6,7 +6,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { openCheckpoint } from "./mod.ts";
- * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
+ * const ckpt = await openCheckpoint("data/models/tiny-gpt2");
  * assert.equal(ckpt.names().length, 28); // 2 blocks × 12 tensors, plus embeddings and final norm
  * ckpt.close();
  * ```

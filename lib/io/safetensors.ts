@@ -1190,7 +1190,7 @@ export const SAFETENSORS_INDEX_FILE = "model.safetensors.index.json";
  * @example
  * ```ts
  * import { openCheckpoint } from "./safetensors.ts";
- * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
+ * const ckpt = await openCheckpoint("data/models/tiny-gpt2");
  * try {
  *   for (const name of ckpt.names()) console.log(name, ckpt.info(name).shape);
  * } finally {
@@ -1233,7 +1233,7 @@ export class SafetensorsCheckpoint {
    * @example
    * ```ts
    * import { SafetensorsCheckpoint } from "./safetensors.ts";
-   * const ckpt = await SafetensorsCheckpoint.open("../shared/fixtures/hf/tiny-gpt2");
+   * const ckpt = await SafetensorsCheckpoint.open("data/models/tiny-gpt2");
    * ckpt.close();
    * ```
    */
@@ -1479,9 +1479,9 @@ async function isFile(path: string): Promise<boolean> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { openCheckpoint } from "./safetensors.ts";
- * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
+ * const ckpt = await openCheckpoint("data/models/tiny-gpt2");
  * const wte = await ckpt.read("transformer.wte.weight");
- * assert.deepEqual(wte.shape, [512, 64]); // [vocab, d_model]
+ * assert.deepEqual(wte.shape, [266, 32]); // [vocab, d_model]
  * ckpt.close();
  * ```
  *

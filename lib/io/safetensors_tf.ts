@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors, writeTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -62,7 +62,7 @@ function toInt32(t: LoadedTensor): Int32Array {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { toTfTensor } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -97,7 +97,7 @@ export function toTfTensor(loaded: LoadedTensor): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { tfTensorsToSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -138,7 +138,7 @@ export async function tfTensorsToSafetensors(
  *
  * @example
  * ```ts
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { initBackend } from "../backend/backend.ts";
  * import { writeTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
@@ -168,8 +168,8 @@ export async function writeTfSafetensors(
  * import { initBackend } from "../backend/backend.ts";
  * import { readTfSafetensors } from "./safetensors_tf.ts";
  * await initBackend({ backend: "cpu" });
- * const ref = await readTfSafetensors("../shared/fixtures/hf/tiny-gpt2/reference.safetensors");
- * assert.deepEqual(ref.logits.shape, [2, 24, 512]); // [batch, positions, vocab]
+ * const w = await readTfSafetensors("data/models/tiny-gpt2/model.safetensors");
+ * assert.deepEqual(w["transformer.wte.weight"].shape, [266, 32]); // [vocab, d_model]
  * ```
  *
  * @category IO

@@ -10,6 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { closest } from "../options.ts";
 import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import type { Scalar } from "../tensor_types.ts";
@@ -80,7 +81,7 @@ interface BlockWeights {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();
  * const model = createDecoder(gpt2SmallConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 100 }), { seed: 0 });
@@ -209,8 +210,17 @@ export class Decoder implements CausalLM {
    * mutated only if the whole forward succeeds). With `attentionMask` and a cache, the mask is read back
    * to the host once (pass it at prefill, not on every decode step).
    */
-  forward(ids: Tensor2D, options: ForwardOptions = {}): ForwardResult {
+  forward(tokens: ModelInputIds, options: ForwardOptions = {}): ForwardResult {
     if (this.#disposed) throw new Error("Decoder.forward: the model has been disposed");
+    if (!(tokens instanceof tf.Tensor)) {
+      const ids = idsTensor(tokens, this.config.vocabSize, "Decoder.forward");
+      try {
+        return this.forward(ids, options);
+      } finally {
+        ids.dispose();
+      }
+    }
+    const ids = tokens;
     const c = this.config;
     if (ids.rank !== 2) {
       throw new Error(`Decoder.forward: ids must be [batch, time], got shape [${ids.shape}]`);
@@ -367,7 +377,20 @@ export class Decoder implements CausalLM {
 
   #checkHookName(name: string): void {
     if (!this.#hookNameSet.has(name)) {
-      const near = this.hookNames.filter((h) => h.endsWith(name.split(".").pop() ?? "")).slice(0, 4);
+      // Compare whole names first (a misspelt layer prefix), then the last part alone (a misspelt
+      // point such as hook_patern), suggesting the full names it would match.
+      let near = closest(name, this.hookNames, 4);
+      if (near.length === 0) {
+        const parts = name.split(".");
+        const last = parts.pop() ?? "";
+        const prefix = parts.join(".");
+        const points = [...new Set(this.hookNames.map((h) => h.split(".").pop()!))];
+        const fixed = closest(last, points, 2).map((p) => (prefix ? `${prefix}.${p}` : p));
+        near = fixed.filter((n) => this.#hookNameSet.has(n));
+        if (near.length === 0) {
+          near = this.hookNames.filter((h) => fixed.some((f) => h.endsWith(f.split(".").pop()!))).slice(0, 4);
+        }
+      }
       throw new Error(
         `unknown hook name '${name}' for this ${this.config.family} model` +
           (near.length ? ` (did you mean ${near.join(", ")}?)` : "") + "; see model.hookNames",
@@ -429,6 +452,54 @@ export class Decoder implements CausalLM {
   }
 }
 
+/**
+ * Token ids as the model takes them: an int32 tensor [batch, time], or plain numbers (`[[1, 2, 3]]`, or
+ * `[1, 2, 3]` for one row) or typed arrays.
+ *
+ * @category Models
+ */
+export type ModelInputIds = Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[];
+
+/**
+ * An int32 [batch, time] tensor for `ids` (the caller disposes it); each id is checked against the
+ * vocabulary, since out-of-range ids silently gather zeros on some backends.
+ *
+ * @category Models
+ * @internal Used inside the library; not part of the stable API.
+ */
+export function idsTensor(ids: ModelInputIds, vocabSize: number, where: string): Tensor2D {
+  if (ids instanceof tf.Tensor) return ids;
+  if (typeof ids === "string") {
+    throw new TypeError(
+      `${where}: ids are a string; encode the text with a tokenizer first (tokenizer.encode)`,
+    );
+  }
+  const one = ids.length > 0 && typeof (ids as ArrayLike<unknown>)[0] === "number" || ArrayBuffer.isView(ids);
+  const rows = one
+    ? [Array.from(ids as ArrayLike<number>)]
+    : Array.from(ids as readonly ArrayLike<number>[], (r) => {
+      if (r === null || typeof r !== "object" || typeof r.length !== "number") {
+        throw new TypeError(`${where}: ids must be numbers, one array per row (got ${JSON.stringify(r)})`);
+      }
+      return Array.from(r);
+    });
+  const t = rows[0]?.length ?? 0;
+  if (rows.length === 0 || t === 0) throw new Error(`${where}: ids are empty`);
+  rows.forEach((r, b) => {
+    if (r.length !== t) {
+      throw new Error(`${where}: row ${b} has ${r.length} ids, row 0 has ${t} (rows must have one length)`);
+    }
+    r.forEach((id, i) => {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) {
+        throw new RangeError(
+          `${where}: id ${id} at row ${b}, position ${i} is outside the vocabulary [0, ${vocabSize})`,
+        );
+      }
+    });
+  });
+  return tf.tensor2d(rows, [rows.length, t], "int32");
+}
+
 function makeFire(
   hooks: Hooks | undefined,
   capture: Set<string> | true | undefined,
@@ -439,8 +510,20 @@ function makeFire(
     if (registered) {
       const fns: HookFn[] = Array.isArray(registered) ? registered : [registered];
       for (const fn of fns) {
-        const r = fn(t, { name, layer });
-        if (r) {
+        const r = fn(t, { name, layer }) as unknown;
+        if (r !== undefined && r !== null) {
+          // A hook that returns a number, an array or a promise is a slip worth naming before tfjs does.
+          if (!(r instanceof tf.Tensor)) {
+            const what = r instanceof Promise
+              ? "a Promise (hooks run synchronously inside the forward pass; do not make them async)"
+              : Array.isArray(r)
+              ? "an array"
+              : typeof r;
+            throw new Error(
+              `hook '${name}' returned ${what}; a hook returns a tensor of shape [${t.shape}] to replace ` +
+                `the activation, or nothing to keep it`,
+            );
+          }
           if (!sameShape(r.shape, t.shape)) {
             throw new Error(
               `hook '${name}' returned shape [${r.shape}], expected [${t.shape}] (hooks must keep the shape)`,

@@ -80,16 +80,16 @@ export function gpt2Config(hf: HFConfig, file = "config.json"): DecoderConfig {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * import { gpt2Config, gpt2Weights } from "./gpt2.ts";
  * await tf.ready();
- * const dir = "../shared/fixtures/hf/tiny-gpt2";
+ * const dir = "data/models/tiny-gpt2";
  * const hf = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
  * const ckpt = await openCheckpoint(dir);
  * const w = await gpt2Weights(new HFWeightReader(ckpt, "gpt2", dir), gpt2Config(hf), hf);
- * assert.deepEqual(w.get("blocks.0.attn.W_Q")?.shape, [64, 64]);
+ * assert.deepEqual(w.get("blocks.0.attn.W_Q")?.shape, [32, 32]);
  * ckpt.close();
  * ```
  *

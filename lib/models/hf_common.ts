@@ -200,17 +200,17 @@ export function hfRope(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { openCheckpoint } from "../io/safetensors.ts";
  * import { HFWeightReader } from "./hf_common.ts";
  * await tf.ready();
- * const ckpt = await openCheckpoint("../shared/fixtures/hf/tiny-gpt2");
- * const r = new HFWeightReader(ckpt, "gpt2", "../shared/fixtures/hf/tiny-gpt2");
- * const wte = await r.take("transformer.wte.weight", [512, 64]); // a [512, 64] tensor
- * const bad = await r.take("transformer.wpe.weight", [64, 64]); // null: the file holds [128, 64]
+ * const ckpt = await openCheckpoint("data/models/tiny-gpt2");
+ * const r = new HFWeightReader(ckpt, "gpt2", "data/models/tiny-gpt2");
+ * const wte = await r.take("transformer.wte.weight", [266, 32]); // a [266, 32] tensor
+ * const bad = await r.take("transformer.wpe.weight", [64, 32]); // null: the file holds [128, 32]
  * assert.equal(bad, null);
  * // finish() throws, listing the mismatch and the unused tensors.
- * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,64\], found \[128,64\]/);
+ * assert.throws(() => r.finish(new Map([["embed.W_E", wte!]])), /'transformer.wpe.weight': expected shape \[64,32\], found \[128,32\]/);
  * ckpt.close();
  * ```
  *
@@ -303,7 +303,7 @@ export class HFWeightReader {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { linearToInOut } from "./hf_common.ts";
  * await tf.ready();
  * assert.deepEqual(linearToInOut(tf.zeros([3, 2])).shape, [2, 3]);

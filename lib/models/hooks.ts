@@ -15,7 +15,7 @@ import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { ActivationCache } from "./hooks.ts";
  * await tf.ready();
  * const cache = new ActivationCache(new Map([["hook_embed", tf.zeros([1, 2, 4])]]));
@@ -70,6 +70,17 @@ export class ActivationCache {
     this.#acts.clear();
   }
 
+  /** What `console.log(cache)` prints: the hook names and shapes (not the tensors' internals). */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+
+  /** `ActivationCache (n activations)` and one `name [shape]` line per activation. */
+  toString(): string {
+    const rows = [...this.#acts].map(([n, t]) => `  ${n} [${t.shape.join(", ")}] ${t.dtype}`);
+    return `ActivationCache (${rows.length} activations)` + (rows.length ? `\n${rows.join("\n")}` : "");
+  }
+
   /** Jupyter rich display: a table of hook names and shapes. */
   [JUPYTER_DISPLAY](): Record<string, string> {
     const rows = [...this.#acts].map(([n, t]) => [n, `[${t.shape.join(", ")}]`]);
@@ -99,7 +110,7 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { runWithCache } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();
@@ -116,7 +127,7 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  */
 export function runWithCache(
   model: CausalLM,
-  ids: Tensor2D,
+  ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
   options: RunWithCacheOptions = {},
 ): { logits: Tensor3D; cache: ActivationCache } {
   const { names, ...rest } = options;
@@ -131,7 +142,7 @@ export function runWithCache(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { runWithHooks } from "./hooks.ts";
  * import { createDecoder, gpt2SmallConfig } from "./scratch.ts";
  * await tf.ready();
@@ -148,7 +159,7 @@ export function runWithCache(
  */
 export function runWithHooks(
   model: CausalLM,
-  ids: Tensor2D,
+  ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
   hooks: Hooks,
   options: Omit<ForwardOptions, "hooks"> = {},
 ): Tensor3D {

@@ -39,7 +39,7 @@ export interface KVRowSnapshot {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { KVCache } from "./kv_cache.ts";
  * await tf.ready();
  * const cache = new KVCache(2, 4); // 2 rows, 4 layers

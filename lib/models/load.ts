@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { ensureBackend } from "../backend/backend.ts";
+import { checkLoaderOptions, resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
 import { notRegularFileReason } from "../io/paths.ts";
 import { openCheckpoint } from "../io/safetensors.ts";
 import { Decoder } from "./decoder.ts";
@@ -22,7 +23,7 @@ import { qwen2Family } from "./qwen2.ts";
  * ```ts
  * import assert from "node:assert/strict";
  * import { isHuggingFaceModel } from "./load.ts";
- * assert.equal(await isHuggingFaceModel("../shared/fixtures/hf/tiny-gpt2"), true);
+ * assert.equal(await isHuggingFaceModel("data/models/tiny-gpt2"), true);
  * assert.equal(await isHuggingFaceModel("data/models/shakespeare-char"), false); // a trainer run
  * ```
  *
@@ -112,20 +113,22 @@ function checkSizesAgainstWeights(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { loadModel } from "./load.ts";
  * await tf.ready();
- * const model = await loadModel("../shared/fixtures/hf/tiny-qwen2");
+ * const model = await loadModel("data/models/tiny-gpt2"); // or "hf:Qwen/Qwen2-0.5B" from the HF cache
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits } = model.forward(ids, { lastOnly: true });
- * assert.equal(model.config.family, "qwen2");
- * assert.deepEqual(logits.shape, [1, 1, 512]);
+ * assert.equal(model.config.family, "gpt2");
+ * assert.deepEqual(logits.shape, [1, 1, 266]);
  * model.dispose();
  * ```
  *
  * @category Models
  */
 export async function loadModel(source: string, options: LoadModelOptions = {}): Promise<Decoder> {
+  checkLoaderOptions(options, [], "loadModel");
+  await ensureBackend(); // weights are uploaded to the backend: start the default one if none was chosen
   const dir = (await resolveModelSource(source, options.hub)).replace(/\/+$/, "");
   const file = `${dir}/config.json`;
   const why = await notRegularFileReason(file);

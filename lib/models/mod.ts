@@ -6,13 +6,13 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { loadModel, runWithCache } from "./mod.ts";
  * await tf.ready();
- * const model = await loadModel("../shared/fixtures/hf/tiny-gpt2");
+ * const model = await loadModel("data/models/tiny-gpt2");
  * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
  * const { logits, cache } = runWithCache(model, ids);
- * assert.deepEqual(logits.shape, [1, 3, 512]); // [batch, positions, vocab]
+ * assert.deepEqual(logits.shape, [1, 3, 266]); // [batch, positions, vocab]
  * assert.equal(cache.names[0], "hook_embed"); // every hook point, in forward order
  * assert.equal(cache.names.length, 33);
  * cache.dispose();

@@ -75,6 +75,10 @@ export function registerModelFolderReader(reader: ModelFolderReader): void {
  * @category Models
  */
 export async function openModel(source: string): Promise<OpenedModel> {
+  // URL folders and bundled models become a local (cached) folder first; the checks below then apply.
+  if (source.startsWith("bundled:") || /^https?:\/\//i.test(source)) {
+    source = await resolveModelSource(source);
+  }
   if (await isHuggingFaceModel(source)) {
     const folder = await resolveModelSource(source);
     const model = await loadModel(source);
@@ -92,7 +96,10 @@ export async function openModel(source: string): Promise<OpenedModel> {
   try {
     info = await Deno.stat(folder);
   } catch {
-    throw new Error(`model folder '${source}' not found (cwd ${Deno.cwd()})`);
+    const hint = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(source) && !source.startsWith(".")
+      ? `; for a Hugging Face model use hf:${source}`
+      : "";
+    throw new Error(`model folder '${source}' not found (cwd ${Deno.cwd()})${hint}`);
   }
   if (!info.isDirectory) throw new Error(`model source '${source}' is a file; give the folder that holds it`);
   for (const r of readers) {

@@ -151,6 +151,22 @@ export function validateDecoderConfig(c: DecoderConfig): void {
   const bad = (field: string, why: string): never => {
     throw new Error(`DecoderConfig.${field}: ${why}`);
   };
+  // headDim defaults to dModel / nHeads: a width that does not split into the heads is reported as such,
+  // not as a fractional headDim (or the rotary width derived from it).
+  if (
+    Number.isInteger(c.dModel) && Number.isInteger(c.nHeads) && c.nHeads > 0 &&
+    !Number.isInteger(c.headDim) &&
+    c.dModel % c.nHeads !== 0
+  ) {
+    const fits = [1, 2, 4, 8, 16, 32].filter((h) => c.dModel % h === 0 && h !== c.nHeads).slice(-3);
+    bad(
+      "nHeads",
+      `dModel ${c.dModel} does not divide into nHeads ${c.nHeads} heads (${c.dModel} / ${c.nHeads} = ` +
+        `${+(c.dModel / c.nHeads).toFixed(3)}); pick nHeads dividing dModel` +
+        (fits.length ? ` (e.g. ${fits.join(", ")})` : "") +
+        `, a dModel that is a multiple of ${c.nHeads}, or set headDim`,
+    );
+  }
   for (
     const k of [
       "vocabSize",

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ensureBackendSync } from "../backend/backend.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { fillNormal, Prng } from "../random/prng.ts";
@@ -146,7 +147,7 @@ export interface CreateDecoderOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { createDecoder, gpt2NewConfig } from "./scratch.ts";
  * await tf.ready();
  * const model = createDecoder(gpt2NewConfig({ nLayers: 2, dModel: 64, nHeads: 4, vocabSize: 256 }), { seed: 1337 });
@@ -157,6 +158,7 @@ export interface CreateDecoderOptions {
  * @category Models
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
+  ensureBackendSync();
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
   const specs = decoderParameterSpecs(config);
   const std = options.std ?? 0.02;

@@ -240,7 +240,11 @@ export interface CausalLM {
   /** Every hook name this model can fire, in execution order. */
   readonly hookNames: string[];
   /** Runs the model on token ids [B, T] (int32). */
-  forward(ids: Tensor2D, options?: ForwardOptions): ForwardResult;
+  /** One forward pass; `ids` is an int32 [batch, time] tensor or plain numbers (`[[1, 2, 3]]`, typed arrays). */
+  forward(
+    ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
+    options?: ForwardOptions,
+  ): ForwardResult;
   /** A fresh, empty cache for `batchSize` rows. */
   createCache(batchSize: number): KVCacheLike;
   /** Trainable parameters by canonical name. */

@@ -95,14 +95,15 @@ export interface AttentionResult {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor3D, Tensor4D } from "../../mod.ts";
  * import { causalSelfAttention } from "./attention.ts";
  * await tf.ready();
  * const d = 8, T = 3;
  * const w = { wQ: tf.eye(d), wK: tf.eye(d, 4), wV: tf.eye(d, 4), wO: tf.eye(d) };
  * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
- * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as tf.Tensor4D;
- * const r = causalSelfAttention(tf.ones([1, T, d]) as tf.Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
+ * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as Tensor4D;
+ * const r = causalSelfAttention(tf.ones([1, T, d]) as Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
  * assert.deepEqual(r.out.shape, [1, 3, 8]);
  * assert.deepEqual(r.pattern.shape, [1, 2, 3, 3]); // [B, heads, T, T]
  * ```
@@ -170,10 +171,11 @@ export function causalSelfAttention(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor2D } from "../../mod.ts";
  * import { attentionMaskBias } from "./attention.ts";
  * await tf.ready();
- * const bias = attentionMaskBias(tf.ones([1, 3]) as tf.Tensor2D, 3);
+ * const bias = attentionMaskBias(tf.ones([1, 3]) as Tensor2D, 3);
  * const [row0] = (await bias.array())[0][0]; // query 0 sees only key 0
  * assert.ok(row0[0] === 0 && row0[1] === -1e9 && row0[2] === -1e9);
  * ```

@@ -15,11 +15,12 @@ import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from "../tensor_types.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor } from "../../mod.ts";
  * import { gatherRows } from "./embedding.ts";
  * await tf.setBackend("cpu");
  * const table = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
- * const g = tf.grad((t: tf.Tensor) => gatherRows(t, tf.tensor1d([2, 0, 2], "int32")).sum())(table);
+ * const g = tf.grad((t: Tensor) => gatherRows(t, tf.tensor1d([2, 0, 2], "int32")).sum())(table);
  * assert.deepEqual(Array.from(g.dataSync()), [1, 1, 0, 0, 2, 2]); // row 2 gathered twice
  * ```
  *
@@ -50,10 +51,11 @@ export function gatherRows(table: Tensor, indices: Tensor1D): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor2D } from "../../mod.ts";
  * import { embedTokens } from "./embedding.ts";
  * await tf.ready();
- * const x = embedTokens(tf.tensor2d([[0, 2]], [1, 2], "int32"), tf.ones([4, 3]) as tf.Tensor2D);
+ * const x = embedTokens(tf.tensor2d([[0, 2]], [1, 2], "int32"), tf.ones([4, 3]) as Tensor2D);
  * assert.deepEqual(x.shape, [1, 2, 3]);
  * ```
  *
@@ -74,10 +76,11 @@ export function embedTokens(ids: Tensor2D, table: Tensor2D): Tensor3D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor2D } from "../../mod.ts";
  * import { embedPositions } from "./embedding.ts";
  * await tf.ready();
- * const p = embedPositions(tf.tensor2d([[0, 1]], [1, 2], "int32"), tf.zeros([8, 3]) as tf.Tensor2D);
+ * const p = embedPositions(tf.tensor2d([[0, 1]], [1, 2], "int32"), tf.zeros([8, 3]) as Tensor2D);
  * assert.deepEqual(p.shape, [1, 2, 3]);
  * ```
  *
@@ -94,10 +97,11 @@ export function embedPositions(positions: Tensor2D, table: Tensor2D): Tensor3D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor2D, Tensor3D } from "../../mod.ts";
  * import { unembed } from "./embedding.ts";
  * await tf.ready();
- * const logits = unembed(tf.ones([1, 2, 3]) as tf.Tensor3D, tf.ones([5, 3]) as tf.Tensor2D, true);
+ * const logits = unembed(tf.ones([1, 2, 3]) as Tensor3D, tf.ones([5, 3]) as Tensor2D, true);
  * assert.deepEqual(logits.shape, [1, 2, 5]);
  * ```
  *

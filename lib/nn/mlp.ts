@@ -19,7 +19,7 @@ export type MlpKind = "gelu" | "gelu_new" | "gelu_tanh" | "relu" | "swiglu";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { linear } from "./mlp.ts";
  * await tf.ready();
  * const y = linear(tf.ones([2, 3, 4]), tf.ones([4, 5]), tf.zeros([5]));
@@ -44,7 +44,7 @@ export function linear<T extends Tensor>(x: T, w: Tensor, bias?: Tensor): T {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { geluExact } from "./mlp.ts";
  * await tf.ready();
  * const y = await geluExact(tf.tensor1d([0, 1])).array();
@@ -64,7 +64,7 @@ export function geluExact<T extends Tensor>(x: T): T {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { geluTanh } from "./mlp.ts";
  * await tf.ready();
  * const y = await geluTanh(tf.tensor1d([1])).array();
@@ -88,7 +88,7 @@ const GELU_C2 = 0.044715 * GELU_C1;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { activation } from "./mlp.ts";
  * await tf.ready();
  * assert.deepEqual(await activation("relu", tf.tensor1d([-1, 2])).array(), [0, 2]);
@@ -149,7 +149,7 @@ export type MlpHookPoint = "pre" | "pre_linear" | "post";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { mlpForward } from "./mlp.ts";
  * await tf.ready();
  * const y = mlpForward("swiglu", tf.ones([1, 2, 4]), { wIn: tf.ones([4, 8]), wGate: tf.ones([4, 8]), wOut: tf.ones([8, 4]) });

@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { rmsNorm } from "./mod.ts";
  * await tf.ready();
  * const y = rmsNorm(tf.ones([1, 4]), tf.ones([4]), 1e-6);

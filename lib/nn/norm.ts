@@ -13,7 +13,7 @@ import type { Tensor } from "../tensor_types.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { layerNorm } from "./norm.ts";
  * await tf.ready();
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]), 1e-5);
@@ -43,7 +43,7 @@ export function layerNorm<T extends Tensor>(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { rmsNorm } from "./norm.ts";
  * await tf.ready();
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), tf.ones([2]), 0);
@@ -72,7 +72,7 @@ export type NormKind = "layernorm" | "rmsnorm";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { applyNorm } from "./norm.ts";
  * await tf.ready();
  * const y = applyNorm("rmsnorm", tf.tensor2d([[1, 1]]), tf.ones([2]), undefined, 1e-6);

@@ -78,11 +78,12 @@ const INITIAL_ROTARY_POSITIONS = 8192;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor4D } from "../../mod.ts";
  * import { RotaryTable } from "./rotary.ts";
  * await tf.ready();
  * const rope = new RotaryTable({ headDim: 8, rotaryDim: 8, theta: 10000, maxPositions: 16 });
- * const x = tf.ones([1, 3, 2, 8]) as tf.Tensor4D; // [B, T, heads, headDim]
+ * const x = tf.ones([1, 3, 2, 8]) as Tensor4D; // [B, T, heads, headDim]
  * const y = rope.apply(x, tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
  * assert.deepEqual(y.shape, [1, 3, 2, 8]);
  * rope.dispose();

@@ -699,6 +699,9 @@ export async function runRecyncExperiment(
     }),
     options.shard,
   );
+  // A fresh clone has no results/ folder: create the output's parent rather than fail on the lock file.
+  const slash = options.out.lastIndexOf("/");
+  if (slash > 0) await Deno.mkdir(options.out.slice(0, slash), { recursive: true });
   // One writer per results file (released on return or throw); shards with other --out files are unaffected.
   await using _lock = await acquireLock(`${options.out}.lock`, { what: `recync output "${options.out}"` });
   const done = await finishedUnitIds(options.out);

@@ -22,7 +22,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * // Two heads, both fully on key 0 of 4: entropy 0, alignment 1 → λ = 1.
@@ -54,7 +54,7 @@ export const FISHER_CLIP = 0.999;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { normalizedAttentionEntropy } from "./order_params.ts";
  * const uniform = tf.tensor3d([[[0.5, 0.5, 0]]]); // 2 valid keys of 3
@@ -88,7 +88,7 @@ export function normalizedAttentionEntropy(pattern: Tensor3D, valid?: Tensor2D):
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { headAlignment } from "./order_params.ts";
  * const p = tf.tensor3d([[[1, 0], [0, 1]]]); // orthogonal heads
@@ -120,7 +120,7 @@ export function headAlignment(pattern: Tensor3D): Tensor1D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { attentionSynchrony } from "./order_params.ts";
  * const p = tf.tensor3d([[[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]]);
@@ -143,10 +143,11 @@ export function attentionSynchrony(pattern: Tensor3D, valid?: Tensor2D): Tensor1
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor4D } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { newestQueryPattern } from "./order_params.ts";
- * assert.deepEqual(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as tf.Tensor4D).shape, [2, 4, 5]);
+ * assert.deepEqual(newestQueryPattern(tf.zeros([2, 4, 3, 5]) as Tensor4D).shape, [2, 4, 5]);
  * ```
  *
  * @category Recync
@@ -165,7 +166,7 @@ export function newestQueryPattern(hookPattern: Tensor4D): Tensor3D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { rowCosine } from "./order_params.ts";
  * const c = rowCosine(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1]])).dataSync();
@@ -190,7 +191,7 @@ export function rowCosine(a: Tensor, b: Tensor): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { residualUpdates } from "./order_params.ts";
  * const xs = [tf.tensor2d([[0, 0]]), tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 2]])];
@@ -217,7 +218,7 @@ export function residualUpdates(streams: Tensor2D[]): Tensor3D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { semanticCoherence } from "./order_params.ts";
  * const upd = tf.tensor3d([[[1, 0], [0, 1]]]);
@@ -241,7 +242,7 @@ export function semanticCoherence(updates: Tensor3D, g: Tensor2D): Tensor1D {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { RunningMeanDirection } from "./order_params.ts";
  * const g = new RunningMeanDirection();
@@ -336,7 +337,7 @@ export class RunningMeanDirection {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { pearsonLastAxis } from "./order_params.ts";
  * const r = pearsonLastAxis(tf.tensor1d([1, 2, 3]), tf.tensor1d([2, 4, 7])).dataSync();
@@ -360,7 +361,7 @@ export function pearsonLastAxis(x: Tensor, y: Tensor): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { keyPersistence } from "./order_params.ts";
  * const k = tf.tensor3d([[[1, 2, 3]]]);
@@ -393,7 +394,7 @@ export function keyPersistence(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { gatherLaggedKeys } from "./order_params.ts";
  * const keys = tf.tensor4d([[[[1], [2], [3]]]]); // B=1, H=1, L=3, hd=1
@@ -450,7 +451,7 @@ export function gatherLaggedKeys(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * await tf.setBackend("cpu");
  * import { stackOrderParameters } from "./order_params.ts";
  * const z = stackOrderParameters(tf.tensor1d([0.2]), tf.tensor1d([0.5]), tf.tensor1d([1]));

@@ -20,7 +20,7 @@
  * @module
  */
 import { HFTokenizerRuntime } from "../deps.ts";
-import { resolveModelSource, type ResolveModelSourceOptions } from "../io/hub.ts";
+import { checkLoaderOptions, type ResolveModelSourceOptions, resolveTokenizerSource } from "../io/hub.ts";
 import { notRegularFileReason } from "../io/paths.ts";
 import type { SpecialTokens, TextTokenizer } from "./types.ts";
 
@@ -387,7 +387,8 @@ export async function loadTokenizer(
   source: string,
   options: LoadTokenizerOptions = {},
 ): Promise<HFTokenizer> {
-  const folder = source.startsWith("hf:") ? await resolveModelSource(source, options.hub) : source;
+  checkLoaderOptions(options, [], "loadTokenizer");
+  const folder = await resolveTokenizerSource(source, options.hub);
   const base = folder.replace(/\/+$/, "");
   const tokenizerPath = `${base}/tokenizer.json`;
   const json = await readJsonIfExists(tokenizerPath);

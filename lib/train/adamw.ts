@@ -102,7 +102,7 @@ export interface AdamWState {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { assignParamGroups, DECAY_MATRICES_ONLY } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
@@ -156,7 +156,7 @@ function ownedVariable(init: Tensor): Variable {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { AdamW } from "./adamw.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });

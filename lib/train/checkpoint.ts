@@ -143,7 +143,7 @@ async function tensorsToInputs(tensors: Map<string, Tensor>) {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
@@ -476,7 +476,7 @@ async function loadCheckpointUnchecked(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { assignWeights } from "./checkpoint.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });

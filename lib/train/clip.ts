@@ -25,7 +25,7 @@ export interface ClipResult {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { clipByGlobalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
@@ -54,7 +54,7 @@ export function clipByGlobalNorm(grads: Map<string, Tensor>, maxNorm: number): C
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { globalNorm } from "./clip.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });

@@ -15,11 +15,12 @@ import { gatherRows } from "../nn/embedding.ts";
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
+ * import type { Tensor3D } from "../../mod.ts";
  * import { crossEntropy } from "./loss.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
- * const logits = tf.zeros([1, 2, 4]) as tf.Tensor3D; // uniform over 4 tokens
+ * const logits = tf.zeros([1, 2, 4]) as Tensor3D; // uniform over 4 tokens
  * const loss = crossEntropy(logits, tf.tensor2d([[0, 3]], [1, 2], "int32"));
  * assert.ok(Math.abs(loss.dataSync()[0] - Math.log(4)) < 1e-5); // ln 4 ≈ 1.386
  * ```
@@ -36,7 +37,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { tf } from "../deps.ts";
+ * import { tf } from "../../mod.ts";
  * import { tokenLosses } from "./loss.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { ensureBackend } from "../backend/backend.ts";
+import { resolveModelSource } from "../io/hub.ts";
 import { registerModelFolderReader } from "../models/open.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
@@ -117,6 +119,7 @@ async function prepareTokens(
  * @category Training
  */
 export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
+  await ensureBackend();
   const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
   const outDir = options.outDir.replace(/\/+$/, "");
   const ckptDir = `${outDir}/checkpoints`;
@@ -265,7 +268,7 @@ export interface TrainedModel {
  * import { loadTrainedModel } from "./run.ts";
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
- * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
+ * const { model, tokenizer, step } = await loadTrainedModel("bundled:shakespeare-char"); // or a folder path
  * assert.ok(step > 0 && tokenizer.vocabSize === model.config.vocabSize);
  * model.dispose();
  * ```
@@ -273,6 +276,8 @@ export interface TrainedModel {
  * @category Training
  */
 export async function loadTrainedModel(path: string): Promise<TrainedModel> {
+  await ensureBackend();
+  if (path.startsWith("bundled:") || /^https?:\/\//i.test(path)) path = await resolveModelSource(path);
   const ckpt = await loadCheckpoint(path, { optimizer: false });
   const config = ckpt.state.modelConfig as DecoderConfig | undefined;
   const ref = ckpt.state.tokenizer as TokenizerRef | undefined;

@@ -11,7 +11,7 @@ import { loadModel } from "../../lib/models/load.ts";
 import { tmpDir } from "../io/tmp.ts";
 
 const TOKENIZER_FIXTURE = new URL("../tokenizers/fixtures/gpt2-bpe", import.meta.url).pathname;
-const MODEL_FIXTURE = new URL("../../../shared/fixtures/hf/tiny-gpt2", import.meta.url).pathname;
+const MODEL_FIXTURE = new URL("../../data/models/tiny-gpt2", import.meta.url).pathname;
 
 async function mkfifo(path: string): Promise<void> {
   const r = await new Deno.Command("mkfifo", { args: [path] }).output();

@@ -152,3 +152,9 @@ Deno.test("concurrent appends never interleave inside a line", async () => {
   assert(records.every((r) => r.payload === payload));
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("appendJsonl creates the log's missing parent folders (a fresh clone has no results/)", async () => {
+  const dir = await tmpDir();
+  await appendJsonl(`${dir}/results/deep/v4.jsonl`, { unit: 1 });
+  assertEquals((await readJsonl(`${dir}/results/deep/v4.jsonl`)).records, [{ unit: 1 }]);
+});
