@@ -13,7 +13,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import type { Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
 import { gatherRows } from "../nn/embedding.ts";
 import { checkChoice } from "../options.ts";
 import {
@@ -153,16 +153,27 @@ export function reflowEmbeddingOptions(spec: ComponentSpec): ResolvedReflowOptio
  * @category reFlow
  */
 export function topKRows(x: Tensor2D, k: number): Tensor2D {
-  return tf.tidy(() => {
-    const [n, s] = x.shape;
-    const pos = tf.relu(x);
-    if (k >= s) return pos as Tensor2D;
-    const { indices } = tf.topk(pos, k, true); // [n, k]
-    const rows = tf.tile(tf.reshape(tf.range(0, n, 1, "int32"), [n, 1]), [1, k]);
-    const coords = tf.stack([tf.reshape(rows, [-1]), tf.reshape(indices, [-1])], 1);
-    const mask = tf.scatterND(coords, tf.ones([n * k]), [n, s]);
-    return tf.mul(pos, mask) as Tensor2D;
-  });
+  const [n, s] = x.shape;
+  if (k >= s) return tf.relu(x);
+  // The mask comes from indices inside a custom gradient, so autodiff never walks topk or the scatter.
+  const sparsify = tf.customGrad(
+    ((row: Tensor, save: tf.GradSaveFunc) => {
+      const mask = tf.tidy(() => {
+        const pos = tf.relu(row);
+        const { indices } = tf.topk(pos, k, true); // [n, k]
+        const rows = tf.tile(tf.reshape(tf.range(0, n, 1, "int32"), [n, 1]), [1, k]);
+        const coords = tf.stack([tf.reshape(rows, [-1]), tf.reshape(indices, [-1])], 1);
+        // Keep only positive entries: a row with fewer than k of them keeps no zeros "by rank".
+        return tf.mul(tf.scatterND(coords, tf.ones([n * k]), [n, s]), tf.cast(tf.greater(row, 0), "float32"));
+      });
+      save([mask]);
+      return {
+        value: tf.mul(tf.relu(row), mask),
+        gradFunc: (dy: Tensor, saved: Tensor[]) => [tf.mul(dy, saved[0])],
+      };
+    }) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
+  );
+  return sparsify(x) as Tensor2D;
 }
 
 /** Whether a gradient tape is recording (a cached product would then cut gradients off). */
