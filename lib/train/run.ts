@@ -82,9 +82,17 @@ async function prepareTokens(
   if (resume) return await readTokenFiles(tokDir);
   const d = resolved.config.data;
   const corpus = await loadCorpus(d.corpus, { dataDir: d.dataDir, split: d.split });
-  const { tokenizer, tokenizerJsonPath } = await buildTokenizer(d.tokenizer ?? "char", corpus.text);
+  // A separate evaluation split (e.g. WikiText-2: train on valid, evaluate on test) replaces the holdout.
+  const evalText = d.evalSplit === undefined
+    ? undefined
+    : (await loadCorpus(d.corpus, { dataDir: d.dataDir, split: d.evalSplit })).text;
+  const { tokenizer, tokenizerJsonPath } = await buildTokenizer(
+    d.tokenizer ?? "char",
+    corpus.text + (evalText ?? ""),
+  );
   await writeTokenFiles(corpus.text, tokenizer, tokDir, {
     valFraction: d.valFraction ?? 0.1,
+    valText: evalText,
     tokenizerJsonPath,
     source: { name: corpus.name, files: corpus.files },
     minTokensPerSplit: resolved.settings.blockSize + 1,
