@@ -1,0 +1,32 @@
+/**
+ * Tiny reFlow-shaped models for the experiment tests and doc examples: a factorised embedding (R [V, S],
+ * Φ [S, d]) over a 2-layer rotary decoder and a word tokenizer whose words include every default probe
+ * word, so each experiment runs with its defaults. Until the core `reflow` kind lands this uses the
+ * test-only `test-factorised` kind (tests/variants.ts).
+ *
+ * @module
+ */
+import "../variants.ts";
+import { createDecoder } from "../../lib/models/scratch.ts";
+import { gpt2NewConfig } from "../../lib/models/scratch.ts";
+import type { Decoder } from "../../lib/models/decoder.ts";
+import { WordTokenizer } from "../../lib/reflow/experiments/word_tokenizer.ts";
+import { defaultProbeWords } from "../../lib/reflow/experiments/defaults.ts";
+
+/** A tiny factorised model and a word tokenizer covering the default probe words. */
+export function tinyReflowModel(
+  options: { seed?: number; layers?: number; signals?: number; dModel?: number; extraWords?: string[] } = {},
+): { model: Decoder; tokenizer: WordTokenizer } {
+  const words = [...new Set([...defaultProbeWords(), ...(options.extraWords ?? [])])];
+  const tokenizer = new WordTokenizer(words);
+  // Two pad rows past the tokenizer, as reFlow pads 50257 to 50304: the experiments must skip them.
+  const config = gpt2NewConfig({
+    nLayers: options.layers ?? 2,
+    dModel: options.dModel ?? 16,
+    nHeads: 2,
+    vocabSize: tokenizer.vocabSize + 2,
+    maxPositions: 64,
+    embedding: { kind: "test-factorised", signals: options.signals ?? 8 },
+  });
+  return { model: createDecoder(config, { seed: options.seed ?? 1 }), tokenizer };
+}
