@@ -11,6 +11,7 @@ import { createDecoder } from "../../lib/models/scratch.ts";
 import { gpt2NewConfig } from "../../lib/models/scratch.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import { WordTokenizer } from "../../lib/reflow/experiments/word_tokenizer.ts";
+import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
 import { defaultProbeWords } from "../../lib/reflow/experiments/defaults.ts";
 
 /** A tiny factorised model and a word tokenizer covering the default probe words. */
@@ -29,4 +30,28 @@ export function tinyReflowModel(
     embedding: { kind: "test-factorised", signals: options.signals ?? 8 },
   });
   return { model: createDecoder(config, { seed: options.seed ?? 1 }), tokenizer };
+}
+
+/** Saves a tiny model as a trainer checkpoint folder (weights, state, tokenizer.json) and returns it. */
+export async function saveTinyModelFolder(
+  model: Decoder,
+  tokenizer: WordTokenizer,
+  dir: string,
+): Promise<string> {
+  const bytes = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  await saveCheckpoint(dir, {
+    weights: new Map([...model.parameters()]),
+    optimizer: new Map(),
+    state: {
+      format: "coherence-lab/checkpoint@1",
+      step: 1,
+      modelConfig: model.config,
+      tokenizer: { type: "tokenizer.json", file: "tokenizer.json" },
+    },
+    extraFiles: new Map([
+      ["tokenizer.json", bytes(tokenizer.toTokenizerJson())],
+      ["tokenizer_config.json", bytes({ unk_token: "<unk>" })],
+    ]),
+  });
+  return dir;
 }

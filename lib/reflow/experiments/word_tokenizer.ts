@@ -73,6 +73,34 @@ export class WordTokenizer implements TextTokenizer {
     return ids.map((i) => ` ${this.#words[i] ?? "<unk>"}`).join("");
   }
 
+  /**
+   * The same vocabulary as a Hugging Face `tokenizer.json` (WordLevel model, whitespace split), so a
+   * trained model folder can carry it and `openModel` / `deno task train` read it.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./word_tokenizer.ts";
+   * const json = new WordTokenizer(["king"]).toTokenizerJson() as { model: { vocab: Record<string, number> } };
+   * assert.equal(json.model.vocab.king, 1);
+   * ```
+   */
+  toTokenizerJson(): Record<string, unknown> {
+    return {
+      version: "1.0",
+      truncation: null,
+      padding: null,
+      added_tokens: [
+        { id: 0, content: "<unk>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      ],
+      normalizer: null,
+      pre_tokenizer: { type: "WhitespaceSplit" },
+      post_processor: null,
+      decoder: null,
+      model: { type: "WordLevel", vocab: Object.fromEntries(this.#words.map((w, i) => [w, i])), unk_token: "<unk>" },
+    };
+  }
+
   /** Plain JSON form (all words in id order, `<unk>` first). */
   toJSON(): { type: "word"; words: string[] } {
     return { type: "word", words: [...this.#words] };
