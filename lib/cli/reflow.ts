@@ -11,8 +11,16 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import { openModel } from "../models/open.ts";
 import "../train/run.ts"; // registers the trainer's model-folder reader with openModel
 import { closest } from "../options.ts";
-import { parseExperimentIds, REFLOW_EXPERIMENTS, runReflowExperiments } from "../reflow/experiments/experiments.ts";
-import { formatParameterTable, parameterTable, writeExperimentOutputs } from "../reflow/experiments/report.ts";
+import {
+  parseExperimentIds,
+  REFLOW_EXPERIMENTS,
+  runReflowExperiments,
+} from "../reflow/experiments/experiments.ts";
+import {
+  formatParameterTable,
+  parameterTable,
+  writeExperimentOutputs,
+} from "../reflow/experiments/report.ts";
 import { reflowParts } from "../reflow/experiments/access.ts";
 
 /**
@@ -98,7 +106,9 @@ export function parseReflowArgs(argv: string[]): ReflowArgs | null {
     const msg = (e as Error).message.split("\n")[0];
     const flag = /'(--?[\w-]+)'/.exec(msg)?.[1];
     const near = flag ? closest(flag, FLAGS) : [];
-    throw new Error(`${msg}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; allowed flags: ${FLAGS.join(", ")}`);
+    throw new Error(
+      `${msg}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; allowed flags: ${FLAGS.join(", ")}`,
+    );
   }
   if (values.help) return null;
   const [command, ...rest] = positionals;
@@ -107,7 +117,9 @@ export function parseReflowArgs(argv: string[]): ReflowArgs | null {
     throw new Error(
       command === undefined
         ? "a sub-command is required: check or experiment"
-        : `unknown sub-command '${command}'${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; use check or experiment`,
+        : `unknown sub-command '${command}'${
+          near.length ? ` (did you mean ${near.join(", ")}?)` : ""
+        }; use check or experiment`,
     );
   }
   if (rest.length) throw new Error(`unexpected argument '${rest[0]}'`);
@@ -154,7 +166,9 @@ export function reflowMain(argv: string[]): Promise<number> {
       const { model, tokenizer } = opened;
       try {
         if (args.command === "check") {
-          console.log(`model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`);
+          console.log(
+            `model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`,
+          );
           console.log(formatParameterTable(parameterTable(model)));
           return 0;
         }
@@ -184,7 +198,9 @@ export function reflowMain(argv: string[]): Promise<number> {
           },
         });
         for (const o of outputs) {
-          const s = Object.entries(o.result.summary).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`);
+          const s = Object.entries(o.result.summary).map(([k, v]) =>
+            `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`
+          );
           console.log(`${o.result.id} ${o.result.name}: ${s.join(", ")}`);
         }
         console.log(`wrote ${paths.length} files to ${args.out}`);

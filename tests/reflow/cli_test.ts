@@ -40,7 +40,17 @@ Deno.test("reflow CLI: experiment writes results.json, report.md and SVG + PNG f
   const out = await Deno.makeTempDir();
   const opts = `${out}/options.json`;
   await Deno.writeTextFile(opts, JSON.stringify({ "9": { maxK: 3, randomTrials: 1 } }));
-  const r = await run(["experiment", "--model", dir, "--exp", "1,5,9", "--out", `${out}/rep`, "--options", opts]);
+  const r = await run([
+    "experiment",
+    "--model",
+    dir,
+    "--exp",
+    "1,5,9",
+    "--out",
+    `${out}/rep`,
+    "--options",
+    opts,
+  ]);
   assertEquals(r.code, 0, r.err);
   const results = JSON.parse(await Deno.readTextFile(`${out}/rep/results.json`));
   assertEquals(results.experiments.map((e: { id: number }) => e.id), [1, 5, 9]);

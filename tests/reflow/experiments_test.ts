@@ -135,7 +135,9 @@ Deno.test("experiments: all twelve run on a tiny model, return the documented JS
     assert(Object.keys(result.definitions).length > 0);
     // JSON round trip is lossless: plain data only (NaN would become null).
     assertEquals(JSON.parse(JSON.stringify(result)), result);
-    for (const f of Object.values(figures)) assert(f.tagName.toLowerCase() === "svg" || f.tagName.toLowerCase() === "figure");
+    for (const f of Object.values(figures)) {
+      assert(f.tagName.toLowerCase() === "svg" || f.tagName.toLowerCase() === "figure");
+    }
   }
   // Pad rows (ids >= tokenizer size) never appear as neighbours.
   const atlas = out[0].result as unknown as { neighbours: { nearest: { id: number }[] }[] };
@@ -152,9 +154,15 @@ Deno.test("experiments: bad probe words fail with the word named; skipMissing li
     (e: Error) => e,
   );
   assert(err && err.message.includes('"zebra" is not a single token'), err?.message);
-  const ok = await REFLOW_EXPERIMENTS[0].run(model, tokenizer, { words: ["king", "queen", "zebra"], skipMissing: true });
+  const ok = await REFLOW_EXPERIMENTS[0].run(model, tokenizer, {
+    words: ["king", "queen", "zebra"],
+    skipMissing: true,
+  });
   assertEquals(ok.result.skipped, ["zebra"]);
-  const e2 = await REFLOW_EXPERIMENTS[1].run(model, tokenizer, { treshold: 1 }).then(() => null, (e: Error) => e);
+  const e2 = await REFLOW_EXPERIMENTS[1].run(model, tokenizer, { treshold: 1 }).then(
+    () => null,
+    (e: Error) => e,
+  );
   assert(e2 && e2.message.includes("did you mean threshold"), e2?.message);
   model.dispose();
 });

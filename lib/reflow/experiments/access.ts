@@ -162,15 +162,21 @@ export function probeToken(tokenizer: TextTokenizer, word: string, options: Prob
   let hint = "";
   if (!form.startsWith(" ")) {
     const spaced = tokenizer.encode(` ${form}`, { addSpecialTokens: false });
-    if (spaced.length === 1 && spaced[0] !== unk) hint = `; its leading-space form ${JSON.stringify(` ${form}`)} is one token: use that`;
+    if (spaced.length === 1 && spaced[0] !== unk) {
+      hint = `; its leading-space form ${JSON.stringify(` ${form}`)} is one token: use that`;
+    }
   }
   if (!hint) {
     hint = form.startsWith(" ")
-      ? "; probe words must be single tokens in their leading-space form (GPT-2 BPE spells words inside text as \" word\"): pick another word"
+      ? '; probe words must be single tokens in their leading-space form (GPT-2 BPE spells words inside text as " word"): pick another word'
       : `; try the leading-space form ${JSON.stringify(` ${form}`)} or another word`;
   }
   const what = ids.length === 1 ? "the unknown token" : `${ids.length} tokens [${ids.join(", ")}]`;
-  throw new Error(`probe word ${JSON.stringify(word)} is not a single token: ${JSON.stringify(form)} encodes to ${what}${hint}`);
+  throw new Error(
+    `probe word ${JSON.stringify(word)} is not a single token: ${
+      JSON.stringify(form)
+    } encodes to ${what}${hint}`,
+  );
 }
 
 /**
@@ -178,7 +184,11 @@ export function probeToken(tokenizer: TextTokenizer, word: string, options: Prob
  *
  * @category reFlow
  */
-export function probeTokens(tokenizer: TextTokenizer, words: readonly string[], options: ProbeOptions = {}): number[] {
+export function probeTokens(
+  tokenizer: TextTokenizer,
+  words: readonly string[],
+  options: ProbeOptions = {},
+): number[] {
   const errors: string[] = [];
   const ids = words.map((w) => {
     try {
@@ -219,7 +229,9 @@ export function promptIds(tokenizer: TextTokenizer, text: string): number[] {
  */
 export function residualHook(layer: number, layers: number): string {
   if (!Number.isInteger(layer) || layer < 0 || layer > layers) {
-    throw new Error(`layer ${layer} is not a residual index of this ${layers}-layer model (use 0..${layers})`);
+    throw new Error(
+      `layer ${layer} is not a residual index of this ${layers}-layer model (use 0..${layers})`,
+    );
   }
   return layer < layers ? `blocks.${layer}.hook_resid_pre` : `blocks.${layers - 1}.hook_resid_post`;
 }
@@ -277,7 +289,7 @@ export function nextTokenProbs(model: CausalLM, ids: number[], hooks?: Hooks): F
   return tf.tidy(() => {
     const input = tf.tensor2d([ids], [1, ids.length], "int32");
     const r = model.forward(input, { hooks, lastOnly: true });
-    if (r.activations) for (const a of r.activations.values()) a.dispose();
+    if (r.activations) { for (const a of r.activations.values()) a.dispose(); }
     return tf.softmax(tf.reshape(r.logits, [-1])).dataSync() as Float32Array;
   });
 }

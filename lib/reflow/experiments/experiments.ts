@@ -146,7 +146,11 @@ function nearest(
 ): { id: number; token: string; cosine: number }[] {
   const sims = new Float64Array(realVocab);
   for (let v = 0; v < realVocab; v++) sims[v] = exclude.has(v) ? -Infinity : cosine(query, rows[v]);
-  return topIndices(sims, k).map((id) => ({ id, token: decodeToken(tokenizer, id), cosine: round(sims[id]) }));
+  return topIndices(sims, k).map((id) => ({
+    id,
+    token: decodeToken(tokenizer, id),
+    cosine: round(sims[id]),
+  }));
 }
 
 function round(x: number, digits = 6): number {
@@ -239,7 +243,12 @@ export async function recipeAtlas(
   const { parts, realVocab } = setup(model, tokenizer, options);
   const k = options.neighbours ?? 5, top = options.topPairs ?? 20;
   const skipped: string[] = [];
-  const { words, ids } = resolveWords(tokenizer, options.words ?? Object.values(DEFAULT_CATEGORIES).flat(), options, skipped);
+  const { words, ids } = resolveWords(
+    tokenizer,
+    options.words ?? Object.values(DEFAULT_CATEGORIES).flat(),
+    options,
+    skipped,
+  );
   if (words.length < 2) throw new Error("recipeAtlas: needs at least two probe words that are single tokens");
   const rows = await recipeRows(parts);
   const neighbours = words.map((word, i) => ({
@@ -250,12 +259,16 @@ export async function recipeAtlas(
   const similarity = ids.map((a) => ids.map((b) => round(cosine(rows[a], rows[b]))));
   const pairs: { a: string; b: string; cosine: number }[] = [];
   for (let i = 0; i < words.length; i++) {
-    for (let j = i + 1; j < words.length; j++) pairs.push({ a: words[i], b: words[j], cosine: similarity[i][j] });
+    for (let j = i + 1; j < words.length; j++) {
+      pairs.push({ a: words[i], b: words[j], cosine: similarity[i][j] });
+    }
   }
   pairs.sort((x, y) => y.cosine - x.cosine);
   const orderIdx = clusterOrder(similarity.map((r) => r.map((c) => 1 - c)));
   const order = orderIdx.map((i) => words[i]);
-  const cells = orderIdx.flatMap((i) => orderIdx.map((j) => ({ x: words[j], y: words[i], value: similarity[i][j] })));
+  const cells = orderIdx.flatMap((i) =>
+    orderIdx.map((j) => ({ x: words[j], y: words[i], value: similarity[i][j] }))
+  );
   const pairOf = (a: string, b: string): number | null => {
     const i = words.indexOf(a), j = words.indexOf(b);
     return i < 0 || j < 0 ? null : similarity[i][j];
@@ -267,7 +280,8 @@ export async function recipeAtlas(
       name: "Recipe Atlas",
       definitions: {
         similarity: "cosine similarity of effective recipe rows R[v] (TopK(ReLU(R)) for reflow-topk)",
-        neighbours: `top ${k} rows of the real vocabulary (ids < ${realVocab}, pad rows excluded), the word itself excluded`,
+        neighbours:
+          `top ${k} rows of the real vocabulary (ids < ${realVocab}, pad rows excluded), the word itself excluded`,
         order: "average-linkage (UPGMA) clustering on 1 - cosine",
         tokens: "probe words in their leading-space form, single tokens only",
       },
@@ -364,7 +378,11 @@ export async function sparsityProfile(
 ): Promise<ExperimentOutput<SparsityProfileResult>> {
   checkOptionKeys(options, [...COMMON, "rule", "threshold"], "sparsityProfile");
   const { parts, realVocab } = setup(model, tokenizer, options);
-  const rule = checkChoice(options.rule ?? "relative", ["relative", "absolute", "positive"] as const, "active rule");
+  const rule = checkChoice(
+    options.rule ?? "relative",
+    ["relative", "absolute", "positive"] as const,
+    "active rule",
+  );
   const threshold = options.threshold ?? (rule === "relative" ? 0.5 : 0);
   const rows = await recipeRows(parts);
   const S = parts.signals;
@@ -424,7 +442,10 @@ export async function sparsityProfile(
         gini: g,
       },
       activeCounts: stats,
-      histogram: [...hist.entries()].sort((a, b) => a[0] - b[0]).map(([active, tokens]) => ({ active, tokens })),
+      histogram: [...hist.entries()].sort((a, b) => a[0] - b[0]).map(([active, tokens]) => ({
+        active,
+        tokens,
+      })),
       usage,
       gini: g,
     },
@@ -493,7 +514,9 @@ export async function basisGeometry(
   const S = parts.signals, d = parts.dModel;
   // The Gram matrix of the shorter side carries all singular values; tf forms it, Jacobi solves it.
   const gram = tf.tidy(() =>
-    S <= d ? tf.matMul(parts.basis, parts.basis, false, true) : tf.matMul(parts.basis, parts.basis, true, false)
+    S <= d
+      ? tf.matMul(parts.basis, parts.basis, false, true)
+      : tf.matMul(parts.basis, parts.basis, true, false)
   );
   const cosMat = tf.tidy(() => {
     const n = tf.div(parts.basis, tf.maximum(tf.norm(parts.basis, 2, 1, true), 1e-12));
@@ -520,7 +543,9 @@ export async function basisGeometry(
       key: "basis-geometry",
       name: "Basis Geometry",
       definitions: {
-        singularValues: `of W_basis [${S}, ${d}] (from the eigenvalues of its ${Math.min(S, d)}x${Math.min(S, d)} Gram matrix)`,
+        singularValues: `of W_basis [${S}, ${d}] (from the eigenvalues of its ${Math.min(S, d)}x${
+          Math.min(S, d)
+        } Gram matrix)`,
         effectiveRank: "exp(H), H = -sum p_i ln p_i, p_i = sigma_i / sum sigma (Roy & Vetterli 2007)",
         conditionNumber: "sigma_max / sigma_min over the min(S, d) singular values",
         redundancy: "mean and max |cosine| between distinct basis rows",
@@ -737,7 +762,11 @@ export async function semanticAlgebra(
       target: t.target,
       rank,
       hit: rank <= hitRank,
-      top: topIndices(sims, listed).map((id) => ({ id, token: decodeToken(tokenizer, id), cosine: round(sims[id]) })),
+      top: topIndices(sims, listed).map((id) => ({
+        id,
+        token: decodeToken(tokenizer, id),
+        cosine: round(sims[id]),
+      })),
     });
   }
   const hits = out.filter((t) => t.hit).length;
@@ -748,7 +777,8 @@ export async function semanticAlgebra(
       name: "Semantic Algebra",
       definitions: {
         vector: "R[b] + R[c] - R[a] in recipe space (effective recipe rows)",
-        ranking: `cosine to every real vocabulary row (ids < ${realVocab}, pad rows excluded), the three inputs excluded; rank 1 = best`,
+        ranking:
+          `cosine to every real vocabulary row (ids < ${realVocab}, pad rows excluded), the three inputs excluded; rank 1 = best`,
         hit: `target rank <= ${hitRank}`,
       },
       options: { triples: options.triples ?? DEFAULT_TRIPLES, hitRank, listed, realVocab },
@@ -818,9 +848,13 @@ export async function typoResilience(
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const head = options.layer ?? layers[layers.length - 1];
-  if (!layers.includes(head)) throw new Error(`typoResilience: layer ${head} is not among layers ${layers.join(", ")}`);
+  if (!layers.includes(head)) {
+    throw new Error(`typoResilience: layer ${head} is not among layers ${layers.join(", ")}`);
+  }
   const pairs = options.pairs ?? DEFAULT_TYPOS.map((p) => [...p] as [string, string]);
-  if (pairs.length < 2) throw new Error("typoResilience: needs at least two pairs (the baseline compares unrelated words)");
+  if (pairs.length < 2) {
+    throw new Error("typoResilience: needs at least two pairs (the baseline compares unrelated words)");
+  }
   const sigOf = (word: string): number[][] => {
     const text = options.leadingSpace === false || word.startsWith(" ") ? word : ` ${word}`;
     const h = lastResiduals(model, promptIds(tokenizer, text));
@@ -849,14 +883,24 @@ export async function typoResilience(
       key: "typo-resilience",
       name: "Typo Resilience",
       definitions: {
-        representation: "signals sigma = RMSNorm_f(h) W_basis^T at the last position of the leading-space word",
+        representation:
+          "signals sigma = RMSNorm_f(h) W_basis^T at the last position of the leading-space word",
         similarity: "cosine; baseline = mean over ordered pairs of different correct words",
         resilience: "mean typo cosine minus the unrelated baseline at the headline layer",
       },
       options: { pairs, layers, layer: head },
-      summary: { layer: head, typoCosine: h.typo, unrelatedCosine: h.unrelated, resilience: round(h.typo - h.unrelated) },
+      summary: {
+        layer: head,
+        typoCosine: h.typo,
+        unrelatedCosine: h.unrelated,
+        resilience: round(h.typo - h.unrelated),
+      },
       byLayer,
-      pairs: pairs.map(([c, t], i) => ({ correct: c, typo: t, cosine: round(cosine(correct[i][head], typos[i][head])) })),
+      pairs: pairs.map(([c, t], i) => ({
+        correct: c,
+        typo: t,
+        cosine: round(cosine(correct[i][head], typos[i][head])),
+      })),
     },
     figures: {
       layers: lineFigure(points, {
@@ -966,7 +1010,8 @@ export async function layerEvolution(
       key: "layer-evolution",
       name: "Layer Evolution",
       definitions: {
-        lens: "softmax(sigma_l R^T), sigma_l = RMSNorm_f(h_l) W_basis^T, h_l = residual after layer l at the last position",
+        lens:
+          "softmax(sigma_l R^T), sigma_l = RMSNorm_f(h_l) W_basis^T, h_l = residual after layer l at the last position",
         crystallisation: rule === "top1"
           ? "first layer from which the target is the top-1 real token at every later layer"
           : `first layer from which the target's probability stays >= ${threshold}`,
@@ -1056,7 +1101,9 @@ export async function signalFlow(
   const { parts } = setup(model, tokenizer, options);
   const prompt = options.prompt ?? DEFAULT_PROMPTS[0].text;
   const topN = Math.min(options.topN ?? 16, parts.signals);
-  const sig = tf.tidy(() => signalsOf(model, parts, lastResiduals(model, promptIds(tokenizer, prompt))).arraySync());
+  const sig = tf.tidy(() =>
+    signalsOf(model, parts, lastResiduals(model, promptIds(tokenizer, prompt))).arraySync()
+  );
   const peak = new Float64Array(parts.signals);
   for (const row of sig) row.forEach((v, s) => (peak[s] = Math.max(peak[s], Math.abs(v))));
   const chosen = topIndices(peak, topN);
@@ -1064,7 +1111,9 @@ export async function signalFlow(
   const order = clusterOrder(distanceMatrix(profiles, "cosine")).map((i) => chosen[i]);
   const values = order.map((s) => sig.map((row) => round(row[s])));
   const layerNames = sig.map((_, l) => String(l));
-  const cells = order.flatMap((s, i) => values[i].map((v, l) => ({ x: layerNames[l], y: `signal ${s}`, value: v })));
+  const cells = order.flatMap((s, i) =>
+    values[i].map((v, l) => ({ x: layerNames[l], y: `signal ${s}`, value: v }))
+  );
   return {
     result: {
       id: 8,
@@ -1166,9 +1215,11 @@ export async function causalAblation(
   try {
     const sigma = tf.tidy(() => {
       const h = lastResiduals(model, ids);
-      return signalsOf(model, parts, tf.slice(h, [parts.layers, 0], [1, -1]) as Tensor2D).dataSync() as Float32Array;
+      return signalsOf(model, parts, tf.slice(h, [parts.layers, 0], [1, -1]) as Tensor2D)
+        .dataSync() as Float32Array;
     });
-    const targetWord = options.target ?? (options.prompt === undefined ? DEFAULT_PROMPTS[0].target : "prediction");
+    const targetWord = options.target ??
+      (options.prompt === undefined ? DEFAULT_PROMPTS[0].target : "prediction");
     const target = targetWord === "prediction"
       ? argmax(nextTokenProbs(model, ids), realVocab)
       : probeToken(tokenizer, targetWord, options);
@@ -1199,7 +1250,9 @@ export async function causalAblation(
     const perms = Array.from({ length: trials }, () => rng.shuffle(Array.from({ length: S }, (_, i) => i)));
     for (let k = 0; k <= maxK; k++) {
       topKnockout.push(round(probWithout(ranking.slice(0, k)), 8));
-      randomKnockout.push(k === 0 ? topKnockout[0] : round(meanOf(perms.map((p) => probWithout(p.slice(0, k)))), 8));
+      randomKnockout.push(
+        k === 0 ? topKnockout[0] : round(meanOf(perms.map((p) => probWithout(p.slice(0, k)))), 8),
+      );
     }
     const p0 = topKnockout[0];
     const half = topKnockout.findIndex((p) => p <= p0 / 2);
@@ -1213,7 +1266,8 @@ export async function causalAblation(
         key: "causal-ablation",
         name: "Causal Ablation",
         definitions: {
-          contribution: "c_s = sigma_s R[target, s] at the last position, final layer (sigma = RMSNorm_f(h_L) W_basis^T)",
+          contribution:
+            "c_s = sigma_s R[target, s] at the last position, final layer (sigma = RMSNorm_f(h_L) W_basis^T)",
           ablation: parts.signalsHook
             ? `sigma_s set to 0 at the last position through the ${parts.signalsHook} hook`
             : "sigma_s set to 0 and logits recomputed as sigma R^T",
@@ -1311,7 +1365,16 @@ export async function emotionSurgery(
   await Promise.resolve();
   checkOptionKeys(
     options,
-    [...COMMON, "positive", "negative", "prompt", "layers", "alpha", "effectiveFraction", "continuationTokens"],
+    [
+      ...COMMON,
+      "positive",
+      "negative",
+      "prompt",
+      "layers",
+      "alpha",
+      "effectiveFraction",
+      "continuationTokens",
+    ],
     "emotionSurgery",
   );
   const { parts, realVocab } = setup(model, tokenizer, options);
@@ -1324,7 +1387,9 @@ export async function emotionSurgery(
   const skipped: string[] = [];
   const pos = resolveWords(tokenizer, options.positive ?? [...DEFAULT_SENTIMENT.positive], options, skipped);
   const neg = resolveWords(tokenizer, options.negative ?? [...DEFAULT_SENTIMENT.negative], options, skipped);
-  if (!pos.ids.length || !neg.ids.length) throw new Error("emotionSurgery: needs positive and negative words");
+  if (!pos.ids.length || !neg.ids.length) {
+    throw new Error("emotionSurgery: needs positive and negative words");
+  }
   const recipe = effectiveRecipe(parts);
   const direction = tf.tidy(() => {
     const mp = tf.mean(tf.gather(recipe, tf.tensor1d(pos.ids, "int32")), 0);
@@ -1357,12 +1422,22 @@ export async function emotionSurgery(
         key: "emotion-surgery",
         name: "Emotion Surgery",
         definitions: {
-          direction: "u = mean R[positive] - mean R[negative] (recipe space), steering vector = unit(u W_basis)",
-          injection: `add alpha x (mean L2 norm of the residual at that layer on the prompt) x unit(u W_basis) to the residual after the layer, every position; alpha = ${alpha}`,
+          direction:
+            "u = mean R[positive] - mean R[negative] (recipe space), steering vector = unit(u W_basis)",
+          injection:
+            `add alpha x (mean L2 norm of the residual at that layer on the prompt) x unit(u W_basis) to the residual after the layer, every position; alpha = ${alpha}`,
           score: "mean log p(positive words) - mean log p(negative words) for the next token",
           effective: `shift >= ${frac} x the largest shift`,
         },
-        options: { positive: pos.words, negative: neg.words, prompt, layers, alpha, effectiveFraction: frac, continuationTokens: nCont },
+        options: {
+          positive: pos.words,
+          negative: neg.words,
+          prompt,
+          layers,
+          alpha,
+          effectiveFraction: frac,
+          continuationTokens: nCont,
+        },
         summary: {
           baselineScore: baseline.score,
           bestLayer: byLayer.find((b) => b.shift === best)?.layer ?? null,
@@ -1391,7 +1466,10 @@ export async function emotionSurgery(
 /** Mean L2 norm over positions of the residual after each layer 0..L, on one prompt. */
 function residualNorms(model: CausalLM, ids: number[]): number[] {
   const L = model.config.nLayers;
-  const names = Array.from({ length: L + 1 }, (_, l) => (l < L ? `blocks.${l}.hook_resid_pre` : `blocks.${L - 1}.hook_resid_post`));
+  const names = Array.from(
+    { length: L + 1 },
+    (_, l) => (l < L ? `blocks.${l}.hook_resid_pre` : `blocks.${L - 1}.hook_resid_post`),
+  );
   return tf.tidy(() => {
     const input = tf.tensor2d([ids], [1, ids.length], "int32");
     const r = model.forward(input, { capture: names });
@@ -1458,7 +1536,11 @@ export async function conceptInception(
   options: ConceptInceptionOptions = {},
 ): Promise<ExperimentOutput<ConceptInceptionResult>> {
   await Promise.resolve();
-  checkOptionKeys(options, [...COMMON, "prompt", "concept", "layers", "maxAlpha", "iterations"], "conceptInception");
+  checkOptionKeys(
+    options,
+    [...COMMON, "prompt", "concept", "layers", "maxAlpha", "iterations"],
+    "conceptInception",
+  );
   const { parts, realVocab } = setup(model, tokenizer, options);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
@@ -1500,16 +1582,20 @@ export async function conceptInception(
         key: "concept-inception",
         name: "Concept Inception",
         definitions: {
-          injection: "add alpha x (mean L2 norm of the residual at that layer) x unit(R[concept] W_basis) after the layer, every position",
+          injection:
+            "add alpha x (mean L2 norm of the residual at that layer) x unit(R[concept] W_basis) after the layer, every position",
           success: "the concept is the top-1 real token for the next position",
-          search: `bisection on [0, ${maxAlpha}], ${iters} steps (assumes success is monotone in alpha); null = fails at the cap`,
+          search:
+            `bisection on [0, ${maxAlpha}], ${iters} steps (assumes success is monotone in alpha); null = fails at the cap`,
         },
         options: { prompt, concept: conceptWord, layers, maxAlpha, iterations: iters },
         summary: {
           concept: conceptWord,
           effectiveLayers: effective.length,
           lastEffectiveLayer: effective.length ? Math.max(...effective) : null,
-          minAlpha: effective.length ? Math.min(...byLayer.filter((b) => b.alpha !== null).map((b) => b.alpha!)) : null,
+          minAlpha: effective.length
+            ? Math.min(...byLayer.filter((b) => b.alpha !== null).map((b) => b.alpha!))
+            : null,
           layers: L,
         },
         byLayer,
@@ -1519,7 +1605,9 @@ export async function conceptInception(
         strength: lineFigure(shown.filter((p) => Number.isFinite(p.y)), {
           xLabel: "injection layer (residual after block; 0 = embedding)",
           yLabel: "minimal strength alpha* (x residual norm)",
-          title: `Concept inception of ${JSON.stringify(conceptWord)} (missing layer = inert up to ${maxAlpha})`,
+          title: `Concept inception of ${
+            JSON.stringify(conceptWord)
+          } (missing layer = inert up to ${maxAlpha})`,
         }),
       },
     };
@@ -1568,8 +1656,12 @@ export function editRecipeRows(model: CausalLM, edits: RecipeEdit[]): () => void
   const S = parts.signals;
   const tokens = edits.map((e) => e.token);
   for (const e of edits) {
-    if (!Number.isInteger(e.token) || e.token < 0 || e.token >= parts.vocab) throw new Error(`editRecipeRows: token ${e.token} out of range`);
-    if (e.row.length !== S) throw new Error(`editRecipeRows: row for token ${e.token} has ${e.row.length} values, expected ${S}`);
+    if (!Number.isInteger(e.token) || e.token < 0 || e.token >= parts.vocab) {
+      throw new Error(`editRecipeRows: token ${e.token} out of range`);
+    }
+    if (e.row.length !== S) {
+      throw new Error(`editRecipeRows: row for token ${e.token} has ${e.row.length} values, expected ${S}`);
+    }
   }
   const old = tf.tidy(() => tf.gather(v, tf.tensor1d(tokens, "int32")).dataSync().slice() as Float32Array);
   const write = (rows: Float32Array) =>
@@ -1651,7 +1743,11 @@ export async function geneticHijack(
   tokenizer: TextTokenizer,
   options: GeneticHijackOptions = {},
 ): Promise<ExperimentOutput<GeneticHijackResult>> {
-  checkOptionKeys(options, [...COMMON, "source", "donor", "mode", "weight", "prompts", "listed"], "geneticHijack");
+  checkOptionKeys(
+    options,
+    [...COMMON, "source", "donor", "mode", "weight", "prompts", "listed"],
+    "geneticHijack",
+  );
   const { parts, realVocab } = setup(model, tokenizer, options);
   const mode = checkChoice(options.mode ?? "copy", ["copy", "swap", "blend"] as const, "hijack mode");
   const weight = options.weight ?? 0.5, listed = options.listed ?? 5;
@@ -1670,7 +1766,10 @@ export async function geneticHijack(
     ? [{ token: src, row: rowOf(don) }, { token: don, row: rowOf(src) }]
     : [{ token: src, row: Array.from(rowOf(src), (x, i) => (1 - weight) * x + weight * rowOf(don)[i]) }];
   const look = (p: Float32Array) => ({
-    top: topIndices(p.subarray(0, realVocab), listed).map((i) => ({ token: decodeToken(tokenizer, i), p: round(p[i], 8) })),
+    top: topIndices(p.subarray(0, realVocab), listed).map((i) => ({
+      token: decodeToken(tokenizer, i),
+      p: round(p[i], 8),
+    })),
     pSource: round(p[src], 8),
     pDonor: round(p[don], 8),
   });
@@ -1753,7 +1852,10 @@ export interface ExperimentInfo {
   run: ExperimentFn;
 }
 
-const A = "A. Signal identity", B = "B. Semantic properties", C = "C. Mechanistic", D = "D. Control & steering";
+const A = "A. Signal identity",
+  B = "B. Semantic properties",
+  C = "C. Mechanistic",
+  D = "D. Control & steering";
 
 /**
  * The twelve experiments by number (spec §4), with upstream's reported numbers.
@@ -1773,7 +1875,8 @@ export const REFLOW_EXPERIMENTS: readonly ExperimentInfo[] = [
     key: "recipe-atlas",
     name: "Recipe Atlas",
     group: A,
-    reported: "three-four 0.7551, king-queen 0.54, France-Germany 0.53; top-20 NN pairs all semantically valid",
+    reported:
+      "three-four 0.7551, king-queen 0.54, France-Germany 0.53; top-20 NN pairs all semantically valid",
     run: recipeAtlas as ExperimentFn,
   },
   {
@@ -1781,10 +1884,18 @@ export const REFLOW_EXPERIMENTS: readonly ExperimentInfo[] = [
     key: "sparsity-profile",
     name: "Sparsity Profile",
     group: A,
-    reported: "mean 116.6 / 1024 active signals per token (11.38 %), Gini 0.085 (activation rule not published)",
+    reported:
+      "mean 116.6 / 1024 active signals per token (11.38 %), Gini 0.085 (activation rule not published)",
     run: sparsityProfile as ExperimentFn,
   },
-  { id: 3, key: "basis-geometry", name: "Basis Geometry", group: A, reported: null, run: basisGeometry as ExperimentFn },
+  {
+    id: 3,
+    key: "basis-geometry",
+    name: "Basis Geometry",
+    group: A,
+    reported: null,
+    run: basisGeometry as ExperimentFn,
+  },
   {
     id: 4,
     key: "semantic-galaxy",
@@ -1801,7 +1912,14 @@ export const REFLOW_EXPERIMENTS: readonly ExperimentInfo[] = [
     reported: "3/3 hits: queen #1, ran #1, Beijing #2 (TopK-64 Big: 0/3)",
     run: semanticAlgebra as ExperimentFn,
   },
-  { id: 6, key: "typo-resilience", name: "Typo Resilience", group: B, reported: null, run: typoResilience as ExperimentFn },
+  {
+    id: 6,
+    key: "typo-resilience",
+    name: "Typo Resilience",
+    group: B,
+    reported: null,
+    run: typoResilience as ExperimentFn,
+  },
   {
     id: 7,
     key: "layer-evolution",
@@ -1810,7 +1928,14 @@ export const REFLOW_EXPERIMENTS: readonly ExperimentInfo[] = [
     reported: "crystallisation mid-stack: about layer 18 of 36 for short contexts, up to 28 for long ones",
     run: layerEvolution as ExperimentFn,
   },
-  { id: 8, key: "signal-flow", name: "Signal Flow", group: C, reported: null, run: signalFlow as ExperimentFn },
+  {
+    id: 8,
+    key: "signal-flow",
+    name: "Signal Flow",
+    group: C,
+    reported: null,
+    run: signalFlow as ExperimentFn,
+  },
   {
     id: 9,
     key: "causal-ablation",
@@ -1835,7 +1960,14 @@ export const REFLOW_EXPERIMENTS: readonly ExperimentInfo[] = [
     reported: "same boundary: effective L0-L12, inert beyond L18 (of 36)",
     run: conceptInception as ExperimentFn,
   },
-  { id: 12, key: "genetic-hijack", name: "Genetic Hijack", group: D, reported: null, run: geneticHijack as ExperimentFn },
+  {
+    id: 12,
+    key: "genetic-hijack",
+    name: "Genetic Hijack",
+    group: D,
+    reported: null,
+    run: geneticHijack as ExperimentFn,
+  },
 ];
 
 /**

@@ -180,7 +180,10 @@ export function histogramFigure(
   options: { xLabel: string; yLabel: string; title?: string; mean?: number; meanLabel?: string },
 ): PlotFigure {
   const marks: Plot.Markish[] = [
-    Plot.rectY(values, { fill: "#4269d0", ...Plot.binX({ y: "count" }, { x: (d: number) => d, thresholds: 30 }) }),
+    Plot.rectY(values, {
+      fill: "#4269d0",
+      ...Plot.binX({ y: "count" }, { x: (d: number) => d, thresholds: 30 }),
+    }),
     Plot.ruleY([0]),
   ];
   if (options.mean !== undefined) {

@@ -150,7 +150,7 @@ export function singularValues(matrix: Rows): number[] {
     for (let j = i; j < small; j++) {
       let s = 0;
       if (r <= c) { for (let k = 0; k < c; k++) s += matrix[i][k] * matrix[j][k]; }
-      else { for (let k = 0; k < r; k++) s += matrix[k][i] * matrix[k][j]; }
+      else for (let k = 0; k < r; k++) s += matrix[k][i] * matrix[k][j];
       gram[i][j] = gram[j][i] = s;
     }
   }
@@ -262,7 +262,7 @@ export function pca(rows: Rows, k = 2, options: { seed?: number; iterations?: nu
     }
     let big = 0;
     for (let j = 0; j < dim; j++) if (Math.abs(v[j]) > Math.abs(v[big])) big = j;
-    if (v[big] < 0) for (let j = 0; j < dim; j++) v[j] = -v[j];
+    if (v[big] < 0) { for (let j = 0; j < dim; j++) v[j] = -v[j]; }
     components.push(Array.from(v));
     variances.push(lam);
   }
@@ -339,7 +339,11 @@ export function distanceMatrix(rows: Rows, metric: DistanceMetric = "euclidean")
  *
  * @category reFlow
  */
-export function silhouetteScore(rows: Rows, labels: readonly string[], metric: DistanceMetric = "euclidean"): number {
+export function silhouetteScore(
+  rows: Rows,
+  labels: readonly string[],
+  metric: DistanceMetric = "euclidean",
+): number {
   if (rows.length !== labels.length) throw new Error("silhouetteScore: one label per row");
   const groups = [...new Set(labels)];
   if (groups.length < 2 || groups.length >= rows.length) {

@@ -35,7 +35,15 @@ function groupOf(name: string): string {
   return "other";
 }
 
-const GROUP_ORDER = ["recipe (W_recipe)", "basis (W_basis)", "embedding (other)", "attention", "mlp", "norms", "other"];
+const GROUP_ORDER = [
+  "recipe (W_recipe)",
+  "basis (W_basis)",
+  "embedding (other)",
+  "attention",
+  "mlp",
+  "norms",
+  "other",
+];
 
 /**
  * The parameter table of a model (what `check.py` prints).
@@ -80,16 +88,28 @@ export function parameterTable(model: CausalLM): ParameterTable {
  * @category reFlow
  */
 export function formatParameterTable(table: ParameterTable): string {
-  const w = Math.max(...table.tensors.map((t) => t.name.length), ...table.groups.map((g) => g.group.length), 10);
+  const w = Math.max(
+    ...table.tensors.map((t) => t.name.length),
+    ...table.groups.map((g) => g.group.length),
+    10,
+  );
   const shapeW = Math.max(...table.tensors.map((t) => `[${t.shape.join(", ")}]`.length), 5);
   const num = (n: number) => n.toLocaleString("en-US").padStart(14);
   const lines = [`${"tensor".padEnd(w)}  ${"shape".padEnd(shapeW)}  ${"count".padStart(14)}`];
-  for (const t of table.tensors) lines.push(`${t.name.padEnd(w)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${num(t.count)}`);
+  for (const t of table.tensors) {
+    lines.push(`${t.name.padEnd(w)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${num(t.count)}`);
+  }
   lines.push("", "group subtotals:");
   for (const g of table.groups) {
-    lines.push(`${g.group.padEnd(w)}  ${"".padEnd(shapeW)}  ${num(g.count)}  (${(100 * g.count / table.total).toFixed(2)} %)`);
+    lines.push(
+      `${g.group.padEnd(w)}  ${"".padEnd(shapeW)}  ${num(g.count)}  (${
+        (100 * g.count / table.total).toFixed(2)
+      } %)`,
+    );
   }
-  lines.push(`${"total".padEnd(w)}  ${"".padEnd(shapeW)}  ${num(table.total)}  (${formatParameterCount(table.total)})`);
+  lines.push(
+    `${"total".padEnd(w)}  ${"".padEnd(shapeW)}  ${num(table.total)}  (${formatParameterCount(table.total)})`,
+  );
   return lines.join("\n");
 }
 
@@ -155,10 +175,15 @@ export function experimentReportMarkdown(outputs: ExperimentOutput[], meta: Repo
     for (const [k, v] of Object.entries(result.summary)) lines.push(`| ${k} | ${cell(v)} |`);
     lines.push("", "Definitions:", "");
     for (const [k, v] of Object.entries(result.definitions)) lines.push(`- **${k}**: ${v}`);
-    if (result.skipped?.length) lines.push(`- **skipped probe words** (not single tokens): ${result.skipped.join(", ")}`);
+    if (result.skipped?.length) {
+      lines.push(`- **skipped probe words** (not single tokens): ${result.skipped.join(", ")}`);
+    }
     lines.push("");
     for (const name of Object.keys(figures)) {
-      lines.push(`![${result.name}: ${name}](figures/${String(result.id).padStart(2, "0")}_${result.key}_${name}.png)`, "");
+      lines.push(
+        `![${result.name}: ${name}](figures/${String(result.id).padStart(2, "0")}_${result.key}_${name}.png)`,
+        "",
+      );
     }
   }
   return lines.join("\n");

@@ -59,7 +59,9 @@ export class WordTokenizer implements TextTokenizer {
 
   /** A tokenizer from {@linkcode WordTokenizer.toJSON}. */
   static fromJSON(json: { type: "word"; words: string[] }): WordTokenizer {
-    if (json?.type !== "word" || !Array.isArray(json.words)) throw new Error("WordTokenizer.fromJSON: not a word tokenizer");
+    if (json?.type !== "word" || !Array.isArray(json.words)) {
+      throw new Error("WordTokenizer.fromJSON: not a word tokenizer");
+    }
     return new WordTokenizer(json.words.slice(1));
   }
 
@@ -91,13 +93,25 @@ export class WordTokenizer implements TextTokenizer {
       truncation: null,
       padding: null,
       added_tokens: [
-        { id: 0, content: "<unk>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+        {
+          id: 0,
+          content: "<unk>",
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+          special: true,
+        },
       ],
       normalizer: null,
       pre_tokenizer: { type: "WhitespaceSplit" },
       post_processor: null,
       decoder: null,
-      model: { type: "WordLevel", vocab: Object.fromEntries(this.#words.map((w, i) => [w, i])), unk_token: "<unk>" },
+      model: {
+        type: "WordLevel",
+        vocab: Object.fromEntries(this.#words.map((w, i) => [w, i])),
+        unk_token: "<unk>",
+      },
     };
   }
 
