@@ -152,7 +152,7 @@ export interface EmbeddingKind {
    * blocks (the Hugging Face order); all others come first.
    */
   parameters(spec: ComponentSpec, config: DecoderConfig): Map<string, ParameterSpec>;
-  /** Its hook names (top level, e.g. `hook_embed`), in firing order. */
+  /** Its hook names (top level, e.g. `hook_embed`; output-side ones start with `unembed.`), in firing order. */
   hookNames(spec: ComponentSpec, config: DecoderConfig): string[];
   /** Builds it over the model's parameters. */
   create(spec: ComponentSpec, config: DecoderConfig, params: Map<string, Variable>): EmbeddingComponent;

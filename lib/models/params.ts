@@ -117,7 +117,9 @@ export function countParameters(config: DecoderConfig): number {
  */
 export function decoderHookNames(config: DecoderConfig): string[] {
   const embSpec = embeddingSpec(config);
-  const names = [...embeddingKind(embSpec.kind).hookNames(embSpec, config)];
+  // Output-side hooks of the embedding (`unembed.*`) fire after the final norm, so they are listed last.
+  const embHooks = embeddingKind(embSpec.kind).hookNames(embSpec, config);
+  const names = embHooks.filter((n) => !n.startsWith("unembed."));
   const mixers = layerMixers(config);
   for (let l = 0; l < config.nLayers; l++) {
     const p = `blocks.${l}`;
@@ -129,7 +131,7 @@ export function decoderHookNames(config: DecoderConfig): string[] {
     if (config.mlp === "swiglu") names.push(`${p}.mlp.hook_pre_linear`);
     names.push(`${p}.mlp.hook_post`, `${p}.hook_mlp_out`, `${p}.hook_resid_post`);
   }
-  names.push("ln_final.hook_normalized");
+  names.push("ln_final.hook_normalized", ...embHooks.filter((n) => n.startsWith("unembed.")));
   return names;
 }
 

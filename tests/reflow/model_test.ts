@@ -1,0 +1,354 @@
+/**
+ * reFlow model side: exact parameter counts, the factorised logits, one-row edits, top-k invariants,
+ * hooks on the signals, KV-cached generation, the inference cache of E, and no tensor leaks.
+ */
+import { assert, assertEquals, assertThrows, maxDiff } from "../assert.ts";
+import { tf } from "../../lib/deps.ts";
+import { countParameters } from "../../lib/models/params.ts";
+import { createDecoder } from "../../lib/models/scratch.ts";
+import { modelPreset } from "../../lib/models/presets.ts";
+import { rmsNorm } from "../../lib/nn/norm.ts";
+import type { Decoder } from "../../lib/models/decoder.ts";
+import type { DecoderConfig } from "../../lib/models/types.ts";
+import type { Tensor, Tensor2D, Tensor3D } from "../../lib/tensor_types.ts";
+import {
+  effectiveRecipe,
+  embeddingMatrix,
+  parameterTable,
+  REFLOW_PRESETS,
+  reflowVariantConfig,
+  reflowWeights,
+  topKRows,
+} from "../../lib/reflow/mod.ts";
+import { fillNormal, Prng } from "../../lib/random/mod.ts";
+import { useBackend } from "../fixtures.ts";
+
+await useBackend("cpu");
+
+const SEVEN: Record<string, number> = {
+  "reflow-1-small": 46_471_680,
+  "reflow-1": 463_668_224,
+  "reflow-1-big": 515_056_640,
+  "reflow-1-topk-big": 515_056_640,
+  "reflow-1-lite": 413_336_576,
+  "reflow-gpt2": 505_619_456,
+  "reflow-gpt2-new": 514_008_064,
+};
+
+/** A tiny config of each variant: 2 layers, d 32, S 24, 4 heads, V 40. */
+function tinyVariant(variant: string, extra: Record<string, unknown> = {}): DecoderConfig {
+  const o: Record<string, unknown> = {
+    nLayers: 2,
+    dModel: 32,
+    nHeads: 4,
+    vocabSize: 40,
+    maxPositions: 32,
+    ...extra,
+  };
+  if (variant.startsWith("reflow")) o.nSignals ??= 24;
+  if (variant === "reflow-topk") o.topK ??= 5;
+  return reflowVariantConfig(variant, o);
+}
+
+const VARIANTS: Record<string, () => DecoderConfig> = {
+  reflow: () => tinyVariant("reflow"),
+  "reflow-topk": () => tinyVariant("reflow-topk"),
+  "reflow-topk-signals": () => tinyVariant("reflow-topk", { sparsify: "signals" }),
+  "reflow-lite": () => tinyVariant("reflow-lite"),
+  gpt2: () => tinyVariant("gpt2"),
+  "gpt2-new": () => tinyVariant("gpt2-new"),
+};
+
+/** N(0, 1) values from the project PRNG. */
+function normal(shape: number[], seed: number): Tensor {
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  fillNormal(data, 0, 1, new Prng(seed));
+  return tf.tensor(data, shape);
+}
+
+function disposeResult(
+  r: { logits: Tensor; hidden: Tensor; residual: Tensor; activations?: Map<string, Tensor> },
+) {
+  tf.dispose([r.logits, r.hidden, r.residual, ...(r.activations?.values() ?? [])]);
+}
+
+Deno.test("reflow presets: the seven upstream configs have the exact totals of spec §1.5", () => {
+  for (const [name, total] of Object.entries(SEVEN)) {
+    assertEquals(countParameters(modelPreset(name)), total, name);
+    assertEquals(REFLOW_PRESETS.find((p) => p.name === name)?.expectedParameters, total, name);
+  }
+  // Spec formula: V·S + S·d + L·(2·d·H·hd + 2·d·Hkv·hd + 3·d·F + 2·d) + d.
+  const formula = (L: number, d: number, S: number, H: number, Hkv: number, F: number) =>
+    50304 * S + S * d + L * (2 * d * H * 64 + 2 * d * Hkv * 64 + 3 * d * F + 2 * d) + d;
+  assertEquals(countParameters(modelPreset("reflow-1-lite")), formula(32, 1024, 1024, 16, 4, 2816));
+  assertEquals(countParameters(modelPreset("reflow-1-small")), formula(6, 512, 512, 8, 8, 1536));
+  const t = parameterTable(modelPreset("reflow-gpt2"));
+  assertEquals(t.total, 505_619_456);
+  assertEquals(t.groups.find((g) => g.group === "positions")?.count, 1024 * 1024); // wpe is counted
+});
+
+Deno.test("reflow presets: small presets keep the proportions and train from a config's model.preset", () => {
+  const tiny = modelPreset("reflow-tiny");
+  assertEquals([tiny.nLayers, tiny.dModel, tiny.embedding?.signals, tiny.headDim], [4, 128, 128, 64]);
+  assertEquals(modelPreset("reflow-topk-mini").embedding?.topK, 16);
+  assertEquals(modelPreset("reflow-lite-mini").nKvHeads, 1);
+  const o = modelPreset("reflow-mini", { dModel: 128, vocabSize: 65 });
+  assertEquals([o.embedding?.signals, o.nHeads, o.dMlp, o.vocabSize], [128, 2, 512, 65]);
+  assertEquals(
+    modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding?.signals,
+    32,
+  );
+});
+
+Deno.test("reflow: bad input gets one clear message each", () => {
+  assertThrows(() => modelPreset("reflow-1-smal"), "did you mean reflow-1-small");
+  assertThrows(() => reflowVariantConfig("reflow", { nSignal: 8 } as never), "did you mean nSignals");
+  assertThrows(() => reflowVariantConfig("reflow-lit"), "did you mean reflow-lite");
+  assertThrows(
+    () => reflowVariantConfig("reflow", { nSignals: 0 }),
+    "embedding.signals (S) must be an integer in 1..",
+  );
+  assertThrows(
+    () => reflowVariantConfig("reflow-topk", { nSignals: 32, dModel: 64 }),
+    "topK (k) must be an integer in 1..32",
+  );
+  assertThrows(() => reflowVariantConfig("reflow-topk", { topK: 2.5 }), "topK (k)");
+  assertThrows(() => reflowVariantConfig("reflow", { topK: 8 }), "applies to reflow-topk only");
+  assertThrows(() => reflowVariantConfig("gpt2", { nSignals: 8 }), "reFlow variants only");
+  assertThrows(() => reflowVariantConfig("reflow-lite", { nHeads: 4, nKvHeads: 3 }), "must divide nHeads");
+  assertThrows(
+    () =>
+      countParameters({
+        ...tinyVariant("reflow"),
+        embedding: { kind: "reflow", signals: 8, sparsify: "recipe" },
+      }),
+    "needs embedding.topK",
+  );
+  assertThrows(
+    () =>
+      countParameters({
+        ...tinyVariant("reflow-topk"),
+        embedding: { kind: "reflow", signals: 8, topK: 2, sparsify: "sig" },
+      }),
+    "did you mean signals",
+  );
+  assertThrows(
+    () => countParameters({ ...tinyVariant("reflow"), embedding: { kind: "reflow", signals: 8, topk: 2 } }),
+    "unknown option 'topk'",
+  );
+  assertThrows(
+    () => countParameters({ ...tinyVariant("gpt2"), embedding: { kind: "reflow", signals: 8 } }),
+    "no position table",
+  );
+});
+
+Deno.test("reflow: logits equal RMSNorm(h)·Φᵀ·Rᵀ (inference cache and gradient path)", () => {
+  for (const variant of ["reflow", "reflow-topk", "reflow-topk-signals", "reflow-lite"]) {
+    const model = createDecoder(VARIANTS[variant](), { seed: 3 });
+    const ids = tf.tensor2d([[1, 5, 9, 33, 2], [7, 7, 0, 39, 11]], undefined, "int32");
+    const w = reflowWeights(model);
+    const expected = (r: { residual: Tensor3D }) =>
+      tf.tidy(() => {
+        const y = rmsNorm(r.residual, model.parameters().get("ln_final.w")!, model.config.normEps);
+        let sig = tf.matMul(tf.reshape(y, [-1, 32]), w.basis, false, true) as Tensor2D;
+        if (w.topK !== undefined && w.sparsify === "signals") sig = topKRows(sig, w.topK);
+        const r2 = effectiveRecipe(model);
+        return tf.matMul(sig, w.sparsify === "signals" ? w.recipe : r2, false, true);
+      });
+    const inf = model.forward(ids);
+    const e1 = expected(inf);
+    assert(maxDiff(inf.logits.dataSync(), e1.dataSync()) < 1e-5, `${variant}: cached-E logits`);
+    // Under a gradient tape the factorised path runs (no cached product).
+    let grads = 0;
+    const g = tf.variableGrads(() => {
+      const r = model.forward(ids, { training: true });
+      const e2 = expected(r);
+      assert(maxDiff(r.logits.dataSync(), e2.dataSync()) < 1e-5, `${variant}: training logits`);
+      return tf.sum(tf.mul(r.logits, r.logits)) as tf.Scalar;
+    }, [w.recipe, w.basis]);
+    for (const t of Object.values(g.grads)) grads += tf.sum(tf.abs(t)).dataSync()[0] > 0 ? 1 : 0;
+    assertEquals(grads, 2, `${variant}: gradients reach R and Φ`);
+    tf.dispose([ids, e1, g.value, ...Object.values(g.grads)]);
+    disposeResult(inf);
+    model.dispose();
+  }
+});
+
+Deno.test("reflow: editing one recipe row changes that token's embedding and logit only", () => {
+  const model = createDecoder(VARIANTS.reflow(), { seed: 4 });
+  const w = reflowWeights(model);
+  const v = 9;
+  const ids = tf.tensor2d([[1, v, 3, v, 4]], undefined, "int32");
+  const fixed = normal([1, 5, 32], 1) as Tensor3D; // the same final hidden for both runs
+  const run = () => {
+    const r = model.forward(ids, {
+      capture: ["hook_embed"],
+      hooks: { "ln_final.hook_normalized": () => tf.clone(fixed) },
+    });
+    const out = {
+      x0: r.activations!.get("hook_embed")!.arraySync() as number[][][],
+      logits: r.logits.arraySync() as number[][][],
+      e: embeddingMatrix(model).arraySync(),
+    };
+    disposeResult(r);
+    return out;
+  };
+  const before = run();
+  const rows = w.recipe.arraySync() as number[][];
+  rows[v] = rows[v].map((x, j) => x + 0.1 * (j + 1));
+  const edited = tf.tensor2d(rows);
+  w.recipe.assign(edited);
+  const after = run();
+  for (let tok = 0; tok < 40; tok++) {
+    const changed = maxDiff(before.e[tok], after.e[tok]) > 1e-6;
+    assertEquals(changed, tok === v, `E row ${tok}`);
+  }
+  [1, v, 3, v, 4].forEach((tok, t) => {
+    assertEquals(
+      maxDiff(before.x0[0][t], after.x0[0][t]) > 1e-6,
+      tok === v,
+      `input embedding at position ${t}`,
+    );
+    for (let u = 0; u < 40; u++) {
+      assertEquals(
+        Math.abs(before.logits[0][t][u] - after.logits[0][t][u]) > 1e-6,
+        u === v,
+        `logit ${u} at ${t}`,
+      );
+    }
+  });
+  tf.dispose([ids, fixed, edited]);
+  model.dispose();
+});
+
+Deno.test("reflow-topk: ≤ k non-zeros per row, all ≥ 0, equal to the k largest of ReLU(row), gradient only there", () => {
+  const x = normal([50, 24], 7) as Tensor2D;
+  const k = 5;
+  const y = topKRows(x, k);
+  const xs = x.arraySync(), ys = y.arraySync();
+  for (let i = 0; i < 50; i++) {
+    const nz = ys[i].filter((v) => v !== 0);
+    assert(nz.length <= k && nz.every((v) => v > 0), `row ${i}`);
+    const want = xs[i].map((v) => Math.max(v, 0)).sort((a, b) => b - a).slice(0, k).filter((v) => v > 0);
+    assertEquals([...nz].sort((a, b) => b - a), want, `row ${i} keeps the k largest`);
+  }
+  const few = topKRows(tf.tensor2d([[-1, 2, -3, -4]]), 3).arraySync(); // fewer positives than k
+  assertEquals(few, [[0, 2, 0, 0]]);
+  const wgt = normal([50, 24], 8);
+  const g = tf.grad((t: Tensor) => tf.sum(tf.mul(topKRows(t as Tensor2D, k), wgt)))(x)
+    .arraySync() as number[][];
+  const ws = wgt.arraySync() as number[][];
+  for (let i = 0; i < 50; i++) {
+    for (let j = 0; j < 24; j++) assert(g[i][j] === (ys[i][j] !== 0 ? ws[i][j] : 0), `grad ${i},${j}`);
+  }
+  // The model uses the same rows at input and output.
+  const model = createDecoder(VARIANTS["reflow-topk"](), { seed: 5 });
+  const r = effectiveRecipe(model);
+  const e = embeddingMatrix(model);
+  const ref = tf.matMul(r, reflowWeights(model).basis);
+  assert(maxDiff(e.dataSync(), ref.dataSync()) < 1e-6);
+  const ids = tf.tensor2d([[3, 8]], undefined, "int32");
+  const out = model.forward(ids, { capture: ["hook_embed"] });
+  const x0 = out.activations!.get("hook_embed")!.dataSync();
+  assert(maxDiff(x0, tf.gather(ref, [3, 8]).dataSync()) < 1e-5, "input rows = TopK(ReLU(R))·Φ");
+  disposeResult(out);
+  tf.dispose([x, y, wgt, r, e, ref, ids]);
+  model.dispose();
+});
+
+Deno.test("reflow: unembed.hook_signals can be read and replaced (single-signal ablation)", () => {
+  const model = createDecoder(VARIANTS.reflow(), { seed: 6 });
+  const ids = tf.tensor2d([[2, 4, 6]], undefined, "int32");
+  const s = 3;
+  const keep = tf.tensor1d(Array.from({ length: 24 }, (_, i) => (i === s ? 0 : 1)));
+  const base = model.forward(ids, { capture: ["unembed.hook_signals"] });
+  const sig = base.activations!.get("unembed.hook_signals")! as Tensor3D;
+  assertEquals(sig.shape, [1, 3, 24]);
+  const ablated = model.forward(ids, { hooks: { "unembed.hook_signals": (a) => tf.mul(a, keep) } });
+  const want = tf.tidy(() =>
+    tf.matMul(tf.reshape(tf.mul(sig, keep), [3, 24]), reflowWeights(model).recipe, false, true)
+  );
+  assert(maxDiff(ablated.logits.dataSync(), want.dataSync()) < 1e-5);
+  assert(
+    maxDiff(ablated.logits.dataSync(), base.logits.dataSync()) > 1e-4,
+    "the ablation changed the logits",
+  );
+  disposeResult(base);
+  disposeResult(ablated);
+  tf.dispose([ids, keep, want]);
+  model.dispose();
+});
+
+for (const [name, make] of Object.entries(VARIANTS)) {
+  Deno.test(`reflow[${name}]: KV-cached generation equals full recompute`, () => {
+    const model = createDecoder(make(), { seed: 8 });
+    const prompt = [5, 1, 30, 22], steps = 6;
+    const full = (seq: number[]) => {
+      const x = tf.tensor2d([seq], undefined, "int32");
+      const r = model.forward(x);
+      const last = Array.from(r.logits.slice([0, seq.length - 1, 0], [1, 1, -1]).dataSync());
+      tf.dispose(x);
+      disposeResult(r);
+      return last;
+    };
+    const cache = model.createCache(1);
+    let seq = [...prompt];
+    let x = tf.tensor2d([seq], undefined, "int32");
+    for (let i = 0; i < steps; i++) {
+      const r = model.forward(x, { cache, lastOnly: true });
+      const cached = Array.from(r.logits.dataSync());
+      assert(maxDiff(cached, full(seq)) < 1e-4, `${name}: step ${i}`);
+      const next = cached.indexOf(Math.max(...cached));
+      seq = [...seq, next];
+      tf.dispose(x);
+      disposeResult(r);
+      x = tf.tensor2d([[next]], undefined, "int32");
+    }
+    tf.dispose(x);
+    cache.dispose();
+    model.dispose();
+  });
+}
+
+Deno.test("reflow: the cached E follows a weight update (one product per weight version)", () => {
+  const model: Decoder = createDecoder(VARIANTS.reflow(), { seed: 9 });
+  const ids = tf.tensor2d([[1, 2]], undefined, "int32");
+  const a = model.forward(ids);
+  const b = model.forward(ids);
+  assertEquals(maxDiff(a.logits.dataSync(), b.logits.dataSync()), 0);
+  const w = reflowWeights(model);
+  const doubled = tf.mul(w.basis, 2);
+  w.basis.assign(doubled);
+  const c = model.forward(ids);
+  const want = tf.tidy(() =>
+    tf.matMul(tf.reshape(c.hidden, [2, 32]), tf.matMul(w.recipe, w.basis), false, true)
+  );
+  assert(maxDiff(c.logits.dataSync(), want.dataSync()) < 1e-5, "logits use E = R·Φ of the new weights");
+  assert(maxDiff(c.logits.dataSync(), a.logits.dataSync()) > 1e-3);
+  tf.dispose([doubled, want]);
+  [a, b, c].forEach(disposeResult);
+  ids.dispose();
+  model.dispose();
+});
+
+Deno.test("reflow: no tensor leaks across inference, cached decoding and gradient steps", () => {
+  for (const variant of ["reflow", "reflow-topk", "reflow-topk-signals"]) {
+    const model = createDecoder(VARIANTS[variant](), { seed: 10 });
+    const ids = tf.tensor2d([[1, 2, 3]], undefined, "int32");
+    const once = () => {
+      disposeResult(model.forward(ids, { capture: true }));
+      disposeResult(model.forward(ids));
+      const cache = model.createCache(1);
+      disposeResult(model.forward(ids, { cache }));
+      cache.dispose();
+      const g = tf.variableGrads(() => tf.mean(model.forward(ids, { training: true }).logits) as tf.Scalar);
+      tf.dispose([g.value, ...Object.values(g.grads)]);
+    };
+    once(); // builds the cached E
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) once();
+    assertEquals(tf.memory().numTensors, before, `${variant}: tensors leaked`);
+    ids.dispose();
+    model.dispose();
+  }
+});
