@@ -16,11 +16,9 @@ import {
   REFLOW_EXPERIMENTS,
   runReflowExperiments,
 } from "../reflow/experiments/experiments.ts";
-import {
-  formatParameterTable,
-  parameterTable,
-  writeExperimentOutputs,
-} from "../reflow/experiments/report.ts";
+import { formatParameterTable, writeExperimentOutputs } from "../reflow/experiments/report.ts";
+import { parameterTable } from "../reflow/inspect.ts";
+import "../reflow/mod.ts"; // registers the reflow embedding kind
 import { reflowParts } from "../reflow/experiments/access.ts";
 
 /**
@@ -169,7 +167,7 @@ export function reflowMain(argv: string[]): Promise<number> {
           console.log(
             `model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`,
           );
-          console.log(formatParameterTable(parameterTable(model)));
+          console.log(formatParameterTable(parameterTable(model.config)));
           return 0;
         }
         if (!tokenizer) throw new Error(`model ${args.model} has no tokenizer; the experiments need one`);
@@ -194,7 +192,7 @@ export function reflowMain(argv: string[]): Promise<number> {
             signals: parts.signals,
             dModel: parts.dModel,
             vocab: parts.vocab,
-            parameters: parameterTable(model).total,
+            parameters: parameterTable(model.config).total,
           },
         });
         for (const o of outputs) {

@@ -16,3 +16,4 @@ export * from "./embedding.ts";
 export * from "./variants.ts";
 export * from "./presets.ts";
 export * from "./inspect.ts";
+export * from "./experiments/mod.ts";

@@ -29,7 +29,7 @@ Deno.test("reflow CLI: check prints every tensor, the group subtotals and the to
   assertEquals(r.code, 0, r.err);
   for (const n of names) assert(r.out.includes(n), `missing ${n}`);
   assert(/embed\.W_recipe\s+\[\d+, 8\]/.test(r.out), r.out);
-  assert(r.out.includes("recipe (W_recipe)") && r.out.includes("attention") && r.out.includes("mlp"));
+  assert(/group subtotals:\nrecipe\s/.test(r.out) && r.out.includes("attention") && r.out.includes("mlp"));
   assert(new RegExp(`total\\s+${total.toLocaleString("en-US")}`).test(r.out), r.out);
 });
 

@@ -122,8 +122,8 @@ const SHAPES: Record<number, string[]> = {
 Deno.test("experiments: all twelve run on a tiny model, return the documented JSON shape, leak no tensors", async () => {
   const { model, tokenizer } = tinyReflowModel();
   const fast = { 9: { maxK: 4, randomTrials: 2 }, 10: { continuationTokens: 2 }, 11: { iterations: 4 } };
-  // Warm up once so lazily created kernels/constants do not count as leaks.
-  await runReflowExperiments(model, tokenizer, [3]);
+  // Warm up once: the reflow embedding keeps one cached E = R·Φ for hook-free forwards (a cache, not a leak).
+  await runReflowExperiments(model, tokenizer, parseExperimentIds("all"), fast);
   const before = tf.memory().numTensors;
   const out = await runReflowExperiments(model, tokenizer, parseExperimentIds("all"), fast);
   assertEquals(tf.memory().numTensors, before);
@@ -186,4 +186,23 @@ Deno.test("genetic hijack: the edit changes the model and the undo restores the 
   const { result } = await geneticHijack(model, tokenizer, { prompts: ["the king", "the queen"] });
   assertEquals(result.prompts[0].after.top, result.prompts[1].after.top);
   model.dispose();
+});
+
+Deno.test("experiments: reFlow-TopK models (recipe and signal placement) use the sparsified recipe and signals", async () => {
+  for (const sparsify of ["recipe", "signals"] as const) {
+    const { model, tokenizer } = tinyReflowModel({ topK: 3, sparsify });
+    const out = await runReflowExperiments(model, tokenizer, [2, 7, 9], { 9: { maxK: 3, randomTrials: 1 } });
+    const sp = out[0].result as unknown as { activeCounts: { max: number } };
+    // Recipe placement: at most k entries of a row are non-zero, so at most k are active.
+    if (sparsify === "recipe") assert(sp.activeCounts.max <= 3, JSON.stringify(sp.activeCounts));
+    // The logit lens at the last layer equals the model's own output distribution.
+    const lens = out[1].result as unknown as {
+      prompts: { probability: number[]; text: string; target: string }[];
+    };
+    const { nextTokenProbs, probeToken, promptIds } = await import("../../lib/reflow/experiments/access.ts");
+    const p = lens.prompts[0];
+    const direct = nextTokenProbs(model, promptIds(tokenizer, p.text))[probeToken(tokenizer, p.target)];
+    assertAlmostEquals(p.probability.at(-1)!, direct, 1e-5);
+    model.dispose();
+  }
 });

@@ -1,12 +1,11 @@
 /**
  * Tiny reFlow-shaped models for the experiment tests and doc examples: a factorised embedding (R [V, S],
- * Φ [S, d]) over a 2-layer rotary decoder and a word tokenizer whose words include every default probe
- * word, so each experiment runs with its defaults. Until the core `reflow` kind lands this uses the
- * test-only `test-factorised` kind (tests/variants.ts).
+ * Φ [S, d], embedding kind `reflow`) over a 2-layer rotary decoder and a word tokenizer whose words include
+ * every default probe word, so each experiment runs with its defaults.
  *
  * @module
  */
-import "../variants.ts";
+import "../../lib/reflow/mod.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
 import { gpt2NewConfig } from "../../lib/models/scratch.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
@@ -16,7 +15,15 @@ import { defaultProbeWords } from "../../lib/reflow/experiments/defaults.ts";
 
 /** A tiny factorised model and a word tokenizer covering the default probe words. */
 export function tinyReflowModel(
-  options: { seed?: number; layers?: number; signals?: number; dModel?: number; extraWords?: string[] } = {},
+  options: {
+    seed?: number;
+    layers?: number;
+    signals?: number;
+    dModel?: number;
+    extraWords?: string[];
+    topK?: number;
+    sparsify?: "recipe" | "signals";
+  } = {},
 ): { model: Decoder; tokenizer: WordTokenizer } {
   const words = [...new Set([...defaultProbeWords(), ...(options.extraWords ?? [])])];
   const tokenizer = new WordTokenizer(words);
@@ -27,7 +34,11 @@ export function tinyReflowModel(
     nHeads: 2,
     vocabSize: tokenizer.vocabSize + 2,
     maxPositions: 64,
-    embedding: { kind: "test-factorised", signals: options.signals ?? 8 },
+    embedding: {
+      kind: "reflow",
+      signals: options.signals ?? 8,
+      ...(options.topK ? { topK: options.topK, sparsify: options.sparsify ?? "recipe" } : {}),
+    },
   });
   return { model: createDecoder(config, { seed: options.seed ?? 1 }), tokenizer };
 }

@@ -11,6 +11,7 @@
 import { tf } from "../../deps.ts";
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../../tensor_types.ts";
 import { applyNorm } from "../../nn/norm.ts";
+import { topKRows } from "../embedding.ts";
 import type { CausalLM, Hooks } from "../../models/types.ts";
 import type { TextTokenizer } from "../../tokenizers/types.ts";
 
@@ -37,8 +38,10 @@ export interface ReflowParts {
   dModel: number;
   /** Layers L (residual states are indexed 0..L, 0 = embedding output). */
   layers: number;
-  /** Top-k applied to ReLU(R) when the model is `reflow-topk` (its effective recipe), else null. */
+  /** Top-k applied to ReLU(R) row-wise (reFlow-TopK, recipe placement: its effective recipe), else null. */
   topK: number | null;
+  /** Top-k applied to ReLU(σ) per position (reFlow-TopK, signal placement), else null. */
+  signalTopK: number | null;
   /** The signal hook name when the model has one (`unembed.hook_signals` or `hook_signals`). */
   signalsHook: string | null;
 }
@@ -70,8 +73,8 @@ export function reflowParts(model: CausalLM): ReflowParts {
     );
   }
   const spec = model.config.embedding as Record<string, unknown> | undefined;
-  const kind = String(spec?.kind ?? "");
-  const k = Number(spec?.k ?? spec?.topK ?? 64);
+  const topK = typeof spec?.topK === "number" ? spec.topK : null;
+  const placement = spec?.sparsify === "signals" ? "signals" : "recipe";
   const sig = model.hookNames.find((h) => h === "unembed.hook_signals") ??
     model.hookNames.find((h) => h.endsWith("hook_signals")) ?? null;
   return {
@@ -81,22 +84,23 @@ export function reflowParts(model: CausalLM): ReflowParts {
     signals: r.shape[1] as number,
     dModel: phi.shape[1] as number,
     layers: model.config.nLayers,
-    topK: kind === "reflow-topk" ? k : null,
+    topK: topK !== null && placement === "recipe" ? topK : null,
+    signalTopK: topK !== null && placement === "signals" ? topK : null,
     signalsHook: sig,
   };
 }
 
 /**
- * The effective recipe matrix [V, S]: R itself, or TopK_k(ReLU(R)) row-wise for `reflow-topk` (what
- * both ends of that model use). The caller disposes it.
+ * The effective recipe matrix [V, S]: R itself, or TopK_k(ReLU(R)) row-wise for reFlow-TopK with recipe
+ * placement (what both ends of that model use). The caller disposes it.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
- * import { effectiveRecipe, reflowParts } from "./access.ts";
+ * import { recipeMatrix, reflowParts } from "./access.ts";
  * const { model } = tinyReflowModel();
- * const r = effectiveRecipe(reflowParts(model));
+ * const r = recipeMatrix(reflowParts(model));
  * assert.deepEqual(r.shape, [model.config.vocabSize, 8]);
  * r.dispose();
  * model.dispose();
@@ -104,22 +108,17 @@ export function reflowParts(model: CausalLM): ReflowParts {
  *
  * @category reFlow
  */
-export function effectiveRecipe(parts: ReflowParts): Tensor2D {
+export function recipeMatrix(parts: ReflowParts): Tensor2D {
   return tf.tidy(() => {
     const r = parts.recipeVar as unknown as Tensor2D;
-    if (parts.topK === null) return tf.clone(r);
-    const relu = tf.relu(r);
-    const k = Math.min(parts.topK, parts.signals);
-    const { values } = tf.topk(relu, k);
-    const kth = tf.slice(values, [0, k - 1], [-1, 1]);
-    // Keep entries at or above the row's k-th value (ties may keep a few extra; rare with floats).
-    return tf.mul(relu, tf.cast(tf.greaterEqual(relu, kth), "float32")) as Tensor2D;
+    // The same sparsifier the model's forward uses, so recipe-space results match what it computes.
+    return parts.topK === null ? tf.clone(r) : topKRows(r, parts.topK);
   });
 }
 
 /** Host copy of the effective recipe, one Float32Array per row (for the recipe-space experiments). */
 export async function recipeRows(parts: ReflowParts): Promise<Float32Array[]> {
-  const r = effectiveRecipe(parts);
+  const r = recipeMatrix(parts);
   const data = await r.data() as Float32Array;
   r.dispose();
   const rows: Float32Array[] = [];
@@ -266,7 +265,8 @@ export function signalsOf(model: CausalLM, parts: ReflowParts, h: Tensor2D): Ten
     const p = model.parameters();
     const c = model.config;
     const y = applyNorm(c.norm, h, p.get("ln_final.w")!, p.get("ln_final.b"), c.normEps);
-    return tf.matMul(y, parts.basis, false, true) as Tensor2D;
+    const sig = tf.matMul(y, parts.basis, false, true) as Tensor2D;
+    return parts.signalTopK === null ? sig : topKRows(sig, parts.signalTopK);
   });
 }
 

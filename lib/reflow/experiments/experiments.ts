@@ -16,7 +16,6 @@ import { meanOf, quantileSorted, standardDeviationOf } from "../../stats/descrip
 import { Prng } from "../../random/prng.ts";
 import {
   argmax,
-  effectiveRecipe,
   greedyContinuation,
   injectionHooks,
   lastResiduals,
@@ -26,6 +25,7 @@ import {
   promptIds,
   rankOf,
   realVocabSize,
+  recipeMatrix,
   recipeRows,
   type ReflowParts,
   reflowParts,
@@ -981,7 +981,7 @@ export async function layerEvolution(
   const rule = checkChoice(options.rule ?? "top1", ["top1", "threshold"] as const, "crystallisation rule");
   const threshold = options.threshold ?? 0.5;
   const prompts = options.prompts ?? DEFAULT_PROMPTS.map((p) => ({ ...p }));
-  const recipe = effectiveRecipe(parts);
+  const recipe = recipeMatrix(parts);
   const out: LayerEvolutionResult["prompts"] = [];
   try {
     for (const p of prompts) {
@@ -1211,7 +1211,7 @@ export async function causalAblation(
   const prompt = options.prompt ?? DEFAULT_PROMPTS[0].text;
   const ids = promptIds(tokenizer, prompt);
   const maxK = Math.min(options.maxK ?? 20, S), trials = options.randomTrials ?? 5, seed = options.seed ?? 0;
-  const recipe = effectiveRecipe(parts);
+  const recipe = recipeMatrix(parts);
   try {
     const sigma = tf.tidy(() => {
       const h = lastResiduals(model, ids);
@@ -1390,7 +1390,7 @@ export async function emotionSurgery(
   if (!pos.ids.length || !neg.ids.length) {
     throw new Error("emotionSurgery: needs positive and negative words");
   }
-  const recipe = effectiveRecipe(parts);
+  const recipe = recipeMatrix(parts);
   const direction = tf.tidy(() => {
     const mp = tf.mean(tf.gather(recipe, tf.tensor1d(pos.ids, "int32")), 0);
     const mn = tf.mean(tf.gather(recipe, tf.tensor1d(neg.ids, "int32")), 0);
@@ -1549,7 +1549,7 @@ export async function conceptInception(
   const concept = probeToken(tokenizer, conceptWord, options);
   const maxAlpha = options.maxAlpha ?? 16, iters = options.iterations ?? 16;
   const ids = promptIds(tokenizer, prompt);
-  const recipe = effectiveRecipe(parts);
+  const recipe = recipeMatrix(parts);
   const dir = tf.tidy(() => {
     const v = tf.reshape(tf.matMul(tf.slice(recipe, [concept, 0], [1, -1]), parts.basis), [-1]);
     return tf.div(v, tf.maximum(tf.norm(v), 1e-12)) as Tensor1D;

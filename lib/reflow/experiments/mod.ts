@@ -19,3 +19,4 @@ export * from "./defaults.ts";
 export * from "./figures.ts";
 export * from "./experiments.ts";
 export * from "./word_tokenizer.ts";
+export * from "./report.ts";

@@ -4,82 +4,23 @@
  *
  * @module
  */
-import type { CausalLM } from "../../models/types.ts";
 import { formatParameterCount } from "../../models/decoder.ts";
 import { savePng, saveSvg } from "../../plot/png.ts";
 import { writeTextAtomic } from "../../io/atomic.ts";
 import { type ExperimentOutput, REFLOW_EXPERIMENTS } from "./experiments.ts";
+import type { ParameterTable } from "../inspect.ts";
 
 /**
- * Every tensor of a model with its shape and element count, the group subtotals and the total.
- *
- * @category reFlow
- */
-export interface ParameterTable {
-  /** One row per tensor, in the model's parameter order. */
-  tensors: { name: string; shape: number[]; count: number }[];
-  /** Subtotals by group (recipe, basis, attention, mlp, norms, other), in that order. */
-  groups: { group: string; count: number }[];
-  /** Sum of every tensor's count. */
-  total: number;
-}
-
-/** The group a parameter name belongs to. */
-function groupOf(name: string): string {
-  if (name.endsWith("W_recipe")) return "recipe (W_recipe)";
-  if (name.endsWith("W_basis")) return "basis (W_basis)";
-  if (name.startsWith("embed.") || name.startsWith("unembed.")) return "embedding (other)";
-  if (/\.attn\./.test(name)) return "attention";
-  if (/\.mlp\./.test(name)) return "mlp";
-  if (/ln|norm/.test(name)) return "norms";
-  return "other";
-}
-
-const GROUP_ORDER = [
-  "recipe (W_recipe)",
-  "basis (W_basis)",
-  "embedding (other)",
-  "attention",
-  "mlp",
-  "norms",
-  "other",
-];
-
-/**
- * The parameter table of a model (what `check.py` prints).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
- * import { parameterTable } from "./report.ts";
- * const { model } = tinyReflowModel();
- * const t = parameterTable(model);
- * assert.equal(t.total, t.groups.reduce((a, g) => a + g.count, 0));
- * assert.equal(t.tensors[0].name, "embed.W_recipe");
- * model.dispose();
- * ```
- *
- * @category reFlow
- */
-export function parameterTable(model: CausalLM): ParameterTable {
-  const tensors = [...model.parameters()].map(([name, v]) => ({ name, shape: [...v.shape], count: v.size }));
-  const sums = new Map<string, number>();
-  for (const t of tensors) sums.set(groupOf(t.name), (sums.get(groupOf(t.name)) ?? 0) + t.count);
-  const groups = GROUP_ORDER.filter((g) => sums.has(g)).map((group) => ({ group, count: sums.get(group)! }));
-  return { tensors, groups, total: tensors.reduce((a, t) => a + t.count, 0) };
-}
-
-/**
- * The table as aligned text: one line per tensor, then the subtotals and the total (exact and in M).
+ * A {@linkcode ParameterTable} (lib/reflow/inspect.ts) as aligned text: one line per tensor (name, shape, count,
+ * group), then the subtotals and the total (exact and in M).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { formatParameterTable } from "./report.ts";
  * const text = formatParameterTable({
- *   tensors: [{ name: "embed.W_recipe", shape: [4, 2], count: 8 }],
- *   groups: [{ group: "recipe (W_recipe)", count: 8 }],
+ *   rows: [{ name: "embed.W_recipe", shape: [4, 2], count: 8, group: "recipe" }],
+ *   groups: [{ group: "recipe", count: 8 }],
  *   total: 8,
  * });
  * assert.match(text, /total\s+8/);
@@ -89,15 +30,17 @@ export function parameterTable(model: CausalLM): ParameterTable {
  */
 export function formatParameterTable(table: ParameterTable): string {
   const w = Math.max(
-    ...table.tensors.map((t) => t.name.length),
+    ...table.rows.map((t) => t.name.length),
     ...table.groups.map((g) => g.group.length),
     10,
   );
-  const shapeW = Math.max(...table.tensors.map((t) => `[${t.shape.join(", ")}]`.length), 5);
+  const shapeW = Math.max(...table.rows.map((t) => `[${t.shape.join(", ")}]`.length), 5);
   const num = (n: number) => n.toLocaleString("en-US").padStart(14);
   const lines = [`${"tensor".padEnd(w)}  ${"shape".padEnd(shapeW)}  ${"count".padStart(14)}`];
-  for (const t of table.tensors) {
-    lines.push(`${t.name.padEnd(w)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${num(t.count)}`);
+  for (const t of table.rows) {
+    lines.push(
+      `${t.name.padEnd(w)}  ${`[${t.shape.join(", ")}]`.padEnd(shapeW)}  ${num(t.count)}  ${t.group}`,
+    );
   }
   lines.push("", "group subtotals:");
   for (const g of table.groups) {
