@@ -6,12 +6,16 @@
  * @module
  */
 import "../../lib/reflow/mod.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
 import { gpt2NewConfig } from "../../lib/models/scratch.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import { WordTokenizer } from "../../lib/reflow/experiments/word_tokenizer.ts";
 import { saveCheckpoint } from "../../lib/train/checkpoint.ts";
 import { defaultProbeWords } from "../../lib/reflow/experiments/defaults.ts";
+
+// The doc examples that use these models run on the CPU backend.
+await initBackend({ backend: "cpu" });
 
 /** A tiny factorised model and a word tokenizer covering the default probe words. */
 export function tinyReflowModel(

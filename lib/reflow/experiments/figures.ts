@@ -76,6 +76,8 @@ export function heatmapFigure(
     padding: 0.02,
     x: { domain: options.xOrder, label: options.xLabel ?? null, tickRotate: -45 },
     y: { domain: options.yOrder, label: options.yLabel ?? null },
+    // Swatch legends carry no title, so the colour meaning goes in the subtitle.
+    subtitle: `colour: ${options.legend}`,
     color: { type: "ordinal", domain: labels, range: palette, legend: true, label: options.legend },
     marks: [Plot.cell(binned, { x: "x", y: "y", fill: "bin", inset: 0.5 })],
   });
@@ -179,10 +181,14 @@ export function histogramFigure(
   values: number[],
   options: { xLabel: string; yLabel: string; title?: string; mean?: number; meanLabel?: string },
 ): PlotFigure {
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const binWidth = Math.max(1, Math.ceil((hi - lo + 1) / 40));
   const marks: Plot.Markish[] = [
     Plot.rectY(values, {
       fill: "#4269d0",
-      ...Plot.binX({ y: "count" }, { x: (d: number) => d, thresholds: 30 }),
+      // Integer counts: one bar per value up to ~40 distinct values, wider bins beyond.
+      ...Plot.binX({ y: "count" }, { x: (d: number) => d, interval: binWidth }),
+      inset: 0.5,
     }),
     Plot.ruleY([0]),
   ];

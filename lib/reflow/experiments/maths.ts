@@ -332,9 +332,10 @@ export function distanceMatrix(rows: Rows, metric: DistanceMetric = "euclidean")
  * ```ts
  * import assert from "node:assert/strict";
  * import { silhouetteScore } from "./maths.ts";
- * // Two tight pairs far apart: a = 1, b = 10 for every point, so s = 0.9.
+ * // Two tight pairs far apart. Point 0: a = 1, b = mean(10, 11) = 10.5, s = 9.5 / 10.5; point 1: a = 1,
+ * // b = 9.5, s = 8.5 / 9.5; the other pair mirrors them.
  * const s = silhouetteScore([[0], [1], [10], [11]], ["a", "a", "b", "b"]);
- * assert.ok(Math.abs(s - (1 - (1 / 10))) < 1e-12);
+ * assert.ok(Math.abs(s - (9.5 / 10.5 + 8.5 / 9.5) / 2) < 1e-12);
  * ```
  *
  * @category reFlow

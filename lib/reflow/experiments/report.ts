@@ -110,23 +110,51 @@ export function experimentReportMarkdown(outputs: ExperimentOutput[], meta: Repo
     "model that has seen the words.",
     "",
   ];
-  for (const { result, figures } of outputs) {
-    const info = REFLOW_EXPERIMENTS.find((e) => e.id === result.id);
-    lines.push(`## ${result.id}. ${result.name}`, "");
-    lines.push(`Upstream reported: ${info?.reported ?? "no number recovered"}.`, "");
-    lines.push("| quantity | ours |", "|---|---|");
-    for (const [k, v] of Object.entries(result.summary)) lines.push(`| ${k} | ${cell(v)} |`);
-    lines.push("", "Definitions:", "");
-    for (const [k, v] of Object.entries(result.definitions)) lines.push(`- **${k}**: ${v}`);
-    if (result.skipped?.length) {
-      lines.push(`- **skipped probe words** (not single tokens): ${result.skipped.join(", ")}`);
-    }
-    lines.push("");
+  for (const o of outputs) {
+    lines.push(experimentSectionMarkdown(o, { figurePrefix: "figures/" }));
+  }
+  return lines.join("\n");
+}
+
+/**
+ * One experiment's Markdown section: upstream's reported numbers, our headline numbers, the definitions
+ * used and (with `figurePrefix`) links to its PNG figures.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { semanticAlgebra } from "./experiments.ts";
+ * import { experimentSectionMarkdown } from "./report.ts";
+ * const { model, tokenizer } = tinyReflowModel();
+ * const md = experimentSectionMarkdown(await semanticAlgebra(model, tokenizer));
+ * assert.match(md, /Upstream reported: 3\/3 hits/);
+ * model.dispose();
+ * ```
+ *
+ * @category reFlow
+ */
+export function experimentSectionMarkdown(
+  output: ExperimentOutput,
+  options: { figurePrefix?: string; heading?: boolean } = {},
+): string {
+  const { result, figures } = output;
+  const info = REFLOW_EXPERIMENTS.find((e) => e.id === result.id);
+  const lines: string[] = [];
+  if (options.heading ?? true) lines.push(`## ${result.id}. ${result.name}`, "");
+  lines.push(`Upstream reported: ${info?.reported ?? "no number recovered"}.`, "");
+  lines.push("| quantity | ours |", "|---|---|");
+  for (const [k, v] of Object.entries(result.summary)) lines.push(`| ${k} | ${cell(v)} |`);
+  lines.push("", "Definitions:", "");
+  for (const [k, v] of Object.entries(result.definitions)) lines.push(`- **${k}**: ${v}`);
+  if (result.skipped?.length) {
+    lines.push(`- **skipped probe words** (not single tokens): ${result.skipped.join(", ")}`);
+  }
+  lines.push("");
+  if (options.figurePrefix !== undefined) {
     for (const name of Object.keys(figures)) {
-      lines.push(
-        `![${result.name}: ${name}](figures/${String(result.id).padStart(2, "0")}_${result.key}_${name}.png)`,
-        "",
-      );
+      const file = `${String(result.id).padStart(2, "0")}_${result.key}_${name}.png`;
+      lines.push(`![${result.name}: ${name}](${options.figurePrefix}${file})`, "");
     }
   }
   return lines.join("\n");

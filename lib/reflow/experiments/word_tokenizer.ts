@@ -76,7 +76,7 @@ export class WordTokenizer implements TextTokenizer {
   }
 
   /**
-   * The same vocabulary as a Hugging Face `tokenizer.json` (WordLevel model, whitespace split), so a
+   * The same vocabulary as a Hugging Face `tokenizer.json` (whitespace split, whole words only), so a
    * trained model folder can carry it and `openModel` / `deno task train` read it.
    *
    * @example
@@ -108,9 +108,13 @@ export class WordTokenizer implements TextTokenizer {
       post_processor: null,
       decoder: null,
       model: {
-        type: "WordLevel",
+        // WordPiece without "##" pieces acts as a word-level model (a word not in the vocabulary becomes
+        // <unk>) and, unlike WordLevel in the JS runtime, needs no tokenizer_config.json for its unk token.
+        type: "WordPiece",
         vocab: Object.fromEntries(this.#words.map((w, i) => [w, i])),
         unk_token: "<unk>",
+        continuing_subword_prefix: "##",
+        max_input_chars_per_word: 100,
       },
     };
   }
