@@ -142,6 +142,8 @@ Deno.test("experiments: all twelve run on a tiny model, return the documented JS
   // Pad rows (ids >= tokenizer size) never appear as neighbours.
   const atlas = out[0].result as unknown as { neighbours: { nearest: { id: number }[] }[] };
   assert(atlas.neighbours.every((n) => n.nearest.every((x) => x.id < tokenizer.vocabSize)));
+  // Special tokens (here <unk>, id 0) are left out of searches by default.
+  assert(atlas.neighbours.every((n) => n.nearest.every((x) => x.id !== 0)));
   const algebra = out[4].result as unknown as { triples: { top: { id: number }[] }[] };
   assert(algebra.triples.every((t) => t.top.every((x) => x.id < tokenizer.vocabSize)));
   model.dispose();

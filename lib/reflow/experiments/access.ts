@@ -311,11 +311,13 @@ export function greedyContinuation(
   tokens: number,
   hooks?: Hooks,
   realVocab?: number,
+  excluded: number[] = [],
 ): string {
   const seq = [...ids];
   const out: number[] = [];
   for (let i = 0; i < tokens && seq.length < model.config.maxPositions; i++) {
     const p = nextTokenProbs(model, seq, hooks);
+    for (const x of excluded) p[x] = -Infinity;
     let best = 0;
     const limit = realVocab ?? p.length;
     for (let v = 1; v < limit; v++) if (p[v] > p[best]) best = v;

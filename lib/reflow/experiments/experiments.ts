@@ -85,26 +85,54 @@ export interface ExperimentResult {
   skipped?: string[];
 }
 
-/** Options every experiment accepts. */
-interface CommonOptions {
+/**
+ * Options every experiment accepts.
+ *
+ * @category reFlow
+ */
+export interface CommonOptions {
   /** Real vocabulary size (rows past it are pad rows, excluded); default min(tokenizer, model rows). */
   realVocab?: number;
   /** Prefix probe words with a space (default true). */
   leadingSpace?: boolean;
   /** Skip probe words that are not single tokens instead of failing (default false); listed in `skipped`. */
   skipMissing?: boolean;
+  /** Leave the tokenizer's special tokens (unk, pad, bos, eos) out of every search and prediction (default true). */
+  excludeSpecial?: boolean;
 }
 
-const COMMON = ["realVocab", "leadingSpace", "skipMissing"] as const;
+const COMMON = ["realVocab", "leadingSpace", "skipMissing", "excludeSpecial"] as const;
 
 interface Setup {
   parts: ReflowParts;
   realVocab: number;
+  /** Token ids left out of searches and predictions (special tokens). */
+  excluded: number[];
 }
 
 function setup(model: CausalLM, tokenizer: TextTokenizer, o: CommonOptions): Setup {
   const parts = reflowParts(model);
-  return { parts, realVocab: realVocabSize(parts, tokenizer, o.realVocab) };
+  const sp = tokenizer.special;
+  const excluded = o.excludeSpecial === false
+    ? []
+    : [...new Set([sp.unk, sp.pad, sp.bos, sp.eos].filter((x): x is number => x !== undefined))];
+  return { parts, realVocab: realVocabSize(parts, tokenizer, o.realVocab), excluded };
+}
+
+/** Which special tokens the searches leave out, in words. */
+function excludedNote(excluded: number[], tokenizer: TextTokenizer): string {
+  return excluded.length
+    ? `special tokens left out of searches and predictions: ${
+      excluded.map((i) => `${JSON.stringify(decodeToken(tokenizer, i))} (${i})`).join(", ")
+    }`
+    : "no tokens left out besides pad rows";
+}
+
+/** A copy of `values` with the excluded ids at -Infinity (so argmax, ranks and top lists skip them). */
+function masked(values: ArrayLike<number>, excluded: number[]): Float64Array {
+  const out = Float64Array.from(values);
+  for (const i of excluded) if (i < out.length) out[i] = -Infinity;
+  return out;
 }
 
 /** Keeps the words that are single tokens (all of them unless skipMissing); the error lists every bad one. */
@@ -240,7 +268,7 @@ export async function recipeAtlas(
   options: RecipeAtlasOptions = {},
 ): Promise<ExperimentOutput<RecipeAtlasResult>> {
   checkOptionKeys(options, [...COMMON, "words", "neighbours", "topPairs"], "recipeAtlas");
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const k = options.neighbours ?? 5, top = options.topPairs ?? 20;
   const skipped: string[] = [];
   const { words, ids } = resolveWords(
@@ -254,7 +282,7 @@ export async function recipeAtlas(
   const neighbours = words.map((word, i) => ({
     word,
     id: ids[i],
-    nearest: nearest(rows, rows[ids[i]], realVocab, new Set([ids[i]]), k, tokenizer),
+    nearest: nearest(rows, rows[ids[i]], realVocab, new Set([ids[i], ...excluded]), k, tokenizer),
   }));
   const similarity = ids.map((a) => ids.map((b) => round(cosine(rows[a], rows[b]))));
   const pairs: { a: string; b: string; cosine: number }[] = [];
@@ -279,6 +307,7 @@ export async function recipeAtlas(
       key: "recipe-atlas",
       name: "Recipe Atlas",
       definitions: {
+        excluded: excludedNote(excluded, tokenizer),
         similarity: "cosine similarity of effective recipe rows R[v] (TopK(ReLU(R)) for reflow-topk)",
         neighbours:
           `top ${k} rows of the real vocabulary (ids < ${realVocab}, pad rows excluded), the word itself excluded`,
@@ -742,7 +771,7 @@ export async function semanticAlgebra(
   options: SemanticAlgebraOptions = {},
 ): Promise<ExperimentOutput<SemanticAlgebraResult>> {
   checkOptionKeys(options, [...COMMON, "triples", "hitRank", "listed"], "semanticAlgebra");
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const hitRank = options.hitRank ?? 5, listed = options.listed ?? 5;
   const rows = await recipeRows(parts);
   const skipped: string[] = [];
@@ -753,7 +782,7 @@ export async function semanticAlgebra(
     const [a, b, c, target] = r.ids;
     const q = new Float64Array(parts.signals);
     for (let s = 0; s < q.length; s++) q[s] = rows[b][s] + rows[c][s] - rows[a][s];
-    const exclude = new Set([a, b, c]);
+    const exclude = new Set([a, b, c, ...excluded]);
     const sims = new Float64Array(realVocab);
     for (let v = 0; v < realVocab; v++) sims[v] = exclude.has(v) ? -Infinity : cosine(q, rows[v]);
     const rank = rankOf(sims, target, realVocab);
@@ -776,6 +805,7 @@ export async function semanticAlgebra(
       key: "semantic-algebra",
       name: "Semantic Algebra",
       definitions: {
+        excluded: excludedNote(excluded, tokenizer),
         vector: "R[b] + R[c] - R[a] in recipe space (effective recipe rows)",
         ranking:
           `cosine to every real vocabulary row (ids < ${realVocab}, pad rows excluded), the three inputs excluded; rank 1 = best`,
@@ -977,7 +1007,7 @@ export async function layerEvolution(
 ): Promise<ExperimentOutput<LayerEvolutionResult>> {
   await Promise.resolve();
   checkOptionKeys(options, [...COMMON, "prompts", "rule", "threshold"], "layerEvolution");
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const rule = checkChoice(options.rule ?? "top1", ["top1", "threshold"] as const, "crystallisation rule");
   const threshold = options.threshold ?? 0.5;
   const prompts = options.prompts ?? DEFAULT_PROMPTS.map((p) => ({ ...p }));
@@ -991,8 +1021,8 @@ export async function layerEvolution(
         return probsFromSignalsArray(recipe, signalsOf(model, parts, h));
       });
       const probability = probs.map((row) => round(row[target], 8));
-      const rank = probs.map((row) => rankOf(row, target, realVocab));
-      const top1 = probs.map((row) => decodeToken(tokenizer, argmax(row, realVocab)));
+      const rank = probs.map((row) => rankOf(masked(row, excluded), target, realVocab));
+      const top1 = probs.map((row) => decodeToken(tokenizer, argmax(masked(row, excluded), realVocab)));
       const holds = rule === "top1" ? rank.map((r) => r === 1) : probability.map((x) => x >= threshold);
       let cryst: number | null = null;
       for (let l = holds.length - 1; l >= 0 && holds[l]; l--) cryst = l;
@@ -1010,6 +1040,7 @@ export async function layerEvolution(
       key: "layer-evolution",
       name: "Layer Evolution",
       definitions: {
+        excluded: excludedNote(excluded, tokenizer),
         lens:
           "softmax(sigma_l R^T), sigma_l = RMSNorm_f(h_l) W_basis^T, h_l = residual after layer l at the last position",
         crystallisation: rule === "top1"
@@ -1206,7 +1237,7 @@ export async function causalAblation(
 ): Promise<ExperimentOutput<CausalAblationResult>> {
   await Promise.resolve();
   checkOptionKeys(options, [...COMMON, "prompt", "target", "maxK", "randomTrials", "seed"], "causalAblation");
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const S = parts.signals;
   const prompt = options.prompt ?? DEFAULT_PROMPTS[0].text;
   const ids = promptIds(tokenizer, prompt);
@@ -1221,7 +1252,7 @@ export async function causalAblation(
     const targetWord = options.target ??
       (options.prompt === undefined ? DEFAULT_PROMPTS[0].target : "prediction");
     const target = targetWord === "prediction"
-      ? argmax(nextTokenProbs(model, ids), realVocab)
+      ? argmax(masked(nextTokenProbs(model, ids), excluded), realVocab)
       : probeToken(tokenizer, targetWord, options);
     const row = tf.tidy(() => tf.slice(recipe, [target, 0], [1, -1]).dataSync() as Float32Array);
     const contrib = Array.from(sigma, (s, i) => s * row[i]);
@@ -1266,6 +1297,7 @@ export async function causalAblation(
         key: "causal-ablation",
         name: "Causal Ablation",
         definitions: {
+          excluded: excludedNote(excluded, tokenizer),
           contribution:
             "c_s = sigma_s R[target, s] at the last position, final layer (sigma = RMSNorm_f(h_L) W_basis^T)",
           ablation: parts.signalsHook
@@ -1377,7 +1409,7 @@ export async function emotionSurgery(
     ],
     "emotionSurgery",
   );
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const alpha = options.alpha ?? 1, frac = options.effectiveFraction ?? 0.5;
@@ -1404,13 +1436,17 @@ export async function emotionSurgery(
     const base = score(nextTokenProbs(model, ids));
     const baseline = {
       score: round(base),
-      continuation: nCont ? greedyContinuation(model, tokenizer, ids, nCont, undefined, realVocab) : "",
+      continuation: nCont
+        ? greedyContinuation(model, tokenizer, ids, nCont, undefined, realVocab, excluded)
+        : "",
     };
     const byLayer = layers.map((l) => {
       const vec = tf.mul(direction, alpha * norms[l]) as Tensor1D;
       const hooks = injectionHooks(l, L, vec);
       const s = score(nextTokenProbs(model, ids, hooks));
-      const continuation = nCont ? greedyContinuation(model, tokenizer, ids, nCont, hooks, realVocab) : "";
+      const continuation = nCont
+        ? greedyContinuation(model, tokenizer, ids, nCont, hooks, realVocab, excluded)
+        : "";
       vec.dispose();
       return { layer: l, score: round(s), shift: round(s - base), continuation };
     });
@@ -1422,6 +1458,7 @@ export async function emotionSurgery(
         key: "emotion-surgery",
         name: "Emotion Surgery",
         definitions: {
+          excluded: excludedNote(excluded, tokenizer),
           direction:
             "u = mean R[positive] - mean R[negative] (recipe space), steering vector = unit(u W_basis)",
           injection:
@@ -1541,7 +1578,7 @@ export async function conceptInception(
     [...COMMON, "prompt", "concept", "layers", "maxAlpha", "iterations"],
     "conceptInception",
   );
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const prompt = options.prompt ?? "The film was";
@@ -1559,10 +1596,10 @@ export async function conceptInception(
     const vec = tf.mul(dir, a * norms[l]) as Tensor1D;
     const p = nextTokenProbs(model, ids, injectionHooks(l, L, vec));
     vec.dispose();
-    return argmax(p, realVocab) === concept;
+    return argmax(masked(p, excluded), realVocab) === concept;
   };
   try {
-    const already = argmax(nextTokenProbs(model, ids), realVocab) === concept;
+    const already = argmax(masked(nextTokenProbs(model, ids), excluded), realVocab) === concept;
     const byLayer = layers.map((l) => {
       if (already) return { layer: l, alpha: 0 };
       if (!works(l, maxAlpha)) return { layer: l, alpha: null };
@@ -1582,6 +1619,7 @@ export async function conceptInception(
         key: "concept-inception",
         name: "Concept Inception",
         definitions: {
+          excluded: excludedNote(excluded, tokenizer),
           injection:
             "add alpha x (mean L2 norm of the residual at that layer) x unit(R[concept] W_basis) after the layer, every position",
           success: "the concept is the top-1 real token for the next position",
@@ -1748,7 +1786,7 @@ export async function geneticHijack(
     [...COMMON, "source", "donor", "mode", "weight", "prompts", "listed"],
     "geneticHijack",
   );
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
   const mode = checkChoice(options.mode ?? "copy", ["copy", "swap", "blend"] as const, "hijack mode");
   const weight = options.weight ?? 0.5, listed = options.listed ?? 5;
   const sourceWord = options.source ?? "king", donorWord = options.donor ?? "queen";
@@ -1766,7 +1804,7 @@ export async function geneticHijack(
     ? [{ token: src, row: rowOf(don) }, { token: don, row: rowOf(src) }]
     : [{ token: src, row: Array.from(rowOf(src), (x, i) => (1 - weight) * x + weight * rowOf(don)[i]) }];
   const look = (p: Float32Array) => ({
-    top: topIndices(p.subarray(0, realVocab), listed).map((i) => ({
+    top: topIndices(masked(p.subarray(0, realVocab), excluded), listed).map((i) => ({
       token: decodeToken(tokenizer, i),
       p: round(p[i], 8),
     })),
@@ -1796,6 +1834,7 @@ export async function geneticHijack(
       key: "genetic-hijack",
       name: "Genetic Hijack",
       definitions: {
+        excluded: excludedNote(excluded, tokenizer),
         edit: mode === "copy"
           ? `R[${JSON.stringify(sourceWord)}] <- R[${JSON.stringify(donorWord)}]`
           : mode === "swap"

@@ -9,8 +9,12 @@
 import { meanOf } from "../../stats/descriptive.ts";
 import { Prng } from "../../random/prng.ts";
 
-/** A dense row-major matrix as rows of numbers. */
-type Rows = ArrayLike<number>[];
+/**
+ * A dense matrix as an array of rows (plain arrays or typed arrays).
+ *
+ * @category reFlow
+ */
+export type Rows = ArrayLike<number>[];
 
 /**
  * Cosine similarity of two equal-length vectors; 0 when either has zero norm (so a dead row is
