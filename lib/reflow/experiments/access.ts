@@ -15,9 +15,31 @@ import { topKRows } from "../embedding.ts";
 import type { CausalLM, Hooks } from "../../models/types.ts";
 import type { TextTokenizer } from "../../tokenizers/types.ts";
 
-/** Parameter names of the factorised embedding. */
+/**
+ * Parameter name of the recipe matrix R.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RECIPE_PARAM } from "./access.ts";
+ * assert.equal(RECIPE_PARAM, "embed.W_recipe");
+ * ```
+ *
+ * @category reFlow
+ */
 export const RECIPE_PARAM = "embed.W_recipe";
-/** Parameter name of the signal basis. */
+/**
+ * Parameter name of the signal basis Φ.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BASIS_PARAM } from "./access.ts";
+ * assert.equal(BASIS_PARAM, "embed.W_basis");
+ * ```
+ *
+ * @category reFlow
+ */
 export const BASIS_PARAM = "embed.W_basis";
 
 /**
@@ -116,7 +138,22 @@ export function recipeMatrix(parts: ReflowParts): Tensor2D {
   });
 }
 
-/** Host copy of the effective recipe, one Float32Array per row (for the recipe-space experiments). */
+/**
+ * Host copy of the effective recipe, one Float32Array per row (for the recipe-space experiments).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { recipeRows, reflowParts } from "./access.ts";
+ * const { model } = tinyReflowModel();
+ * const rows = await recipeRows(reflowParts(model));
+ * assert.equal(rows[0].length, 8);
+ * model.dispose();
+ * ```
+ *
+ * @category reFlow
+ */
 export async function recipeRows(parts: ReflowParts): Promise<Float32Array[]> {
   const r = recipeMatrix(parts);
   const data = await r.data() as Float32Array;
@@ -181,6 +218,16 @@ export function probeToken(tokenizer: TextTokenizer, word: string, options: Prob
 /**
  * Token ids of several probe words, in order; the error names every word that fails.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WordTokenizer } from "./word_tokenizer.ts";
+ * import { probeTokens } from "./access.ts";
+ * const tok = new WordTokenizer(["king", "queen"]);
+ * assert.deepEqual(probeTokens(tok, ["king", "queen"]), [1, 2]);
+ * assert.throws(() => probeTokens(tok, ["duke", "earl"]), /"duke"[^]*"earl"/);
+ * ```
+ *
  * @category reFlow
  */
 export function probeTokens(
@@ -203,6 +250,15 @@ export function probeTokens(
 
 /**
  * Token ids of a prompt (no special tokens added); an empty prompt is an error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WordTokenizer } from "./word_tokenizer.ts";
+ * import { promptIds } from "./access.ts";
+ * assert.deepEqual(promptIds(new WordTokenizer(["the", "king"]), "the king"), [1, 2]);
+ * assert.throws(() => promptIds(new WordTokenizer(["a"]), " "), /no tokens/);
+ * ```
  *
  * @category reFlow
  */
@@ -239,6 +295,18 @@ export function residualHook(layer: number, layers: number): string {
  * Runs the model on one prompt and returns the residual stream at the last position after every layer
  * 0..L, [L+1, d] (kept; the caller disposes). Hooks (e.g. an injection) apply during the run.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { lastResiduals } from "./access.ts";
+ * const { model } = tinyReflowModel();
+ * const h = lastResiduals(model, [1, 2, 3]);
+ * assert.deepEqual(h.shape, [3, 16]); // layers 0..2, d = 16
+ * h.dispose();
+ * model.dispose();
+ * ```
+ *
  * @category reFlow
  */
 export function lastResiduals(model: CausalLM, ids: number[], hooks?: Hooks): Tensor2D {
@@ -258,6 +326,20 @@ export function lastResiduals(model: CausalLM, ids: number[], hooks?: Hooks): Te
 /**
  * σ = norm_f(h)·Φᵀ for residual states h [N, d] → [N, S], with the model's final norm.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { lastResiduals, reflowParts, signalsOf } from "./access.ts";
+ * const { model } = tinyReflowModel();
+ * const h = lastResiduals(model, [1, 2]);
+ * const s = signalsOf(model, reflowParts(model), h);
+ * assert.deepEqual(s.shape, [3, 8]);
+ * s.dispose();
+ * h.dispose();
+ * model.dispose();
+ * ```
+ *
  * @category reFlow
  */
 export function signalsOf(model: CausalLM, parts: ReflowParts, h: Tensor2D): Tensor2D {
@@ -274,6 +356,17 @@ export function signalsOf(model: CausalLM, parts: ReflowParts, h: Tensor2D): Ten
  * Next-token probabilities from signals, softmax(σ·R̃ᵀ), [N, V] (the logit lens when σ comes from an
  * intermediate layer).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../../deps.ts";
+ * import { probsFromSignals } from "./access.ts";
+ * await tf.setBackend("cpu");
+ * const p = probsFromSignals(tf.tensor2d([[1, 0], [0, 1]]), tf.tensor2d([[5, 0]]));
+ * assert.ok(p.dataSync()[0] > 0.99);
+ * p.dispose();
+ * ```
+ *
  * @category reFlow
  */
 export function probsFromSignals(recipe: Tensor2D, sig: Tensor2D): Tensor2D {
@@ -282,6 +375,17 @@ export function probsFromSignals(recipe: Tensor2D, sig: Tensor2D): Tensor2D {
 
 /**
  * Next-token probabilities at the last position of a prompt, [V] (host copy), with optional hooks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { nextTokenProbs } from "./access.ts";
+ * const { model } = tinyReflowModel();
+ * const p = nextTokenProbs(model, [1, 2]);
+ * assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+ * model.dispose();
+ * ```
  *
  * @category reFlow
  */
@@ -297,13 +401,41 @@ export function nextTokenProbs(model: CausalLM, ids: number[], hooks?: Hooks): F
 /**
  * A hook map that adds `vector` [d] to the residual stream after layer ℓ at every position.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../../deps.ts";
+ * import { injectionHooks } from "./access.ts";
+ * await tf.setBackend("cpu");
+ * const v = tf.tensor1d([1, 2]);
+ * assert.deepEqual(Object.keys(injectionHooks(1, 4, v)), ["blocks.1.hook_resid_pre"]);
+ * v.dispose();
+ * ```
+ *
  * @category reFlow
  */
 export function injectionHooks(layer: number, layers: number, vector: Tensor1D): Hooks {
   return { [residualHook(layer, layers)]: (x) => tf.add(x, vector) as Tensor3D };
 }
 
-/** Greedy continuation (full recompute each step, so hooks apply to every position). */
+/**
+ * Greedy continuation (full recompute each step, so hooks apply to every position); `excluded` ids are
+ * never chosen.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { greedyContinuation } from "./access.ts";
+ * const { model, tokenizer } = tinyReflowModel();
+ * const text = greedyContinuation(model, tokenizer, [1, 2], 2, undefined, tokenizer.vocabSize, [0]);
+ * assert.equal(text.trim().split(" ").length, 2);
+ * assert.ok(!text.includes("<unk>"));
+ * model.dispose();
+ * ```
+ *
+ * @category reFlow
+ */
 export function greedyContinuation(
   model: CausalLM,
   tokenizer: TextTokenizer,
@@ -330,6 +462,13 @@ export function greedyContinuation(
 /**
  * Index of the largest entry among the first `limit` entries (the real vocabulary).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { argmax } from "./access.ts";
+ * assert.equal(argmax([0.1, 0.7, 0.9], 2), 1); // only the first two entries count
+ * ```
+ *
  * @category reFlow
  */
 export function argmax(values: ArrayLike<number>, limit = values.length): number {
@@ -340,6 +479,13 @@ export function argmax(values: ArrayLike<number>, limit = values.length): number
 
 /**
  * 1-based rank of entry `index` among the first `limit` entries by descending value.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rankOf } from "./access.ts";
+ * assert.equal(rankOf([0.1, 0.7, 0.5], 2), 2);
+ * ```
  *
  * @category reFlow
  */
@@ -352,6 +498,17 @@ export function rankOf(values: ArrayLike<number>, index: number, limit = values.
 /**
  * The real (non-pad) vocabulary size: the tokenizer's size capped by the model's rows. Rows past it are
  * pad rows that never saw a token and are excluded from every search (spec §7.1).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tinyReflowModel } from "../../../tests/reflow/tiny.ts";
+ * import { realVocabSize, reflowParts } from "./access.ts";
+ * const { model, tokenizer } = tinyReflowModel();
+ * // The tiny model has two pad rows past its tokenizer.
+ * assert.equal(realVocabSize(reflowParts(model), tokenizer), model.config.vocabSize - 2);
+ * model.dispose();
+ * ```
  *
  * @category reFlow
  */

@@ -9,6 +9,13 @@
 /**
  * Semantic categories for the atlas (#1) and the galaxy (#4).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_CATEGORIES } from "./defaults.ts";
+ * assert.ok(DEFAULT_CATEGORIES.royalty.includes("queen"));
+ * ```
+ *
  * @category reFlow
  */
 export const DEFAULT_CATEGORIES: Readonly<Record<string, readonly string[]>> = {
@@ -24,6 +31,13 @@ export const DEFAULT_CATEGORIES: Readonly<Record<string, readonly string[]>> = {
  * Analogy triples for #5: vector = R[b] + R[c] − R[a], expect `target` ("b − a + c"). The first three
  * are the ones the README reports.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_TRIPLES } from "./defaults.ts";
+ * assert.deepEqual(DEFAULT_TRIPLES[0], { a: "man", b: "king", c: "woman", target: "queen" });
+ * ```
+ *
  * @category reFlow
  */
 export const DEFAULT_TRIPLES: readonly { a: string; b: string; c: string; target: string }[] = [
@@ -34,6 +48,13 @@ export const DEFAULT_TRIPLES: readonly { a: string; b: string; c: string; target
 
 /**
  * Correct / misspelt pairs for #6 (the misspelling need not be one token).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_TYPOS } from "./defaults.ts";
+ * assert.equal(DEFAULT_TYPOS[0][1], "goverment");
+ * ```
  *
  * @category reFlow
  */
@@ -47,6 +68,13 @@ export const DEFAULT_TYPOS: readonly [string, string][] = [
 /**
  * Prompts with a known next word for #7, #8, #9 and #11.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_PROMPTS } from "./defaults.ts";
+ * assert.equal(DEFAULT_PROMPTS[0].target, "queen");
+ * ```
+ *
  * @category reFlow
  */
 export const DEFAULT_PROMPTS: readonly { text: string; target: string }[] = [
@@ -56,6 +84,13 @@ export const DEFAULT_PROMPTS: readonly { text: string; target: string }[] = [
 
 /**
  * Sentiment word lists for #10.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_SENTIMENT } from "./defaults.ts";
+ * assert.equal(DEFAULT_SENTIMENT.positive.length, DEFAULT_SENTIMENT.negative.length);
+ * ```
  *
  * @category reFlow
  */

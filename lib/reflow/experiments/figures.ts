@@ -12,7 +12,11 @@ const DIVERGING = ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#fddbc7", "#f4a5
 const SEQUENTIAL = ["#f7fbff", "#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c"];
 const CATEGORICAL = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5"];
 
-/** One heat-map cell. */
+/**
+ * One heat-map cell.
+ *
+ * @category reFlow
+ */
 export interface HeatCell {
   /** Column label. */
   x: string;
@@ -83,7 +87,11 @@ export function heatmapFigure(
   });
 }
 
-/** One point of a line series. */
+/**
+ * One point of a line series.
+ *
+ * @category reFlow
+ */
 export interface SeriesPoint {
   /** x value. */
   x: number;
