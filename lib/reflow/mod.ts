@@ -17,3 +17,4 @@ export * from "./variants.ts";
 export * from "./presets.ts";
 export * from "./inspect.ts";
 export * from "./load.ts";
+export * from "./experiments/mod.ts";

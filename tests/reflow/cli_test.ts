@@ -1,0 +1,78 @@
+import { assert, assertEquals } from "../assert.ts";
+import { initBackend } from "../../lib/backend/backend.ts";
+import { reflowMain } from "../../lib/cli/reflow.ts";
+import { saveTinyModelFolder, tinyReflowModel } from "./tiny.ts";
+
+await initBackend({ backend: "cpu" });
+
+/** Runs the CLI in-process (the test-only embedding kind is registered here), capturing its output. */
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    return { code: await reflowMain(argv), out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test("reflow CLI: check prints every tensor, the group subtotals and the total", async () => {
+  const { model, tokenizer } = tinyReflowModel();
+  const dir = await saveTinyModelFolder(model, tokenizer, await Deno.makeTempDir());
+  const total = [...model.parameters().values()].reduce((a, v) => a + v.size, 0);
+  const names = [...model.parameters().keys()];
+  model.dispose();
+  const r = await run(["check", "--model", dir]);
+  assertEquals(r.code, 0, r.err);
+  for (const n of names) assert(r.out.includes(n), `missing ${n}`);
+  assert(/embed\.W_recipe\s+\[\d+, 8\]/.test(r.out), r.out);
+  assert(/group subtotals:\nrecipe\s/.test(r.out) && r.out.includes("attention") && r.out.includes("mlp"));
+  assert(new RegExp(`total\\s+${total.toLocaleString("en-US")}`).test(r.out), r.out);
+});
+
+Deno.test("reflow CLI: experiment writes results.json, report.md and SVG + PNG figures", async () => {
+  const { model, tokenizer } = tinyReflowModel();
+  const dir = await saveTinyModelFolder(model, tokenizer, await Deno.makeTempDir());
+  model.dispose();
+  const out = await Deno.makeTempDir();
+  const opts = `${out}/options.json`;
+  await Deno.writeTextFile(opts, JSON.stringify({ "9": { maxK: 3, randomTrials: 1 } }));
+  const r = await run([
+    "experiment",
+    "--model",
+    dir,
+    "--exp",
+    "1,5,9",
+    "--out",
+    `${out}/rep`,
+    "--options",
+    opts,
+  ]);
+  assertEquals(r.code, 0, r.err);
+  const results = JSON.parse(await Deno.readTextFile(`${out}/rep/results.json`));
+  assertEquals(results.experiments.map((e: { id: number }) => e.id), [1, 5, 9]);
+  const md = await Deno.readTextFile(`${out}/rep/report.md`);
+  assert(md.includes("## 9. Causal Ablation") && md.includes("8.31 %"), md);
+  for (const f of ["01_recipe-atlas_heatmap", "09_causal-ablation_knockout"]) {
+    assert((await Deno.stat(`${out}/rep/figures/${f}.svg`)).size > 0);
+    const png = await Deno.readFile(`${out}/rep/figures/${f}.png`);
+    assertEquals([...png.slice(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+  }
+});
+
+Deno.test("reflow CLI: usage errors exit 2 and name the valid choices", async () => {
+  let r = await run(["experiment", "--model", "x", "--exp", "1,99", "--out", "o"]);
+  assertEquals(r.code, 2);
+  assert(r.err.includes("unknown experiment '99'") && r.err.includes("valid ids: 1 recipe-atlas"), r.err);
+  r = await run(["chek", "--model", "x"]);
+  assertEquals(r.code, 2);
+  assert(r.err.includes("did you mean check"), r.err);
+  r = await run(["experiment", "--model", "x"]);
+  assertEquals(r.code, 2);
+  r = await run(["check", "--model", "/nonexistent-model"]);
+  assertEquals(r.code, 1);
+  assert(r.err.includes("not found"), r.err);
+});
