@@ -23,3 +23,23 @@ export {
   type OrderParameterDefinition,
   wrapPhase,
 } from "./primitives.ts";
+export {
+  KURAMOTO_OPTION_KEYS,
+  KURAMOTO_PRESETS,
+  kuramotoMixer,
+  type KuramotoOptions,
+  type KuramotoPreset,
+  PhaseInputState,
+  type PhaseReadout,
+  PrefixSumState,
+  type ResolvedKuramotoOptions,
+  resolveKuramotoOptions,
+} from "./mixer.ts";
+export {
+  createPhaseGPT,
+  PHASE_A_PRESETS,
+  PHASEGPT_SCALES,
+  phaseGPTConfig,
+  type PhaseGPTOptions,
+  type PhaseGPTPresetSpec,
+} from "./presets.ts";
