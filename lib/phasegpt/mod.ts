@@ -43,3 +43,4 @@ export {
   type PhaseGPTOptions,
   type PhaseGPTPresetSpec,
 } from "./presets.ts";
+export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
