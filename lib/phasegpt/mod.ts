@@ -44,3 +44,4 @@ export {
   type PhaseGPTPresetSpec,
 } from "./presets.ts";
 export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
+export { phaseGPTFamily, phaseGPTHFConfig, phaseGPTWeights } from "./load.ts";
