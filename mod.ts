@@ -128,3 +128,4 @@ export * from "./lib/train/mod.ts";
 export * from "./lib/stats/mod.ts";
 export * from "./lib/recync/mod.ts";
 export * from "./lib/reflow/mod.ts";
+export * from "./lib/phasegpt/mod.ts";
