@@ -125,3 +125,4 @@ export * from "./lib/data/mod.ts";
 export * from "./lib/train/mod.ts";
 export * from "./lib/stats/mod.ts";
 export * from "./lib/recync/mod.ts";
+export * from "./lib/phasegpt/mod.ts";

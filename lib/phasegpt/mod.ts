@@ -1,0 +1,25 @@
+/**
+ * PhaseGPT: Kuramoto phase-coupled oscillators as a sequence mixer (spec `phasegpt.md`). Importing this
+ * module registers the `kuramoto` mixer kind and the `phasegpt-*` model presets.
+ *
+ * @module
+ */
+export {
+  addFrequencyJitter,
+  addPhaseNoise,
+  COHERENCE_MODES,
+  type CoherenceMode,
+  type CoherenceOptions,
+  coherenceRegularizer,
+  COUPLING_DIVISORS,
+  COUPLING_SIGNS,
+  type CouplingDivisor,
+  type CouplingSign,
+  kuramotoStep,
+  type KuramotoStepOptions,
+  type NoiseSource,
+  ORDER_PARAMETER_DEFINITIONS,
+  orderParameter,
+  type OrderParameterDefinition,
+  wrapPhase,
+} from "./primitives.ts";
