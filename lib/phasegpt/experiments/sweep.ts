@@ -239,7 +239,8 @@ export async function evaluatePerplexities(
 function scheduleFor(plan: PhaseGptPlan, scale: PlanScale): LrSchedule {
   const s = { ...(plan.schedule ?? { kind: "cosine", lr: 3e-4, minLr: 3e-5 }) } as Record<string, unknown>;
   if (s.kind !== "constant") {
-    s.warmupSteps ??= scale.warmupSteps ?? Math.max(0, Math.min(scale.steps - 1, Math.round(scale.steps * 0.05)));
+    s.warmupSteps ??= scale.warmupSteps ??
+      Math.max(0, Math.min(scale.steps - 1, Math.round(scale.steps * 0.05)));
     s.decaySteps ??= scale.steps;
   }
   return s as unknown as LrSchedule;
