@@ -23,3 +23,4 @@ export {
   type OrderParameterDefinition,
   wrapPhase,
 } from "./primitives.ts";
+export * from "./experiments/mod.ts";

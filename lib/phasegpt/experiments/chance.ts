@@ -13,7 +13,11 @@
 import { Prng } from "../../random/prng.ts";
 import type { RDefinition } from "./plan.ts";
 
-/** The seed's reported interpretability R (results/interpretability/notes.md). */
+/**
+ * The seed's reported interpretability R (results/interpretability/notes.md): heads-mean definition.
+ *
+ * @category PhaseGPT
+ */
 export const SEED_R = { mean: 0.8837, std: 0.0263, min: 0.8096, max: 0.9489 } as const;
 
 /**

@@ -16,6 +16,7 @@ import { DECODER_CONFIG_FIELDS, type DecoderConfig, type MixerSpec } from "../..
 import { countParameters } from "../../models/params.ts";
 import { modelConfigFor, type ModelSection } from "../../train/config.ts";
 import type { LrSchedule } from "../../train/schedule.ts";
+import { ORDER_PARAMETER_DEFINITIONS, type OrderParameterDefinition } from "../primitives.ts";
 
 /**
  * Which PhaseGPT phase a plan belongs to: A (Shakespeare hyper-parameter study) or B (WikiText-2
@@ -26,18 +27,18 @@ import type { LrSchedule } from "../../train/schedule.ts";
 export type PhaseName = "A" | "B";
 
 /**
- * The R definitions a plan may declare (the names of lib/phasegpt's `orderParameter` axes).
+ * The R definitions a plan may declare: the axes of lib/phasegpt's `orderParameter`.
  *
  * @category PhaseGPT
  */
-export const R_DEFINITIONS = ["layer", "oscillators", "heads-mean", "circular-heads"] as const;
+export const R_DEFINITIONS: readonly OrderParameterDefinition[] = ORDER_PARAMETER_DEFINITIONS;
 
 /**
  * One R definition name.
  *
  * @category PhaseGPT
  */
-export type RDefinition = typeof R_DEFINITIONS[number];
+export type RDefinition = OrderParameterDefinition;
 
 /**
  * Tokenizers a data variant may name: `char` (sorted unique characters), `char256-nows` (Phase B as coded:
