@@ -23,4 +23,25 @@ export {
   type OrderParameterDefinition,
   wrapPhase,
 } from "./primitives.ts";
+export {
+  KURAMOTO_OPTION_KEYS,
+  KURAMOTO_PRESETS,
+  kuramotoMixer,
+  type KuramotoOptions,
+  type KuramotoPreset,
+  PhaseInputState,
+  type PhaseReadout,
+  PrefixSumState,
+  type ResolvedKuramotoOptions,
+  resolveKuramotoOptions,
+} from "./mixer.ts";
+export {
+  createPhaseGPT,
+  PHASE_A_PRESETS,
+  PHASEGPT_SCALES,
+  phaseGPTConfig,
+  type PhaseGPTOptions,
+  type PhaseGPTPresetSpec,
+} from "./presets.ts";
+export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
 export * from "./experiments/mod.ts";

@@ -91,6 +91,14 @@ export function wrapPhase<T extends Tensor>(theta: T): T {
 }
 
 /**
+ * Inclusive cumulative sum along axis 2 of a rank-4 tensor. tfjs 4.22's cumsum gradient is wrong for an
+ * inner axis (it returns the transposed shape), so the sum runs along the last axis between transposes.
+ */
+function cumsumTokens(x: Tensor): Tensor {
+  return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3), [0, 1, 3, 2]);
+}
+
+/**
  * The coupling field F[b, h, i, n] = ±K[h] · (1/D_i) Σ_j m[b, j] sin(θ_i − θ_j), computed as
  * sin θ_i · C − cos θ_i · S with C, S the (prefix) sums of m·cos θ_j and m·sin θ_j: O(B·H·T·N) memory.
  * `offset` adds the sums and kept counts of earlier columns (the generation state); the returned sums
@@ -119,9 +127,9 @@ export function couplingField(
     const mc = tf.mul(c, m), ms = tf.mul(s, m);
     let sumC: Tensor, sumS: Tensor, count: Tensor;
     if (options.causal) {
-      sumC = tf.cumsum(mc, 2);
-      sumS = tf.cumsum(ms, 2);
-      count = tf.cumsum(m, 2);
+      sumC = cumsumTokens(mc);
+      sumS = cumsumTokens(ms);
+      count = cumsumTokens(m);
     } else {
       sumC = tf.sum(mc, 2, true);
       sumS = tf.sum(ms, 2, true);

@@ -66,8 +66,13 @@ export interface PlanConfig {
   matchParamsOf?: string;
   /** Weights of auxiliary loss terms (e.g. `{ "coherence": 0.1 }` for B4's regulariser). */
   lossTerms?: Record<string, number>;
-  /** Patch merged into every non-attention mixer's options (e.g. noise, jitter, regulariser on). */
-  mixerOptions?: Record<string, unknown>;
+  /**
+   * Block indices (of the preset's depth) whose attention becomes a phase mixer; remapped to the scale's
+   * depth at the same relative position. Absent or empty: the preset's own mixers.
+   */
+  phaseLayers?: number[];
+  /** The phase mixer's spec: `kind` (default "kuramoto") and its options (N, K0, noise, jitter, …). */
+  mixer?: Record<string, unknown>;
   /** The seed's reported best val PPL, shown beside ours. */
   seedPpl?: number | null;
   /** Short label for charts. */
@@ -220,7 +225,8 @@ const CONFIG_KEYS = [
   "role",
   "matchParamsOf",
   "lossTerms",
-  "mixerOptions",
+  "phaseLayers",
+  "mixer",
   "seedPpl",
   "label",
 ];
@@ -444,14 +450,36 @@ export function modelSectionFor(
   const base = modelConfigFor({ preset: config.preset, ...(config.overrides ?? {}) }, 65, 8);
   const merged: Partial<DecoderConfig> = { ...(config.overrides ?? {}), ...(scale.model ?? {}) };
   const nLayers = merged.nLayers ?? base.nLayers;
-  const mixers = base.mixers?.map((m): MixerSpec => {
-    if (m.kind === "attention") return m;
-    const layers = Array.isArray(m.layers) ? remapLayers(m.layers, base.nLayers, nLayers) : m.layers;
-    return { ...m, ...modePatch, ...(config.mixerOptions ?? {}), layers };
-  });
   const section: ModelSection = { preset: config.preset, ...merged };
-  delete (section as Partial<DecoderConfig>).maxPositions;
-  if (mixers && mixers.some((m) => m.kind !== "attention")) section.mixers = mixers;
+  delete (section as Partial<DecoderConfig>).maxPositions; // the trainer sets it to the block size
+  if (config.phaseLayers?.length) {
+    for (const l of config.phaseLayers) {
+      if (!Number.isInteger(l) || l < 0 || l >= base.nLayers) {
+        throw new Error(
+          `config ${config.id}: phase layer ${l} is out of range for preset ${config.preset}: use 0..${
+            base.nLayers - 1
+          }`,
+        );
+      }
+    }
+    const phase: MixerSpec = {
+      kind: "kuramoto",
+      ...modePatch,
+      ...(config.mixer ?? {}),
+      layers: remapLayers(config.phaseLayers, base.nLayers, nLayers),
+    };
+    section.mixers = [{ kind: "attention" }, phase];
+  } else if (base.mixers?.some((m) => m.kind !== "attention")) {
+    // A preset with its own phase mixers: patch their options, remap their layers.
+    section.mixers = base.mixers.map((m): MixerSpec =>
+      m.kind === "attention" ? m : {
+        ...m,
+        ...modePatch,
+        ...(config.mixer ?? {}),
+        layers: Array.isArray(m.layers) ? remapLayers(m.layers, base.nLayers, nLayers) : m.layers,
+      }
+    );
+  }
   return section;
 }
 
