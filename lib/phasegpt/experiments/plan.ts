@@ -252,6 +252,15 @@ const OPTIMIZER_KEYS = ["weightDecay", "beta1", "beta2", "eps"];
 const R_KEYS = ["metric", "definition", "band"];
 const MODEL_KEYS = Object.keys(DECODER_CONFIG_FIELDS).filter((k) => k !== "family" && k !== "vocabSize");
 
+/** checkChoice, with the place first: `plan 'p.json': config x: unknown model preset "gpt-2" (did you mean gpt2?); …`. */
+function choice<T extends string>(value: unknown, allowed: readonly T[], where: string, what: string): T {
+  try {
+    return checkChoice(value, allowed, what);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+}
+
 function posInt(v: unknown, where: string, min = 1): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
     throw new Error(`${where} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
@@ -299,7 +308,7 @@ export function validatePlan(raw: unknown, where = "plan"): PhaseGptPlan {
     );
   }
   idOk(p.name, `${where}: name`);
-  checkChoice(p.phase, ["A", "B"] as const, `${where}: phase`);
+  choice(p.phase, ["A", "B"] as const, where, "phase");
   checkOptionKeys(p.data, DATA_KEYS, `${where}: data`);
   if (!p.data || typeof p.data.corpus !== "string" || !p.data.corpus) {
     throw new Error(`${where}: data.corpus must name a corpus (tinyshakespeare, wikitext-2) or a path`);
@@ -329,11 +338,11 @@ export function validatePlan(raw: unknown, where = "plan"): PhaseGptPlan {
   for (const c of p.configs) {
     checkOptionKeys(c, CONFIG_KEYS, `${where}: config ${JSON.stringify(c?.id ?? "?")}`);
     const cw = `${where}: config ${idOk(c.id, `${where}: config id`)}`;
-    checkChoice(c.preset, presets, `${cw}: model preset`);
+    choice(c.preset, presets, cw, "model preset");
     checkOptionKeys(c.overrides, MODEL_KEYS, `${cw}: overrides`);
-    if (c.role !== undefined) checkChoice(c.role, ["baseline", "phase"] as const, `${cw}: role`);
+    if (c.role !== undefined) choice(c.role, ["baseline", "phase"] as const, cw, "role");
     if (c.matchParamsOf !== undefined) {
-      checkChoice(c.matchParamsOf, ids.filter((x) => x !== c.id), `${cw}: matchParamsOf config`);
+      choice(c.matchParamsOf, ids.filter((x) => x !== c.id), cw, "matchParamsOf config");
     }
     for (const [k, w] of Object.entries(c.lossTerms ?? {})) {
       if (typeof w !== "number" || !Number.isFinite(w)) {
@@ -355,17 +364,17 @@ export function validatePlan(raw: unknown, where = "plan"): PhaseGptPlan {
     if (s.testBatches !== undefined) posInt(s.testBatches, `${sw}: testBatches`, 0);
     if (s.warmupSteps !== undefined) posInt(s.warmupSteps, `${sw}: warmupSteps`, 0);
     if (s.maxChars !== undefined) posInt(s.maxChars, `${sw}: maxChars`, 0);
-    for (const c of s.configs ?? []) checkChoice(c, ids, `${sw}: config`);
-    for (const m of s.modes ?? []) checkChoice(m, Object.keys(p.modes), `${sw}: mode`);
+    for (const c of s.configs ?? []) choice(c, ids, sw, "config");
+    for (const m of s.modes ?? []) choice(m, Object.keys(p.modes), sw, "mode");
     const variantIds = (p.variants ?? [{ id: "char" }]).map((v) => v.id);
-    for (const v of s.variants ?? []) checkChoice(v, variantIds, `${sw}: variant`);
+    for (const v of s.variants ?? []) choice(v, variantIds, sw, "variant");
     (s.seeds ?? []).forEach((x, i) => posInt(x, `${sw}: seeds[${i}]`, 0));
   }
-  checkChoice(p.defaultScale, Object.keys(p.scales), `${where}: defaultScale`);
+  choice(p.defaultScale, Object.keys(p.scales), where, "defaultScale");
   checkOptionKeys(p.optimizer, OPTIMIZER_KEYS, `${where}: optimizer`);
   if (p.r !== undefined) {
     checkOptionKeys(p.r, R_KEYS, `${where}: r`);
-    checkChoice(p.r.definition, R_DEFINITIONS, `${where}: r.definition`);
+    choice(p.r.definition, R_DEFINITIONS, where, "r.definition");
     if (typeof p.r.metric !== "string" || !p.r.metric) {
       throw new Error(`${where}: r.metric must name a metric`);
     }
