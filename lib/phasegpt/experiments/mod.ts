@@ -15,3 +15,4 @@ export * from "./plan.ts";
 export * from "./sweep.ts";
 export * from "./report.ts";
 export * from "./chance.ts";
+export * from "./charts.ts";
