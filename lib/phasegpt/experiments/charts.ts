@@ -165,6 +165,8 @@ export function rHistogramPlot(
     width?: number;
     height?: number;
     facet?: Record<string, string>;
+    /** Legend entry of each group (default the group name), e.g. one colour per source across facets. */
+    colorOf?: Record<string, string>;
     bins?: number;
   } = {},
 ): PlotFigure {
@@ -176,6 +178,7 @@ export function rHistogramPlot(
     for (const x of xs) counts[Math.min(bins - 1, Math.max(0, Math.floor(x * bins)))]++;
     return counts.map((c, i) => ({
       group,
+      series: options.colorOf?.[group] ?? group,
       facet: options.facet?.[group] ?? "",
       x1: i / bins,
       x2: (i + 1) / bins,
@@ -191,14 +194,14 @@ export function rHistogramPlot(
     x: { label: options.xLabel ?? "order parameter R (dimensionless) →", domain: [0, 1] },
     y: { label: "↑ share of values (per group)", grid: true },
     color: { legend: true, type: "categorical" },
-    ...(options.facet ? { fy: { label: null } } : {}),
+    ...(options.facet ? { fy: { label: null }, marginRight: 120 } : {}),
     marks: [
       Plot.rectY(rows, {
         x1: "x1",
         x2: "x2",
         y1: "zero",
         y2: "share",
-        fill: "group",
+        fill: "series",
         fillOpacity: 0.55,
         inset: 0.5,
         ...(options.facet ? { fy: "facet" } : {}),
