@@ -45,6 +45,33 @@ export async function isHuggingFaceModel(source: string): Promise<boolean> {
  */
 export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
 
+const extraFamilies: HFFamily[] = [];
+
+/**
+ * Registers another `model_type` for {@linkcode loadModel} (a research folder's converted checkpoints,
+ * e.g. PhaseGPT's `model_type: "phasegpt"`); a type that is already handled is an error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { familyForModelType, registerHFFamily } from "./load.ts";
+ * import { gpt2Family } from "./gpt2.ts";
+ * registerHFFamily({ ...gpt2Family, modelTypes: ["doc-gpt2"] });
+ * assert.deepEqual(familyForModelType("doc-gpt2").modelTypes, ["doc-gpt2"]);
+ * ```
+ *
+ * @category Models
+ */
+export function registerHFFamily(family: HFFamily): void {
+  const all = [...HF_FAMILIES, ...extraFamilies];
+  for (const t of family.modelTypes) {
+    const owner = all.find((f) => f.modelTypes.includes(t));
+    if (owner === family) return;
+    if (owner) throw new Error(`registerHFFamily: model_type '${t}' is already registered`);
+  }
+  extraFamilies.push(family);
+}
+
 /**
  * Options for {@linkcode loadModel}.
  *
@@ -68,9 +95,10 @@ export interface LoadModelOptions {
  * @category Models
  */
 export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
-  const fam = HF_FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
+  const all = [...HF_FAMILIES, ...extraFamilies];
+  const fam = all.find((f) => f.modelTypes.includes(String(modelType)));
   if (!fam) {
-    const known = HF_FAMILIES.flatMap((f) => f.modelTypes).join(", ");
+    const known = all.flatMap((f) => f.modelTypes).join(", ");
     throw new Error(`${file}: model_type '${modelType}' is not supported (supported: ${known})`);
   }
   return fam;
@@ -90,7 +118,7 @@ function checkSizesAgainstWeights(
 ): void {
   let layers = 0;
   for (const n of names) {
-    const m = n.match(/(?:^|\.)(?:h|layers)\.(\d+)\./);
+    const m = n.match(/(?:^|\.)(?:h|layers|blocks)\.(\d+)\./);
     if (m) layers = Math.max(layers, Number(m[1]) + 1);
   }
   const field = hf.n_layer !== undefined ? "n_layer" : "num_hidden_layers";

@@ -515,7 +515,7 @@ function createKuramotoMixer(
     collect: boolean,
     rng: Prng | null,
   ): { theta: Tensor4D; update?: PrefixUpdate } => {
-    const wOmega = tf.reshape(omega, [1, H, 1, N]);
+    const dtOmega = tf.mul(tf.reshape(omega, [1, H, 1, N]), o.dt);
     let theta = theta0;
     const cosList: Tensor[] = [], sinList: Tensor[] = [];
     const tot: { cos: Tensor[]; sin: Tensor[] } = { cos: [], sin: [] };
@@ -538,13 +538,14 @@ function createKuramotoMixer(
         divisor: o.divisor,
         mask,
         offset,
+        scale: o.dt,
       });
       if (collect) {
         tot.cos.push(totals.cos);
         tot.sin.push(totals.sin);
         count = totals.count;
       }
-      theta = wrapPhase(tf.add(theta, tf.mul(tf.add(wOmega, field), o.dt)) as Tensor4D);
+      theta = wrapPhase(tf.add(tf.add(theta, dtOmega), field) as Tensor4D); // field already carries dt
       if (training && rng && o.phaseNoise > 0) theta = addPhaseNoise(theta, o.phaseNoise, rng);
     }
     if (!collect) return { theta };

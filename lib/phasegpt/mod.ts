@@ -44,4 +44,5 @@ export {
   type PhaseGPTPresetSpec,
 } from "./presets.ts";
 export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
+export { phaseGPTFamily, phaseGPTHFConfig, phaseGPTWeights } from "./load.ts";
 export * from "./experiments/mod.ts";

@@ -85,7 +85,7 @@ const STEP_KEYS = ["dt", "sign", "causal", "divisor", "mask"] as const;
  */
 export function wrapPhase<T extends Tensor>(theta: T): T {
   return tf.tidy(() => {
-    const turns = tf.floor(tf.div(tf.add(theta, Math.PI), 2 * Math.PI));
+    const turns = tf.floor(tf.mul(tf.add(theta, Math.PI), 1 / (2 * Math.PI)));
     return tf.sub(theta, tf.mul(turns, 2 * Math.PI)) as T;
   });
 }
@@ -115,37 +115,46 @@ export function couplingField(
     offset?: { cos: Tensor; sin: Tensor; count: Tensor };
     /** Divisor for `"T"` (default the T of `theta`). */
     length?: number;
+    /** Multiplies the field (the Euler step passes dt, folding it into the per-head factor). */
+    scale?: number;
   },
 ): { field: Tensor4D; totals: { cos: Tensor; sin: Tensor; count: Tensor } } {
   return tf.tidy(() => {
     const [, h, t] = theta.shape;
     const c = tf.cos(theta), s = tf.sin(theta);
-    // m is [B or 1, 1, T, 1] so it broadcasts over heads and oscillators.
+    // m is [B or 1, 1, T, 1] so it broadcasts over heads and oscillators; without a mask every op on it
+    // is skipped (fewer kernels per Euler step).
     const m = options.mask
       ? tf.reshape(tf.cast(options.mask, "float32"), [options.mask.shape[0], 1, t, 1])
-      : tf.ones([1, 1, t, 1]);
-    const mc = tf.mul(c, m), ms = tf.mul(s, m);
+      : null;
+    const mc = m ? tf.mul(c, m) : c, ms = m ? tf.mul(s, m) : s;
+    const needCount = options.divisor === "prefix" || options.offset !== undefined;
     let sumC: Tensor, sumS: Tensor, count: Tensor;
     if (options.causal) {
       sumC = cumsumTokens(mc);
       sumS = cumsumTokens(ms);
-      count = cumsumTokens(m);
+      count = !needCount ? tf.scalar(0) : m ? cumsumTokens(m) : tf.reshape(tf.range(1, t + 1), [1, 1, t, 1]);
     } else {
       sumC = tf.sum(mc, 2, true);
       sumS = tf.sum(ms, 2, true);
-      count = tf.sum(m, 2, true);
+      count = !needCount ? tf.scalar(0) : m ? tf.sum(m, 2, true) : tf.fill([1, 1, 1, 1], t);
     }
     if (options.offset) {
       sumC = tf.add(sumC, options.offset.cos);
       sumS = tf.add(sumS, options.offset.sin);
       count = tf.add(count, options.offset.count);
     }
-    const divisor = options.divisor === "T" ? tf.scalar(options.length ?? t) : tf.maximum(count, 1); // a row with no kept token so far gets 0, not NaN
-    const k = tf.reshape(coupling, [1, h, 1, 1]);
-    let field = tf.div(tf.sub(tf.mul(s, sumC), tf.mul(c, sumS)), divisor);
-    if (options.sign === "attractive") field = tf.neg(field);
-    field = tf.mul(field, k);
-    const last = (x: Tensor) => options.causal ? tf.slice(x, [0, 0, t - 1, 0], [-1, -1, 1, -1]) : x;
+    // Sign, K and a constant divisor fold into one [1, H, 1, 1] factor: one full-size multiply per step.
+    const sign = (options.sign === "attractive" ? -1 : 1) * (options.scale ?? 1);
+    const factor = tf.mul(
+      tf.reshape(coupling, [1, h, 1, 1]),
+      options.divisor === "T" ? sign / (options.length ?? t) : sign,
+    );
+    let field = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
+    if (options.divisor === "prefix") field = tf.div(field, tf.maximum(count, 1)); // 0, not NaN, if none kept
+    field = tf.mul(field, factor);
+    const last = (x: Tensor) =>
+      options.causal && x.rank === 4 && x.shape[2] === t ? tf.slice(x, [0, 0, t - 1, 0], [-1, -1, 1, -1]) : x;
     const totals = {
       cos: last(sumC),
       sin: last(sumS),
@@ -217,9 +226,9 @@ export function kuramotoStep(
     throw new Error(`kuramotoStep: coupling must be [H] = [${h}], got [${coupling.shape}]`);
   }
   return tf.tidy(() => {
-    const { field } = couplingField(theta, coupling, o);
-    const w = tf.reshape(omega, [1, h, 1, n]);
-    return wrapPhase(tf.add(theta, tf.mul(tf.add(w, field), o.dt)) as Tensor4D);
+    const { field } = couplingField(theta, coupling, { ...o, scale: o.dt }); // field · dt
+    const w = tf.mul(tf.reshape(omega, [1, h, 1, n]), o.dt);
+    return wrapPhase(tf.add(tf.add(theta, w), field) as Tensor4D);
   });
 }
 

@@ -71,6 +71,45 @@ export function DECAY_MATRICES_ONLY(weightDecay: number): ParamGroupRule[] {
 }
 
 /**
+ * PhaseGPT's name-based rule (spec §4.3): the original decays every parameter whose PyTorch name lacks
+ * `bias`, `norm` and `embedding`. Its LayerNorms are named `ln1/ln2/ln_f`, so LayerNorm gains ARE decayed,
+ * and so are the phase layer's ω and K; biases and the token/position embeddings (hence the tied head) are
+ * not. In this library's names: no decay for biases (`.b`, `.b_*`) and `embed.*` / `pos_embed.*`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../deps.ts";
+ * import { assignParamGroups, DECAY_BY_PHASEGPT_NAMES } from "./adamw.ts";
+ * await tf.ready();
+ * const v = (shape: number[]) => tf.variable(tf.zeros(shape));
+ * const params = new Map([["blocks.0.ln1.w", v([4])], ["blocks.0.ln1.b", v([4])], ["embed.W_E", v([3, 4])], ["blocks.7.attn.coupling", v([2])]]);
+ * const g = assignParamGroups(params, DECAY_BY_PHASEGPT_NAMES(0.1));
+ * assert.deepEqual([...g.values()].map((a) => a.weightDecay), [0.1, 0, 0, 0.1]);
+ * params.forEach((p) => p.dispose());
+ * ```
+ *
+ * @category Training
+ */
+export function DECAY_BY_PHASEGPT_NAMES(weightDecay: number): ParamGroupRule[] {
+  return [
+    { name: "no_decay", match: "(^|\\.)b(_[A-Za-z]+)?$|^(embed|pos_embed)\\.", weightDecay: 0 },
+    { name: "decay", weightDecay },
+  ];
+}
+
+/**
+ * Named parameter-group rule sets for `optimizer.groups` in a training config: `"rank"` (nanoGPT's,
+ * the default) and `"phasegpt-names"` (the original PhaseGPT's name-based rule).
+ *
+ * @category Training
+ */
+export const PARAM_GROUP_RULE_SETS: Readonly<Record<string, (weightDecay: number) => ParamGroupRule[]>> = {
+  rank: DECAY_MATRICES_ONLY,
+  "phasegpt-names": DECAY_BY_PHASEGPT_NAMES,
+};
+
+/**
  * The group a parameter ended up in.
  *
  * @category Training

@@ -7,9 +7,9 @@
  */
 import { DECODER_CONFIG_FIELDS, type DecoderConfig } from "../models/types.ts";
 import { modelPreset, presetNames } from "../models/presets.ts";
-import { didYouMean } from "../options.ts";
+import { checkChoice, didYouMean } from "../options.ts";
 import { decoderParameterSpecs } from "../models/params.ts";
-import { DECAY_MATRICES_ONLY, type ParamGroupRule } from "./adamw.ts";
+import { DECAY_MATRICES_ONLY, PARAM_GROUP_RULE_SETS, type ParamGroupRule } from "./adamw.ts";
 import { PERPLEXITY_DEFINITIONS, type PerplexityDefinition } from "./loss.ts";
 import { type LrSchedule, validateSchedule } from "./schedule.ts";
 import type { TrainerSettings } from "./trainer.ts";
@@ -83,7 +83,8 @@ export interface TrainConfig {
     eps?: number;
     /** Weight decay of the default rule (rank ≥ 2 decayed), when `groups` is not given (default 0.1). */
     weightDecay?: number;
-    groups?: ParamGroupRule[];
+    /** Rules in priority order, or a rule-set name: `"rank"` (default) or `"phasegpt-names"`. */
+    groups?: ParamGroupRule[] | string;
   };
   /** Learning-rate schedule (default constant 3e-4). */
   schedule?: LrSchedule;
@@ -207,7 +208,13 @@ export function resolveTrainConfig(raw: unknown, where = "training config"): Res
   const seed = int(tr.seed ?? 1337, "training.seed", where, 0);
   const opt = checkKeys(top.optimizer ?? {}, "optimizer", where);
   const weightDecay = num(opt.weightDecay ?? 0.1, "optimizer.weightDecay", where, 0, Infinity);
-  const groups = (opt.groups as ParamGroupRule[] | undefined) ?? DECAY_MATRICES_ONLY(weightDecay);
+  // A string names a rule set (e.g. "phasegpt-names") applied with optimizer.weightDecay.
+  const groups = typeof opt.groups === "string"
+    ? PARAM_GROUP_RULE_SETS
+      [checkChoice(opt.groups, Object.keys(PARAM_GROUP_RULE_SETS), "optimizer.groups rule set")](
+        weightDecay,
+      )
+    : (opt.groups as ParamGroupRule[] | undefined) ?? DECAY_MATRICES_ONLY(weightDecay);
   if (!Array.isArray(groups) || groups.length === 0) {
     throw new Error(`${where}: optimizer.groups must be a non-empty list of rules`);
   }

@@ -65,10 +65,19 @@ export function tokenLosses(logits: Tensor, targets: Tensor): Tensor1D {
  * - `"batch_mean_exp"`: loss = mean of per-batch mean CE; perplexity = mean of exp(per-batch mean CE)
  *   (PhaseGPT's `val_perplexity`; ≥ exp(loss) by Jensen).
  * - `"batch_mean"`: loss = mean of per-batch mean CE; perplexity = exp(loss) (nanoGPT's `estimate_loss`).
+ * - PhaseGPT's three (spec §4.4), by the script that computes them: `"phasegpt_train"` (`src/train.py`,
+ *   every Phase A number) = `batch_mean_exp`; `"phasegpt_evaluate"` (`src/evaluate.py`, one example per
+ *   line) and `"phasegpt_generalize"` (`scripts/train_generalize.py`) = `token_mean` (exp of Σ CE / Σ tokens).
  *
  * @category Training
  */
-export type PerplexityDefinition = "token_mean" | "batch_mean_exp" | "batch_mean";
+export type PerplexityDefinition =
+  | "token_mean"
+  | "batch_mean_exp"
+  | "batch_mean"
+  | "phasegpt_train"
+  | "phasegpt_evaluate"
+  | "phasegpt_generalize";
 
 /**
  * Perplexity definition names, for validation messages.
@@ -79,7 +88,17 @@ export const PERPLEXITY_DEFINITIONS: readonly PerplexityDefinition[] = [
   "token_mean",
   "batch_mean_exp",
   "batch_mean",
+  "phasegpt_train",
+  "phasegpt_evaluate",
+  "phasegpt_generalize",
 ];
+
+/** The PhaseGPT names resolve to the arithmetic they use. */
+const PERPLEXITY_ALIASES: Partial<Record<PerplexityDefinition, PerplexityDefinition>> = {
+  phasegpt_train: "batch_mean_exp",
+  phasegpt_evaluate: "token_mean",
+  phasegpt_generalize: "token_mean",
+};
 
 /**
  * The loss and perplexity of an evaluation.
@@ -109,6 +128,8 @@ export interface EvalSummary {
  * assert.equal(summariseEval([1, 3], [10, 10], "token_mean").loss, 2);
  * const ppl = summariseEval([1, 3], [10, 10], "batch_mean_exp").perplexity;
  * assert.ok(Math.abs(ppl - (Math.E + Math.E ** 3) / 2) < 1e-9); // mean of per-batch exp(loss)
+ * assert.equal(summariseEval([1, 3], [10, 30], "phasegpt_train").perplexity, ppl); // src/train.py's
+ * assert.equal(summariseEval([1, 3], [10, 30], "phasegpt_generalize").loss, 2.5); // token-weighted
  * ```
  *
  * @category Training
@@ -120,7 +141,7 @@ export function summariseEval(
 ): EvalSummary {
   if (batchLosses.length === 0) throw new Error("summariseEval: no batches were evaluated");
   const tokens = tokensPerBatch.reduce((a, b) => a + b, 0);
-  switch (definition) {
+  switch (PERPLEXITY_ALIASES[definition] ?? definition) {
     case "token_mean": {
       const loss = batchLosses.reduce((a, l, i) => a + l * tokensPerBatch[i], 0) / tokens;
       return { loss, perplexity: Math.exp(loss), tokens };

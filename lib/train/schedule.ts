@@ -58,18 +58,65 @@ export interface LinearSchedule {
 }
 
 /**
+ * PhaseGPT's `LambdaLR` (spec §4.3): multiplier s / W during warm-up (so the first update runs at lr 0),
+ * then max(floor, ½(1 + cos(π·(s − W) / (totalSteps − W)))) with π written as 3.14159, as the original
+ * code does, so the multiplier matches it exactly.
+ *
+ * @category Training
+ */
+export interface LambdaCosineFloorSchedule {
+  /** Selects PhaseGPT's LambdaLR. */
+  kind: "lambda-cosine-floor";
+  /** Peak (base) learning rate. */
+  lr: number;
+  /** Warm-up steps W (the original: 100). */
+  warmupSteps: number;
+  /** Total optimiser steps of the run (the original: batches per epoch × epochs). */
+  totalSteps: number;
+  /** Lowest multiplier (default 0.1, the original's floor). */
+  floor?: number;
+}
+
+/**
  * Any of the learning-rate schedules, told apart by `kind`.
  *
  * @category Training
  */
-export type LrSchedule = ConstantSchedule | CosineSchedule | LinearSchedule;
+export type LrSchedule = ConstantSchedule | CosineSchedule | LinearSchedule | LambdaCosineFloorSchedule;
 
 /**
  * The schedule kinds, for validation messages.
  *
  * @category Training
  */
-export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "linear"];
+export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "linear", "lambda-cosine-floor"];
+
+/**
+ * The multiplier of PhaseGPT's LambdaLR at step `step` (see {@linkcode LambdaCosineFloorSchedule}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lambdaCosineFloor } from "./schedule.ts";
+ * assert.equal(lambdaCosineFloor(0, 100, 1100), 0); // first update at lr 0
+ * assert.equal(lambdaCosineFloor(50, 100, 1100), 0.5);
+ * assert.equal(lambdaCosineFloor(100, 100, 1100), 1);
+ * assert.equal(lambdaCosineFloor(1099, 100, 1100), 0.1); // the floor
+ * ```
+ *
+ * @category Training
+ */
+export function lambdaCosineFloor(
+  step: number,
+  warmupSteps: number,
+  totalSteps: number,
+  floor = 0.1,
+): number {
+  if (step < warmupSteps) return step / warmupSteps;
+  // The original writes π as 3.14159; keeping it makes the multiplier bit-comparable.
+  const progress = (step - warmupSteps) / (totalSteps - warmupSteps);
+  return Math.max(floor, 0.5 * (1 + Math.cos(3.14159 * progress)));
+}
 
 /**
  * The learning rate for optimiser step `step` (0-based).
@@ -93,6 +140,9 @@ export const LR_SCHEDULE_KINDS: readonly string[] = ["constant", "cosine", "line
 export function learningRate(schedule: LrSchedule, step: number): number {
   if (!Number.isFinite(step) || step < 0) {
     throw new RangeError(`learningRate: step must be >= 0, got ${step}`);
+  }
+  if (schedule.kind === "lambda-cosine-floor") {
+    return schedule.lr * lambdaCosineFloor(step, schedule.warmupSteps, schedule.totalSteps, schedule.floor);
   }
   const warmup = schedule.warmupSteps ?? 0;
   if (step < warmup) return schedule.lr * step / warmup;
@@ -146,6 +196,20 @@ export function validateSchedule(schedule: LrSchedule, where = "schedule"): LrSc
     }
   };
   positive("lr");
+  if (schedule.kind === "lambda-cosine-floor") {
+    positive("warmupSteps", false, true);
+    positive("totalSteps");
+    const floor = schedule.floor ?? 0.1;
+    if (typeof floor !== "number" || !(floor >= 0 && floor <= 1)) {
+      throw new Error(`${where}.floor must be a number in [0, 1], got ${schedule.floor}`);
+    }
+    if (schedule.totalSteps <= schedule.warmupSteps) {
+      throw new Error(
+        `${where}.totalSteps (${schedule.totalSteps}) must exceed warmupSteps (${schedule.warmupSteps})`,
+      );
+    }
+    return schedule;
+  }
   positive("warmupSteps", schedule.kind !== "cosine", true);
   if (schedule.kind !== "constant") {
     positive("minLr", false, true);

@@ -205,6 +205,7 @@ function handRun(
     params: 100,
     vocabSize: 10,
     architecture: { nLayers: 1, dModel: 8, nHeads: 1, dMlp: 8 },
+    training: { schedule: { kind: "constant", lr: 1e-3 }, optimizer: {}, gradClip: 1 },
     budget: { steps: 10, batchSize: 1, blockSize: 8, tokens: 80 },
     curve: [{ step: 5, loss: 1, ppl: { ...p, token_mean: ppl + 1 }, metrics: {} }, {
       step: 10,

@@ -7,9 +7,8 @@
  */
 import { Plot } from "../../plot/marks.ts";
 import { plot, type PlotFigure } from "../../plot/plot.ts";
-import type { PerplexityDefinition } from "../../train/loss.ts";
 import { rSeries } from "./report.ts";
-import type { PhaseGptRunRecord } from "./sweep.ts";
+import type { PhaseGptRunRecord, PplDefinition } from "./sweep.ts";
 
 /** `config` or `config (mode)`: the legend label of a group of runs. */
 function groupLabel(r: Pick<PhaseGptRunRecord, "config" | "mode">): string {
@@ -53,7 +52,7 @@ function band(points: { group: string; step: number; value: number }[]) {
  */
 export function pplCurvePlot(
   records: PhaseGptRunRecord[],
-  options: { definition?: PerplexityDefinition; title?: string; width?: number; height?: number } = {},
+  options: { definition?: PplDefinition; title?: string; width?: number; height?: number } = {},
 ): PlotFigure {
   const d = options.definition ?? "token_mean";
   const pts = records.flatMap((r) =>

@@ -158,7 +158,14 @@ export interface PhaseGptPlan {
   /** Scale used when none is asked for. */
   defaultScale: string;
   /** Optimiser (AdamW) settings shared by every run. */
-  optimizer?: { weightDecay?: number; beta1?: number; beta2?: number; eps?: number };
+  optimizer?: {
+    weightDecay?: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    /** Decay rules or a rule-set name (`"phasegpt-names"`: the original's name-based grouping). */
+    groups?: string | { match?: string; notMatch?: string; weightDecay: number }[];
+  };
   /** Peak learning rate and schedule; `warmupSteps`/`decaySteps` are filled from the scale. */
   schedule?: LrSchedule;
   /** Gradient clip (default 1). */
@@ -248,7 +255,7 @@ const SCALE_KEYS = [
 ];
 const DATA_KEYS = ["corpus", "trainSplit", "testSplit", "valFraction", "dataDir"];
 const VARIANT_KEYS = ["id", "tokenizer", "description"];
-const OPTIMIZER_KEYS = ["weightDecay", "beta1", "beta2", "eps"];
+const OPTIMIZER_KEYS = ["weightDecay", "beta1", "beta2", "eps", "groups"];
 const R_KEYS = ["metric", "definition", "band"];
 const MODEL_KEYS = Object.keys(DECODER_CONFIG_FIELDS).filter((k) => k !== "family" && k !== "vocabSize");
 

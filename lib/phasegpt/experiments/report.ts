@@ -15,15 +15,14 @@
 import { readJsonl } from "../../io/atomic.ts";
 import { meanOf, standardDeviationOf } from "../../stats/descriptive.ts";
 import { studentTCdf } from "../../stats/special.ts";
-import type { PerplexityDefinition } from "../../train/loss.ts";
-import type { PhaseGptRunRecord } from "./sweep.ts";
+import type { PhaseGptRunRecord, PplDefinition } from "./sweep.ts";
 
 /**
  * The PPL definitions in report order (the seed's first).
  *
  * @category PhaseGPT
  */
-export const REPORT_DEFINITIONS: readonly PerplexityDefinition[] = [
+export const REPORT_DEFINITIONS: readonly PplDefinition[] = [
   "batch_mean_exp",
   "token_mean",
   "batch_mean",
@@ -92,11 +91,11 @@ export interface ConfigSummary {
   /** Parameters (first seed's). */
   params: number;
   /** Best val PPL per definition. */
-  best: Record<PerplexityDefinition, MeanStd>;
+  best: Record<PplDefinition, MeanStd>;
   /** Final (last evaluation) val PPL, token-weighted. */
   finalTokenPpl: MeanStd;
   /** Test PPL per definition (Phase B), else null. */
-  test: Record<PerplexityDefinition, MeanStd> | null;
+  test: Record<PplDefinition, MeanStd> | null;
   /** R stats averaged over seeds (null when no R metric was logged). */
   r: { mean: MeanStd; std: MeanStd; min: number; max: number; inBand: MeanStd; stableStep: MeanStd } | null;
   /** Runs whose final val PPL exceeds 1.5 × their best. */

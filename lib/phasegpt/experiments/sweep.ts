@@ -22,10 +22,18 @@ import { countParameters } from "../../models/params.ts";
 import { createDecoder } from "../../models/scratch.ts";
 import type { CausalLM, DecoderConfig } from "../../models/types.ts";
 import { modelConfigFor, resolveTrainConfig, type TrainConfig } from "../../train/config.ts";
-import { crossEntropy, type PerplexityDefinition, summariseEval } from "../../train/loss.ts";
+import { crossEntropy, summariseEval } from "../../train/loss.ts";
 import { type MetricsRecord, Trainer } from "../../train/trainer.ts";
 import type { LrSchedule } from "../../train/schedule.ts";
 import { expandPlan, matchDMlp, type PhaseGptPlan, type PhaseGptRunSpec, type PlanScale } from "./plan.ts";
+
+/**
+ * The three distinct perplexity computations the sweep records (PhaseGPT's names are aliases:
+ * `phasegpt_train` = `batch_mean_exp`, `phasegpt_evaluate` and `phasegpt_generalize` = `token_mean`).
+ *
+ * @category PhaseGPT
+ */
+export type PplDefinition = "token_mean" | "batch_mean_exp" | "batch_mean";
 
 /**
  * Validation (or test) perplexity under every definition, plus the mean of each component metric.
@@ -71,6 +79,8 @@ export interface PhaseGptRunRecord extends PhaseGptRunSpec {
   vocabSize: number;
   /** Layers, width, heads and mixers of the trained model. */
   architecture: Pick<DecoderConfig, "nLayers" | "dModel" | "nHeads" | "dMlp" | "mixers">;
+  /** The schedule and optimiser the run trained with (the plan's, with the scale's steps filled in). */
+  training: { schedule: LrSchedule; optimizer: Record<string, unknown>; gradClip: number };
   /** Optimiser steps, batch and block. */
   budget: { steps: number; batchSize: number; blockSize: number; tokens: number };
   /** Validation curve. */
@@ -78,7 +88,7 @@ export interface PhaseGptRunRecord extends PhaseGptRunSpec {
   /** Training metrics per log interval (loss and component metrics, e.g. R). */
   train: { step: number; loss: number; metrics: Record<string, number> }[];
   /** Best (lowest) validation perplexity per definition, with its step. */
-  best: Record<PerplexityDefinition, { ppl: number; step: number }>;
+  best: Record<PplDefinition, { ppl: number; step: number }>;
   /** Test-split perplexity after training (Phase B), else null. */
   test: { ppl: PerplexitySet; tokens: number } | null;
   /** Which text trained, validated and tested this run. */
@@ -241,7 +251,9 @@ function scheduleFor(plan: PhaseGptPlan, scale: PlanScale): LrSchedule {
   if (s.kind !== "constant") {
     s.warmupSteps ??= scale.warmupSteps ??
       Math.max(0, Math.min(scale.steps - 1, Math.round(scale.steps * 0.05)));
-    s.decaySteps ??= scale.steps;
+    // PhaseGPT's LambdaLR counts the whole run; the library's cosine decays over decaySteps.
+    if (s.kind === "lambda-cosine-floor") s.totalSteps ??= scale.steps;
+    else s.decaySteps ??= scale.steps;
   }
   return s as unknown as LrSchedule;
 }
@@ -405,6 +417,11 @@ export async function runPhaseGptRun(
         nHeads: modelConfig.nHeads,
         dMlp: modelConfig.dMlp,
         ...(modelConfig.mixers ? { mixers: modelConfig.mixers } : {}),
+      },
+      training: {
+        schedule: resolved.settings.schedule,
+        optimizer: { ...(plan.optimizer ?? {}) },
+        gradClip: resolved.settings.gradClip,
       },
       budget: {
         steps: scale.steps,

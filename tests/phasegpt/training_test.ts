@@ -1,0 +1,111 @@
+/** PhaseGPT training pieces: LambdaLR, the name-based decay rule, perplexity names, a short run. */
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../assert.ts";
+import { tf } from "../../lib/deps.ts";
+import { lambdaCosineFloor, learningRate, validateSchedule } from "../../lib/train/schedule.ts";
+import { assignParamGroups, DECAY_BY_PHASEGPT_NAMES } from "../../lib/train/adamw.ts";
+import { summariseEval } from "../../lib/train/loss.ts";
+import { resolveTrainConfig, type TrainConfig } from "../../lib/train/config.ts";
+import { trainFromConfig } from "../../lib/train/run.ts";
+import { decoderParameterSpecs } from "../../lib/models/params.ts";
+import { modelPreset } from "../../lib/models/presets.ts";
+import "../../lib/phasegpt/mod.ts";
+import { useBackend } from "../fixtures.ts";
+
+await useBackend("cpu");
+
+/** The original's lr_lambda, transcribed (π as 3.14159). */
+function original(step: number, warmup: number, total: number): number {
+  if (step < warmup) return step / warmup;
+  const progress = (step - warmup) / (total - warmup);
+  return Math.max(0.1, 0.5 * (1.0 + Math.cos(3.14159 * progress)));
+}
+
+Deno.test("lambda-cosine-floor: the original's multiplier at key steps, exactly", () => {
+  const W = 100, total = 3600;
+  for (const s of [0, 1, 50, 99, 100, 101, 1850, 2000, 3000, 3599, 5000]) {
+    assertEquals(lambdaCosineFloor(s, W, total), original(s, W, total), `step ${s}`);
+  }
+  assertEquals(lambdaCosineFloor(0, W, total), 0); // the first update runs at lr 0
+  assertEquals(lambdaCosineFloor(100, W, total), 1);
+  assertEquals(lambdaCosineFloor(3599, W, total), 0.1); // floor, not 0
+  // At the cosine's midpoint the multiplier is 0.5 only up to the 3.14159 rounding.
+  assertAlmostEquals(lambdaCosineFloor(1850, W, total), 0.5, 2e-6);
+  assert(lambdaCosineFloor(1850, W, total) !== 0.5);
+  const sched = { kind: "lambda-cosine-floor", lr: 3e-4, warmupSteps: W, totalSteps: total } as const;
+  assertEquals(learningRate(sched, 50), 3e-4 * 0.5);
+  assertThrows(() => validateSchedule({ ...sched, totalSteps: 50 }), Error, "must exceed warmupSteps");
+  assertThrows(
+    () => validateSchedule({ ...sched, kind: "lambda-cosine" } as never),
+    Error,
+    "lambda-cosine-floor",
+  );
+});
+
+Deno.test("name-based weight decay: the winner's 83,184,780 decayed / 543,360 not (spec §4.3)", () => {
+  const specs = decoderParameterSpecs(modelPreset("phasegpt-l7-n32-k1"));
+  // Shapes only: assignParamGroups reads names and ranks, so stand-ins of the right rank suffice.
+  const params = new Map([...specs].map(([n, s]) => [n, { rank: s.shape.length } as unknown as tf.Variable]));
+  const groups = assignParamGroups(params, DECAY_BY_PHASEGPT_NAMES(0.1));
+  let decayed = 0, not = 0;
+  for (const [n, g] of groups) {
+    const size = specs.get(n)!.shape.reduce((a, b) => a * b, 1);
+    if (g.weightDecay > 0) decayed += size;
+    else not += size;
+  }
+  assertEquals([decayed, not], [83_184_780, 543_360]);
+  assertEquals(groups.get("blocks.0.ln1.w")!.weightDecay, 0.1); // LN gains decayed, as the original
+  assertEquals(groups.get("blocks.7.attn.omega")!.weightDecay, 0.1);
+  assertEquals(groups.get("blocks.7.attn.b_phase")!.weightDecay, 0);
+});
+
+Deno.test("perplexity definitions by PhaseGPT script name", () => {
+  const losses = [1, 2], tokens = [100, 300];
+  assertEquals(summariseEval(losses, tokens, "phasegpt_train").perplexity, (Math.E + Math.E ** 2) / 2);
+  assertAlmostEquals(summariseEval(losses, tokens, "phasegpt_evaluate").perplexity, Math.exp(1.75), 1e-12);
+  assertEquals(
+    summariseEval(losses, tokens, "phasegpt_generalize"),
+    summariseEval(losses, tokens, "token_mean"),
+  );
+});
+
+Deno.test("a PhaseGPT training config trains: R metrics per head (train and val), the coherence term weighted", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const corpus = `${dir}/corpus.txt`;
+    await Deno.writeTextFile(corpus, "To be, or not to be, that is the question. ".repeat(30));
+    const cfg: TrainConfig = {
+      model: { preset: "phasegpt-mini-l2-n32-k1-corrected", dModel: 32, nHeads: 2, init: "normal" },
+      data: { corpus },
+      training: { steps: 3, batchSize: 2, blockSize: 16, seed: 1 },
+      optimizer: { beta1: 0.9, beta2: 0.999, weightDecay: 0.1, groups: "phasegpt-names" },
+      schedule: { kind: "lambda-cosine-floor", lr: 3e-3, warmupSteps: 1, totalSteps: 3 },
+      eval: { interval: 3, batches: 1, perplexity: "phasegpt_train" },
+      log: { interval: 1 },
+      checkpoint: { interval: 0 },
+      loss: { terms: { coherence: 0.1 } },
+    };
+    resolveTrainConfig(cfg);
+    assertThrows(
+      () => resolveTrainConfig({ ...cfg, optimizer: { groups: "phasegpt" } }),
+      Error,
+      "phasegpt-names",
+    );
+    const r = await trainFromConfig({ config: cfg, outDir: `${dir}/run`, print: false, handleSigint: false });
+    r.model.dispose();
+    const log = (await Deno.readTextFile(`${dir}/run/log.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const train = log.filter((x) => x.kind === "train"), evals = log.filter((x) => x.kind === "eval");
+    assert(train.length === 3 && evals.length >= 1);
+    for (const rec of [...train, ...evals]) {
+      for (const k of ["blocks.2.attn.R", "blocks.2.attn.R_h0", "blocks.2.attn.R_h1"]) {
+        const v = rec.metrics?.[k];
+        assert(typeof v === "number" && v >= 0 && v <= 1, `${rec.kind} ${k} = ${v}`);
+      }
+      assert(rec.terms?.coherence >= 0, `${rec.kind} coherence term`);
+    }
+    for (const rec of train) assertAlmostEquals(rec.objective, rec.loss + 0.1 * rec.terms.coherence, 1e-4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
