@@ -103,12 +103,21 @@ export interface PhaseGptRunRecord extends PhaseGptRunSpec {
   backend: string;
 }
 
-/** The tokens a plan variant trains, validates and tests on. */
-interface VariantData {
+/**
+ * The tokens a plan variant trains, validates and tests on (prepared once per sweep).
+ *
+ * @category PhaseGPT
+ */
+export interface VariantData {
+  /** Training tokens (the first part of the training split). */
   train: TokenArray;
+  /** Validation tokens (its tail): best-checkpoint selection. */
   val: TokenArray;
+  /** Test-split tokens (Phase B), else null. */
   test: TokenArray | null;
+  /** Vocabulary size of the tokenizer. */
   vocabSize: number;
+  /** Which text trains, validates and tests, in words. */
   note: string;
 }
 
