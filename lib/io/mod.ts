@@ -20,3 +20,4 @@ export * from "./atomic_dir.ts";
 export * from "./paths.ts";
 export * from "./hub.ts";
 export * from "./lock.ts";
+export * from "./shard.ts";

@@ -45,3 +45,4 @@ export {
 } from "./presets.ts";
 export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
 export { phaseGPTFamily, phaseGPTHFConfig, phaseGPTWeights } from "./load.ts";
+export * from "./experiments/mod.ts";

@@ -32,7 +32,8 @@ import {
   type GenerationStep,
 } from "../generate/generate.ts";
 import type { SamplingParams } from "../generate/sampling.ts";
-import { appendJsonl, readJsonl } from "../io/atomic.ts";
+import { appendJsonl } from "../io/atomic.ts";
+import { finishedIds, selectShard, type ShardSpec } from "../io/shard.ts";
 import { openModel } from "../models/open.ts";
 import { judgeRecyncUnit, type RecyncJudge, type RecyncJudgeScore } from "./judge.ts";
 import { acquireLock } from "../io/lock.ts";
@@ -305,30 +306,11 @@ export async function loadPromptSet(path: string): Promise<RecyncPrompt[]> {
   return out;
 }
 
-/** A shard selector `{index, count}` parsed from `i/n`. */
-export interface RecyncShard {
-  /** This shard, 0 ≤ index < count. */
-  index: number;
-  /** Number of shards. */
-  count: number;
-}
+/** A shard selector `{index, count}` parsed from `i/n` (the generic one of lib/io/shard.ts). */
+export type RecyncShard = ShardSpec;
 
-/**
- * Parses `--shard i/n` (0-based i).
- *
- * @example
- * ```ts
- * import { parseShard } from "./harness.ts";
- * console.log(parseShard("2/8")); // { index: 2, count: 8 }
- * ```
- */
-export function parseShard(text: string): RecyncShard {
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m) throw new Error(`--shard "${text}": expected i/n with integers, e.g. 0/4`);
-  const index = Number(m[1]), count = Number(m[2]);
-  if (count < 1 || index >= count) throw new Error(`--shard "${text}": need 0 <= i < n and n >= 1`);
-  return { index, count };
-}
+// The shard parser and selector are the generic ones (re-exported so existing imports keep working).
+export { parseShard, selectShard } from "../io/shard.ts";
 
 /** What to plan: the cross product of prompts and seeds for one model, policy and T. */
 export interface RecyncPlanOptions {
@@ -411,22 +393,8 @@ export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
 }
 
 /**
- * The units of one shard: index mod count == shard index.
- *
- * @example
- * ```ts
- * import { selectShard } from "./harness.ts";
- * console.log(selectShard([{ index: 0 }, { index: 1 }, { index: 2 }], { index: 1, count: 2 })); // [{ index: 1 }]
- * ```
- */
-export function selectShard<U extends { index: number }>(units: U[], shard?: RecyncShard): U[] {
-  if (!shard) return units;
-  return units.filter((u) => u.index % shard.count === shard.index);
-}
-
-/**
  * Reads the ids of the units already finished in a results file (missing file: none). A torn last line
- * (crash during an append) is ignored: that unit is redone.
+ * (crash during an append) is ignored: that unit is redone (lib/io/shard.ts).
  *
  * @example
  * ```ts
@@ -434,12 +402,7 @@ export function selectShard<U extends { index: number }>(units: U[], shard?: Rec
  * console.log((await finishedUnitIds("/nonexistent/results.jsonl")).size); // 0
  * ```
  */
-export async function finishedUnitIds(path: string): Promise<Set<string>> {
-  const { records } = await readJsonl<{ id?: unknown }>(path, { allowMissing: true });
-  const ids = new Set<string>();
-  for (const r of records) if (typeof r.id === "string") ids.add(r.id);
-  return ids;
-}
+export const finishedUnitIds: (path: string) => Promise<Set<string>> = finishedIds;
 
 /**
  * Appends one finished unit to a results file (atomic per line; see lib/io/atomic.ts).
