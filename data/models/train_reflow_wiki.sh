@@ -28,6 +28,8 @@ mkdir -p "$TMP"
 cp "$STEP_DIR/model.safetensors" "$STEP_DIR/state.json" "$STEP_DIR/tokenizer.json" "$TMP/"
 cp "$RUN/log.jsonl" "$RUN/config.json" "$TMP/"
 cp "$RUN/tokens/meta.json" "$TMP/tokens_meta.json"
+# The trainer copies tokenizer.json only; this config names <unk> as the unknown token (special.unk).
+cp data/configs/reflow-wiki-words/tokenizer_config.json "$TMP/"
 {
   echo "# Produced by data/models/train_reflow_wiki.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(uname -m), $(nproc) cores):"
   echo "${COHERENCE_DATA_DIR:+COHERENCE_DATA_DIR=$COHERENCE_DATA_DIR }$CMD"
