@@ -309,8 +309,9 @@ export class Trainer {
       const dropoutSeed = dropoutSeedFor(s.seed, step, micro, s.gradAccum);
       let extras: Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const out = this.model.forward(x, { training: true, dropoutSeed });
-        const ce = crossEntropy(out.logits, y);
+        const out = this.model.forward(x, { training: true, dropoutSeed, targets: y });
+        // A component that scores the targets itself (reFlow's chunked head) spares the [B, T, V] logits.
+        const ce = out.loss ?? crossEntropy(out.logits, y);
         names ??= {
           terms: Object.keys(out.aux ?? {}).sort(),
           metrics: Object.keys(out.metrics ?? {}).sort(),
@@ -393,13 +394,13 @@ export class Trainer {
       rows.push(tf.tidy(() => {
         const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
         const y = tf.tensor2d(b.y, [b.batchSize, b.blockSize], "int32");
-        const out = this.model.forward(x);
+        const out = this.model.forward(x, { targets: y });
         names ??= {
           terms: Object.keys(out.aux ?? {}).sort(),
           metrics: Object.keys(out.metrics ?? {}).sort(),
         };
         const parts = [
-          crossEntropy(out.logits, y),
+          out.loss ?? crossEntropy(out.logits, y),
           ...pick(out.aux, names.terms, "aux loss term"),
           ...pick(out.metrics, names.metrics, "metric"),
         ];
