@@ -9,7 +9,13 @@ import { tf } from "../deps.ts";
 import type { Tensor, Variable } from "../tensor_types.ts";
 import { appendJsonl } from "../io/atomic.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
-import { BatchSampler, type BatchSamplerState, sequentialBatches, type TokenArray } from "../data/sampler.ts";
+import {
+  BatchSampler,
+  type BatchSamplerState,
+  sequentialBatches,
+  type TokenArray,
+  type TokenWindows,
+} from "../data/sampler.ts";
 import { AdamW, type ParamGroupRule } from "./adamw.ts";
 import { clipByGlobalNorm } from "./clip.ts";
 import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEval } from "./loss.ts";
@@ -103,8 +109,8 @@ export interface TrainerInit {
   model: CausalLM;
   /** Loop settings. */
   settings: TrainerSettings;
-  /** Training token ids. */
-  train: TokenArray;
+  /** Training token ids (in memory, or read by window from a large file). */
+  train: TokenArray | TokenWindows;
   /** Validation token ids. */
   val: TokenArray;
   /** Run folder: `log.jsonl` and `checkpoints/` go here. Without it nothing is written. */
