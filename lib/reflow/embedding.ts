@@ -31,6 +31,14 @@ import type { ComponentSpec, DecoderConfig } from "../models/types.ts";
  * Where the reFlow-TopK sparsifier acts: `"recipe"` (default, spec §1.4: each recipe row, identically at
  * input and output) or `"signals"` (the signal activations σ of each position, output side only).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SparsifyPlacement } from "./embedding.ts";
+ * const placement: SparsifyPlacement = "signals";
+ * assert.equal(placement, "signals");
+ * ```
+ *
  * @category reFlow
  */
 export type SparsifyPlacement = "recipe" | "signals";
@@ -38,12 +46,31 @@ export type SparsifyPlacement = "recipe" | "signals";
 /**
  * The placements of {@linkcode SparsifyPlacement}, for validation messages.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPARSIFY_PLACEMENTS } from "./embedding.ts";
+ * assert.deepEqual(SPARSIFY_PLACEMENTS, ["recipe", "signals"]);
+ * ```
+ *
  * @category reFlow
  */
 export const SPARSIFY_PLACEMENTS: readonly SparsifyPlacement[] = ["recipe", "signals"];
 
 /**
  * The options of embedding kind `reflow` (besides `kind`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ReflowEmbeddingOptions } from "./embedding.ts";
+ * import { countParameters } from "../models/params.ts";
+ * import { gpt2NewConfig } from "../models/scratch.ts";
+ * import "./embedding.ts";
+ * const options: ReflowEmbeddingOptions = { signals: 16, topK: 4 };
+ * const c = gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50, embedding: { kind: "reflow", ...options } });
+ * assert.equal(countParameters(c), 50 * 16 + 16 * 32 + (4 * 32 * 32 + 3 * 32 * 256 + 2 * 32) + 32);
+ * ```
  *
  * @category reFlow
  */
@@ -67,6 +94,14 @@ export interface ReflowEmbeddingOptions {
 
 /**
  * {@linkcode ReflowEmbeddingOptions} with the defaults filled in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ResolvedReflowOptions, reflowEmbeddingOptions } from "./embedding.ts";
+ * const o: ResolvedReflowOptions = reflowEmbeddingOptions({ kind: "reflow", signals: 64 });
+ * assert.deepEqual([o.topK, o.basisStd], [undefined, 0.125]);
+ * ```
  *
  * @category reFlow
  */
