@@ -395,3 +395,30 @@ Deno.test("reflow: the chunked training loss equals CE of the full logits, with 
   ids.dispose();
   small.dispose();
 });
+
+Deno.test("reflow: unseen (pad) recipe rows get exactly the output-side gradient σᵀ·softmax / N", () => {
+  const model = createDecoder(VARIANTS.reflow(), { seed: 14 });
+  const { recipe } = reflowWeights(model);
+  const ids = tf.tensor2d([[1, 2, 3, 4]], undefined, "int32");
+  const targets = tf.tensor2d([[2, 3, 4, 5]], undefined, "int32");
+  const g = tf.variableGrads(() => {
+    const r = model.forward(ids, { training: true });
+    return tf.losses.softmaxCrossEntropy(
+      tf.oneHot(tf.reshape(targets, [-1]), 40),
+      tf.reshape(r.logits, [4, 40]),
+    ) as tf.Scalar;
+  }, [recipe]);
+  const grad = g.grads[recipe.name].arraySync() as number[][];
+  const r = model.forward(ids, { capture: ["unembed.hook_signals"] });
+  const sig = tf.reshape(r.activations!.get("unembed.hook_signals")!, [4, 24]);
+  const probs = tf.softmax(tf.reshape(r.logits, [4, 40]));
+  const want = tf.div(tf.matMul(probs, sig, true, false), 4).arraySync() as number[][]; // [V, S]
+  for (const v of [30, 35, 39]) {
+    assert(Math.max(...grad[v].map(Math.abs)) > 0, `pad row ${v} gets a gradient`);
+    assert(maxDiff(grad[v], want[v]) < 1e-6, `pad row ${v}: output side only`);
+  }
+  assert(maxDiff(grad[1], want[1]) > 1e-6, "a seen row also gets input-side gradient");
+  tf.dispose([ids, targets, sig, probs, g.value, ...Object.values(g.grads)]);
+  disposeResult(r);
+  model.dispose();
+});
