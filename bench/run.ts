@@ -29,7 +29,7 @@ import {
 
 const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
 
-  --only models,train,recync  which benchmarks (default: all present)
+  --only models,train,recync,reflow  which benchmarks (default: all present)
   --backends cpu,wasm,webgpu  tfjs backends (default: cpu, wasm, and webgpu on a hardware adapter;
                               a software adapter such as llvmpipe runs only when named here)
   --sizes 124m,51m,16m        model sizes for the models bench (default 124m)
@@ -44,6 +44,7 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
   --train-args "..."          extra flags for bench/train_bench.ts (e.g. "--sizes 4x128 --steps 3")
   --recync-args "..."         extra flags for bench/recync_bench.ts (e.g. "--backend wasm --T 50")
+  --reflow-args "..."         extra flags for bench/reflow_bench.ts (e.g. "--size mini --steps 3")
   --json FILE                 also write everything measured as JSON
   -h, --help                  this text`;
 
@@ -239,6 +240,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean" },
       "train-args": { type: "string" },
       "recync-args": { type: "string" },
+      "reflow-args": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -247,10 +249,10 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
-  const only = (values.only ?? "models,train,recync").split(",").map((s) => s.trim()).filter(Boolean);
+  const only = (values.only ?? "models,train,recync,reflow").split(",").map((s) => s.trim()).filter(Boolean);
   for (const o of only) {
-    if (!["models", "train", "recync"].includes(o)) {
-      throw new Error(`--only: unknown bench '${o}' (models, train, recync)`);
+    if (!["models", "train", "recync", "reflow"].includes(o)) {
+      throw new Error(`--only: unknown bench '${o}' (models, train, recync, reflow)`);
     }
   }
   const quick = !!values.quick;
@@ -389,8 +391,14 @@ async function main(): Promise<void> {
       ...(quick ? ["--sizes", "4x128", "--steps", "2", "--batch", "2", "--block", "32"] : []),
     ],
     recync: quick ? ["--T", "16", "--reps", "1", "--units", "2", "--batches", "1,2"] : [],
+    reflow: [
+      ...(values["no-torch"] ? ["--no-torch"] : []),
+      ...(quick
+        ? ["--steps", "1", "--batch", "1", "--block", "16", "--head-widths", "128", "--head-tokens", "32"]
+        : []),
+    ],
   };
-  for (const name of ["train", "recync"] as const) {
+  for (const name of ["train", "recync", "reflow"] as const) {
     if (!only.includes(name)) continue;
     const path = sibling(`${name}_bench`);
     if (!(await exists(path))) {

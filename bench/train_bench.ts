@@ -338,7 +338,11 @@ if (import.meta.main) {
 
 /** The bench's trainer: a seeded model of `size` over synthetic ids, no eval, logs or checkpoints. */
 export function benchTrainer(size: string, batch: number, block: number): Trainer {
-  const config = trainBenchConfig(size, block);
+  return benchTrainerFor(trainBenchConfig(size, block), batch, block);
+}
+
+/** The bench's trainer for any decoder config (the reFlow bench compares variants with it). */
+export function benchTrainerFor(config: DecoderConfig, batch: number, block: number): Trainer {
   const model = createDecoder(config, { seed: 1 });
   const n = Math.max(batch * block * 4, 4096);
   const ids = new Uint32Array(n);

@@ -15,6 +15,9 @@ export { setWasmPaths } from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 // Hugging Face tokenizer.json runtime (pure JS, zero deps; the code transformers.js uses).
 export { Tokenizer as HFTokenizerRuntime } from "npm:@huggingface/tokenizers@0.2.0";
+// GPT-2 BPE with its ranks shipped in the package (works offline once cached): reFlow's tokenizer.
+export { Tiktoken } from "npm:js-tiktoken@1.0.21/lite";
+export { default as GPT2_BPE_RANKS } from "npm:js-tiktoken@1.0.21/ranks/gpt2";
 
 /**
  * A file URL inside an npm package; "" where npm specifiers do not resolve (a `deno bundle` output, as

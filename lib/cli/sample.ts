@@ -8,6 +8,7 @@
 import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
+import "../reflow/mod.ts"; // registers the reFlow kinds, so reFlow runs load
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
 

@@ -8,6 +8,7 @@
 import { runCommand } from "./command.ts";
 import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
+import "../reflow/mod.ts"; // registers the reFlow presets (model.preset: "reflow-...")
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
 

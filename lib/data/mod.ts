@@ -23,3 +23,4 @@
 export * from "./corpus.ts";
 export * from "./token_files.ts";
 export * from "./sampler.ts";
+export * from "./bin_files.ts";

@@ -7,6 +7,7 @@
  */
 import { CharTokenizer, type CharTokenizerJSON } from "../tokenizers/char.ts";
 import { loadTokenizer } from "../tokenizers/hf.ts";
+import { encodeDocuments, Gpt2BpeTokenizer, splitDocuments } from "../tokenizers/gpt2_bpe.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { writeDirAtomic } from "../io/atomic_dir.ts";
@@ -16,7 +17,10 @@ import { writeDirAtomic } from "../io/atomic_dir.ts";
  *
  * @category Data
  */
-export type TokenizerRef = CharTokenizerJSON | { type: "tokenizer.json"; file: string };
+export type TokenizerRef =
+  | CharTokenizerJSON
+  | { type: "tokenizer.json"; file: string }
+  | { type: "gpt2-bpe"; vocabSize: number };
 
 /**
  * The contents of `meta.json`.
@@ -77,13 +81,19 @@ export interface WriteTokenFilesOptions {
   tokenizerJsonPath?: string;
   /** Description of the source text for `meta.json`. */
   source?: { name: string; files: string[] };
+  /**
+   * Text of a separate evaluation split (e.g. WikiText-2 test while training on its valid split): when
+   * given, `val.bin` holds its tokens and `valFraction` is not used.
+   */
+  valText?: string;
   /** Refuse (before writing anything) when either split has fewer tokens than this (e.g. blockSize + 1). */
   minTokensPerSplit?: number;
 }
 
 /**
- * The tokenizer a training run uses: `"char"` builds a character vocabulary from `text`; any other value
- * is a path to a `tokenizer.json` (or a folder holding one).
+ * The tokenizer a training run uses: `"char"` builds a character vocabulary from `text`; `"gpt2"` is GPT-2
+ * BPE (offline, vocabulary padded to 50304, EOT between documents); any other value is a path to a
+ * `tokenizer.json` (or a folder holding one).
  *
  * @example
  * ```ts
@@ -100,12 +110,15 @@ export async function buildTokenizer(
   text: string,
 ): Promise<{ tokenizer: TextTokenizer; tokenizerJsonPath?: string }> {
   if (spec === "char") return { tokenizer: CharTokenizer.fromCorpus(text) };
+  if (spec === "gpt2") return { tokenizer: new Gpt2BpeTokenizer() };
   let folder = spec;
   let path = spec;
   if (spec.endsWith(".json")) folder = spec.slice(0, Math.max(0, spec.lastIndexOf("/"))) || ".";
   else path = `${spec.replace(/\/+$/, "")}/tokenizer.json`;
   if (!spec.endsWith("tokenizer.json") && spec.endsWith(".json")) {
-    throw new Error(`tokenizer '${spec}': give "char", a tokenizer.json file, or a folder holding one`);
+    throw new Error(
+      `tokenizer '${spec}': give "char", "gpt2", a tokenizer.json file, or a folder holding one`,
+    );
   }
   return { tokenizer: await loadTokenizer(folder), tokenizerJsonPath: path };
 }
@@ -146,12 +159,18 @@ export async function writeTokenFiles(
   if (text.length === 0) {
     throw new Error("cannot write token files for an empty text: give a corpus with text in it");
   }
-  const ids = tokenizer.encode(text, { addSpecialTokens: false });
+  // GPT-2 BPE: documents (WikiText articles) each followed by EOT, as nanoGPT prepares its data.
+  const encode = (t: string): ArrayLike<number> =>
+    tokenizer instanceof Gpt2BpeTokenizer
+      ? encodeDocuments(splitDocuments(t), tokenizer)
+      : tokenizer.encode(t, { addSpecialTokens: false });
+  const ids = encode(text);
   const dtype = tokenizer.vocabSize <= 65536 ? "uint16" : "uint32";
-  const all = dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids);
-  const nTrain = Math.round(all.length * (1 - valFraction));
+  const typed = (a: ArrayLike<number>) => dtype === "uint16" ? Uint16Array.from(a) : Uint32Array.from(a);
+  const all = typed(ids);
+  const nTrain = options.valText !== undefined ? all.length : Math.round(all.length * (1 - valFraction));
   const train = all.subarray(0, nTrain);
-  const val = all.subarray(nTrain);
+  const val = options.valText !== undefined ? typed(encode(options.valText)) : all.subarray(nTrain);
   const min = options.minTokensPerSplit ?? 0;
   for (const [name, split] of [["train", train], ["validation", val]] as const) {
     if (split.length < min) {
@@ -166,14 +185,16 @@ export async function writeTokenFiles(
   let tokenizerRef: TokenizerRef;
   if (options.tokenizerJsonPath) tokenizerRef = { type: "tokenizer.json", file: "tokenizer.json" };
   else if (tokenizer instanceof CharTokenizer) tokenizerRef = tokenizer.toJSON();
-  else throw new Error("writeTokenFiles: give tokenizerJsonPath for a tokenizer other than CharTokenizer");
+  else if (tokenizer instanceof Gpt2BpeTokenizer) {
+    tokenizerRef = { type: "gpt2-bpe", vocabSize: tokenizer.vocabSize };
+  } else throw new Error("writeTokenFiles: give tokenizerJsonPath for a tokenizer other than CharTokenizer");
   const meta: TokenFilesMeta = {
     format: "coherence-lab/tokens@1",
     dtype,
     vocabSize: tokenizer.vocabSize,
     trainTokens: train.length,
     valTokens: val.length,
-    valFraction,
+    valFraction: options.valText !== undefined ? 0 : valFraction,
     tokenizer: tokenizerRef,
     source: {
       name: options.source?.name ?? "<text>",
@@ -208,10 +229,11 @@ export async function writeTokenFiles(
 export async function tokenizerFromRef(ref: TokenizerRef, dir: string): Promise<TextTokenizer> {
   if (ref.type === "char") return CharTokenizer.fromJSON(ref);
   if (ref.type === "tokenizer.json") return await loadTokenizer(dir);
+  if (ref.type === "gpt2-bpe") return new Gpt2BpeTokenizer(ref.vocabSize);
   throw new Error(
     `${dir}: unknown tokenizer type '${
       (ref as { type: string }).type
-    }' (expected "char" or "tokenizer.json")`,
+    }' (expected "char", "tokenizer.json" or "gpt2-bpe")`,
   );
 }
 

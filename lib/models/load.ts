@@ -38,12 +38,37 @@ export async function isHuggingFaceModel(source: string): Promise<boolean> {
   }
 }
 
+const FAMILIES: HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
+
 /**
- * The architectures `loadModel` knows, by `model_type`.
+ * The architectures `loadModel` knows, by `model_type` (the four Hugging Face families, then those that
+ * research folders registered with {@linkcode registerModelFamily}, e.g. reFlow's `reflow`).
  *
  * @category Models
  */
-export const HF_FAMILIES: readonly HFFamily[] = [gpt2Family, gptNeoxFamily, llamaFamily, qwen2Family];
+export const HF_FAMILIES: readonly HFFamily[] = FAMILIES;
+
+/**
+ * Registers a family adapter for more `model_type` values (a research folder calls this on import, so
+ * `loadModel` opens its converted checkpoints). A `model_type` already handled is an error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { familyForModelType, registerModelFamily } from "./load.ts";
+ * import { qwen2Family } from "./qwen2.ts";
+ * registerModelFamily({ ...qwen2Family, modelTypes: ["doc-qwen"] });
+ * assert.deepEqual(familyForModelType("doc-qwen").modelTypes, ["doc-qwen"]);
+ * ```
+ *
+ * @category Models
+ */
+export function registerModelFamily(family: HFFamily): void {
+  if (FAMILIES.includes(family)) return;
+  const taken = family.modelTypes.filter((t) => FAMILIES.some((f) => f.modelTypes.includes(t)));
+  if (taken.length) throw new Error(`registerModelFamily: model_type ${taken.join(", ")} is already handled`);
+  FAMILIES.push(family);
+}
 
 /**
  * Options for {@linkcode loadModel}.
@@ -68,9 +93,9 @@ export interface LoadModelOptions {
  * @category Models
  */
 export function familyForModelType(modelType: unknown, file = "config.json"): HFFamily {
-  const fam = HF_FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
+  const fam = FAMILIES.find((f) => f.modelTypes.includes(String(modelType)));
   if (!fam) {
-    const known = HF_FAMILIES.flatMap((f) => f.modelTypes).join(", ");
+    const known = FAMILIES.flatMap((f) => f.modelTypes).join(", ");
     throw new Error(`${file}: model_type '${modelType}' is not supported (supported: ${known})`);
   }
   return fam;
@@ -90,7 +115,7 @@ function checkSizesAgainstWeights(
 ): void {
   let layers = 0;
   for (const n of names) {
-    const m = n.match(/(?:^|\.)(?:h|layers)\.(\d+)\./);
+    const m = n.match(/(?:^|\.)(?:h|layers|blocks)\.(\d+)\./);
     if (m) layers = Math.max(layers, Number(m[1]) + 1);
   }
   const field = hf.n_layer !== undefined ? "n_layer" : "num_hidden_layers";

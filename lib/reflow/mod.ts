@@ -16,4 +16,5 @@ export * from "./embedding.ts";
 export * from "./variants.ts";
 export * from "./presets.ts";
 export * from "./inspect.ts";
+export * from "./load.ts";
 export * from "./experiments/mod.ts";

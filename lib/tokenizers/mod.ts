@@ -24,3 +24,4 @@ export {
   type LoadTokenizerOptions,
 } from "./hf.ts";
 export { CharTokenizer, type CharTokenizerJSON, type CharTokenizerOptions } from "./char.ts";
+export { encodeDocuments, GPT2_EOT, Gpt2BpeTokenizer, splitDocuments } from "./gpt2_bpe.ts";

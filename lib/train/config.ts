@@ -43,9 +43,12 @@ export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
  * @category Training
  */
 export interface DataSection {
-  /** A file, a folder, or a named corpus (`tinyshakespeare`, `wikitext-2`). */
+  /**
+   * A file, a folder, a named corpus (`tinyshakespeare`, `wikitext-2`), or a nanoGPT data folder
+   * (`train.bin` and `val.bin` of GPT-2 BPE uint16 ids, no `meta.json`; `train.bin` is read by window).
+   */
   corpus: string;
-  /** `"char"` (default) or a path to a `tokenizer.json` (or a folder holding one). */
+  /** `"char"` (default), `"gpt2"` (GPT-2 BPE, V padded to 50304) or a path to a `tokenizer.json` (or a folder holding one). */
   tokenizer?: string;
   /** Share of tokens at the end held out for validation (default 0.1). */
   valFraction?: number;
@@ -53,6 +56,11 @@ export interface DataSection {
   dataDir?: string;
   /** Split of a named corpus (default its first). */
   split?: string;
+  /**
+   * A split of the same named corpus to evaluate on instead of holding out `valFraction` (WikiText-2 has
+   * no offline train split: train on `split: "valid"`, evaluate on `evalSplit: "test"`).
+   */
+  evalSplit?: string;
 }
 
 /**
@@ -104,7 +112,7 @@ const SECTION_KEYS: Record<string, string[]> = {
   "": ["model", "data", "training", "optimizer", "schedule", "eval", "log", "checkpoint", "loss"],
   // Every DecoderConfig field (the list the compiler keeps complete) except `family`, plus the preset's.
   model: ["preset", "init", "initStd", ...Object.keys(DECODER_CONFIG_FIELDS).filter((k) => k !== "family")],
-  data: ["corpus", "tokenizer", "valFraction", "dataDir", "split"],
+  data: ["corpus", "tokenizer", "valFraction", "dataDir", "split", "evalSplit"],
   training: ["steps", "batchSize", "blockSize", "gradAccum", "gradClip", "seed"],
   optimizer: ["beta1", "beta2", "eps", "weightDecay", "groups"],
   eval: ["interval", "batches", "batchSize", "perplexity"],

@@ -1,0 +1,140 @@
+/**
+ * Converted checkpoints: tools/convert_reflow.py on tiny nanoGPT-layout `ckpt.pt` files (written by
+ * tools/reflow_torch.py) loads with the PyTorch logits, for every variant; mismatched tensors are one
+ * clear message on both sides. The torch part skips, with a message, where /usr/bin/python3 lacks torch.
+ */
+import { assert, assertEquals, assertRejects, maxDiff } from "../assert.ts";
+import { tf } from "../../lib/deps.ts";
+import { encodeSafetensors } from "../../lib/io/safetensors.ts";
+import { loadModel } from "../../lib/models/load.ts";
+import { createDecoder } from "../../lib/models/scratch.ts";
+import { reflowVariantConfig } from "../../lib/reflow/mod.ts";
+import { useBackend } from "../fixtures.ts";
+
+await useBackend("cpu");
+const PY = "/usr/bin/python3";
+const TOOLS = new URL("../../tools/", import.meta.url).pathname;
+
+async function python(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    // No __pycache__ in tools/: the test imports the converter as a module.
+    const env = { PYTHONDONTWRITEBYTECODE: "1" };
+    const out = await new Deno.Command(PY, { args, env, stdout: "piped", stderr: "piped" }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  } catch (e) {
+    return { code: -1, stdout: "", stderr: String(e) };
+  }
+}
+
+const torchMissing = (await python(["-c", "import torch"])).code !== 0;
+if (torchMissing) console.warn(`convert_test: skipping the PyTorch round trips: ${PY} cannot import torch`);
+
+Deno.test({
+  name: "convert_reflow.py: every variant's tiny ckpt.pt loads with the PyTorch logits",
+  ignore: torchMissing,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "reflow-convert-" });
+    try {
+      const made = await python([`${TOOLS}reflow_torch.py`, "tiny", dir]);
+      assertEquals(made.code, 0, made.stderr);
+      const ref = JSON.parse(await Deno.readTextFile(`${dir}/reference.json`));
+      assertEquals(Object.keys(ref), ["reflow", "reflow-topk", "reflow-lite", "gpt2", "gpt2-new"]);
+      // The first through the command line, the rest in one process (each torch import costs seconds).
+      const entries = Object.entries(ref) as [
+        string,
+        { ckpt: string; ids: number[][]; logits: number[][][] },
+      ][];
+      const cli = await python([
+        `${TOOLS}convert_reflow.py`,
+        entries[0][1].ckpt,
+        `${dir}/out-${entries[0][0]}`,
+      ]);
+      assertEquals(cli.code, 0, cli.stderr);
+      const rest = entries.slice(1).map(([v, r]) => [r.ckpt, `${dir}/out-${v}`]);
+      const batch = await python([
+        "-c",
+        `import sys; sys.path.insert(0, ${JSON.stringify(TOOLS)}); from convert_reflow import convert\n` +
+        `for c, o in ${JSON.stringify(rest)}: convert(c, o)`,
+      ]);
+      assertEquals(batch.code, 0, batch.stderr);
+      for (const [variant, r] of entries) {
+        const out = `${dir}/out-${variant}`;
+        const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+        assertEquals(config.model_config, variant, "model_config (gpt2 = a checkpoint without one)");
+        assert(typeof config.iter_num === "number" && typeof config.best_val_loss === "number");
+        const model = await loadModel(out);
+        const ids = tf.tensor2d(r.ids, undefined, "int32");
+        const res = model.forward(ids);
+        const diff = maxDiff(res.logits.dataSync(), r.logits.flat(2));
+        assert(diff < 1e-4, `${variant}: logits differ from PyTorch by ${diff}`);
+        tf.dispose([ids, res.logits, res.hidden, res.residual]);
+        model.dispose();
+      }
+      // A checkpoint whose tensors do not match its model_args: one message listing them.
+      const bad = `${dir}/bad.pt`;
+      const edit = await python([
+        "-c",
+        `import torch; c = torch.load("${ref.reflow.ckpt}"); c["model_args"]["n_signals"] = 20; ` +
+        `c["model"]["stray.weight"] = torch.zeros(2); torch.save(c, "${bad}")`,
+      ]);
+      assertEquals(edit.code, 0, edit.stderr);
+      const conv = await python([`${TOOLS}convert_reflow.py`, bad, `${dir}/out-bad`]);
+      assert(conv.code !== 0, "a mismatched checkpoint must fail");
+      assert(conv.stderr.includes("do not match its config"), conv.stderr);
+      assert(
+        conv.stderr.includes("expected shape [40, 20]") && conv.stderr.includes("stray.weight"),
+        conv.stderr,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("reflow loader: a converted folder round-trips, and tensors that do not match config.json are refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reflow-load-" });
+  try {
+    const config = reflowVariantConfig("reflow-lite", {
+      nLayers: 2,
+      dModel: 32,
+      nHeads: 4,
+      nSignals: 24,
+      vocabSize: 40,
+      maxPositions: 32,
+    });
+    const model = createDecoder(config, { seed: 2 });
+    const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+    for (const [name, v] of model.parameters()) {
+      tensors[name] = { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array };
+    }
+    await Deno.writeFile(`${dir}/model.safetensors`, encodeSafetensors(tensors));
+    const json = {
+      model_type: "reflow",
+      model_config: "reflow-lite",
+      n_layer: 2,
+      n_head: 4,
+      n_kv_head: 1,
+      n_embd: 32,
+      n_signals: 24,
+      vocab_size: 40,
+      block_size: 32,
+    };
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(json));
+    const loaded = await loadModel(dir);
+    const ids = tf.tensor2d([[1, 2, 3]], undefined, "int32");
+    const a = model.forward(ids), b = loaded.forward(ids);
+    assertEquals(maxDiff(a.logits.dataSync(), b.logits.dataSync()), 0);
+    tf.dispose([ids, a.logits, a.hidden, a.residual, b.logits, b.hidden, b.residual]);
+    loaded.dispose();
+    model.dispose();
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, n_signals: 20 }));
+    await assertRejects(() => loadModel(dir), "'embed.W_recipe': expected shape [40,20], found [40,24]");
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, model_config: "reflow-lit" }));
+    await assertRejects(() => loadModel(dir), "did you mean reflow-lite");
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, rope_layout: "interleaved" }));
+    await assertRejects(() => loadModel(dir), "--rope-layout interleaved");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
