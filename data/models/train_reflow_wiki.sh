@@ -14,8 +14,8 @@ cd "$ROOT"
 RUN=${RUN:-out/reflow-wiki-tiny}
 DEST=data/models/reflow-wiki-tiny
 CONFIG=data/configs/reflow-wiki-tiny.json
-# data/configs/train_reflow.ts is `deno task train` with the reFlow presets registered.
-CMD="deno run -A data/configs/train_reflow.ts --config $CONFIG --out $RUN --backend wasm"
+# What `deno task train` runs (lib/cli/train.ts registers the reFlow presets).
+CMD="deno run -A lib/cli/train.ts --config $CONFIG --out $RUN --backend wasm"
 if [ "${PACKAGE_ONLY:-0}" != 1 ]; then
   deno run -A data/configs/reflow_wiki_words.ts
   echo "train_reflow_wiki: $CMD"
