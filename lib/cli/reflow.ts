@@ -168,6 +168,15 @@ export function reflowMain(argv: string[]): Promise<number> {
             `model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`,
           );
           console.log(formatParameterTable(parameterTable(model.config)));
+          // Like check.py's iter_num / best_val_loss: what the trainer stored, when the folder has it.
+          const state = await Deno.readTextFile(`${opened.source}/state.json`).then(JSON.parse, () => null);
+          if (state) {
+            const ev = state.lastEval as Record<string, unknown> | undefined;
+            console.log(
+              `\nstep ${state.step}` +
+                (ev?.loss !== undefined ? `, last validation loss ${Number(ev.loss).toFixed(4)}` : ""),
+            );
+          }
           return 0;
         }
         if (!tokenizer) throw new Error(`model ${args.model} has no tokenizer; the experiments need one`);

@@ -1,12 +1,11 @@
 /**
  * nanoGPT token files (`train.bin` / `val.bin`: raw little-endian uint16 ids, no header) read by window,
- * never whole: OpenWebText's `train.bin` is ~17 GB. {@linkcode StreamedBatchSampler} draws the same
- * batches as {@linkcode BatchSampler} would over the same ids, reading only B·(T+1) ids per batch.
+ * never whole: OpenWebText's `train.bin` is ~17 GB. A `BatchSampler` over a {@linkcode BinTokenFile} draws
+ * the same batches as over the ids in memory, reading only B·(T+1) ids per batch.
  *
  * @module
  */
-import { Prng } from "../random/prng.ts";
-import type { Batch, BatchSamplerOptions } from "./sampler.ts";
+import type { TokenWindows } from "./sampler.ts";
 
 /**
  * A token file opened for random-access reads of id windows.
@@ -23,9 +22,24 @@ import type { Batch, BatchSamplerOptions } from "./sampler.ts";
  * f.close();
  * ```
  *
+ * @example A BatchSampler over the file draws the batches it would draw over the ids in memory
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BinTokenFile } from "./bin_files.ts";
+ * import { BatchSampler } from "./sampler.ts";
+ * const ids = Uint16Array.from({ length: 500 }, (_, i) => (i * 7) % 50257);
+ * const path = await Deno.makeTempFile({ suffix: ".bin" });
+ * await Deno.writeFile(path, new Uint8Array(ids.buffer));
+ * const file = BinTokenFile.open(path);
+ * const a = new BatchSampler(file, { batchSize: 3, blockSize: 16, seed: 5 }).next();
+ * const b = new BatchSampler(ids, { batchSize: 3, blockSize: 16, seed: 5 }).next();
+ * assert.deepEqual([a.x, a.y], [b.x, b.y]);
+ * file.close();
+ * ```
+ *
  * @category Data
  */
-export class BinTokenFile {
+export class BinTokenFile implements TokenWindows {
   /** Number of ids in the file. */
   readonly length: number;
   /** The path read. */
@@ -82,65 +96,5 @@ export class BinTokenFile {
   /** Closes the file. */
   close(): void {
     this.#file.close();
-  }
-}
-
-/**
- * nanoGPT's `get_batch` over a {@linkcode BinTokenFile}: B windows at seeded random offsets, reading only
- * those windows. Same offsets as `BatchSampler` for the same seed and stream.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { BinTokenFile, StreamedBatchSampler } from "./bin_files.ts";
- * import { BatchSampler } from "./sampler.ts";
- * const ids = Uint16Array.from({ length: 500 }, (_, i) => (i * 7) % 50257);
- * const path = await Deno.makeTempFile({ suffix: ".bin" });
- * await Deno.writeFile(path, new Uint8Array(ids.buffer));
- * const file = BinTokenFile.open(path);
- * const a = new StreamedBatchSampler(file, { batchSize: 3, blockSize: 16, seed: 5 }).next();
- * const b = new BatchSampler(ids, { batchSize: 3, blockSize: 16, seed: 5 }).next();
- * assert.deepEqual([a.x, a.y], [b.x, b.y]);
- * file.close();
- * ```
- *
- * @category Data
- */
-export class StreamedBatchSampler {
-  /** Rows per batch. */
-  readonly batchSize: number;
-  /** Positions per row. */
-  readonly blockSize: number;
-  #file: BinTokenFile;
-  #rng: Prng;
-
-  /** A sampler over `file`; throws when it is shorter than one block plus its target. */
-  constructor(file: BinTokenFile, options: BatchSamplerOptions) {
-    const { batchSize, blockSize, seed } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(blockSize) || blockSize < 1) {
-      throw new RangeError(`StreamedBatchSampler: batchSize and blockSize must be positive integers`);
-    }
-    if (file.length < blockSize + 1) {
-      throw new Error(
-        `token file '${file.path}' has ${file.length} ids, fewer than one block plus its target`,
-      );
-    }
-    this.#file = file;
-    this.batchSize = batchSize;
-    this.blockSize = blockSize;
-    this.#rng = new Prng(seed, options.stream ?? 0);
-  }
-
-  /** The next batch. */
-  next(): Batch {
-    const B = this.batchSize, T = this.blockSize;
-    const x = new Int32Array(B * T), y = new Int32Array(B * T);
-    const span = this.#file.length - T;
-    for (let b = 0; b < B; b++) {
-      const w = this.#file.read(this.#rng.nextInt(span), T + 1);
-      x.set(w.subarray(0, T), b * T);
-      y.set(w.subarray(1), b * T);
-    }
-    return { x, y, batchSize: B, blockSize: T };
   }
 }

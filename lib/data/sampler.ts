@@ -17,6 +17,19 @@ import { Prng, type PrngState } from "../random/prng.ts";
 export type TokenArray = Uint16Array | Uint32Array | Int32Array;
 
 /**
+ * Token ids read by window rather than held in memory (a nanoGPT `train.bin` of many GB, see
+ * `BinTokenFile`).
+ *
+ * @category Data
+ */
+export interface TokenWindows {
+  /** Number of ids. */
+  readonly length: number;
+  /** `n` ids from `offset`. */
+  read(offset: number, n: number): ArrayLike<number>;
+}
+
+/**
  * Options for {@linkcode BatchSampler}.
  *
  * @category Data
@@ -81,8 +94,8 @@ export interface Batch {
  * @category Data
  */
 export class BatchSampler {
-  /** The token ids sampled from. */
-  readonly tokens: TokenArray;
+  /** The token ids sampled from (in memory, or read by window). */
+  readonly tokens: TokenArray | TokenWindows;
   /** Rows per batch. */
   readonly batchSize: number;
   /** Positions per row. */
@@ -93,7 +106,7 @@ export class BatchSampler {
   #batches = 0;
 
   /** A sampler over `tokens`; throws when they are shorter than one block plus its target. */
-  constructor(tokens: TokenArray, options: BatchSamplerOptions) {
+  constructor(tokens: TokenArray | TokenWindows, options: BatchSamplerOptions) {
     const { batchSize, blockSize, seed } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new RangeError(`BatchSampler: batchSize must be a positive integer, got ${batchSize}`);
@@ -128,11 +141,15 @@ export class BatchSampler {
     const x = new Int32Array(B * T);
     const y = new Int32Array(B * T);
     const span = this.tokens.length - T; // offsets 0 .. N-T-1 keep y inside the array
+    const source = this.tokens;
     for (let b = 0; b < B; b++) {
       const o = this.#rng.nextInt(span);
+      // A windowed source reads only the T + 1 ids of this row.
+      const w = "read" in source ? source.read(o, T + 1) : source;
+      const base = "read" in source ? 0 : o;
       for (let t = 0; t < T; t++) {
-        x[b * T + t] = this.tokens[o + t];
-        y[b * T + t] = this.tokens[o + t + 1];
+        x[b * T + t] = w[base + t];
+        y[b * T + t] = w[base + t + 1];
       }
     }
     this.#batches++;

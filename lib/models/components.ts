@@ -131,6 +131,12 @@ export interface EmbeddingComponent {
   embed(ids: Tensor2D, positions: Tensor2D, ctx: ComponentContext): Tensor3D;
   /** Final hidden `[B, T, d]` to logits `[B, T, V]`. */
   unembed(hidden: Tensor3D, ctx: ComponentContext): Tensor3D;
+  /**
+   * Optional: the mean cross-entropy of the final hidden `[B, T, d]` against `targets` `[B, T]` computed
+   * without the full `[B, T, V]` logits (e.g. in chunks), or null to let the caller use the logits. The
+   * decoder asks for it when a forward is given `targets`.
+   */
+  loss?(hidden: Tensor3D, targets: Tensor2D, ctx: ComponentContext): Scalar | null;
   /** Frees derived tensors the component keeps (not the parameters). */
   dispose?(): void;
 }

@@ -240,6 +240,11 @@ export class Decoder implements CausalLM {
         `Decoder.forward: attentionMask shape [${mask.shape}] must equal ids shape [${ids.shape}]`,
       );
     }
+    if (options.targets && (options.targets.shape[0] !== b || options.targets.shape[1] !== t)) {
+      throw new Error(
+        `Decoder.forward: targets shape [${options.targets.shape}] must equal ids shape [${ids.shape}]`,
+      );
+    }
     if (options.positions && (options.positions.shape[0] !== b || options.positions.shape[1] !== t)) {
       throw new Error(
         `Decoder.forward: positions shape [${options.positions.shape}] must equal ids shape [${ids.shape}]`,
@@ -361,10 +366,19 @@ export class Decoder implements CausalLM {
         const residual = options.lastOnly && t > 1 ? tf.slice(x, [0, t - 1, 0], [-1, 1, -1]) : x;
         let hidden = applyNorm(c.norm, residual, this.#lnFinal.w, this.#lnFinal.b, c.normEps);
         if (fire) hidden = fire("ln_final.hook_normalized", undefined, hidden) as Tensor3D;
-        const logits = this.#embedding.unembed(hidden, top);
-        return { logits, hidden, residual, aux, metrics };
+        const targets = options.targets;
+        const loss = targets && !options.lastOnly && this.#embedding.loss
+          ? this.#embedding.loss(hidden, targets, top)
+          : null;
+        // With the loss computed from the hidden, only the last position's logits are built.
+        const logits = this.#embedding.unembed(
+          loss && t > 1 ? tf.slice(hidden, [0, t - 1, 0], [-1, 1, -1]) : hidden,
+          top,
+        );
+        return { logits, hidden, residual, aux, metrics, loss: loss ?? undefined };
       });
       const result: ForwardResult = { logits: out.logits, hidden: out.hidden, residual: out.residual };
+      if (out.loss) result.loss = out.loss;
       if (Object.keys(out.aux).length) result.aux = out.aux;
       if (Object.keys(out.metrics).length) result.metrics = out.metrics;
       if (activations) result.activations = activations;

@@ -178,6 +178,11 @@ export interface ForwardOptions {
   capture?: string[] | true;
   /** Compute logits only for the last position of each row ([B, 1, V]); saves the LM head on prefill. */
   lastOnly?: boolean;
+  /**
+   * Next-token targets `[B, T]`: when the embedding can score them without the full logit tensor (reFlow's
+   * chunked head at large B·T·V), the result carries `loss` and its `logits` hold the last position only.
+   */
+  targets?: Tensor2D;
   /** Training mode: dropout active, no cache. */
   training?: boolean;
   /** Seed for dropout masks in training mode. */
@@ -190,8 +195,10 @@ export interface ForwardOptions {
  * @category Models
  */
 export interface ForwardResult {
-  /** [B, T, V] (or [B, 1, V] with `lastOnly`). */
+  /** [B, T, V] (or [B, 1, V] with `lastOnly`, or when `loss` is present). */
   logits: Tensor3D;
+  /** Mean cross-entropy against `ForwardOptions.targets`, when the embedding computed it (then `logits` is the last position). */
+  loss?: Scalar;
   /** Final hidden state after the final norm, [B, T, d] (or [B, 1, d] with `lastOnly`). */
   hidden: Tensor3D;
   /** Residual stream before the final norm, same shape as `hidden`. */

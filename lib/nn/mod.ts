@@ -19,3 +19,4 @@ export * from "./rotary.ts";
 export * from "./attention.ts";
 export * from "./mlp.ts";
 export * from "./embedding.ts";
+export * from "./chunked_loss.ts";

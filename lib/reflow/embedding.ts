@@ -13,8 +13,9 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
+import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
 import { gatherRows } from "../nn/embedding.ts";
+import { chunkedHeadCrossEntropy } from "../nn/chunked_loss.ts";
 import { checkChoice } from "../options.ts";
 import {
   type ComponentContext,
@@ -30,6 +31,14 @@ import type { ComponentSpec, DecoderConfig } from "../models/types.ts";
  * Where the reFlow-TopK sparsifier acts: `"recipe"` (default, spec §1.4: each recipe row, identically at
  * input and output) or `"signals"` (the signal activations σ of each position, output side only).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SparsifyPlacement } from "./embedding.ts";
+ * const placement: SparsifyPlacement = "signals";
+ * assert.equal(placement, "signals");
+ * ```
+ *
  * @category reFlow
  */
 export type SparsifyPlacement = "recipe" | "signals";
@@ -37,12 +46,31 @@ export type SparsifyPlacement = "recipe" | "signals";
 /**
  * The placements of {@linkcode SparsifyPlacement}, for validation messages.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SPARSIFY_PLACEMENTS } from "./embedding.ts";
+ * assert.deepEqual(SPARSIFY_PLACEMENTS, ["recipe", "signals"]);
+ * ```
+ *
  * @category reFlow
  */
 export const SPARSIFY_PLACEMENTS: readonly SparsifyPlacement[] = ["recipe", "signals"];
 
 /**
  * The options of embedding kind `reflow` (besides `kind`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ReflowEmbeddingOptions } from "./embedding.ts";
+ * import { countParameters } from "../models/params.ts";
+ * import { gpt2NewConfig } from "../models/scratch.ts";
+ * import "./embedding.ts";
+ * const options: ReflowEmbeddingOptions = { signals: 16, topK: 4 };
+ * const c = gpt2NewConfig({ nLayers: 1, dModel: 32, nHeads: 2, vocabSize: 50, embedding: { kind: "reflow", ...options } });
+ * assert.equal(countParameters(c), 50 * 16 + 16 * 32 + (4 * 32 * 32 + 3 * 32 * 256 + 2 * 32) + 32);
+ * ```
  *
  * @category reFlow
  */
@@ -57,10 +85,23 @@ export interface ReflowEmbeddingOptions {
   recipeStd?: number;
   /** Std of Φ at init; default 1/√S, so rows of E start with per-coordinate std ≈ recipeStd. */
   basisStd?: number;
+  /**
+   * Positions per chunk of the training loss. Default: chunk only when B·T·V exceeds 2^24 values, in
+   * chunks of 2^24 / V positions; set it to force a chunk size.
+   */
+  lossChunk?: number;
 }
 
 /**
  * {@linkcode ReflowEmbeddingOptions} with the defaults filled in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ResolvedReflowOptions, reflowEmbeddingOptions } from "./embedding.ts";
+ * const o: ResolvedReflowOptions = reflowEmbeddingOptions({ kind: "reflow", signals: 64 });
+ * assert.deepEqual([o.topK, o.basisStd], [undefined, 0.125]);
+ * ```
  *
  * @category reFlow
  */
@@ -75,10 +116,14 @@ export interface ResolvedReflowOptions {
   recipeStd: number;
   /** Std of Φ at init. */
   basisStd: number;
+  /** Positions per loss chunk, or undefined for automatic. */
+  lossChunk: number | undefined;
 }
 
 /** The option keys of kind `reflow`. */
-const OPTION_KEYS = ["signals", "topK", "sparsify", "recipeStd", "basisStd"] as const;
+const OPTION_KEYS = ["signals", "topK", "sparsify", "recipeStd", "basisStd", "lossChunk"] as const;
+/** Logit values above which the training loss is computed in chunks (64 MiB of fp32). */
+const LOSS_CHUNK_ELEMENTS = 2 ** 24;
 /** Largest S accepted (a sanity bound: S beyond 64k has no use and is most likely a typo). */
 const MAX_SIGNALS = 65536;
 
@@ -91,7 +136,7 @@ const MAX_SIGNALS = 65536;
  * import assert from "node:assert/strict";
  * import { reflowEmbeddingOptions } from "./embedding.ts";
  * assert.deepEqual(reflowEmbeddingOptions({ kind: "reflow", signals: 8, topK: 2 }), {
- *   signals: 8, topK: 2, sparsify: "recipe", recipeStd: 0.02, basisStd: 1 / Math.sqrt(8),
+ *   lossChunk: undefined, signals: 8, topK: 2, sparsify: "recipe", recipeStd: 0.02, basisStd: 1 / Math.sqrt(8),
  * });
  * assert.throws(() => reflowEmbeddingOptions({ kind: "reflow", signals: 8, topK: 9 }), /topK.*1\.\.8/);
  * ```
@@ -126,7 +171,14 @@ export function reflowEmbeddingOptions(spec: ComponentSpec): ResolvedReflowOptio
     }
     return v;
   };
+  const chunk = spec.lossChunk;
+  if (chunk !== undefined && (!Number.isInteger(chunk) || (chunk as number) < 1)) {
+    throw new Error(
+      `embedding.lossChunk must be a positive integer (positions), got ${JSON.stringify(chunk)}`,
+    );
+  }
   return {
+    lossChunk: chunk as number | undefined,
     signals,
     topK: k as number | undefined,
     sparsify,
@@ -258,6 +310,24 @@ class ReflowEmbedding implements EmbeddingComponent {
     }
     if (fire) sig = fire("unembed.hook_signals", undefined, sig) as Tensor3D;
     return matmul3(sig, this.#recipeRows(this.#r as Tensor2D), true);
+  }
+
+  /**
+   * The mean CE from σ in chunks of positions when B·T·V is large (or `lossChunk` is set); null otherwise
+   * and whenever hooks are active (they must see the whole σ), so the decoder builds the logits.
+   */
+  loss(hidden: Tensor3D, targets: Tensor2D, { fire }: ComponentContext): Scalar | null {
+    const [b, t, d] = hidden.shape;
+    const v = this.#r.shape[0];
+    const n = b * t;
+    const chunk = this.#opts.lossChunk ??
+      (n * v > LOSS_CHUNK_ELEMENTS ? Math.max(1, Math.floor(LOSS_CHUNK_ELEMENTS / v)) : 0);
+    if (fire || chunk === 0) return null;
+    const { topK, sparsify } = this.#opts;
+    let sig: Tensor2D = tf.matMul(tf.reshape(hidden, [n, d]) as Tensor2D, this.#phi as Tensor2D, false, true);
+    if (topK !== undefined && sparsify === "signals") sig = topKRows(sig, topK);
+    const flat = tf.reshape(targets.dtype === "int32" ? targets : tf.cast(targets, "int32"), [n]) as Tensor1D;
+    return chunkedHeadCrossEntropy(sig, this.#recipeRows(this.#r as Tensor2D), flat, chunk);
   }
 
   dispose(): void {

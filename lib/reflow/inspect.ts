@@ -13,6 +13,21 @@ import { reflowEmbeddingOptions, topKRows } from "./embedding.ts";
 /**
  * The factorisation of a reFlow model: the live parameters (not copies) and its sparsifier settings.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../deps.ts";
+ * import { createDecoder } from "../models/scratch.ts";
+ * import { modelPreset } from "../models/presets.ts";
+ * import { type ReflowWeights, reflowWeights } from "./inspect.ts";
+ * import "./presets.ts";
+ * await tf.setBackend("cpu");
+ * const model = createDecoder(modelPreset("reflow-topk-tiny", { nLayers: 1, vocabSize: 20 }), { seed: 2 });
+ * const w: ReflowWeights = reflowWeights(model);
+ * assert.deepEqual([w.signals, w.topK, w.sparsify], [128, 8, "recipe"]);
+ * model.dispose();
+ * ```
+ *
  * @category reFlow
  */
 export interface ReflowWeights {
@@ -135,6 +150,16 @@ export function embeddingMatrix(model: CausalLM): Tensor2D {
 /**
  * One row of {@linkcode parameterTable}.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { modelPreset } from "../models/presets.ts";
+ * import { type ParameterRow, parameterTable } from "./inspect.ts";
+ * import "./presets.ts";
+ * const row: ParameterRow = parameterTable(modelPreset("reflow-tiny")).rows[0];
+ * assert.deepEqual([row.name, row.group, row.count], ["embed.W_recipe", "recipe", 50304 * 128]);
+ * ```
+ *
  * @category reFlow
  */
 export interface ParameterRow {
@@ -151,6 +176,16 @@ export interface ParameterRow {
 /**
  * A config's parameters (from the declared shapes, nothing allocated), grouped, with subtotals and the
  * total.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { modelPreset } from "../models/presets.ts";
+ * import { type ParameterTable, parameterTable } from "./inspect.ts";
+ * import "./presets.ts";
+ * const t: ParameterTable = parameterTable(modelPreset("reflow-gpt2-new"));
+ * assert.equal(t.groups.reduce((a, g) => a + g.count, 0), t.total);
+ * ```
  *
  * @category reFlow
  */

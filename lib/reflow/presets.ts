@@ -13,6 +13,14 @@ import { type ReflowVariant, reflowVariantConfig, type ReflowVariantOptions } fr
  * One reFlow preset: its variant and sizes, and the total parameter count the spec gives (when it is one
  * of the seven upstream configs).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REFLOW_PRESETS, type ReflowPresetInfo } from "./presets.ts";
+ * const big: ReflowPresetInfo = REFLOW_PRESETS.find((p) => p.name === "reflow-1-big")!;
+ * assert.equal(big.expectedParameters, 515_056_640);
+ * ```
+ *
  * @category reFlow
  */
 export interface ReflowPresetInfo {

@@ -15,6 +15,14 @@ import { reflowEmbeddingOptions, type SparsifyPlacement } from "./embedding.ts";
 /**
  * A reFlow model file name (upstream `models/<variant>.py`, the checkpoint's `model_config`).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ReflowVariant, reflowVariantConfig } from "./variants.ts";
+ * const v: ReflowVariant = "reflow-lite";
+ * assert.equal(reflowVariantConfig(v).embedding?.kind, "reflow");
+ * ```
+ *
  * @category reFlow
  */
 export type ReflowVariant = "reflow" | "reflow-topk" | "reflow-lite" | "gpt2" | "gpt2-new";
@@ -42,6 +50,21 @@ export const REFLOW_VARIANTS: readonly ReflowVariant[] = [
 /**
  * Sizes and switches of a variant; every field is optional (defaults: the 36-layer, d = 1024 model of the
  * spec, S = d, 64-wide heads, V = 50304, 1024 positions).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { reflowVariantConfig, type ReflowVariantOptions } from "./variants.ts";
+ * const o: ReflowVariantOptions = { nLayers: 2, dModel: 64, nSignals: 32 };
+ * assert.equal(reflowVariantConfig("reflow", o).embedding?.signals, 32);
+ * ```
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REFLOW_VOCAB_SIZE } from "./variants.ts";
+ * assert.equal(REFLOW_VOCAB_SIZE % 64, 0);
+ * ```
  *
  * @category reFlow
  */

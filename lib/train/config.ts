@@ -43,7 +43,10 @@ export interface ModelSection extends Partial<Omit<DecoderConfig, "family">> {
  * @category Training
  */
 export interface DataSection {
-  /** A file, a folder, or a named corpus (`tinyshakespeare`, `wikitext-2`). */
+  /**
+   * A file, a folder, a named corpus (`tinyshakespeare`, `wikitext-2`), or a nanoGPT data folder
+   * (`train.bin` and `val.bin` of GPT-2 BPE uint16 ids, no `meta.json`; `train.bin` is read by window).
+   */
   corpus: string;
   /** `"char"` (default), `"gpt2"` (GPT-2 BPE, V padded to 50304) or a path to a `tokenizer.json` (or a folder holding one). */
   tokenizer?: string;

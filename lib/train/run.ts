@@ -12,10 +12,13 @@ import type { Tensor } from "../tensor_types.ts";
 import { readJsonl, writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { acquireLock, type HeldLock } from "../io/lock.ts";
 import { loadCorpus } from "../data/corpus.ts";
+import { BinTokenFile } from "../data/bin_files.ts";
+import { Gpt2BpeTokenizer } from "../tokenizers/gpt2_bpe.ts";
 import {
   buildTokenizer,
   readTokenFiles,
   type TokenFiles,
+  type TokenIds,
   tokenizerFromRef,
   type TokenizerRef,
   writeTokenFiles,
@@ -77,10 +80,12 @@ async function prepareTokens(
   resolved: ResolvedTrainConfig,
   outDir: string,
   resume: boolean,
-): Promise<TokenFiles> {
+): Promise<RunTokens> {
   const tokDir = `${outDir}/tokens`;
-  if (resume) return await readTokenFiles(tokDir);
   const d = resolved.config.data;
+  const bin = await nanoGptTokens(d.corpus, d.tokenizer);
+  if (bin) return bin;
+  if (resume) return await readTokenFiles(tokDir);
   const corpus = await loadCorpus(d.corpus, { dataDir: d.dataDir, split: d.split });
   // A separate evaluation split (e.g. WikiText-2: train on valid, evaluate on test) replaces the holdout.
   const evalText = d.evalSplit === undefined
@@ -98,6 +103,50 @@ async function prepareTokens(
     minTokensPerSplit: resolved.settings.blockSize + 1,
   });
   return await readTokenFiles(tokDir);
+}
+
+/** Token ids of a run: in memory, or (a nanoGPT `train.bin`) read by window. */
+type RunTokens = Omit<TokenFiles, "train"> & { train: TokenIds | BinTokenFile };
+
+/**
+ * A nanoGPT data folder (`train.bin` and `val.bin` of uint16 GPT-2 BPE ids, no `meta.json`), or null. The
+ * training file is read by window (OpenWebText's is ~17 GB); `val.bin` (~9 MB) is read whole.
+ */
+async function nanoGptTokens(corpus: string, tokenizer: string | undefined): Promise<RunTokens | null> {
+  const dir = corpus.replace(/\/+$/, "");
+  const isFile = (p: string) => Deno.stat(p).then((i) => i.isFile, () => false);
+  if (!(await isFile(`${dir}/train.bin`)) || await isFile(`${dir}/meta.json`)) return null;
+  if (!(await isFile(`${dir}/val.bin`))) {
+    throw new Error(
+      `data.corpus '${corpus}': has train.bin but no val.bin (nanoGPT's prepare.py writes both)`,
+    );
+  }
+  if (tokenizer !== undefined && tokenizer !== "gpt2") {
+    throw new Error(
+      `data.corpus '${corpus}' is a nanoGPT folder of GPT-2 BPE ids: data.tokenizer must be "gpt2" or absent, got ` +
+        JSON.stringify(tokenizer),
+    );
+  }
+  const tok = new Gpt2BpeTokenizer();
+  const train = BinTokenFile.open(`${dir}/train.bin`);
+  const valFile = BinTokenFile.open(`${dir}/val.bin`);
+  const val = valFile.read(0, valFile.length);
+  valFile.close();
+  return {
+    tokenizer: tok,
+    train,
+    val,
+    meta: {
+      format: "coherence-lab/tokens@1",
+      dtype: "uint16",
+      vocabSize: tok.vocabSize,
+      trainTokens: train.length,
+      valTokens: val.length,
+      valFraction: 0,
+      tokenizer: { type: "gpt2-bpe", vocabSize: tok.vocabSize },
+      source: { name: dir, files: [`${dir}/train.bin`, `${dir}/val.bin`], characters: 0 },
+    },
+  };
 }
 
 /**
@@ -146,7 +195,7 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
   }
   const createdOut = !(await Deno.stat(outDir).then(() => true, () => false));
   const { settings } = resolved;
-  let tokens: TokenFiles;
+  let tokens: RunTokens;
   let modelConfig: DecoderConfig;
   let lock: HeldLock | undefined;
   try {
@@ -233,6 +282,7 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     }
     options.signal?.removeEventListener("abort", onAbort);
     trainer.dispose();
+    if (tokens.train instanceof BinTokenFile) tokens.train.close();
     await lock.release();
   }
 }

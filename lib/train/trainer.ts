@@ -9,7 +9,13 @@ import { tf } from "../deps.ts";
 import type { Tensor, Variable } from "../tensor_types.ts";
 import { appendJsonl } from "../io/atomic.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
-import { BatchSampler, type BatchSamplerState, sequentialBatches, type TokenArray } from "../data/sampler.ts";
+import {
+  BatchSampler,
+  type BatchSamplerState,
+  sequentialBatches,
+  type TokenArray,
+  type TokenWindows,
+} from "../data/sampler.ts";
 import { AdamW, type ParamGroupRule } from "./adamw.ts";
 import { clipByGlobalNorm } from "./clip.ts";
 import { crossEntropy, type EvalSummary, type PerplexityDefinition, summariseEval } from "./loss.ts";
@@ -103,8 +109,8 @@ export interface TrainerInit {
   model: CausalLM;
   /** Loop settings. */
   settings: TrainerSettings;
-  /** Training token ids. */
-  train: TokenArray;
+  /** Training token ids (in memory, or read by window from a large file). */
+  train: TokenArray | TokenWindows;
   /** Validation token ids. */
   val: TokenArray;
   /** Run folder: `log.jsonl` and `checkpoints/` go here. Without it nothing is written. */
@@ -309,8 +315,9 @@ export class Trainer {
       const dropoutSeed = dropoutSeedFor(s.seed, step, micro, s.gradAccum);
       let extras: Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const out = this.model.forward(x, { training: true, dropoutSeed });
-        const ce = crossEntropy(out.logits, y);
+        const out = this.model.forward(x, { training: true, dropoutSeed, targets: y });
+        // A component that scores the targets itself (reFlow's chunked head) spares the [B, T, V] logits.
+        const ce = out.loss ?? crossEntropy(out.logits, y);
         names ??= {
           terms: Object.keys(out.aux ?? {}).sort(),
           metrics: Object.keys(out.metrics ?? {}).sort(),
@@ -393,13 +400,13 @@ export class Trainer {
       rows.push(tf.tidy(() => {
         const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
         const y = tf.tensor2d(b.y, [b.batchSize, b.blockSize], "int32");
-        const out = this.model.forward(x);
+        const out = this.model.forward(x, { targets: y });
         names ??= {
           terms: Object.keys(out.aux ?? {}).sort(),
           metrics: Object.keys(out.metrics ?? {}).sort(),
         };
         const parts = [
-          crossEntropy(out.logits, y),
+          out.loss ?? crossEntropy(out.logits, y),
           ...pick(out.aux, names.terms, "aux loss term"),
           ...pick(out.metrics, names.metrics, "metric"),
         ];

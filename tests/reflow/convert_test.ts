@@ -17,7 +17,9 @@ const TOOLS = new URL("../../tools/", import.meta.url).pathname;
 
 async function python(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const out = await new Deno.Command(PY, { args, stdout: "piped", stderr: "piped" }).output();
+    // No __pycache__ in tools/: the test imports the converter as a module.
+    const env = { PYTHONDONTWRITEBYTECODE: "1" };
+    const out = await new Deno.Command(PY, { args, env, stdout: "piped", stderr: "piped" }).output();
     const dec = new TextDecoder();
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   } catch (e) {

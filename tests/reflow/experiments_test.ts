@@ -208,3 +208,18 @@ Deno.test("experiments: reFlow-TopK models (recipe and signal placement) use the
     model.dispose();
   }
 });
+
+Deno.test("GPT-2 BPE: pad rows 50257.. are excluded and probe errors suggest the leading-space form", async () => {
+  const { Gpt2BpeTokenizer } = await import("../../lib/tokenizers/gpt2_bpe.ts");
+  const { realVocabSize, reflowParts } = await import("../../lib/reflow/experiments/access.ts");
+  const tok = new Gpt2BpeTokenizer();
+  const { model } = tinyReflowModel({ signals: 4, dModel: 8 });
+  const parts = { ...reflowParts(model), vocab: 50304 };
+  assertEquals(realVocabSize(parts, tok), 50257);
+  model.dispose();
+  assertEquals(probeToken(tok, "king"), tok.encode(" king")[0]);
+  const e = assertThrows(() => probeToken(tok, "queen", { leadingSpace: false }), Error);
+  assert(e.message.includes('its leading-space form " queen" is one token'), e.message);
+  const e2 = assertThrows(() => probeToken(tok, "Zyzzyva"), Error);
+  assert(e2.message.includes('" Zyzzyva" encodes to 3 tokens'), e2.message);
+});

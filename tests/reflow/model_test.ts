@@ -352,3 +352,73 @@ Deno.test("reflow: no tensor leaks across inference, cached decoding and gradien
     model.dispose();
   }
 });
+
+Deno.test("reflow: the chunked training loss equals CE of the full logits, with the same gradients", () => {
+  for (const variant of ["reflow", "reflow-topk", "reflow-topk-signals"]) {
+    const base = VARIANTS[variant]();
+    const config = { ...base, embedding: { ...base.embedding!, lossChunk: 3 } };
+    const model = createDecoder(config, { seed: 12 });
+    const ids = tf.tensor2d([[1, 5, 9, 33, 2], [7, 7, 0, 39, 11]], undefined, "int32");
+    const targets = tf.tensor2d([[5, 9, 33, 2, 8], [7, 0, 39, 11, 4]], undefined, "int32");
+    const vars = [...model.parameters().values()];
+    const before = tf.memory().numTensors;
+    const chunked = tf.variableGrads(() => {
+      const r = model.forward(ids, { training: true, targets });
+      assert(r.loss !== undefined, `${variant}: the component computed the loss`);
+      assertEquals(r.logits.shape, [2, 1, 40]); // the last position only
+      return r.loss!;
+    }, vars);
+    const full = tf.variableGrads(() => {
+      const r = model.forward(ids, { training: true });
+      assertEquals(r.loss, undefined);
+      return tf.losses.softmaxCrossEntropy(
+        tf.oneHot(tf.reshape(targets, [-1]), 40),
+        tf.reshape(r.logits, [10, 40]),
+      ) as tf.Scalar;
+    }, vars);
+    assert(Math.abs(chunked.value.dataSync()[0] - full.value.dataSync()[0]) < 1e-5, `${variant}: loss`);
+    for (const v of vars) {
+      const d = maxDiff(chunked.grads[v.name].dataSync(), full.grads[v.name].dataSync());
+      assert(d < 1e-5, `${variant}: gradient of ${v.name} differs by ${d}`);
+    }
+    tf.dispose([chunked.value, full.value, ...Object.values(chunked.grads), ...Object.values(full.grads)]);
+    assertEquals(tf.memory().numTensors, before, `${variant}: tensors leaked`);
+    tf.dispose([ids, targets]);
+    model.dispose();
+  }
+  // Only large B·T·V chunks by default; a small model keeps the plain path.
+  const small = createDecoder(VARIANTS.reflow(), { seed: 13 });
+  const ids = tf.tensor2d([[1, 2]], undefined, "int32");
+  const r = small.forward(ids, { targets: ids });
+  assertEquals([r.loss, r.logits.shape], [undefined, [1, 2, 40]]);
+  disposeResult(r);
+  ids.dispose();
+  small.dispose();
+});
+
+Deno.test("reflow: unseen (pad) recipe rows get exactly the output-side gradient σᵀ·softmax / N", () => {
+  const model = createDecoder(VARIANTS.reflow(), { seed: 14 });
+  const { recipe } = reflowWeights(model);
+  const ids = tf.tensor2d([[1, 2, 3, 4]], undefined, "int32");
+  const targets = tf.tensor2d([[2, 3, 4, 5]], undefined, "int32");
+  const g = tf.variableGrads(() => {
+    const r = model.forward(ids, { training: true });
+    return tf.losses.softmaxCrossEntropy(
+      tf.oneHot(tf.reshape(targets, [-1]), 40),
+      tf.reshape(r.logits, [4, 40]),
+    ) as tf.Scalar;
+  }, [recipe]);
+  const grad = g.grads[recipe.name].arraySync() as number[][];
+  const r = model.forward(ids, { capture: ["unembed.hook_signals"] });
+  const sig = tf.reshape(r.activations!.get("unembed.hook_signals")!, [4, 24]);
+  const probs = tf.softmax(tf.reshape(r.logits, [4, 40]));
+  const want = tf.div(tf.matMul(probs, sig, true, false), 4).arraySync() as number[][]; // [V, S]
+  for (const v of [30, 35, 39]) {
+    assert(Math.max(...grad[v].map(Math.abs)) > 0, `pad row ${v} gets a gradient`);
+    assert(maxDiff(grad[v], want[v]) < 1e-6, `pad row ${v}: output side only`);
+  }
+  assert(maxDiff(grad[1], want[1]) > 1e-6, "a seen row also gets input-side gradient");
+  tf.dispose([ids, targets, sig, probs, g.value, ...Object.values(g.grads)]);
+  disposeResult(r);
+  model.dispose();
+});

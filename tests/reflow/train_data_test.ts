@@ -4,9 +4,9 @@
  * a separate evaluation split; the streamed nanoGPT .bin sampler. Tests on ../shared data skip when it is
  * absent.
  */
-import { assert, assertEquals, maxDiff } from "../assert.ts";
+import { assert, assertEquals, assertRejects, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
-import { BinTokenFile, StreamedBatchSampler } from "../../lib/data/bin_files.ts";
+import { BinTokenFile } from "../../lib/data/bin_files.ts";
 import { BatchSampler } from "../../lib/data/sampler.ts";
 import { readTokenFiles, writeTokenFiles } from "../../lib/data/token_files.ts";
 import { loadCorpus } from "../../lib/data/corpus.ts";
@@ -106,7 +106,7 @@ Deno.test("streamed .bin sampler: same batches as the in-memory sampler, reading
   try {
     await Deno.writeFile(path, new Uint8Array(ids.buffer));
     const file = BinTokenFile.open(path);
-    const a = new StreamedBatchSampler(file, { batchSize: 4, blockSize: 64, seed: 9, stream: 1 });
+    const a = new BatchSampler(file, { batchSize: 4, blockSize: 64, seed: 9, stream: 1 });
     const b = new BatchSampler(ids, { batchSize: 4, blockSize: 64, seed: 9, stream: 1 });
     for (let i = 0; i < 5; i++) {
       const x = a.next(), y = b.next();
@@ -115,5 +115,37 @@ Deno.test("streamed .bin sampler: same batches as the in-memory sampler, reading
     file.close();
   } finally {
     await Deno.remove(path);
+  }
+});
+
+Deno.test("trainer: a nanoGPT folder (train.bin / val.bin, no meta.json) trains with GPT-2 BPE, train.bin read by window", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reflow-nanogpt-" });
+  try {
+    const tok = new Gpt2BpeTokenizer();
+    const ids = Uint16Array.from(
+      tok.encode("It was the best of times, it was the worst of times. ".repeat(12)),
+    );
+    await Deno.mkdir(`${dir}/owt`);
+    await Deno.writeFile(`${dir}/owt/train.bin`, new Uint8Array(ids.buffer));
+    await Deno.writeFile(`${dir}/owt/val.bin`, new Uint8Array(ids.slice(0, 80).buffer));
+    const config = tinyConfig(`${dir}/owt`, "reflow-tiny");
+    (config.data as { tokenizer?: string }).tokenizer = undefined;
+    delete (config.data as { valFraction?: number }).valFraction;
+    Object.assign(config, {
+      training: { ...config.training, steps: 1 },
+      eval: { interval: 1, batches: 1, batchSize: 1 },
+    });
+    Object.assign(config, { checkpoint: { interval: 1 } });
+    const r = await trainFromConfig({ config, outDir: `${dir}/run`, print: false, handleSigint: false });
+    assertEquals([r.step, r.model.config.vocabSize, r.tokenizer.vocabSize], [1, 50304, 50304]);
+    assert(Number.isFinite(r.lastEval?.loss ?? NaN));
+    r.model.dispose();
+    const bad = tinyConfig(`${dir}/owt`, "reflow-tiny");
+    await assertRejects(
+      () => trainFromConfig({ config: bad, outDir: `${dir}/run2`, print: false, handleSigint: false }),
+      'data.tokenizer must be "gpt2" or absent',
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

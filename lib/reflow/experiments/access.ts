@@ -14,6 +14,10 @@ import { applyNorm } from "../../nn/norm.ts";
 import { topKRows } from "../embedding.ts";
 import type { CausalLM, Hooks } from "../../models/types.ts";
 import type { TextTokenizer } from "../../tokenizers/types.ts";
+import { Gpt2BpeTokenizer } from "../../tokenizers/gpt2_bpe.ts";
+
+/** Ids GPT-2 BPE actually produces (50257; the padded rows above never see a token). */
+const GPT2_REAL_VOCAB = 50257;
 
 /**
  * Parameter name of the recipe matrix R.
@@ -496,7 +500,8 @@ export function rankOf(values: ArrayLike<number>, index: number, limit = values.
 }
 
 /**
- * The real (non-pad) vocabulary size: the tokenizer's size capped by the model's rows. Rows past it are
+ * The real (non-pad) vocabulary size: the ids the tokenizer can produce (50257 for GPT-2 BPE, whose
+ * `vocabSize` is the padded 50304; a tokenizer may also say `realVocabSize`), capped by the model's rows. Rows past it are
  * pad rows that never saw a token and are excluded from every search (spec §7.1).
  *
  * @example
@@ -513,7 +518,14 @@ export function rankOf(values: ArrayLike<number>, index: number, limit = values.
  * @category reFlow
  */
 export function realVocabSize(parts: ReflowParts, tokenizer: TextTokenizer, override?: number): number {
-  const v = override ?? Math.min(tokenizer.vocabSize, parts.vocab);
+  // GPT-2 BPE reports the padded 50304 as its size; only ids below 50257 are ever produced.
+  const own = (tokenizer as { realVocabSize?: unknown }).realVocabSize;
+  const produced = typeof own === "number"
+    ? own
+    : tokenizer instanceof Gpt2BpeTokenizer
+    ? GPT2_REAL_VOCAB
+    : tokenizer.vocabSize;
+  const v = override ?? Math.min(produced, parts.vocab);
   if (!Number.isInteger(v) || v < 2 || v > parts.vocab) {
     throw new Error(`realVocab must be an integer in 2..${parts.vocab}, got ${v}`);
   }

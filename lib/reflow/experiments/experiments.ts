@@ -937,6 +937,7 @@ export async function typoResilience(
         xLabel: "layer (residual after block; 0 = embedding)",
         yLabel: "cosine of signal activations",
         title: "Typo resilience",
+        integerX: true,
       }),
     },
   };
@@ -1063,6 +1064,7 @@ export async function layerEvolution(
         xLabel: "layer (residual after block; 0 = embedding)",
         yLabel: "target probability (logit lens)",
         title: "Layer evolution",
+        integerX: true,
       }),
     },
   };
@@ -1324,6 +1326,7 @@ export async function causalAblation(
           xLabel: "signals knocked out (k)",
           yLabel: `probability of ${JSON.stringify(decodeToken(tokenizer, target))}`,
           title: "Causal ablation: progressive knockout",
+          integerX: true,
         }),
       },
     };
@@ -1492,6 +1495,7 @@ export async function emotionSurgery(
           xLabel: "injection layer (residual after block; 0 = embedding)",
           yLabel: "sentiment score shift (nats)",
           title: "Emotion surgery: effect of steering by layer",
+          integerX: true,
         }),
       },
     };
@@ -1646,6 +1650,7 @@ export async function conceptInception(
           title: `Concept inception of ${
             JSON.stringify(conceptWord)
           } (missing layer = inert up to ${maxAlpha})`,
+          integerX: true,
         }),
       },
     };

@@ -117,7 +117,15 @@ export interface SeriesPoint {
  */
 export function lineFigure(
   points: SeriesPoint[],
-  options: { xLabel: string; yLabel: string; title?: string; logY?: boolean; yDomain?: [number, number] },
+  options: {
+    xLabel: string;
+    yLabel: string;
+    title?: string;
+    logY?: boolean;
+    yDomain?: [number, number];
+    /** Integer x values (layers, k): ticks only at whole numbers. */
+    integerX?: boolean;
+  },
 ): PlotFigure {
   const series = [...new Set(points.map((p) => p.series))];
   const pts = options.logY ? points.filter((p) => p.y > 0) : points;
@@ -126,14 +134,33 @@ export function lineFigure(
     width: 640,
     height: 320,
     marginLeft: 60,
-    x: { label: options.xLabel },
-    y: { label: options.yLabel, type: options.logY ? "log" : "linear", grid: true, domain: options.yDomain },
+    x: {
+      label: options.xLabel,
+      ...(options.integerX ? { ticks: integerTicks(pts.map((p) => p.x)), tickFormat: "d" } : {}),
+    },
+    y: {
+      label: options.yLabel,
+      type: options.logY ? "log" : "linear",
+      grid: true,
+      domain: options.yDomain,
+      // Plain numbers on a log axis (the default SI format prints 0.3 as "300m").
+      ...(options.logY ? { tickFormat: "~g" } : {}),
+    },
     color: { type: "ordinal", domain: series, range: CATEGORICAL, legend: true },
     marks: [
       Plot.lineY(pts, { x: "x", y: "y", stroke: "series" }),
       Plot.dot(pts, { x: "x", y: "y", fill: "series", r: 2.5 }),
     ],
   });
+}
+
+/** At most ~12 whole-number ticks covering the values. */
+function integerTicks(xs: number[]): number[] {
+  const lo = Math.ceil(Math.min(...xs)), hi = Math.floor(Math.max(...xs));
+  const step = Math.max(1, Math.ceil((hi - lo + 1) / 12));
+  const out: number[] = [];
+  for (let x = lo; x <= hi; x += step) out.push(x);
+  return out;
 }
 
 /**

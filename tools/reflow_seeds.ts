@@ -1,0 +1,104 @@
+/**
+ * Multi-seed comparison of reFlow against GPT-2-New at matched size (issue 8, item 8): trains each config
+ * once per seed (only `training.seed` changes), then reports the final validation loss of every run and a
+ * paired t test of reFlow − GPT-2-New over the seeds.
+ *
+ * ```sh
+ * COHERENCE_DATA_DIR=../shared/data deno run -A tools/reflow_seeds.ts --out out/reflow-seeds
+ *   # default: data/configs/reflow_mini_wikitext2.json vs gpt2_new_mini_wikitext2.json, seeds 1,2,3
+ * deno run -A tools/reflow_seeds.ts --out out/s --configs data/configs/reflow_tiny_shakespeare.json,data/configs/gpt2_new_tiny_shakespeare.json --steps 200
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { initBackend } from "../lib/backend/backend.ts";
+import type { BackendName } from "../lib/backend/backend.ts";
+import { loadTrainConfig, resolveTrainConfig } from "../lib/train/config.ts";
+import { trainFromConfig } from "../lib/train/run.ts";
+import { pairedTTest } from "../lib/stats/paired.ts";
+import { writeTextAtomic } from "../lib/io/atomic.ts";
+import "../lib/reflow/mod.ts";
+
+/** One finished run. */
+export interface SeedRun {
+  /** Config file. */
+  config: string;
+  /** Preset trained. */
+  preset: string;
+  seed: number;
+  steps: number;
+  /** Final validation loss. */
+  valLoss: number;
+  /** Run folder. */
+  outDir: string;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      configs: {
+        type: "string",
+        default: "data/configs/reflow_mini_wikitext2.json,data/configs/gpt2_new_mini_wikitext2.json",
+      },
+      seeds: { type: "string", default: "1,2,3" },
+      steps: { type: "string" },
+      out: { type: "string" },
+      backend: { type: "string", default: "auto" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help || !values.out) {
+    console.log(
+      "Usage: deno run -A tools/reflow_seeds.ts --out DIR [--configs REFLOW.json,BASELINE.json] [--seeds 1,2,3] " +
+        "[--steps N] [--backend auto|webgpu|wasm|cpu] [--json FILE]",
+    );
+    Deno.exit(values.help ? 0 : 2);
+  }
+  const configs = values.configs!.split(",");
+  if (configs.length !== 2) {
+    throw new Error("--configs: give exactly two files (reFlow first, the baseline second)");
+  }
+  const seeds = values.seeds!.split(",").map(Number);
+  if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds: integers, got ${values.seeds}`);
+  const backend = await initBackend({ backend: values.backend as BackendName | "auto" });
+  console.error(`backend ${backend.name}`);
+  const runs: SeedRun[] = [];
+  for (const seed of seeds) {
+    for (const path of configs) {
+      const base = (await loadTrainConfig(path)).config;
+      const config = resolveTrainConfig({ ...base, training: { ...base.training, seed } }, path);
+      const name = path.slice(path.lastIndexOf("/") + 1).replace(/\.json$/, "");
+      const outDir = `${values.out}/${name}-seed${seed}`;
+      const steps = values.steps ? Number(values.steps) : undefined;
+      const r = await trainFromConfig({ config, outDir, steps, print: false, handleSigint: false });
+      runs.push({
+        config: path,
+        preset: base.model.preset,
+        seed,
+        steps: r.step,
+        valLoss: r.lastEval?.loss ?? NaN,
+        outDir,
+      });
+      console.error(`${name} seed ${seed}: val loss ${r.lastEval?.loss.toFixed(4)} after ${r.step} steps`);
+      r.model.dispose();
+    }
+  }
+  const a = runs.filter((r) => r.config === configs[0]).map((r) => r.valLoss);
+  const b = runs.filter((r) => r.config === configs[1]).map((r) => r.valLoss);
+  console.log("| seed | " + configs.map((c) => c.slice(c.lastIndexOf("/") + 1)).join(" | ") + " |");
+  console.log("|---|---|---|");
+  seeds.forEach((s, i) => console.log(`| ${s} | ${a[i].toFixed(4)} | ${b[i].toFixed(4)} |`));
+  if (seeds.length >= 2) {
+    const t = pairedTTest(a, b);
+    console.log(
+      `\nreFlow − baseline: mean ${t.meanDifference.toFixed(4)} nats, 95% CI [${t.ciLower.toFixed(4)}, ${
+        t.ciUpper.toFixed(4)
+      }], t = ${t.t.toFixed(3)}, df ${t.df}, p = ${t.pValue.toFixed(4)}`,
+    );
+  }
+  if (values.json) await writeTextAtomic(values.json, JSON.stringify({ runs }, null, 2) + "\n");
+}
