@@ -204,7 +204,9 @@ if (import.meta.main) {
       const r = await torchCase(v.python!, { ...base, T }, threads);
       if (typeof r === "string") notes.push(`torch T=${T}, ${threads} thread(s): ${r}`);
       else rows.push(r);
-      console.error(`torch T=${T} threads=${threads}: ${typeof r === "string" ? r : r.ms.toFixed(0) + " ms"}`);
+      console.error(
+        `torch T=${T} threads=${threads}: ${typeof r === "string" ? r : r.ms.toFixed(0) + " ms"}`,
+      );
     }
   }
   const decode = [];
@@ -216,7 +218,9 @@ if (import.meta.main) {
   const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1];
   console.log(
     `\nPhaseGPT mixer forward + backward, B ${base.B}, H ${base.H}, N ${base.N}, d ${base.d}, ${base.steps} steps` +
-      ` (${cpu ?? "cpu"}, ${navigator.hardwareConcurrency} cores, ${new Date().toISOString().slice(0, 10)})\n`,
+      ` (${cpu ?? "cpu"}, ${navigator.hardwareConcurrency} cores, ${
+        new Date().toISOString().slice(0, 10)
+      })\n`,
   );
   console.log("| engine | T | ms | peak RSS growth MiB | peak tensors MiB | saved for backward MiB |");
   console.log("|---|---:|---:|---:|---:|---:|");
