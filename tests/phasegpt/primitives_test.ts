@@ -265,3 +265,25 @@ Deno.test("primitives leak no tensors", () => {
   assertAlmostEquals(tf.memory().numTensors - before, outs.length, 0);
   tf.dispose([...outs, theta, omega, k]);
 });
+
+Deno.test("coupling direction (spec §8): repulsive R falls as K grows, attractive R rises", () => {
+  const rng = new Prng(21);
+  const theta = tf.tensor4d(fillUniform(new Float32Array(2 * 64 * 8), -Math.PI, Math.PI, rng), [2, 1, 64, 8]);
+  const omega = tf.zeros([1, 8]) as tf.Tensor2D;
+  const finalR = (k: number, sign: "repulsive" | "attractive", steps = 10) =>
+    tf.tidy(() => {
+      let th: tf.Tensor4D = theta;
+      for (let s = 0; s < steps; s++) th = kuramotoStep(th, omega, tf.tensor1d([k]), { sign });
+      return tf.mean(orderParameter(th, "layer")).dataSync()[0];
+    });
+  const rep = [0, 0.5, 1, 2, 5].map((k) => finalR(k, "repulsive"));
+  const att = [0, 0.5, 1, 2, 5].map((k) => finalR(k, "attractive"));
+  for (let i = 1; i < rep.length; i++) {
+    assert(rep[i] < rep[i - 1], `repulsive R ${rep}`);
+    assert(att[i] > att[i - 1], `attractive R ${att}`);
+  }
+  // The original test's expectation (K = 2 syncs more than K = 0.1) holds only for the textbook sign.
+  assert(finalR(2, "attractive") > finalR(0.1, "attractive"));
+  assert(finalR(2, "repulsive") < finalR(0.1, "repulsive"));
+  tf.dispose([theta, omega]);
+});
