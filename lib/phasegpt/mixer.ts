@@ -554,8 +554,9 @@ function createKuramotoMixer(
         mask,
         offset,
         scale: o.dt,
+        totals: collect,
       });
-      if (collect) {
+      if (collect && totals) {
         tot.cos.push(totals.cos);
         tot.sin.push(totals.sin);
         count = totals.count;

@@ -9,6 +9,7 @@ import {
   orderParameter,
   wrapPhase,
 } from "../../lib/phasegpt/mod.ts";
+import { couplingField } from "../../lib/phasegpt/primitives.ts";
 import { fillUniform, Prng } from "../../lib/random/prng.ts";
 import { useBackend } from "../fixtures.ts";
 
@@ -286,4 +287,32 @@ Deno.test("coupling direction (spec §8): repulsive R falls as K grows, attracti
   assert(finalR(2, "attractive") > finalR(0.1, "attractive"));
   assert(finalR(2, "repulsive") < finalR(0.1, "repulsive"));
   tf.dispose([theta, omega]);
+});
+
+Deno.test("couplingField: the hand-written gradient equals autodiff of the plain formula (all modes, mask)", () => {
+  const theta = tf.randomUniform([2, 3, 6, 4], -3, 3, "float32", 5) as tf.Tensor4D;
+  const k = tf.tensor1d([0.7, -1.2, 2]);
+  const w = tf.randomNormal([2, 3, 6, 4], 0, 1, "float32", 6); // a generic downstream weighting
+  const mask = tf.tensor2d([[1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]]);
+  for (const sign of ["repulsive", "attractive"] as const) {
+    for (const causal of [false, true]) {
+      for (const divisor of ["T", "prefix"] as const) {
+        for (const m of [undefined, mask]) {
+          const o = { sign, causal, divisor, mask: m, scale: 0.1 };
+          const loss = (totals: boolean) => (th: tf.Tensor, kk: tf.Tensor) =>
+            tf.sum(tf.mul(couplingField(th as tf.Tensor4D, kk as tf.Tensor1D, { ...o, totals }).field, w));
+          const [gA, kA] = tf.grads(loss(false))([theta, k]);
+          const [gB, kB] = tf.grads(loss(true))([theta, k]);
+          const what = `${sign}/${causal}/${divisor}/${m ? "mask" : "none"}`;
+          assert(maxDiff(vals(gA), vals(gB)) < 1e-5, `${what} dθ ${maxDiff(vals(gA), vals(gB))}`);
+          assert(maxDiff(vals(kA), vals(kB)) < 1e-4, `${what} dK ${maxDiff(vals(kA), vals(kB))}`);
+          const fA = couplingField(theta, k, o).field,
+            fB = couplingField(theta, k, { ...o, totals: true }).field;
+          assert(maxDiff(vals(fA), vals(fB)) < 1e-6, `${what} value`);
+          tf.dispose([gA, kA, gB, kB, fA, fB]);
+        }
+      }
+    }
+  }
+  tf.dispose([theta, k, w, mask]);
 });
