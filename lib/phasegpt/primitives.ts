@@ -84,11 +84,20 @@ const STEP_KEYS = ["dt", "sign", "causal", "divisor", "mask"] as const;
  * @category PhaseGPT
  */
 export function wrapPhase<T extends Tensor>(theta: T): T {
-  return tf.tidy(() => {
-    const turns = tf.floor(tf.mul(tf.add(theta, Math.PI), 1 / (2 * Math.PI)));
-    return tf.sub(theta, tf.mul(turns, 2 * Math.PI)) as T;
-  });
+  return wrapIdentityGrad(theta) as T;
 }
+
+/** The wrap as one op with the identity as its gradient, so autodiff keeps none of its intermediates. */
+const wrapIdentityGrad = tf.customGrad(
+  // customGrad's typing cannot express (tensor, save); the runtime passes exactly that.
+  ((x: Tensor, _save: tf.GradSaveFunc) => ({
+    value: tf.tidy(() => {
+      const turns = tf.floor(tf.mul(tf.add(x, Math.PI), 1 / (2 * Math.PI)));
+      return tf.sub(x, tf.mul(turns, 2 * Math.PI));
+    }),
+    gradFunc: (dy: Tensor) => [tf.clone(dy)],
+  })) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
+) as (x: Tensor) => Tensor;
 
 /**
  * Inclusive cumulative sum along axis 2 of a rank-4 tensor. tfjs 4.22's cumsum gradient is wrong for an
@@ -201,30 +210,34 @@ function fieldWithGradient(theta: Tensor4D, coupling: Tensor1D, o: CouplingField
     // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
     ((th: Tensor, k: Tensor, save: tf.GradSaveFunc) => {
       save([th, k]);
-      const { c, s, sumC, sumS, inv } = parts(th);
-      let g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
-      if (inv) g = tf.mul(g, inv);
+      // Intermediates are freed at once (the tidy): the backward pass recomputes them from θ.
+      const value = tf.tidy(() => {
+        const { c, s, sumC, sumS, inv } = parts(th);
+        const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
+        return tf.mul(inv ? tf.mul(g, inv) : g, fieldFactor(k, h, t, o));
+      });
       return {
-        value: tf.mul(g, fieldFactor(k, h, t, o)),
-        gradFunc: (dy: Tensor, saved: Tensor[]) => {
-          const [th0, k0] = saved;
-          const { c, s, m, sumC, sumS, inv } = parts(th0);
-          const factor = fieldFactor(k0, h, t, o);
-          const dyInv = inv ? tf.mul(dy, inv) : dy;
-          const u = tf.mul(dyInv, factor);
-          const back = tf.add(
-            tf.mul(c, aggregateAdjoint(tf.mul(u, c), o.causal)),
-            tf.mul(s, aggregateAdjoint(tf.mul(u, s), o.causal)),
-          );
-          const dTheta = tf.sub(
-            tf.mul(u, tf.add(tf.mul(c, sumC), tf.mul(s, sumS))),
-            m ? tf.mul(m, back) : back,
-          );
-          const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
-          const perK = fieldFactor(tf.onesLike(k0), h, t, o); // ∂factor/∂K
-          const dK = tf.reshape(tf.sum(tf.mul(tf.mul(dyInv, g), perK), [0, 2, 3]), [h]);
-          return [dTheta, dK];
-        },
+        value,
+        gradFunc: (dy: Tensor, saved: Tensor[]) =>
+          tf.tidy(() => {
+            const [th0, k0] = saved;
+            const { c, s, m, sumC, sumS, inv } = parts(th0);
+            const factor = fieldFactor(k0, h, t, o);
+            const dyInv = inv ? tf.mul(dy, inv) : dy;
+            const u = tf.mul(dyInv, factor);
+            const back = tf.add(
+              tf.mul(c, aggregateAdjoint(tf.mul(u, c), o.causal)),
+              tf.mul(s, aggregateAdjoint(tf.mul(u, s), o.causal)),
+            );
+            const dTheta = tf.sub(
+              tf.mul(u, tf.add(tf.mul(c, sumC), tf.mul(s, sumS))),
+              m ? tf.mul(m, back) : back,
+            );
+            const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
+            const perK = fieldFactor(tf.onesLike(k0), h, t, o); // ∂factor/∂K
+            const dK = tf.reshape(tf.sum(tf.mul(tf.mul(dyInv, g), perK), [0, 2, 3]), [h]);
+            return [dTheta, dK];
+          }),
       };
     }) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
   );
