@@ -8,10 +8,12 @@
  * T, raw-angle readout) and `corrected` (causal prefix mean, attractive sign, sin/cos readout).
  *
  * Generation: in a causal mode with the `"prefix"` divisor the per-sequence state is the running sums of
- * cos θ and sin θ of every Euler step (plus the column contributions, for rewinds), so a decode step costs
- * O(S·H·N) whatever the length. Every other mode recomputes the dynamics over all cached columns on each
+ * cos θ and sin θ of every Euler step (plus each column's own contributions, 2·S·H·N floats per token, from
+ * which the sums are rebuilt after a rewind), so a decode step costs O(S·H·N) whatever the length. Every other mode recomputes the dynamics over all cached columns on each
  * step (O(T) per token); the non-causal faithful layer also leaves the outputs of earlier positions as they
- * were computed, so it is not equal to re-running the whole prefix.
+ * were computed, so it is not equal to re-running the whole prefix. With the `"T"` divisor, padding columns
+ * count in the divisor (the original divides by T also under a mask), so a left-padded ragged batch differs
+ * from its rows run alone; the `"prefix"` divisor counts kept tokens only.
  *
  * @module
  */
