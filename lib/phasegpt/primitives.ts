@@ -199,9 +199,8 @@ function fieldFactor(coupling: Tensor, h: number, t: number, o: CouplingFieldOpt
  */
 function fieldWithGradient(theta: Tensor4D, coupling: Tensor1D, o: CouplingFieldOptions): Tensor4D {
   const [, h, t] = theta.shape;
-  const parts = (th: Tensor) => {
+  const parts = (th: Tensor, m: Tensor | null) => {
     const c = tf.cos(th), s = tf.sin(th);
-    const m = maskColumn(o.mask, t);
     const sumC = aggregate(m ? tf.mul(c, m) : c, o.causal), sumS = aggregate(m ? tf.mul(s, m) : s, o.causal);
     const inv = o.divisor === "prefix" ? tf.reciprocal(tf.maximum(keptCount(m, t, o.causal), 1)) : null;
     return { c, s, m, sumC, sumS, inv };
@@ -209,10 +208,12 @@ function fieldWithGradient(theta: Tensor4D, coupling: Tensor1D, o: CouplingField
   const f = tf.customGrad(
     // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
     ((th: Tensor, k: Tensor, save: tf.GradSaveFunc) => {
-      save([th, k]);
+      // The mask is saved with θ and K: the caller's mask tensor may be gone when the backward pass runs.
+      const mask = maskColumn(o.mask, t);
+      save(mask ? [th, k, mask] : [th, k]);
       // Intermediates are freed at once (the tidy): the backward pass recomputes them from θ.
       const value = tf.tidy(() => {
-        const { c, s, sumC, sumS, inv } = parts(th);
+        const { c, s, sumC, sumS, inv } = parts(th, mask);
         const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
         return tf.mul(inv ? tf.mul(g, inv) : g, fieldFactor(k, h, t, o));
       });
@@ -220,8 +221,8 @@ function fieldWithGradient(theta: Tensor4D, coupling: Tensor1D, o: CouplingField
         value,
         gradFunc: (dy: Tensor, saved: Tensor[]) =>
           tf.tidy(() => {
-            const [th0, k0] = saved;
-            const { c, s, m, sumC, sumS, inv } = parts(th0);
+            const [th0, k0, m0] = saved;
+            const { c, s, m, sumC, sumS, inv } = parts(th0, m0 ?? null);
             const factor = fieldFactor(k0, h, t, o);
             const dyInv = inv ? tf.mul(dy, inv) : dy;
             const u = tf.mul(dyInv, factor);
