@@ -11,6 +11,7 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import "../reflow/mod.ts"; // registers the reFlow kinds, so reFlow runs load
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
+import "../phasegpt/mod.ts"; // trained PhaseGPT runs use the kuramoto mixer
 
 /**
  * The `--help` text of the sample command.

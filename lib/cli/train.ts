@@ -11,6 +11,7 @@ import { type BackendName, initBackend } from "../backend/backend.ts";
 import "../reflow/mod.ts"; // registers the reFlow presets (model.preset: "reflow-...")
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
+import "../phasegpt/mod.ts"; // registers the kuramoto mixer and the phasegpt-* presets
 
 /**
  * The `--help` text of the train command.

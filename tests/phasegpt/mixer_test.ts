@@ -12,6 +12,7 @@ import { countParameters } from "../../lib/models/params.ts";
 import { modelPreset } from "../../lib/models/presets.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
 import { generate } from "../../lib/generate/generate.ts";
+import { runWithCache, runWithHooks } from "../../lib/models/hooks.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import type { ForwardResult } from "../../lib/models/types.ts";
@@ -192,6 +193,13 @@ Deno.test("hooks, R metrics and the coherence aux term (with a gradient into the
     return term;
   })(w);
   assert(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0, "the coherence term has a gradient");
+  // runWithCache / runWithHooks free the metrics and aux terms they do not return.
+  const before = tf.memory().numTensors;
+  const rc = runWithCache(m, x, { names: ["blocks.1.attn.hook_phases"] });
+  rc.cache.dispose();
+  rc.logits.dispose();
+  runWithHooks(m, x, {}).dispose();
+  assertEquals(tf.memory().numTensors, before, "no tensor leak through runWithCache / runWithHooks");
   tf.dispose([x, g]);
   disposeResult(o);
   disposeResult(edited);
@@ -210,6 +218,11 @@ Deno.test("phase noise and jitter: on in training (seeded), off in eval", () => 
   const trainNoisy = run(true);
   const trainPlain = tf.tidy(() => plain.forward(x, { training: true, dropoutSeed: 5 }).logits.dataSync());
   assert(trainNoisy.some((v, i) => v !== trainPlain[i]), "noise changes the training forward");
+  const atInit = tiny("corrected", { phaseNoise: 0.1, noiseAt: "init" });
+  const initNoisy = tf.tidy(() => atInit.forward(x, { training: true, dropoutSeed: 5 }).logits.dataSync());
+  assert(initNoisy.some((v, i) => v !== trainPlain[i] && v !== trainNoisy[i]), "noise on θ⁰ only");
+  assertThrows(() => tiny("corrected", { noiseAt: "end" }), Error, "use one of step, init");
+  atInit.dispose();
   x.dispose();
   m.dispose();
   plain.dispose();
@@ -258,4 +271,17 @@ Deno.test("bad input: one message each, naming the allowed values", () => {
     Error,
     "steps",
   );
+});
+
+Deno.test("corrected mixer: a ragged (left-padded) batch generates what each prompt generates alone", async () => {
+  const m = tiny("corrected");
+  const before = tf.memory().numTensors;
+  const opts = { maxNewTokens: 5, sampling: { temperature: 0 } };
+  const both = await generate(m, [[1, 2, 3, 4, 5], [6, 7]], opts).collect();
+  const a = await generate(m, [1, 2, 3, 4, 5], opts).collect();
+  const b = await generate(m, [6, 7], opts).collect();
+  assertEquals(both.rows[0].tokens, a.rows[0].tokens);
+  assertEquals(both.rows[1].tokens, b.rows[0].tokens);
+  assertEquals(tf.memory().numTensors, before, "no tensor leak");
+  m.dispose();
 });
