@@ -14,6 +14,7 @@ import type { Tensor, Tensor2D, Tensor3D } from "../../lib/tensor_types.ts";
 import {
   effectiveRecipe,
   embeddingMatrix,
+  layerSignals,
   parameterTable,
   REFLOW_PRESETS,
   reflowVariantConfig,
@@ -341,6 +342,7 @@ Deno.test("reflow: no tensor leaks across inference, cached decoding and gradien
       const cache = model.createCache(1);
       disposeResult(model.forward(ids, { cache }));
       cache.dispose();
+      tf.dispose([...layerSignals(model, ids).values(), embeddingMatrix(model), effectiveRecipe(model)]);
       const g = tf.variableGrads(() => tf.mean(model.forward(ids, { training: true }).logits) as tf.Scalar);
       tf.dispose([g.value, ...Object.values(g.grads)]);
     };
