@@ -8,7 +8,7 @@ import { tf } from "../../lib/deps.ts";
 import { encodeSafetensors } from "../../lib/io/safetensors.ts";
 import { loadModel } from "../../lib/models/load.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
-import { reflowVariantConfig } from "../../lib/reflow/mod.ts";
+import { inspectReflowCheckpoint, reflowVariantConfig } from "../../lib/reflow/mod.ts";
 import { useBackend } from "../fixtures.ts";
 
 await useBackend("cpu");
@@ -63,6 +63,9 @@ Deno.test({
         const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
         assertEquals(config.model_config, variant, "model_config (gpt2 = a checkpoint without one)");
         assert(typeof config.iter_num === "number" && typeof config.best_val_loss === "number");
+        const report = await inspectReflowCheckpoint(out);
+        assertEquals([report.variant, report.iterNum, report.mismatches], [variant, config.iter_num, []]);
+        assertEquals(report.modelArgs?.n_layer, 2);
         const model = await loadModel(out);
         const ids = tf.tensor2d(r.ids, undefined, "int32");
         const res = model.forward(ids);
