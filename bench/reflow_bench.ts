@@ -57,8 +57,11 @@ export async function benchPresetTraining(
   batch: number,
   block: number,
   steps: number,
+  lossChunk?: number,
 ): Promise<ReflowTrainRow> {
   const config = modelPreset(name, { maxPositions: block });
+  // Forces the chunked loss (positions per chunk) on a reFlow preset, to measure its cost.
+  if (lossChunk && config.embedding) config.embedding = { ...config.embedding, lossChunk };
   const trainer = benchTrainerFor(config, batch, block);
   try {
     for (let i = 0; i < 2; i++) await trainer.trainStep();
@@ -67,7 +70,9 @@ export async function benchPresetTraining(
     const ms = (performance.now() - t0) / steps;
     return {
       impl: `tfjs-${tf.getBackend()}`,
-      variant: config.embedding?.kind === "reflow" ? "reflow" : "gpt2-new",
+      variant: config.embedding?.kind === "reflow"
+        ? (lossChunk ? `reflow (loss in chunks of ${lossChunk})` : "reflow")
+        : "gpt2-new",
       params: countParameters(config),
       batch,
       block,
@@ -249,6 +254,7 @@ if (import.meta.main) {
       "head-tokens": { type: "string", default: "256" },
       "torch-threads": { type: "string", default: "1,2" },
       "no-torch": { type: "boolean", default: false },
+      "loss-chunk": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -256,7 +262,8 @@ if (import.meta.main) {
   if (values.help) {
     console.log(
       "Usage: deno run -A bench/reflow_bench.ts [--backend wasm|cpu|webgpu] [--size tiny|mini] [--batch 4] " +
-        "[--block 64] [--steps 3] [--head-widths 128,256] [--head-tokens 256] [--torch-threads 1,2] [--no-torch] [--json FILE]",
+        "[--block 64] [--steps 3] [--head-widths 128,256] [--head-tokens 256] [--torch-threads 1,2] [--no-torch] " +
+        "[--loss-chunk N (also time reFlow with its loss in chunks of N positions)] [--json FILE]",
     );
     Deno.exit(0);
   }
@@ -266,13 +273,18 @@ if (import.meta.main) {
   const batch = Number(values.batch), block = Number(values.block), steps = Number(values.steps);
   await initBackend({ backend: values.backend as BackendName });
   const train: ReflowTrainRow[] = [];
-  for (const name of [`reflow-gpt2-new-${values.size}`, `reflow-${values.size}`]) {
-    const row = await benchPresetTraining(name, batch, block, steps);
+  const cases: [string, number | undefined][] = [[`reflow-gpt2-new-${values.size}`, undefined], [
+    `reflow-${values.size}`,
+    undefined,
+  ]];
+  if (values["loss-chunk"]) cases.push([`reflow-${values.size}`, Number(values["loss-chunk"])]);
+  for (const [name, chunk] of cases) {
+    const row = await benchPresetTraining(name, batch, block, steps, chunk);
     train.push(row);
     console.error(`${row.impl} ${row.variant}: ${Math.round(row.tokensPerSec)} tokens/s`);
   }
   const heads: HeadCostRow[] = [];
-  for (const d of values["head-widths"]!.split(",").map(Number)) {
+  for (const d of values["head-widths"]!.split(",").filter(Boolean).map(Number)) {
     const h = await benchHeadCost(d, Number(values["head-tokens"]), 50304);
     heads.push(h);
     console.error(

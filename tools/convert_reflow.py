@@ -226,7 +226,7 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
-def convert(ckpt_path, outdir, rope_layout="half", sparsify="recipe"):
+def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe"):
     import torch
 
     try:
@@ -236,6 +236,10 @@ def convert(ckpt_path, outdir, rope_layout="half", sparsify="recipe"):
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ConversionError(f"{ckpt_path}: expected nanoGPT's ckpt.pt dict with a 'model' state dict")
     variant = variant_of(ckpt)
+    # The flag wins; else a layout the checkpoint names; else the spec's default, half-split.
+    rope_layout = rope_layout or (ckpt.get("model_args") or {}).get("rope_layout") or "half"
+    if rope_layout not in ("half", "interleaved"):
+        raise ConversionError(f"rope layout '{rope_layout}' is not half or interleaved")
     config = library_config(variant, ckpt.get("model_args") or {}, sparsify)
     tensors = convert_state(strip_prefix(ckpt["model"]), config, rope_layout)
     for key in ("iter_num", "best_val_loss"):
@@ -255,8 +259,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ckpt")
     ap.add_argument("outdir")
-    ap.add_argument("--rope-layout", choices=["half", "interleaved"], default="half",
-                    help="RoPE layout the checkpoint was trained with (default half-split, spec 1.3)")
+    ap.add_argument("--rope-layout", choices=["half", "interleaved"], default=None,
+                    help="RoPE layout the checkpoint was trained with (default: model_args.rope_layout, else "
+                         "half-split, spec 1.3); interleaved q/k rows are reordered to half-split")
     ap.add_argument("--sparsify", choices=["recipe", "signals"], default="recipe",
                     help="where reflow-topk applies top-k (default recipe, spec 1.4)")
     a = ap.parse_args()

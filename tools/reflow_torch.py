@@ -75,10 +75,21 @@ def rope(x, theta=10000.0):
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
+def rope_interleaved(x, theta=10000.0):
+    """Meta-style RoPE: rotates the pairs (x[2i], x[2i+1]) of each head; x [B, H, T, hd]."""
+    t, hd = x.shape[2], x.shape[3]
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    freqs = torch.outer(torch.arange(t, dtype=torch.float32), inv)
+    cos, sin = freqs.cos(), freqs.sin()
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
+
+
 class Attention(nn.Module):
-    def __init__(self, d, n_head, n_kv_head, rotary):
+    def __init__(self, d, n_head, n_kv_head, rotary, rope_layout="half"):
         super().__init__()
         self.h, self.hkv, self.hd, self.rotary = n_head, n_kv_head, d // n_head, rotary
+        self.rope = rope_interleaved if rope_layout == "interleaved" else rope
         self.c_attn = nn.Linear(d, (n_head + 2 * n_kv_head) * self.hd, bias=False)
         self.c_proj = nn.Linear(n_head * self.hd, d, bias=False)
 
@@ -89,7 +100,7 @@ class Attention(nn.Module):
         k = k.view(b, t, self.hkv, self.hd).transpose(1, 2)
         v = v.view(b, t, self.hkv, self.hd).transpose(1, 2)
         if self.rotary:
-            q, k = rope(q), rope(k)
+            q, k = self.rope(q), self.rope(k)
         if self.hkv != self.h:  # each kv head serves h/hkv consecutive query heads
             k = k.repeat_interleave(self.h // self.hkv, dim=1)
             v = v.repeat_interleave(self.h // self.hkv, dim=1)
@@ -127,7 +138,8 @@ class Block(nn.Module):
         gpt2 = variant == "gpt2"
         norm = LayerNormNoBias if gpt2 else RMSNorm
         self.ln_1, self.ln_2 = norm(d), norm(d)
-        self.attn = Attention(d, args["n_head"], args.get("n_kv_head", args["n_head"]), rotary=not gpt2)
+        self.attn = Attention(d, args["n_head"], args.get("n_kv_head", args["n_head"]), rotary=not gpt2,
+                              rope_layout=args.get("rope_layout", "half"))
         self.mlp = GeluMLP(d) if gpt2 else SwiGLU(d, args.get("d_mlp", swiglu_hidden(d)))
 
     def forward(self, x):
@@ -206,14 +218,19 @@ def tiny(outdir):
     ids = [[1, 5, 9, 33, 2, 17], [7, 7, 0, 39, 11, 3]]
     cases = {
         "reflow": dict(n_signals=24),
+        "reflow-interleaved": dict(n_signals=24),
         "reflow-topk": dict(n_signals=24, top_k=5),
         "reflow-lite": dict(n_signals=24),
         "gpt2": {},
         "gpt2-new": {},
     }
     index = {}
-    for i, (variant, extra) in enumerate(cases.items()):
+    for i, (name, extra) in enumerate(cases.items()):
+        # "reflow-interleaved": the reflow variant trained with Meta-style RoPE pairs (--rope-layout interleaved).
+        variant = "reflow" if name == "reflow-interleaved" else name
         args = model_args_for(variant, 2, 32, 4, vocab_size=40, block_size=32, **extra)
+        if name == "reflow-interleaved":
+            args["rope_layout"] = "interleaved"
         model = ReflowGPT(variant, args, seed=100 + i).eval()
         with torch.no_grad():
             for p in model.parameters():  # norm weights away from 1, so a dropped norm would show
@@ -227,9 +244,9 @@ def tiny(outdir):
                     optimizer={})
         if variant != "gpt2":  # a plain nanoGPT checkpoint has no model_config: the gpt2 baseline
             ckpt["config"] = dict(model_config=variant, out_dir=f"out/{variant}")
-        path = os.path.join(outdir, f"{variant}.pt")
+        path = os.path.join(outdir, f"{name}.pt")
         torch.save(ckpt, path)
-        index[variant] = dict(ckpt=path, ids=ids, logits=logits)
+        index[name] = dict(ckpt=path, ids=ids, logits=logits)
     with open(os.path.join(outdir, "reference.json"), "w") as f:
         json.dump(index, f)
     print(json.dumps({v: e["ckpt"] for v, e in index.items()}))

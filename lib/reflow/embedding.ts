@@ -86,7 +86,7 @@ export interface ReflowEmbeddingOptions {
   /** Std of Φ at init; default 1/√S, so rows of E start with per-coordinate std ≈ recipeStd. */
   basisStd?: number;
   /**
-   * Positions per chunk of the training loss. Default: chunk only when B·T·V exceeds 2^24 values, in
+   * Positions per chunk of the training loss. Default: chunk only when B·T·V exceeds 2^27 values, in
    * chunks of 2^24 / V positions; set it to force a chunk size.
    */
   lossChunk?: number;
@@ -122,7 +122,12 @@ export interface ResolvedReflowOptions {
 
 /** The option keys of kind `reflow`. */
 const OPTION_KEYS = ["signals", "topK", "sparsify", "recipeStd", "basisStd", "lossChunk"] as const;
-/** Logit values above which the training loss is computed in chunks (64 MiB of fp32). */
+/**
+ * Chunking recomputes each chunk's logits in the backward pass (~1/3 more head work), so it starts only
+ * where the full logits would be large: above 2^27 values (512 MiB of fp32; nanoGPT's 12 x 1024 x 50304
+ * batch is 618M values). A chunk then holds 2^24 values (64 MiB).
+ */
+const LOSS_CHUNK_START = 2 ** 27;
 const LOSS_CHUNK_ELEMENTS = 2 ** 24;
 /** Largest S accepted (a sanity bound: S beyond 64k has no use and is most likely a typo). */
 const MAX_SIGNALS = 65536;
@@ -321,7 +326,7 @@ class ReflowEmbedding implements EmbeddingComponent {
     const v = this.#r.shape[0];
     const n = b * t;
     const chunk = this.#opts.lossChunk ??
-      (n * v > LOSS_CHUNK_ELEMENTS ? Math.max(1, Math.floor(LOSS_CHUNK_ELEMENTS / v)) : 0);
+      (n * v > LOSS_CHUNK_START ? Math.max(1, Math.floor(LOSS_CHUNK_ELEMENTS / v)) : 0);
     if (fire || chunk === 0) return null;
     const { topK, sparsify } = this.#opts;
     let sig: Tensor2D = tf.matMul(tf.reshape(hidden, [n, d]) as Tensor2D, this.#phi as Tensor2D, false, true);

@@ -1,11 +1,12 @@
 /**
- * Reading a reFlow model: its recipe and basis tensors, the implicit embedding E = R·Φ, and a parameter
- * table with group subtotals (what `check` prints).
+ * Reading a reFlow model: its recipe and basis tensors, the implicit embedding E = R·Φ, signal
+ * activations at every layer, and a parameter table with group subtotals (what `check` prints).
  *
  * @module
  */
 import { tf } from "../deps.ts";
-import type { Tensor2D, Variable } from "../tensor_types.ts";
+import type { Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
+import { applyNorm } from "../nn/norm.ts";
 import { decoderParameterSpecs } from "../models/params.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
 import { reflowEmbeddingOptions, topKRows } from "./embedding.ts";
@@ -239,4 +240,69 @@ function groupOf(name: string): string {
   if (name.includes(".attn.")) return "attention";
   if (name.includes(".mlp.")) return "mlp";
   return "other";
+}
+
+/**
+ * Signal activations read at intermediate layers (a logit lens in signal space): for each layer l, the
+ * residual stream after block l through the final norm and Φᵀ, `[B, T, S]` — what `unembed.hook_signals`
+ * would hold if the model stopped after block l. The last layer's equals `unembed.hook_signals` (dense
+ * models; reFlow-TopK on σ sparsifies only the real output). New tensors, by layer; the caller disposes
+ * them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../deps.ts";
+ * import { createDecoder } from "../models/scratch.ts";
+ * import { modelPreset } from "../models/presets.ts";
+ * import { layerSignals } from "./inspect.ts";
+ * import "./presets.ts";
+ * await tf.setBackend("cpu");
+ * const model = createDecoder(modelPreset("reflow-tiny", { nLayers: 2, vocabSize: 30 }), { seed: 3 });
+ * const ids = tf.tensor2d([[1, 2, 3]], [1, 3], "int32");
+ * const sig = layerSignals(model, ids);
+ * assert.deepEqual([...sig.keys()], [0, 1]);
+ * const out = model.forward(ids, { capture: ["unembed.hook_signals"] });
+ * const last = out.activations!.get("unembed.hook_signals")!;
+ * assert.ok(tf.max(tf.abs(tf.sub(sig.get(1)!, last))).dataSync()[0] < 1e-5);
+ * tf.dispose([ids, ...sig.values(), out.logits, out.hidden, out.residual, last]);
+ * model.dispose();
+ * ```
+ *
+ * @category reFlow
+ */
+export function layerSignals(model: CausalLM, ids: Tensor2D, layers?: number[]): Map<number, Tensor3D> {
+  const w = reflowWeights(model);
+  const c = model.config;
+  const which = layers ?? Array.from({ length: c.nLayers }, (_, l) => l);
+  for (const l of which) {
+    if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) {
+      throw new Error(`layerSignals: ${l} is not a layer of this ${c.nLayers}-layer model`);
+    }
+  }
+  const names = which.map((l) => `blocks.${l}.hook_resid_post`);
+  const out = model.forward(ids, { capture: names });
+  const params = model.parameters();
+  const lnW = params.get("ln_final.w")!, lnB = params.get("ln_final.b");
+  const result = new Map<number, Tensor3D>();
+  try {
+    which.forEach((l, i) => {
+      const resid = out.activations!.get(names[i]) as Tensor3D;
+      result.set(
+        l,
+        tf.tidy(() => {
+          const [b, t, d] = resid.shape;
+          const y = applyNorm(c.norm, resid, lnW, lnB, c.normEps);
+          return tf.reshape(tf.matMul(tf.reshape(y, [b * t, d]), w.basis, false, true), [
+            b,
+            t,
+            -1,
+          ]) as Tensor3D;
+        }),
+      );
+    });
+  } finally {
+    tf.dispose([out.logits, out.hidden, out.residual, ...(out.activations?.values() ?? [])]);
+  }
+  return result;
 }

@@ -6,13 +6,15 @@
  * @module
  */
 import type { Tensor } from "../tensor_types.ts";
-import { type HFConfig, type HFFamily, hfField } from "../models/hf_common.ts";
+import { type HFConfig, hfConfigObject, type HFFamily, hfField } from "../models/hf_common.ts";
+import { openCheckpoint } from "../io/safetensors.ts";
 import { registerModelFamily } from "../models/load.ts";
 import { decoderParameterShapes } from "../models/params.ts";
 import type { DecoderConfig } from "../models/types.ts";
 import { checkChoice } from "../options.ts";
 import { SPARSIFY_PLACEMENTS } from "./embedding.ts";
 import { REFLOW_VARIANTS, reflowVariantConfig, type ReflowVariantOptions } from "./variants.ts";
+import { type ParameterTable, parameterTable } from "./inspect.ts";
 
 /**
  * The DecoderConfig of a converted checkpoint's `config.json`; a missing field, an unknown variant or a
@@ -96,3 +98,99 @@ export const reflowFamily: HFFamily = {
 };
 
 registerModelFamily(reflowFamily);
+
+/**
+ * What `check` prints for a converted checkpoint folder: the variant and config from `config.json`, the
+ * stored `iter_num` / `best_val_loss` / `model_args`, the grouped parameter table of the config, and every
+ * tensor of `model.safetensors` whose name or shape disagrees with it (empty when they match).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ReflowCheckpointReport } from "./load.ts";
+ * const empty: Pick<ReflowCheckpointReport, "mismatches"> = { mismatches: [] };
+ * assert.equal(empty.mismatches.length, 0); // a folder whose tensors match its config.json
+ * ```
+ *
+ * @category reFlow
+ */
+export interface ReflowCheckpointReport {
+  /** The folder read. */
+  dir: string;
+  /** `model_config` of config.json. */
+  variant: string;
+  /** The config it describes. */
+  config: DecoderConfig;
+  /** Iterations trained, when stored. */
+  iterNum?: number;
+  /** Best validation loss, when stored. */
+  bestValLoss?: number;
+  /** The original nanoGPT `model_args`, when the converter kept them. */
+  modelArgs?: Record<string, unknown>;
+  /** Parameters by name and group, with the total. */
+  table: ParameterTable;
+  /** One line per tensor that is missing, unexpected or misshapen. */
+  mismatches: string[];
+}
+
+/**
+ * Inspects a converted checkpoint folder without loading its weights (header only).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeSafetensors } from "../io/safetensors.ts";
+ * import { inspectReflowCheckpoint } from "./load.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ model_type: "reflow", model_config: "gpt2-new",
+ *   n_layer: 1, n_head: 2, n_embd: 8, vocab_size: 10, block_size: 16, iter_num: 5 }));
+ * await Deno.writeFile(`${dir}/model.safetensors`, encodeSafetensors({ "embed.W_E": { dtype: "F32", shape: [10, 8], data: new Float32Array(80) } }));
+ * const r = await inspectReflowCheckpoint(dir);
+ * assert.equal(r.iterNum, 5);
+ * assert.equal(r.table.total, 10 * 8 + (4 * 64 + 3 * 8 * 256 + 16) + 8);
+ * assert.ok(r.mismatches.some((m) => m.startsWith("missing blocks.0.attn.W_Q")));
+ * ```
+ *
+ * @category reFlow
+ */
+export async function inspectReflowCheckpoint(dir: string): Promise<ReflowCheckpointReport> {
+  const folder = dir.replace(/\/+$/, "");
+  const file = `${folder}/config.json`;
+  let hf: HFConfig;
+  try {
+    hf = hfConfigObject(JSON.parse(await Deno.readTextFile(file)), file);
+  } catch (e) {
+    throw new Error(`inspectReflowCheckpoint: cannot read ${file}: ${(e as Error).message}`);
+  }
+  const config = reflowConfigFromJson(hf, file);
+  const table = parameterTable(config);
+  const mismatches: string[] = [];
+  const ckpt = await openCheckpoint(folder);
+  try {
+    const expected = new Map(table.rows.map((r) => [r.name, r.shape]));
+    for (const [name, shape] of expected) {
+      if (!ckpt.has(name)) mismatches.push(`missing ${name} [${shape}]`);
+      else {
+        const got = ckpt.info(name).shape;
+        if (got.length !== shape.length || got.some((s, i) => s !== shape[i])) {
+          mismatches.push(`${name}: expected [${shape}], found [${got}]`);
+        }
+      }
+    }
+    for (const name of ckpt.names()) if (!expected.has(name)) mismatches.push(`unexpected ${name}`);
+  } finally {
+    ckpt.close();
+  }
+  const num = (k: string) => typeof hf[k] === "number" ? hf[k] as number : undefined;
+  const source = hf.source as { model_args?: Record<string, unknown> } | undefined;
+  return {
+    dir: folder,
+    variant: String(hf.model_config),
+    config,
+    iterNum: num("iter_num"),
+    bestValLoss: num("best_val_loss"),
+    modelArgs: source?.model_args,
+    table,
+    mismatches,
+  };
+}

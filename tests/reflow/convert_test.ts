@@ -8,7 +8,7 @@ import { tf } from "../../lib/deps.ts";
 import { encodeSafetensors } from "../../lib/io/safetensors.ts";
 import { loadModel } from "../../lib/models/load.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
-import { reflowVariantConfig } from "../../lib/reflow/mod.ts";
+import { inspectReflowCheckpoint, reflowVariantConfig } from "../../lib/reflow/mod.ts";
 import { useBackend } from "../fixtures.ts";
 
 await useBackend("cpu");
@@ -39,7 +39,14 @@ Deno.test({
       const made = await python([`${TOOLS}reflow_torch.py`, "tiny", dir]);
       assertEquals(made.code, 0, made.stderr);
       const ref = JSON.parse(await Deno.readTextFile(`${dir}/reference.json`));
-      assertEquals(Object.keys(ref), ["reflow", "reflow-topk", "reflow-lite", "gpt2", "gpt2-new"]);
+      assertEquals(Object.keys(ref), [
+        "reflow",
+        "reflow-interleaved",
+        "reflow-topk",
+        "reflow-lite",
+        "gpt2",
+        "gpt2-new",
+      ]);
       // The first through the command line, the rest in one process (each torch import costs seconds).
       const entries = Object.entries(ref) as [
         string,
@@ -51,7 +58,17 @@ Deno.test({
         `${dir}/out-${entries[0][0]}`,
       ]);
       assertEquals(cli.code, 0, cli.stderr);
-      const rest = entries.slice(1).map(([v, r]) => [r.ckpt, `${dir}/out-${v}`]);
+      // The Meta-style RoPE checkpoint goes through the --rope-layout flag, which reorders q/k rows.
+      const inter = entries.find(([v]) => v === "reflow-interleaved")![1].ckpt;
+      const cli2 = await python([
+        `${TOOLS}convert_reflow.py`,
+        "--rope-layout",
+        "interleaved",
+        inter,
+        `${dir}/out-reflow-interleaved`,
+      ]);
+      assertEquals(cli2.code, 0, cli2.stderr);
+      const rest = entries.slice(2).map(([v, r]) => [r.ckpt, `${dir}/out-${v}`]);
       const batch = await python([
         "-c",
         `import sys; sys.path.insert(0, ${JSON.stringify(TOOLS)}); from convert_reflow import convert\n` +
@@ -61,8 +78,12 @@ Deno.test({
       for (const [variant, r] of entries) {
         const out = `${dir}/out-${variant}`;
         const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
-        assertEquals(config.model_config, variant, "model_config (gpt2 = a checkpoint without one)");
+        const expected = variant === "reflow-interleaved" ? "reflow" : variant;
+        assertEquals(config.model_config, expected, "model_config (gpt2 = a checkpoint without one)");
         assert(typeof config.iter_num === "number" && typeof config.best_val_loss === "number");
+        const report = await inspectReflowCheckpoint(out);
+        assertEquals([report.variant, report.iterNum, report.mismatches], [expected, config.iter_num, []]);
+        assertEquals(report.modelArgs?.n_layer, 2);
         const model = await loadModel(out);
         const ids = tf.tensor2d(r.ids, undefined, "int32");
         const res = model.forward(ids);

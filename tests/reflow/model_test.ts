@@ -14,6 +14,7 @@ import type { Tensor, Tensor2D, Tensor3D } from "../../lib/tensor_types.ts";
 import {
   effectiveRecipe,
   embeddingMatrix,
+  layerSignals,
   parameterTable,
   REFLOW_PRESETS,
   reflowVariantConfig,
@@ -341,6 +342,7 @@ Deno.test("reflow: no tensor leaks across inference, cached decoding and gradien
       const cache = model.createCache(1);
       disposeResult(model.forward(ids, { cache }));
       cache.dispose();
+      tf.dispose([...layerSignals(model, ids).values(), embeddingMatrix(model), effectiveRecipe(model)]);
       const g = tf.variableGrads(() => tf.mean(model.forward(ids, { training: true }).logits) as tf.Scalar);
       tf.dispose([g.value, ...Object.values(g.grads)]);
     };
@@ -420,5 +422,30 @@ Deno.test("reflow: unseen (pad) recipe rows get exactly the output-side gradient
   assert(maxDiff(grad[1], want[1]) > 1e-6, "a seen row also gets input-side gradient");
   tf.dispose([ids, targets, sig, probs, g.value, ...Object.values(g.grads)]);
   disposeResult(r);
+  model.dispose();
+});
+
+Deno.test("reflow: decoding with a cache never recomputes E = R·Φ per token", async () => {
+  const model = createDecoder(VARIANTS.reflow(), { seed: 15 });
+  const cache = model.createCache(1);
+  const prompt = tf.tensor2d([[1, 2, 3]], undefined, "int32");
+  const step = tf.tensor2d([[4]], undefined, "int32");
+  const run = (ids: Tensor2D) =>
+    tf.profile(() => {
+      const r = model.forward(ids, { cache, lastOnly: true });
+      tf.dispose([r.hidden, r.residual]);
+      return r.logits;
+    });
+  const vByD = (info: Awaited<ReturnType<typeof tf.profile>>) =>
+    info.kernels.filter((k) => k.outputShapes.some((s) => s.length === 2 && s[0] === 40 && s[1] === 32));
+  const prefill = await run(prompt); // builds E once
+  assert(vByD(prefill).length > 0, "the prefill computes E (so the check below would see a recomputation)");
+  for (let i = 0; i < 3; i++) {
+    const info = await run(step);
+    assertEquals(vByD(info).map((k) => k.name), [], "a [V, d] product ran during a decode step");
+    tf.dispose(info.result as Tensor);
+  }
+  tf.dispose([prompt, step, prefill.result as Tensor]);
+  cache.dispose();
   model.dispose();
 });
