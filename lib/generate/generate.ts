@@ -418,7 +418,13 @@ function takeLast(res: ForwardResult, source: "postNorm" | "preNorm"): Current {
     logits: last(res.logits),
     hidden: last(source === "preNorm" ? res.residual : res.hidden),
   }));
-  tf.dispose([res.logits, res.hidden, res.residual]);
+  tf.dispose([
+    res.logits,
+    res.hidden,
+    res.residual,
+    ...Object.values(res.aux ?? {}),
+    ...Object.values(res.metrics ?? {}),
+  ]);
   return { ...out, activations: res.activations ?? new Map() };
 }
 

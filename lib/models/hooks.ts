@@ -121,7 +121,8 @@ export function runWithCache(
 ): { logits: Tensor3D; cache: ActivationCache } {
   const { names, ...rest } = options;
   const r = model.forward(ids, { ...rest, capture: names ?? true });
-  tf.dispose([r.hidden, r.residual]);
+  // Aux terms and metrics (mixers such as PhaseGPT's report some) are not returned: free them.
+  tf.dispose([r.hidden, r.residual, ...Object.values(r.aux ?? {}), ...Object.values(r.metrics ?? {})]);
   return { logits: r.logits, cache: new ActivationCache(r.activations ?? new Map()) };
 }
 
@@ -153,7 +154,7 @@ export function runWithHooks(
   options: Omit<ForwardOptions, "hooks"> = {},
 ): Tensor3D {
   const r = model.forward(ids, { ...options, hooks });
-  tf.dispose([r.hidden, r.residual]);
+  tf.dispose([r.hidden, r.residual, ...Object.values(r.aux ?? {}), ...Object.values(r.metrics ?? {})]);
   if (r.activations) { for (const t of r.activations.values()) t.dispose(); }
   return r.logits;
 }

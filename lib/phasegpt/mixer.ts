@@ -249,10 +249,18 @@ export function resolveKuramotoOptions(spec: MixerSpec, config: DecoderConfig): 
   };
 }
 
-/** Sums of one forward's phases: `[S, B, H, 1, N]` for cos/sin, kept-token count `[B|1, 1, 1, 1]`. */
-interface PrefixTotals {
+/**
+ * Running sums of the prefix-sum state: Σ cos θ^s and Σ sin θ^s over the kept columns for each Euler step
+ * s (`[S, B, H, 1, N]`) and the kept-column count (`[B or 1, 1, 1, 1]`).
+ *
+ * @category PhaseGPT
+ */
+export interface PrefixTotals {
+  /** Σ cos θ^s, `[S, B, H, 1, N]`. */
   cos: Tensor;
+  /** Σ sin θ^s, `[S, B, H, 1, N]`. */
   sin: Tensor;
+  /** Kept columns, `[B or 1, 1, 1, 1]`. */
   count: Tensor;
 }
 

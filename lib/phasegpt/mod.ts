@@ -32,6 +32,7 @@ export {
   PhaseInputState,
   type PhaseReadout,
   PrefixSumState,
+  type PrefixTotals,
   type ResolvedKuramotoOptions,
   resolveKuramotoOptions,
 } from "./mixer.ts";

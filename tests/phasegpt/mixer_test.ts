@@ -12,6 +12,7 @@ import { countParameters } from "../../lib/models/params.ts";
 import { modelPreset } from "../../lib/models/presets.ts";
 import { createDecoder } from "../../lib/models/scratch.ts";
 import { generate } from "../../lib/generate/generate.ts";
+import { runWithCache, runWithHooks } from "../../lib/models/hooks.ts";
 import type { KVCache } from "../../lib/models/kv_cache.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import type { ForwardResult } from "../../lib/models/types.ts";
@@ -192,6 +193,13 @@ Deno.test("hooks, R metrics and the coherence aux term (with a gradient into the
     return term;
   })(w);
   assert(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0, "the coherence term has a gradient");
+  // runWithCache / runWithHooks free the metrics and aux terms they do not return.
+  const before = tf.memory().numTensors;
+  const rc = runWithCache(m, x, { names: ["blocks.1.attn.hook_phases"] });
+  rc.cache.dispose();
+  rc.logits.dispose();
+  runWithHooks(m, x, {}).dispose();
+  assertEquals(tf.memory().numTensors, before, "no tensor leak through runWithCache / runWithHooks");
   tf.dispose([x, g]);
   disposeResult(o);
   disposeResult(edited);

@@ -1,6 +1,6 @@
 /** PhaseGPT training pieces: LambdaLR, the name-based decay rule, perplexity names, a short run. */
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../assert.ts";
-import { tf } from "../../lib/deps.ts";
+import type { Variable } from "../../lib/tensor_types.ts";
 import { lambdaCosineFloor, learningRate, validateSchedule } from "../../lib/train/schedule.ts";
 import { assignParamGroups, DECAY_BY_PHASEGPT_NAMES } from "../../lib/train/adamw.ts";
 import { summariseEval } from "../../lib/train/loss.ts";
@@ -44,7 +44,7 @@ Deno.test("lambda-cosine-floor: the original's multiplier at key steps, exactly"
 Deno.test("name-based weight decay: the winner's 83,184,780 decayed / 543,360 not (spec §4.3)", () => {
   const specs = decoderParameterSpecs(modelPreset("phasegpt-l7-n32-k1"));
   // Shapes only: assignParamGroups reads names and ranks, so stand-ins of the right rank suffice.
-  const params = new Map([...specs].map(([n, s]) => [n, { rank: s.shape.length } as unknown as tf.Variable]));
+  const params = new Map([...specs].map(([n, s]) => [n, { rank: s.shape.length } as unknown as Variable]));
   const groups = assignParamGroups(params, DECAY_BY_PHASEGPT_NAMES(0.1));
   let decayed = 0, not = 0;
   for (const [n, g] of groups) {
