@@ -31,6 +31,7 @@ import {
   loadRecyncModel,
   parsePolicyList,
   parseShard,
+  RECYNC_BINDING_CBF,
   RECYNC_POLICIES,
   runRecyncExperiment,
 } from "../recync/harness.ts";
@@ -53,6 +54,7 @@ const USAGE = `Recync experiments (response-level restart v4, token-level v3)
                        [--max-prompts K] [--label NAME] [--skip-unusable]
                        [--window ${RECYNC_OUTCOME_WINDOWS.join("|")}] [--ddof 0|1] [--window-mode MODE]
                        [--warmup full|partial] [--rewind-offset 3] [--seed-offset 10000] [--gate-delay 2]
+                       [--judge SRC] [--cbf binding|default]
   deno task recync report results.jsonl [more.jsonl ...] [--out-dir recync_report] [--resamples 10000]
                        [--seed 0] [--outcome ${RECYNC_OUTCOMES.join("|")}] [--effect dz|dav|pooled]
                        [--ci percentile|bca] [--binomial wilson|clopper-pearson] [--traces 4] [--no-png]
@@ -69,6 +71,11 @@ folder such as data/models/shakespeare-char. Re-running 'run' with the same --ou
 P is one of ${RECYNC_POLICIES.join(", ")}; several policies (comma list) share each
 unit's baseline row, e.g. --policy v4,sham-random,sham-matched,v4-same-seed measures the design's
 selection artefact beside v4. The convention flags are recorded in every JSONL line.
+--cbf sets the safety filter of the v3-cbf rows: binding (default; gamma 0.05, where the filter changes
+decisions on the bundled model) or default (the placeholder constants, which never bind there);
+--policy v3,v3-cbf is the paired filter-off/on run on shared baselines.
+--judge SRC scores both arms' outcome-window text under a second model (mean NLL per judge token), shown
+in the report's text-quality table beside repetition and distinct-2.
 --skip-unusable leaves out prompts the tokenizer cannot encode or that do not fit the context with T.`;
 
 function intArg(value: string | undefined, name: string, fallback: number, min = 0): number {
@@ -104,6 +111,8 @@ async function runCommand(args: string[]): Promise<void> {
       "rewind-offset": { type: "string" },
       "seed-offset": { type: "string" },
       "gate-delay": { type: "string" },
+      judge: { type: "string" },
+      cbf: { type: "string" },
     },
     allowPositionals: false,
   });
@@ -140,12 +149,17 @@ async function runCommand(args: string[]): Promise<void> {
   const v3 = values["gate-delay"] !== undefined
     ? { gateDelay: intArg(values["gate-delay"], "gate-delay", 2, 1) }
     : undefined;
+  if (values.cbf !== undefined && values.cbf !== "binding" && values.cbf !== "default") {
+    throw new Error(`--cbf must be binding or default, got '${values.cbf}'`);
+  }
+  const v3Cbf = values.cbf === "default" ? {} : RECYNC_BINDING_CBF;
   const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
   const info = await initBackend({ backend, verbose: true });
   let prompts = await loadPromptSet(values.prompts!);
   const maxPrompts = intArg(values["max-prompts"], "max-prompts", prompts.length, 1);
   prompts = prompts.slice(0, maxPrompts);
   const { model, tokenizer, label } = await loadRecyncModel(values.model!);
+  const judge = values.judge ? await loadRecyncModel(values.judge) : undefined;
   const started = performance.now();
   const summary = await runRecyncExperiment({
     model,
@@ -160,7 +174,9 @@ async function runCommand(args: string[]): Promise<void> {
     monitor,
     restart,
     ...(v3 ? { v3 } : {}),
+    v3Cbf,
     metrics: { window },
+    ...(judge ? { judge: { model: judge.model, tokenizer: judge.tokenizer, label: judge.label } } : {}),
     out: values.out!,
     shard: values.shard ? parseShard(values.shard) : undefined,
     batchUnits: intArg(values.batch, "batch", 8, 1),
@@ -177,6 +193,7 @@ async function runCommand(args: string[]): Promise<void> {
       `${(summary.ran / Math.max(minutes, 1e-9)).toFixed(1)} units/min -> ${values.out}`,
   );
   model.dispose();
+  judge?.model.dispose();
 }
 
 async function reportCommand(args: string[]): Promise<void> {

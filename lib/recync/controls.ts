@@ -215,7 +215,7 @@ export function controlRows(
   for (const [k, policies] of groups) {
     const [model, Ts] = k.split("\u0000");
     const T = Number(Ts);
-    for (const policy of ["v4", "v4-2r", "v3"].filter((p) => policies.has(p))) {
+    for (const policy of ["v4", "v4-2r", "v3", "v3-cbf"].filter((p) => policies.has(p))) {
       for (const control of CONTROL_POLICIES.filter((p) => policies.has(p))) {
         const a = armUnits(records, model, policy, T, options.outcome);
         const b = armUnits(records, model, control, T, options.outcome);

@@ -35,6 +35,7 @@ import type { SamplingParams } from "../generate/sampling.ts";
 import { appendJsonl } from "../io/atomic.ts";
 import { finishedIds, selectShard, type ShardSpec } from "../io/shard.ts";
 import { openModel } from "../models/open.ts";
+import { judgeRecyncUnit, type RecyncJudge, type RecyncJudgeScore } from "./judge.ts";
 import { acquireLock } from "../io/lock.ts";
 import type { CausalLM } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
@@ -50,6 +51,7 @@ import {
   type UnitMetricsOptions,
 } from "./metrics.ts";
 import type { CosimMonitor, CosimMonitorOptions } from "./monitor.ts";
+import type { CbfConfig } from "./cbf.ts";
 import { RecyncRestartController, type RestartOptions } from "./restart.ts";
 import { type ShamKind, ShamScheduler } from "./sham.ts";
 
@@ -57,7 +59,9 @@ import { type ShamKind, ShamScheduler } from "./sham.ts";
  * The intervention policies the harness knows: `v4` (1R restart at onset − 3, seed + 10000), `v4-2r`
  * (up to two restarts), `v4-same-seed` (the v4 rewind, redrawn by continuing the original seed's stream
  * instead of reseeding), `sham-random` and `sham-matched` (restarts not triggered by a crisis, see
- * sham.ts), `v3` (token-level controller) and `none` (monitor only).
+ * sham.ts), `v3` (token-level controller), `v3-cbf` (the same controller with the CBF safety filter on,
+ * by default in the binding configuration {@linkcode RECYNC_BINDING_CBF}, so `--policy v3,v3-cbf` is the
+ * paired filter-on/off run) and `none` (monitor only).
  */
 export type RecyncPolicyName =
   | "v4"
@@ -66,6 +70,7 @@ export type RecyncPolicyName =
   | "sham-random"
   | "sham-matched"
   | "v3"
+  | "v3-cbf"
   | "none";
 
 /** All policy names, for argument checking. */
@@ -76,8 +81,20 @@ export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
   "sham-random",
   "sham-matched",
   "v3",
+  "v3-cbf",
   "none",
 ];
+
+/**
+ * A CBF configuration that binds on the bundled model (issue 13): with the placeholder constants'
+ * class-K gain γ = 0.5 the filter never changed a v3 decision there (λ ≈ 0.3 sits far below λ_max = 0.8,
+ * and the cooling requests raise λ, z and λ_sem), so it could not be tested. γ = 0.05 lets a request raise
+ * λ by at most 5 % of its distance to λ_max per step; on the bundled model (8 prompts × 100 tokens) it
+ * softened all 20 of 20 filtered decisions (T 0.75-0.85 → about 0.95). Still a [TS] placeholder.
+ *
+ * @category Recync
+ */
+export const RECYNC_BINDING_CBF: CbfConfig = { gamma: 0.05 };
 
 /**
  * Parses a comma list of policies (`v4,sham-random`), rejecting unknown and repeated names.
@@ -98,6 +115,11 @@ export function parsePolicyList(text: string): RecyncPolicyName[] {
   }
   if (new Set(list).size !== list.length) throw new Error(`--policy '${text}' names a policy twice`);
   return list as RecyncPolicyName[];
+}
+
+/** The token-level policies (v3 controller rows). */
+function isV3Policy(p: RecyncPolicyName | undefined): boolean {
+  return p === "v3" || p === "v3-cbf";
 }
 
 /** Restarts a policy's row may make on its own crises (shams rewind on a schedule instead). */
@@ -222,6 +244,8 @@ export interface RecyncUnitRecord extends RecyncUnitSpec {
   pairId?: string;
   /** The policies that ran beside this one on the same baseline row. */
   pairedPolicies?: RecyncPolicyName[];
+  /** NLL of both arms' outcome-window text under a judge model (`--judge`), when one was given. */
+  judge?: RecyncJudgeScore | null;
   /** Wall time of the batch the unit ran in, divided by the units in it. */
   elapsedMs: number;
   /** The tfjs backend used. */
@@ -461,6 +485,11 @@ export interface RecyncExperimentOptions {
   monitor?: CosimMonitorOptions;
   /** v4 restart options (maxRestarts is set by the policy: 1 for v4, 2 for v4-2r). */
   restart?: Omit<RestartOptions, "monitor" | "maxRestarts">;
+  /**
+   * CBF configuration of the `v3-cbf` rows (default {@linkcode RECYNC_BINDING_CBF}); `v3` rows use
+   * `v3.cbf` (default off).
+   */
+  v3Cbf?: CbfConfig;
   /** v3 controller options. With `cbf` set, Z(t) is probed on the device and fed to the safety filter. */
   v3?: Omit<V3Config, "monitor">;
   /** Sampling of both arms before any intervention. Default temperature 1.0, top-p 0.9, top-k off. */
@@ -474,6 +503,11 @@ export interface RecyncExperimentOptions {
    * true). Results are identical either way; a rewound row sits out one step.
    */
   pipeline?: boolean;
+  /**
+   * A second model whose NLL of each arm's outcome-window text is stored in `judge` (issue 13: an
+   * intervention that improves cosim while making the text worse becomes visible).
+   */
+  judge?: RecyncJudge;
   /** Called after each unit is written. */
   onUnit?: (record: RecyncUnitRecord, done: number, total: number) => void;
   /**
@@ -789,12 +823,22 @@ export async function runRecyncBatch(
       }
     },
   }];
-  const hasV3 = policyList.includes("v3");
+  const hasV3 = policyList.some(isV3Policy);
   const v3: (V3Controller | null)[] = roles.map((ro, row) =>
-    ro.policy === "v3" ? new V3Controller({ ...options.v3, monitor: options.monitor }, row) : null
+    ro.policy === "v3"
+      ? new V3Controller({ ...options.v3, monitor: options.monitor }, row)
+      : ro.policy === "v3-cbf"
+      ? new V3Controller({
+        ...options.v3,
+        cbf: options.v3Cbf ?? RECYNC_BINDING_CBF,
+        monitor: options.monitor,
+      }, row)
+      : null
   );
   // With a CBF filter the v3 controller needs Z(t): probe it on the device in the same readback.
-  const probe = hasV3 && options.v3?.cbf ? new OrderParameterProbe({ nLayers: model.config.nLayers }) : null;
+  const probe = v3.some((c) => c && c.config.cbf !== false)
+    ? new OrderParameterProbe({ nLayers: model.config.nLayers })
+    : null;
   if (probe) policies.unshift(probe.cachePolicy as GenerationPolicy);
   if (hasV3) {
     // Not V3GenerationPolicy (controller.ts): that one controls every row, and only the v3 rows may be
@@ -883,7 +927,7 @@ export async function runRecyncBatch(
       // sham-random needs no baseline crisis: it is a control of the restart itself, over all units.
       const intervened = policy === "sham-random"
         ? restarts.length > 0
-        : r !== null && (policy === "v3" ? firstApply !== undefined : restarts.length > 0);
+        : r !== null && (isV3Policy(policy) ? firstApply !== undefined : restarts.length > 0);
       // Where the arms may first differ: the first rewind point (v4 family, shams) or the first token
       // after the first v3 intervention; before it both rows must agree token for token and cosim for
       // cosim. A second restart (2R) may rewind below the first one (its crisis can start before
@@ -936,6 +980,15 @@ export async function runRecyncBatch(
           conventions,
           pairId: `${u.model}|${u.promptId}|${u.seed}|${T}`,
           pairedPolicies: policyList,
+          ...(options.judge
+            ? {
+              judge: judgeRecyncUnit(
+                options.judge,
+                { prompt: u.prompt, baseline, intervention, metrics },
+                tokenizer,
+              ),
+            }
+            : {}),
           elapsedMs,
           backend,
         } satisfies RecyncUnitRecord,

@@ -26,3 +26,4 @@ export * from "./null_process.ts";
 export * from "./controls.ts";
 export * from "./harness.ts";
 export * from "./report.ts";
+export * from "./judge.ts";

@@ -15,8 +15,9 @@ import { type PairedComparison, pairedComparison, type PairedEffectKind } from "
 import { clopperPearsonInterval, type ProportionInterval, wilsonInterval } from "../stats/binomial.ts";
 import { crisisExtents, RECYNC_OUTCOMES, type RecyncOutcomeName } from "./metrics.ts";
 import type { RecyncUnitRecord } from "./harness.ts";
-import { controlRows } from "./controls.ts";
+import { controlRows, dzOf } from "./controls.ts";
 import { simulateNull, traceMoments } from "./null_process.ts";
+import { JUDGE_NLL_DEFINITION } from "./judge.ts";
 
 /** The response-level results the paper reports (spec §5.3), printed beside ours. */
 export interface RecyncPaperRow {
@@ -197,10 +198,98 @@ export interface RecyncGroupSummary {
   interventionLengths: { count: number; mean: number; oneToken: number };
   /** v3 decisions the CBF safety filter changed (detail.qpChanged), over all logged decisions. */
   cbfFiltered: { changed: number; decisions: number };
+  /**
+   * Text-quality outcomes over the same window and units: each arm's mean and the paired d_z of the
+   * improvement (baseline − intervention for repetition and judge NLL, intervention − baseline for
+   * distinct-n), so positive is better text; absent when no unit has the value.
+   */
+  text: Partial<Record<RecyncTextOutcome, RecyncTextOutcomeSummary>>;
+  /** The judge model of `text.judgeNll` (its source), when the records were judged. */
+  judge?: string;
   /** Units whose arms diverged before the policy acted (should be 0). */
   prefixMismatches: number;
   /** Mean wall time per unit, milliseconds. */
   meanUnitMs: number;
+}
+
+/**
+ * Text-quality outcomes of the report: trigram repetition rate, distinct-2, and the judge's NLL.
+ *
+ * @category Recync
+ */
+export type RecyncTextOutcome = "repetitionRate" | "distinct2" | "judgeNll";
+
+/**
+ * The text outcomes, in report order, with whether higher is better.
+ *
+ * @category Recync
+ */
+export const RECYNC_TEXT_OUTCOMES: readonly { name: RecyncTextOutcome; higherIsBetter: boolean }[] = [
+  { name: "repetitionRate", higherIsBetter: false },
+  { name: "distinct2", higherIsBetter: true },
+  { name: "judgeNll", higherIsBetter: false },
+];
+
+/**
+ * One text outcome of a group.
+ *
+ * @category Recync
+ */
+export interface RecyncTextOutcomeSummary {
+  /** Units with a finite value in both arms. */
+  n: number;
+  /** Mean over those units, baseline arm. */
+  baseline: number;
+  /** Mean, intervention arm. */
+  intervention: number;
+  /** d_z of the improvement (positive = better text in the intervention arm); NaN below 2 units. */
+  dz: number;
+}
+
+/**
+ * Per-arm value of a text outcome of one results line (null where it is missing).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { textOutcomeOf } from "./report.ts";
+ * const r = { metrics: { baseline: { repetitionRate: 0.5 }, intervention: { repetitionRate: 0.25 } } };
+ * assert.deepEqual(textOutcomeOf(r as never, "repetitionRate"), [0.5, 0.25]);
+ * assert.equal(textOutcomeOf(r as never, "judgeNll"), null);
+ * ```
+ *
+ * @category Recync
+ */
+export function textOutcomeOf(
+  r: Pick<RecyncUnitRecord, "metrics" | "judge">,
+  o: RecyncTextOutcome,
+): [number, number] | null {
+  if (o === "judgeNll") {
+    return r.judge ? [r.judge.baseline.nll, r.judge.intervention.nll] : null;
+  }
+  const m = r.metrics;
+  return m ? [m.baseline[o], m.intervention[o]] : null;
+}
+
+function textSummary(
+  units: readonly RecyncUnitRecord[],
+): Partial<Record<RecyncTextOutcome, RecyncTextOutcomeSummary>> {
+  const out: Partial<Record<RecyncTextOutcome, RecyncTextOutcomeSummary>> = {};
+  for (const { name, higherIsBetter } of RECYNC_TEXT_OUTCOMES) {
+    const pairs = units.map((r) => textOutcomeOf(r, name)).filter((p): p is [number, number] =>
+      p !== null && Number.isFinite(p[0]) && Number.isFinite(p[1])
+    );
+    if (pairs.length === 0) continue;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const deltas = pairs.map(([b, i]) => higherIsBetter ? i - b : b - i);
+    out[name] = {
+      n: pairs.length,
+      baseline: mean(pairs.map((p) => p[0])),
+      intervention: mean(pairs.map((p) => p[1])),
+      dz: pairs.length >= 2 ? dzOf(deltas) : NaN,
+    };
+  }
+  return out;
 }
 
 /**
@@ -317,7 +406,12 @@ export function summarizeRecync(
           (n, r) => n + (r.interventions ?? []).filter((e) => e.detail?.qpChanged === true).length,
           0,
         ),
-        decisions: rs.reduce((n, r) => n + (r.interventions ?? []).length, 0),
+        // Decisions the filter saw (qpChanged is null where no filter ran, e.g. plain v3 rows).
+        decisions: rs.reduce(
+          (n, r) =>
+            n + (r.interventions ?? []).filter((e) => typeof e.detail?.qpChanged === "boolean").length,
+          0,
+        ),
       },
       interventionLengths: (() => {
         const lengths = rs.flatMap((r) => interventionLengths(r.interventions ?? []));
@@ -327,6 +421,8 @@ export function summarizeRecync(
           oneToken: lengths.filter((x) => x === 1).length,
         };
       })(),
+      text: textSummary(used),
+      ...(used.find((r) => r.judge) ? { judge: used.find((r) => r.judge)!.judge!.model } : {}),
       prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
       meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
     });
@@ -458,6 +554,28 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
         "prefix mismatches",
       ],
       variantRows,
+    ),
+    "",
+    "### Text quality over the same window (mean baseline → intervention; d_z, positive = better text)",
+    "",
+    "Repetition = share of window positions whose trigram already occurred (prompt included); distinct-2 = " +
+    "unique bigrams / bigrams in the window; judge NLL = " +
+    (summaries.find((x) => x.judge)
+      ? `${JUDGE_NLL_DEFINITION}, under ${summaries.find((x) => x.judge)!.judge}.`
+      : "not measured (pass --judge SRC to `recync run` to score both arms under a second model)."),
+    "",
+    table(
+      ["Model", "Policy", ...RECYNC_TEXT_OUTCOMES.map((t) => t.name)],
+      summaries.map((s) => [
+        s.model,
+        s.policy,
+        ...RECYNC_TEXT_OUTCOMES.map(({ name }) => {
+          const t = s.text[name];
+          return t
+            ? `${t.baseline.toFixed(3)} → ${t.intervention.toFixed(3)} (d_z ${signed(t.dz)}, n ${t.n})`
+            : "n/a";
+        }),
+      ]),
     ),
   ].join("\n");
 }

@@ -348,7 +348,7 @@ Deno.test("cli: bad arguments give clear errors", async () => {
   assert((await err(["run", "--prompts", "x.jsonl", "--out", "o.jsonl"])).includes("--model is required"));
   assert(
     (await err(["run", "--model", "m", "--prompts", "p", "--out", "o", "--policy", "v9"])).includes(
-      "v4, v4-2r, v4-same-seed, sham-random, sham-matched, v3, none",
+      "v4, v4-2r, v4-same-seed, sham-random, sham-matched, v3, v3-cbf, none",
     ),
   );
   assert((await err(["report"])).includes("at least one results"));
