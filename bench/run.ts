@@ -4,6 +4,8 @@
  * - models: prefill and decode tokens/s of GPT-2-shaped random decoders through `generate()`
  *   (bench/models_bench.ts), one subprocess per tfjs backend (a fresh tfjs each), then the same workload in
  *   PyTorch (bench/torch_models.py) when a python with torch is found.
+ * - phasegpt (opt-in: `--only phasegpt`): the Kuramoto mixer against the original O(T²N) layer
+ *   (bench/phasegpt_bench.ts).
  * - train, recync: bench/train_bench.ts and bench/recync_bench.ts, when present (their output is shown as
  *   they print it).
  *
@@ -29,7 +31,7 @@ import {
 
 const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
 
-  --only models,train,recync  which benchmarks (default: all present)
+  --only models,train,recync  which benchmarks (default: all present); also phasegpt (opt-in, ~10 min)
   --backends cpu,wasm,webgpu  tfjs backends (default: cpu, wasm, and webgpu on a hardware adapter;
                               a software adapter such as llvmpipe runs only when named here)
   --sizes 124m,51m,16m        model sizes for the models bench (default 124m)
@@ -44,6 +46,7 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
   --train-args "..."          extra flags for bench/train_bench.ts (e.g. "--sizes 4x128 --steps 3")
   --recync-args "..."         extra flags for bench/recync_bench.ts (e.g. "--backend wasm --T 50")
+  --phasegpt-args "..."       extra flags for bench/phasegpt_bench.ts (e.g. "--T 64,128 --torch-T 64")
   --json FILE                 also write everything measured as JSON
   -h, --help                  this text`;
 
@@ -239,6 +242,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean" },
       "train-args": { type: "string" },
       "recync-args": { type: "string" },
+      "phasegpt-args": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -249,8 +253,8 @@ async function main(): Promise<void> {
   }
   const only = (values.only ?? "models,train,recync").split(",").map((s) => s.trim()).filter(Boolean);
   for (const o of only) {
-    if (!["models", "train", "recync"].includes(o)) {
-      throw new Error(`--only: unknown bench '${o}' (models, train, recync)`);
+    if (!["models", "train", "recync", "phasegpt"].includes(o)) {
+      throw new Error(`--only: unknown bench '${o}' (models, train, recync, phasegpt)`);
     }
   }
   const quick = !!values.quick;
@@ -389,8 +393,30 @@ async function main(): Promise<void> {
       ...(quick ? ["--sizes", "4x128", "--steps", "2", "--batch", "2", "--block", "32"] : []),
     ],
     recync: quick ? ["--T", "16", "--reps", "1", "--units", "2", "--batches", "1,2"] : [],
+    phasegpt: [
+      ...(torchPython && !values["no-torch"] ? ["--python", torchPython] : ["--torch-T", ""]),
+      ...(quick
+        ? [
+          "--B",
+          "2",
+          "--H",
+          "2",
+          "--d",
+          "64",
+          "--T",
+          "16,32",
+          "--threads",
+          "1",
+          "--reps",
+          "1",
+          "--decode",
+          "16",
+        ]
+        : []),
+      ...(quick && torchPython && !values["no-torch"] ? ["--torch-T", "16"] : []),
+    ],
   };
-  for (const name of ["train", "recync"] as const) {
+  for (const name of ["train", "recync", "phasegpt"] as const) {
     if (!only.includes(name)) continue;
     const path = sibling(`${name}_bench`);
     if (!(await exists(path))) {

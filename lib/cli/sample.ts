@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
+import "../phasegpt/mod.ts"; // trained PhaseGPT runs use the kuramoto mixer
 
 /**
  * The `--help` text of the sample command.

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
+import "../phasegpt/mod.ts"; // registers the kuramoto mixer and the phasegpt-* presets
 
 /**
  * The `--help` text of the train command.

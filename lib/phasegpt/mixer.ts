@@ -8,10 +8,12 @@
  * T, raw-angle readout) and `corrected` (causal prefix mean, attractive sign, sin/cos readout).
  *
  * Generation: in a causal mode with the `"prefix"` divisor the per-sequence state is the running sums of
- * cos θ and sin θ of every Euler step (plus the column contributions, for rewinds), so a decode step costs
- * O(S·H·N) whatever the length. Every other mode recomputes the dynamics over all cached columns on each
+ * cos θ and sin θ of every Euler step (plus each column's own contributions, 2·S·H·N floats per token, from
+ * which the sums are rebuilt after a rewind), so a decode step costs O(S·H·N) whatever the length. Every other mode recomputes the dynamics over all cached columns on each
  * step (O(T) per token); the non-causal faithful layer also leaves the outputs of earlier positions as they
- * were computed, so it is not equal to re-running the whole prefix.
+ * were computed, so it is not equal to re-running the whole prefix. With the `"T"` divisor, padding columns
+ * count in the divisor (the original divides by T also under a mask), so a left-padded ragged batch differs
+ * from its rows run alone; the `"prefix"` divisor counts kept tokens only.
  *
  * @module
  */
@@ -86,8 +88,10 @@ export interface KuramotoOptions {
   divisor?: CouplingDivisor;
   /** Readout (faithful: `"angle"`, corrected: `"sincos"`). */
   readout?: PhaseReadout;
-  /** σ of phase noise added after each Euler step in training (default 0: the original never adds it). */
+  /** σ of phase noise in training (default 0: the original never adds it); off in eval. */
   phaseNoise?: number;
+  /** Where the noise goes: `"step"` after each Euler step (default), or `"init"` once on θ⁰. */
+  noiseAt?: "step" | "init";
   /** Multiplicative jitter of ω, resampled each training forward (default 0). */
   freqJitter?: number;
   /**
@@ -127,6 +131,8 @@ export interface ResolvedKuramotoOptions {
   readout: PhaseReadout;
   /** Phase-noise σ (training only). */
   phaseNoise: number;
+  /** Where the noise is added. */
+  noiseAt: "step" | "init";
   /** Frequency jitter (training only). */
   freqJitter: number;
   /** Regulariser term settings, or false. */
@@ -174,6 +180,7 @@ export const KURAMOTO_OPTION_KEYS: readonly (keyof KuramotoOptions)[] = [
   "divisor",
   "readout",
   "phaseNoise",
+  "noiseAt",
   "freqJitter",
   "coherence",
   "noiseSeed",
@@ -243,6 +250,7 @@ export function resolveKuramotoOptions(spec: MixerSpec, config: DecoderConfig): 
     divisor: checkChoice(opts.divisor ?? base.divisor, COUPLING_DIVISORS, `${where} divisor`),
     readout: checkChoice(opts.readout ?? base.readout, READOUTS, `${where} readout`),
     phaseNoise: num("phaseNoise", opts.phaseNoise ?? 0, 0, false),
+    noiseAt: checkChoice(opts.noiseAt ?? "step", ["step", "init"] as const, `${where} noiseAt`),
     freqJitter: num("freqJitter", opts.freqJitter ?? 0, 0, false),
     coherence,
     noiseSeed: num("noiseSeed", opts.noiseSeed ?? 0, -Infinity, false),
@@ -524,7 +532,8 @@ function createKuramotoMixer(
     rng: Prng | null,
   ): { theta: Tensor4D; update?: PrefixUpdate } => {
     const dtOmega = tf.mul(tf.reshape(omega, [1, H, 1, N]), o.dt);
-    let theta = theta0;
+    const noisy = training && rng !== null && o.phaseNoise > 0;
+    let theta = noisy && o.noiseAt === "init" ? addPhaseNoise(theta0, o.phaseNoise, rng) : theta0;
     const cosList: Tensor[] = [], sinList: Tensor[] = [];
     const tot: { cos: Tensor[]; sin: Tensor[] } = { cos: [], sin: [] };
     let count: Tensor | null = null;
@@ -547,14 +556,15 @@ function createKuramotoMixer(
         mask,
         offset,
         scale: o.dt,
+        totals: collect,
       });
-      if (collect) {
+      if (collect && totals) {
         tot.cos.push(totals.cos);
         tot.sin.push(totals.sin);
         count = totals.count;
       }
       theta = wrapPhase(tf.add(tf.add(theta, dtOmega), field) as Tensor4D); // field already carries dt
-      if (training && rng && o.phaseNoise > 0) theta = addPhaseNoise(theta, o.phaseNoise, rng);
+      if (noisy && o.noiseAt === "step") theta = addPhaseNoise(theta, o.phaseNoise, rng);
     }
     if (!collect) return { theta };
     return {

@@ -84,11 +84,20 @@ const STEP_KEYS = ["dt", "sign", "causal", "divisor", "mask"] as const;
  * @category PhaseGPT
  */
 export function wrapPhase<T extends Tensor>(theta: T): T {
-  return tf.tidy(() => {
-    const turns = tf.floor(tf.mul(tf.add(theta, Math.PI), 1 / (2 * Math.PI)));
-    return tf.sub(theta, tf.mul(turns, 2 * Math.PI)) as T;
-  });
+  return wrapIdentityGrad(theta) as T;
 }
+
+/** The wrap as one op with the identity as its gradient, so autodiff keeps none of its intermediates. */
+const wrapIdentityGrad = tf.customGrad(
+  // customGrad's typing cannot express (tensor, save); the runtime passes exactly that.
+  ((x: Tensor, _save: tf.GradSaveFunc) => ({
+    value: tf.tidy(() => {
+      const turns = tf.floor(tf.mul(tf.add(x, Math.PI), 1 / (2 * Math.PI)));
+      return tf.sub(x, tf.mul(turns, 2 * Math.PI));
+    }),
+    gradFunc: (dy: Tensor) => [tf.clone(dy)],
+  })) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
+) as (x: Tensor) => Tensor;
 
 /**
  * Inclusive cumulative sum along axis 2 of a rank-4 tensor. tfjs 4.22's cumsum gradient is wrong for an
@@ -98,70 +107,142 @@ function cumsumTokens(x: Tensor): Tensor {
   return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3), [0, 1, 3, 2]);
 }
 
+/** Options of {@linkcode couplingField}. */
+export interface CouplingFieldOptions {
+  /** Coupling sign. */
+  sign: CouplingSign;
+  /** Prefix sums (j ≤ i) instead of sums over all T. */
+  causal: boolean;
+  /** Divisor of the sum. */
+  divisor: CouplingDivisor;
+  /** Padding mask over j, `[B or 1, T]`. */
+  mask?: Tensor2D;
+  /** Sums and kept counts of earlier columns (the generation state). */
+  offset?: { cos: Tensor; sin: Tensor; count: Tensor };
+  /** Divisor for `"T"` (default the T of `theta`). */
+  length?: number;
+  /** Multiplies the field (the Euler step passes dt, folding it into the per-head factor). */
+  scale?: number;
+  /** Also return the inclusive totals (for the generation state; takes the plain autodiff path). */
+  totals?: boolean;
+}
+
+/** The mask as `[B or 1, 1, T, 1]`, so it broadcasts over heads and oscillators. */
+function maskColumn(mask: Tensor2D | undefined, t: number): Tensor | null {
+  return mask ? tf.reshape(tf.cast(mask, "float32"), [mask.shape[0], 1, t, 1]) : null;
+}
+
+/** Sum over tokens (kept as a broadcastable axis), or the inclusive prefix sum when causal. */
+function aggregate(x: Tensor, causal: boolean): Tensor {
+  return causal ? cumsumTokens(x) : tf.sum(x, 2, true);
+}
+
+/** Its adjoint: the sum broadcast back, or the reverse (suffix) sum when causal. */
+function aggregateAdjoint(x: Tensor, causal: boolean): Tensor {
+  if (!causal) return tf.sum(x, 2, true);
+  return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3, false, true), [0, 1, 3, 2]);
+}
+
 /**
  * The coupling field F[b, h, i, n] = ±K[h] · (1/D_i) Σ_j m[b, j] sin(θ_i − θ_j), computed as
  * sin θ_i · C − cos θ_i · S with C, S the (prefix) sums of m·cos θ_j and m·sin θ_j: O(B·H·T·N) memory.
- * `offset` adds the sums and kept counts of earlier columns (the generation state); the returned sums
- * are the inclusive totals over all columns, for the next forward.
+ * `offset` adds the sums and kept counts of earlier columns (the generation state); with `totals` the
+ * inclusive sums over all columns are returned too, for the next forward.
+ *
+ * Without `offset` and `totals` (training and plain forwards) the field carries a hand-written gradient
+ * that saves only θ and recomputes cos, sin and the sums in the backward pass, so backpropagation through
+ * S Euler steps keeps S copies of θ instead of every intermediate of every step.
  */
 export function couplingField(
   theta: Tensor4D,
   coupling: Tensor1D,
-  options: {
-    sign: CouplingSign;
-    causal: boolean;
-    divisor: CouplingDivisor;
-    mask?: Tensor2D;
-    offset?: { cos: Tensor; sin: Tensor; count: Tensor };
-    /** Divisor for `"T"` (default the T of `theta`). */
-    length?: number;
-    /** Multiplies the field (the Euler step passes dt, folding it into the per-head factor). */
-    scale?: number;
-  },
-): { field: Tensor4D; totals: { cos: Tensor; sin: Tensor; count: Tensor } } {
+  options: CouplingFieldOptions,
+): { field: Tensor4D; totals?: { cos: Tensor; sin: Tensor; count: Tensor } } {
+  if (!options.offset && !options.totals) return { field: fieldWithGradient(theta, coupling, options) };
   return tf.tidy(() => {
     const [, h, t] = theta.shape;
     const c = tf.cos(theta), s = tf.sin(theta);
-    // m is [B or 1, 1, T, 1] so it broadcasts over heads and oscillators; without a mask every op on it
-    // is skipped (fewer kernels per Euler step).
-    const m = options.mask
-      ? tf.reshape(tf.cast(options.mask, "float32"), [options.mask.shape[0], 1, t, 1])
-      : null;
+    const m = maskColumn(options.mask, t);
     const mc = m ? tf.mul(c, m) : c, ms = m ? tf.mul(s, m) : s;
-    const needCount = options.divisor === "prefix" || options.offset !== undefined;
-    let sumC: Tensor, sumS: Tensor, count: Tensor;
-    if (options.causal) {
-      sumC = cumsumTokens(mc);
-      sumS = cumsumTokens(ms);
-      count = !needCount ? tf.scalar(0) : m ? cumsumTokens(m) : tf.reshape(tf.range(1, t + 1), [1, 1, t, 1]);
-    } else {
-      sumC = tf.sum(mc, 2, true);
-      sumS = tf.sum(ms, 2, true);
-      count = !needCount ? tf.scalar(0) : m ? tf.sum(m, 2, true) : tf.fill([1, 1, 1, 1], t);
-    }
+    let sumC = aggregate(mc, options.causal), sumS = aggregate(ms, options.causal);
+    let count = keptCount(m, t, options.causal);
     if (options.offset) {
       sumC = tf.add(sumC, options.offset.cos);
       sumS = tf.add(sumS, options.offset.sin);
       count = tf.add(count, options.offset.count);
     }
-    // Sign, K and a constant divisor fold into one [1, H, 1, 1] factor: one full-size multiply per step.
-    const sign = (options.sign === "attractive" ? -1 : 1) * (options.scale ?? 1);
-    const factor = tf.mul(
-      tf.reshape(coupling, [1, h, 1, 1]),
-      options.divisor === "T" ? sign / (options.length ?? t) : sign,
-    );
     let field = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
     if (options.divisor === "prefix") field = tf.div(field, tf.maximum(count, 1)); // 0, not NaN, if none kept
-    field = tf.mul(field, factor);
+    field = tf.mul(field, fieldFactor(coupling, h, t, options));
     const last = (x: Tensor) =>
       options.causal && x.rank === 4 && x.shape[2] === t ? tf.slice(x, [0, 0, t - 1, 0], [-1, -1, 1, -1]) : x;
-    const totals = {
-      cos: last(sumC),
-      sin: last(sumS),
-      count: last(count),
-    };
-    return { field: field as Tensor4D, totals };
+    return { field: field as Tensor4D, totals: { cos: last(sumC), sin: last(sumS), count: last(count) } };
   });
+}
+
+/** Kept tokens j ≤ i (causal) or in all of T, `[B or 1, 1, T or 1, 1]`. */
+function keptCount(m: Tensor | null, t: number, causal: boolean): Tensor {
+  if (m) return aggregate(m, causal);
+  return causal ? tf.reshape(tf.range(1, t + 1), [1, 1, t, 1]) : tf.fill([1, 1, 1, 1], t);
+}
+
+/** Sign, scale, K and a constant divisor folded into one `[1, H, 1, 1]` factor. */
+function fieldFactor(coupling: Tensor, h: number, t: number, o: CouplingFieldOptions): Tensor {
+  const sign = (o.sign === "attractive" ? -1 : 1) * (o.scale ?? 1);
+  return tf.mul(tf.reshape(coupling, [1, h, 1, 1]), o.divisor === "T" ? sign / (o.length ?? t) : sign);
+}
+
+/**
+ * F with its gradient by hand. With u = ∂L/∂F · factor / D and G = sin θ·C − cos θ·S:
+ * ∂L/∂θ = u·(cos θ·C + sin θ·S) − m·(cos θ·Aᵀ(u·cos θ) + sin θ·Aᵀ(u·sin θ)), where Aᵀ is the adjoint of
+ * the token aggregation; ∂L/∂K[h] = Σ ∂L/∂F · G / D · (sign · scale / T or 1).
+ */
+function fieldWithGradient(theta: Tensor4D, coupling: Tensor1D, o: CouplingFieldOptions): Tensor4D {
+  const [, h, t] = theta.shape;
+  const parts = (th: Tensor, m: Tensor | null) => {
+    const c = tf.cos(th), s = tf.sin(th);
+    const sumC = aggregate(m ? tf.mul(c, m) : c, o.causal), sumS = aggregate(m ? tf.mul(s, m) : s, o.causal);
+    const inv = o.divisor === "prefix" ? tf.reciprocal(tf.maximum(keptCount(m, t, o.causal), 1)) : null;
+    return { c, s, m, sumC, sumS, inv };
+  };
+  const f = tf.customGrad(
+    // customGrad's typing cannot express (tensor, tensor, save); the runtime passes exactly that.
+    ((th: Tensor, k: Tensor, save: tf.GradSaveFunc) => {
+      // The mask is saved with θ and K: the caller's mask tensor may be gone when the backward pass runs.
+      const mask = maskColumn(o.mask, t);
+      save(mask ? [th, k, mask] : [th, k]);
+      // Intermediates are freed at once (the tidy): the backward pass recomputes them from θ.
+      const value = tf.tidy(() => {
+        const { c, s, sumC, sumS, inv } = parts(th, mask);
+        const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
+        return tf.mul(inv ? tf.mul(g, inv) : g, fieldFactor(k, h, t, o));
+      });
+      return {
+        value,
+        gradFunc: (dy: Tensor, saved: Tensor[]) =>
+          tf.tidy(() => {
+            const [th0, k0, m0] = saved;
+            const { c, s, m, sumC, sumS, inv } = parts(th0, m0 ?? null);
+            const factor = fieldFactor(k0, h, t, o);
+            const dyInv = inv ? tf.mul(dy, inv) : dy;
+            const u = tf.mul(dyInv, factor);
+            const back = tf.add(
+              tf.mul(c, aggregateAdjoint(tf.mul(u, c), o.causal)),
+              tf.mul(s, aggregateAdjoint(tf.mul(u, s), o.causal)),
+            );
+            const dTheta = tf.sub(
+              tf.mul(u, tf.add(tf.mul(c, sumC), tf.mul(s, sumS))),
+              m ? tf.mul(m, back) : back,
+            );
+            const g = tf.sub(tf.mul(s, sumC), tf.mul(c, sumS));
+            const perK = fieldFactor(tf.onesLike(k0), h, t, o); // ∂factor/∂K
+            const dK = tf.reshape(tf.sum(tf.mul(tf.mul(dyInv, g), perK), [0, 2, 3]), [h]);
+            return [dTheta, dK];
+          }),
+      };
+    }) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
+  );
+  return f(theta, coupling) as Tensor4D;
 }
 
 /**

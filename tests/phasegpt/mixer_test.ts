@@ -218,6 +218,11 @@ Deno.test("phase noise and jitter: on in training (seeded), off in eval", () => 
   const trainNoisy = run(true);
   const trainPlain = tf.tidy(() => plain.forward(x, { training: true, dropoutSeed: 5 }).logits.dataSync());
   assert(trainNoisy.some((v, i) => v !== trainPlain[i]), "noise changes the training forward");
+  const atInit = tiny("corrected", { phaseNoise: 0.1, noiseAt: "init" });
+  const initNoisy = tf.tidy(() => atInit.forward(x, { training: true, dropoutSeed: 5 }).logits.dataSync());
+  assert(initNoisy.some((v, i) => v !== trainPlain[i] && v !== trainNoisy[i]), "noise on θ⁰ only");
+  assertThrows(() => tiny("corrected", { noiseAt: "end" }), Error, "use one of step, init");
+  atInit.dispose();
   x.dispose();
   m.dispose();
   plain.dispose();
@@ -266,4 +271,17 @@ Deno.test("bad input: one message each, naming the allowed values", () => {
     Error,
     "steps",
   );
+});
+
+Deno.test("corrected mixer: a ragged (left-padded) batch generates what each prompt generates alone", async () => {
+  const m = tiny("corrected");
+  const before = tf.memory().numTensors;
+  const opts = { maxNewTokens: 5, sampling: { temperature: 0 } };
+  const both = await generate(m, [[1, 2, 3, 4, 5], [6, 7]], opts).collect();
+  const a = await generate(m, [1, 2, 3, 4, 5], opts).collect();
+  const b = await generate(m, [6, 7], opts).collect();
+  assertEquals(both.rows[0].tokens, a.rows[0].tokens);
+  assertEquals(both.rows[1].tokens, b.rows[0].tokens);
+  assertEquals(tf.memory().numTensors, before, "no tensor leak");
+  m.dispose();
 });

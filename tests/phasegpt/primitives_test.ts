@@ -9,6 +9,7 @@ import {
   orderParameter,
   wrapPhase,
 } from "../../lib/phasegpt/mod.ts";
+import { couplingField } from "../../lib/phasegpt/primitives.ts";
 import { fillUniform, Prng } from "../../lib/random/prng.ts";
 import { useBackend } from "../fixtures.ts";
 
@@ -264,4 +265,54 @@ Deno.test("primitives leak no tensors", () => {
   outs.push(g);
   assertAlmostEquals(tf.memory().numTensors - before, outs.length, 0);
   tf.dispose([...outs, theta, omega, k]);
+});
+
+Deno.test("coupling direction (spec §8): repulsive R falls as K grows, attractive R rises", () => {
+  const rng = new Prng(21);
+  const theta = tf.tensor4d(fillUniform(new Float32Array(2 * 64 * 8), -Math.PI, Math.PI, rng), [2, 1, 64, 8]);
+  const omega = tf.zeros([1, 8]) as tf.Tensor2D;
+  const finalR = (k: number, sign: "repulsive" | "attractive", steps = 10) =>
+    tf.tidy(() => {
+      let th: tf.Tensor4D = theta;
+      for (let s = 0; s < steps; s++) th = kuramotoStep(th, omega, tf.tensor1d([k]), { sign });
+      return tf.mean(orderParameter(th, "layer")).dataSync()[0];
+    });
+  const rep = [0, 0.5, 1, 2, 5].map((k) => finalR(k, "repulsive"));
+  const att = [0, 0.5, 1, 2, 5].map((k) => finalR(k, "attractive"));
+  for (let i = 1; i < rep.length; i++) {
+    assert(rep[i] < rep[i - 1], `repulsive R ${rep}`);
+    assert(att[i] > att[i - 1], `attractive R ${att}`);
+  }
+  // The original test's expectation (K = 2 syncs more than K = 0.1) holds only for the textbook sign.
+  assert(finalR(2, "attractive") > finalR(0.1, "attractive"));
+  assert(finalR(2, "repulsive") < finalR(0.1, "repulsive"));
+  tf.dispose([theta, omega]);
+});
+
+Deno.test("couplingField: the hand-written gradient equals autodiff of the plain formula (all modes, mask)", () => {
+  const theta = tf.randomUniform([2, 3, 6, 4], -3, 3, "float32", 5) as tf.Tensor4D;
+  const k = tf.tensor1d([0.7, -1.2, 2]);
+  const w = tf.randomNormal([2, 3, 6, 4], 0, 1, "float32", 6); // a generic downstream weighting
+  const mask = tf.tensor2d([[1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]]);
+  for (const sign of ["repulsive", "attractive"] as const) {
+    for (const causal of [false, true]) {
+      for (const divisor of ["T", "prefix"] as const) {
+        for (const m of [undefined, mask]) {
+          const o = { sign, causal, divisor, mask: m, scale: 0.1 };
+          const loss = (totals: boolean) => (th: tf.Tensor, kk: tf.Tensor) =>
+            tf.sum(tf.mul(couplingField(th as tf.Tensor4D, kk as tf.Tensor1D, { ...o, totals }).field, w));
+          const [gA, kA] = tf.grads(loss(false))([theta, k]);
+          const [gB, kB] = tf.grads(loss(true))([theta, k]);
+          const what = `${sign}/${causal}/${divisor}/${m ? "mask" : "none"}`;
+          assert(maxDiff(vals(gA), vals(gB)) < 1e-5, `${what} dθ ${maxDiff(vals(gA), vals(gB))}`);
+          assert(maxDiff(vals(kA), vals(kB)) < 1e-4, `${what} dK ${maxDiff(vals(kA), vals(kB))}`);
+          const fA = couplingField(theta, k, o).field,
+            fB = couplingField(theta, k, { ...o, totals: true }).field;
+          assert(maxDiff(vals(fA), vals(fB)) < 1e-6, `${what} value`);
+          tf.dispose([gA, kA, gB, kB, fA, fB]);
+        }
+      }
+    }
+  }
+  tf.dispose([theta, k, w, mask]);
 });
