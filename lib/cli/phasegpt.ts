@@ -33,6 +33,13 @@ import { chanceLevelR } from "../phasegpt/experiments/chance.ts";
 /**
  * The `--help` text.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PHASEGPT_USAGE } from "./phasegpt.ts";
+ * assert.match(PHASEGPT_USAGE, /--shard i\/n/);
+ * ```
+ *
  * @category PhaseGPT
  * @internal Used inside the library; not part of the stable API.
  */

@@ -16,6 +16,13 @@ import type { RDefinition } from "./plan.ts";
 /**
  * The seed's reported interpretability R (results/interpretability/notes.md): heads-mean definition.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SEED_R } from "./chance.ts";
+ * assert.equal(SEED_R.mean, 0.8837);
+ * ```
+ *
  * @category PhaseGPT
  */
 export const SEED_R = { mean: 0.8837, std: 0.0263, min: 0.8096, max: 0.9489 } as const;

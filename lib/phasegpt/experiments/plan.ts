@@ -29,6 +29,13 @@ export type PhaseName = "A" | "B";
 /**
  * The R definitions a plan may declare: the axes of lib/phasegpt's `orderParameter`.
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { R_DEFINITIONS } from "./plan.ts";
+ * assert.ok(R_DEFINITIONS.includes("heads-mean"));
+ * ```
+ *
  * @category PhaseGPT
  */
 export const R_DEFINITIONS: readonly OrderParameterDefinition[] = ORDER_PARAMETER_DEFINITIONS;
@@ -43,6 +50,13 @@ export type RDefinition = OrderParameterDefinition;
 /**
  * Tokenizers a data variant may name: `char` (sorted unique characters), `char256-nows` (Phase B as coded:
  * `codePoint mod 256` of every non-whitespace character), or a path / `hf:org/name` of a `tokenizer.json`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BUILTIN_TOKENIZERS } from "./plan.ts";
+ * assert.deepEqual([...BUILTIN_TOKENIZERS], ["char", "char256-nows"]);
+ * ```
  *
  * @category PhaseGPT
  */

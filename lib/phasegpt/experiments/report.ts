@@ -20,6 +20,13 @@ import type { PhaseGptRunRecord, PplDefinition } from "./sweep.ts";
 /**
  * The PPL definitions in report order (the seed's first).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REPORT_DEFINITIONS } from "./report.ts";
+ * assert.equal(REPORT_DEFINITIONS[0], "batch_mean_exp");
+ * ```
+ *
  * @category PhaseGPT
  */
 export const REPORT_DEFINITIONS: readonly PplDefinition[] = [
@@ -301,6 +308,13 @@ export function summarizePhaseGpt(
 /**
  * The seed's Phase A table (spec §5): best val PPL (mean of per-batch exp, seed 42, leaky phase layer).
  *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SEED_PHASE_A } from "./report.ts";
+ * assert.equal(SEED_PHASE_A["l7-n32-k1"], 4.85);
+ * ```
+ *
  * @category PhaseGPT
  */
 export const SEED_PHASE_A: Readonly<Record<string, number | null>> = {
@@ -376,6 +390,13 @@ function welchLess(a: number[], b: number[], c: number): number | null {
 
 /**
  * The Phase B ids the criteria refer to (config ids of the shipped plan).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PHASE_B_IDS } from "./report.ts";
+ * assert.equal(PHASE_B_IDS.diverse, "B4");
+ * ```
  *
  * @category PhaseGPT
  */
