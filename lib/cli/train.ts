@@ -134,7 +134,7 @@ export function trainMain(argv: string[]): Promise<number> {
     usage: TRAIN_USAGE,
     parse: parseTrainArgs,
     run: async (args) => {
-      const config = await loadTrainConfig(args.config);
+      const config = await loadTrainConfig(args.config, { importModule: (url) => import(url) });
       const backend = await initBackend({ backend: args.backend, verbose: true });
       console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
       const result = await trainFromConfig({
