@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { generate } from "../generate/generate.ts";
@@ -100,7 +100,7 @@ export function runDemoCli(args: string[]): Promise<number> {
     name: "demo",
     usage: USAGE,
     parse: (argv): DemoOptions | null => {
-      const { values } = parseArgs({
+      const { values } = parseFlags({
         args: argv,
         options: {
           model: { type: "string" },

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { generateText } from "../generate/generate.ts";
 import { loadTrainedModel } from "../train/run.ts";
@@ -91,7 +91,7 @@ function number(
 export function parseSampleArgs(argv: string[]): SampleArgs | null {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       strict: true,
       allowPositionals: false,

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { loadTrainConfig } from "../train/config.ts";
 import { trainFromConfig } from "../train/run.ts";
@@ -71,7 +71,7 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       strict: true,
       allowPositionals: false,
