@@ -173,7 +173,8 @@ export interface DemoOptions {
  * ```
  */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
-  const backend = await initBackend({ backend: options.backend });
+  // verbose: the same "[backend] ... software fallback" notes as `deno task sample` prints.
+  const backend = await initBackend({ backend: options.backend, verbose: options.stream ?? true });
   const ex = await loadExampleModel(options.model);
   try {
     for (const n of ex.notes) console.error(`demo: note: default model skipped: ${n}`);
