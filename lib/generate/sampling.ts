@@ -75,12 +75,6 @@ export interface SampleOutput {
 }
 
 /**
- * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
- *
- * @category Generation
- * @internal Used inside the library; not part of the stable API.
- */
-/**
  * The keys a {@linkcode SamplingParams} object may have; any other key is refused with a did-you-mean.
  *
  * @category Generation
@@ -93,6 +87,12 @@ export const SAMPLING_PARAM_KEYS: readonly string[] = [
   "bannedTokens",
 ];
 
+/**
+ * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
+ *
+ * @category Generation
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function validateSamplingParams(
   p: SamplingParams,
   vocabSize: number,
