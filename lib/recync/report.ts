@@ -93,6 +93,18 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
 ];
 
 /**
+ * The token-level (v3) result the paper reports: GPT-2 Small, d = +0.211, p = 0.037 (spec §3.3).
+ *
+ * @category Recync
+ */
+export const RECYNC_PAPER_V3: { model: string; params: string; d: number; p: number } = {
+  model: "GPT-2 Small",
+  params: "124M",
+  d: 0.211,
+  p: 0.037,
+};
+
+/**
  * The paper row for one of our model labels, if any (case-insensitive substring match).
  *
  * @example
@@ -439,9 +451,23 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
       ours,
     ),
     "",
-    "### Paper (Recync v4, spec §5.3; PIR, iatrogenic and crisis-free definitions unpublished)",
-    "",
-    table(["Model", "Params", "PIR d", "95% CI", "p", "Iatrogenic", "Crisis-free"], paper),
+    // A v3-only run is compared with the paper's v3 result; anything with v4 rows with the v4 table.
+    ...(summaries.length > 0 && summaries.every((x) => x.policy === "v3")
+      ? [
+        "### Paper (Recync v3, token level, spec §3.3; constants and PIR definition unpublished)",
+        "",
+        table(["Model", "Params", "d", "p"], [[
+          RECYNC_PAPER_V3.model,
+          RECYNC_PAPER_V3.params,
+          signed(RECYNC_PAPER_V3.d),
+          String(RECYNC_PAPER_V3.p),
+        ]]),
+      ]
+      : [
+        "### Paper (Recync v4, spec §5.3; PIR, iatrogenic and crisis-free definitions unpublished)",
+        "",
+        table(["Model", "Params", "PIR d", "95% CI", "p", "Iatrogenic", "Crisis-free"], paper),
+      ]),
     "",
     "### Outcome variants (spec §4.5 a-d) and the other harm definitions",
     "",
