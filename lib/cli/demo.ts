@@ -230,6 +230,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       startStep: 1,
       title: `cosim per step: ${ex.source.split("/").pop()} (${backend.name})`,
       thresholds: monitor.trace.map((r) => r.thr),
+      thresholdLabel: "crisis threshold (mean − 0.6·std of the previous 20 values)",
       events: monitor.events.map((e) => ({ step: e.onset, label: `crisis (${e.bucket})` })),
     });
     const files = ["cosim.svg", "cosim.png", "generated.txt", "summary.json"].map((f) =>

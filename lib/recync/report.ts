@@ -637,14 +637,19 @@ export function recyncForestPlot(
     }];
   });
   const all = [...rows, ...paper];
+  // The legend lists only what is drawn (no "paper" entry when no row has a paper value), and the left
+  // margin fits the longest row label.
+  const sources = paper.length ? ["ours", "paper"] : ["ours"];
+  const longest = Math.max(0, ...rows.map((r) => r.label.length));
   return plot({
     title,
-    width: 720,
+    width: 720 + Math.max(0, 6 * longest + 16 - 260),
     height: 80 + 32 * Math.max(1, rows.length),
-    marginLeft: 260,
-    x: { label: "d", grid: true },
+    marginLeft: Math.max(120, 6 * longest + 16),
+    marginRight: 30,
+    x: { label: "effect size d (paired, unitless; 0 = no effect)", grid: true },
     y: { label: null, domain: rows.map((r) => r.label) },
-    color: { domain: ["ours", "paper"], range: ["#4269d0", "#d62728"], legend: true },
+    color: { domain: sources, range: ["#4269d0", "#d62728"].slice(0, sources.length), legend: true },
     marks: [
       Plot.ruleX([0], { stroke: "#888" }),
       Plot.link(all, {
@@ -703,13 +708,22 @@ export function recyncUnitTracePlot(
   const restarts = arms.includes("intervention")
     ? record.restarts.map((r) => ({ step: r.r, label: `restart ${r.restart} (r=${r.r})` }))
     : [];
+  // Legend entries only for arms with a series; the caption names the other encodings actually drawn.
+  const present = arms.filter((a) => pts.some((p) => p.arm === a));
+  const palette: Record<string, string> = { baseline: "#888888", intervention: "#4269d0" };
+  const keys = [
+    ...(thr.length ? ["dashed: threshold (mean − α·std)"] : []),
+    ...(bands.length ? ["shaded: confirmed crisis"] : []),
+    ...(restarts.length ? ["orange: restart r"] : []),
+  ];
   return plot({
     title: title ?? `${record.model} · ${record.promptId} · seed ${record.seed} · ${record.policy}`,
+    caption: keys.length ? keys.join("; ") : undefined,
     width: 760,
     height: 300,
-    x: { label: "generated step t" },
-    y: { label: "cosim(t)", grid: true },
-    color: { domain: ["baseline", "intervention"], range: ["#888888", "#4269d0"], legend: true },
+    x: { label: "generated token step t" },
+    y: { label: "cosim(t) (cosine similarity)", grid: true },
+    color: { domain: present, range: present.map((a) => palette[a]), legend: true },
     marks: [
       Plot.rectX(bands, { x1: "x1", x2: "x2", fill: "arm", fillOpacity: 0.12 }),
       Plot.line(pts, { x: "step", y: "value", stroke: "arm", strokeWidth: 1.5 }),
