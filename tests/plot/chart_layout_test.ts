@@ -95,7 +95,7 @@ const trace = Array.from({ length: 120 }, (_, i) => 0.9 + 0.05 * Math.sin(i / 3)
 Deno.test("cosim trace: neighbouring event labels do not overprint, none is clipped, the caption names the threshold", async () => {
   const fig = cosimTracePlot(trace, {
     thresholds: trace.map((v) => v - 0.03),
-    thresholdLabel: "crisis threshold",
+    thresholdLabel: "crisis threshold (mean − 0.6·std of the previous 20 values)", // as the demo draws it
     events: [
       { step: 30, label: "crisis (mild)" },
       { step: 33, label: "crisis (severe)" },
