@@ -23,3 +23,24 @@ Deno.test({
     assert(stray.length === 0, `published but should not be:\n${stray.join("\n")}`);
   },
 });
+
+Deno.test({
+  name: "every export of mod.ts carries a @category",
+  sanitizeResources: false,
+  fn: async () => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["doc", "--json", "mod.ts"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const doc = JSON.parse(new TextDecoder().decode(r.stdout));
+    type Sym = { name: string; declarations?: { jsDoc?: { tags?: { kind: string }[] } }[] };
+    const symbols: Sym[] = (Object.values(doc.nodes)[0] as { symbols: Sym[] }).symbols;
+    const missing = symbols.filter((s) =>
+      !(s.declarations?.[0]?.jsDoc?.tags ?? []).some((t) => t.kind === "category")
+    ).map((s) => s.name);
+    assert(symbols.length > 100, `only ${symbols.length} symbols read`);
+    assert(missing.length === 0, `exports without @category: ${missing.join(", ")}`);
+  },
+});

@@ -57,6 +57,8 @@ import { type ShamKind, ShamScheduler } from "./sham.ts";
  * (up to two restarts), `v4-same-seed` (the v4 rewind, redrawn by continuing the original seed's stream
  * instead of reseeding), `sham-random` and `sham-matched` (restarts not triggered by a crisis, see
  * sham.ts), `v3` (token-level controller) and `none` (monitor only).
+ *
+ * @category Recync
  */
 export type RecyncPolicyName =
   | "v4"
@@ -67,7 +69,11 @@ export type RecyncPolicyName =
   | "v3"
   | "none";
 
-/** All policy names, for argument checking. */
+/**
+ * All policy names, for argument checking.
+ *
+ * @category Recync
+ */
 export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
   "v4",
   "v4-2r",
@@ -86,6 +92,8 @@ export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
  * import { parsePolicyList } from "./harness.ts";
  * console.log(parsePolicyList("v4, sham-random")); // ["v4", "sham-random"]
  * ```
+ *
+ * @category Recync
  */
 export function parsePolicyList(text: string): RecyncPolicyName[] {
   const list = text.split(",").map((x) => x.trim()).filter((x) => x);
@@ -104,7 +112,11 @@ function policyMaxRestarts(p: RecyncPolicyName): number {
   return p === "v4" || p === "v4-same-seed" ? 1 : p === "v4-2r" ? 2 : 0;
 }
 
-/** The open conventions recorded in every results line. */
+/**
+ * The open conventions recorded in every results line.
+ *
+ * @category Recync
+ */
 export interface RecyncConventions {
   /** Std ddof of the monitor threshold. */
   ddof: 0 | 1;
@@ -122,7 +134,11 @@ export interface RecyncConventions {
   gateDelay: number | null;
 }
 
-/** One prompt of a prompt set. */
+/**
+ * One prompt of a prompt set.
+ *
+ * @category Recync
+ */
 export interface RecyncPrompt {
   /** Stable id (used in unit ids). */
   id: string;
@@ -132,7 +148,11 @@ export interface RecyncPrompt {
   category?: string;
 }
 
-/** One planned unit. */
+/**
+ * One planned unit.
+ *
+ * @category Recync
+ */
 export interface RecyncUnitSpec {
   /** Position in the full plan (before sharding); shards select on it. */
   index: number;
@@ -152,13 +172,21 @@ export interface RecyncUnitSpec {
   policy: RecyncPolicyName;
 }
 
-/** One arm as stored: its trace plus the decoded text. */
+/**
+ * One arm as stored: its trace plus the decoded text.
+ *
+ * @category Recync
+ */
 export interface RecyncArmRecord extends RecyncArmTrace {
   /** Decoded generated text. */
   text: string;
 }
 
-/** A restart performed by a v4-family or sham policy. */
+/**
+ * A restart performed by a v4-family or sham policy.
+ *
+ * @category Recync
+ */
 export interface RecyncRestartRecord {
   /** 1 for the first restart, 2 for the second. */
   restart: number;
@@ -174,7 +202,11 @@ export interface RecyncRestartRecord {
   seed: number;
 }
 
-/** A token-level intervention of the v3 controller (for notebook 12). */
+/**
+ * A token-level intervention of the v3 controller (for notebook 12).
+ *
+ * @category Recync
+ */
 export interface RecyncInterventionRecord {
   /** Step from which the parameters applied. */
   step: number;
@@ -188,7 +220,11 @@ export interface RecyncInterventionRecord {
   detail?: Record<string, unknown>;
 }
 
-/** One line of a results file. */
+/**
+ * One line of a results file.
+ *
+ * @category Recync
+ */
 export interface RecyncUnitRecord extends RecyncUnitSpec {
   /** Record format marker. */
   schema: "coherence-lab/recync-unit@1";
@@ -237,6 +273,8 @@ export interface RecyncUnitRecord extends RecyncUnitSpec {
  * const prompts = await loadPromptSet("data/prompts/recync_prompts.jsonl");
  * console.log(prompts.length >= 60); // true
  * ```
+ *
+ * @category Recync
  */
 export async function loadPromptSet(path: string): Promise<RecyncPrompt[]> {
   let text: string;
@@ -281,7 +319,11 @@ export async function loadPromptSet(path: string): Promise<RecyncPrompt[]> {
   return out;
 }
 
-/** A shard selector `{index, count}` parsed from `i/n`. */
+/**
+ * A shard selector `{index, count}` parsed from `i/n`.
+ *
+ * @category Recync
+ */
 export interface RecyncShard {
   /** This shard, 0 ≤ index < count. */
   index: number;
@@ -297,6 +339,8 @@ export interface RecyncShard {
  * import { parseShard } from "./harness.ts";
  * console.log(parseShard("2/8")); // { index: 2, count: 8 }
  * ```
+ *
+ * @category Recync
  */
 export function parseShard(text: string): RecyncShard {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
@@ -306,7 +350,11 @@ export function parseShard(text: string): RecyncShard {
   return { index, count };
 }
 
-/** What to plan: the cross product of prompts and seeds for one model, policy and T. */
+/**
+ * What to plan: the cross product of prompts and seeds for one model, policy and T.
+ *
+ * @category Recync
+ */
 export interface RecyncPlanOptions {
   /** Model label stored in every unit. */
   model: string;
@@ -330,6 +378,8 @@ export interface RecyncPlanOptions {
  * import { recyncUnitId } from "./harness.ts";
  * console.log(recyncUnitId("hf:gpt2", "narrative-01", 3, "v4", 100)); // hf:gpt2|narrative-01|3|v4|100
  * ```
+ *
+ * @category Recync
  */
 export function recyncUnitId(
   model: string,
@@ -351,6 +401,8 @@ export function recyncUnitId(
  * const units = planRecyncUnits({ model: "demo", prompts: [{ id: "a", text: "Hi" }], seeds: 2, T: 50, policy: "v4" });
  * console.log(units.map((u) => u.id)); // ["demo|a|0|v4|50", "demo|a|1|v4|50"]
  * ```
+ *
+ * @category Recync
  */
 export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
   const seeds = typeof options.seeds === "number"
@@ -394,6 +446,8 @@ export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
  * import { selectShard } from "./harness.ts";
  * console.log(selectShard([{ index: 0 }, { index: 1 }, { index: 2 }], { index: 1, count: 2 })); // [{ index: 1 }]
  * ```
+ *
+ * @category Recync
  */
 export function selectShard<U extends { index: number }>(units: U[], shard?: RecyncShard): U[] {
   if (!shard) return units;
@@ -409,6 +463,8 @@ export function selectShard<U extends { index: number }>(units: U[], shard?: Rec
  * import { finishedUnitIds } from "./harness.ts";
  * console.log((await finishedUnitIds("/nonexistent/results.jsonl")).size); // 0
  * ```
+ *
+ * @category Recync
  */
 export async function finishedUnitIds(path: string): Promise<Set<string>> {
   const { records } = await readJsonl<{ id?: unknown }>(path, { allowMissing: true });
@@ -426,12 +482,18 @@ export async function finishedUnitIds(path: string): Promise<Set<string>> {
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * await appendRecyncUnit(path, { id: "x" });
  * ```
+ *
+ * @category Recync
  */
 export async function appendRecyncUnit(path: string, record: { id: string }): Promise<void> {
   await appendJsonl(path, record);
 }
 
-/** A model with its tokenizer and a label for results files. */
+/**
+ * A model with its tokenizer and a label for results files.
+ *
+ * @category Recync
+ */
 export interface RecyncModelHandle {
   /** The model. */
   model: CausalLM;
@@ -451,6 +513,8 @@ export interface RecyncModelHandle {
  * import { loadRecyncModel } from "./harness.ts";
  * await loadRecyncModel("/nonexistent").catch((e) => console.log(e.message)); // names the folder
  * ```
+ *
+ * @category Recync
  */
 export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
   const opened = await openModel(source);
@@ -463,7 +527,11 @@ export async function loadRecyncModel(source: string): Promise<RecyncModelHandle
   return { model: opened.model, tokenizer: opened.tokenizer, label: source.replace(/\/+$/, "") };
 }
 
-/** Options of {@link runRecyncExperiment}. */
+/**
+ * Options of {@link runRecyncExperiment}.
+ *
+ * @category Recync
+ */
 export interface RecyncExperimentOptions {
   /** The model (weights on the current backend). */
   model: CausalLM;
@@ -534,6 +602,8 @@ export interface RecyncExperimentOptions {
  * const r = checkRecyncPrompts([{ id: "ok", text: "abc" }, { id: "bad", text: "xyz" }], tok, 100, 50);
  * console.log(r.usable.map((p) => p.id), r.unusable.map((u) => u.id)); // ["ok"] ["bad"]
  * ```
+ *
+ * @category Recync
  */
 export function checkRecyncPrompts(
   prompts: RecyncPrompt[],
@@ -562,7 +632,11 @@ export function checkRecyncPrompts(
   return { usable, unusable };
 }
 
-/** What {@link runRecyncExperiment} did. */
+/**
+ * What {@link runRecyncExperiment} did.
+ *
+ * @category Recync
+ */
 export interface RecyncExperimentSummary {
   /** Units in this shard's plan. */
   planned: number;
@@ -627,6 +701,8 @@ function armRecord(
  * console.log(s.ran); // 2
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function runRecyncExperiment(
   options: RecyncExperimentOptions,
@@ -724,6 +800,8 @@ interface RowRole {
  * console.log(records.map((r) => [r.r, r.restarts.length, r.prefixMatches]));
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function runRecyncBatch(
   units: RecyncUnitSpec[],

@@ -18,7 +18,11 @@ import type { RecyncUnitRecord } from "./harness.ts";
 import { controlRows } from "./controls.ts";
 import { simulateNull, traceMoments } from "./null_process.ts";
 
-/** The response-level results the paper reports (spec §5.3), printed beside ours. */
+/**
+ * The response-level results the paper reports (spec §5.3), printed beside ours.
+ *
+ * @category Recync
+ */
 export interface RecyncPaperRow {
   /** Model name as the paper writes it. */
   model: string;
@@ -38,7 +42,11 @@ export interface RecyncPaperRow {
   match: RegExp;
 }
 
-/** Spec §5.3 (README of the Recync repository). */
+/**
+ * Spec §5.3 (README of the Recync repository).
+ *
+ * @category Recync
+ */
 export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
   {
     model: "GPT-2 Small",
@@ -112,6 +120,8 @@ export const RECYNC_PAPER_V3: { model: string; params: string; d: number; p: num
  * import { paperRowFor } from "./report.ts";
  * console.log(paperRowFor("hf:EleutherAI/pythia-160m")?.d); // 0.958
  * ```
+ *
+ * @category Recync
  */
 export function paperRowFor(model: string): RecyncPaperRow | undefined {
   const m = model.toLowerCase();
@@ -128,6 +138,8 @@ export function paperRowFor(model: string): RecyncPaperRow | undefined {
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * console.log((await readRecyncResults([path])).records.length); // 0
  * ```
+ *
+ * @category Recync
  */
 export async function readRecyncResults(
   paths: string[],
@@ -151,7 +163,11 @@ export async function readRecyncResults(
   return { records, duplicates, tornLines };
 }
 
-/** Options of {@link summarizeRecync}. */
+/**
+ * Options of {@link summarizeRecync}.
+ *
+ * @category Recync
+ */
 export interface RecyncSummaryOptions {
   /** Primary outcome (default `"crisisFraction"`). */
   outcome?: RecyncOutcomeName;
@@ -167,7 +183,11 @@ export interface RecyncSummaryOptions {
   proportionCi?: "wilson" | "clopper-pearson";
 }
 
-/** d and p of one outcome variant. */
+/**
+ * d and p of one outcome variant.
+ *
+ * @category Recync
+ */
 export interface RecyncVariantSummary {
   /** The effect size (per the summary's `effect`). */
   d: number;
@@ -175,7 +195,11 @@ export interface RecyncVariantSummary {
   p: number;
 }
 
-/** One row of the results table: a (model, policy, T) group. */
+/**
+ * One row of the results table: a (model, policy, T) group.
+ *
+ * @category Recync
+ */
 export interface RecyncGroupSummary {
   /** Model label. */
   model: string;
@@ -225,6 +249,8 @@ export interface RecyncGroupSummary {
  * const log = [{ step: 23, detail: { action: "apply" } }, { step: 24, detail: { action: "stopEarly" } }];
  * console.log(interventionLengths(log)); // [1]
  * ```
+ *
+ * @category Recync
  */
 export function interventionLengths(
   log: readonly { step: number; detail?: Record<string, unknown> }[],
@@ -256,6 +282,8 @@ function outcomePair(r: RecyncUnitRecord, o: RecyncOutcomeName): [number, number
  * import { summarizeRecync } from "./report.ts";
  * console.log(summarizeRecync([]).length); // 0
  * ```
+ *
+ * @category Recync
  */
 export function summarizeRecync(
   records: RecyncUnitRecord[],
@@ -365,6 +393,8 @@ function table(header: string[], rows: string[][]): string {
  * import { formatRecyncTable } from "./report.ts";
  * console.log(formatRecyncTable([]).includes("GPT-2 Small")); // true (the paper's rows)
  * ```
+ *
+ * @category Recync
  */
 export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
   const ours = summaries.map((s) => {
@@ -499,6 +529,8 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
  * import { formatControls } from "./report.ts";
  * console.log(formatControls([]).startsWith("### Controls")); // true
  * ```
+ *
+ * @category Recync
  */
 export function formatControls(
   records: RecyncUnitRecord[],
@@ -608,6 +640,8 @@ export function formatControls(
  * const fig = recyncForestPlot([]);
  * console.log(fig.tagName.toLowerCase()); // "svg" or "figure"
  * ```
+ *
+ * @category Recync
  */
 export function recyncForestPlot(
   summaries: RecyncGroupSummary[],
@@ -689,6 +723,8 @@ export function recyncForestPlot(
  * const figure = recyncUnitTracePlot(records[0]); // display() it in a notebook, or saveSvg/savePng
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export function recyncUnitTracePlot(
   record: RecyncUnitRecord,
@@ -742,7 +778,11 @@ export function recyncUnitTracePlot(
   });
 }
 
-/** What {@link writeRecyncReport} wrote. */
+/**
+ * What {@link writeRecyncReport} wrote.
+ *
+ * @category Recync
+ */
 export interface RecyncReportFiles {
   /** The Markdown table. */
   table: string;
@@ -775,6 +815,8 @@ export interface RecyncReportFiles {
  * console.log(table.split("\n")[2], files.length);
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function writeRecyncReport(
   paths: string[],
