@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { tf } from "../deps.ts";
 import {
   generate,
@@ -680,6 +681,33 @@ function armRecord(
   };
 }
 
+/** The keys of {@linkcode RecyncExperimentOptions}; others are refused with a did-you-mean. */
+const RECYNC_EXPERIMENT_KEYS = [
+  "model",
+  "tokenizer",
+  "modelLabel",
+  "prompts",
+  "seeds",
+  "baseSeed",
+  "T",
+  "policy",
+  "policies",
+  "out",
+  "shard",
+  "batchUnits",
+  "maxUnits",
+  "monitor",
+  "restart",
+  "v3",
+  "sampling",
+  "eos",
+  "metrics",
+  "pipeline",
+  "onUnit",
+  "unusablePrompts",
+  "onNote",
+];
+
 /**
  * Runs (or resumes) an experiment: plans units, keeps the shard's, skips finished ones, generates the
  * rest in batches (baseline and intervention rows side by side, see the module notes) and appends one
@@ -707,6 +735,7 @@ function armRecord(
 export async function runRecyncExperiment(
   options: RecyncExperimentOptions,
 ): Promise<RecyncExperimentSummary> {
+  checkOptionKeys(options, RECYNC_EXPERIMENT_KEYS, "runRecyncExperiment");
   const started = performance.now();
   const { usable, unusable } = checkRecyncPrompts(
     options.prompts,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { ensureBackend } from "../backend/backend.ts";
 import { resolveModelSource } from "../io/hub.ts";
 import { registerModelFolderReader } from "../models/open.ts";
@@ -119,6 +120,17 @@ async function prepareTokens(
  * @category Training
  */
 export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
+  checkOptionKeys(options, [
+    "config",
+    "outDir",
+    "steps",
+    "resumeGood",
+    "resume",
+    "onMetrics",
+    "print",
+    "handleSigint",
+    "signal",
+  ], "trainFromConfig");
   await ensureBackend();
   const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
   const outDir = options.outDir.replace(/\/+$/, "");
