@@ -23,20 +23,27 @@ export { default as GPT2_BPE_RANKS } from "npm:js-tiktoken@1.0.21/ranks/gpt2";
  * A file URL inside an npm package; "" where npm specifiers do not resolve (a `deno bundle` output, as
  * carried to the GPU machine), so that importing this module never throws there.
  */
-function npmFileUrl(path: string, specifier: string): string {
+function npmFileUrl(path: string, resolve: () => string): string {
+  // The specifier is a literal at each call site, so `deno publish` can analyse it.
   try {
-    return new URL(path, import.meta.resolve(specifier)).href;
+    return new URL(path, resolve()).href;
   } catch {
     return "";
   }
 }
 
 /** File URL of the wasm backend's `dist/` folder, where its `.wasm` binaries live ("" in a bundle). */
-export const WASM_DIST_URL: string = npmFileUrl("./", "npm:@tensorflow/tfjs-backend-wasm@4.22.0");
+export const WASM_DIST_URL: string = npmFileUrl(
+  "./",
+  () => import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0"),
+);
 
 // Charts: Observable Plot renders into a linkedom document outside the browser; resvg turns SVG into PNG.
 export * as Plot from "npm:@observablehq/plot@0.6.17";
 export { parseHTML } from "npm:linkedom@0.18.15";
 export { initWasm as initResvgWasm, Resvg } from "npm:@resvg/resvg-wasm@2.6.2";
 /** File URL of resvg's `index_bg.wasm`, which {@linkcode initResvgWasm} must be given once ("" in a bundle). */
-export const RESVG_WASM_URL: string = npmFileUrl("./index_bg.wasm", "npm:@resvg/resvg-wasm@2.6.2");
+export const RESVG_WASM_URL: string = npmFileUrl(
+  "./index_bg.wasm",
+  () => import.meta.resolve("npm:@resvg/resvg-wasm@2.6.2"),
+);

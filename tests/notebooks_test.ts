@@ -8,7 +8,10 @@ import {
   firstCellError,
   formatNotebookFailure,
   jupyterStatus,
+  notebookCodeHash,
+  restampCommand,
   runNotebook,
+  stampScale,
 } from "./run_notebooks.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -37,6 +40,46 @@ for (const nb of notebooks) {
     },
   });
 }
+
+// Committed outputs must belong to the committed code: a stamped notebook whose code cells changed fails
+// with the command that restamps it. Notebooks with no stamp yet (executed some other way) are named, with
+// the same command, but do not fail.
+for (const nb of notebooks) {
+  const rel = nb.slice(root.length + 1);
+  Deno.test(`notebook ${rel}: committed outputs match its code (metadata.coherence.code_sha256)`, async () => {
+    const ipynb = JSON.parse(await Deno.readTextFile(nb));
+    const stamp = ipynb.metadata?.coherence;
+    if (!stamp?.code_sha256) {
+      console.log(`note: ${rel} has no output stamp; to commit it with outputs run: ${restampCommand(rel)}`);
+      return;
+    }
+    assert.equal(
+      notebookCodeHash(ipynb),
+      stamp.code_sha256,
+      `${rel}: its code cells changed after its outputs were written, so the outputs may be stale. ` +
+        `Re-execute and restamp it (one command, a few minutes at the scale its first cell names): ` +
+        restampCommand(rel),
+    );
+  });
+}
+
+Deno.test("run_notebooks: the code hash ignores markdown and outputs, and sees any code change", () => {
+  const nb = {
+    cells: [
+      { cell_type: "markdown", source: "# a" },
+      { cell_type: "code", source: ["// Committed outputs: COHERENCE_SCALE=ci\n", "1 + 1"], outputs: [] },
+    ],
+  };
+  const h = notebookCodeHash(nb);
+  assert.equal(notebookCodeHash({ cells: [{ ...nb.cells[0], source: "# b" }, nb.cells[1]] }), h);
+  assert.equal(
+    notebookCodeHash({ cells: [nb.cells[0], { ...nb.cells[1], outputs: [{ output_type: "stream" }] }] }),
+    h,
+  );
+  assert.notEqual(notebookCodeHash({ cells: [nb.cells[0], { ...nb.cells[1], source: "1 + 2" }] }), h);
+  assert.equal(stampScale(nb), "ci");
+  assert.equal(restampCommand("notebooks/x.ipynb"), "deno task notebooks --write notebooks/x.ipynb");
+});
 
 Deno.test("run_notebooks: without a Python that has nbclient, the reason names the packages to install", async () => {
   const s = await jupyterStatus(["/nonexistent/python3"]);

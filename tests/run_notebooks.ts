@@ -6,7 +6,13 @@
  * ```sh
  * deno task notebooks                         # every notebooks/*.ipynb at COHERENCE_SCALE=ci
  * deno task notebooks notebooks/00_getting_started.ipynb --scale full --out out/notebooks
+ * deno task notebooks --write notebooks/12_recync_token_level.ipynb   # execute and commit with outputs
  * ```
+ *
+ * `--write` is the one way to commit a notebook with outputs: it runs the notebook at the scale its first
+ * code cell names (`Committed outputs: COHERENCE_SCALE=ci`, default ci), then writes it back with its
+ * outputs, a cell id on every cell, and `metadata.coherence.code_sha256`, a hash of its code cells. The
+ * test suite checks that hash, so outputs can never silently belong to older code.
  *
  * Each notebook runs with its own folder as working directory (notebooks import `../mod.ts`), with
  * `NO_COLOR=1` (no ANSI codes in outputs) and `COHERENCE_SCALE` (default "ci"), which the first cell of
@@ -15,6 +21,68 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { createHash } from "node:crypto";
+
+/** What `--write` stores in `metadata.coherence`. */
+export interface NotebookStamp {
+  /** sha256 of the code cells' sources, see {@linkcode notebookCodeHash}. */
+  code_sha256: string;
+  /** The COHERENCE_SCALE the outputs were produced at. */
+  scale: string;
+  /** The Deno version that produced them. */
+  deno: string;
+}
+
+const cellSource = (c: IpynbCell) => (Array.isArray(c.source) ? c.source.join("") : c.source);
+
+/** sha256 (hex) of a notebook's code cells, in order; markdown and outputs do not count. */
+export function notebookCodeHash(ipynb: { cells: IpynbCell[] }): string {
+  const h = createHash("sha256");
+  for (const c of ipynb.cells) {
+    if (c.cell_type === "code") h.update(cellSource(c).replace(/\s+$/, "") + "\u0000");
+  }
+  return h.digest("hex") as string;
+}
+
+/** The scale the first code cell names for committed outputs (`Committed outputs: COHERENCE_SCALE=ci`). */
+export function stampScale(ipynb: { cells: IpynbCell[] }): string {
+  const first = ipynb.cells.find((c) => c.cell_type === "code");
+  return /Committed outputs: COHERENCE_SCALE=(\w+)/.exec(first ? cellSource(first) : "")?.[1] ?? "ci";
+}
+
+/** The one command that restamps `notebook` (what a stale-hash failure tells you to run). */
+export function restampCommand(notebook: string): string {
+  return `deno task notebooks --write ${notebook}`;
+}
+
+/**
+ * Writes the executed copy back over `target` with a cell id on every cell and the stamp in its metadata
+ * (indent 1, as Jupyter writes notebooks).
+ */
+export async function writeStamped(
+  executedPath: string,
+  target: string,
+  scale: string,
+): Promise<NotebookStamp> {
+  const nb = JSON.parse(await Deno.readTextFile(executedPath));
+  nb.nbformat = 4;
+  nb.nbformat_minor = Math.max(nb.nbformat_minor ?? 0, 5);
+  const seen = new Set<string>();
+  nb.cells.forEach((c: IpynbCell & { id?: string }, i: number) => {
+    let id = typeof c.id === "string" && /^[\w-]{1,64}$/.test(c.id) ? c.id : "";
+    if (!id || seen.has(id)) {
+      id = `cell-${i}-${createHash("sha256").update(cellSource(c)).digest("hex").slice(0, 8)}`;
+    }
+    seen.add(id);
+    c.id = id;
+  });
+  const stamp: NotebookStamp = { code_sha256: notebookCodeHash(nb), scale, deno: Deno.version.deno };
+  nb.metadata = { ...nb.metadata, coherence: stamp };
+  const tmp = `${target}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(nb, null, 1) + "\n");
+  await Deno.rename(tmp, target);
+  return stamp;
+}
 
 /** Options for {@linkcode runNotebook}. */
 export interface RunNotebookOptions {
@@ -338,9 +406,13 @@ export function formatNotebookFailure(r: NotebookRunResult): string {
   ].join("\n");
 }
 
-const USAGE = `Usage: deno task notebooks [notebook.ipynb ...] [--scale ci|full] [--timeout SEC] [--out DIR]
+const USAGE =
+  `Usage: deno task notebooks [notebook.ipynb ...] [--scale ci|full] [--timeout SEC] [--out DIR] [--write]
 
 Executes notebooks (default: every notebooks/*.ipynb) with nbclient and the Deno kernel.
+  --write         commit mode: run each notebook at the scale its first code cell names
+                  ("Committed outputs: COHERENCE_SCALE=ci", default ci) and write it back with outputs,
+                  cell ids and a hash of its code cells (what the test suite checks)
   --scale NAME    COHERENCE_SCALE for the notebooks (default: $COHERENCE_SCALE, else ci)
   --timeout SEC   per-cell timeout in seconds (default 600)
   --out DIR       where executed copies go (default: a temp folder)
@@ -356,6 +428,7 @@ async function main(args: string[]): Promise<number> {
         timeout: { type: "string", default: "600" },
         out: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
+        write: { type: "boolean", default: false },
       },
       allowPositionals: true,
       strict: true,
@@ -388,8 +461,18 @@ async function main(args: string[]): Promise<number> {
   const outDir = values.out ?? await Deno.makeTempDir({ prefix: "coherence-notebooks-" });
   let failed = 0;
   for (const nb of notebooks) {
-    const r = await runNotebook(nb, { outDir, cellTimeoutSec: timeout, scale: values.scale });
-    if (r.ok) console.log(`ok   ${nb} (${r.seconds.toFixed(1)}s) -> ${r.executedPath}`);
+    const scale = values.write
+      ? values.scale ?? stampScale(JSON.parse(await Deno.readTextFile(nb)))
+      : values.scale;
+    const r = await runNotebook(nb, { outDir, cellTimeoutSec: timeout, scale });
+    if (r.ok && values.write) {
+      const stamp = await writeStamped(r.executedPath!, nb, scale ?? "ci");
+      console.log(
+        `ok   ${nb} (${r.seconds.toFixed(1)}s, ${stamp.scale}) written with outputs, code ${
+          stamp.code_sha256.slice(0, 12)
+        }`,
+      );
+    } else if (r.ok) console.log(`ok   ${nb} (${r.seconds.toFixed(1)}s) -> ${r.executedPath}`);
     else {
       failed++;
       console.error(`FAIL ${formatNotebookFailure(r)}`);

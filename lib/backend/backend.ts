@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkChoice, checkOptionKeys } from "../options.ts";
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
 import { installWasmMatMul, uninstallWasmMatMul } from "./wasm_matmul.ts";
 
@@ -120,7 +121,8 @@ async function trySet(name: BackendName): Promise<boolean> {
  * @category Backend
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
-  const want = options.backend ?? "auto";
+  checkOptionKeys(options, ["backend", "verbose", "wasmMatMul"], "initBackend");
+  const want = checkChoice(options.backend ?? "auto", ["auto", "webgpu", "wasm", "cpu"], "backend");
   // PROD silences tfjs' console chatter (the "running in Node.js" banner, platform notices).
   tf.env().set("PROD", true);
   const notes: string[] = [];

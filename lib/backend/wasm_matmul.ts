@@ -19,7 +19,12 @@
  */
 import { tf } from "../deps.ts";
 
-/** Output rows (M) from which a transposed or batched product is rerouted through XNNPACK. */
+/**
+ * Output rows (M) from which a transposed or batched product is rerouted through XNNPACK.
+ *
+ * @category Backend
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const MIN_ROUTED_ROWS = 8;
 
 type TensorInfo = tf.TensorInfo;
@@ -43,12 +48,20 @@ type Kernel = (args: KernelArgs) => TensorInfo;
 let stock: { batch: tf.KernelConfig; fused: tf.KernelConfig } | null = null;
 let stats = { routed: 0, stock: 0 };
 
-/** Whether the rerouted kernels are registered now. */
+/**
+ * Whether the rerouted kernels are registered now.
+ *
+ * @category Backend
+ */
 export function wasmMatMulInstalled(): boolean {
   return stock !== null;
 }
 
-/** Counts of products sent through the rerouting and left to the stock kernels since the last reset. */
+/**
+ * Counts of products sent through the rerouting and left to the stock kernels since the last reset.
+ *
+ * @category Backend
+ */
 export function wasmMatMulStats(reset = false): { routed: number; stock: number } {
   const s = { ...stats };
   if (reset) stats = { routed: 0, stock: 0 };
@@ -58,6 +71,8 @@ export function wasmMatMulStats(reset = false): { routed: number; stock: number 
 /**
  * Registers the rerouted `BatchMatMul` and `_FusedMatMul` for the wasm backend (idempotent). Call before or
  * after the backend is initialised; returns false when the wasm kernels are not registered at all.
+ *
+ * @category Backend
  */
 export function installWasmMatMul(): boolean {
   if (stock) return true;
@@ -72,7 +87,11 @@ export function installWasmMatMul(): boolean {
   return true;
 }
 
-/** Restores the stock wasm matmul kernels (idempotent). */
+/**
+ * Restores the stock wasm matmul kernels (idempotent).
+ *
+ * @category Backend
+ */
 export function uninstallWasmMatMul(): void {
   if (!stock) return;
   tf.unregisterKernel("BatchMatMul", "wasm");

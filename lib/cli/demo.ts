@@ -11,8 +11,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { generate } from "../generate/generate.ts";
@@ -100,7 +100,7 @@ export function runDemoCli(args: string[]): Promise<number> {
     name: "demo",
     usage: USAGE,
     parse: (argv): DemoOptions | null => {
-      const { values } = parseArgs({
+      const { values } = parseFlags({
         args: argv,
         options: {
           model: { type: "string" },
@@ -173,7 +173,8 @@ export interface DemoOptions {
  * ```
  */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
-  const backend = await initBackend({ backend: options.backend });
+  // verbose: the same "[backend] ... software fallback" notes as `deno task sample` prints.
+  const backend = await initBackend({ backend: options.backend, verbose: options.stream ?? true });
   const ex = await loadExampleModel(options.model);
   try {
     for (const n of ex.notes) console.error(`demo: note: default model skipped: ${n}`);
@@ -229,6 +230,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       startStep: 1,
       title: `cosim per step: ${ex.source.split("/").pop()} (${backend.name})`,
       thresholds: monitor.trace.map((r) => r.thr),
+      thresholdLabel: "crisis threshold (mean − 0.6·std of the previous 20 values)",
       events: monitor.events.map((e) => ({ step: e.onset, label: `crisis (${e.bucket})` })),
     });
     const files = ["cosim.svg", "cosim.png", "generated.txt", "summary.json"].map((f) =>

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { doctor, formatDoctorReport } from "../backend/doctor.ts";
 import type { BackendName } from "../backend/backend.ts";
 
@@ -38,7 +38,7 @@ export function runDoctorCli(args: string[]): Promise<number> {
     name: "doctor",
     usage: USAGE,
     parse: (argv) => {
-      const { values } = parseArgs({
+      const { values } = parseFlags({
         args: argv,
         options: {
           json: { type: "boolean", default: false },

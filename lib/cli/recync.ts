@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseFlags, UsageError } from "./command.ts";
+import { didYouMean } from "../options.ts";
 import { initBackend } from "../backend/backend.ts";
 import {
   loadPromptSet,
@@ -33,6 +34,7 @@ import {
   parseShard,
   RECYNC_BINDING_CBF,
   RECYNC_POLICIES,
+  type RecyncPolicyName,
   runRecyncExperiment,
 } from "../recync/harness.ts";
 import {
@@ -82,13 +84,13 @@ function intArg(value: string | undefined, name: string, fallback: number, min =
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) {
-    throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
+    throw new UsageError(`--${name} must be an integer >= ${min}, got '${value}'`);
   }
   return n;
 }
 
 async function runCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       model: { type: "string" },
@@ -117,16 +119,21 @@ async function runCommand(args: string[]): Promise<void> {
     allowPositionals: false,
   });
   for (const k of ["model", "prompts", "out"] as const) {
-    if (!values[k]) throw new Error(`recync run: --${k} is required\n\n${USAGE}`);
+    if (!values[k]) throw new UsageError(`--${k} is required`);
   }
-  const policies = parsePolicyList(values.policy ?? "v4");
+  let policies: RecyncPolicyName[];
+  try {
+    policies = parsePolicyList(values.policy ?? "v4");
+  } catch (e) {
+    throw new UsageError(`--policy: ${(e as Error).message}`);
+  }
   const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
   if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
-    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
+    throw new UsageError(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
   }
   const monitor: CosimMonitorOptions = {};
   if (values.ddof !== undefined) {
-    if (values.ddof !== "0" && values.ddof !== "1") throw new Error(`--ddof must be 0 or 1`);
+    if (values.ddof !== "0" && values.ddof !== "1") throw new UsageError(`--ddof must be 0 or 1`);
     monitor.stdDdof = Number(values.ddof) as 0 | 1;
   }
   if (values["window-mode"] !== undefined) {
@@ -134,7 +141,7 @@ async function runCommand(args: string[]): Promise<void> {
   }
   if (values.warmup !== undefined) {
     if (values.warmup !== "full" && values.warmup !== "partial") {
-      throw new Error(`--warmup must be full or partial`);
+      throw new UsageError(`--warmup must be full or partial`);
     }
     monitor.warmup = values.warmup;
   }
@@ -154,10 +161,26 @@ async function runCommand(args: string[]): Promise<void> {
   }
   const v3Cbf = values.cbf === "default" ? {} : RECYNC_BINDING_CBF;
   const backend = (values.backend ?? "auto") as "auto" | "webgpu" | "wasm" | "cpu";
+  if (!["auto", "webgpu", "wasm", "cpu"].includes(backend)) {
+    throw new UsageError(`--backend must be one of auto, webgpu, wasm, cpu, got '${backend}'`);
+  }
+  // Every flag is checked before the backend starts or the model loads.
+  const seeds = intArg(values.seeds, "seeds", 1, 1);
+  const baseSeed = intArg(values["base-seed"], "base-seed", 0);
+  const T = intArg(values.T, "T", 100, 2);
+  const batchUnits = intArg(values.batch, "batch", 8, 1);
+  const maxPromptsFlag = values["max-prompts"] === undefined
+    ? undefined
+    : intArg(values["max-prompts"], "max-prompts", 1, 1);
+  let shard;
+  try {
+    shard = values.shard ? parseShard(values.shard) : undefined;
+  } catch (e) {
+    throw new UsageError(`--shard: ${(e as Error).message}`);
+  }
   const info = await initBackend({ backend, verbose: true });
   let prompts = await loadPromptSet(values.prompts!);
-  const maxPrompts = intArg(values["max-prompts"], "max-prompts", prompts.length, 1);
-  prompts = prompts.slice(0, maxPrompts);
+  prompts = prompts.slice(0, maxPromptsFlag ?? prompts.length);
   const { model, tokenizer, label } = await loadRecyncModel(values.model!);
   const judge = values.judge ? await loadRecyncModel(values.judge) : undefined;
   const started = performance.now();
@@ -166,9 +189,9 @@ async function runCommand(args: string[]): Promise<void> {
     tokenizer,
     modelLabel: values.label ?? label,
     prompts,
-    seeds: intArg(values.seeds, "seeds", 1, 1),
-    baseSeed: intArg(values["base-seed"], "base-seed", 0),
-    T: intArg(values.T, "T", 100, 2),
+    seeds,
+    baseSeed,
+    T,
     policy: policies[0],
     policies,
     monitor,
@@ -178,8 +201,8 @@ async function runCommand(args: string[]): Promise<void> {
     metrics: { window },
     ...(judge ? { judge: { model: judge.model, tokenizer: judge.tokenizer, label: judge.label } } : {}),
     out: values.out!,
-    shard: values.shard ? parseShard(values.shard) : undefined,
-    batchUnits: intArg(values.batch, "batch", 8, 1),
+    shard,
+    batchUnits,
     unusablePrompts: values["skip-unusable"] ? "skip" : "error",
     onNote: (note) => console.error(`note: ${note}`),
     onUnit: (r, done, total) => {
@@ -197,7 +220,7 @@ async function runCommand(args: string[]): Promise<void> {
 }
 
 async function reportCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args,
     options: {
       "out-dir": { type: "string" },
@@ -213,19 +236,19 @@ async function reportCommand(args: string[]): Promise<void> {
     allowPositionals: true,
   });
   if (positionals.length === 0) {
-    throw new Error(`recync report: give at least one results .jsonl file\n\n${USAGE}`);
+    throw new UsageError(`give at least one results .jsonl file`);
   }
   const outcome = (values.outcome ?? "crisisFraction") as RecyncOutcomeName;
   if (!RECYNC_OUTCOMES.includes(outcome)) {
-    throw new Error(`--outcome '${outcome}' is unknown: use one of ${RECYNC_OUTCOMES.join(", ")}`);
+    throw new UsageError(`--outcome '${outcome}' is unknown: use one of ${RECYNC_OUTCOMES.join(", ")}`);
   }
   const effect = (values.effect ?? "dz") as PairedEffectKind;
-  if (!["dz", "dav", "pooled"].includes(effect)) throw new Error(`--effect must be dz, dav or pooled`);
+  if (!["dz", "dav", "pooled"].includes(effect)) throw new UsageError(`--effect must be dz, dav or pooled`);
   const ci = values.ci ?? "percentile";
-  if (ci !== "percentile" && ci !== "bca") throw new Error(`--ci must be percentile or bca`);
+  if (ci !== "percentile" && ci !== "bca") throw new UsageError(`--ci must be percentile or bca`);
   const binomial = values.binomial ?? "wilson";
   if (binomial !== "wilson" && binomial !== "clopper-pearson") {
-    throw new Error(`--binomial must be wilson or clopper-pearson`);
+    throw new UsageError(`--binomial must be wilson or clopper-pearson`);
   }
   const outDir = values["out-dir"] ?? "recync_report";
   const { table, files } = await writeRecyncReport(positionals, outDir, {
@@ -245,12 +268,12 @@ async function reportCommand(args: string[]): Promise<void> {
 function numArg(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${value}'`);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
   return n;
 }
 
 async function nullCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       process: { type: "string" },
@@ -269,17 +292,17 @@ async function nullCommand(args: string[]): Promise<void> {
   });
   const kind = values.process ?? "iid";
   if (kind !== "iid" && kind !== "ar1" && kind !== "block") {
-    throw new Error(`--process must be iid, ar1 or block, got '${kind}'`);
+    throw new UsageError(`--process must be iid, ar1 or block, got '${kind}'`);
   }
   const window = (values.window ?? "from-rewind") as RecyncOutcomeWindow;
   if (!RECYNC_OUTCOME_WINDOWS.includes(window)) {
-    throw new Error(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
+    throw new UsageError(`--window '${window}' is unknown: use one of ${RECYNC_OUTCOME_WINDOWS.join(", ")}`);
   }
   let traces: (number | null)[][] = [];
   let N = 120, T = 100;
   if (values.from) {
     const { records } = await readRecyncResults([values.from]);
-    if (records.length === 0) throw new Error(`--from ${values.from}: no units`);
+    if (records.length === 0) throw new UsageError(`--from ${values.from}: no units`);
     // One baseline per (prompt, seed): multi-policy runs repeat it per policy.
     const seen = new Map<string, (number | null)[]>();
     for (const r of records) {
@@ -288,7 +311,7 @@ async function nullCommand(args: string[]): Promise<void> {
     traces = [...seen.values()];
     N = traces.length;
     T = records[0].T;
-  } else if (kind === "block") throw new Error("--process block needs --from results.jsonl");
+  } else if (kind === "block") throw new UsageError("--process block needs --from results.jsonl");
   N = intArg(values.N, "N", N, 1);
   T = intArg(values.T, "T", T, 2);
   const est = traces.length ? traceMoments(traces) : { mean: 0.9, std: 0.02, phi: 0.5, n: 0 };
@@ -342,21 +365,48 @@ async function nullCommand(args: string[]): Promise<void> {
  */
 export async function recyncMain(args: string[]): Promise<void> {
   const [command, ...rest] = args;
-  if (!command || command === "--help" || command === "-h" || command === "help") {
+  if (command === "--help" || command === "-h" || command === "help") {
+    console.log(USAGE);
+    return;
+  }
+  if (!command) throw new UsageError("give a command: run, report or null");
+  if (rest.includes("--help") || rest.includes("-h")) {
     console.log(USAGE);
     return;
   }
   if (command === "run") return await runCommand(rest);
   if (command === "report") return await reportCommand(rest);
   if (command === "null") return await nullCommand(rest);
-  throw new Error(`unknown command '${command}': use run, report or null\n\n${USAGE}`);
+  throw new UsageError(
+    `unknown command '${command}'${didYouMean(command, ["run", "report", "null"])}: use run, report or null`,
+  );
 }
 
-if (import.meta.main) {
+/**
+ * The `deno task recync` entry point with the convention of the other commands: a usage error prints
+ * `recync <command>: message` and the usage and exits 2 (so does a bare `recync`), `--help` exits 0, a
+ * failure while running exits 1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recyncCli } from "./recync.ts";
+ * assert.equal(await recyncCli(["run", "--T", "-1"]), 2); // before any backend starts
+ * ```
+ */
+export async function recyncCli(args: string[]): Promise<number> {
+  const name = ["run", "report", "null"].includes(args[0]) ? `recync ${args[0]}` : "recync";
   try {
-    await recyncMain(Deno.args);
+    await recyncMain(args);
+    return 0;
   } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
+    if (e instanceof UsageError) {
+      console.error(`${name}: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    console.error(`${name}: ${(e as Error).message}`);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await recyncCli(Deno.args));

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import "../reflow/mod.ts"; // registers the reFlow kinds, so reFlow runs load
 import { generateText } from "../generate/generate.ts";
@@ -93,7 +93,7 @@ function number(
 export function parseSampleArgs(argv: string[]): SampleArgs | null {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       strict: true,
       allowPositionals: false,

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { runCommand } from "./command.ts";
-import { parseArgs } from "node:util";
+import { parseFlags, runCommand } from "./command.ts";
+
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import "../reflow/mod.ts"; // registers the reFlow presets (model.preset: "reflow-...")
 import { loadTrainConfig } from "../train/config.ts";
@@ -73,7 +73,7 @@ export interface TrainArgs {
 export function parseTrainArgs(argv: string[]): TrainArgs | null {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       strict: true,
       allowPositionals: false,
@@ -136,7 +136,7 @@ export function trainMain(argv: string[]): Promise<number> {
     usage: TRAIN_USAGE,
     parse: parseTrainArgs,
     run: async (args) => {
-      const config = await loadTrainConfig(args.config);
+      const config = await loadTrainConfig(args.config, { importModule: (url) => import(url) });
       const backend = await initBackend({ backend: args.backend, verbose: true });
       console.log(`backend: ${backend.name}${backend.adapter ? ` (${backend.adapter})` : ""}`);
       const result = await trainFromConfig({

@@ -75,12 +75,6 @@ export interface SampleOutput {
 }
 
 /**
- * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
- *
- * @category Generation
- * @internal Used inside the library; not part of the stable API.
- */
-/**
  * The keys a {@linkcode SamplingParams} object may have; any other key is refused with a did-you-mean.
  *
  * @category Generation
@@ -93,6 +87,12 @@ export const SAMPLING_PARAM_KEYS: readonly string[] = [
   "bannedTokens",
 ];
 
+/**
+ * Throws a clear error unless `p` is a valid {@linkcode SamplingParams} for a vocabulary of size `vocabSize`.
+ *
+ * @category Generation
+ * @internal Used inside the library; not part of the stable API.
+ */
 export function validateSamplingParams(
   p: SamplingParams,
   vocabSize: number,
@@ -505,6 +505,8 @@ export function sampleLogits(
  * logits back once and samples in JavaScript (well under 2 ms per row), `"auto"` (default) is host on the
  * wasm and cpu backends (whose reads are synchronous copies) and device elsewhere (webgpu keeps its
  * readbacks asynchronous). All-greedy steps without forced tokens stay on the device (one argmax).
+ *
+ * @category Generation
  */
 export type SamplerPath = "auto" | "host" | "device";
 
@@ -522,6 +524,8 @@ export type SamplerPath = "auto" | "host" | "device";
  * const out = sampleOnHost(Float32Array.of(2, 1, 0, -1), 1, 4, [{ topK: 2 }], [0.9], undefined, undefined, 2);
  * console.log(out.tokens); // Int32Array [1]
  * ```
+ *
+ * @category Generation
  */
 export function sampleOnHost(
   logits: Float32Array,

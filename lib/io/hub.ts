@@ -652,7 +652,11 @@ async function resolveBundled(
   });
 }
 
-/** @internal Test access to {@link resolveBundled} with another base URL. */
+/**
+ * @internal Test access to {@link resolveBundled} with another base URL.
+ *
+ * @category IO
+ */
 export function resolveBundledFrom(
   source: string,
   base: string,

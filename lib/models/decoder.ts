@@ -10,7 +10,19 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { closest } from "../options.ts";
+import { checkOptionKeys, closest } from "../options.ts";
+
+/** The keys of {@linkcode ForwardOptions}; others are refused with a did-you-mean. */
+const FORWARD_OPTION_KEYS = [
+  "cache",
+  "positions",
+  "attentionMask",
+  "hooks",
+  "capture",
+  "lastOnly",
+  "training",
+  "dropoutSeed",
+];
 import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import type { Scalar } from "../tensor_types.ts";
@@ -222,6 +234,7 @@ export class Decoder implements CausalLM {
     }
     const ids = tokens;
     const c = this.config;
+    checkOptionKeys(options, FORWARD_OPTION_KEYS, "Decoder.forward");
     if (ids.rank !== 2) {
       throw new Error(`Decoder.forward: ids must be [batch, time], got shape [${ids.shape}]`);
     }

@@ -33,7 +33,12 @@ export interface HFFamily {
   weights(reader: HFWeightReader, config: DecoderConfig, hf: HFConfig): Promise<Map<string, Tensor>>;
 }
 
-/** Config fields that size an allocation: each must be a positive integer, at most {@link HF_MAX_SIZE}. */
+/**
+ * Config fields that size an allocation: each must be a positive integer, at most {@link HF_MAX_SIZE}.
+ *
+ * @category Models
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const HF_SIZE_FIELDS: ReadonlySet<string> = new Set([
   "n_embd",
   "n_head",
@@ -51,7 +56,12 @@ export const HF_SIZE_FIELDS: ReadonlySet<string> = new Set([
   "sliding_window",
 ]);
 
-/** Upper bound of any size field (2^31 - 1): larger values cannot index a tensor. */
+/**
+ * Upper bound of any size field (2^31 - 1): larger values cannot index a tensor.
+ *
+ * @category Models
+ * @internal Used inside the library; not part of the stable API.
+ */
 export const HF_MAX_SIZE = 2 ** 31 - 1;
 
 /**
@@ -62,6 +72,9 @@ export const HF_MAX_SIZE = 2 ** 31 - 1;
  * import { hfConfigObject } from "./hf_common.ts";
  * console.log(hfConfigObject({ model_type: "gpt2" }, "config.json").model_type); // gpt2
  * ```
+ *
+ * @category Models
+ * @internal Used inside the library; not part of the stable API.
  */
 export function hfConfigObject(value: unknown, file: string): HFConfig {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { ensureBackendSync } from "../backend/backend.ts";
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
@@ -158,6 +159,7 @@ export interface CreateDecoderOptions {
  * @category Models
  */
 export function createDecoder(config: DecoderConfig, options: CreateDecoderOptions): Decoder {
+  checkOptionKeys(options, ["seed", "init", "std", "initFor"], "createDecoder");
   ensureBackendSync();
   if (!Number.isFinite(options.seed)) throw new Error("createDecoder: options.seed must be a number");
   const specs = decoderParameterSpecs(config);

@@ -44,6 +44,13 @@ export interface CosimTraceOptions {
   width?: number;
   /** Chart height in pixels (default 260). */
   height?: number;
+  /** What the dashed threshold line is, for the caption (default "crisis threshold"). */
+  thresholdLabel?: string;
+}
+
+/** Approximate rendered width of a label in the default 10 px sans-serif, in pixels. */
+function labelWidth(text: string): number {
+  return 6 * text.length + 4;
 }
 
 /**
@@ -84,25 +91,57 @@ export function cosimTracePlot(trace: ArrayLike<number>, options: CosimTraceOpti
       }),
     );
   }
+  const width = options.width ?? 640;
   if (events.length > 0) {
     marks.push(Plot.ruleX(events, { x: "step", stroke: "#ff7f0e", strokeOpacity: 0.8 }));
-    marks.push(
-      Plot.text(events.filter((e) => e.label), {
-        x: "step",
-        text: "label",
-        frameAnchor: "top",
-        dy: 4,
-        dx: 3,
-        textAnchor: "start",
-        fill: "#ff7f0e",
-      }),
-    );
+    // Labels of nearby events would overprint: each goes on the first row where it clears the previous
+    // label, and a label that would run past the right edge is drawn to the left of its rule.
+    const [lo, hi] = [start, start + Math.max(points.length - 1, 1)];
+    const plotW = width - 60; // Plot's default left and right margins
+    const px = (step: number) => 40 + ((step - lo) / (hi - lo || 1)) * plotW;
+    const rowsEnd: number[] = [];
+    const placed: { step: number; label: string; row: number; left: boolean }[] = [];
+    for (const e of [...events].filter((e) => e.label).sort((a, b) => a.step - b.step)) {
+      const w = labelWidth(e.label!);
+      const left = px(e.step) + 3 + w > width - 2;
+      const from = left ? px(e.step) - 3 - w : px(e.step) + 3;
+      let row = rowsEnd.findIndex((end) => from > end + 4);
+      if (row < 0) row = rowsEnd.length;
+      rowsEnd[row] = from + w;
+      placed.push({ step: e.step, label: e.label!, row, left });
+    }
+    for (const row of new Set(placed.map((p) => p.row))) {
+      for (const left of [false, true]) {
+        const group = placed.filter((p) => p.row === row && p.left === left);
+        if (group.length === 0) continue;
+        marks.push(
+          Plot.text(group, {
+            x: "step",
+            text: "label",
+            frameAnchor: "top",
+            dy: 4 + 14 * row,
+            dx: left ? -3 : 3,
+            textAnchor: left ? "end" : "start",
+            fill: "#ff7f0e",
+          }),
+        );
+      }
+    }
   }
+  // A caption is the legend here: it names each encoding the chart actually draws.
+  const keys = [
+    "blue: the trace",
+    ...(options.threshold !== undefined || options.thresholds
+      ? [`dashed red: ${options.thresholdLabel ?? "crisis threshold"}`]
+      : []),
+    ...(events.length ? ["orange rules: marked events"] : []),
+  ];
   return plot({
     title: options.title,
-    width: options.width ?? 640,
+    caption: keys.length > 1 ? keys.join("; ") : undefined,
+    width,
     height: options.height ?? 260,
-    x: { label: "step" },
+    x: { label: "generated token step" },
     y: { label: options.yLabel ?? "cosine similarity", grid: true },
     marks,
   });

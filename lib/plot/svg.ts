@@ -70,11 +70,24 @@ function layoutFigure(figure: PlotElement): string {
   const parts: string[] = [];
   let y = 0;
   const textLine = (text: string, size: number, weight: string, fill: string) => {
-    y += size * 1.5;
-    parts.push(
-      `<text x="0" y="${y - size * 0.4}" font-size="${size}" font-weight="${weight}" fill="${fill}">` +
-        `${esc(text)}</text>`,
-    );
+    // Titles and captions wider than the chart wrap at spaces instead of running past the edge.
+    const lines: string[] = [];
+    let line = "";
+    for (const word of text.split(/\s+/)) {
+      const next = line ? `${line} ${word}` : word;
+      if (line && textWidth(next, size) > width) {
+        lines.push(line);
+        line = word;
+      } else line = next;
+    }
+    if (line || lines.length === 0) lines.push(line);
+    for (const l of lines) {
+      y += size * 1.5;
+      parts.push(
+        `<text x="0" y="${y - size * 0.4}" font-size="${size}" font-weight="${weight}" fill="${fill}">` +
+          `${esc(l)}</text>`,
+      );
+    }
   };
   for (const child of children) {
     const tag = child.tagName.toLowerCase();

@@ -15,7 +15,11 @@ import { Prng } from "../random/prng.ts";
 import type { RecyncOutcomeName } from "./metrics.ts";
 import type { RecyncUnitRecord } from "./harness.ts";
 
-/** One unit's improvement in one arm. */
+/**
+ * One unit's improvement in one arm.
+ *
+ * @category Recync
+ */
 export interface ArmUnit {
   /** Pairing key (shared by the arms of one baseline). */
   pairId: string;
@@ -33,6 +37,8 @@ export interface ArmUnit {
  * import { dzOf } from "./controls.ts";
  * console.log(dzOf([1, 2, 3])); // 2
  * ```
+ *
+ * @category Recync
  */
 export function dzOf(deltas: readonly number[]): number {
   const n = deltas.length;
@@ -51,6 +57,8 @@ export function dzOf(deltas: readonly number[]): number {
  * import { armUnits } from "./controls.ts";
  * console.log(armUnits([], "m", "v4", 100).length); // 0
  * ```
+ *
+ * @category Recync
  */
 export function armUnits(
   records: readonly RecyncUnitRecord[],
@@ -79,6 +87,8 @@ export function armUnits(
  * const units = [{ pairId: "1", cluster: "a", delta: 1 }, { pairId: "2", cluster: "b", delta: 3 }];
  * console.log(clusterReplicateDz(units, ["a", "b", "b"])); // d_z of [1, 3, 3]
  * ```
+ *
+ * @category Recync
  */
 export function clusterReplicateDz(units: readonly ArmUnit[], drawn: readonly string[]): number {
   const byCluster = new Map<string, number[]>();
@@ -86,7 +96,11 @@ export function clusterReplicateDz(units: readonly ArmUnit[], drawn: readonly st
   return dzOf(drawn.flatMap((c) => byCluster.get(c) ?? []));
 }
 
-/** A percentile interval. */
+/**
+ * A percentile interval.
+ *
+ * @category Recync
+ */
 export interface PercentileInterval {
   /** The statistic on the data. */
   estimate: number;
@@ -108,7 +122,11 @@ function percentile(estimate: number, reps: number[]): PercentileInterval {
   return { estimate, lower: q(0.025), upper: q(0.975), replicates: s.length };
 }
 
-/** Options of the bootstraps below. */
+/**
+ * Options of the bootstraps below.
+ *
+ * @category Recync
+ */
 export interface ControlBootstrapOptions {
   /** Resamples (default 2000). */
   resamples?: number;
@@ -135,6 +153,8 @@ function keyOf(u: ArmUnit, level: "unit" | "prompt"): string {
  * const res = bootstrapDzDifference(a, [], { resamples: 200 });
  * console.log(res.a.lower <= res.a.estimate); // true
  * ```
+ *
+ * @category Recync
  */
 export function bootstrapDzDifference(
   a: readonly ArmUnit[],
@@ -168,7 +188,11 @@ export function bootstrapDzDifference(
   return { a: percentile(ea, ra), b: percentile(eb, rb), difference: percentile(ea - eb, rd) };
 }
 
-/** One row of the controls table. */
+/**
+ * One row of the controls table.
+ *
+ * @category Recync
+ */
 export interface ControlRow {
   /** Model label. */
   model: string;
@@ -188,7 +212,11 @@ export interface ControlRow {
   prompt: ReturnType<typeof bootstrapDzDifference>;
 }
 
-/** The policies treated as controls, and the ones they control for. */
+/**
+ * The policies treated as controls, and the ones they control for.
+ *
+ * @category Recync
+ */
 export const CONTROL_POLICIES: readonly string[] = ["sham-random", "sham-matched", "v4-same-seed"];
 
 /**
@@ -200,6 +228,8 @@ export const CONTROL_POLICIES: readonly string[] = ["sham-random", "sham-matched
  * import { controlRows } from "./controls.ts";
  * console.log(controlRows([]).length); // 0
  * ```
+ *
+ * @category Recync
  */
 export function controlRows(
   records: readonly RecyncUnitRecord[],

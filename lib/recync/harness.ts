@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { tf } from "../deps.ts";
 import {
   generate,
@@ -62,6 +63,8 @@ import { type ShamKind, ShamScheduler } from "./sham.ts";
  * sham.ts), `v3` (token-level controller), `v3-cbf` (the same controller with the CBF safety filter on,
  * by default in the binding configuration {@linkcode RECYNC_BINDING_CBF}, so `--policy v3,v3-cbf` is the
  * paired filter-on/off run) and `none` (monitor only).
+ *
+ * @category Recync
  */
 export type RecyncPolicyName =
   | "v4"
@@ -73,7 +76,11 @@ export type RecyncPolicyName =
   | "v3-cbf"
   | "none";
 
-/** All policy names, for argument checking. */
+/**
+ * All policy names, for argument checking.
+ *
+ * @category Recync
+ */
 export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
   "v4",
   "v4-2r",
@@ -104,6 +111,8 @@ export const RECYNC_BINDING_CBF: CbfConfig = { gamma: 0.05 };
  * import { parsePolicyList } from "./harness.ts";
  * console.log(parsePolicyList("v4, sham-random")); // ["v4", "sham-random"]
  * ```
+ *
+ * @category Recync
  */
 export function parsePolicyList(text: string): RecyncPolicyName[] {
   const list = text.split(",").map((x) => x.trim()).filter((x) => x);
@@ -127,7 +136,11 @@ function policyMaxRestarts(p: RecyncPolicyName): number {
   return p === "v4" || p === "v4-same-seed" ? 1 : p === "v4-2r" ? 2 : 0;
 }
 
-/** The open conventions recorded in every results line. */
+/**
+ * The open conventions recorded in every results line.
+ *
+ * @category Recync
+ */
 export interface RecyncConventions {
   /** Std ddof of the monitor threshold. */
   ddof: 0 | 1;
@@ -145,7 +158,11 @@ export interface RecyncConventions {
   gateDelay: number | null;
 }
 
-/** One prompt of a prompt set. */
+/**
+ * One prompt of a prompt set.
+ *
+ * @category Recync
+ */
 export interface RecyncPrompt {
   /** Stable id (used in unit ids). */
   id: string;
@@ -155,7 +172,11 @@ export interface RecyncPrompt {
   category?: string;
 }
 
-/** One planned unit. */
+/**
+ * One planned unit.
+ *
+ * @category Recync
+ */
 export interface RecyncUnitSpec {
   /** Position in the full plan (before sharding); shards select on it. */
   index: number;
@@ -175,13 +196,21 @@ export interface RecyncUnitSpec {
   policy: RecyncPolicyName;
 }
 
-/** One arm as stored: its trace plus the decoded text. */
+/**
+ * One arm as stored: its trace plus the decoded text.
+ *
+ * @category Recync
+ */
 export interface RecyncArmRecord extends RecyncArmTrace {
   /** Decoded generated text. */
   text: string;
 }
 
-/** A restart performed by a v4-family or sham policy. */
+/**
+ * A restart performed by a v4-family or sham policy.
+ *
+ * @category Recync
+ */
 export interface RecyncRestartRecord {
   /** 1 for the first restart, 2 for the second. */
   restart: number;
@@ -197,7 +226,11 @@ export interface RecyncRestartRecord {
   seed: number;
 }
 
-/** A token-level intervention of the v3 controller (for notebook 12). */
+/**
+ * A token-level intervention of the v3 controller (for notebook 12).
+ *
+ * @category Recync
+ */
 export interface RecyncInterventionRecord {
   /** Step from which the parameters applied. */
   step: number;
@@ -211,7 +244,11 @@ export interface RecyncInterventionRecord {
   detail?: Record<string, unknown>;
 }
 
-/** One line of a results file. */
+/**
+ * One line of a results file.
+ *
+ * @category Recync
+ */
 export interface RecyncUnitRecord extends RecyncUnitSpec {
   /** Record format marker. */
   schema: "coherence-lab/recync-unit@1";
@@ -262,6 +299,8 @@ export interface RecyncUnitRecord extends RecyncUnitSpec {
  * const prompts = await loadPromptSet("data/prompts/recync_prompts.jsonl");
  * console.log(prompts.length >= 60); // true
  * ```
+ *
+ * @category Recync
  */
 export async function loadPromptSet(path: string): Promise<RecyncPrompt[]> {
   let text: string;
@@ -306,13 +345,21 @@ export async function loadPromptSet(path: string): Promise<RecyncPrompt[]> {
   return out;
 }
 
-/** A shard selector `{index, count}` parsed from `i/n` (the generic one of lib/io/shard.ts). */
+/**
+ * A shard selector `{index, count}` parsed from `i/n` (the generic one of lib/io/shard.ts).
+ *
+ * @category Recync
+ */
 export type RecyncShard = ShardSpec;
 
 // The shard parser and selector are the generic ones (re-exported so existing imports keep working).
 export { parseShard, selectShard } from "../io/shard.ts";
 
-/** What to plan: the cross product of prompts and seeds for one model, policy and T. */
+/**
+ * What to plan: the cross product of prompts and seeds for one model, policy and T.
+ *
+ * @category Recync
+ */
 export interface RecyncPlanOptions {
   /** Model label stored in every unit. */
   model: string;
@@ -336,6 +383,8 @@ export interface RecyncPlanOptions {
  * import { recyncUnitId } from "./harness.ts";
  * console.log(recyncUnitId("hf:gpt2", "narrative-01", 3, "v4", 100)); // hf:gpt2|narrative-01|3|v4|100
  * ```
+ *
+ * @category Recync
  */
 export function recyncUnitId(
   model: string,
@@ -357,6 +406,8 @@ export function recyncUnitId(
  * const units = planRecyncUnits({ model: "demo", prompts: [{ id: "a", text: "Hi" }], seeds: 2, T: 50, policy: "v4" });
  * console.log(units.map((u) => u.id)); // ["demo|a|0|v4|50", "demo|a|1|v4|50"]
  * ```
+ *
+ * @category Recync
  */
 export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
   const seeds = typeof options.seeds === "number"
@@ -401,6 +452,8 @@ export function planRecyncUnits(options: RecyncPlanOptions): RecyncUnitSpec[] {
  * import { finishedUnitIds } from "./harness.ts";
  * console.log((await finishedUnitIds("/nonexistent/results.jsonl")).size); // 0
  * ```
+ *
+ * @category Recync
  */
 export const finishedUnitIds: (path: string) => Promise<Set<string>> = finishedIds;
 
@@ -413,12 +466,18 @@ export const finishedUnitIds: (path: string) => Promise<Set<string>> = finishedI
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * await appendRecyncUnit(path, { id: "x" });
  * ```
+ *
+ * @category Recync
  */
 export async function appendRecyncUnit(path: string, record: { id: string }): Promise<void> {
   await appendJsonl(path, record);
 }
 
-/** A model with its tokenizer and a label for results files. */
+/**
+ * A model with its tokenizer and a label for results files.
+ *
+ * @category Recync
+ */
 export interface RecyncModelHandle {
   /** The model. */
   model: CausalLM;
@@ -438,6 +497,8 @@ export interface RecyncModelHandle {
  * import { loadRecyncModel } from "./harness.ts";
  * await loadRecyncModel("/nonexistent").catch((e) => console.log(e.message)); // names the folder
  * ```
+ *
+ * @category Recync
  */
 export async function loadRecyncModel(source: string): Promise<RecyncModelHandle> {
   const opened = await openModel(source);
@@ -450,7 +511,11 @@ export async function loadRecyncModel(source: string): Promise<RecyncModelHandle
   return { model: opened.model, tokenizer: opened.tokenizer, label: source.replace(/\/+$/, "") };
 }
 
-/** Options of {@link runRecyncExperiment}. */
+/**
+ * Options of {@link runRecyncExperiment}.
+ *
+ * @category Recync
+ */
 export interface RecyncExperimentOptions {
   /** The model (weights on the current backend). */
   model: CausalLM;
@@ -531,6 +596,8 @@ export interface RecyncExperimentOptions {
  * const r = checkRecyncPrompts([{ id: "ok", text: "abc" }, { id: "bad", text: "xyz" }], tok, 100, 50);
  * console.log(r.usable.map((p) => p.id), r.unusable.map((u) => u.id)); // ["ok"] ["bad"]
  * ```
+ *
+ * @category Recync
  */
 export function checkRecyncPrompts(
   prompts: RecyncPrompt[],
@@ -559,7 +626,11 @@ export function checkRecyncPrompts(
   return { usable, unusable };
 }
 
-/** What {@link runRecyncExperiment} did. */
+/**
+ * What {@link runRecyncExperiment} did.
+ *
+ * @category Recync
+ */
 export interface RecyncExperimentSummary {
   /** Units in this shard's plan. */
   planned: number;
@@ -603,6 +674,33 @@ function armRecord(
   };
 }
 
+/** The keys of {@linkcode RecyncExperimentOptions}; others are refused with a did-you-mean. */
+const RECYNC_EXPERIMENT_KEYS = [
+  "model",
+  "tokenizer",
+  "modelLabel",
+  "prompts",
+  "seeds",
+  "baseSeed",
+  "T",
+  "policy",
+  "policies",
+  "out",
+  "shard",
+  "batchUnits",
+  "maxUnits",
+  "monitor",
+  "restart",
+  "v3",
+  "sampling",
+  "eos",
+  "metrics",
+  "pipeline",
+  "onUnit",
+  "unusablePrompts",
+  "onNote",
+];
+
 /**
  * Runs (or resumes) an experiment: plans units, keeps the shard's, skips finished ones, generates the
  * rest in batches (baseline and intervention rows side by side, see the module notes) and appends one
@@ -624,10 +722,13 @@ function armRecord(
  * console.log(s.ran); // 2
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function runRecyncExperiment(
   options: RecyncExperimentOptions,
 ): Promise<RecyncExperimentSummary> {
+  checkOptionKeys(options, RECYNC_EXPERIMENT_KEYS, "runRecyncExperiment");
   const started = performance.now();
   const { usable, unusable } = checkRecyncPrompts(
     options.prompts,
@@ -721,6 +822,8 @@ interface RowRole {
  * console.log(records.map((r) => [r.r, r.restarts.length, r.prefixMatches]));
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function runRecyncBatch(
   units: RecyncUnitSpec[],

@@ -121,10 +121,16 @@ export interface RecyncArmMetrics extends RecyncTextMetrics {
  * - `after-crisis`: from the end of the baseline's first crisis (the first step after its extent; or r,
  *   if later), so the window no longer holds the crisis that selected the unit.
  * Units whose baseline has no crisis (sham-random) use r under every mode.
+ *
+ * @category Recync
  */
 export type RecyncOutcomeWindow = "from-rewind" | "after-confirm" | "after-crisis";
 
-/** All outcome window names, default first. */
+/**
+ * All outcome window names, default first.
+ *
+ * @category Recync
+ */
 export const RECYNC_OUTCOME_WINDOWS: readonly RecyncOutcomeWindow[] = [
   "from-rewind",
   "after-confirm",
@@ -142,6 +148,8 @@ export const RECYNC_OUTCOME_WINDOWS: readonly RecyncOutcomeWindow[] = [
  * const starts = ["from-rewind", "after-confirm", "after-crisis"].map((w) => outcomeWindowStart(w as never, 2, baseline));
  * assert.deepEqual(starts, [2, 8, 9]);
  * ```
+ *
+ * @category Recync
  */
 export function outcomeWindowStart(
   window: RecyncOutcomeWindow,

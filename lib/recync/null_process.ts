@@ -30,13 +30,21 @@ import {
 } from "./metrics.ts";
 import { CosimMonitor, type CosimMonitorOptions } from "./monitor.ts";
 
-/** A synthetic cosim process. */
+/**
+ * A synthetic cosim process.
+ *
+ * @category Recync
+ */
 export type NullProcess =
   | { kind: "iid"; mean: number; std: number }
   | { kind: "ar1"; mean: number; std: number; phi: number }
   | { kind: "block"; traces: number[][]; block: number };
 
-/** Options of {@link simulateNull}. */
+/**
+ * Options of {@link simulateNull}.
+ *
+ * @category Recync
+ */
 export interface NullSimOptions {
   /** The process. */
   process: NullProcess;
@@ -56,7 +64,11 @@ export interface NullSimOptions {
   resamples?: number;
 }
 
-/** One simulated unit with a baseline crisis. */
+/**
+ * One simulated unit with a baseline crisis.
+ *
+ * @category Recync
+ */
 export interface NullUnit {
   /** Unit index. */
   unit: number;
@@ -72,7 +84,11 @@ export interface NullUnit {
   strictWorse: boolean;
 }
 
-/** What {@link simulateNull} reports. */
+/**
+ * What {@link simulateNull} reports.
+ *
+ * @category Recync
+ */
 export interface NullSimResult {
   /** Units simulated. */
   N: number;
@@ -133,6 +149,8 @@ function sampler(process: NullProcess, rng: Prng): (prev: number | null) => numb
  * const s = drawSeries({ kind: "iid", mean: 0.9, std: 0.01 }, new Prng(1), 5);
  * console.log(s.length, s[0]); // 5 null
  * ```
+ *
+ * @category Recync
  */
 export function drawSeries(
   process: NullProcess,
@@ -156,6 +174,8 @@ export function drawSeries(
  * const a = armFromSeries([null, ...Array(30).fill(0.9)]);
  * console.log(a.events.length, a.inCrisis.length); // 0 31
  * ```
+ *
+ * @category Recync
  */
 export function armFromSeries(
   series: readonly (number | null)[],
@@ -191,6 +211,8 @@ export function armFromSeries(
  * const res = simulateNull({ process: { kind: "iid", mean: 0.9, std: 0.02 }, N: 50, T: 100, seed: 1, resamples: 200 });
  * console.log(res.nCrisis > 0, res.dz > 0); // true true: the selection alone makes d positive
  * ```
+ *
+ * @category Recync
  */
 export function simulateNull(options: NullSimOptions): NullSimResult {
   const { process, N, T } = options;
@@ -240,7 +262,11 @@ export function simulateNull(options: NullSimOptions): NullSimResult {
   };
 }
 
-/** Moments of real cosim traces: mean, std (ddof 1) and pooled lag-1 autocorrelation. */
+/**
+ * Moments of real cosim traces: mean, std (ddof 1) and pooled lag-1 autocorrelation.
+ *
+ * @category Recync
+ */
 export interface TraceMoments {
   /** Mean of all values. */
   mean: number;
@@ -260,6 +286,8 @@ export interface TraceMoments {
  * import { traceMoments } from "./null_process.ts";
  * console.log(traceMoments([[1, 2, 3, 4]]).mean); // 2.5
  * ```
+ *
+ * @category Recync
  */
 export function traceMoments(traces: readonly (readonly (number | null)[])[]): TraceMoments {
   const clean = traces.map((t) => t.filter((x): x is number => x !== null && Number.isFinite(x)));

@@ -19,7 +19,11 @@ import { controlRows, dzOf } from "./controls.ts";
 import { simulateNull, traceMoments } from "./null_process.ts";
 import { JUDGE_NLL_DEFINITION } from "./judge.ts";
 
-/** The response-level results the paper reports (spec §5.3), printed beside ours. */
+/**
+ * The response-level results the paper reports (spec §5.3), printed beside ours.
+ *
+ * @category Recync
+ */
 export interface RecyncPaperRow {
   /** Model name as the paper writes it. */
   model: string;
@@ -39,7 +43,11 @@ export interface RecyncPaperRow {
   match: RegExp;
 }
 
-/** Spec §5.3 (README of the Recync repository). */
+/**
+ * Spec §5.3 (README of the Recync repository).
+ *
+ * @category Recync
+ */
 export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
   {
     model: "GPT-2 Small",
@@ -94,6 +102,18 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
 ];
 
 /**
+ * The token-level (v3) result the paper reports: GPT-2 Small, d = +0.211, p = 0.037 (spec §3.3).
+ *
+ * @category Recync
+ */
+export const RECYNC_PAPER_V3: { model: string; params: string; d: number; p: number } = {
+  model: "GPT-2 Small",
+  params: "124M",
+  d: 0.211,
+  p: 0.037,
+};
+
+/**
  * The paper row for one of our model labels, if any (case-insensitive substring match).
  *
  * @example
@@ -101,6 +121,8 @@ export const RECYNC_PAPER_V4: readonly RecyncPaperRow[] = [
  * import { paperRowFor } from "./report.ts";
  * console.log(paperRowFor("hf:EleutherAI/pythia-160m")?.d); // 0.958
  * ```
+ *
+ * @category Recync
  */
 export function paperRowFor(model: string): RecyncPaperRow | undefined {
   const m = model.toLowerCase();
@@ -117,6 +139,8 @@ export function paperRowFor(model: string): RecyncPaperRow | undefined {
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * console.log((await readRecyncResults([path])).records.length); // 0
  * ```
+ *
+ * @category Recync
  */
 export async function readRecyncResults(
   paths: string[],
@@ -140,7 +164,11 @@ export async function readRecyncResults(
   return { records, duplicates, tornLines };
 }
 
-/** Options of {@link summarizeRecync}. */
+/**
+ * Options of {@link summarizeRecync}.
+ *
+ * @category Recync
+ */
 export interface RecyncSummaryOptions {
   /** Primary outcome (default `"crisisFraction"`). */
   outcome?: RecyncOutcomeName;
@@ -156,7 +184,11 @@ export interface RecyncSummaryOptions {
   proportionCi?: "wilson" | "clopper-pearson";
 }
 
-/** d and p of one outcome variant. */
+/**
+ * d and p of one outcome variant.
+ *
+ * @category Recync
+ */
 export interface RecyncVariantSummary {
   /** The effect size (per the summary's `effect`). */
   d: number;
@@ -164,7 +196,11 @@ export interface RecyncVariantSummary {
   p: number;
 }
 
-/** One row of the results table: a (model, policy, T) group. */
+/**
+ * One row of the results table: a (model, policy, T) group.
+ *
+ * @category Recync
+ */
 export interface RecyncGroupSummary {
   /** Model label. */
   model: string;
@@ -302,6 +338,8 @@ function textSummary(
  * const log = [{ step: 23, detail: { action: "apply" } }, { step: 24, detail: { action: "stopEarly" } }];
  * console.log(interventionLengths(log)); // [1]
  * ```
+ *
+ * @category Recync
  */
 export function interventionLengths(
   log: readonly { step: number; detail?: Record<string, unknown> }[],
@@ -333,6 +371,8 @@ function outcomePair(r: RecyncUnitRecord, o: RecyncOutcomeName): [number, number
  * import { summarizeRecync } from "./report.ts";
  * console.log(summarizeRecync([]).length); // 0
  * ```
+ *
+ * @category Recync
  */
 export function summarizeRecync(
   records: RecyncUnitRecord[],
@@ -449,6 +489,8 @@ function table(header: string[], rows: string[][]): string {
  * import { formatRecyncTable } from "./report.ts";
  * console.log(formatRecyncTable([]).includes("GPT-2 Small")); // true (the paper's rows)
  * ```
+ *
+ * @category Recync
  */
 export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
   const ours = summaries.map((s) => {
@@ -535,9 +577,25 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
       ours,
     ),
     "",
-    "### Paper (Recync v4, spec §5.3; PIR, iatrogenic and crisis-free definitions unpublished)",
-    "",
-    table(["Model", "Params", "PIR d", "95% CI", "p", "Iatrogenic", "Crisis-free"], paper),
+    // A run with v3 rows and no v4 rows (controls aside) is compared with the paper's v3 result; anything
+    // with v4 rows with the v4 table.
+    ...(summaries.some((x) => x.policy === "v3" || x.policy === "v3-cbf") &&
+        !summaries.some((x) => x.policy.startsWith("v4"))
+      ? [
+        "### Paper (Recync v3, token level, spec §3.3; constants and PIR definition unpublished)",
+        "",
+        table(["Model", "Params", "d", "p"], [[
+          RECYNC_PAPER_V3.model,
+          RECYNC_PAPER_V3.params,
+          signed(RECYNC_PAPER_V3.d),
+          String(RECYNC_PAPER_V3.p),
+        ]]),
+      ]
+      : [
+        "### Paper (Recync v4, spec §5.3; PIR, iatrogenic and crisis-free definitions unpublished)",
+        "",
+        table(["Model", "Params", "PIR d", "95% CI", "p", "Iatrogenic", "Crisis-free"], paper),
+      ]),
     "",
     "### Outcome variants (spec §4.5 a-d) and the other harm definitions",
     "",
@@ -591,6 +649,8 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
  * import { formatControls } from "./report.ts";
  * console.log(formatControls([]).startsWith("### Controls")); // true
  * ```
+ *
+ * @category Recync
  */
 export function formatControls(
   records: RecyncUnitRecord[],
@@ -700,6 +760,8 @@ export function formatControls(
  * const fig = recyncForestPlot([]);
  * console.log(fig.tagName.toLowerCase()); // "svg" or "figure"
  * ```
+ *
+ * @category Recync
  */
 export function recyncForestPlot(
   summaries: RecyncGroupSummary[],
@@ -729,14 +791,19 @@ export function recyncForestPlot(
     }];
   });
   const all = [...rows, ...paper];
+  // The legend lists only what is drawn (no "paper" entry when no row has a paper value), and the left
+  // margin fits the longest row label.
+  const sources = paper.length ? ["ours", "paper"] : ["ours"];
+  const longest = Math.max(0, ...rows.map((r) => r.label.length));
   return plot({
     title,
-    width: 720,
+    width: 720 + Math.max(0, 6 * longest + 16 - 260),
     height: 80 + 32 * Math.max(1, rows.length),
-    marginLeft: 260,
-    x: { label: "d", grid: true },
+    marginLeft: Math.max(120, 6 * longest + 16),
+    marginRight: 30,
+    x: { label: "effect size d (paired, unitless; 0 = no effect)", grid: true },
     y: { label: null, domain: rows.map((r) => r.label) },
-    color: { domain: ["ours", "paper"], range: ["#4269d0", "#d62728"], legend: true },
+    color: { domain: sources, range: ["#4269d0", "#d62728"].slice(0, sources.length), legend: true },
     marks: [
       Plot.ruleX([0], { stroke: "#888" }),
       Plot.link(all, {
@@ -776,6 +843,8 @@ export function recyncForestPlot(
  * const figure = recyncUnitTracePlot(records[0]); // display() it in a notebook, or saveSvg/savePng
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export function recyncUnitTracePlot(
   record: RecyncUnitRecord,
@@ -795,13 +864,22 @@ export function recyncUnitTracePlot(
   const restarts = arms.includes("intervention")
     ? record.restarts.map((r) => ({ step: r.r, label: `restart ${r.restart} (r=${r.r})` }))
     : [];
+  // Legend entries only for arms with a series; the caption names the other encodings actually drawn.
+  const present = arms.filter((a) => pts.some((p) => p.arm === a));
+  const palette: Record<string, string> = { baseline: "#888888", intervention: "#4269d0" };
+  const keys = [
+    ...(thr.length ? ["dashed: threshold (mean − α·std)"] : []),
+    ...(bands.length ? ["shaded: confirmed crisis"] : []),
+    ...(restarts.length ? ["orange: restart r"] : []),
+  ];
   return plot({
     title: title ?? `${record.model} · ${record.promptId} · seed ${record.seed} · ${record.policy}`,
+    caption: keys.length ? keys.join("; ") : undefined,
     width: 760,
     height: 300,
-    x: { label: "generated step t" },
-    y: { label: "cosim(t)", grid: true },
-    color: { domain: ["baseline", "intervention"], range: ["#888888", "#4269d0"], legend: true },
+    x: { label: "generated token step t" },
+    y: { label: "cosim(t) (cosine similarity)", grid: true },
+    color: { domain: present, range: present.map((a) => palette[a]), legend: true },
     marks: [
       Plot.rectX(bands, { x1: "x1", x2: "x2", fill: "arm", fillOpacity: 0.12 }),
       Plot.line(pts, { x: "step", y: "value", stroke: "arm", strokeWidth: 1.5 }),
@@ -820,7 +898,11 @@ export function recyncUnitTracePlot(
   });
 }
 
-/** What {@link writeRecyncReport} wrote. */
+/**
+ * What {@link writeRecyncReport} wrote.
+ *
+ * @category Recync
+ */
 export interface RecyncReportFiles {
   /** The Markdown table. */
   table: string;
@@ -853,6 +935,8 @@ export interface RecyncReportFiles {
  * console.log(table.split("\n")[2], files.length);
  * model.dispose();
  * ```
+ *
+ * @category Recync
  */
 export async function writeRecyncReport(
   paths: string[],

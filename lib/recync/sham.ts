@@ -21,10 +21,18 @@
  */
 import { Prng } from "../random/prng.ts";
 
-/** The sham policies. */
+/**
+ * The sham policies.
+ *
+ * @category Recync
+ */
 export type ShamKind = "sham-random" | "sham-matched";
 
-/** The eligible range of rewind points [lo, hi] (inclusive). */
+/**
+ * The eligible range of rewind points [lo, hi] (inclusive).
+ *
+ * @category Recync
+ */
 export interface ShamRange {
   /** Smallest rewind point. */
   lo: number;
@@ -32,7 +40,11 @@ export interface ShamRange {
   hi: number;
 }
 
-/** What the range depends on (monitor and restart settings). */
+/**
+ * What the range depends on (monitor and restart settings).
+ *
+ * @category Recync
+ */
 export interface ShamRangeOptions {
   /** Generated tokens per arm. */
   T: number;
@@ -54,6 +66,8 @@ export interface ShamRangeOptions {
  * import { shamEligibleRange } from "./sham.ts";
  * console.log(shamEligibleRange({ T: 100 })); // { lo: 18, hi: 94 }
  * ```
+ *
+ * @category Recync
  */
 export function shamEligibleRange(options: ShamRangeOptions): ShamRange {
   const W = options.window ?? 20, k = options.k ?? 3, off = options.rewindOffset ?? 3;
@@ -70,6 +84,8 @@ export function shamEligibleRange(options: ShamRangeOptions): ShamRange {
  * import { shamStream } from "./sham.ts";
  * console.log(shamStream("p1", "sham-random") === shamStream("p1", "sham-random")); // true
  * ```
+ *
+ * @category Recync
  */
 export function shamStream(promptId: string, policy: string): number {
   let h = 0x811c9dc5;
@@ -80,7 +96,11 @@ export function shamStream(promptId: string, policy: string): number {
   return h;
 }
 
-/** The seeded generator of one unit's sham draws. */
+/**
+ * The seeded generator of one unit's sham draws.
+ *
+ * @category Recync
+ */
 export function shamRng(seed: number, promptId: string, policy: string): Prng {
   return new Prng(seed, shamStream(promptId, policy));
 }
@@ -95,6 +115,8 @@ export function shamRng(seed: number, promptId: string, policy: string): Prng {
  * const s = shamRandomPoint(new Prng(1), { lo: 18, hi: 94 });
  * console.log(s !== null && s >= 18 && s <= 94); // true
  * ```
+ *
+ * @category Recync
  */
 export function shamRandomPoint(rng: Prng, range: ShamRange): number | null {
   if (range.hi < range.lo) return null;
@@ -113,6 +135,8 @@ export function shamRandomPoint(rng: Prng, range: ShamRange): number | null {
  * const s = shamMatchedPoint(new Prng(1), 30, Array(60).fill(false), { lo: 18, rewindOffset: 3 });
  * console.log(s !== null && s >= 18 && s < 27); // true
  * ```
+ *
+ * @category Recync
  */
 export function shamMatchedPoint(
   rng: Prng,
@@ -127,7 +151,11 @@ export function shamMatchedPoint(
   return candidates[rng.nextInt(candidates.length)];
 }
 
-/** A scheduled rewind for one sham row: where to, and from which step on it may act. */
+/**
+ * A scheduled rewind for one sham row: where to, and from which step on it may act.
+ *
+ * @category Recync
+ */
 export interface ShamDecision {
   /** Rewind point. */
   r: number;
@@ -150,6 +178,8 @@ export interface ShamDecision {
  * for (let t = 1; t < 100 && !d; t++) d = sched.observe(t, null, []);
  * console.log(d?.r === sched.plannedPoint); // true
  * ```
+ *
+ * @category Recync
  */
 export class ShamScheduler {
   /** The sham kind. */

@@ -341,7 +341,22 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
 }
 
 /**
- * Reads a config file: `.json`, or a `.ts`/`.js` module whose default export is the config.
+ * Options of {@linkcode loadTrainConfig}.
+ *
+ * @category Training
+ */
+export interface LoadTrainConfigOptions {
+  /**
+   * Imports a `.ts`/`.js` config module by file URL, e.g. `(url) => import(url)`. The library itself never
+   * imports a module named at run time (which also keeps `deno publish` free of unanalyzable imports), so
+   * module configs need this; `deno task train` passes it.
+   */
+  importModule?: (url: string) => Promise<{ default?: unknown }>;
+}
+
+/**
+ * Reads a config file: `.json`, or a `.ts`/`.js` module whose default export is the config (with
+ * `options.importModule`).
  *
  * @example
  * ```ts
@@ -352,12 +367,21 @@ export function modelConfigFor(section: ModelSection, vocabSize: number, blockSi
  *
  * @category Training
  */
-export async function loadTrainConfig(path: string): Promise<ResolvedTrainConfig> {
+export async function loadTrainConfig(
+  path: string,
+  options: LoadTrainConfigOptions = {},
+): Promise<ResolvedTrainConfig> {
   let raw: unknown;
   if (/\.(ts|js|mjs)$/.test(path)) {
     const url = new URL(path, `file://${Deno.cwd()}/`).href;
+    if (!options.importModule) {
+      throw new Error(
+        `config module '${path}': pass { importModule: (url) => import(url) } to loadTrainConfig, or import ` +
+          `it yourself and give its default export to resolveTrainConfig`,
+      );
+    }
     try {
-      raw = (await import(url)).default;
+      raw = (await options.importModule(url)).default;
     } catch (e) {
       throw new Error(`config module '${path}' could not be loaded: ${(e as Error).message}`);
     }

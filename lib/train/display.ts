@@ -41,12 +41,16 @@ export function lossCurvePlot(records: MetricsRecord[], options: { title?: strin
   const series = [...new Set(rows.map((r) => r.split))];
   const extra = series.length > 2 || series.some((s) => s !== "train" && s !== "val");
   const palette = ["#4269d0", "#ff725c", "#3ca951", "#efb118", "#6cc5b0", "#a463f2", "#ff8ab7", "#9c6b4e"];
-  const domain = ["train", "val", ...series.filter((s) => s !== "train" && s !== "val")];
+  // Only series that have data get a legend entry (a run without evaluation has no "val").
+  const domain = [
+    ...["train", "val"].filter((s) => series.includes(s)),
+    ...series.filter((s) => s !== "train" && s !== "val"),
+  ];
   return plot({
     title: options.title ?? "loss",
     width: 640,
     height: 300,
-    x: { label: "step" },
+    x: { label: "optimiser step" },
     y: { label: extra ? "loss (nats) / term or metric value" : "mean token loss (nats)", grid: true },
     color: { domain, range: domain.map((_, i) => palette[i % palette.length]), legend: true },
     marks: [

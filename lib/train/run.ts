@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { checkOptionKeys } from "../options.ts";
 import { ensureBackend } from "../backend/backend.ts";
 import { resolveModelSource } from "../io/hub.ts";
 import { registerModelFolderReader } from "../models/open.ts";
@@ -176,6 +177,17 @@ async function nanoGptTokens(corpus: string, tokenizer: string | undefined): Pro
  * @category Training
  */
 export async function trainFromConfig(options: TrainFromConfigOptions): Promise<TrainFromConfigResult> {
+  checkOptionKeys(options, [
+    "config",
+    "outDir",
+    "steps",
+    "resumeGood",
+    "resume",
+    "onMetrics",
+    "print",
+    "handleSigint",
+    "signal",
+  ], "trainFromConfig");
   await ensureBackend();
   const resolved = "settings" in options.config ? options.config : resolveTrainConfig(options.config);
   const outDir = options.outDir.replace(/\/+$/, "");
@@ -269,7 +281,16 @@ export async function trainFromConfig(options: TrainFromConfigOptions): Promise<
     }
     if (options.handleSigint ?? true) Deno.addSignalListener("SIGINT", onSigint);
     options.signal?.addEventListener("abort", onAbort);
-    const result = await trainer.run(options.steps ?? resolved.steps);
+    const total = options.steps ?? resolved.steps;
+    if (options.resume && total <= trainer.step && (options.print ?? true)) {
+      console.error(
+        `nothing to run: the checkpoint is at step ${trainer.step} and ${
+          options.steps !== undefined ? `--steps ${total}` : `the config's training.steps (${total})`
+        } is the total, counted from the start, not the number of steps to add; pass --steps ` +
+          `${trainer.step + 1} or more to continue`,
+      );
+    }
+    const result = await trainer.run(total);
     return { ...result, model, tokenizer: tokens.tokenizer, modelConfig, outDir };
   } catch (e) {
     model.dispose();

@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { formatProgressDuration } from "../notebook/progress.ts";
 import type { Tensor, Variable } from "../tensor_types.ts";
 import { appendJsonl } from "../io/atomic.ts";
 import type { CausalLM, DecoderConfig } from "../models/types.ts";
@@ -507,15 +508,32 @@ export class Trainer {
     this.#lastCheckpoint = ckpt.dir;
   }
 
-  async #emit(record: MetricsRecord): Promise<void> {
-    if (this.outDir) await appendJsonl(`${this.outDir}/log.jsonl`, record);
-    this.#init.onMetrics?.(record);
+  /** Where this run() started and where it ends, for the progress line's step k / total and ETA. */
+  #runProgress?: { total: number; fromStep: number; t0: number };
+
+  #progressText(step: number): string {
+    const p = this.#runProgress;
+    if (!p) return `step ${step}`;
+    const done = step - p.fromStep;
+    const secs = (performance.now() - p.t0) / 1000;
+    const eta = done > 0 && step < p.total
+      ? `, ETA ${formatProgressDuration((secs / done) * (p.total - step))}`
+      : "";
+    return `step ${step}/${p.total} (${((100 * step) / p.total).toFixed(0)}%)${eta}`;
+  }
+
+  async #emit(record: MetricsRecord, toLog = true): Promise<void> {
+    if (toLog) {
+      if (this.outDir) await appendJsonl(`${this.outDir}/log.jsonl`, record);
+      this.#init.onMetrics?.(record);
+    }
     if (this.#init.print ?? true) {
       const extra = formatExtras(record);
       if (record.kind === "train") {
         console.log(
-          `step ${record.step}: loss ${record.loss!.toFixed(4)}, lr ${record.lr!.toExponential(2)}, ` +
-            `grad norm ${record.gradNorm!.toFixed(3)}, ${Math.round(record.tokensPerSec!)} tok/s${extra}`,
+          `${this.#progressText(record.step)}: loss ${record.loss!.toFixed(4)}, lr ${
+            record.lr!.toExponential(2)
+          }, grad norm ${record.gradNorm!.toFixed(3)}, ${Math.round(record.tokensPerSec!)} tok/s${extra}`,
         );
       } else {
         console.log(
@@ -540,6 +558,7 @@ export class Trainer {
     const tokensPerStep = s.batchSize * s.blockSize * s.gradAccum;
     const elapsed = () => (performance.now() - t0) / 1000;
     let reason: RunResult["reason"] = "completed";
+    this.#runProgress = { total: totalSteps, fromStep: this.#step, t0 };
     while (this.#step < totalSteps) {
       if (this.#stopRequested) {
         reason = "stopped";
@@ -553,6 +572,22 @@ export class Trainer {
       windowSteps++;
       windowTokens += tokensPerStep;
       const step = this.#step;
+      // The first step of a run is printed (not logged) whatever the interval, so tokens/s and the ETA show
+      // up at once rather than after logInterval steps.
+      const firstOfRun = step === this.#runProgress.fromStep + 1;
+      if (firstOfRun && !(step % s.logInterval === 0 || step === totalSteps) && (this.#init.print ?? true)) {
+        const secs = (performance.now() - windowStart) / 1000;
+        await this.#emit({
+          kind: "train",
+          step,
+          elapsed: elapsed(),
+          loss,
+          lr,
+          gradNorm,
+          tokens: step * tokensPerStep,
+          tokensPerSec: windowTokens / Math.max(secs, 1e-9),
+        }, false);
+      }
       if (step % s.logInterval === 0 || step === totalSteps) {
         const secs = (performance.now() - windowStart) / 1000;
         const record: MetricsRecord = {

@@ -55,3 +55,32 @@ Deno.test("generateText: options are checked too, and its own options are not pa
   );
   m.dispose();
 });
+
+Deno.test("other public options objects refuse unknown keys with a did-you-mean", async () => {
+  const { initBackend } = await import("../../lib/backend/backend.ts");
+  const { createDecoder } = await import("../../lib/models/scratch.ts");
+  const { trainFromConfig } = await import("../../lib/train/run.ts");
+  const { runRecyncExperiment } = await import("../../lib/recync/harness.ts");
+  await assertRejects(() => initBackend({ backnd: "cpu" } as never), Error, "did you mean backend");
+  await assertRejects(
+    () => initBackend({ backend: "gpu" as never }),
+    Error,
+    "use one of auto, webgpu, wasm, cpu",
+  );
+  assertThrows(
+    () => createDecoder(tinyRotaryConfig(), { seed: 1, sd: 0.1 } as never),
+    Error,
+    "createDecoder",
+  );
+  assertThrows(() => model.forward([[1, 2]], { lastonly: true } as never), Error, "did you mean lastOnly");
+  await assertRejects(
+    () => trainFromConfig({ config: {} as never, outDir: "/nonexistent", step: 3 } as never),
+    Error,
+    "did you mean steps",
+  );
+  await assertRejects(
+    () => runRecyncExperiment({ out: "x", seed: 1 } as never),
+    Error,
+    "runRecyncExperiment: unknown option 'seed' (did you mean seeds",
+  );
+});

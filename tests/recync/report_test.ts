@@ -145,3 +145,15 @@ Deno.test("summary options: BCa interval, Clopper-Pearson crisis-free CI, other 
   assertAlmostEquals(m.variants.meanCosim!.d, m.comparison!.dav, 1e-12);
   assert(formatRecyncTable([b]).includes("bca bootstrap"));
 });
+
+Deno.test("formatRecyncTable: a v3-only run is compared with the paper's v3 result, not the v4 table", async () => {
+  const { formatRecyncTable } = await import("../../lib/recync/report.ts");
+  const recs = units();
+  const [s] = summarizeRecync(recs.map((r) => ({ ...r, policy: "v3" })), { resamples: 100, seed: 1 });
+  const v3 = formatRecyncTable([s]);
+  if (!v3.includes("Recync v3, token level") || !v3.includes("+0.211") || v3.includes("Recync v4, spec")) {
+    throw new Error(v3);
+  }
+  const [s4] = summarizeRecync(recs, { resamples: 100, seed: 1 });
+  if (!formatRecyncTable([s4]).includes("Recync v4, spec")) throw new Error("v4 table missing");
+});

@@ -83,7 +83,7 @@ Deno.test("Ctrl-C during `deno task train` saves a checkpoint before exiting", a
   // Wait until a few steps have been logged, then interrupt.
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
-  while (!/step 3:/.test(seen)) {
+  while (!/step 3[:/]/.test(seen)) {
     const { value, done } = await reader.read();
     if (done) break;
     seen += value;
