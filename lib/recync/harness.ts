@@ -674,32 +674,38 @@ function armRecord(
   };
 }
 
-/** The keys of {@linkcode RecyncExperimentOptions}; others are refused with a did-you-mean. */
-const RECYNC_EXPERIMENT_KEYS = [
-  "model",
-  "tokenizer",
-  "modelLabel",
-  "prompts",
-  "seeds",
-  "baseSeed",
-  "T",
-  "policy",
-  "policies",
-  "out",
-  "shard",
-  "batchUnits",
-  "maxUnits",
-  "monitor",
-  "restart",
-  "v3",
-  "sampling",
-  "eos",
-  "metrics",
-  "pipeline",
-  "onUnit",
-  "unusablePrompts",
-  "onNote",
-];
+/**
+ * The keys of {@linkcode RecyncExperimentOptions}; others are refused with a did-you-mean. A record, so
+ * the compiler keeps it complete when an option is added.
+ */
+const RECYNC_EXPERIMENT_KEY_SET: Record<keyof RecyncExperimentOptions, true> = {
+  model: true,
+  tokenizer: true,
+  modelLabel: true,
+  prompts: true,
+  seeds: true,
+  baseSeed: true,
+  T: true,
+  policy: true,
+  policies: true,
+  out: true,
+  shard: true,
+  batchUnits: true,
+  maxUnits: true,
+  monitor: true,
+  restart: true,
+  v3Cbf: true,
+  v3: true,
+  sampling: true,
+  eos: true,
+  metrics: true,
+  pipeline: true,
+  judge: true,
+  onUnit: true,
+  unusablePrompts: true,
+  onNote: true,
+};
+const RECYNC_EXPERIMENT_KEYS = Object.keys(RECYNC_EXPERIMENT_KEY_SET);
 
 /**
  * Runs (or resumes) an experiment: plans units, keeps the shard's, skips finished ones, generates the
