@@ -12,17 +12,22 @@
 import { tf } from "../deps.ts";
 import { checkOptionKeys, closest } from "../options.ts";
 
-/** The keys of {@linkcode ForwardOptions}; others are refused with a did-you-mean. */
-const FORWARD_OPTION_KEYS = [
-  "cache",
-  "positions",
-  "attentionMask",
-  "hooks",
-  "capture",
-  "lastOnly",
-  "training",
-  "dropoutSeed",
-];
+/**
+ * The keys of {@linkcode ForwardOptions}; others are refused with a did-you-mean. A record, so the
+ * compiler keeps it complete when an option is added.
+ */
+const FORWARD_OPTION_KEY_SET: Record<keyof ForwardOptions, true> = {
+  cache: true,
+  positions: true,
+  attentionMask: true,
+  hooks: true,
+  capture: true,
+  lastOnly: true,
+  targets: true,
+  training: true,
+  dropoutSeed: true,
+};
+const FORWARD_OPTION_KEYS = Object.keys(FORWARD_OPTION_KEY_SET);
 import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import type { Scalar } from "../tensor_types.ts";
