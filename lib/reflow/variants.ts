@@ -59,13 +59,6 @@ export const REFLOW_VARIANTS: readonly ReflowVariant[] = [
  * assert.equal(reflowVariantConfig("reflow", o).embedding?.signals, 32);
  * ```
  *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { REFLOW_VOCAB_SIZE } from "./variants.ts";
- * assert.equal(REFLOW_VOCAB_SIZE % 64, 0);
- * ```
- *
  * @category reFlow
  */
 export interface ReflowVariantOptions {
@@ -116,7 +109,18 @@ const VARIANT_OPTION_KEYS: readonly (keyof ReflowVariantOptions)[] = [
   "basisStd",
 ];
 
-/** The padded GPT-2 vocabulary of every reFlow config (50257 real tokens + 47 pad rows). */
+/**
+ * The padded GPT-2 vocabulary of every reFlow config (50257 real tokens + 47 pad rows).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REFLOW_VOCAB_SIZE } from "./variants.ts";
+ * assert.equal(REFLOW_VOCAB_SIZE % 64, 0);
+ * ```
+ *
+ * @category reFlow
+ */
 export const REFLOW_VOCAB_SIZE = 50304;
 
 /**

@@ -235,8 +235,12 @@ async function exists(path: string): Promise<boolean> {
 export async function resolveCheckpointDir(path: string): Promise<string> {
   const p = path.replace(/\/+$/, "");
   if (!(await exists(p))) {
+    // A bare Hub id (gpt2, org/name) is the likeliest slip: say how such a model is opened.
+    const hub = /^[\w-]+(\/[\w.-]+)?$/.test(p) && !p.startsWith(".")
+      ? ` (a Hub model? use hf:${p} where a model source is taken, e.g. deno task demo --model hf:${p})`
+      : "";
     throw new Error(
-      `checkpoint folder '${p}' does not exist: give a training output folder or a checkpoint folder`,
+      `checkpoint folder '${p}' does not exist: give a training output folder or a checkpoint folder${hub}`,
     );
   }
   if (await exists(`${p}/${CHECKPOINT_FILES.state}`)) return p;

@@ -4,6 +4,7 @@ import { gpt2NewConfig } from "../../lib/models/scratch.ts";
 import { generateText } from "../../lib/generate/generate.ts";
 import { loadModelFolder } from "../../lib/examples/example_model.ts";
 import { openModel } from "../../lib/models/open.ts";
+import { resolveCheckpointDir } from "../../lib/train/checkpoint.ts";
 import { runDemo } from "../../lib/cli/demo.ts";
 import { CharTokenizer } from "../../lib/tokenizers/char.ts";
 import { tinyModel, tinyRotaryConfig, useBackend } from "../fixtures.ts";
@@ -16,6 +17,18 @@ const TINY = new URL("../../data/models/tiny-gpt2", import.meta.url).pathname;
 Deno.test("a bare Hub id suggests hf:", async () => {
   await assertRejects(() => loadModelFolder("gpt2"), Error, "use hf:gpt2");
   await assertRejects(() => openModel("EleutherAI/pythia-160m"), Error, "use hf:EleutherAI/pythia-160m");
+});
+
+Deno.test("sample --ckpt with a bare Hub id says how a Hub model is opened", async () => {
+  await assertRejects(() => resolveCheckpointDir("gpt2"), Error, "use hf:gpt2");
+  await assertRejects(
+    () => resolveCheckpointDir("EleutherAI/pythia-160m"),
+    Error,
+    "hf:EleutherAI/pythia-160m",
+  );
+  // A path that is clearly a path gets no Hub hint.
+  const err = await resolveCheckpointDir("./runs/none").catch((e) => (e as Error).message);
+  assert(!String(err).includes("hf:"), String(err));
 });
 
 Deno.test("a width that does not divide into heads names nHeads and dModel", () => {
