@@ -31,19 +31,4 @@ else
   $CMD
 fi
 
-STEP_DIR="$RUN/checkpoints/$(cat "$RUN/checkpoints/latest")"
-TMP="$DEST.tmp.$$"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-cp "$STEP_DIR/model.safetensors" "$STEP_DIR/state.json" "$TMP/"
-cp "$RUN/log.jsonl" "$TMP/log.jsonl"
-cp "$RUN/config.json" "$TMP/config.json"
-cp "$RUN/tokens/meta.json" "$TMP/tokens_meta.json"
-{
-  echo "# Produced by data/models/train_demo.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(uname -m), $(nproc) cores):"
-  echo "${COHERENCE_DATA_DIR:+COHERENCE_DATA_DIR=$COHERENCE_DATA_DIR }$CMD"
-} > "$TMP/COMMAND.txt"
-if [ -f "$DEST/README.md" ]; then cp "$DEST/README.md" "$TMP/README.md"; fi
-rm -rf "$DEST"
-mv "$TMP" "$DEST"
-echo "train_demo: packaged $STEP_DIR into $DEST"
+data/models/package_run.sh "$RUN" "$DEST" data/models/train_demo.sh "$CMD"

@@ -21,20 +21,6 @@ if [ "${PACKAGE_ONLY:-0}" != 1 ]; then
   echo "train_reflow_wiki: $CMD"
   $CMD
 fi
-STEP_DIR="$RUN/checkpoints/$(cat "$RUN/checkpoints/latest")"
-TMP="$DEST.tmp.$$"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-cp "$STEP_DIR/model.safetensors" "$STEP_DIR/state.json" "$STEP_DIR/tokenizer.json" "$TMP/"
-cp "$RUN/log.jsonl" "$RUN/config.json" "$TMP/"
-cp "$RUN/tokens/meta.json" "$TMP/tokens_meta.json"
 # The trainer copies tokenizer.json only; this config names <unk> as the unknown token (special.unk).
-cp data/configs/reflow-wiki-words/tokenizer_config.json "$TMP/"
-{
-  echo "# Produced by data/models/train_reflow_wiki.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(uname -m), $(nproc) cores):"
-  echo "${COHERENCE_DATA_DIR:+COHERENCE_DATA_DIR=$COHERENCE_DATA_DIR }$CMD"
-} > "$TMP/COMMAND.txt"
-if [ -f "$DEST/README.md" ]; then cp "$DEST/README.md" "$TMP/README.md"; fi
-rm -rf "$DEST"
-mv "$TMP" "$DEST"
-echo "train_reflow_wiki: packaged $STEP_DIR into $DEST"
+data/models/package_run.sh "$RUN" "$DEST" data/models/train_reflow_wiki.sh "$CMD" \
+  data/configs/reflow-wiki-words/tokenizer_config.json
