@@ -1,7 +1,11 @@
 /**
  * Multi-seed comparison of reFlow against GPT-2-New at matched size (issue 8, item 8): trains each config
  * once per seed (only `training.seed` changes), then reports the final validation loss of every run and a
- * paired t test of reFlow − GPT-2-New over the seeds.
+ * paired t test of reFlow − GPT-2-New over the seeds, plus the sparsity (active signals per recipe row,
+ * usage Gini) and basis geometry (effective rank, condition number) of each reFlow model.
+ *
+ * Resumable: every finished run is one line of `DIR/runs.jsonl`; rerunning the same command skips the
+ * finished runs and resumes an interrupted one from its last checkpoint.
  *
  * ```sh
  * COHERENCE_DATA_DIR=../shared/data deno run -A tools/reflow_seeds.ts --out out/reflow-seeds
@@ -17,8 +21,8 @@ import type { BackendName } from "../lib/backend/backend.ts";
 import { loadTrainConfig, resolveTrainConfig } from "../lib/train/config.ts";
 import { trainFromConfig } from "../lib/train/run.ts";
 import { pairedTTest } from "../lib/stats/paired.ts";
-import { writeTextAtomic } from "../lib/io/atomic.ts";
-import "../lib/reflow/mod.ts";
+import { appendJsonl, readJsonl, writeTextAtomic } from "../lib/io/atomic.ts";
+import { basisGeometry, sparsityProfile } from "../lib/reflow/mod.ts";
 
 /** One finished run. */
 export interface SeedRun {
@@ -32,6 +36,14 @@ export interface SeedRun {
   valLoss: number;
   /** Run folder. */
   outDir: string;
+  /** reFlow runs: sparsity and basis geometry of the trained model (definitions as in the experiments). */
+  reflow?: {
+    activeSignalsMean: number;
+    usageGini: number;
+    effectiveRank: number;
+    conditionNumber: number | null;
+    definitions: Record<string, string>;
+  };
 }
 
 if (import.meta.main) {
@@ -66,23 +78,49 @@ if (import.meta.main) {
   if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds: integers, got ${values.seeds}`);
   const backend = await initBackend({ backend: values.backend as BackendName | "auto" });
   console.error(`backend ${backend.name}`);
+  await Deno.mkdir(values.out, { recursive: true });
+  const log = `${values.out}/runs.jsonl`;
+  const steps = values.steps ? Number(values.steps) : undefined;
+  const done = (await Deno.stat(log).then(() => true, () => false))
+    ? (await readJsonl<SeedRun>(log)).records
+    : [];
   const runs: SeedRun[] = [];
   for (const seed of seeds) {
     for (const path of configs) {
       const base = (await loadTrainConfig(path)).config;
       const config = resolveTrainConfig({ ...base, training: { ...base.training, seed } }, path);
+      const wantSteps = steps ?? config.steps;
+      const finished = done.find((r) => r.config === path && r.seed === seed && r.steps === wantSteps);
+      if (finished) {
+        console.error(`${path} seed ${seed}: finished earlier (${log})`);
+        runs.push(finished);
+        continue;
+      }
       const name = path.slice(path.lastIndexOf("/") + 1).replace(/\.json$/, "");
       const outDir = `${values.out}/${name}-seed${seed}`;
-      const steps = values.steps ? Number(values.steps) : undefined;
-      const r = await trainFromConfig({ config, outDir, steps, print: false, handleSigint: false });
-      runs.push({
+      const resume = await Deno.stat(`${outDir}/checkpoints/latest`).then(() => true, () => false);
+      const r = await trainFromConfig({ config, outDir, steps, resume, print: false, handleSigint: false });
+      const run: SeedRun = {
         config: path,
         preset: base.model.preset,
         seed,
         steps: r.step,
         valLoss: r.lastEval?.loss ?? NaN,
         outDir,
-      });
+      };
+      if (r.modelConfig.embedding?.kind === "reflow") {
+        const sp = (await sparsityProfile(r.model, r.tokenizer)).result;
+        const geo = (await basisGeometry(r.model, r.tokenizer)).result;
+        run.reflow = {
+          activeSignalsMean: sp.activeCounts.mean,
+          usageGini: sp.gini,
+          effectiveRank: geo.effectiveRank,
+          conditionNumber: geo.conditionNumber,
+          definitions: { ...sp.definitions, ...geo.definitions },
+        };
+      }
+      await appendJsonl(log, run);
+      runs.push(run);
       console.error(`${name} seed ${seed}: val loss ${r.lastEval?.loss.toFixed(4)} after ${r.step} steps`);
       r.model.dispose();
     }
@@ -98,6 +136,18 @@ if (import.meta.main) {
       `\nreFlow − baseline: mean ${t.meanDifference.toFixed(4)} nats, 95% CI [${t.ciLower.toFixed(4)}, ${
         t.ciUpper.toFixed(4)
       }], t = ${t.t.toFixed(3)}, df ${t.df}, p = ${t.pValue.toFixed(4)}`,
+    );
+  }
+  const rf = runs.filter((r) => r.reflow).map((r) => r.reflow!);
+  if (rf.length) {
+    const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+    console.log(
+      `\nreFlow models (${rf.length}): active signals per recipe row ${
+        mean(rf.map((x) => x.activeSignalsMean)).toFixed(1)
+      }, ` +
+        `usage Gini ${mean(rf.map((x) => x.usageGini)).toFixed(3)}, basis effective rank ${
+          mean(rf.map((x) => x.effectiveRank)).toFixed(1)
+        } (definitions in ${log})`,
     );
   }
   if (values.json) await writeTextAtomic(values.json, JSON.stringify({ runs }, null, 2) + "\n");
