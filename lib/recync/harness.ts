@@ -93,11 +93,11 @@ export const RECYNC_POLICIES: readonly RecyncPolicyName[] = [
 ];
 
 /**
- * A CBF configuration that binds on the bundled model (issue 13): with the placeholder constants'
- * class-K gain γ = 0.5 the filter never changed a v3 decision there (λ ≈ 0.3 sits far below λ_max = 0.8,
- * and the cooling requests raise λ, z and λ_sem), so it could not be tested. γ = 0.05 lets a request raise
- * λ by at most 5 % of its distance to λ_max per step; on the bundled model (8 prompts × 100 tokens) it
- * softened all 20 of 20 filtered decisions (T 0.75-0.85 → about 0.95). Still a [TS] placeholder.
+ * A CBF configuration that binds on the bundled model (issue 13). With the placeholder constants' class-K
+ * gain γ = 0.5 the filter changed no v3 decision there (λ ≈ 0.3 sits far below λ_max = 0.8, and the cooling
+ * requests raise λ, z and λ_sem), so it could not be tested. γ = 0.05 lets a request raise λ by at most 5 %
+ * of its distance to λ_max per step. Measured in notebook 12 (bundled model, CI scale): the default
+ * configuration changed 0 of 4 filtered decisions, this one 4 of 4. Still a [TS] placeholder.
  *
  * @category Recync
  */
@@ -127,7 +127,7 @@ export function parsePolicyList(text: string): RecyncPolicyName[] {
 }
 
 /** The token-level policies (v3 controller rows). */
-function isV3Policy(p: RecyncPolicyName | undefined): boolean {
+function isV3Policy(p: RecyncPolicyName | null | undefined): boolean {
   return p === "v3" || p === "v3-cbf";
 }
 
@@ -937,12 +937,10 @@ export async function runRecyncBatch(
   }];
   const hasV3 = policyList.some(isV3Policy);
   const v3: (V3Controller | null)[] = roles.map((ro, row) =>
-    ro.policy === "v3"
-      ? new V3Controller({ ...options.v3, monitor: options.monitor }, row)
-      : ro.policy === "v3-cbf"
+    isV3Policy(ro.policy)
       ? new V3Controller({
         ...options.v3,
-        cbf: options.v3Cbf ?? RECYNC_BINDING_CBF,
+        ...(ro.policy === "v3-cbf" ? { cbf: options.v3Cbf ?? RECYNC_BINDING_CBF } : {}),
         monitor: options.monitor,
       }, row)
       : null

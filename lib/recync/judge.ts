@@ -73,38 +73,56 @@ export interface JudgeNll {
  * @category Recync
  */
 export function judgeNll(judge: RecyncJudge, context: string, continuation: string): JudgeNll {
+  return judgeNlls(judge, [[context, continuation]])[0];
+}
+
+/**
+ * NLL of several (context, continuation) pairs: one forward each, one packed readback for all of them.
+ */
+function judgeNlls(judge: RecyncJudge, pairs: [string, string][]): JudgeNll[] {
   const enc = (s: string) => (s ? judge.tokenizer.encode(s, { addSpecialTokens: false }) : []);
-  const cont = enc(continuation);
-  if (cont.length === 0) return { nll: NaN, tokens: 0 };
-  let ctx = enc(context);
   const maxPos = judge.model.config.maxPositions;
-  if (cont.length + 1 > maxPos) {
-    throw new Error(
-      `judge ${judge.label}: the continuation has ${cont.length} tokens, more than its ${maxPos} positions allow`,
-    );
-  }
-  // The first continuation token needs at least one token before it; use BOS/EOS when the context is empty.
-  if (ctx.length === 0) {
-    const start = judge.tokenizer.special.bos ?? judge.tokenizer.special.eos;
-    if (start === undefined) {
+  const jobs = pairs.map(([context, continuation]) => {
+    const cont = enc(continuation);
+    if (cont.length === 0) return null;
+    if (cont.length + 1 > maxPos) {
       throw new Error(
-        `judge ${judge.label}: nothing to condition on (empty context and no BOS/EOS token); give a prompt`,
+        `judge ${judge.label}: the continuation has ${cont.length} tokens, more than its ${maxPos} positions allow`,
       );
     }
-    ctx = [start];
-  }
-  ctx = ctx.slice(Math.max(0, ctx.length + cont.length - maxPos));
-  const ids = [...ctx, ...cont];
-  const sum = tf.tidy(() => {
-    const input = tf.tensor2d([ids.slice(0, -1)], [1, ids.length - 1], "int32") as Tensor2D;
-    const { logits } = judge.model.forward(input);
-    // Logits at positions ctx.length-1 … predict the continuation tokens.
-    const tail = logits.slice([0, ctx.length - 1, 0], [1, cont.length, logits.shape[2]]);
-    return tokenLosses(tail, tf.tensor1d(cont, "int32")).sum();
+    let ctx = enc(context);
+    // The first continuation token needs a token before it; use BOS/EOS when the context is empty.
+    if (ctx.length === 0) {
+      const start = judge.tokenizer.special.bos ?? judge.tokenizer.special.eos;
+      if (start === undefined) {
+        throw new Error(
+          `judge ${judge.label}: nothing to condition on (empty context and no BOS/EOS token); give a prompt`,
+        );
+      }
+      ctx = [start];
+    }
+    return { ctx: ctx.slice(Math.max(0, ctx.length + cont.length - maxPos)), cont };
   });
-  const total = sum.dataSync()[0];
-  sum.dispose();
-  return { nll: total / cont.length, tokens: cont.length };
+  const scored = jobs.filter((j): j is { ctx: number[]; cont: number[] } => j !== null);
+  let sums: ArrayLike<number> = [];
+  if (scored.length > 0) {
+    const packed = tf.tidy(() =>
+      tf.stack(scored.map(({ ctx, cont }) => {
+        const ids = [...ctx, ...cont];
+        const input = tf.tensor2d([ids.slice(0, -1)], [1, ids.length - 1], "int32") as Tensor2D;
+        const { logits } = judge.model.forward(input);
+        // Logits at positions ctx.length-1 … predict the continuation tokens.
+        const tail = logits.slice([0, ctx.length - 1, 0], [1, cont.length, logits.shape[2]]);
+        return tokenLosses(tail, tf.tensor1d(cont, "int32")).sum();
+      }))
+    );
+    sums = packed.dataSync();
+    packed.dispose();
+  }
+  let k = 0;
+  return jobs.map((j) =>
+    j === null ? { nll: NaN, tokens: 0 } : { nll: sums[k++] / j.cont.length, tokens: j.cont.length }
+  );
 }
 
 /**
@@ -150,17 +168,17 @@ export function judgeRecyncUnit(
   const m = record.metrics;
   if (!m) return null;
   // The window is in the generating model's tokens, so its text comes from that model's tokenizer.
-  const arm = (a: RecyncUnitRecord["baseline"]): JudgeNll => {
-    const before = unitTokenizer.decode(a.tokens.slice(0, m.from));
-    const inside = unitTokenizer.decode(a.tokens.slice(m.from, m.to));
-    return judgeNll(judge, record.prompt + before, inside);
-  };
+  const text = (a: RecyncUnitRecord["baseline"]): [string, string] => [
+    record.prompt + unitTokenizer.decode(a.tokens.slice(0, m.from)),
+    unitTokenizer.decode(a.tokens.slice(m.from, m.to)),
+  ];
+  const [baseline, intervention] = judgeNlls(judge, [text(record.baseline), text(record.intervention)]);
   return {
     model: judge.label,
     definition: JUDGE_NLL_DEFINITION,
     from: m.from,
     to: m.to,
-    baseline: arm(record.baseline),
-    intervention: arm(record.intervention),
+    baseline,
+    intervention,
   };
 }

@@ -18,6 +18,7 @@ import type { RecyncUnitRecord } from "./harness.ts";
 import { controlRows, dzOf } from "./controls.ts";
 import { simulateNull, traceMoments } from "./null_process.ts";
 import { JUDGE_NLL_DEFINITION } from "./judge.ts";
+import { meanOf } from "../stats/descriptive.ts";
 
 /**
  * The response-level results the paper reports (spec §5.3), printed beside ours.
@@ -316,12 +317,11 @@ function textSummary(
       p !== null && Number.isFinite(p[0]) && Number.isFinite(p[1])
     );
     if (pairs.length === 0) continue;
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const deltas = pairs.map(([b, i]) => higherIsBetter ? i - b : b - i);
     out[name] = {
       n: pairs.length,
-      baseline: mean(pairs.map((p) => p[0])),
-      intervention: mean(pairs.map((p) => p[1])),
+      baseline: meanOf(pairs.map((p) => p[0])),
+      intervention: meanOf(pairs.map((p) => p[1])),
       dz: pairs.length >= 2 ? dzOf(deltas) : NaN,
     };
   }
@@ -462,7 +462,7 @@ export function summarizeRecync(
         };
       })(),
       text: textSummary(used),
-      ...(used.find((r) => r.judge) ? { judge: used.find((r) => r.judge)!.judge!.model } : {}),
+      judge: used.find((r) => r.judge)?.judge?.model,
       prefixMismatches: rs.filter((r) => !r.prefixMatches).length,
       meanUnitMs: rs.reduce((s, r) => s + r.elapsedMs, 0) / rs.length,
     });
@@ -493,6 +493,7 @@ function table(header: string[], rows: string[][]): string {
  * @category Recync
  */
 export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
+  const judge = summaries.find((x) => x.judge)?.judge;
   const ours = summaries.map((s) => {
     const c = s.comparison;
     const d = c ? (s.effect === "dz" ? c.dz : s.effect === "dav" ? c.dav : c.dPooled) : NaN;
@@ -618,8 +619,8 @@ export function formatRecyncTable(summaries: RecyncGroupSummary[]): string {
     "",
     "Repetition = share of window positions whose trigram already occurred (prompt included); distinct-2 = " +
     "unique bigrams / bigrams in the window; judge NLL = " +
-    (summaries.find((x) => x.judge)
-      ? `${JUDGE_NLL_DEFINITION}, under ${summaries.find((x) => x.judge)!.judge}.`
+    (judge
+      ? `${JUDGE_NLL_DEFINITION}, under ${judge}.`
       : "not measured (pass --judge SRC to `recync run` to score both arms under a second model)."),
     "",
     table(
