@@ -22,6 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
+import { writeTextAtomic } from "../lib/io/atomic.ts";
 
 /** What `--write` stores in `metadata.coherence`. */
 export interface NotebookStamp {
@@ -78,9 +79,7 @@ export async function writeStamped(
   });
   const stamp: NotebookStamp = { code_sha256: notebookCodeHash(nb), scale, deno: Deno.version.deno };
   nb.metadata = { ...nb.metadata, coherence: stamp };
-  const tmp = `${target}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(nb, null, 1) + "\n");
-  await Deno.rename(tmp, target);
+  await writeTextAtomic(target, JSON.stringify(nb, null, 1) + "\n");
   return stamp;
 }
 
@@ -284,7 +283,7 @@ export function firstCellError(ipynb: { cells: IpynbCell[] }): NotebookCellError
     if (cell.metadata?.tags?.includes("raises-exception")) continue;
     const err = cell.outputs?.find((o) => o.output_type === "error");
     if (err) {
-      const source = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
+      const source = cellSource(cell);
       return {
         cellIndex: i,
         codeCellNumber: code,
@@ -368,7 +367,7 @@ export async function runNotebook(
   const cells: IpynbCell[] = executed.cells;
   const codeBefore = cells.slice(0, outcome.cell + 1).filter((c) => c.cell_type === "code").length;
   const cell = cells[outcome.cell];
-  const source = cell ? (Array.isArray(cell.source) ? cell.source.join("") : cell.source) : "";
+  const source = cell ? cellSource(cell) : "";
   const error: NotebookCellError = fromCells && fromCells.cellIndex === outcome.cell ? fromCells : {
     cellIndex: outcome.cell,
     codeCellNumber: outcome.cell >= 0 ? codeBefore : -1,

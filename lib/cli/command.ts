@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { closest } from "../options.ts";
+import { didYouMean } from "../options.ts";
 
 /** A bad command line (unknown flag, missing or malformed value): exit 2 with the usage. */
 export class UsageError extends Error {}
@@ -42,10 +42,8 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
     const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(msg);
     if (unknown) {
       const flags = Object.keys(options).map((k) => `--${k}`);
-      const near = closest(unknown[1], flags);
       throw new UsageError(
-        `unknown option '${unknown[1]}'${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; ` +
-          `allowed: ${flags.join(", ")}`,
+        `unknown option '${unknown[1]}'${didYouMean(unknown[1], flags)}; allowed: ${flags.join(", ")}`,
       );
     }
     throw new UsageError(msg.replace(/\. To specify an option argument starting with a dash.*$/, ""));

@@ -1039,16 +1039,16 @@ export async function generateText(
   for (let id = tokenizer.vocabSize; id < model.config.vocabSize; id++) extra.push(id);
   const ban = (p: SamplingParams | undefined): SamplingParams | undefined =>
     extra.length === 0 ? p : { ...p, bannedTokens: [...(p?.bannedTokens ?? []), ...extra] };
+  const maxNew = options.maxNewTokens ?? 64;
   const trace = await generate(model, ids, {
     ...generateOptions,
     sampling: ban(options.sampling ?? {}),
     rowSampling: options.rowSampling?.map((p) => (p ? ban(p) : undefined)),
-    maxNewTokens: options.maxNewTokens ?? 64,
+    maxNewTokens: maxNew,
     stopTokens: options.stopTokens ?? (eos !== undefined ? [eos] : undefined),
     decode,
   }).collect();
   const texts = trace.texts();
-  const maxNew = options.maxNewTokens ?? 64;
   const short = trace.rows.filter((r) => r.finishReason === "context");
   const note = short.length
     ? `stopped at the model's context limit (${model.config.maxPositions} positions): ` +

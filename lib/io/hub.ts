@@ -451,7 +451,7 @@ export async function resolveModelSourceDetailed(
 
   const cachedCommit = await readRef(repoDir, revision);
   let status = cachedCommit ? await snapshotStatus(repoDir, cachedCommit, optional) : null;
-  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
+  const offline = hubOffline(env);
   const mayDownload = options.allowDownload === true && !offline;
   if (cachedCommit && status?.complete) {
     const downloaded: string[] = [];
@@ -531,7 +531,7 @@ export async function resolveTokenizerSource(
   if (commit && await isFile(`${repoDir}/snapshots/${commit}/tokenizer.json`)) {
     return `${repoDir}/snapshots/${commit}`;
   }
-  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
+  const offline = hubOffline(env);
   if (!(options.allowDownload === true && !offline)) {
     throw new Error(
       `hf:${repo}@${revision}: no tokenizer.json in the Hugging Face cache (${cacheDir}). Download it with ` +
@@ -565,6 +565,12 @@ async function fetchModelFiles(dl: HubDownloader, optional: string[], what: stri
   }
 }
 
+/** Whether `HF_HUB_OFFLINE` is set ("1" or "true", as huggingface_hub reads it). */
+function hubOffline(env: HubEnv): boolean {
+  const v = env.get("HF_HUB_OFFLINE");
+  return v === "1" || v?.toLowerCase() === "true";
+}
+
 /** Files of a trainer checkpoint folder besides config.json and the weights (fetched when present). */
 const TRAINER_FILES = ["state.json", "tokens_meta.json"];
 
@@ -593,11 +599,9 @@ async function resolveUrlFolder(
   const optional = [...HF_OPTIONAL_FILES, ...TRAINER_FILES, ...(options.extraFiles ?? [])];
   for (const f of optional) assertSafeRelativePath(f, "extra file name");
   const status = await snapshotStatus(repoDir, id, optional);
-  if (status.complete && status.unknownOptional.length === 0) {
-    return { folder: `${repoDir}/snapshots/${id}`, kind: "url", commit: id, downloaded: [] };
-  }
-  const offline = env.get("HF_HUB_OFFLINE") === "1" || env.get("HF_HUB_OFFLINE")?.toLowerCase() === "true";
-  if (offline && status.complete) {
+  const offline = hubOffline(env);
+  // Complete and every optional file known, or complete and offline: use the cached snapshot.
+  if (status.complete && (status.unknownOptional.length === 0 || offline)) {
     return { folder: `${repoDir}/snapshots/${id}`, kind: "url", commit: id, downloaded: [] };
   }
   if (offline) throw new Error(`${base} is not in the cache (${repoDir}) and HF_HUB_OFFLINE is set`);
@@ -643,8 +647,7 @@ async function resolveBundled(
   }
   const folderUrl = new URL(`${name}/`, base.endsWith("/") ? base : base + "/");
   if (folderUrl.protocol === "file:") {
-    const r = await resolveModelSourceDetailed(decodeURIComponent(folderUrl.pathname), options);
-    return r;
+    return await resolveModelSourceDetailed(decodeURIComponent(folderUrl.pathname), options);
   }
   return await resolveUrlFolder(folderUrl.href, {
     ...options,

@@ -12,22 +12,6 @@
 import { tf } from "../deps.ts";
 import { checkOptionKeys, closest } from "../options.ts";
 
-/**
- * The keys of {@linkcode ForwardOptions}; others are refused with a did-you-mean. A record, so the
- * compiler keeps it complete when an option is added.
- */
-const FORWARD_OPTION_KEY_SET: Record<keyof ForwardOptions, true> = {
-  cache: true,
-  positions: true,
-  attentionMask: true,
-  hooks: true,
-  capture: true,
-  lastOnly: true,
-  targets: true,
-  training: true,
-  dropoutSeed: true,
-};
-const FORWARD_OPTION_KEYS = Object.keys(FORWARD_OPTION_KEY_SET);
 import { escapeHtml, JUPYTER_DISPLAY } from "../display.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor_types.ts";
 import type { Scalar } from "../tensor_types.ts";
@@ -57,7 +41,25 @@ import type {
   HookFn,
   Hooks,
   KVCacheLike,
+  ModelInputIds,
 } from "./types.ts";
+
+/**
+ * The keys of {@linkcode ForwardOptions}; others are refused with a did-you-mean. A record, so the
+ * compiler keeps it complete when an option is added.
+ */
+const FORWARD_OPTION_KEY_SET: Record<keyof ForwardOptions, true> = {
+  cache: true,
+  positions: true,
+  attentionMask: true,
+  hooks: true,
+  capture: true,
+  lastOnly: true,
+  targets: true,
+  training: true,
+  dropoutSeed: true,
+};
+const FORWARD_OPTION_KEYS = Object.keys(FORWARD_OPTION_KEY_SET);
 
 /**
  * Options for constructing a {@linkcode Decoder}.
@@ -415,13 +417,12 @@ export class Decoder implements CausalLM {
       if (near.length === 0) {
         const parts = name.split(".");
         const last = parts.pop() ?? "";
-        const prefix = parts.join(".");
-        const points = [...new Set(this.hookNames.map((h) => h.split(".").pop()!))];
-        const fixed = closest(last, points, 2).map((p) => (prefix ? `${prefix}.${p}` : p));
-        near = fixed.filter((n) => this.#hookNameSet.has(n));
-        if (near.length === 0) {
-          near = this.hookNames.filter((h) => fixed.some((f) => h.endsWith(f.split(".").pop()!))).slice(0, 4);
-        }
+        const prefix = parts.join(".") ? `${parts.join(".")}.` : "";
+        const points = closest(last, [...new Set(this.hookNames.map((h) => h.split(".").pop()!))], 2);
+        const fixed = points.map((p) => prefix + p).filter((n) => this.#hookNameSet.has(n));
+        near = fixed.length
+          ? fixed
+          : this.hookNames.filter((h) => points.some((p) => h.endsWith(p))).slice(0, 4);
       }
       throw new Error(
         `unknown hook name '${name}' for this ${this.config.family} model` +
@@ -484,13 +485,7 @@ export class Decoder implements CausalLM {
   }
 }
 
-/**
- * Token ids as the model takes them: an int32 tensor [batch, time], or plain numbers (`[[1, 2, 3]]`, or
- * `[1, 2, 3]` for one row) or typed arrays.
- *
- * @category Models
- */
-export type ModelInputIds = Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[];
+export type { ModelInputIds } from "./types.ts";
 
 /**
  * An int32 [batch, time] tensor for `ids` (the caller disposes it); each id is checked against the

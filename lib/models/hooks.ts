@@ -5,9 +5,9 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import type { Tensor, Tensor2D, Tensor3D } from "../tensor_types.ts";
+import type { Tensor, Tensor3D } from "../tensor_types.ts";
 import { JUPYTER_DISPLAY } from "../display.ts";
-import type { CausalLM, ForwardOptions, Hooks } from "./types.ts";
+import type { CausalLM, ForwardOptions, ForwardResult, Hooks, ModelInputIds } from "./types.ts";
 
 /**
  * Activations captured from one forward, by hook name. Owns its tensors: call `dispose()` when done.
@@ -127,13 +127,12 @@ export interface RunWithCacheOptions extends Omit<ForwardOptions, "capture"> {
  */
 export function runWithCache(
   model: CausalLM,
-  ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
+  ids: ModelInputIds,
   options: RunWithCacheOptions = {},
 ): { logits: Tensor3D; cache: ActivationCache } {
   const { names, ...rest } = options;
   const r = model.forward(ids, { ...rest, capture: names ?? true });
-  // Aux terms and metrics (mixers such as PhaseGPT's report some) are not returned: free them.
-  tf.dispose([r.hidden, r.residual, ...Object.values(r.aux ?? {}), ...Object.values(r.metrics ?? {})]);
+  disposeUnreturned(r);
   return { logits: r.logits, cache: new ActivationCache(r.activations ?? new Map()) };
 }
 
@@ -160,12 +159,24 @@ export function runWithCache(
  */
 export function runWithHooks(
   model: CausalLM,
-  ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
+  ids: ModelInputIds,
   hooks: Hooks,
   options: Omit<ForwardOptions, "hooks"> = {},
 ): Tensor3D {
   const r = model.forward(ids, { ...options, hooks });
-  tf.dispose([r.hidden, r.residual, ...Object.values(r.aux ?? {}), ...Object.values(r.metrics ?? {})]);
+  disposeUnreturned(r);
   if (r.activations) { for (const t of r.activations.values()) t.dispose(); }
   return r.logits;
+}
+
+/** Frees what the run* helpers do not return: hidden, residual, a loss, and aux terms and metrics (mixers
+ * such as PhaseGPT's report some). */
+function disposeUnreturned(r: ForwardResult): void {
+  tf.dispose([
+    r.hidden,
+    r.residual,
+    r.loss,
+    ...Object.values(r.aux ?? {}),
+    ...Object.values(r.metrics ?? {}),
+  ]);
 }

@@ -72,8 +72,7 @@ export function presetNames(): string[] {
  * @category Models
  */
 export function getPreset(name: string): ModelPreset {
-  const preset = PRESETS.get(checkChoice(name, presetNames(), "model preset"));
-  return preset!;
+  return PRESETS.get(checkChoice(name, presetNames(), "model preset"))!;
 }
 
 /**

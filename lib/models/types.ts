@@ -156,6 +156,14 @@ export interface HookContext {
 export type Hooks = Record<string, HookFn | HookFn[]>;
 
 /**
+ * Token ids as the model takes them: an int32 tensor [batch, time], or plain numbers (`[[1, 2, 3]]`, or
+ * `[1, 2, 3]` for one row) or typed arrays.
+ *
+ * @category Models
+ */
+export type ModelInputIds = Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[];
+
+/**
  * Options for one forward pass.
  *
  * @category Models
@@ -246,12 +254,8 @@ export interface CausalLM {
   readonly config: DecoderConfig;
   /** Every hook name this model can fire, in execution order. */
   readonly hookNames: string[];
-  /** Runs the model on token ids [B, T] (int32). */
   /** One forward pass; `ids` is an int32 [batch, time] tensor or plain numbers (`[[1, 2, 3]]`, typed arrays). */
-  forward(
-    ids: Tensor2D | ArrayLike<number> | readonly ArrayLike<number>[],
-    options?: ForwardOptions,
-  ): ForwardResult;
+  forward(ids: ModelInputIds, options?: ForwardOptions): ForwardResult;
   /** A fresh, empty cache for `batchSize` rows. */
   createCache(batchSize: number): KVCacheLike;
   /** Trainable parameters by canonical name. */

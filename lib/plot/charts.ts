@@ -101,7 +101,7 @@ export function cosimTracePlot(trace: ArrayLike<number>, options: CosimTraceOpti
     const px = (step: number) => 40 + ((step - lo) / (hi - lo || 1)) * plotW;
     const rowsEnd: number[] = [];
     const placed: { step: number; label: string; row: number; left: boolean }[] = [];
-    for (const e of [...events].filter((e) => e.label).sort((a, b) => a.step - b.step)) {
+    for (const e of events.filter((e) => e.label).sort((a, b) => a.step - b.step)) {
       const w = labelWidth(e.label!);
       const left = px(e.step) + 3 + w > width - 2;
       const from = left ? px(e.step) - 3 - w : px(e.step) + 3;
