@@ -22,6 +22,7 @@ import {
   nextTokenProbs,
   probeToken,
   probeTokens,
+  probsFromSignals,
   promptIds,
   rankOf,
   realVocabSize,
@@ -1094,8 +1095,7 @@ export async function layerEvolution(
 }
 
 function probsFromSignalsArray(recipe: Tensor2D, sig: Tensor2D): Float32Array[] {
-  const p = tf.softmax(tf.matMul(sig, recipe, false, true));
-  const data = p.dataSync() as Float32Array;
+  const data = probsFromSignals(recipe, sig).dataSync() as Float32Array;
   const V = recipe.shape[0];
   return Array.from({ length: sig.shape[0] }, (_, i) => data.slice(i * V, (i + 1) * V));
 }
@@ -1302,7 +1302,7 @@ export async function causalAblation(
       }
       return tf.tidy(() => {
         const s = tf.mul(tf.tensor2d(sigma, [1, S]), tf.tensor2d(mask, [1, S])) as Tensor2D;
-        return tf.softmax(tf.matMul(s, recipe, false, true)).dataSync()[target];
+        return probsFromSignals(recipe, s).dataSync()[target];
       });
     };
     const topKnockout: number[] = [], randomKnockout: number[] = [];
