@@ -21,6 +21,7 @@ import type { BackendName } from "../lib/backend/backend.ts";
 import { loadTrainConfig, resolveTrainConfig } from "../lib/train/config.ts";
 import { trainFromConfig } from "../lib/train/run.ts";
 import { pairedTTest } from "../lib/stats/paired.ts";
+import { meanOf as mean } from "../lib/stats/descriptive.ts";
 import { appendJsonl, readJsonl, writeTextAtomic } from "../lib/io/atomic.ts";
 import { basisGeometry, sparsityProfile } from "../lib/reflow/mod.ts";
 
@@ -81,13 +82,13 @@ if (import.meta.main) {
   await Deno.mkdir(values.out, { recursive: true });
   const log = `${values.out}/runs.jsonl`;
   const steps = values.steps ? Number(values.steps) : undefined;
-  const done = (await Deno.stat(log).then(() => true, () => false))
-    ? (await readJsonl<SeedRun>(log)).records
-    : [];
+  const done = (await readJsonl<SeedRun>(log, { allowMissing: true })).records;
+  // Each config file is read once; the seed loop only changes training.seed.
+  const bases = await Promise.all(configs.map(async (path) => (await loadTrainConfig(path)).config));
   const runs: SeedRun[] = [];
   for (const seed of seeds) {
-    for (const path of configs) {
-      const base = (await loadTrainConfig(path)).config;
+    for (const [c, path] of configs.entries()) {
+      const base = bases[c];
       const config = resolveTrainConfig({ ...base, training: { ...base.training, seed } }, path);
       const wantSteps = steps ?? config.steps;
       const finished = done.find((r) => r.config === path && r.seed === seed && r.steps === wantSteps);
@@ -140,7 +141,6 @@ if (import.meta.main) {
   }
   const rf = runs.filter((r) => r.reflow).map((r) => r.reflow!);
   if (rf.length) {
-    const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
     console.log(
       `\nreFlow models (${rf.length}): active signals per recipe row ${
         mean(rf.map((x) => x.activeSignalsMean)).toFixed(1)

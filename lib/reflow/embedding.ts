@@ -14,7 +14,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
-import { gatherRows } from "../nn/embedding.ts";
+import { gatherRows, unembed } from "../nn/embedding.ts";
 import { chunkedHeadCrossEntropy } from "../nn/chunked_loss.ts";
 import { checkChoice } from "../options.ts";
 import {
@@ -239,13 +239,6 @@ function tapeOn(): boolean {
   return engine.isTapeOn ? engine.isTapeOn() : true;
 }
 
-/** Row-major matrix product of a `[B, T, n]` tensor with `w` (`[n, m]`, or `[m, n]` when `transposeB`). */
-function matmul3(x: Tensor3D, w: Tensor2D, transposeB = false): Tensor3D {
-  const [b, t, n] = x.shape;
-  const y = tf.matMul(tf.reshape(x, [b * t, n]) as Tensor2D, w, false, transposeB);
-  return tf.reshape(y, [b, t, -1]) as Tensor3D;
-}
-
 /**
  * The reFlow embedding component (kind `reflow`), also holding the inference cache of E.
  */
@@ -306,15 +299,15 @@ class ReflowEmbedding implements EmbeddingComponent {
     const { topK, sparsify } = this.#opts;
     if (!tapeOn() && !fire && sparsify !== "signals") {
       const e = this.embeddingMatrix();
-      return this.#eT ? matmul3(hidden, this.#eT) : matmul3(hidden, e, true);
+      return this.#eT ? unembed(hidden, this.#eT, false) : unembed(hidden, e, true);
     }
-    let sig = matmul3(hidden, this.#phi as Tensor2D, true); // σ = y·Φᵀ, [B, T, S]
+    let sig = unembed(hidden, this.#phi as Tensor2D, true); // σ = y·Φᵀ, [B, T, S]
     if (topK !== undefined && sparsify === "signals") {
       const [b, t, s] = sig.shape;
       sig = tf.reshape(topKRows(tf.reshape(sig, [b * t, s]) as Tensor2D, topK), [b, t, s]) as Tensor3D;
     }
     if (fire) sig = fire("unembed.hook_signals", undefined, sig) as Tensor3D;
-    return matmul3(sig, this.#recipeRows(this.#r as Tensor2D), true);
+    return unembed(sig, this.#recipeRows(this.#r as Tensor2D), true);
   }
 
   /**

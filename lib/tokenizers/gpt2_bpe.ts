@@ -40,6 +40,8 @@ let shared: Tiktoken | null = null;
 export class Gpt2BpeTokenizer implements TextTokenizer {
   /** Vocabulary size given to models (50304 by default: 50257 padded to a multiple of 64). */
   readonly vocabSize: number;
+  /** Ids the encoder actually produces (50257); the pad rows up to `vocabSize` never see a token. */
+  readonly realVocabSize: number = REAL_VOCAB;
   /** `eos` = `bos` = 50256. */
   readonly special: SpecialTokens = { eos: GPT2_EOT, bos: GPT2_EOT };
   readonly #enc: Tiktoken;

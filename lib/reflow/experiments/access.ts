@@ -14,10 +14,6 @@ import { applyNorm } from "../../nn/norm.ts";
 import { topKRows } from "../embedding.ts";
 import type { CausalLM, Hooks } from "../../models/types.ts";
 import type { TextTokenizer } from "../../tokenizers/types.ts";
-import { Gpt2BpeTokenizer } from "../../tokenizers/gpt2_bpe.ts";
-
-/** Ids GPT-2 BPE actually produces (50257; the padded rows above never see a token). */
-const GPT2_REAL_VOCAB = 50257;
 
 /**
  * Parameter name of the recipe matrix R.
@@ -518,13 +514,9 @@ export function rankOf(values: ArrayLike<number>, index: number, limit = values.
  * @category reFlow
  */
 export function realVocabSize(parts: ReflowParts, tokenizer: TextTokenizer, override?: number): number {
-  // GPT-2 BPE reports the padded 50304 as its size; only ids below 50257 are ever produced.
+  // GPT-2 BPE reports the padded 50304 as its size and its realVocabSize (50257) as the ids it produces.
   const own = (tokenizer as { realVocabSize?: unknown }).realVocabSize;
-  const produced = typeof own === "number"
-    ? own
-    : tokenizer instanceof Gpt2BpeTokenizer
-    ? GPT2_REAL_VOCAB
-    : tokenizer.vocabSize;
+  const produced = typeof own === "number" ? own : tokenizer.vocabSize;
   const v = override ?? Math.min(produced, parts.vocab);
   if (!Number.isInteger(v) || v < 2 || v > parts.vocab) {
     throw new Error(`realVocab must be an integer in 2..${parts.vocab}, got ${v}`);

@@ -22,6 +22,7 @@ import {
   nextTokenProbs,
   probeToken,
   probeTokens,
+  probsFromSignals,
   promptIds,
   rankOf,
   realVocabSize,
@@ -29,6 +30,7 @@ import {
   recipeRows,
   type ReflowParts,
   reflowParts,
+  residualHook,
   signalsOf,
 } from "./access.ts";
 import {
@@ -110,7 +112,19 @@ interface Setup {
   excluded: number[];
 }
 
-function setup(model: CausalLM, tokenizer: TextTokenizer, o: CommonOptions): Setup {
+/**
+ * The shared start of every experiment: rejects option keys other than the common ones and `keys`
+ * (naming the experiment `where`), then reads the model's reFlow parts, its real vocabulary and the
+ * special tokens to leave out.
+ */
+function setup(
+  model: CausalLM,
+  tokenizer: TextTokenizer,
+  o: CommonOptions,
+  where: string,
+  keys: readonly string[] = [],
+): Setup {
+  checkOptionKeys(o, [...COMMON, ...keys], where);
   const parts = reflowParts(model);
   const sp = tokenizer.special;
   const excluded = o.excludeSpecial === false
@@ -267,8 +281,11 @@ export async function recipeAtlas(
   tokenizer: TextTokenizer,
   options: RecipeAtlasOptions = {},
 ): Promise<ExperimentOutput<RecipeAtlasResult>> {
-  checkOptionKeys(options, [...COMMON, "words", "neighbours", "topPairs"], "recipeAtlas");
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "recipeAtlas", [
+    "words",
+    "neighbours",
+    "topPairs",
+  ]);
   const k = options.neighbours ?? 5, top = options.topPairs ?? 20;
   const skipped: string[] = [];
   const { words, ids } = resolveWords(
@@ -405,8 +422,7 @@ export async function sparsityProfile(
   tokenizer: TextTokenizer,
   options: SparsityProfileOptions = {},
 ): Promise<ExperimentOutput<SparsityProfileResult>> {
-  checkOptionKeys(options, [...COMMON, "rule", "threshold"], "sparsityProfile");
-  const { parts, realVocab } = setup(model, tokenizer, options);
+  const { parts, realVocab } = setup(model, tokenizer, options, "sparsityProfile", ["rule", "threshold"]);
   const rule = checkChoice(
     options.rule ?? "relative",
     ["relative", "absolute", "positive"] as const,
@@ -538,8 +554,7 @@ export async function basisGeometry(
   tokenizer: TextTokenizer,
   options: CommonOptions = {},
 ): Promise<ExperimentOutput<BasisGeometryResult>> {
-  checkOptionKeys(options, [...COMMON], "basisGeometry");
-  const { parts } = setup(model, tokenizer, options);
+  const { parts } = setup(model, tokenizer, options, "basisGeometry");
   const S = parts.signals, d = parts.dModel;
   // The Gram matrix of the shorter side carries all singular values; tf forms it, Jacobi solves it.
   const gram = tf.tidy(() =>
@@ -657,8 +672,12 @@ export async function semanticGalaxy(
   tokenizer: TextTokenizer,
   options: SemanticGalaxyOptions = {},
 ): Promise<ExperimentOutput<SemanticGalaxyResult>> {
-  checkOptionKeys(options, [...COMMON, "categories", "silhouetteSpace", "metric", "seed"], "semanticGalaxy");
-  const { parts } = setup(model, tokenizer, options);
+  const { parts } = setup(model, tokenizer, options, "semanticGalaxy", [
+    "categories",
+    "silhouetteSpace",
+    "metric",
+    "seed",
+  ]);
   const space = checkChoice(options.silhouetteSpace ?? "pca", ["pca", "recipe"] as const, "silhouette space");
   const metric = checkChoice(options.metric ?? "euclidean", ["euclidean", "cosine"] as const, "metric");
   const seed = options.seed ?? 0;
@@ -770,8 +789,11 @@ export async function semanticAlgebra(
   tokenizer: TextTokenizer,
   options: SemanticAlgebraOptions = {},
 ): Promise<ExperimentOutput<SemanticAlgebraResult>> {
-  checkOptionKeys(options, [...COMMON, "triples", "hitRank", "listed"], "semanticAlgebra");
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "semanticAlgebra", [
+    "triples",
+    "hitRank",
+    "listed",
+  ]);
   const hitRank = options.hitRank ?? 5, listed = options.listed ?? 5;
   const rows = await recipeRows(parts);
   const skipped: string[] = [];
@@ -873,8 +895,7 @@ export async function typoResilience(
   options: TypoResilienceOptions = {},
 ): Promise<ExperimentOutput<TypoResilienceResult>> {
   await Promise.resolve();
-  checkOptionKeys(options, [...COMMON, "pairs", "layers", "layer"], "typoResilience");
-  const { parts } = setup(model, tokenizer, options);
+  const { parts } = setup(model, tokenizer, options, "typoResilience", ["pairs", "layers", "layer"]);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const head = options.layer ?? layers[layers.length - 1];
@@ -1007,8 +1028,11 @@ export async function layerEvolution(
   options: LayerEvolutionOptions = {},
 ): Promise<ExperimentOutput<LayerEvolutionResult>> {
   await Promise.resolve();
-  checkOptionKeys(options, [...COMMON, "prompts", "rule", "threshold"], "layerEvolution");
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "layerEvolution", [
+    "prompts",
+    "rule",
+    "threshold",
+  ]);
   const rule = checkChoice(options.rule ?? "top1", ["top1", "threshold"] as const, "crystallisation rule");
   const threshold = options.threshold ?? 0.5;
   const prompts = options.prompts ?? DEFAULT_PROMPTS.map((p) => ({ ...p }));
@@ -1071,8 +1095,7 @@ export async function layerEvolution(
 }
 
 function probsFromSignalsArray(recipe: Tensor2D, sig: Tensor2D): Float32Array[] {
-  const p = tf.softmax(tf.matMul(sig, recipe, false, true));
-  const data = p.dataSync() as Float32Array;
+  const data = probsFromSignals(recipe, sig).dataSync() as Float32Array;
   const V = recipe.shape[0];
   return Array.from({ length: sig.shape[0] }, (_, i) => data.slice(i * V, (i + 1) * V));
 }
@@ -1130,8 +1153,7 @@ export async function signalFlow(
   options: SignalFlowOptions = {},
 ): Promise<ExperimentOutput<SignalFlowResult>> {
   await Promise.resolve();
-  checkOptionKeys(options, [...COMMON, "prompt", "topN"], "signalFlow");
-  const { parts } = setup(model, tokenizer, options);
+  const { parts } = setup(model, tokenizer, options, "signalFlow", ["prompt", "topN"]);
   const prompt = options.prompt ?? DEFAULT_PROMPTS[0].text;
   const topN = Math.min(options.topN ?? 16, parts.signals);
   const sig = tf.tidy(() =>
@@ -1238,8 +1260,13 @@ export async function causalAblation(
   options: CausalAblationOptions = {},
 ): Promise<ExperimentOutput<CausalAblationResult>> {
   await Promise.resolve();
-  checkOptionKeys(options, [...COMMON, "prompt", "target", "maxK", "randomTrials", "seed"], "causalAblation");
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "causalAblation", [
+    "prompt",
+    "target",
+    "maxK",
+    "randomTrials",
+    "seed",
+  ]);
   const S = parts.signals;
   const prompt = options.prompt ?? DEFAULT_PROMPTS[0].text;
   const ids = promptIds(tokenizer, prompt);
@@ -1275,7 +1302,7 @@ export async function causalAblation(
       }
       return tf.tidy(() => {
         const s = tf.mul(tf.tensor2d(sigma, [1, S]), tf.tensor2d(mask, [1, S])) as Tensor2D;
-        return tf.softmax(tf.matMul(s, recipe, false, true)).dataSync()[target];
+        return probsFromSignals(recipe, s).dataSync()[target];
       });
     };
     const topKnockout: number[] = [], randomKnockout: number[] = [];
@@ -1398,21 +1425,15 @@ export async function emotionSurgery(
   options: EmotionSurgeryOptions = {},
 ): Promise<ExperimentOutput<EmotionSurgeryResult>> {
   await Promise.resolve();
-  checkOptionKeys(
-    options,
-    [
-      ...COMMON,
-      "positive",
-      "negative",
-      "prompt",
-      "layers",
-      "alpha",
-      "effectiveFraction",
-      "continuationTokens",
-    ],
-    "emotionSurgery",
-  );
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "emotionSurgery", [
+    "positive",
+    "negative",
+    "prompt",
+    "layers",
+    "alpha",
+    "effectiveFraction",
+    "continuationTokens",
+  ]);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const alpha = options.alpha ?? 1, frac = options.effectiveFraction ?? 0.5;
@@ -1507,15 +1528,13 @@ export async function emotionSurgery(
 /** Mean L2 norm over positions of the residual after each layer 0..L, on one prompt. */
 function residualNorms(model: CausalLM, ids: number[]): number[] {
   const L = model.config.nLayers;
-  const names = Array.from(
-    { length: L + 1 },
-    (_, l) => (l < L ? `blocks.${l}.hook_resid_pre` : `blocks.${L - 1}.hook_resid_post`),
-  );
+  const names = Array.from({ length: L + 1 }, (_, l) => residualHook(l, L));
   return tf.tidy(() => {
     const input = tf.tensor2d([ids], [1, ids.length], "int32");
     const r = model.forward(input, { capture: names });
     const acts = r.activations!;
-    const out = names.map((n) => tf.mean(tf.norm(acts.get(n)!, 2, -1)).dataSync()[0]);
+    // One packed readback for all L+1 norms rather than one per layer.
+    const out = Array.from(tf.stack(names.map((n) => tf.mean(tf.norm(acts.get(n)!, 2, -1)))).dataSync());
     for (const a of acts.values()) a.dispose();
     return out;
   });
@@ -1577,12 +1596,13 @@ export async function conceptInception(
   options: ConceptInceptionOptions = {},
 ): Promise<ExperimentOutput<ConceptInceptionResult>> {
   await Promise.resolve();
-  checkOptionKeys(
-    options,
-    [...COMMON, "prompt", "concept", "layers", "maxAlpha", "iterations"],
-    "conceptInception",
-  );
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "conceptInception", [
+    "prompt",
+    "concept",
+    "layers",
+    "maxAlpha",
+    "iterations",
+  ]);
   const L = parts.layers;
   const layers = layerList(options.layers, L);
   const prompt = options.prompt ?? "The film was";
@@ -1786,12 +1806,14 @@ export async function geneticHijack(
   tokenizer: TextTokenizer,
   options: GeneticHijackOptions = {},
 ): Promise<ExperimentOutput<GeneticHijackResult>> {
-  checkOptionKeys(
-    options,
-    [...COMMON, "source", "donor", "mode", "weight", "prompts", "listed"],
-    "geneticHijack",
-  );
-  const { parts, realVocab, excluded } = setup(model, tokenizer, options);
+  const { parts, realVocab, excluded } = setup(model, tokenizer, options, "geneticHijack", [
+    "source",
+    "donor",
+    "mode",
+    "weight",
+    "prompts",
+    "listed",
+  ]);
   const mode = checkChoice(options.mode ?? "copy", ["copy", "swap", "blend"] as const, "hijack mode");
   const weight = options.weight ?? 0.5, listed = options.listed ?? 5;
   const sourceWord = options.source ?? "king", donorWord = options.donor ?? "queen";
