@@ -14,8 +14,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { runCommand } from "./command.ts";
+import { parseFlags, runCommand } from "./command.ts";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
 import { parseShard, type ShardSpec } from "../io/shard.ts";
@@ -140,13 +139,7 @@ export function parsePhaseGptArgs(argv: string[]): PhaseGptArgs | null {
       help: { type: "boolean", short: "h", default: false },
     },
   } as const;
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: opts[cmd], strict: true, allowPositionals: cmd === "report" });
-  } catch (e) {
-    const allowed = Object.keys(opts[cmd]).map((k) => `--${k}`).join(", ");
-    throw new Error(`${(e as Error).message.split("\n")[0]}; allowed flags of ${cmd}: ${allowed}`);
-  }
+  const parsed = parseFlags({ args: rest, options: opts[cmd], allowPositionals: cmd === "report" });
   const v = parsed.values as Record<string, string | boolean | undefined>;
   if (v.help) return null;
   if (cmd === "sweep") {
