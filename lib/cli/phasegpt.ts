@@ -17,7 +17,7 @@
 import { parseFlags, runCommand } from "./command.ts";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
-import { parseShard, type ShardSpec } from "../io/shard.ts";
+import { parseShard, selectShard, type ShardSpec } from "../io/shard.ts";
 import { checkChoice } from "../options.ts";
 import "../phasegpt/mod.ts"; // registers the kuramoto mixer and the phasegpt-* presets
 import { expandPlan, loadPlan } from "../phasegpt/experiments/plan.ts";
@@ -186,9 +186,7 @@ async function run(args: PhaseGptArgs): Promise<number> {
   if (args.command === "sweep") {
     const plan = await loadPlan(args.plan);
     if (args.dryRun) {
-      for (const r of expandPlan(plan, args.scale)) {
-        if (!args.shard || r.index % args.shard.count === args.shard.index) console.log(r.id);
-      }
+      for (const r of selectShard(expandPlan(plan, args.scale), args.shard)) console.log(r.id);
       return 0;
     }
     const backend = await initBackend({ backend: args.backend });
