@@ -9,7 +9,13 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { type HFConfig, type HFFamily, hfField, type HFWeightReader } from "../models/hf_common.ts";
+import {
+  type HFConfig,
+  type HFFamily,
+  hfField,
+  type HFWeightReader,
+  linearToInOut,
+} from "../models/hf_common.ts";
 import { registerModelFamily } from "../models/load.ts";
 import type { DecoderConfig } from "../models/types.ts";
 import { phaseGPTConfig } from "./presets.ts";
@@ -69,10 +75,7 @@ async function linearWeight(
   outDim: number,
 ): Promise<Tensor | null> {
   const w = await r.take(name, [outDim, inDim]);
-  if (!w) return null;
-  const t = tf.transpose(w);
-  w.dispose();
-  return t;
+  return w ? linearToInOut(w) : null;
 }
 
 /**
