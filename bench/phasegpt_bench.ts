@@ -20,6 +20,7 @@ import { kuramotoMixer } from "../lib/phasegpt/mixer.ts";
 import { phaseGPTConfig } from "../lib/phasegpt/presets.ts";
 import type { MixerContext } from "../lib/models/components.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
+import { median } from "./nn_bench.ts";
 
 const HELP = `deno run -A bench/phasegpt_bench.ts [options]
   --backend wasm        tfjs backend of our side (default wasm)
@@ -71,24 +72,15 @@ async function ourCase(backend: BackendName, o: Record<string, number>): Promise
       return tf.addN([value, ...g.map((t) => tf.sum(t))]);
     });
   const rss0 = Deno.memoryUsage().rss;
-  step().dispose(); // warm-up
   const info = await tf.profile(() => step());
-  const times: number[] = [];
-  for (let r = 0; r < o.reps; r++) {
-    const t0 = performance.now();
-    const y = step();
-    y.dataSync();
-    times.push(performance.now() - t0);
-    y.dispose();
-  }
-  times.sort((a, b) => a - b);
+  const ms = median(step, o.reps); // after its own 2 warm-ups
   const rss = Deno.memoryUsage().rss;
   x.dispose();
   model.dispose();
   return {
     engine: `tfjs ${backend}, mean-field`,
     T: o.T,
-    ms: times[Math.floor(times.length / 2)],
+    ms,
     peakRssMiB: (rss - rss0) / 2 ** 20,
     peakTensorMiB: info.peakBytes / 2 ** 20,
   };
@@ -108,16 +100,15 @@ async function decodeCase(backend: BackendName, preset: "faithful" | "corrected"
   tf.tidy(() => {
     model.forward(tf.tensor2d([ids], [1, ctxLen], "int32"), { cache, lastOnly: true }).logits.dataSync();
   });
-  const times: number[] = [];
-  for (let s = 0; s < 10; s++) {
-    const t0 = performance.now();
-    tf.tidy(() => model.forward(tf.tensor2d([[s % 65]], [1, 1], "int32"), { cache }).logits.dataSync());
-    if (s >= 2) times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
+  // 10 one-token steps, each one token further into the cache; the median of the last 8.
+  let s = 0;
+  const msPerToken = median(
+    () => tf.tidy(() => model.forward(tf.tensor2d([[s++ % 65]], [1, 1], "int32"), { cache }).logits),
+    8,
+  );
   cache.dispose();
   model.dispose();
-  return { preset, ctxLen, msPerToken: times[Math.floor(times.length / 2)] };
+  return { preset, ctxLen, msPerToken };
 }
 
 async function child(args: string[]): Promise<unknown> {

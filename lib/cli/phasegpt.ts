@@ -14,11 +14,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { runCommand } from "./command.ts";
+import { parseFlags, runCommand } from "./command.ts";
 import { type BackendName, initBackend } from "../backend/backend.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../io/atomic.ts";
-import { parseShard, type ShardSpec } from "../io/shard.ts";
+import { parseShard, selectShard, type ShardSpec } from "../io/shard.ts";
 import { checkChoice } from "../options.ts";
 import "../phasegpt/mod.ts"; // registers the kuramoto mixer and the phasegpt-* presets
 import { expandPlan, loadPlan } from "../phasegpt/experiments/plan.ts";
@@ -140,13 +139,7 @@ export function parsePhaseGptArgs(argv: string[]): PhaseGptArgs | null {
       help: { type: "boolean", short: "h", default: false },
     },
   } as const;
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: opts[cmd], strict: true, allowPositionals: cmd === "report" });
-  } catch (e) {
-    const allowed = Object.keys(opts[cmd]).map((k) => `--${k}`).join(", ");
-    throw new Error(`${(e as Error).message.split("\n")[0]}; allowed flags of ${cmd}: ${allowed}`);
-  }
+  const parsed = parseFlags({ args: rest, options: opts[cmd], allowPositionals: cmd === "report" });
   const v = parsed.values as Record<string, string | boolean | undefined>;
   if (v.help) return null;
   if (cmd === "sweep") {
@@ -193,9 +186,7 @@ async function run(args: PhaseGptArgs): Promise<number> {
   if (args.command === "sweep") {
     const plan = await loadPlan(args.plan);
     if (args.dryRun) {
-      for (const r of expandPlan(plan, args.scale)) {
-        if (!args.shard || r.index % args.shard.count === args.shard.index) console.log(r.id);
-      }
+      for (const r of selectShard(expandPlan(plan, args.scale), args.shard)) console.log(r.id);
       return 0;
     }
     const backend = await initBackend({ backend: args.backend });

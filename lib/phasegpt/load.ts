@@ -9,7 +9,13 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { type HFConfig, type HFFamily, hfField, type HFWeightReader } from "../models/hf_common.ts";
+import {
+  type HFConfig,
+  type HFFamily,
+  hfField,
+  type HFWeightReader,
+  linearToInOut,
+} from "../models/hf_common.ts";
 import { registerModelFamily } from "../models/load.ts";
 import type { DecoderConfig } from "../models/types.ts";
 import { phaseGPTConfig } from "./presets.ts";
@@ -69,10 +75,7 @@ async function linearWeight(
   outDim: number,
 ): Promise<Tensor | null> {
   const w = await r.take(name, [outDim, inDim]);
-  if (!w) return null;
-  const t = tf.transpose(w);
-  w.dispose();
-  return t;
+  return w ? linearToInOut(w) : null;
 }
 
 /**
@@ -92,7 +95,16 @@ export async function phaseGPTWeights(r: HFWeightReader, c: DecoderConfig): Prom
   put("embed.W_E", await r.take("token_embedding.weight", [c.vocabSize, d]));
   put("pos_embed.W_pos", await r.take("position_embedding.weight", [c.maxPositions, d]));
   for (let l = 0; l < c.nLayers; l++) {
-    const src = `blocks.${l}`, dst = `blocks.${l}`, a = `${src}.attention`;
+    const src = `blocks.${l}`, dst = src, a = `${src}.attention`;
+    // The fused qkv projection, split into the Q, K and V thirds along `axis`.
+    const putThirds = (kind: "W" | "b", fused: Tensor | null, axis: number) => {
+      if (!fused) return;
+      const [q, k, v] = tf.split(fused, 3, axis);
+      fused.dispose();
+      put(`${dst}.attn.${kind}_Q`, q);
+      put(`${dst}.attn.${kind}_K`, k);
+      put(`${dst}.attn.${kind}_V`, v);
+    };
     put(`${dst}.ln1.w`, await r.take(`${src}.ln1.weight`, [d]));
     put(`${dst}.ln1.b`, await r.take(`${src}.ln1.bias`, [d]));
     if (phase.has(l)) {
@@ -103,22 +115,8 @@ export async function phaseGPTWeights(r: HFWeightReader, c: DecoderConfig): Prom
       put(`${dst}.attn.W_out`, await linearWeight(r, `${a}.from_phase.weight`, hn, d));
       put(`${dst}.attn.b_out`, await r.take(`${a}.from_phase.bias`, [d]));
     } else {
-      const qkv = await linearWeight(r, `${a}.qkv_proj.weight`, d, 3 * d);
-      if (qkv) {
-        const [q, k, v] = tf.split(qkv, 3, 1);
-        qkv.dispose();
-        put(`${dst}.attn.W_Q`, q);
-        put(`${dst}.attn.W_K`, k);
-        put(`${dst}.attn.W_V`, v);
-      }
-      const qkvB = await r.take(`${a}.qkv_proj.bias`, [3 * d]);
-      if (qkvB) {
-        const [q, k, v] = tf.split(qkvB, 3, 0);
-        qkvB.dispose();
-        put(`${dst}.attn.b_Q`, q);
-        put(`${dst}.attn.b_K`, k);
-        put(`${dst}.attn.b_V`, v);
-      }
+      putThirds("W", await linearWeight(r, `${a}.qkv_proj.weight`, d, 3 * d), 1);
+      putThirds("b", await r.take(`${a}.qkv_proj.bias`, [3 * d]), 0);
       put(`${dst}.attn.W_O`, await linearWeight(r, `${a}.out_proj.weight`, d, d));
       put(`${dst}.attn.b_O`, await r.take(`${a}.out_proj.bias`, [d]));
     }

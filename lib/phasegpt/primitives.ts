@@ -100,11 +100,12 @@ const wrapIdentityGrad = tf.customGrad(
 ) as (x: Tensor) => Tensor;
 
 /**
- * Inclusive cumulative sum along axis 2 of a rank-4 tensor. tfjs 4.22's cumsum gradient is wrong for an
- * inner axis (it returns the transposed shape), so the sum runs along the last axis between transposes.
+ * Inclusive cumulative sum along axis 2 of a rank-4 tensor (the suffix sum with `reverse`). tfjs 4.22's
+ * cumsum gradient is wrong for an inner axis (it returns the transposed shape), so the sum runs along the
+ * last axis between transposes.
  */
-function cumsumTokens(x: Tensor): Tensor {
-  return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3), [0, 1, 3, 2]);
+function cumsumTokens(x: Tensor, reverse = false): Tensor {
+  return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3, false, reverse), [0, 1, 3, 2]);
 }
 
 /** Options of {@linkcode couplingField}. */
@@ -139,8 +140,7 @@ function aggregate(x: Tensor, causal: boolean): Tensor {
 
 /** Its adjoint: the sum broadcast back, or the reverse (suffix) sum when causal. */
 function aggregateAdjoint(x: Tensor, causal: boolean): Tensor {
-  if (!causal) return tf.sum(x, 2, true);
-  return tf.transpose(tf.cumsum(tf.transpose(x, [0, 1, 3, 2]), 3, false, true), [0, 1, 3, 2]);
+  return causal ? cumsumTokens(x, true) : tf.sum(x, 2, true);
 }
 
 /**

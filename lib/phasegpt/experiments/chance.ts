@@ -11,7 +11,9 @@
  * @module
  */
 import { Prng } from "../../random/prng.ts";
+import { meanOf, standardDeviationOf } from "../../stats/descriptive.ts";
 import type { RDefinition } from "./plan.ts";
+import { ORDER_PARAMETER_DEFINITIONS } from "../primitives.ts";
 
 /**
  * The seed's reported interpretability R (results/interpretability/notes.md): heads-mean definition.
@@ -161,16 +163,12 @@ export function analyticChanceR(
 }
 
 function stats(xs: number[]): RStats {
-  let s = 0, mn = Infinity, mx = -Infinity;
+  let mn = Infinity, mx = -Infinity;
   for (const x of xs) {
-    s += x;
     if (x < mn) mn = x;
     if (x > mx) mx = x;
   }
-  const mean = s / xs.length;
-  let v = 0;
-  for (const x of xs) v += (x - mean) ** 2;
-  return { mean, std: Math.sqrt(v / xs.length), min: mn, max: mx, n: xs.length };
+  return { mean: meanOf(xs), std: standardDeviationOf(xs, 0), min: mn, max: mx, n: xs.length };
 }
 
 /**
@@ -390,7 +388,7 @@ export function chanceLevelR(options: ChanceOptions = {}): ChanceReport {
   };
   const size = shape.heads * shape.tokens * shape.oscillators;
   const rng = new Prng(settings.seed, 0);
-  const defs = ["layer", "oscillators", "heads-mean", "circular-heads"] as const;
+  const defs = ORDER_PARAMETER_DEFINITIONS;
   const uni: Record<string, number[]> = {}, unt: Record<string, Record<string, number[]>> = {};
   for (const d of defs) {
     uni[d] = [];

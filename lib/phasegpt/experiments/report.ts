@@ -454,20 +454,22 @@ export function evaluateHypotheses(
       },
     });
   }
-  out.push({
-    id: "H2a",
-    claim: "K = 0.50 beats K = 0.75 on PPL",
-    criterion: "mean best val PPL B2 < B3",
-    pass: decide((ppl(b2) ?? 0) < (ppl(b3) ?? 0), ppl(b2), ppl(b3)),
-    numbers: { B2: ppl(b2), B3: ppl(b3) },
-  });
-  out.push({
-    id: "H2b",
-    claim: "K = 0.50 has lower R than K = 0.75",
-    criterion: "mean R B2 < B3",
-    pass: decide((rMean(b2) ?? 0) < (rMean(b3) ?? 0), rMean(b2), rMean(b3)),
-    numbers: { B2: rMean(b2), B3: rMean(b3) },
-  });
+  type Metric = (s?: ConfigSummary) => number | null;
+  const b2BelowB3 = (id: string, claim: string, criterion: string, m: Metric) =>
+    out.push({
+      id,
+      claim,
+      criterion,
+      pass: decide((m(b2) ?? 0) < (m(b3) ?? 0), m(b2), m(b3)),
+      numbers: { B2: m(b2), B3: m(b3) },
+    });
+  b2BelowB3("H2a", "K = 0.50 beats K = 0.75 on PPL", "mean best val PPL B2 < B3", ppl);
+  b2BelowB3("H2b", "K = 0.50 has lower R than K = 0.75", "mean R B2 < B3", rMean);
+  // B2 and B3 combined by `op`, or null when either is missing (what H3b, H3c and H6 compare B4 with).
+  const ofB2B3 = (m: Metric, op: (x: number, y: number) => number) => {
+    const x = m(b2), y = m(b3);
+    return x !== null && y !== null ? op(x, y) : null;
+  };
   out.push({
     id: "H3a",
     claim: `B4's R stays in the band [${band[0]}, ${band[1]}]`,
@@ -475,7 +477,7 @@ export function evaluateHypotheses(
     pass: decide((rMean(b4) ?? -1) >= band[0] && (rMean(b4) ?? 2) <= band[1], rMean(b4)),
     numbers: { B4: rMean(b4), inBandFraction: b4?.r?.inBand.mean ?? null },
   });
-  const minKpc = ppl(b2) !== null && ppl(b3) !== null ? Math.min(ppl(b2)!, ppl(b3)!) : null;
+  const minKpc = ofB2B3(ppl, Math.min);
   out.push({
     id: "H3b",
     claim: "B4 has the best KPC PPL",
@@ -483,7 +485,7 @@ export function evaluateHypotheses(
     pass: decide((ppl(b4) ?? Infinity) <= (minKpc ?? -Infinity), ppl(b4), minKpc),
     numbers: { B4: ppl(b4), minB2B3: minKpc },
   });
-  const meanStd = rStd(b2) !== null && rStd(b3) !== null ? (rStd(b2)! + rStd(b3)!) / 2 : null;
+  const meanStd = ofB2B3(rStd, (x, y) => (x + y) / 2);
   out.push({
     id: "H3c",
     claim: "B4's R varies less over training",
@@ -512,7 +514,7 @@ export function evaluateHypotheses(
     pass: runs ? collapsed === 0 : null,
     numbers: { collapsedRuns: collapsed, runs },
   });
-  const minStable = stable(b2) !== null && stable(b3) !== null ? Math.min(stable(b2)!, stable(b3)!) : null;
+  const minStable = ofB2B3(stable, Math.min);
   out.push({
     id: "H6",
     claim: "R(t) stabilises faster in B4",

@@ -11,6 +11,7 @@
  * @module
  */
 import { tf } from "../../deps.ts";
+import type { Tensor } from "../../tensor_types.ts";
 import { appendJsonl } from "../../io/atomic.ts";
 import { acquireLock } from "../../io/lock.ts";
 import { finishedIds, selectShard, type ShardSpec } from "../../io/shard.ts";
@@ -220,27 +221,30 @@ export async function evaluatePerplexities(
   maxBatches = Infinity,
 ): Promise<{ loss: number; ppl: PerplexitySet; tokens: number; metrics: Record<string, number> }> {
   const batches = sequentialBatches(tokens, batchSize, blockSize, maxBatches);
-  const losses: number[] = [], counts: number[] = [];
-  const sums: Record<string, number> = {};
+  const rows: Tensor[] = [];
+  let names: string[] | undefined;
   for (const b of batches) {
-    const names: string[] = [];
-    const packed = tf.tidy(() => {
+    rows.push(tf.tidy(() => {
       const x = tf.tensor2d(b.x, [b.batchSize, b.blockSize], "int32");
       const y = tf.tensor2d(b.y, [b.batchSize, b.blockSize], "int32");
       const out = model.forward(x);
-      const parts = [crossEntropy(out.logits, y)];
-      for (const [k, v] of Object.entries(out.metrics ?? {})) {
-        names.push(k);
-        parts.push(tf.cast(tf.mean(v), "float32"));
-      }
-      return tf.stack(parts);
-    });
-    const vals = await packed.data();
-    packed.dispose();
-    losses.push(vals[0]);
-    counts.push(b.batchSize * b.blockSize);
-    names.forEach((k, i) => sums[k] = (sums[k] ?? 0) + vals[1 + i]);
+      names ??= Object.keys(out.metrics ?? {});
+      const metrics = names.map((k) => tf.cast(tf.mean(out.metrics![k]), "float32"));
+      return tf.stack([crossEntropy(out.logits, y), ...metrics]);
+    }));
   }
+  // One readback for the whole evaluation: [batches, 1 + metrics] (as Trainer.evaluate does).
+  let flat: ArrayLike<number> = [];
+  if (rows.length) {
+    const packed = tf.stack(rows);
+    flat = await packed.data();
+    tf.dispose([packed, ...rows]);
+  }
+  const width = 1 + (names?.length ?? 0);
+  const losses = batches.map((_, i) => flat[i * width]);
+  const counts = batches.map((b) => b.batchSize * b.blockSize);
+  const sums: Record<string, number> = {};
+  batches.forEach((_, i) => names!.forEach((k, j) => sums[k] = (sums[k] ?? 0) + flat[i * width + 1 + j]));
   const tm = summariseEval(losses, counts, "token_mean");
   const metrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / batches.length]));
   return {
