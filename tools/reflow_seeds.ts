@@ -23,7 +23,14 @@ import { trainFromConfig } from "../lib/train/run.ts";
 import { pairedTTest } from "../lib/stats/paired.ts";
 import { meanOf as mean } from "../lib/stats/descriptive.ts";
 import { appendJsonl, readJsonl, writeTextAtomic } from "../lib/io/atomic.ts";
-import { basisGeometry, sparsityProfile } from "../lib/reflow/mod.ts";
+import {
+  basisGeometry,
+  realVocabSize,
+  reflowParts,
+  semanticAlgebra,
+  semanticGalaxy,
+  sparsityProfile,
+} from "../lib/reflow/mod.ts";
 
 /** One finished run. */
 export interface SeedRun {
@@ -43,6 +50,15 @@ export interface SeedRun {
     usageGini: number;
     effectiveRank: number;
     conditionNumber: number | null;
+    /** Semantic galaxy (#4): silhouette of the default probe categories, and how many words resolved. */
+    silhouette: number;
+    galaxyWords: number;
+    /** Semantic algebra (#5): hits (target within the top 5) over the triples scored, and each target's rank. */
+    algebraHits: number;
+    algebraTriples: number;
+    algebraRanks: number[];
+    /** Real vocabulary rows ranked by the algebra (a random ranking puts the target at about half of it). */
+    algebraVocab: number;
     definitions: Record<string, string>;
   };
 }
@@ -112,12 +128,21 @@ if (import.meta.main) {
       if (r.modelConfig.embedding?.kind === "reflow") {
         const sp = (await sparsityProfile(r.model, r.tokenizer)).result;
         const geo = (await basisGeometry(r.model, r.tokenizer)).result;
+        // Probe words that are not single tokens of this tokenizer are skipped (and listed), not fatal.
+        const gal = (await semanticGalaxy(r.model, r.tokenizer, { skipMissing: true })).result;
+        const alg = (await semanticAlgebra(r.model, r.tokenizer, { skipMissing: true })).result;
         run.reflow = {
           activeSignalsMean: sp.activeCounts.mean,
           usageGini: sp.gini,
           effectiveRank: geo.effectiveRank,
           conditionNumber: geo.conditionNumber,
-          definitions: { ...sp.definitions, ...geo.definitions },
+          silhouette: gal.silhouette,
+          galaxyWords: gal.points.length,
+          algebraHits: alg.hits,
+          algebraTriples: alg.triples.length,
+          algebraRanks: alg.triples.map((t) => t.rank),
+          algebraVocab: realVocabSize(reflowParts(r.model), r.tokenizer),
+          definitions: { ...sp.definitions, ...geo.definitions, ...gal.definitions, ...alg.definitions },
         };
       }
       await appendJsonl(log, run);
@@ -147,7 +172,11 @@ if (import.meta.main) {
       }, ` +
         `usage Gini ${mean(rf.map((x) => x.usageGini)).toFixed(3)}, basis effective rank ${
           mean(rf.map((x) => x.effectiveRank)).toFixed(1)
-        } (definitions in ${log})`,
+        }, ` +
+        `galaxy silhouette ${mean(rf.map((x) => x.silhouette)).toFixed(4)}, algebra hits ${
+          rf.map((x) => `${x.algebraHits}/${x.algebraTriples}`).join(", ")
+        } (target ranks ${rf.map((x) => x.algebraRanks.join("/")).join(", ")} of ${rf[0].algebraVocab}) ` +
+        `(definitions in ${log})`,
     );
   }
   if (values.json) await writeTextAtomic(values.json, JSON.stringify({ runs }, null, 2) + "\n");

@@ -44,6 +44,13 @@ export {
   type PhaseGPTOptions,
   type PhaseGPTPresetSpec,
 } from "./presets.ts";
-export { causalityCheck, type CausalityCheckOptions, type CausalityReport } from "./diagnostics.ts";
+export {
+  causalityCheck,
+  type CausalityCheckOptions,
+  type CausalityReport,
+  type CoherenceStats,
+  CoherenceTracker,
+  type CoherenceTrackerOptions,
+} from "./diagnostics.ts";
 export { phaseGPTFamily, phaseGPTHFConfig, phaseGPTWeights } from "./load.ts";
 export * from "./experiments/mod.ts";

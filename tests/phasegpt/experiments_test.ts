@@ -68,7 +68,7 @@ Deno.test("plans: the shipped plans load, expand with equal budgets, and keep â‰
   assert.equal(runsA.length, 3 * (2 + 7 * 2));
   assert.equal(new Set(runsA.map((r) => r.id)).size, runsA.length);
   assert.equal(expandPlan(b, "cpu").length, 3 * (1 + 3));
-  assert.equal(expandPlan(b, "cpu-bpe")[0].tokenizer, "hf:gpt2");
+  assert.equal(expandPlan(b, "cpu-bpe")[0].tokenizer, "gpt2");
   assert.ok(
     expandPlan(b, "original").some((r) => r.variant === "char") &&
       expandPlan(b, "original").some((r) => r.variant === "bpe"),
@@ -144,6 +144,23 @@ Deno.test("sweep: --shard i/n partitions the plan; shard files report like one f
   const r = lines0.find((x) => x.mode === "faithful")!;
   assert.ok(r.leak && r.curve.length === 2 && Number.isFinite(r.best.batch_mean_exp.ppl));
   assert.ok(Object.keys(r.train.at(-1)!.metrics).some((k) => k.endsWith(".R"))); // R logged by the mixer
+});
+
+Deno.test("sweep: the offline gpt2 variant trains on GPT-2 BPE ids (50,257, EOT between articles)", async () => {
+  await initBackend({ backend: "cpu" });
+  const plan = await tinyPlan();
+  const text = " = First = \n the quick brown fox \n = Second = \n jumps over the lazy dog \n";
+  await Deno.writeTextFile(plan.data.corpus, text.repeat(20));
+  plan.variants = [{ id: "bpe", tokenizer: "gpt2" }];
+  plan.configs = [plan.configs[0]];
+  plan.seeds = [0];
+  const dir = await Deno.makeTempDir();
+  await runPhaseGptSweep({ plan, out: `${dir}/r.jsonl` });
+  const [r] = (await readJsonl<PhaseGptRunRecord>(`${dir}/r.jsonl`)).records;
+  assert.equal(r.vocabSize, 50257);
+  assert.equal(r.tokenizer, "gpt2");
+  assert.ok(Number.isFinite(r.best.token_mean.ppl));
+  assert.match(r.dataNote, /GPT-2 byte-level BPE/);
 });
 
 Deno.test("sweep: killed after one run, a rerun resumes without duplicate lines", async () => {

@@ -49,18 +49,19 @@ export type RDefinition = OrderParameterDefinition;
 
 /**
  * Tokenizers a data variant may name: `char` (sorted unique characters), `char256-nows` (Phase B as coded:
- * `codePoint mod 256` of every non-whitespace character), or a path / `hf:org/name` of a `tokenizer.json`.
+ * `codePoint mod 256` of every non-whitespace character), `gpt2` (GPT-2 byte-level BPE, offline, 50,257 ids,
+ * EOT between documents; Phase B as preregistered), or a path / `hf:org/name` of a `tokenizer.json`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { BUILTIN_TOKENIZERS } from "./plan.ts";
- * assert.deepEqual([...BUILTIN_TOKENIZERS], ["char", "char256-nows"]);
+ * assert.deepEqual([...BUILTIN_TOKENIZERS], ["char", "char256-nows", "gpt2"]);
  * ```
  *
  * @category PhaseGPT
  */
-export const BUILTIN_TOKENIZERS = ["char", "char256-nows"] as const;
+export const BUILTIN_TOKENIZERS = ["char", "char256-nows", "gpt2"] as const;
 
 /**
  * One model configuration of a plan.

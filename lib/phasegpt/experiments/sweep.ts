@@ -19,6 +19,7 @@ import { loadCorpus } from "../../data/corpus.ts";
 import { sequentialBatches, type TokenArray } from "../../data/sampler.ts";
 import { CharTokenizer } from "../../tokenizers/char.ts";
 import { loadTokenizer } from "../../tokenizers/hf.ts";
+import { encodeDocuments, Gpt2BpeTokenizer, splitDocuments } from "../../tokenizers/gpt2_bpe.ts";
 import { countParameters } from "../../models/params.ts";
 import { createDecoder } from "../../models/scratch.ts";
 import type { CausalLM, DecoderConfig } from "../../models/types.ts";
@@ -162,6 +163,17 @@ async function encodeVariant(
       test: test === null ? null : enc(test),
       vocabSize: tok.vocabSize,
       desc: `char (${tok.vocabSize} ids)`,
+    };
+  }
+  if (tokenizer === "gpt2") {
+    // The preregistered GPT-2 vocabulary as is (50,257 ids, no padding rows), EOT after every article.
+    const tok = new Gpt2BpeTokenizer(50257);
+    const enc = (s: string) => encodeDocuments(splitDocuments(s), tok);
+    return {
+      train: enc(train),
+      test: test === null ? null : enc(test),
+      vocabSize: tok.vocabSize,
+      desc: "GPT-2 byte-level BPE (50,257 ids, offline ranks, EOT between articles)",
     };
   }
   const tok = await loadTokenizer(tokenizer);
