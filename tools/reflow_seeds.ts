@@ -50,8 +50,8 @@ export interface SeedRun {
     usageGini: number;
     effectiveRank: number;
     conditionNumber: number | null;
-    /** Semantic galaxy (#4): silhouette of the default probe categories, and how many words resolved. */
-    silhouette: number;
+    /** Semantic galaxy (#4): silhouette of the default probe categories (null: too few probe words are tokens). */
+    silhouette: number | null;
     galaxyWords: number;
     /** Semantic algebra (#5): hits (target within the top 5) over the triples scored, and each target's rank. */
     algebraHits: number;
@@ -128,21 +128,41 @@ if (import.meta.main) {
       if (r.modelConfig.embedding?.kind === "reflow") {
         const sp = (await sparsityProfile(r.model, r.tokenizer)).result;
         const geo = (await basisGeometry(r.model, r.tokenizer)).result;
-        // Probe words that are not single tokens of this tokenizer are skipped (and listed), not fatal.
-        const gal = (await semanticGalaxy(r.model, r.tokenizer, { skipMissing: true })).result;
-        const alg = (await semanticAlgebra(r.model, r.tokenizer, { skipMissing: true })).result;
+        // The word probes need a word-level or BPE tokenizer: probe words that are not single tokens are
+        // skipped (and listed); with none left (a character tokenizer) the scores are null.
+        const probe = async <T>(f: () => Promise<T>): Promise<T | null> => {
+          try {
+            return await f();
+          } catch (e) {
+            console.error(`  word probes not scored: ${(e as Error).message.split("\n")[0]}`);
+            return null;
+          }
+        };
+        const gal = await probe(async () =>
+          (await semanticGalaxy(r.model, r.tokenizer, { skipMissing: true })).result
+        );
+        const alg = await probe(async () =>
+          (await semanticAlgebra(r.model, r.tokenizer, { skipMissing: true })).result
+        );
         run.reflow = {
           activeSignalsMean: sp.activeCounts.mean,
           usageGini: sp.gini,
           effectiveRank: geo.effectiveRank,
           conditionNumber: geo.conditionNumber,
-          silhouette: gal.silhouette,
-          galaxyWords: gal.points.length,
-          algebraHits: alg.hits,
-          algebraTriples: alg.triples.length,
-          algebraRanks: alg.triples.map((t) => t.rank),
+          silhouette: gal && gal.points.length >= 2 && Number.isFinite(gal.silhouette)
+            ? gal.silhouette
+            : null,
+          galaxyWords: gal?.points.length ?? 0,
+          algebraHits: alg?.hits ?? 0,
+          algebraTriples: alg?.triples.length ?? 0,
+          algebraRanks: alg?.triples.map((t) => t.rank) ?? [],
           algebraVocab: realVocabSize(reflowParts(r.model), r.tokenizer),
-          definitions: { ...sp.definitions, ...geo.definitions, ...gal.definitions, ...alg.definitions },
+          definitions: {
+            ...sp.definitions,
+            ...geo.definitions,
+            ...(gal?.definitions ?? {}),
+            ...(alg?.definitions ?? {}),
+          },
         };
       }
       await appendJsonl(log, run);
@@ -173,9 +193,11 @@ if (import.meta.main) {
         `usage Gini ${mean(rf.map((x) => x.usageGini)).toFixed(3)}, basis effective rank ${
           mean(rf.map((x) => x.effectiveRank)).toFixed(1)
         }, ` +
-        `galaxy silhouette ${mean(rf.map((x) => x.silhouette)).toFixed(4)}, algebra hits ${
-          rf.map((x) => `${x.algebraHits}/${x.algebraTriples}`).join(", ")
-        } (target ranks ${rf.map((x) => x.algebraRanks.join("/")).join(", ")} of ${rf[0].algebraVocab}) ` +
+        `galaxy silhouette ${
+          rf.map((x) => x.silhouette === null ? "n/a" : x.silhouette.toFixed(4)).join(", ")
+        }, algebra hits ${rf.map((x) => `${x.algebraHits}/${x.algebraTriples}`).join(", ")} (target ranks ${
+          rf.map((x) => x.algebraRanks.join("/")).join(", ")
+        } of ${rf[0].algebraVocab}) ` +
         `(definitions in ${log})`,
     );
   }

@@ -48,11 +48,19 @@ Deno.test("reflow_seeds: resumable JSONL, finished runs skipped, reFlow sparsity
     const rf = records.filter((r) => r.config === `${dir}/a.json`);
     assertEquals(rf.length, 2);
     for (const r of rf) {
-      const m = r.reflow as { activeSignalsMean: number; usageGini: number; effectiveRank: number };
+      const m = r.reflow as {
+        activeSignalsMean: number;
+        usageGini: number;
+        effectiveRank: number;
+        silhouette: number | null;
+        algebraTriples: number;
+      };
       assert(
         m && m.activeSignalsMean > 0 && m.usageGini >= 0 && m.usageGini < 1 && m.effectiveRank > 1,
         JSON.stringify(m),
       );
+      // A character tokenizer has none of the word probes: the word scores are recorded as absent.
+      assertEquals([m.silhouette, m.algebraTriples], [null, 0]);
     }
     assert(records.every((r) => Number.isFinite(r.valLoss as number)));
     assert(first.stdout.includes("reFlow − baseline"), first.stdout);
