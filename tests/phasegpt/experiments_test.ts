@@ -8,6 +8,7 @@ import {
   chanceLevelR,
   evaluateHypotheses,
   expandPlan,
+  formatPhaseATable,
   formatPhaseGptReport,
   loadPlan,
   modelSectionFor,
@@ -255,6 +256,29 @@ Deno.test("report: mean ± std per config from a hand-made results file", async 
   assert.ok(Math.abs(s.best.batch_mean_exp.mean - 12.12) < 1e-9);
   assert.equal(s.test!.token_mean.mean, 12);
   assert.match(formatPhaseGptReport(await readPhaseGptResults([out])), /B1 \| - \| 3 \| 12\.000 ± 2\.000/);
+});
+
+Deno.test("report: configs that train the same architecture at a scale are marked as the same model", () => {
+  const phase = (config: string, layers: number[]) => ({
+    ...handRun(config, "corrected", 0, 10, null),
+    architecture: {
+      nLayers: 4,
+      dModel: 8,
+      nHeads: 1,
+      dMlp: 8,
+      mixers: [{ kind: "attention" }, { kind: "kuramoto", layers }],
+    },
+  });
+  const sums = summarizePhaseGpt([phase("l6", [2]), phase("l7", [2]), phase("l47", [1, 2])]);
+  assert.deepEqual(sums.map((x) => [x.config, x.phaseLayers, x.sameModelAs]), [
+    ["l6", [2], ["l7"]],
+    ["l7", [2], ["l6"]],
+    ["l47", [1, 2], []],
+  ]);
+  const table = formatPhaseATable(sums);
+  assert.match(table, /\| l6 ¹ \| corrected \| 2 of 4 \|/);
+  assert.match(table, /\| l47 \| corrected \| 1, 2 of 4 \|/);
+  assert.match(table, /same model at this scale.*l6 = l7/);
 });
 
 Deno.test("report: H1-H6 PASS and FAIL on hand-made numbers", () => {

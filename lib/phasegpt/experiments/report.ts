@@ -97,6 +97,15 @@ export interface ConfigSummary {
   seeds: number[];
   /** Parameters (first seed's). */
   params: number;
+  /** Blocks of the trained model. */
+  nLayers: number;
+  /** Blocks whose attention is a phase mixer (empty for baselines). */
+  phaseLayers: number[];
+  /**
+   * Other configs of the same plan, variant, mode and scale whose trained architecture is identical to
+   * this one (e.g. L6 and L7 of 12 both land on block 2 of a 4-block scale): same model, same numbers.
+   */
+  sameModelAs: string[];
   /** Best val PPL per definition. */
   best: Record<PplDefinition, MeanStd>;
   /** Final (last evaluation) val PPL, token-weighted. */
@@ -283,6 +292,9 @@ export function summarizePhaseGpt(
       scale: runs[0].scale,
       seeds: runs.map((r) => r.seed),
       params: runs[0].params,
+      nLayers: runs[0].architecture.nLayers,
+      phaseLayers: phaseBlocks(runs[0].architecture),
+      sameModelAs: [],
       best,
       finalTokenPpl: ms(finals),
       test,
@@ -302,7 +314,35 @@ export function summarizePhaseGpt(
       secPerRun: meanOf(runs.map((r) => r.elapsedSec)),
     });
   }
+  // Configs that train the same architecture under the same budget at this scale.
+  const archKey = (c: ConfigSummary) => {
+    const r = groups.get(c.key)![0];
+    return JSON.stringify([
+      c.plan,
+      c.variant,
+      c.mode,
+      c.scale,
+      r.architecture,
+      r.training,
+      r.budget,
+      r.lossTerms,
+    ]);
+  };
+  for (const c of out) {
+    c.sameModelAs = out.filter((o) => o !== c && archKey(o) === archKey(c)).map((o) => o.config);
+  }
   return out;
+}
+
+/** Blocks whose mixer is not softmax attention. */
+function phaseBlocks(a: PhaseGptRunRecord["architecture"]): number[] {
+  const blocks = new Set<number>();
+  for (const m of a.mixers ?? []) {
+    if (m.kind === "attention") continue;
+    const layers = m.layers === "all" ? Array.from({ length: a.nLayers }, (_, i) => i) : m.layers ?? [];
+    for (const l of layers) blocks.add(l);
+  }
+  return [...blocks].sort((x, y) => x - y);
 }
 
 /**
@@ -346,16 +386,32 @@ const pm = (m: MeanStd, d = 3) => `${f(m.mean, d)} ± ${f(m.std, d)}`;
  */
 export function formatPhaseATable(summaries: ConfigSummary[], seedTable = SEED_PHASE_A): string {
   const head =
-    "| config | mode | seeds | params | seed's best val PPL | best val PPL, mean of batch exp (seed's " +
+    "| config | mode | phase blocks | seeds | params | seed's best val PPL | best val PPL, mean of batch exp (seed's " +
     "definition) | best val PPL, token-weighted | best val PPL, exp of batch mean | leak |";
   const rows = summaries.map((s) =>
-    `| ${s.config} | ${s.mode} | ${s.seeds.length} | ${s.params.toLocaleString("en-US")} | ${
-      seedTable[s.config] ?? "–"
-    } | ${pm(s.best.batch_mean_exp)} | ${pm(s.best.token_mean)} | ${pm(s.best.batch_mean)} | ${
+    `| ${s.config}${s.sameModelAs.length ? " ¹" : ""} | ${s.mode} | ${
+      s.phaseLayers.length ? `${s.phaseLayers.join(", ")} of ${s.nLayers}` : "–"
+    } | ${s.seeds.length} | ${s.params.toLocaleString("en-US")} | ${seedTable[s.config] ?? "–"} | ${
+      pm(s.best.batch_mean_exp)
+    } | ${pm(s.best.token_mean)} | ${pm(s.best.batch_mean)} | ${
       s.leak ? "future tokens (non-causal phase layer)" : "none"
     } |`
   );
-  return [head, "|" + " --- |".repeat(9), ...rows].join("\n");
+  const same = [
+    ...new Set(
+      summaries.filter((s) => s.sameModelAs.length).map((s) =>
+        [s.config, ...s.sameModelAs].sort().join(" = ")
+      ),
+    ),
+  ];
+  const note = same.length
+    ? [
+      "",
+      `¹ The same model at this scale (the phase layers are remapped to the scale's depth and land on the same ` +
+      `blocks): ${same.join("; ")}. Their numbers are equal by construction, not by coincidence.`,
+    ]
+    : [];
+  return [head, "|" + " --- |".repeat(10), ...rows, ...note].join("\n");
 }
 
 /**
