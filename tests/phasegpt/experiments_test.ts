@@ -147,6 +147,43 @@ Deno.test("sweep: --shard i/n partitions the plan; shard files report like one f
   assert.ok(Object.keys(r.train.at(-1)!.metrics).some((k) => k.endsWith(".R"))); // R logged by the mixer
 });
 
+Deno.test("sweep: a parameter-matched baseline matches the phase model of its own mode", async () => {
+  await initBackend({ backend: "cpu" });
+  const plan = await tinyPlan();
+  plan.seeds = [0];
+  plan.configs = [
+    { id: "m-f", preset: "phasegpt-baseline", role: "baseline", matchParamsOf: "l7", matchMode: "faithful" },
+    { id: "m-c", preset: "phasegpt-baseline", role: "baseline", matchParamsOf: "l7", matchMode: "corrected" },
+    plan.configs[1],
+  ];
+  const dir = await Deno.makeTempDir();
+  await runPhaseGptSweep({ plan, out: `${dir}/r.jsonl` });
+  const rs = (await readJsonl<PhaseGptRunRecord>(`${dir}/r.jsonl`)).records;
+  const p = (config: string, mode: string) => rs.find((r) => r.config === config && r.mode === mode)!.params;
+  assert.notEqual(p("l7", "faithful"), p("l7", "corrected")); // the sin/cos readout is larger
+  // dMlp moves the count in steps of one MLP column, so "matched" is within one column's parameters.
+  const column = 2 * 16 + 1;
+  assert.ok(
+    Math.abs(p("m-f", "-") - p("l7", "faithful")) <= column,
+    `${p("m-f", "-")} vs ${p("l7", "faithful")}`,
+  );
+  assert.ok(
+    Math.abs(p("m-c", "-") - p("l7", "corrected")) <= column,
+    `${p("m-c", "-")} vs ${p("l7", "corrected")}`,
+  );
+  // A scale that runs only one mode leaves out the baseline matched to the other.
+  plan.scales.tiny.modes = ["corrected"];
+  assert.deepEqual(expandPlan(plan).map((r) => r.config), ["m-c", "l7"]);
+  assert.throws(
+    () =>
+      validatePlan(
+        { ...plan, configs: [{ id: "x", preset: "phasegpt-baseline", matchMode: "corrected" }] },
+        "p",
+      ),
+    /matchMode needs matchParamsOf/,
+  );
+});
+
 Deno.test("sweep: the offline gpt2 variant trains on GPT-2 BPE ids (50,257, EOT between articles)", async () => {
   await initBackend({ backend: "cpu" });
   const plan = await tinyPlan();
@@ -256,6 +293,30 @@ Deno.test("report: mean ± std per config from a hand-made results file", async 
   assert.ok(Math.abs(s.best.batch_mean_exp.mean - 12.12) < 1e-9);
   assert.equal(s.test!.token_mean.mean, 12);
   assert.match(formatPhaseGptReport(await readPhaseGptResults([out])), /B1 \| - \| 3 \| 12\.000 ± 2\.000/);
+});
+
+Deno.test("results: the same run id under two budgets is refused, in the report and on resume", async () => {
+  const dir = await Deno.makeTempDir();
+  const a = handRun("B1", "-", 0, 10, null), b = { ...handRun("B1", "-", 0, 11, null) };
+  b.budget = { ...b.budget, steps: 400 };
+  await appendJsonl(`${dir}/a.jsonl`, a);
+  await appendJsonl(`${dir}/b.jsonl`, b);
+  await appendJsonl(`${dir}/a2.jsonl`, a);
+  assert.equal((await readPhaseGptResults([`${dir}/a.jsonl`, `${dir}/a2.jsonl`])).length, 1); // a duplicate is fine
+  await assert.rejects(
+    () => readPhaseGptResults([`${dir}/a.jsonl`, `${dir}/b.jsonl`]),
+    /h\|char\|B1\|-\|0\|x appears with two budgets \(10 steps of 1 x 8 and 400 steps of 1 x 8/,
+  );
+  // Resuming into a file whose finished run had another budget stops before training anything.
+  await initBackend({ backend: "cpu" });
+  const plan = await tinyPlan();
+  const out = `${dir}/r.jsonl`;
+  await runPhaseGptSweep({ plan, out, maxRuns: 1 });
+  plan.scales.tiny.steps = 3;
+  await assert.rejects(
+    () => runPhaseGptSweep({ plan, out }),
+    /recorded with 2 steps of 2 x 16, but the plan now gives 3 steps/,
+  );
 });
 
 Deno.test("report: configs that train the same architecture at a scale are marked as the same model", () => {

@@ -77,8 +77,14 @@ export interface PlanConfig {
   overrides?: Partial<DecoderConfig>;
   /** `baseline` configs run once per seed (modes do not change them); `phase` configs once per mode. */
   role?: "baseline" | "phase";
-  /** Parameter-matched baseline: choose `dMlp` so the parameter count equals this config's (same mode). */
+  /** Parameter-matched baseline: choose `dMlp` so the parameter count equals this config's phase model. */
   matchParamsOf?: string;
+  /**
+   * The mode of the `matchParamsOf` model to match (default: the first mode the scale runs). Modes can differ
+   * in size (the corrected sin/cos readout has twice the inputs of the faithful angle readout). At a scale
+   * that does not run this mode, the config is left out.
+   */
+  matchMode?: string;
   /** Weights of auxiliary loss terms (e.g. `{ "coherence": 0.1 }` for B4's regulariser). */
   lossTerms?: Record<string, number>;
   /**
@@ -221,6 +227,8 @@ export interface PhaseGptRunSpec {
   lossTerms: Record<string, number>;
   /** Parameters counted for a reference vocabulary (the real count is recorded after tokenizing). */
   matchParamsOf?: string;
+  /** The mode of the matched phase model (see {@linkcode PlanConfig.matchMode}). */
+  matchMode?: string;
 }
 
 const PLAN_KEYS = [
@@ -246,6 +254,7 @@ const CONFIG_KEYS = [
   "overrides",
   "role",
   "matchParamsOf",
+  "matchMode",
   "lossTerms",
   "phaseLayers",
   "mixer",
@@ -365,6 +374,10 @@ export function validatePlan(raw: unknown, where = "plan"): PhaseGptPlan {
     if (c.role !== undefined) choice(c.role, ["baseline", "phase"] as const, cw, "role");
     if (c.matchParamsOf !== undefined) {
       choice(c.matchParamsOf, ids.filter((x) => x !== c.id), cw, "matchParamsOf config");
+    }
+    if (c.matchMode !== undefined) {
+      if (c.matchParamsOf === undefined) throw new Error(`${cw}: matchMode needs matchParamsOf`);
+      choice(c.matchMode, Object.keys(p.modes), cw, "matchMode");
     }
     for (const [k, w] of Object.entries(c.lossTerms ?? {})) {
       if (typeof w !== "number" || !Number.isFinite(w)) {
@@ -546,6 +559,8 @@ export function expandPlan(plan: PhaseGptPlan, scaleName?: string): PhaseGptRunS
   for (const v of variants) {
     for (const seed of seeds) {
       for (const c of configs) {
+        // A baseline matched to a mode this scale does not run has nothing to match: left out here.
+        if (c.matchMode !== undefined && !modes.includes(c.matchMode)) continue;
         const isBaseline = (c.role ?? "phase") === "baseline";
         for (const mode of isBaseline ? ["-"] : modes) {
           const model = modelSectionFor(c, scale, isBaseline ? {} : plan.modes[mode]);
@@ -562,7 +577,9 @@ export function expandPlan(plan: PhaseGptPlan, scaleName?: string): PhaseGptRunS
             seed,
             model,
             lossTerms: { ...(c.lossTerms ?? {}) },
-            ...(c.matchParamsOf ? { matchParamsOf: c.matchParamsOf } : {}),
+            ...(c.matchParamsOf
+              ? { matchParamsOf: c.matchParamsOf, matchMode: c.matchMode ?? modes[0] }
+              : {}),
           });
         }
       }

@@ -228,10 +228,27 @@ export async function readPhaseGptResults(paths: string[]): Promise<PhaseGptRunR
       throw new Error(`results file '${p}': ${(e as Error).message}`);
     }
     for (const r of records as PhaseGptRunRecord[]) {
-      if (r?.schema === "coherence-lab/phasegpt-run@1") byId.set(r.id, r);
+      if (r?.schema !== "coherence-lab/phasegpt-run@1") continue;
+      // The same run twice (a shard file given twice, a resubmitted task) is kept once; the same id trained
+      // under another budget comes from another version of the plan and must not be mixed in silently.
+      const seen = byId.get(r.id);
+      if (seen && budgetOf(seen) !== budgetOf(r)) {
+        throw new Error(
+          `results: run ${r.id} appears with two budgets (${budgetOf(seen)} and ${
+            budgetOf(r)
+          }, the second in ` +
+            `'${p}'): these files come from different versions of the plan; report them separately`,
+        );
+      }
+      byId.set(r.id, r);
     }
   }
   return [...byId.values()];
+}
+
+/** A run's budget as one comparable string. */
+export function budgetOf(r: Pick<PhaseGptRunRecord, "budget">): string {
+  return `${r.budget.steps} steps of ${r.budget.batchSize} x ${r.budget.blockSize}`;
 }
 
 /**

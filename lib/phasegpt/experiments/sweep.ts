@@ -27,6 +27,7 @@ import { modelConfigFor, resolveTrainConfig, type TrainConfig } from "../../trai
 import { crossEntropy, summariseEval } from "../../train/loss.ts";
 import { type MetricsRecord, Trainer } from "../../train/trainer.ts";
 import type { LrSchedule } from "../../train/schedule.ts";
+import { budgetOf, readPhaseGptResults } from "./report.ts";
 import { expandPlan, matchDMlp, type PhaseGptPlan, type PhaseGptRunSpec, type PlanScale } from "./plan.ts";
 
 /**
@@ -333,11 +334,17 @@ function modelFor(
   const block = plan.scales[run.scale].blockSize;
   const config = modelConfigFor(run.model, vocab, block);
   if (!run.matchParamsOf) return config;
-  // Match the same mode's phase model when it exists, else the first run of that config.
-  const target = runs.find((r) => r.config === run.matchParamsOf && r.seed === run.seed) ??
-    runs.find((r) => r.config === run.matchParamsOf);
+  // The named mode's phase model (the same seed's, else any seed's: the count does not depend on the seed).
+  const of = (r: PhaseGptRunSpec) =>
+    r.config === run.matchParamsOf && r.variant === run.variant &&
+    (!run.matchMode || r.mode === run.matchMode);
+  const target = runs.find((r) => of(r) && r.seed === run.seed) ?? runs.find(of);
   if (!target) {
-    throw new Error(`run ${run.id}: matchParamsOf '${run.matchParamsOf}' has no run at this scale`);
+    throw new Error(
+      `run ${run.id}: matchParamsOf '${run.matchParamsOf}' (mode ${
+        run.matchMode ?? "any"
+      }) has no run at this scale`,
+    );
   }
   const goal = countParameters(modelConfigFor(target.model, vocab, block));
   const dMlp = matchDMlp((o) => modelConfigFor({ ...run.model, ...o }, vocab, block), goal);
@@ -547,6 +554,21 @@ export async function runPhaseGptSweep(options: PhaseGptSweepOptions): Promise<P
   const runs = selectShard(all, options.shard);
   await using _lock = await acquireLock(`${options.out}.lock`, { what: `PhaseGPT results "${options.out}"` });
   const done = await finishedIds(options.out);
+  // A finished run is skipped only if it was trained under this plan's budget for it.
+  const finished = done.size ? await readPhaseGptResults([options.out]) : [];
+  for (const r of runs) {
+    const f = finished.find((x) => x.id === r.id);
+    const sc = options.plan.scales[r.scale];
+    const want = budgetOf({
+      budget: { steps: sc.steps, batchSize: sc.batchSize, blockSize: sc.blockSize, tokens: 0 },
+    });
+    if (f && budgetOf(f) !== want) {
+      throw new Error(
+        `${options.out}: run ${r.id} is recorded with ${budgetOf(f)}, but the plan now gives ${want}: ` +
+          `write to another --out (or remove those lines) instead of mixing budgets`,
+      );
+    }
+  }
   let todo = runs.filter((r) => !done.has(r.id));
   const skipped = runs.length - todo.length;
   if (options.maxRuns !== undefined) todo = todo.slice(0, options.maxRuns);
