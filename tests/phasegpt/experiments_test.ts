@@ -66,7 +66,7 @@ Deno.test("plans: the shipped plans load, expand with equal budgets, and keep �
   assert.ok(a.seeds.length >= 3 && b.seeds.length >= 3);
   const runsA = expandPlan(a); // default scale: cpu
   // 2 baselines + 7 phase configs × 2 modes, per seed
-  assert.equal(runsA.length, 3 * (2 + 7 * 2));
+  assert.equal(runsA.length, 3 * (3 + 7 * 2)); // baseline, one matched baseline per mode, 7 configs × 2 modes
   assert.equal(new Set(runsA.map((r) => r.id)).size, runsA.length);
   assert.equal(expandPlan(b, "cpu").length, 3 * (1 + 3));
   assert.equal(expandPlan(b, "cpu-bpe")[0].tokenizer, "gpt2");
@@ -124,6 +124,15 @@ Deno.test("plans: unknown presets, options, modes and scales fail with did-you-m
   assert.throws(
     () => modelSectionFor({ id: "z", preset: "phasegpt-baseline", phaseLayers: [12] }, plan.scales.tiny, {}),
     /phase layer 12 is out of range for preset phasegpt-baseline: use 0..11/,
+  );
+  // The criteria read R from the training log, which holds only the layer's own R.
+  assert.throws(
+    () => validatePlan({ ...plan, r: { metric: "R", definition: "heads-mean", band: [0.35, 0.55] } }),
+    /r.definition "heads-mean" is not logged during training: .* "layer" definition/,
+  );
+  assert.throws(
+    () => validatePlan({ ...plan, r: { metric: "R", definition: "tokens" as never, band: [0.35, 0.55] } }),
+    /use one of layer, oscillators, heads-mean, circular-heads/,
   );
 });
 
@@ -292,7 +301,14 @@ Deno.test("report: mean ± std per config from a hand-made results file", async 
   assert.equal(s.best.token_mean.std, 2); // sample std of 10, 12, 14
   assert.ok(Math.abs(s.best.batch_mean_exp.mean - 12.12) < 1e-9);
   assert.equal(s.test!.token_mean.mean, 12);
-  assert.match(formatPhaseGptReport(await readPhaseGptResults([out])), /B1 \| - \| 3 \| 12\.000 ± 2\.000/);
+  const report = formatPhaseGptReport(await readPhaseGptResults([out]), { band: [0.3, 0.6] });
+  assert.match(report, /B1 \| - \| 3 \| 12\.000 ± 2\.000/);
+  assert.match(report, /R: the metric `blocks\.\{L\}\.attn\.R` .*definition "layer".*band \[0\.3, 0\.6\]/);
+  // Another scale of the same plan gets its own section, never pooled with this one.
+  const other = { ...handRun("B1", "-", 0, 50, null), id: "h|char|B1|-|0|y", scale: "y" };
+  const two = formatPhaseGptReport([...(await readPhaseGptResults([out])), other]);
+  assert.equal(two.match(/^## Phase B/gm)?.length, 2);
+  assert.match(two, /scale y.*\n\n\| config[^]*\| B1 \| - \| 1 \| 50\.000/);
 });
 
 Deno.test("results: the same run id under two budgets is refused, in the report and on resume", async () => {

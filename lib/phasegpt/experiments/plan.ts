@@ -410,6 +410,14 @@ export function validatePlan(raw: unknown, where = "plan"): PhaseGptPlan {
   if (p.r !== undefined) {
     checkOptionKeys(p.r, R_KEYS, `${where}: r`);
     choice(p.r.definition, R_DEFINITIONS, where, "r.definition");
+    if (p.r.definition !== "layer") {
+      // The criteria read R from the training log, and the mixer logs only its own (layer) R.
+      throw new Error(
+        `${where}: r.definition "${p.r.definition}" is not logged during training: the kuramoto mixer logs R ` +
+          `under the "layer" definition (metric "R"); compute the others with orderParameter on the ` +
+          `blocks.{L}.attn.hook_phases activations`,
+      );
+    }
     if (typeof p.r.metric !== "string" || !p.r.metric) {
       throw new Error(`${where}: r.metric must name a metric`);
     }

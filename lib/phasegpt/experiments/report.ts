@@ -641,8 +641,10 @@ export function formatPhaseGptReport(records: PhaseGptRunRecord[], options: Summ
   const all = summarizePhaseGpt(records, options);
   const parts: string[] = [];
   const a = all.filter((s) => s.phase === "A");
-  for (const variant of [...new Set(a.map((s) => s.variant))]) {
-    const rows = a.filter((s) => s.variant === variant);
+  // One table per (plan, scale, variant): runs of other scales or plans are never pooled.
+  for (const key of [...new Set(a.map((s) => `${s.plan}|${s.scale}|${s.variant}`))]) {
+    const rows = a.filter((s) => `${s.plan}|${s.scale}|${s.variant}` === key);
+    const variant = rows[0].variant;
     parts.push(
       `## Phase A (${rows[0].plan}, scale ${rows[0].scale}, variant ${variant})\n\n` +
         "The seed's numbers: one seed, 512-char windows, the phase models' PPL with the future-token leak of " +
@@ -651,10 +653,23 @@ export function formatPhaseGptReport(records: PhaseGptRunRecord[], options: Summ
     );
   }
   const b = all.filter((s) => s.phase === "B");
-  for (const key of [...new Set(b.map((s) => `${s.variant}|${s.mode}`))]) {
-    const [variant, mode] = key.split("|");
-    const rows = b.filter((s) => s.variant === variant && (s.mode === mode || s.mode === "-"));
-    if (mode === "-" && b.some((s) => s.variant === variant && s.mode !== "-")) continue;
+  const metric = options.rMetric ?? "R";
+  for (const key of [...new Set(b.map((s) => `${s.plan}|${s.scale}|${s.variant}|${s.mode}`))]) {
+    const [plan, scale, variant, mode] = key.split("|");
+    const same = (s: ConfigSummary) => s.plan === plan && s.scale === scale && s.variant === variant;
+    const rows = b.filter((s) => same(s) && (s.mode === mode || s.mode === "-"));
+    if (mode === "-" && b.some((s) => same(s) && s.mode !== "-")) continue;
+    const regularised = records.some((r) =>
+      r.plan === plan && r.scale === scale && r.variant === variant && (r.lossTerms.coherence ?? 0) > 0
+    );
+    const rNote =
+      `R: the metric \`blocks.{L}.attn.${metric}\` the phase mixer logs at every training log step, ` +
+      `the phase layer's own order parameter (definition "layer": |mean of e^{iθ}| over tokens and oscillators ` +
+      `per head, then the mean over heads and batch); band [${band[0]}, ${band[1]}].` +
+      (regularised
+        ? " The coherence regulariser (B4) acts on the per-token R over oscillators (spec §3.3), which is never " +
+          "below the layer's R, so a regulariser at its ceiling still leaves this R at or under it."
+        : "");
     const table = [
       "| config | mode | seeds | best val PPL (token-weighted) | test PPL (token-weighted) | mean R | std R(t) | R in band |",
       "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -669,7 +684,7 @@ export function formatPhaseGptReport(records: PhaseGptRunRecord[], options: Summ
     parts.push(
       `## Phase B (${rows[0].plan}, scale ${
         rows[0].scale
-      }, variant ${variant}, mode ${mode})\n\n${table}\n\n` +
+      }, variant ${variant}, mode ${mode})\n\n${table}\n\n${rNote}\n\n` +
         formatHypotheses(evaluateHypotheses(rows, a, band)),
     );
   }
