@@ -322,7 +322,10 @@ export function layerMixers(config: DecoderConfig): MixerSpec[] {
     if (!Array.isArray(layers)) throw new Error(`${where}.layers: must be "all" or a list of layer indices`);
     for (const l of layers) {
       if (!Number.isInteger(l) || l < 0 || l >= config.nLayers) {
-        throw new Error(`${where}.layers: ${l} is not a layer index of this ${config.nLayers}-layer model`);
+        throw new Error(
+          `${where}.layers: ${l} is not a layer index of this ${config.nLayers}-layer model ` +
+            `(use integers 0..${config.nLayers - 1}, or "all")`,
+        );
       }
       out[l] = spec;
     }

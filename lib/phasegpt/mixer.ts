@@ -220,9 +220,10 @@ export function resolveKuramotoOptions(spec: MixerSpec, config: DecoderConfig): 
   };
   const num = (key: string, v: unknown, min: number, strict: boolean): number => {
     if (typeof v !== "number" || !Number.isFinite(v) || v < min || (strict && v === min)) {
-      throw new Error(
-        `${where}: ${key} must be a finite number ${strict ? ">" : "≥"} ${min}, got ${JSON.stringify(v)}`,
-      );
+      // JSON.stringify writes NaN and ±Infinity as null: say what the value was.
+      const got = typeof v === "number" ? String(v) : JSON.stringify(v);
+      const range = min === -Infinity ? "" : ` ${strict ? ">" : "≥"} ${min}`;
+      throw new Error(`${where}: ${key} must be a finite number${range}, got ${got}`);
     }
     return v;
   };

@@ -59,8 +59,9 @@ export interface LinearSchedule {
 
 /**
  * PhaseGPT's `LambdaLR` (spec §4.3): multiplier s / W during warm-up (so the first update runs at lr 0),
- * then max(floor, ½(1 + cos(π·(s − W) / (totalSteps − W)))) with π written as 3.14159, as the original
- * code does, so the multiplier matches it exactly.
+ * then max(floor, ½(1 + cos(π·(s − W) / (totalSteps − W)))) with π written as 3.14159 and the cosine in
+ * float32, as the original code does: the multiplier equals the original's to one float32 ulp (6e-8; torch's
+ * float32 cosine is not always correctly rounded).
  *
  * @category Training
  */
@@ -113,9 +114,11 @@ export function lambdaCosineFloor(
   floor = 0.1,
 ): number {
   if (step < warmupSteps) return step / warmupSteps;
-  // The original writes π as 3.14159; keeping it makes the multiplier bit-comparable.
+  // As the original: π written as 3.14159, and the cosine taken on a float32 tensor (torch.cos), so the
+  // argument, the cosine and ½(1 + cos) are float32 values.
   const progress = (step - warmupSteps) / (totalSteps - warmupSteps);
-  return Math.max(floor, 0.5 * (1 + Math.cos(3.14159 * progress)));
+  const f = Math.fround;
+  return Math.max(floor, f(0.5 * f(1 + f(Math.cos(f(3.14159 * progress))))));
 }
 
 /**

@@ -271,6 +271,20 @@ Deno.test("bad input: one message each, naming the allowed values", () => {
     Error,
     "steps",
   );
+  assertThrows(
+    () => phaseGPTConfig({ phaseLayers: [7], mixer: { couplingInit: NaN } }),
+    Error,
+    "couplingInit must be a finite number, got NaN",
+  );
+  // A mixer list written by hand (not through phaseGPTConfig) gets the range too.
+  assertThrows(
+    () =>
+      createDecoder({ ...phaseGPTConfig({ model: TINY }), mixers: [{ kind: "kuramoto", layers: [9] }] }, {
+        seed: 1,
+      }),
+    Error,
+    '9 is not a layer index of this 3-layer model (use integers 0..2, or "all")',
+  );
 });
 
 Deno.test("corrected mixer: a ragged (left-padded) batch generates what each prompt generates alone", async () => {
