@@ -103,6 +103,11 @@ Deno.test("reflow presets: small presets keep the proportions and train from a c
 
 Deno.test("reflow: bad input gets one clear message each", () => {
   assertThrows(() => modelPreset("reflow-1-smal"), "did you mean reflow-1-small");
+  // Preset overrides are DecoderConfig fields: a misspelt one or a variant option is refused, not ignored.
+  assertThrows(() => modelPreset("reflow-tiny", { nLayer: 2 } as never), "unknown option 'nLayer'");
+  assertThrows(() => modelPreset("reflow-tiny", { nLayer: 2 } as never), "did you mean nLayers");
+  assertThrows(() => modelPreset("reflow-tiny", { nSignals: 64 } as never), "embedding: { signals: 64 }");
+  assertThrows(() => modelPreset("reflow-topk-tiny", { topK: 4 } as never), "embedding: { topK: 4 }");
   assertThrows(() => reflowVariantConfig("reflow", { nSignal: 8 } as never), "did you mean nSignals");
   assertThrows(() => reflowVariantConfig("reflow-lit"), "did you mean reflow-lite");
   assertThrows(
