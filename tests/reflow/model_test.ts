@@ -122,6 +122,15 @@ Deno.test("reflow: bad input gets one clear message each", () => {
   assertThrows(() => reflowVariantConfig("reflow", { topK: 8 }), "applies to reflow-topk only");
   assertThrows(() => reflowVariantConfig("gpt2", { nSignals: 8 }), "reFlow variants only");
   assertThrows(() => reflowVariantConfig("reflow-lite", { nHeads: 4, nKvHeads: 3 }), "must divide nHeads");
+  // Head counts the user did not give: the message says where the value came from and what to set.
+  assertThrows(
+    () => reflowVariantConfig("reflow-lite", { dModel: 384, nHeads: 6 }),
+    "default nKvHeads = nHeads / 4 = 1.5 is not a whole number: set nKvHeads to a divisor of 6 (1, 2, 3, 6)",
+  );
+  assertThrows(
+    () => reflowVariantConfig("reflow", { dModel: 200 }),
+    "nHeads defaults to round(dModel / 64) = 3, which does not divide dModel 200: set nHeads (e.g. 1, 2, 4, 5, 8)",
+  );
   assertThrows(
     () =>
       countParameters({
