@@ -30,6 +30,7 @@ import struct
 import sys
 
 VARIANTS = ("reflow", "reflow-topk", "reflow-lite", "gpt2", "gpt2-new")
+MAX_SIGNALS = 65536  # the library's bound on S (lib/reflow/embedding.ts)
 # Buffers that are not parameters (causal masks, rotary tables).
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias", "inv_freq", "freqs_cis", "rope.cos", "rope.sin")
 
@@ -92,8 +93,12 @@ def library_config(variant, args, sparsify):
     out["d_mlp"] = int(args.get("d_mlp", args.get("intermediate_size", 4 * d if variant == "gpt2" else swiglu_hidden(d))))
     if variant.startswith("reflow"):
         out["n_signals"] = int(args.get("n_signals", d))
+        if not 1 <= out["n_signals"] <= MAX_SIGNALS:
+            raise ConversionError(f"model_args: n_signals {out['n_signals']} is out of range 1..{MAX_SIGNALS}")
     if variant == "reflow-topk":
         out["top_k"] = int(args.get("top_k", args.get("topk", 64)))
+        if not 1 <= out["top_k"] <= out["n_signals"]:
+            raise ConversionError(f"model_args: top_k {out['top_k']} is out of range 1..{out['n_signals']} (n_signals)")
         out["sparsify"] = sparsify
     out["norm_eps"] = float(args.get("norm_eps", 1e-5))
     out["rope_theta"] = float(args.get("rope_theta", 10000.0))

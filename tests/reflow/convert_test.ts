@@ -113,6 +113,29 @@ Deno.test({
   },
 });
 
+const pythonMissing = (await python(["-c", "pass"])).code !== 0;
+
+Deno.test({
+  name: "convert_reflow.py: S or k out of range is refused at conversion, with the range",
+  ignore: pythonMissing,
+  async fn() {
+    // library_config needs no torch: this part runs wherever python3 does.
+    const r = await python([
+      "-c",
+      `import sys; sys.path.insert(0, ${JSON.stringify(TOOLS)}); import convert_reflow as c\n` +
+      `args = dict(n_layer=2, n_head=4, n_embd=32, vocab_size=40, block_size=32, n_signals=24)\n` +
+      `def err(f):\n  try: f(); print("no error")\n  except c.ConversionError as e: print(e)\n` +
+      `err(lambda: c.library_config("reflow-topk", dict(args, top_k=30), "recipe"))\n` +
+      `err(lambda: c.library_config("reflow", dict(args, n_signals=0), "recipe"))`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assertEquals(lines.length, 2, r.stdout);
+    assert(lines[0].includes("top_k 30 is out of range 1..24 (n_signals)"), lines[0]);
+    assert(lines[1].includes("n_signals 0 is out of range 1..65536"), lines[1]);
+  },
+});
+
 Deno.test("reflow loader: a converted folder round-trips, and tensors that do not match config.json are refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "reflow-load-" });
   try {
