@@ -4,11 +4,13 @@
 library's canonical parameter names, Linear weights transposed to [in, out]).
 
     python3 tools/convert_reflow.py CKPT OUTDIR [--rope-layout half|interleaved] [--sparsify recipe|signals]
+                                                [--model-config VARIANT]
 
 The checkpoint is nanoGPT's dict: `model` (state dict, possibly with torch.compile's `_orig_mod.`
 prefix), `model_args` (n_layer, n_head, n_embd, block_size, vocab_size, + n_signals / n_kv_head / top_k),
 `iter_num`, `best_val_loss` and `config` whose `model_config` names the variant (reflow, reflow-topk,
-reflow-lite, gpt2, gpt2-new). Without `model_config` it is a plain nanoGPT checkpoint: the gpt2 baseline.
+reflow-lite, gpt2, gpt2-new). Without `model_config` it is a plain nanoGPT checkpoint: the gpt2 baseline
+(`--model-config` names the variant of a checkpoint that stores none, or overrides the stored one).
 
 Names read (the upstream model code was not available, so common spellings are accepted):
   recipe R [V, S]: a key ending in W_recipe or recipe; basis Phi [S, d]: a key ending in W_basis or basis
@@ -61,17 +63,34 @@ def plain(value):
     return str(value)
 
 
-def variant_of(ckpt):
+def normalise_variant(v):
+    v = str(v).replace("_", "-")
+    return v[:-3] if v.endswith(".py") else v
+
+
+def variant_of(ckpt, override=None):
+    """The variant: `override` (--model-config), else the stored model_config, else gpt2 (plain nanoGPT)."""
+    if override is not None:
+        v = normalise_variant(override)
+        if v not in VARIANTS:
+            raise ConversionError(f"--model-config is '{override}'; expected one of {', '.join(VARIANTS)}")
+        return v
     cfg = ckpt.get("config") or {}
     args = ckpt.get("model_args") or {}
     v = cfg.get("model_config") if isinstance(cfg, dict) else None
     v = v or args.get("model_config") or "gpt2"
-    v = str(v).replace("_", "-")
-    if v.endswith(".py"):
-        v = v[:-3]
+    v = normalise_variant(v)
     if v not in VARIANTS:
-        raise ConversionError(f"config.model_config is '{v}'; expected one of {', '.join(VARIANTS)}")
+        raise ConversionError(f"config.model_config is '{v}'; expected one of {', '.join(VARIANTS)} "
+                              f"(or name the variant with --model-config)")
     return v
+
+
+def stored_variant(ckpt):
+    """Whether the checkpoint names its variant itself (else it was read as the gpt2 baseline)."""
+    cfg = ckpt.get("config")
+    return bool((cfg.get("model_config") if isinstance(cfg, dict) else None)
+                or (ckpt.get("model_args") or {}).get("model_config"))
 
 
 def library_config(variant, args, sparsify):
@@ -231,7 +250,7 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
-def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe"):
+def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe", model_config=None):
     import torch
 
     try:
@@ -240,13 +259,20 @@ def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe"):
         raise ConversionError(f"cannot read {ckpt_path} as a PyTorch checkpoint: {e}")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ConversionError(f"{ckpt_path}: expected nanoGPT's ckpt.pt dict with a 'model' state dict")
-    variant = variant_of(ckpt)
+    variant = variant_of(ckpt, model_config)
     # The flag wins; else a layout the checkpoint names; else the spec's default, half-split.
     rope_layout = rope_layout or (ckpt.get("model_args") or {}).get("rope_layout") or "half"
     if rope_layout not in ("half", "interleaved"):
         raise ConversionError(f"rope layout '{rope_layout}' is not half or interleaved")
     config = library_config(variant, ckpt.get("model_args") or {}, sparsify)
-    tensors = convert_state(strip_prefix(ckpt["model"]), config, rope_layout)
+    try:
+        tensors = convert_state(strip_prefix(ckpt["model"]), config, rope_layout)
+    except ConversionError as e:
+        if model_config is None and not stored_variant(ckpt):
+            raise ConversionError(f"{e}\n(the checkpoint names no model_config, so it was read as the plain nanoGPT "
+                                  f"gpt2 baseline; if it is another variant, pass --model-config "
+                                  f"{'|'.join(VARIANTS)})") from None
+        raise
     for key in ("iter_num", "best_val_loss"):
         if key in ckpt:
             config[key] = plain(ckpt[key])
@@ -269,13 +295,16 @@ def main():
                          "half-split, spec 1.3); interleaved q/k rows are reordered to half-split")
     ap.add_argument("--sparsify", choices=["recipe", "signals"], default="recipe",
                     help="where reflow-topk applies top-k (default recipe, spec 1.4)")
+    ap.add_argument("--model-config", default=None, metavar="VARIANT",
+                    help=f"the variant ({', '.join(VARIANTS)}) when the checkpoint names none or a wrong one "
+                         "(default: config.model_config, else gpt2)")
     a = ap.parse_args()
     try:
         import torch  # noqa: F401
     except ImportError:
         sys.exit("convert_reflow.py: needs PyTorch (pip install torch, or apt install python3-torch)")
     try:
-        c = convert(a.ckpt, a.outdir, a.rope_layout, a.sparsify)
+        c = convert(a.ckpt, a.outdir, a.rope_layout, a.sparsify, a.model_config)
     except ConversionError as e:
         sys.exit(f"convert_reflow.py: {e}")
     print(f"convert_reflow.py: {c['model_config']} ({c['n_layer']} layers, d {c['n_embd']}) -> {a.outdir}")

@@ -92,6 +92,31 @@ Deno.test({
         tf.dispose([ids, res.logits, res.hidden, res.residual]);
         model.dispose();
       }
+      // A gpt2-new checkpoint without model_config is read as gpt2: the message says so and how to fix it.
+      const noCfg = `${dir}/gpt2-new-no-config.pt`;
+      const strip = await python([
+        "-c",
+        `import torch; c = torch.load("${ref["gpt2-new"].ckpt}"); del c["config"]; torch.save(c, "${noCfg}")`,
+      ]);
+      assertEquals(strip.code, 0, strip.stderr);
+      const guessed = await python([`${TOOLS}convert_reflow.py`, noCfg, `${dir}/out-no-config`]);
+      assert(guessed.code !== 0, "a gpt2-new checkpoint read as gpt2 must fail");
+      assert(
+        guessed.stderr.includes("names no model_config") && guessed.stderr.includes("--model-config"),
+        guessed.stderr,
+      );
+      const named = await python([
+        `${TOOLS}convert_reflow.py`,
+        "--model-config",
+        "gpt2-new",
+        noCfg,
+        `${dir}/out-no-config`,
+      ]);
+      assertEquals(named.code, 0, named.stderr);
+      assertEquals(
+        JSON.parse(await Deno.readTextFile(`${dir}/out-no-config/config.json`)).model_config,
+        "gpt2-new",
+      );
       // A checkpoint whose tensors do not match its model_args: one message listing them.
       const bad = `${dir}/bad.pt`;
       const edit = await python([
@@ -116,23 +141,28 @@ Deno.test({
 const pythonMissing = (await python(["-c", "pass"])).code !== 0;
 
 Deno.test({
-  name: "convert_reflow.py: S or k out of range is refused at conversion, with the range",
+  name:
+    "convert_reflow.py: S or k out of range is refused at conversion, with the range; --model-config names the variant",
   ignore: pythonMissing,
   async fn() {
-    // library_config needs no torch: this part runs wherever python3 does.
+    // library_config and variant_of need no torch: this part runs wherever python3 does.
     const r = await python([
       "-c",
       `import sys; sys.path.insert(0, ${JSON.stringify(TOOLS)}); import convert_reflow as c\n` +
       `args = dict(n_layer=2, n_head=4, n_embd=32, vocab_size=40, block_size=32, n_signals=24)\n` +
       `def err(f):\n  try: f(); print("no error")\n  except c.ConversionError as e: print(e)\n` +
       `err(lambda: c.library_config("reflow-topk", dict(args, top_k=30), "recipe"))\n` +
-      `err(lambda: c.library_config("reflow", dict(args, n_signals=0), "recipe"))`,
+      `err(lambda: c.library_config("reflow", dict(args, n_signals=0), "recipe"))\n` +
+      `print(c.variant_of({"model": {}}, None), c.variant_of({"model": {}}, "gpt2_new"))\n` +
+      `err(lambda: c.variant_of({"model": {}}, "gpt3"))`,
     ]);
     assertEquals(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
-    assertEquals(lines.length, 2, r.stdout);
+    assertEquals(lines.length, 4, r.stdout);
     assert(lines[0].includes("top_k 30 is out of range 1..24 (n_signals)"), lines[0]);
     assert(lines[1].includes("n_signals 0 is out of range 1..65536"), lines[1]);
+    assertEquals(lines[2], "gpt2 gpt2-new", "--model-config wins; without it a checkpoint is gpt2");
+    assert(lines[3].includes("--model-config is 'gpt3'; expected one of reflow"), lines[3]);
   },
 });
 
