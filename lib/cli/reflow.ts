@@ -18,6 +18,8 @@ import {
 } from "../reflow/experiments/experiments.ts";
 import { formatParameterTable, writeExperimentOutputs } from "../reflow/experiments/report.ts";
 import { parameterTable } from "../reflow/inspect.ts";
+import { inspectReflowCheckpoint } from "../reflow/load.ts";
+import { reflowVariantOf } from "../reflow/variants.ts";
 import "../reflow/mod.ts"; // registers the reflow embedding kind
 import { reflowParts } from "../reflow/experiments/access.ts";
 
@@ -167,7 +169,21 @@ export function reflowMain(argv: string[]): Promise<number> {
           console.log(
             `model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`,
           );
+          if (model.config.family === "reflow") console.log(`variant ${reflowVariantOf(model.config)}`);
           console.log(formatParameterTable(parameterTable(model.config)));
+          // Like check.py's iter_num / best_val_loss / model_args: what tools/convert_reflow.py kept from ckpt.pt.
+          const hf = await Deno.readTextFile(`${opened.source}/config.json`).then(JSON.parse, () => null)
+            .catch(() => null);
+          if (hf?.model_type === "reflow") {
+            const r = await inspectReflowCheckpoint(opened.source);
+            const stored = [
+              r.iterNum !== undefined ? `iter_num ${r.iterNum}` : "",
+              r.bestValLoss !== undefined ? `best_val_loss ${r.bestValLoss}` : "",
+            ].filter(Boolean);
+            if (stored.length) console.log(`\n${stored.join(", ")}`);
+            if (r.modelArgs) console.log(`model_args ${JSON.stringify(r.modelArgs)}`);
+            for (const m of r.mismatches) console.log(`mismatch: ${m}`);
+          }
           // Like check.py's iter_num / best_val_loss: what the trainer stored, when the folder has it.
           const state = await Deno.readTextFile(`${opened.source}/state.json`).then(JSON.parse, () => null);
           if (state) {
