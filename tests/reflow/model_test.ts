@@ -157,6 +157,27 @@ Deno.test("reflow: bad input gets one clear message each", () => {
   );
 });
 
+Deno.test("reflow-gpt2 baseline: the MLP is nanoGPT's exact-erf GELU (nn.GELU()), not the tanh form", () => {
+  // At init the pre-activations are too small (|x| ≈ 0.1) for the PyTorch logits comparison to tell erf
+  // from tanh (8e-7 apart), so set them by hook to values where the two differ by up to 4e-4.
+  const model = createDecoder(tinyVariant("gpt2"), { seed: 16 });
+  const xs = [-3, -2, -1, 0, 1, 2, 3];
+  const exact = [-0.004049876, -0.045500264, -0.158655254, 0, 0.841344746, 1.954499736, 2.995950123];
+  const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7]], undefined, "int32");
+  const pre = tf.tile(tf.reshape(tf.tensor1d(xs), [1, 7, 1]), [1, 1, 128]);
+  const r = model.forward(ids, {
+    hooks: { "blocks.0.mlp.hook_pre": () => tf.clone(pre) },
+    capture: ["blocks.0.mlp.hook_post"],
+  });
+  const post = r.activations!.get("blocks.0.mlp.hook_post")!.arraySync() as number[][][];
+  xs.forEach((_, i) =>
+    assert(Math.abs(post[0][i][0] - exact[i]) < 1e-5, `GELU(${xs[i]}) = ${post[0][i][0]}`)
+  );
+  disposeResult(r);
+  tf.dispose([ids, pre]);
+  model.dispose();
+});
+
 Deno.test("reflow: logits equal RMSNorm(h)·Φᵀ·Rᵀ (inference cache and gradient path)", () => {
   for (const variant of ["reflow", "reflow-topk", "reflow-topk-signals", "reflow-lite"]) {
     const model = createDecoder(VARIANTS[variant](), { seed: 3 });
