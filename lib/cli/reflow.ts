@@ -20,6 +20,7 @@ import { formatParameterTable, writeExperimentOutputs } from "../reflow/experime
 import { parameterTable } from "../reflow/inspect.ts";
 import { inspectReflowCheckpoint } from "../reflow/load.ts";
 import { reflowVariantOf } from "../reflow/variants.ts";
+import { GPT2_EOT, Gpt2BpeTokenizer } from "../tokenizers/gpt2_bpe.ts";
 import "../reflow/mod.ts"; // registers the reflow embedding kind
 import { reflowParts } from "../reflow/experiments/access.ts";
 
@@ -195,7 +196,19 @@ export function reflowMain(argv: string[]): Promise<number> {
           }
           return 0;
         }
-        if (!tokenizer) throw new Error(`model ${args.model} has no tokenizer; the experiments need one`);
+        let tok = tokenizer;
+        if (!tok && model.config.family === "reflow" && model.config.vocabSize > GPT2_EOT) {
+          // A converted upstream checkpoint has no tokenizer.json: every reFlow config uses GPT-2 BPE.
+          tok = new Gpt2BpeTokenizer(model.config.vocabSize);
+          console.log(
+            "tokenizer: GPT-2 BPE (the folder has no tokenizer.json; reFlow checkpoints use GPT-2 BPE)",
+          );
+        }
+        if (!tok) {
+          throw new Error(
+            `model ${args.model} has no tokenizer; the experiments need one: put its tokenizer.json in the folder`,
+          );
+        }
         const parts = reflowParts(model);
         let perExp: Record<string, Record<string, unknown>> = {};
         if (args.options) {
@@ -206,7 +219,7 @@ export function reflowMain(argv: string[]): Promise<number> {
           }
         }
         const started = new Date().toISOString();
-        const outputs = await runReflowExperiments(model, tokenizer, args.experiments, perExp, {
+        const outputs = await runReflowExperiments(model, tok, args.experiments, perExp, {
           skipMissing: args.skipMissing,
         });
         const paths = await writeExperimentOutputs(args.out!, outputs, {

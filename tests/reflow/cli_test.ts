@@ -86,6 +86,40 @@ Deno.test("reflow CLI: check of a converted checkpoint prints its variant, iter_
   }
 });
 
+Deno.test("reflow CLI: experiments on a converted checkpoint (no tokenizer.json) use GPT-2 BPE", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reflow-conv-exp-" });
+  try {
+    const sizes = { nLayers: 1, dModel: 16, nHeads: 2, nSignals: 8, maxPositions: 32 }; // V = 50304
+    const model = createDecoder(reflowVariantConfig("reflow", sizes), { seed: 2 });
+    const tensors: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+    for (const [name, v] of model.parameters()) {
+      tensors[name] = { dtype: "F32", shape: v.shape, data: v.dataSync() as Float32Array };
+    }
+    model.dispose();
+    await Deno.writeFile(`${dir}/model.safetensors`, encodeSafetensors(tensors));
+    await Deno.writeTextFile(
+      `${dir}/config.json`,
+      JSON.stringify({
+        model_type: "reflow",
+        model_config: "reflow",
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 16,
+        n_signals: 8,
+        vocab_size: 50304,
+        block_size: 32,
+      }),
+    );
+    const r = await run(["experiment", "--model", dir, "--exp", "5", "--out", `${dir}/rep`]);
+    assertEquals(r.code, 0, r.err);
+    assert(r.out.includes("GPT-2 BPE"), r.out);
+    const results = JSON.parse(await Deno.readTextFile(`${dir}/rep/results.json`));
+    assertEquals(results.experiments.map((e: { id: number }) => e.id), [5]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("reflow CLI: experiment writes results.json, report.md and SVG + PNG figures", async () => {
   const { model, tokenizer } = tinyReflowModel();
   const dir = await saveTinyModelFolder(model, tokenizer, await Deno.makeTempDir());
