@@ -22,6 +22,7 @@ import {
   topKRows,
 } from "../../lib/reflow/mod.ts";
 import { fillNormal, Prng } from "../../lib/random/mod.ts";
+import { loadTrainConfig, modelConfigFor } from "../../lib/train/config.ts";
 import { useBackend } from "../fixtures.ts";
 
 await useBackend("cpu");
@@ -99,6 +100,34 @@ Deno.test("reflow presets: small presets keep the proportions and train from a c
     modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding?.signals,
     32,
   );
+});
+
+Deno.test("data/configs: each reFlow training config has a gpt2-new twin of the same width and depth", async () => {
+  const configs = new URL("../../data/configs/", import.meta.url).pathname;
+  const pairs = [
+    ["reflow_mini_wikitext2", "gpt2_new_mini_wikitext2"],
+    ["reflow_tiny_shakespeare", "gpt2_new_tiny_shakespeare"],
+    ["reflow-wiki-tiny", "gpt2-new-wiki-tiny"],
+  ];
+  for (const [a, b] of pairs) {
+    const [ra, rb] = await Promise.all([a, b].map((f) => loadTrainConfig(`${configs}${f}.json`)));
+    // The same tokenizer and data for both, so V is the same; 50304 is GPT-2 BPE padded.
+    assertEquals(ra.config.data, rb.config.data, `${a} / ${b}: data`);
+    assertEquals(ra.config.training, rb.config.training, `${a} / ${b}: training`);
+    const ca = modelConfigFor(ra.config.model, 50304, ra.config.training.blockSize!);
+    const cb = modelConfigFor(rb.config.model, 50304, rb.config.training.blockSize!);
+    assertEquals(ca.embedding?.kind, "reflow", a);
+    assertEquals(cb.embedding, undefined, b);
+    for (
+      const k of ["nLayers", "dModel", "nHeads", "nKvHeads", "dMlp", "norm", "mlp", "positional"] as const
+    ) {
+      assertEquals(ca[k], cb[k], `${a} / ${b}: ${k}`);
+    }
+    // Matched size: reFlow has exactly Φ [S, d] more (R [V, S] replaces the table [V, d] with S = d).
+    const s = ca.embedding!.signals as number;
+    assertEquals(s, ca.dModel, `${a}: S = d`);
+    assertEquals(countParameters(ca) - countParameters(cb), s * ca.dModel, `${a} / ${b}: parameters`);
+  }
 });
 
 Deno.test("reflow: bad input gets one clear message each", () => {
