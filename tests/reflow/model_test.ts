@@ -75,8 +75,10 @@ function disposeResult(
 }
 
 Deno.test("reflow presets: the seven upstream configs have the exact totals of spec §1.5", () => {
+  const bytes = tf.memory().numBytes;
   for (const [name, total] of Object.entries(SEVEN)) {
     assertEquals(countParameters(modelPreset(name)), total, name);
+    assertEquals(tf.memory().numBytes, bytes, `${name}: counted without allocating`);
     assertEquals(REFLOW_PRESETS.find((p) => p.name === name)?.expectedParameters, total, name);
   }
   // Spec formula: V·S + S·d + L·(2·d·H·hd + 2·d·Hkv·hd + 3·d·F + 2·d) + d.
