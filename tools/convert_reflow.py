@@ -21,7 +21,9 @@ Names read (the upstream model code was not available, so common spellings are a
   mlp.w1 (SiLU gate) / mlp.w3 (up) / mlp.w2 (down) (or gate_proj / up_proj / down_proj)
   final norm: transformer.ln_f.weight
 Every tensor is checked against the shape model_args implies; any mismatch or leftover tensor stops the
-conversion with one message listing them.
+conversion with one message listing them. Sizes model_args does not give (n_kv_head, d_mlp, n_signals) are
+read off the tensors (spec 1.4: the published counts leave Lite's H_kv and F open); those that differ from
+the spec's defaults are printed and listed in config.json's source.inferred.
 """
 
 import argparse
@@ -93,7 +95,38 @@ def stored_variant(ckpt):
                 or (ckpt.get("model_args") or {}).get("model_config"))
 
 
-def library_config(variant, args, sparsify):
+def shape_of(sd, names):
+    """The shape of the first of names present in the state dict sd (None when none is)."""
+    for n in names:
+        if sd is not None and n in sd:
+            return list(sd[n].shape)
+    return None
+
+
+def inferred_sizes(sd, variant, d, h):
+    """n_kv_head, d_mlp and n_signals read off the tensors, for model_args that do not give them (spec 1.4:
+    the parameter counts do not pin down Lite's H_kv and F). Absent keys could not be read."""
+    out, hd, p = {}, d // h, "transformer.h.0."
+    fused = shape_of(sd, [p + "attn.c_attn.weight"])
+    k = shape_of(sd, [p + "attn.k_proj.weight", p + "attn.c_k.weight"])
+    if fused and (fused[0] - h * hd) > 0 and (fused[0] - h * hd) % (2 * hd) == 0:
+        out["n_kv_head"] = (fused[0] - h * hd) // (2 * hd)
+    elif k and k[0] % hd == 0:
+        out["n_kv_head"] = k[0] // hd
+    mlp = [p + "mlp.c_fc.weight"] if variant == "gpt2" else [p + "mlp.w1.weight", p + "mlp.gate_proj.weight"]
+    f = shape_of(sd, mlp)
+    if f:
+        out["d_mlp"] = f[0]
+    if variant.startswith("reflow") and sd is not None:
+        basis = by_suffix(sd, ["W_basis", "basis"])
+        if len(basis) == 1 and sd[basis[0]].dim() == 2:
+            out["n_signals"] = int(sd[basis[0]].shape[0])
+    return out
+
+
+def library_config(variant, args, sparsify, sd=None):
+    """The config.json fields. Sizes model_args lacks are read off the state dict sd when given (listed under
+    `inferred` where they differ from the spec's defaults), else the spec's defaults."""
     def need(key):
         if key not in args:
             raise ConversionError(f"model_args has no '{key}' (needed for the {variant} variant)")
@@ -106,12 +139,24 @@ def library_config(variant, args, sparsify):
         raise ConversionError("model_args.bias is true: only the bias-free models of reFlow are supported")
     out = dict(model_type="reflow", model_config=variant, n_layer=layers, n_head=h, n_embd=d,
                vocab_size=need("vocab_size"), block_size=need("block_size"))
-    out["n_kv_head"] = int(args.get("n_kv_head", args.get("n_kv_heads", h if variant != "reflow-lite" else h // 4)))
+    seen, inferred = inferred_sizes(sd, variant, d, h), []
+
+    def size(keys, default):
+        for key in keys:
+            if key in args:
+                return int(args[key])
+        if keys[0] in seen:
+            if seen[keys[0]] != default:  # listed only where the tensors overrule the spec's default
+                inferred.append(keys[0])
+            return int(seen[keys[0]])
+        return default
+
+    out["n_kv_head"] = size(["n_kv_head", "n_kv_heads"], h if variant != "reflow-lite" else h // 4)
     if out["n_kv_head"] < 1 or h % out["n_kv_head"]:
         raise ConversionError(f"model_args: n_kv_head {out['n_kv_head']} must divide n_head {h}")
-    out["d_mlp"] = int(args.get("d_mlp", args.get("intermediate_size", 4 * d if variant == "gpt2" else swiglu_hidden(d))))
+    out["d_mlp"] = size(["d_mlp", "intermediate_size"], 4 * d if variant == "gpt2" else swiglu_hidden(d))
     if variant.startswith("reflow"):
-        out["n_signals"] = int(args.get("n_signals", d))
+        out["n_signals"] = size(["n_signals"], d)
         if not 1 <= out["n_signals"] <= MAX_SIGNALS:
             raise ConversionError(f"model_args: n_signals {out['n_signals']} is out of range 1..{MAX_SIGNALS}")
     if variant == "reflow-topk":
@@ -121,6 +166,8 @@ def library_config(variant, args, sparsify):
         out["sparsify"] = sparsify
     out["norm_eps"] = float(args.get("norm_eps", 1e-5))
     out["rope_theta"] = float(args.get("rope_theta", 10000.0))
+    if inferred:
+        out["inferred"] = inferred
     return out
 
 
@@ -264,9 +311,11 @@ def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe", model_config
     rope_layout = rope_layout or (ckpt.get("model_args") or {}).get("rope_layout") or "half"
     if rope_layout not in ("half", "interleaved"):
         raise ConversionError(f"rope layout '{rope_layout}' is not half or interleaved")
-    config = library_config(variant, ckpt.get("model_args") or {}, sparsify)
+    sd = strip_prefix(ckpt["model"])
+    config = library_config(variant, ckpt.get("model_args") or {}, sparsify, sd)
+    inferred = config.pop("inferred", [])
     try:
-        tensors = convert_state(strip_prefix(ckpt["model"]), config, rope_layout)
+        tensors = convert_state(sd, config, rope_layout)
     except ConversionError as e:
         if model_config is None and not stored_variant(ckpt):
             raise ConversionError(f"{e}\n(the checkpoint names no model_config, so it was read as the plain nanoGPT "
@@ -278,7 +327,7 @@ def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe", model_config
             config[key] = plain(ckpt[key])
     config["rope_layout"] = "half"
     config["source"] = {"checkpoint": os.path.basename(ckpt_path), "model_args": plain(ckpt.get("model_args") or {}),
-                        "converted_rope_layout": rope_layout}
+                        "converted_rope_layout": rope_layout, "inferred": inferred}
     os.makedirs(outdir, exist_ok=True)
     write_safetensors(os.path.join(outdir, "model.safetensors"), tensors, {"format": "pt", "variant": variant})
     with open(os.path.join(outdir, "config.json"), "w") as f:
@@ -308,6 +357,8 @@ def main():
     except ConversionError as e:
         sys.exit(f"convert_reflow.py: {e}")
     print(f"convert_reflow.py: {c['model_config']} ({c['n_layer']} layers, d {c['n_embd']}) -> {a.outdir}")
+    for key in c["source"]["inferred"]:
+        print(f"convert_reflow.py: model_args has no {key}; read {c[key]} off the tensors")
 
 
 if __name__ == "__main__":

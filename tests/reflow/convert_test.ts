@@ -92,6 +92,34 @@ Deno.test({
         tf.dispose([ids, res.logits, res.hidden, res.residual]);
         model.dispose();
       }
+      // model_args without n_kv_head / d_mlp / n_signals (spec §1.4: Lite's H_kv and F are not pinned down by
+      // the counts): the converter reads them off the tensors instead of assuming H/4, 256·ceil(8d/3/256), d.
+      const inferred = await python([
+        "-c",
+        `import sys, json, torch; sys.path.insert(0, ${JSON.stringify(TOOLS)}); import reflow_torch as rt\n` +
+        `from convert_reflow import convert\n` +
+        `a = rt.model_args_for("reflow-lite", 2, 32, 4, vocab_size=40, block_size=32, n_signals=20, n_kv_head=2)\n` +
+        `a["d_mlp"] = 128\n` +
+        `m = rt.ReflowGPT("reflow-lite", a, seed=7).eval()\n` +
+        `ids = [[1, 5, 9, 33, 2, 17]]\n` +
+        `with torch.no_grad(): logits = m(torch.tensor(ids)).tolist()\n` +
+        `stored = {k: v for k, v in a.items() if k not in ("n_kv_head", "d_mlp", "n_signals")}\n` +
+        `torch.save(dict(model=m.state_dict(), model_args=stored, config=dict(model_config="reflow-lite")), ` +
+        `"${dir}/lite-inferred.pt")\n` +
+        `c = convert("${dir}/lite-inferred.pt", "${dir}/out-lite-inferred")\n` +
+        `print(json.dumps(dict(ids=ids, logits=logits, config=c)))`,
+      ]);
+      assertEquals(inferred.code, 0, inferred.stderr);
+      const inf = JSON.parse(inferred.stdout.trim().split("\n").at(-1)!);
+      assertEquals([inf.config.n_kv_head, inf.config.d_mlp, inf.config.n_signals], [2, 128, 20]);
+      assertEquals(inf.config.source.inferred, ["n_kv_head", "d_mlp", "n_signals"]);
+      const lite = await loadModel(`${dir}/out-lite-inferred`);
+      const liteIds = tf.tensor2d(inf.ids, undefined, "int32");
+      const liteRes = lite.forward(liteIds);
+      const liteDiff = maxDiff(liteRes.logits.dataSync(), inf.logits.flat(2));
+      assert(liteDiff < 1e-4, `inferred Lite: logits differ from PyTorch by ${liteDiff}`);
+      tf.dispose([liteIds, liteRes.logits, liteRes.hidden, liteRes.residual]);
+      lite.dispose();
       // A gpt2-new checkpoint without model_config is read as gpt2: the message says so and how to fix it.
       const noCfg = `${dir}/gpt2-new-no-config.pt`;
       const strip = await python([
