@@ -177,9 +177,10 @@ const EMBEDDING_OPTIONS: Record<string, string> = {
 /**
  * The config of a reFlow preset with DecoderConfig `overrides`: size fields (`nLayers`, `dModel`,
  * `nHeads`, ...) go through the variant so that head width, F and S follow `dModel` unless given, and an
- * `embedding` override is merged into the preset's (e.g. `{ embedding: { signals: 64 } }`). A key that is
- * not a DecoderConfig field is refused with a did-you-mean (a variant option such as `nSignals` with the
- * `embedding` form to write instead), never ignored.
+ * `embedding` override is merged into the preset's (e.g. `{ embedding: { signals: 64 } }`). A new S, from
+ * `dModel` or `embedding.signals`, scales a reflow-topk preset's k with it unless `embedding.topK` is given.
+ * A key that is not a DecoderConfig field is refused with a did-you-mean (a variant option such as
+ * `nSignals` with the `embedding` form to write instead), never ignored.
  *
  * @example
  * ```ts
@@ -225,8 +226,19 @@ export function reflowPresetConfig(
   if (opts.nHeads !== preset.options.nHeads && overrides.nKvHeads === undefined) {
     delete opts.nKvHeads; // the variant's own default (H, or H / 4 for Lite)
   }
+  const emb = rest.embedding as Record<string, unknown> | undefined;
   if (
-    preset.variant === "reflow-topk" && opts.nSignals !== preset.options.nSignals && opts.topK !== undefined
+    preset.options.nSignals !== undefined && emb?.signals !== undefined &&
+    (emb.kind === undefined || emb.kind === "reflow")
+  ) {
+    // S given in the embedding: the variant sees it, so k follows it as it follows a dModel override.
+    opts.nSignals = emb.signals as number;
+    if (emb.topK !== undefined && preset.variant === "reflow-topk") opts.topK = emb.topK as number;
+  }
+  if (
+    preset.variant === "reflow-topk" && opts.nSignals !== preset.options.nSignals &&
+    opts.topK !== undefined &&
+    emb?.topK === undefined
   ) {
     opts.topK = Math.max(1, Math.round(opts.topK * opts.nSignals! / preset.options.nSignals!));
   }

@@ -102,6 +102,17 @@ Deno.test("reflow presets: small presets keep the proportions and train from a c
     modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding?.signals,
     32,
   );
+  // S from an embedding override scales k like S from dModel does (k = S/16 for reflow-topk-tiny).
+  assertEquals(modelPreset("reflow-topk-tiny", { dModel: 32 }).embedding?.topK, 2);
+  assertEquals(modelPreset("reflow-topk-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding, {
+    kind: "reflow",
+    signals: 32,
+    topK: 2,
+  });
+  const kept = modelPreset("reflow-topk-tiny", { embedding: { kind: "reflow", signals: 32, topK: 5 } });
+  assertEquals(kept.embedding?.topK, 5, "an explicit k is kept");
+  const sparse = modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32, topK: 4 } });
+  assertEquals(sparse.embedding, { kind: "reflow", signals: 32, topK: 4 }, "a dense preset made sparse");
 });
 
 Deno.test("data/configs: each reFlow training config has a gpt2-new twin of the same width and depth", async () => {
