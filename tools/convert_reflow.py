@@ -4,11 +4,13 @@
 library's canonical parameter names, Linear weights transposed to [in, out]).
 
     python3 tools/convert_reflow.py CKPT OUTDIR [--rope-layout half|interleaved] [--sparsify recipe|signals]
+                                                [--model-config VARIANT]
 
 The checkpoint is nanoGPT's dict: `model` (state dict, possibly with torch.compile's `_orig_mod.`
 prefix), `model_args` (n_layer, n_head, n_embd, block_size, vocab_size, + n_signals / n_kv_head / top_k),
 `iter_num`, `best_val_loss` and `config` whose `model_config` names the variant (reflow, reflow-topk,
-reflow-lite, gpt2, gpt2-new). Without `model_config` it is a plain nanoGPT checkpoint: the gpt2 baseline.
+reflow-lite, gpt2, gpt2-new). Without `model_config` it is a plain nanoGPT checkpoint: the gpt2 baseline
+(`--model-config` names the variant of a checkpoint that stores none, or overrides the stored one).
 
 Names read (the upstream model code was not available, so common spellings are accepted):
   recipe R [V, S]: a key ending in W_recipe or recipe; basis Phi [S, d]: a key ending in W_basis or basis
@@ -19,7 +21,9 @@ Names read (the upstream model code was not available, so common spellings are a
   mlp.w1 (SiLU gate) / mlp.w3 (up) / mlp.w2 (down) (or gate_proj / up_proj / down_proj)
   final norm: transformer.ln_f.weight
 Every tensor is checked against the shape model_args implies; any mismatch or leftover tensor stops the
-conversion with one message listing them.
+conversion with one message listing them. Sizes model_args does not give (n_kv_head, d_mlp, n_signals) are
+read off the tensors (spec 1.4: the published counts leave Lite's H_kv and F open); those that differ from
+the spec's defaults are printed and listed in config.json's source.inferred.
 """
 
 import argparse
@@ -30,6 +34,7 @@ import struct
 import sys
 
 VARIANTS = ("reflow", "reflow-topk", "reflow-lite", "gpt2", "gpt2-new")
+MAX_SIGNALS = 65536  # the library's bound on S (lib/reflow/embedding.ts)
 # Buffers that are not parameters (causal masks, rotary tables).
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias", "inv_freq", "freqs_cis", "rope.cos", "rope.sin")
 
@@ -60,20 +65,68 @@ def plain(value):
     return str(value)
 
 
-def variant_of(ckpt):
+def normalise_variant(v):
+    v = str(v).replace("_", "-")
+    return v[:-3] if v.endswith(".py") else v
+
+
+def variant_of(ckpt, override=None):
+    """The variant: `override` (--model-config), else the stored model_config, else gpt2 (plain nanoGPT)."""
+    if override is not None:
+        v = normalise_variant(override)
+        if v not in VARIANTS:
+            raise ConversionError(f"--model-config is '{override}'; expected one of {', '.join(VARIANTS)}")
+        return v
     cfg = ckpt.get("config") or {}
     args = ckpt.get("model_args") or {}
     v = cfg.get("model_config") if isinstance(cfg, dict) else None
     v = v or args.get("model_config") or "gpt2"
-    v = str(v).replace("_", "-")
-    if v.endswith(".py"):
-        v = v[:-3]
+    v = normalise_variant(v)
     if v not in VARIANTS:
-        raise ConversionError(f"config.model_config is '{v}'; expected one of {', '.join(VARIANTS)}")
+        raise ConversionError(f"config.model_config is '{v}'; expected one of {', '.join(VARIANTS)} "
+                              f"(or name the variant with --model-config)")
     return v
 
 
-def library_config(variant, args, sparsify):
+def stored_variant(ckpt):
+    """Whether the checkpoint names its variant itself (else it was read as the gpt2 baseline)."""
+    cfg = ckpt.get("config")
+    return bool((cfg.get("model_config") if isinstance(cfg, dict) else None)
+                or (ckpt.get("model_args") or {}).get("model_config"))
+
+
+def shape_of(sd, names):
+    """The shape of the first of names present in the state dict sd (None when none is)."""
+    for n in names:
+        if sd is not None and n in sd:
+            return list(sd[n].shape)
+    return None
+
+
+def inferred_sizes(sd, variant, d, h):
+    """n_kv_head, d_mlp and n_signals read off the tensors, for model_args that do not give them (spec 1.4:
+    the parameter counts do not pin down Lite's H_kv and F). Absent keys could not be read."""
+    out, hd, p = {}, d // h, "transformer.h.0."
+    fused = shape_of(sd, [p + "attn.c_attn.weight"])
+    k = shape_of(sd, [p + "attn.k_proj.weight", p + "attn.c_k.weight"])
+    if fused and (fused[0] - h * hd) > 0 and (fused[0] - h * hd) % (2 * hd) == 0:
+        out["n_kv_head"] = (fused[0] - h * hd) // (2 * hd)
+    elif k and k[0] % hd == 0:
+        out["n_kv_head"] = k[0] // hd
+    mlp = [p + "mlp.c_fc.weight"] if variant == "gpt2" else [p + "mlp.w1.weight", p + "mlp.gate_proj.weight"]
+    f = shape_of(sd, mlp)
+    if f:
+        out["d_mlp"] = f[0]
+    if variant.startswith("reflow") and sd is not None:
+        basis = by_suffix(sd, ["W_basis", "basis"])
+        if len(basis) == 1 and sd[basis[0]].dim() == 2:
+            out["n_signals"] = int(sd[basis[0]].shape[0])
+    return out
+
+
+def library_config(variant, args, sparsify, sd=None):
+    """The config.json fields. Sizes model_args lacks are read off the state dict sd when given (listed under
+    `inferred` where they differ from the spec's defaults), else the spec's defaults."""
     def need(key):
         if key not in args:
             raise ConversionError(f"model_args has no '{key}' (needed for the {variant} variant)")
@@ -86,17 +139,35 @@ def library_config(variant, args, sparsify):
         raise ConversionError("model_args.bias is true: only the bias-free models of reFlow are supported")
     out = dict(model_type="reflow", model_config=variant, n_layer=layers, n_head=h, n_embd=d,
                vocab_size=need("vocab_size"), block_size=need("block_size"))
-    out["n_kv_head"] = int(args.get("n_kv_head", args.get("n_kv_heads", h if variant != "reflow-lite" else h // 4)))
+    seen, inferred = inferred_sizes(sd, variant, d, h), []
+
+    def size(keys, default):
+        for key in keys:
+            if key in args:
+                return int(args[key])
+        if keys[0] in seen:
+            if seen[keys[0]] != default:  # listed only where the tensors overrule the spec's default
+                inferred.append(keys[0])
+            return int(seen[keys[0]])
+        return default
+
+    out["n_kv_head"] = size(["n_kv_head", "n_kv_heads"], h if variant != "reflow-lite" else h // 4)
     if out["n_kv_head"] < 1 or h % out["n_kv_head"]:
         raise ConversionError(f"model_args: n_kv_head {out['n_kv_head']} must divide n_head {h}")
-    out["d_mlp"] = int(args.get("d_mlp", args.get("intermediate_size", 4 * d if variant == "gpt2" else swiglu_hidden(d))))
+    out["d_mlp"] = size(["d_mlp", "intermediate_size"], 4 * d if variant == "gpt2" else swiglu_hidden(d))
     if variant.startswith("reflow"):
-        out["n_signals"] = int(args.get("n_signals", d))
+        out["n_signals"] = size(["n_signals"], d)
+        if not 1 <= out["n_signals"] <= MAX_SIGNALS:
+            raise ConversionError(f"model_args: n_signals {out['n_signals']} is out of range 1..{MAX_SIGNALS}")
     if variant == "reflow-topk":
         out["top_k"] = int(args.get("top_k", args.get("topk", 64)))
+        if not 1 <= out["top_k"] <= out["n_signals"]:
+            raise ConversionError(f"model_args: top_k {out['top_k']} is out of range 1..{out['n_signals']} (n_signals)")
         out["sparsify"] = sparsify
     out["norm_eps"] = float(args.get("norm_eps", 1e-5))
     out["rope_theta"] = float(args.get("rope_theta", 10000.0))
+    if inferred:
+        out["inferred"] = inferred
     return out
 
 
@@ -226,7 +297,7 @@ def write_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
-def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe"):
+def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe", model_config=None):
     import torch
 
     try:
@@ -235,19 +306,28 @@ def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe"):
         raise ConversionError(f"cannot read {ckpt_path} as a PyTorch checkpoint: {e}")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ConversionError(f"{ckpt_path}: expected nanoGPT's ckpt.pt dict with a 'model' state dict")
-    variant = variant_of(ckpt)
+    variant = variant_of(ckpt, model_config)
     # The flag wins; else a layout the checkpoint names; else the spec's default, half-split.
     rope_layout = rope_layout or (ckpt.get("model_args") or {}).get("rope_layout") or "half"
     if rope_layout not in ("half", "interleaved"):
         raise ConversionError(f"rope layout '{rope_layout}' is not half or interleaved")
-    config = library_config(variant, ckpt.get("model_args") or {}, sparsify)
-    tensors = convert_state(strip_prefix(ckpt["model"]), config, rope_layout)
+    sd = strip_prefix(ckpt["model"])
+    config = library_config(variant, ckpt.get("model_args") or {}, sparsify, sd)
+    inferred = config.pop("inferred", [])
+    try:
+        tensors = convert_state(sd, config, rope_layout)
+    except ConversionError as e:
+        if model_config is None and not stored_variant(ckpt):
+            raise ConversionError(f"{e}\n(the checkpoint names no model_config, so it was read as the plain nanoGPT "
+                                  f"gpt2 baseline; if it is another variant, pass --model-config "
+                                  f"{'|'.join(VARIANTS)})") from None
+        raise
     for key in ("iter_num", "best_val_loss"):
         if key in ckpt:
             config[key] = plain(ckpt[key])
     config["rope_layout"] = "half"
     config["source"] = {"checkpoint": os.path.basename(ckpt_path), "model_args": plain(ckpt.get("model_args") or {}),
-                        "converted_rope_layout": rope_layout}
+                        "converted_rope_layout": rope_layout, "inferred": inferred}
     os.makedirs(outdir, exist_ok=True)
     write_safetensors(os.path.join(outdir, "model.safetensors"), tensors, {"format": "pt", "variant": variant})
     with open(os.path.join(outdir, "config.json"), "w") as f:
@@ -264,16 +344,21 @@ def main():
                          "half-split, spec 1.3); interleaved q/k rows are reordered to half-split")
     ap.add_argument("--sparsify", choices=["recipe", "signals"], default="recipe",
                     help="where reflow-topk applies top-k (default recipe, spec 1.4)")
+    ap.add_argument("--model-config", default=None, metavar="VARIANT",
+                    help=f"the variant ({', '.join(VARIANTS)}) when the checkpoint names none or a wrong one "
+                         "(default: config.model_config, else gpt2)")
     a = ap.parse_args()
     try:
         import torch  # noqa: F401
     except ImportError:
         sys.exit("convert_reflow.py: needs PyTorch (pip install torch, or apt install python3-torch)")
     try:
-        c = convert(a.ckpt, a.outdir, a.rope_layout, a.sparsify)
+        c = convert(a.ckpt, a.outdir, a.rope_layout, a.sparsify, a.model_config)
     except ConversionError as e:
         sys.exit(f"convert_reflow.py: {e}")
     print(f"convert_reflow.py: {c['model_config']} ({c['n_layer']} layers, d {c['n_embd']}) -> {a.outdir}")
+    for key in c["source"]["inferred"]:
+        print(f"convert_reflow.py: model_args has no {key}; read {c[key]} off the tensors")
 
 
 if __name__ == "__main__":

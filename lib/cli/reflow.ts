@@ -18,6 +18,9 @@ import {
 } from "../reflow/experiments/experiments.ts";
 import { formatParameterTable, writeExperimentOutputs } from "../reflow/experiments/report.ts";
 import { parameterTable } from "../reflow/inspect.ts";
+import { inspectReflowCheckpoint } from "../reflow/load.ts";
+import { reflowVariantOf } from "../reflow/variants.ts";
+import { GPT2_EOT, Gpt2BpeTokenizer } from "../tokenizers/gpt2_bpe.ts";
 import "../reflow/mod.ts"; // registers the reflow embedding kind
 import { reflowParts } from "../reflow/experiments/access.ts";
 
@@ -167,7 +170,21 @@ export function reflowMain(argv: string[]): Promise<number> {
           console.log(
             `model ${opened.source} (${opened.kind}, ${model.config.family}, ${model.config.nLayers} layers)`,
           );
+          if (model.config.family === "reflow") console.log(`variant ${reflowVariantOf(model.config)}`);
           console.log(formatParameterTable(parameterTable(model.config)));
+          // Like check.py's iter_num / best_val_loss / model_args: what tools/convert_reflow.py kept from ckpt.pt.
+          const hf = await Deno.readTextFile(`${opened.source}/config.json`).then(JSON.parse, () => null)
+            .catch(() => null);
+          if (hf?.model_type === "reflow") {
+            const r = await inspectReflowCheckpoint(opened.source);
+            const stored = [
+              r.iterNum !== undefined ? `iter_num ${r.iterNum}` : "",
+              r.bestValLoss !== undefined ? `best_val_loss ${r.bestValLoss}` : "",
+            ].filter(Boolean);
+            if (stored.length) console.log(`\n${stored.join(", ")}`);
+            if (r.modelArgs) console.log(`model_args ${JSON.stringify(r.modelArgs)}`);
+            for (const m of r.mismatches) console.log(`mismatch: ${m}`);
+          }
           // Like check.py's iter_num / best_val_loss: what the trainer stored, when the folder has it.
           const state = await Deno.readTextFile(`${opened.source}/state.json`).then(JSON.parse, () => null);
           if (state) {
@@ -179,7 +196,19 @@ export function reflowMain(argv: string[]): Promise<number> {
           }
           return 0;
         }
-        if (!tokenizer) throw new Error(`model ${args.model} has no tokenizer; the experiments need one`);
+        let tok = tokenizer;
+        if (!tok && model.config.family === "reflow" && model.config.vocabSize > GPT2_EOT) {
+          // A converted upstream checkpoint has no tokenizer.json: every reFlow config uses GPT-2 BPE.
+          tok = new Gpt2BpeTokenizer(model.config.vocabSize);
+          console.log(
+            "tokenizer: GPT-2 BPE (the folder has no tokenizer.json; reFlow checkpoints use GPT-2 BPE)",
+          );
+        }
+        if (!tok) {
+          throw new Error(
+            `model ${args.model} has no tokenizer; the experiments need one: put its tokenizer.json in the folder`,
+          );
+        }
         const parts = reflowParts(model);
         let perExp: Record<string, Record<string, unknown>> = {};
         if (args.options) {
@@ -190,7 +219,7 @@ export function reflowMain(argv: string[]): Promise<number> {
           }
         }
         const started = new Date().toISOString();
-        const outputs = await runReflowExperiments(model, tokenizer, args.experiments, perExp, {
+        const outputs = await runReflowExperiments(model, tok, args.experiments, perExp, {
           skipMissing: args.skipMissing,
         });
         const paths = await writeExperimentOutputs(args.out!, outputs, {

@@ -6,7 +6,8 @@
  * @module
  */
 import { registerPreset } from "../models/presets.ts";
-import type { DecoderConfig } from "../models/types.ts";
+import { DECODER_CONFIG_FIELDS, type DecoderConfig } from "../models/types.ts";
+import { checkOptionKeys } from "../options.ts";
 import { type ReflowVariant, reflowVariantConfig, type ReflowVariantOptions } from "./variants.ts";
 
 /**
@@ -164,10 +165,22 @@ const SIZE_FIELDS = [
   "dropout",
 ] as const;
 
+/** Variant options that are not DecoderConfig fields: as preset overrides they go in `embedding`. */
+const EMBEDDING_OPTIONS: Record<string, string> = {
+  nSignals: "signals",
+  topK: "topK",
+  sparsify: "sparsify",
+  recipeStd: "recipeStd",
+  basisStd: "basisStd",
+};
+
 /**
  * The config of a reFlow preset with DecoderConfig `overrides`: size fields (`nLayers`, `dModel`,
  * `nHeads`, ...) go through the variant so that head width, F and S follow `dModel` unless given, and an
- * `embedding` override is merged into the preset's (e.g. `{ embedding: { signals: 64 } }`).
+ * `embedding` override is merged into the preset's (e.g. `{ embedding: { signals: 64 } }`). A new S, from
+ * `dModel` or `embedding.signals`, scales a reflow-topk preset's k with it unless `embedding.topK` is given.
+ * A key that is not a DecoderConfig field is refused with a did-you-mean (a variant option such as
+ * `nSignals` with the `embedding` form to write instead), never ignored.
  *
  * @example
  * ```ts
@@ -176,6 +189,7 @@ const SIZE_FIELDS = [
  * const tiny = REFLOW_PRESETS.find((p) => p.name === "reflow-tiny")!;
  * const c = reflowPresetConfig(tiny, { dModel: 64, nHeads: 2 });
  * assert.deepEqual([c.dMlp, c.embedding?.signals], [256, 64]);
+ * assert.throws(() => reflowPresetConfig(tiny, { nSignals: 32 } as never), /embedding: \{ signals: 32 \}/);
  * ```
  *
  * @category reFlow
@@ -184,6 +198,16 @@ export function reflowPresetConfig(
   preset: ReflowPresetInfo,
   overrides: Partial<DecoderConfig> = {},
 ): DecoderConfig {
+  const where = `model preset '${preset.name}'`;
+  for (const [k, v] of Object.entries(overrides ?? {})) {
+    if (k in EMBEDDING_OPTIONS) {
+      throw new Error(
+        `${where}: ${k} is a reFlow variant option, not a DecoderConfig field; override it as ` +
+          `embedding: { ${EMBEDDING_OPTIONS[k]}: ${JSON.stringify(v)} }`,
+      );
+    }
+  }
+  checkOptionKeys(overrides, Object.keys(DECODER_CONFIG_FIELDS), where);
   const opts: ReflowVariantOptions = { ...preset.options };
   const rest: Partial<DecoderConfig> = { ...overrides };
   for (const k of SIZE_FIELDS) {
@@ -202,8 +226,19 @@ export function reflowPresetConfig(
   if (opts.nHeads !== preset.options.nHeads && overrides.nKvHeads === undefined) {
     delete opts.nKvHeads; // the variant's own default (H, or H / 4 for Lite)
   }
+  const emb = rest.embedding as Record<string, unknown> | undefined;
   if (
-    preset.variant === "reflow-topk" && opts.nSignals !== preset.options.nSignals && opts.topK !== undefined
+    preset.options.nSignals !== undefined && emb?.signals !== undefined &&
+    (emb.kind === undefined || emb.kind === "reflow")
+  ) {
+    // S given in the embedding: the variant sees it, so k follows it as it follows a dModel override.
+    opts.nSignals = emb.signals as number;
+    if (emb.topK !== undefined && preset.variant === "reflow-topk") opts.topK = emb.topK as number;
+  }
+  if (
+    preset.variant === "reflow-topk" && opts.nSignals !== preset.options.nSignals &&
+    opts.topK !== undefined &&
+    emb?.topK === undefined
   ) {
     opts.topK = Math.max(1, Math.round(opts.topK * opts.nSignals! / preset.options.nSignals!));
   }

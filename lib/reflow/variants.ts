@@ -137,6 +137,7 @@ export const REFLOW_VOCAB_SIZE = 50304;
  * assert.equal(reflowVariantConfig("reflow-lite").nKvHeads, 4);
  * assert.throws(() => reflowVariantConfig("reflow-topc"), /did you mean reflow-topk/);
  * assert.throws(() => reflowVariantConfig("reflow", { nSignal: 8 } as never), /did you mean nSignals/);
+ * assert.throws(() => reflowVariantConfig("reflow-lite", { dModel: 384, nHeads: 6 }), /set nKvHeads/);
  * ```
  *
  * @category reFlow
@@ -156,14 +157,21 @@ export function reflowVariantConfig(variant: string, options: ReflowVariantOptio
   const dModel = options.dModel ?? 1024;
   const nHeads = options.nHeads ?? Math.max(1, Math.round(dModel / 64));
   if (!Number.isInteger(dModel) || dModel < 1 || dModel % nHeads !== 0) {
+    // A head count the caller did not give: say where it came from and which values fit.
     throw new Error(
-      `reFlow variant '${v}': dModel ${dModel} must be a positive multiple of nHeads ${nHeads}`,
+      options.nHeads === undefined && Number.isInteger(dModel) && dModel > 0
+        ? `reFlow variant '${v}': nHeads defaults to round(dModel / 64) = ${nHeads}, which does not divide ` +
+          `dModel ${dModel}: set nHeads (e.g. ${divisors(dModel).slice(0, 5).join(", ")})`
+        : `reFlow variant '${v}': dModel ${dModel} must be a positive multiple of nHeads ${nHeads}`,
     );
   }
   const nKvHeads = options.nKvHeads ?? (v === "reflow-lite" ? Math.max(1, nHeads / 4) : nHeads);
   if (!Number.isInteger(nKvHeads) || nKvHeads < 1 || nHeads % nKvHeads !== 0) {
     throw new Error(
-      `reFlow variant '${v}': nKvHeads ${nKvHeads} must divide nHeads ${nHeads} (grouped-query attention)`,
+      options.nKvHeads === undefined && Number.isInteger(nHeads) && nHeads > 0
+        ? `reFlow variant '${v}': the default nKvHeads = nHeads / 4 = ${nKvHeads} is not a whole number: ` +
+          `set nKvHeads to a divisor of ${nHeads} (${divisors(nHeads).join(", ")})`
+        : `reFlow variant '${v}': nKvHeads ${nKvHeads} must divide nHeads ${nHeads} (grouped-query attention)`,
     );
   }
   const common: Partial<DecoderConfig> = {
@@ -202,6 +210,13 @@ export function reflowVariantConfig(variant: string, options: ReflowVariantOptio
   config.embedding = { kind: "reflow", ...embedding };
   reflowEmbeddingOptions(config.embedding); // S and k ranges, with messages naming the field
   return config;
+}
+
+/** The divisors of a positive integer n, ascending (for messages that suggest a head count). */
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= n && out.length < 12; i++) if (n % i === 0) out.push(i);
+  return out;
 }
 
 /**

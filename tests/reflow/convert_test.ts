@@ -92,6 +92,59 @@ Deno.test({
         tf.dispose([ids, res.logits, res.hidden, res.residual]);
         model.dispose();
       }
+      // model_args without n_kv_head / d_mlp / n_signals (spec §1.4: Lite's H_kv and F are not pinned down by
+      // the counts): the converter reads them off the tensors instead of assuming H/4, 256·ceil(8d/3/256), d.
+      const inferred = await python([
+        "-c",
+        `import sys, json, torch; sys.path.insert(0, ${JSON.stringify(TOOLS)}); import reflow_torch as rt\n` +
+        `from convert_reflow import convert\n` +
+        `a = rt.model_args_for("reflow-lite", 2, 32, 4, vocab_size=40, block_size=32, n_signals=20, n_kv_head=2)\n` +
+        `a["d_mlp"] = 128\n` +
+        `m = rt.ReflowGPT("reflow-lite", a, seed=7).eval()\n` +
+        `ids = [[1, 5, 9, 33, 2, 17]]\n` +
+        `with torch.no_grad(): logits = m(torch.tensor(ids)).tolist()\n` +
+        `stored = {k: v for k, v in a.items() if k not in ("n_kv_head", "d_mlp", "n_signals")}\n` +
+        `torch.save(dict(model=m.state_dict(), model_args=stored, config=dict(model_config="reflow-lite")), ` +
+        `"${dir}/lite-inferred.pt")\n` +
+        `c = convert("${dir}/lite-inferred.pt", "${dir}/out-lite-inferred")\n` +
+        `print(json.dumps(dict(ids=ids, logits=logits, config=c)))`,
+      ]);
+      assertEquals(inferred.code, 0, inferred.stderr);
+      const inf = JSON.parse(inferred.stdout.trim().split("\n").at(-1)!);
+      assertEquals([inf.config.n_kv_head, inf.config.d_mlp, inf.config.n_signals], [2, 128, 20]);
+      assertEquals(inf.config.source.inferred, ["n_kv_head", "d_mlp", "n_signals"]);
+      const lite = await loadModel(`${dir}/out-lite-inferred`);
+      const liteIds = tf.tensor2d(inf.ids, undefined, "int32");
+      const liteRes = lite.forward(liteIds);
+      const liteDiff = maxDiff(liteRes.logits.dataSync(), inf.logits.flat(2));
+      assert(liteDiff < 1e-4, `inferred Lite: logits differ from PyTorch by ${liteDiff}`);
+      tf.dispose([liteIds, liteRes.logits, liteRes.hidden, liteRes.residual]);
+      lite.dispose();
+      // A gpt2-new checkpoint without model_config is read as gpt2: the message says so and how to fix it.
+      const noCfg = `${dir}/gpt2-new-no-config.pt`;
+      const strip = await python([
+        "-c",
+        `import torch; c = torch.load("${ref["gpt2-new"].ckpt}"); del c["config"]; torch.save(c, "${noCfg}")`,
+      ]);
+      assertEquals(strip.code, 0, strip.stderr);
+      const guessed = await python([`${TOOLS}convert_reflow.py`, noCfg, `${dir}/out-no-config`]);
+      assert(guessed.code !== 0, "a gpt2-new checkpoint read as gpt2 must fail");
+      assert(
+        guessed.stderr.includes("names no model_config") && guessed.stderr.includes("--model-config"),
+        guessed.stderr,
+      );
+      const named = await python([
+        `${TOOLS}convert_reflow.py`,
+        "--model-config",
+        "gpt2-new",
+        noCfg,
+        `${dir}/out-no-config`,
+      ]);
+      assertEquals(named.code, 0, named.stderr);
+      assertEquals(
+        JSON.parse(await Deno.readTextFile(`${dir}/out-no-config/config.json`)).model_config,
+        "gpt2-new",
+      );
       // A checkpoint whose tensors do not match its model_args: one message listing them.
       const bad = `${dir}/bad.pt`;
       const edit = await python([
@@ -110,6 +163,34 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+const pythonMissing = (await python(["-c", "pass"])).code !== 0;
+
+Deno.test({
+  name:
+    "convert_reflow.py: S or k out of range is refused at conversion, with the range; --model-config names the variant",
+  ignore: pythonMissing,
+  async fn() {
+    // library_config and variant_of need no torch: this part runs wherever python3 does.
+    const r = await python([
+      "-c",
+      `import sys; sys.path.insert(0, ${JSON.stringify(TOOLS)}); import convert_reflow as c\n` +
+      `args = dict(n_layer=2, n_head=4, n_embd=32, vocab_size=40, block_size=32, n_signals=24)\n` +
+      `def err(f):\n  try: f(); print("no error")\n  except c.ConversionError as e: print(e)\n` +
+      `err(lambda: c.library_config("reflow-topk", dict(args, top_k=30), "recipe"))\n` +
+      `err(lambda: c.library_config("reflow", dict(args, n_signals=0), "recipe"))\n` +
+      `print(c.variant_of({"model": {}}, None), c.variant_of({"model": {}}, "gpt2_new"))\n` +
+      `err(lambda: c.variant_of({"model": {}}, "gpt3"))`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assertEquals(lines.length, 4, r.stdout);
+    assert(lines[0].includes("top_k 30 is out of range 1..24 (n_signals)"), lines[0]);
+    assert(lines[1].includes("n_signals 0 is out of range 1..65536"), lines[1]);
+    assertEquals(lines[2], "gpt2 gpt2-new", "--model-config wins; without it a checkpoint is gpt2");
+    assert(lines[3].includes("--model-config is 'gpt3'; expected one of reflow"), lines[3]);
   },
 });
 

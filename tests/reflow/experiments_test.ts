@@ -103,6 +103,28 @@ Deno.test("experiment ids: unknown ids list the valid ones", () => {
   assert(e.message.includes("unknown experiment '42'") && e.message.includes("12 genetic-hijack"), e.message);
 });
 
+Deno.test("experiment options: keys that name no experiment and entries that are not objects are refused", async () => {
+  const { model, tokenizer } = tinyReflowModel();
+  try {
+    const run = (o: unknown) => runReflowExperiments(model, tokenizer, [3], o as never);
+    let e = await run({ "causal-ablaton": { maxK: 3 } }).then(() => null, (x: Error) => x);
+    assert(e?.message.includes("did you mean causal-ablation"), String(e));
+    e = await run({ "13": {} }).then(() => null, (x: Error) => x);
+    assert(
+      e?.message.includes("'13' names no experiment") && e.message.includes("12 genetic-hijack"),
+      String(e),
+    );
+    e = await run({ "9": 5 }).then(() => null, (x: Error) => x);
+    assert(e?.message.includes("options for experiment '9' must be an object"), String(e));
+    e = await run([1, 2]).then(() => null, (x: Error) => x);
+    assert(e?.message.includes("must be an object keyed by experiment id"), String(e));
+    // An entry for an experiment that is not selected is fine (one options file for several runs).
+    assertEquals((await run({ "9": { maxK: 2 }, "basis-geometry": {} })).map((o) => o.result.id), [3]);
+  } finally {
+    model.dispose();
+  }
+});
+
 /** The documented keys every result has, and the per-experiment keys of its data. */
 const SHAPES: Record<number, string[]> = {
   1: ["neighbours", "pairs", "order", "similarity", "words"],

@@ -22,6 +22,7 @@ import {
   topKRows,
 } from "../../lib/reflow/mod.ts";
 import { fillNormal, Prng } from "../../lib/random/mod.ts";
+import { loadTrainConfig, modelConfigFor } from "../../lib/train/config.ts";
 import { useBackend } from "../fixtures.ts";
 
 await useBackend("cpu");
@@ -74,8 +75,10 @@ function disposeResult(
 }
 
 Deno.test("reflow presets: the seven upstream configs have the exact totals of spec §1.5", () => {
+  const bytes = tf.memory().numBytes;
   for (const [name, total] of Object.entries(SEVEN)) {
     assertEquals(countParameters(modelPreset(name)), total, name);
+    assertEquals(tf.memory().numBytes, bytes, `${name}: counted without allocating`);
     assertEquals(REFLOW_PRESETS.find((p) => p.name === name)?.expectedParameters, total, name);
   }
   // Spec formula: V·S + S·d + L·(2·d·H·hd + 2·d·Hkv·hd + 3·d·F + 2·d) + d.
@@ -99,10 +102,54 @@ Deno.test("reflow presets: small presets keep the proportions and train from a c
     modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding?.signals,
     32,
   );
+  // S from an embedding override scales k like S from dModel does (k = S/16 for reflow-topk-tiny).
+  assertEquals(modelPreset("reflow-topk-tiny", { dModel: 32 }).embedding?.topK, 2);
+  assertEquals(modelPreset("reflow-topk-tiny", { embedding: { kind: "reflow", signals: 32 } }).embedding, {
+    kind: "reflow",
+    signals: 32,
+    topK: 2,
+  });
+  const kept = modelPreset("reflow-topk-tiny", { embedding: { kind: "reflow", signals: 32, topK: 5 } });
+  assertEquals(kept.embedding?.topK, 5, "an explicit k is kept");
+  const sparse = modelPreset("reflow-tiny", { embedding: { kind: "reflow", signals: 32, topK: 4 } });
+  assertEquals(sparse.embedding, { kind: "reflow", signals: 32, topK: 4 }, "a dense preset made sparse");
+});
+
+Deno.test("data/configs: each reFlow training config has a gpt2-new twin of the same width and depth", async () => {
+  const configs = new URL("../../data/configs/", import.meta.url).pathname;
+  const pairs = [
+    ["reflow_mini_wikitext2", "gpt2_new_mini_wikitext2"],
+    ["reflow_tiny_shakespeare", "gpt2_new_tiny_shakespeare"],
+    ["reflow-wiki-tiny", "gpt2-new-wiki-tiny"],
+  ];
+  for (const [a, b] of pairs) {
+    const [ra, rb] = await Promise.all([a, b].map((f) => loadTrainConfig(`${configs}${f}.json`)));
+    // The same tokenizer and data for both, so V is the same; 50304 is GPT-2 BPE padded.
+    assertEquals(ra.config.data, rb.config.data, `${a} / ${b}: data`);
+    assertEquals(ra.config.training, rb.config.training, `${a} / ${b}: training`);
+    const ca = modelConfigFor(ra.config.model, 50304, ra.config.training.blockSize!);
+    const cb = modelConfigFor(rb.config.model, 50304, rb.config.training.blockSize!);
+    assertEquals(ca.embedding?.kind, "reflow", a);
+    assertEquals(cb.embedding, undefined, b);
+    for (
+      const k of ["nLayers", "dModel", "nHeads", "nKvHeads", "dMlp", "norm", "mlp", "positional"] as const
+    ) {
+      assertEquals(ca[k], cb[k], `${a} / ${b}: ${k}`);
+    }
+    // Matched size: reFlow has exactly Φ [S, d] more (R [V, S] replaces the table [V, d] with S = d).
+    const s = ca.embedding!.signals as number;
+    assertEquals(s, ca.dModel, `${a}: S = d`);
+    assertEquals(countParameters(ca) - countParameters(cb), s * ca.dModel, `${a} / ${b}: parameters`);
+  }
 });
 
 Deno.test("reflow: bad input gets one clear message each", () => {
   assertThrows(() => modelPreset("reflow-1-smal"), "did you mean reflow-1-small");
+  // Preset overrides are DecoderConfig fields: a misspelt one or a variant option is refused, not ignored.
+  assertThrows(() => modelPreset("reflow-tiny", { nLayer: 2 } as never), "unknown option 'nLayer'");
+  assertThrows(() => modelPreset("reflow-tiny", { nLayer: 2 } as never), "did you mean nLayers");
+  assertThrows(() => modelPreset("reflow-tiny", { nSignals: 64 } as never), "embedding: { signals: 64 }");
+  assertThrows(() => modelPreset("reflow-topk-tiny", { topK: 4 } as never), "embedding: { topK: 4 }");
   assertThrows(() => reflowVariantConfig("reflow", { nSignal: 8 } as never), "did you mean nSignals");
   assertThrows(() => reflowVariantConfig("reflow-lit"), "did you mean reflow-lite");
   assertThrows(
@@ -117,6 +164,15 @@ Deno.test("reflow: bad input gets one clear message each", () => {
   assertThrows(() => reflowVariantConfig("reflow", { topK: 8 }), "applies to reflow-topk only");
   assertThrows(() => reflowVariantConfig("gpt2", { nSignals: 8 }), "reFlow variants only");
   assertThrows(() => reflowVariantConfig("reflow-lite", { nHeads: 4, nKvHeads: 3 }), "must divide nHeads");
+  // Head counts the user did not give: the message says where the value came from and what to set.
+  assertThrows(
+    () => reflowVariantConfig("reflow-lite", { dModel: 384, nHeads: 6 }),
+    "default nKvHeads = nHeads / 4 = 1.5 is not a whole number: set nKvHeads to a divisor of 6 (1, 2, 3, 6)",
+  );
+  assertThrows(
+    () => reflowVariantConfig("reflow", { dModel: 200 }),
+    "nHeads defaults to round(dModel / 64) = 3, which does not divide dModel 200: set nHeads (e.g. 1, 2, 4, 5, 8)",
+  );
   assertThrows(
     () =>
       countParameters({
@@ -141,6 +197,27 @@ Deno.test("reflow: bad input gets one clear message each", () => {
     () => countParameters({ ...tinyVariant("gpt2"), embedding: { kind: "reflow", signals: 8 } }),
     "no position table",
   );
+});
+
+Deno.test("reflow-gpt2 baseline: the MLP is nanoGPT's exact-erf GELU (nn.GELU()), not the tanh form", () => {
+  // At init the pre-activations are too small (|x| ≈ 0.1) for the PyTorch logits comparison to tell erf
+  // from tanh (8e-7 apart), so set them by hook to values where the two differ by up to 4e-4.
+  const model = createDecoder(tinyVariant("gpt2"), { seed: 16 });
+  const xs = [-3, -2, -1, 0, 1, 2, 3];
+  const exact = [-0.004049876, -0.045500264, -0.158655254, 0, 0.841344746, 1.954499736, 2.995950123];
+  const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7]], undefined, "int32");
+  const pre = tf.tile(tf.reshape(tf.tensor1d(xs), [1, 7, 1]), [1, 1, 128]);
+  const r = model.forward(ids, {
+    hooks: { "blocks.0.mlp.hook_pre": () => tf.clone(pre) },
+    capture: ["blocks.0.mlp.hook_post"],
+  });
+  const post = r.activations!.get("blocks.0.mlp.hook_post")!.arraySync() as number[][][];
+  xs.forEach((_, i) =>
+    assert(Math.abs(post[0][i][0] - exact[i]) < 1e-5, `GELU(${xs[i]}) = ${post[0][i][0]}`)
+  );
+  disposeResult(r);
+  tf.dispose([ids, pre]);
+  model.dispose();
 });
 
 Deno.test("reflow: logits equal RMSNorm(h)·Φᵀ·Rᵀ (inference cache and gradient path)", () => {

@@ -11,7 +11,7 @@ import type { Tensor1D, Tensor2D, Tensor3D } from "../../tensor_types.ts";
 import type { CausalLM, Hooks } from "../../models/types.ts";
 import type { TextTokenizer } from "../../tokenizers/types.ts";
 import type { PlotFigure } from "../../plot/plot.ts";
-import { checkChoice, checkOptionKeys } from "../../options.ts";
+import { checkChoice, checkOptionKeys, closest } from "../../options.ts";
 import { meanOf, quantileSorted, standardDeviationOf } from "../../stats/descriptive.ts";
 import { Prng } from "../../random/prng.ts";
 import {
@@ -2070,8 +2070,39 @@ function validIds(): string {
 }
 
 /**
+ * Checks a per-experiment options object: keys are experiment ids or keys (a misspelt one gets a
+ * did-you-mean, not silence), values are objects.
+ */
+function checkExperimentOptions(options: unknown): void {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new Error(
+      `experiment options must be an object keyed by experiment id or key, e.g. { "9": { "maxK": 10 } }; ` +
+        `got ${Array.isArray(options) ? "an array" : JSON.stringify(options)}`,
+    );
+  }
+  const names = REFLOW_EXPERIMENTS.flatMap((e) => [String(e.id), e.key]);
+  for (const [k, v] of Object.entries(options)) {
+    if (!names.includes(k)) {
+      const near = /^\d+$/.test(k) ? [] : closest(k, REFLOW_EXPERIMENTS.map((e) => e.key));
+      throw new Error(
+        `experiment options: '${k}' names no experiment${
+          near.length ? ` (did you mean ${near.join(", ")}?)` : ""
+        }; ` +
+          validIds().replace(", or all", ""),
+      );
+    }
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      throw new Error(
+        `experiment options: the options for experiment '${k}' must be an object, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+}
+
+/**
  * Runs the selected experiments in order; `options[id]` (or `options[key]`) holds each one's options.
- * The model is unchanged afterwards.
+ * A key that names no experiment, or an entry that is not an object, is refused. The model is unchanged
+ * afterwards.
  *
  * @example
  * ```ts
@@ -2093,6 +2124,7 @@ export async function runReflowExperiments(
   options: Record<string, Record<string, unknown>> = {},
   common: CommonOptions = {},
 ): Promise<ExperimentOutput[]> {
+  checkExperimentOptions(options);
   const out: ExperimentOutput[] = [];
   for (const id of ids) {
     const e = REFLOW_EXPERIMENTS.find((x) => x.id === id);
