@@ -98,7 +98,12 @@ def main():
     a = ap.parse_args()
     if a.steps <= 0:
         sys.exit(f"convert_phasegpt: --steps must be a positive integer, got {a.steps}")
-    ckpt = torch.load(a.ckpt, map_location="cpu")
+    try:
+        # The original's save_checkpoint pickles its config, which torch >= 2.6 refuses unless
+        # weights_only=False (torch 1.13 added the flag). Unpickling runs code: convert only files you trust.
+        ckpt = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
+        sys.exit(f"convert_phasegpt: cannot read {a.ckpt} as a PyTorch checkpoint: {e}")
     state = ckpt.get("model_state_dict", ckpt)
     cfg = model_section(ckpt)
     emb = state["token_embedding.weight"]

@@ -301,7 +301,9 @@ def convert(ckpt_path, outdir, rope_layout=None, sparsify="recipe", model_config
     import torch
 
     try:
-        ckpt = torch.load(ckpt_path, map_location="cpu")
+        # A training checkpoint may pickle config objects, which torch >= 2.6 refuses unless weights_only=False
+        # (torch 1.13 added the flag). Unpickling runs code: convert only checkpoints you trust.
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
         raise ConversionError(f"cannot read {ckpt_path} as a PyTorch checkpoint: {e}")
     if not isinstance(ckpt, dict) or "model" not in ckpt:

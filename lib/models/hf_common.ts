@@ -54,6 +54,12 @@ export const HF_SIZE_FIELDS: ReadonlySet<string> = new Set([
   "intermediate_size",
   "max_position_embeddings",
   "sliding_window",
+  // reFlow / nanoGPT-style fields
+  "block_size",
+  "n_kv_head",
+  "d_mlp",
+  "n_signals",
+  "top_k",
 ]);
 
 /**

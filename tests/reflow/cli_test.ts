@@ -34,6 +34,11 @@ Deno.test("reflow CLI: check prints every tensor, the group subtotals and the to
   assert(/embed\.W_recipe\s+\[\d+, 8\]/.test(r.out), r.out);
   assert(/group subtotals:\nrecipe\s/.test(r.out) && r.out.includes("attention") && r.out.includes("mlp"));
   assert(new RegExp(`total\\s+${total.toLocaleString("en-US")}`).test(r.out), r.out);
+  // A damaged trainer state next to the weights is named, not a bare JSON error.
+  await Deno.writeTextFile(`${dir}/state.json`, '{"step": 3,');
+  const bad = await run(["check", "--model", dir]);
+  assert(bad.code !== 0);
+  assert(/state\.json' is corrupt \(.*\): use an earlier checkpoint or retrain/.test(bad.err), bad.err);
 });
 
 Deno.test("reflow CLI: check of a converted checkpoint prints its variant, iter_num, best_val_loss and model_args", async () => {
