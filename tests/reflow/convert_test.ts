@@ -238,7 +238,10 @@ Deno.test("reflow loader: a converted folder round-trips, and tensors that do no
     await assertRejects(() => loadModel(dir), "--rope-layout interleaved");
     // Sizes must be whole numbers, named with the file.
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...json, n_signals: 24.5 }));
-    await assertRejects(() => loadModel(dir), "config.json: field 'n_signals' must be a positive whole number");
+    await assertRejects(
+      () => loadModel(dir),
+      "config.json: field 'n_signals' must be a positive whole number",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
