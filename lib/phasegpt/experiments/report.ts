@@ -246,7 +246,18 @@ export async function readPhaseGptResults(paths: string[]): Promise<PhaseGptRunR
   return [...byId.values()];
 }
 
-/** A run's budget as one comparable string. */
+/**
+ * A run's budget (steps, batch, block) as one comparable string.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { budgetOf } from "./report.ts";
+ * assert.equal(budgetOf({ budget: { steps: 320, batchSize: 8, blockSize: 64, tokens: 163840 } }), "320 steps of 8 x 64");
+ * ```
+ *
+ * @category PhaseGPT
+ */
 export function budgetOf(r: Pick<PhaseGptRunRecord, "budget">): string {
   return `${r.budget.steps} steps of ${r.budget.batchSize} x ${r.budget.blockSize}`;
 }
@@ -309,8 +320,9 @@ export function summarizePhaseGpt(
       scale: runs[0].scale,
       seeds: runs.map((r) => r.seed),
       params: runs[0].params,
-      nLayers: runs[0].architecture.nLayers,
-      phaseLayers: phaseBlocks(runs[0].architecture),
+      // Records written by hand (or by older tools) may lack the architecture.
+      nLayers: runs[0].architecture?.nLayers ?? 0,
+      phaseLayers: runs[0].architecture ? phaseBlocks(runs[0].architecture) : [],
       sameModelAs: [],
       best,
       finalTokenPpl: ms(finals),
