@@ -218,12 +218,15 @@ export function runRStats(series: { step: number; R: number }[], band: [number, 
  *
  * @category PhaseGPT
  */
-export async function readPhaseGptResults(paths: string[]): Promise<PhaseGptRunRecord[]> {
+export async function readPhaseGptResults(
+  paths: string[],
+  options: { allowMissing?: boolean } = {},
+): Promise<PhaseGptRunRecord[]> {
   const byId = new Map<string, PhaseGptRunRecord>();
   for (const p of paths) {
     let records: unknown[];
     try {
-      ({ records } = await readJsonl(p));
+      ({ records } = await readJsonl(p, { allowMissing: options.allowMissing }));
     } catch (e) {
       throw new Error(`results file '${p}': ${(e as Error).message}`);
     }
@@ -232,10 +235,10 @@ export async function readPhaseGptResults(paths: string[]): Promise<PhaseGptRunR
       // The same run twice (a shard file given twice, a resubmitted task) is kept once; the same id trained
       // under another budget comes from another version of the plan and must not be mixed in silently.
       const seen = byId.get(r.id);
-      if (seen && budgetOf(seen) !== budgetOf(r)) {
+      if (seen && budgetOf(seen.budget) !== budgetOf(r.budget)) {
         throw new Error(
-          `results: run ${r.id} appears with two budgets (${budgetOf(seen)} and ${
-            budgetOf(r)
+          `results: run ${r.id} appears with two budgets (${budgetOf(seen.budget)} and ${
+            budgetOf(r.budget)
           }, the second in ` +
             `'${p}'): these files come from different versions of the plan; report them separately`,
         );
@@ -253,13 +256,13 @@ export async function readPhaseGptResults(paths: string[]): Promise<PhaseGptRunR
  * ```ts
  * import assert from "node:assert/strict";
  * import { budgetOf } from "./report.ts";
- * assert.equal(budgetOf({ budget: { steps: 320, batchSize: 8, blockSize: 64, tokens: 163840 } }), "320 steps of 8 x 64");
+ * assert.equal(budgetOf({ steps: 320, batchSize: 8, blockSize: 64 }), "320 steps of 8 x 64");
  * ```
  *
  * @category PhaseGPT
  */
-export function budgetOf(r: Pick<PhaseGptRunRecord, "budget">): string {
-  return `${r.budget.steps} steps of ${r.budget.batchSize} x ${r.budget.blockSize}`;
+export function budgetOf(b: { steps: number; batchSize: number; blockSize: number }): string {
+  return `${b.steps} steps of ${b.batchSize} x ${b.blockSize}`;
 }
 
 /**

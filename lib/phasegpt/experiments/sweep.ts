@@ -14,7 +14,7 @@ import { tf } from "../../deps.ts";
 import type { Tensor } from "../../tensor_types.ts";
 import { appendJsonl } from "../../io/atomic.ts";
 import { acquireLock } from "../../io/lock.ts";
-import { finishedIds, selectShard, type ShardSpec } from "../../io/shard.ts";
+import { selectShard, type ShardSpec } from "../../io/shard.ts";
 import { loadCorpus } from "../../data/corpus.ts";
 import { sequentialBatches, type TokenArray } from "../../data/sampler.ts";
 import { CharTokenizer } from "../../tokenizers/char.ts";
@@ -553,18 +553,17 @@ export async function runPhaseGptSweep(options: PhaseGptSweepOptions): Promise<P
   const all = expandPlan(options.plan, options.scale);
   const runs = selectShard(all, options.shard);
   await using _lock = await acquireLock(`${options.out}.lock`, { what: `PhaseGPT results "${options.out}"` });
-  const done = await finishedIds(options.out);
-  // A finished run is skipped only if it was trained under this plan's budget for it.
-  const finished = done.size ? await readPhaseGptResults([options.out]) : [];
+  // One read of the results file: a finished run is skipped only if it was trained under this plan's budget.
+  const done = new Map(
+    (await readPhaseGptResults([options.out], { allowMissing: true })).map((r) => [r.id, r]),
+  );
   for (const r of runs) {
-    const f = finished.find((x) => x.id === r.id);
-    const sc = options.plan.scales[r.scale];
-    const want = budgetOf({
-      budget: { steps: sc.steps, batchSize: sc.batchSize, blockSize: sc.blockSize, tokens: 0 },
-    });
-    if (f && budgetOf(f) !== want) {
+    const f = done.get(r.id), want = budgetOf(options.plan.scales[r.scale]);
+    if (f && budgetOf(f.budget) !== want) {
       throw new Error(
-        `${options.out}: run ${r.id} is recorded with ${budgetOf(f)}, but the plan now gives ${want}: ` +
+        `${options.out}: run ${r.id} is recorded with ${
+          budgetOf(f.budget)
+        }, but the plan now gives ${want}: ` +
           `write to another --out (or remove those lines) instead of mixing budgets`,
       );
     }
