@@ -21,9 +21,13 @@ import {
   type SequenceMixer,
 } from "./components.ts";
 import type { DecoderConfig } from "./types.ts";
+import { inPlaceWritesSupported, writeColumnsInPlace } from "../backend/wasm_attention.ts";
 
 /** Largest tied table (elements) for which the wasm backend keeps a transposed LM-head copy (256 MiB). */
 const WASM_HEAD_COPY_MAX = 64 * 1024 * 1024;
+
+/** Free columns a new in-place cache buffer gets beyond what it must hold; it doubles from there. */
+const MIN_CACHE_CAPACITY = 64;
 
 const ATTN_POINTS: AttentionHookPoint[] = ["q", "k", "v", "rot_q", "rot_k", "attn_scores", "pattern", "z"];
 
@@ -116,48 +120,149 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
 }
 
 /**
- * Softmax attention's per-sequence state: keys and values `[B, Hkv, L, hd]` over the cache's columns
- * (keys already rotated with their row's positions).
+ * Softmax attention's per-sequence state: keys and values over the cache's columns (keys already rotated
+ * with their row's positions), held in preallocated `[B, Hkv, capacity, hd]` buffers.
+ *
+ * On the cpu and wasm backends a forward writes its new columns into the buffers in place (see
+ * `writeColumnsInPlace`), so a decode step copies one column instead of the whole cache; the capacity
+ * doubles when full (amortised O(1) copying per token), and a rewind to a prefix only moves the length.
+ * Elsewhere (webgpu) the buffers are rebuilt by concatenation at each forward, and capacity equals length.
+ * Columns past the length are garbage until written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../../mod.ts";
+ * import { KVLayerState } from "./standard_components.ts";
+ * await tf.setBackend("cpu");
+ * const s = new KVLayerState();
+ * const col = tf.ones([1, 2, 1, 4]) as tf.Tensor4D;
+ * for (let i = 0; i < 3; i++) {
+ *   tf.tidy(() => { s.append(col, col); }); // a forward's new column
+ *   s.commit({ appended: 1 }); // the whole forward succeeded
+ * }
+ * assert.equal(s.length, 3);
+ * assert.ok(s.capacity >= 3);
+ * assert.deepEqual(s.past()!.k.shape, [1, 2, 3, 4]);
+ * s.keepColumns([0, 1]); // a rewind: no copy
+ * assert.equal(s.length, 2);
+ * s.dispose();
+ * ```
  *
  * @category Models
  */
 export class KVLayerState implements MixerState {
   #k: Tensor4D | null = null;
   #v: Tensor4D | null = null;
+  /** Committed columns. */
+  #length = 0;
+  /** Columns appended by the running forward, committed by {@linkcode KVLayerState.commit}. */
+  #pending = 0;
+  /** The committed prefix as its own tensors when capacity > length (built on demand, owned here). */
+  #view: { k: Tensor4D; v: Tensor4D } | null = null;
 
-  /** The cached keys and values, or null before the first forward. */
+  /** Committed columns (the L of `[B, Hkv, L, hd]`). */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Columns the buffers hold room for (0 before the first forward). */
+  get capacity(): number {
+    return this.#k ? this.#k.shape[2] : 0;
+  }
+
+  /**
+   * The cached keys and values `[B, Hkv, L, hd]` (L = {@linkcode KVLayerState.length}), or null before the
+   * first forward. The tensors belong to the state and stay valid until its next change.
+   */
   past(): { k: Tensor4D; v: Tensor4D } | null {
-    return this.#k && this.#v ? { k: this.#k, v: this.#v } : null;
+    if (!this.#k || !this.#v || this.#length === 0) return null;
+    if (this.#k.shape[2] === this.#length) return { k: this.#k, v: this.#v };
+    if (!this.#view) {
+      const size = [-1, -1, this.#length, -1];
+      this.#view = tf.tidy(() => ({
+        k: tf.keep(tf.slice(this.#k!, [0, 0, 0, 0], size)),
+        v: tf.keep(tf.slice(this.#v!, [0, 0, 0, 0], size)),
+      }));
+    }
+    return this.#view;
   }
 
-  /** Takes the full `{ k, v }` (cached columns + new ones) an attention forward produced. */
+  /**
+   * Writes a forward's new keys and values `[B, Hkv, T, hd]` after the committed columns (in place where
+   * the backend allows, else into new buffers) and returns the buffers with the number of columns now
+   * filled (committed + T). The length moves only at {@linkcode KVLayerState.commit}, so a forward that
+   * fails later leaves the cache as it was. Call inside the forward's `tf.tidy`.
+   */
+  append(k: Tensor4D, v: Tensor4D): { k: Tensor4D; v: Tensor4D; length: number } {
+    const t = k.shape[2];
+    const need = this.#length + t;
+    this.#dropView();
+    const inPlace = inPlaceWritesSupported();
+    if (this.#k && this.#v && inPlace && need <= this.#k.shape[2]) {
+      if (writeColumnsInPlace(this.#k, k, this.#length) && writeColumnsInPlace(this.#v, v, this.#length)) {
+        this.#pending = t;
+        return { k: this.#k, v: this.#v, length: need };
+      }
+    }
+    // A new buffer: the committed prefix, the new columns and (in place only) room to grow.
+    const cap = inPlace ? Math.max(need + MIN_CACHE_CAPACITY, 2 * this.capacity) : need;
+    const build = (old: Tensor4D | null, cols: Tensor4D): Tensor4D => {
+      const parts: Tensor4D[] = [];
+      if (old && this.#length > 0) parts.push(tf.slice(old, [0, 0, 0, 0], [-1, -1, this.#length, -1]));
+      parts.push(cols);
+      if (cap > need) {
+        const [b, h, , hd] = cols.shape;
+        parts.push(tf.zeros([b, h, cap - need, hd]) as Tensor4D);
+      }
+      return tf.keep(parts.length === 1 ? tf.clone(parts[0]) : tf.concat(parts, 2));
+    };
+    this.#replace(build(this.#k, k), build(this.#v, v));
+    this.#pending = t;
+    return { k: this.#k!, v: this.#v!, length: need };
+  }
+
+  /**
+   * Commits the forward's columns: `{ appended: T }` after {@linkcode KVLayerState.append}, or the full
+   * `{ k, v }` `[B, Hkv, L + T, hd]` a forward built itself (then they become the buffers).
+   */
   commit(update: unknown): void {
-    const { k, v } = update as { k: Tensor4D; v: Tensor4D };
-    this.#replace(tf.keep(k), tf.keep(v));
+    const u = update as { appended?: number; k?: Tensor4D; v?: Tensor4D };
+    if (u.k && u.v) {
+      this.#replace(tf.keep(u.k), tf.keep(u.v));
+      this.#length = u.k.shape[2];
+    } else {
+      if (u.appended !== this.#pending) {
+        throw new Error(`KVLayerState.commit: ${u.appended} columns committed, ${this.#pending} appended`);
+      }
+      this.#length += this.#pending;
+    }
+    this.#pending = 0;
+    this.#dropView();
   }
 
-  /** Keeps these columns: a slice when they are a prefix (cheap), else a gather. */
+  /** Keeps these columns: a prefix only moves the length, anything else is gathered into new buffers. */
   keepColumns(columns: number[]): void {
     if (!this.#k || !this.#v) return;
-    if (columns.length === 0) return this.#replace(null, null);
-    const k = this.#k, v = this.#v;
-    const prefix = columns.every((c, i) => c === i);
-    if (prefix) {
-      if (columns.length === k.shape[2]) return;
-      this.#replace(
-        tf.slice(k, [0, 0, 0, 0], [-1, -1, columns.length, -1]),
-        tf.slice(v, [0, 0, 0, 0], [-1, -1, columns.length, -1]),
-      );
-    } else {
-      const idx = tf.tensor1d(columns, "int32");
-      this.#replace(tf.gather(k, idx, 2), tf.gather(v, idx, 2));
-      idx.dispose();
+    this.#dropView();
+    if (columns.length === 0) {
+      this.#length = 0;
+      return this.#replace(null, null);
     }
+    if (columns.every((c, i) => c === i)) {
+      this.#length = Math.min(this.#length, columns.length);
+      return;
+    }
+    const idx = tf.tensor1d(columns, "int32");
+    this.#replace(tf.gather(this.#k, idx, 2), tf.gather(this.#v, idx, 2));
+    idx.dispose();
+    this.#length = columns.length;
   }
 
   /** Keeps these rows, in this order. */
   selectRows(rows: number[]): void {
     if (!this.#k || !this.#v) return;
+    this.#dropView();
     const idx = tf.tensor1d(rows, "int32");
     this.#replace(tf.gather(this.#k, idx, 0), tf.gather(this.#v, idx, 0));
     idx.dispose();
@@ -165,7 +270,16 @@ export class KVLayerState implements MixerState {
 
   /** Frees the keys and values. */
   dispose(): void {
+    this.#dropView();
     this.#replace(null, null);
+    this.#length = 0;
+  }
+
+  #dropView(): void {
+    if (!this.#view) return;
+    this.#view.k.dispose();
+    this.#view.v.dispose();
+    this.#view = null;
   }
 
   #replace(k: Tensor4D | null, v: Tensor4D | null): void {
@@ -238,17 +352,17 @@ function attentionMixer(config: DecoderConfig, params: Map<string, Variable>, la
     forward(x, ctx) {
       const fire = ctx.fire;
       const state = ctx.state as KVLayerState | null;
-      const { out, k, v } = causalSelfAttention(x, w, {
+      const { out, k } = causalSelfAttention(x, w, {
         nHeads: config.nHeads,
         nKvHeads: config.nKvHeads,
         headDim: config.headDim,
         maskBias: ctx.maskBias,
         rope: ctx.rope,
-        past: state ? state.past() : null,
+        cache: state ?? undefined,
         dropout: ctx.dropout,
         hook: fire ? (point, t) => fire(names[point], layer, t) : undefined,
       });
-      return state ? { out, update: { k, v } } : { out };
+      return state ? { out, update: { appended: k.shape[2] } } : { out };
     },
     createState() {
       return new KVLayerState();

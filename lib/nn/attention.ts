@@ -9,6 +9,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { linear } from "./mlp.ts";
 import type { RotaryTable } from "./rotary.ts";
+import { decodeAttention } from "../backend/wasm_attention.ts";
 
 /**
  * Projection weights of one attention layer, `[in, out]` layout.
@@ -65,10 +66,31 @@ export interface AttentionOptions {
   rope?: { table: RotaryTable; angles: { cos: Tensor4D; sin: Tensor4D } };
   /** Cached keys and values `[B, Hkv, Lprev, hd]` (keys already rotated); omitted or null when empty. */
   past?: { k: Tensor4D; v: Tensor4D } | null;
+  /**
+   * A key/value store that takes this forward's keys and values instead of `past` (a generation cache's
+   * layer state): the layer hands it the new columns and attends over the first `length` columns of the
+   * buffers it returns. A one-token forward without hooks or dropout then runs the fused decode kernel
+   * where the backend has one (`decodeAttention`, wasm), which reads the buffers in place.
+   */
+  cache?: AttentionCache;
   /** Observes or replaces an intermediate; called only when given. */
   hook?: (point: AttentionHookPoint, t: Tensor) => Tensor;
   /** Dropout on the attention pattern (training). */
   dropout?: { rate: number; seed: number };
+}
+
+/**
+ * Where {@linkcode causalSelfAttention} keeps keys and values across forwards (see `KVLayerState`).
+ *
+ * @category NN
+ */
+export interface AttentionCache {
+  /**
+   * Takes this forward's keys and values `[B, Hkv, T, hd]` (keys rotated) and returns buffers
+   * `[B, Hkv, C, hd]` whose first `length` columns are the cached ones followed by these; columns past
+   * `length` are ignored.
+   */
+  append(k: Tensor4D, v: Tensor4D): { k: Tensor4D; v: Tensor4D; length: number };
 }
 
 /**
@@ -79,12 +101,15 @@ export interface AttentionOptions {
 export interface AttentionResult {
   /** `[B, T, d]` after the output projection. */
   out: Tensor3D;
-  /** Keys and values `[B, Hkv, L, hd]` including this forward's columns (what the cache should hold). */
+  /**
+   * Keys `[B, Hkv, L, hd]` including this forward's columns (what a cache should hold); with
+   * `cache`, only this forward's columns `[B, Hkv, T, hd]` (the cache holds the rest).
+   */
   k: Tensor4D;
-  /** Values `[B, Hkv, L, hd]`. */
+  /** Values, shaped as `k`. */
   v: Tensor4D;
-  /** Attention pattern `[B, H, T, L]`. */
-  pattern: Tensor4D;
+  /** Attention pattern `[B, H, T, L]`; absent when the fused decode kernel ran (it builds none). */
+  pattern?: Tensor4D;
 }
 
 /**
@@ -137,9 +162,22 @@ export function causalSelfAttention(
       }
     }
     // [B, T, heads, hd] -> [B, heads, T, hd], then append to the cached columns.
-    let kAll = tf.transpose(k, [0, 2, 1, 3]) as Tensor4D;
-    let vAll = tf.transpose(v, [0, 2, 1, 3]) as Tensor4D;
-    if (o.past) {
+    const kNew = tf.transpose(k, [0, 2, 1, 3]) as Tensor4D;
+    const vNew = tf.transpose(v, [0, 2, 1, 3]) as Tensor4D;
+    let kAll = kNew, vAll = vNew;
+    if (o.cache) {
+      const buf = o.cache.append(kNew, vNew);
+      if (t === 1 && !hook && !(o.dropout && o.dropout.rate > 0)) {
+        const mask = o.maskBias ? tf.reshape(o.maskBias, [b, 1, buf.length]) as Tensor3D : undefined;
+        const z = decodeAttention(tf.reshape(q, [b, h, hd]) as Tensor3D, buf.k, buf.v, buf.length, mask);
+        if (z) {
+          return { out: linear(tf.reshape(z, [b, 1, h * hd]) as Tensor3D, w.wO, w.bO), k: kNew, v: vNew };
+        }
+      }
+      const size = [-1, -1, buf.length, -1];
+      kAll = buf.length === buf.k.shape[2] ? buf.k : tf.slice(buf.k, [0, 0, 0, 0], size);
+      vAll = buf.length === buf.v.shape[2] ? buf.v : tf.slice(buf.v, [0, 0, 0, 0], size);
+    } else if (o.past) {
       kAll = tf.concat([o.past.k, kAll], 2);
       vAll = tf.concat([o.past.v, vAll], 2);
     }
@@ -159,7 +197,7 @@ export function causalSelfAttention(
     let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as Tensor4D; // [B, T, H, hd]
     if (hook) z = hook("z", z) as Tensor4D;
     const out = linear(tf.reshape(z, [b, t, h * hd]) as Tensor3D, w.wO, w.bO);
-    return { out, k: kAll, v: vAll, pattern };
+    return o.cache ? { out, k: kNew, v: vNew, pattern } : { out, k: kAll, v: vAll, pattern };
   });
 }
 
