@@ -1,9 +1,10 @@
 /**
- * One-token decode attention (scores over L cached keys, softmax, weighted values) in three formulations,
- * on the active backend: the stock batched products the library uses, broadcast multiply + sum, and the
- * products transposed so that their output rows are L and hd (routed through XNNPACK by the wasm matmul
- * adapter). Measured for issue 12 item 3; none beat the stock form robustly, so none is adopted. Prints one
- * markdown table (mean milliseconds over the repeats, after warm-up).
+ * One-token decode attention (scores over L cached keys, softmax, weighted values) in four formulations,
+ * on the active backend: the stock batched products, broadcast multiply + sum, the products transposed so
+ * that their output rows are L and hd (routed through XNNPACK by the wasm matmul adapter), and the fused
+ * SIMD kernel of lib/backend/wasm_attention.ts (wasm only), which the library uses for one-token steps.
+ * Measured for issue 12 item 3. Prints one markdown table (mean milliseconds over the repeats, after
+ * warm-up).
  *
  * ```sh
  * deno run -A bench/decode_attention_bench.ts              # wasm
@@ -15,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "../lib/deps.ts";
 import { type BackendName, initBackend } from "../lib/backend/backend.ts";
+import { decodeAttention } from "../lib/backend/wasm_attention.ts";
 
 type Form = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor;
 
@@ -34,12 +36,21 @@ const FORMS: Record<string, Form> = {
   },
 };
 
+/** The fused kernel (wasm only), shaped as the others. */
+const fused: Form = (q, k, v) => {
+  const [b, h, , hd] = q.shape;
+  const z = decodeAttention(tf.reshape(q, [b, h, hd]), k, v, k.shape[2]);
+  if (!z) throw new Error("the fused kernel runs on the wasm backend only");
+  return tf.reshape(z, [b, h, 1, hd]);
+};
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     options: { backend: { type: "string", default: "wasm" }, reps: { type: "string", default: "20" } },
   });
   const info = await initBackend({ backend: values.backend as BackendName });
+  if (info.name === "wasm") FORMS.fused = fused;
   const reps = Number(values.reps);
   const H = 12, hd = 64;
   console.log(`backend ${info.name}, H ${H}, hd ${hd}, ${reps} repeats\n`);

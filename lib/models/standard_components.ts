@@ -152,6 +152,8 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
  * @category Models
  */
 export class KVLayerState implements MixerState {
+  /** Columns past which the capacity stops doubling (the model's context length); past it, it grows by 64. */
+  readonly maxColumns: number;
   #k: Tensor4D | null = null;
   #v: Tensor4D | null = null;
   /** Committed columns. */
@@ -160,6 +162,14 @@ export class KVLayerState implements MixerState {
   #pending = 0;
   /** The committed prefix as its own tensors when capacity > length (built on demand, owned here). */
   #view: { k: Tensor4D; v: Tensor4D } | null = null;
+
+  /**
+   * An empty state. `maxColumns` (default unbounded) caps the doubling, so a cache near the model's context
+   * length does not reserve twice the memory it can use.
+   */
+  constructor(options: { maxColumns?: number } = {}) {
+    this.maxColumns = options.maxColumns ?? Infinity;
+  }
 
   /** Committed columns (the L of `[B, Hkv, L, hd]`). */
   get length(): number {
@@ -206,7 +216,9 @@ export class KVLayerState implements MixerState {
       }
     }
     // A new buffer: the committed prefix, the new columns and (in place only) room to grow.
-    const cap = inPlace ? Math.max(need + MIN_CACHE_CAPACITY, 2 * this.capacity) : need;
+    const room = need + MIN_CACHE_CAPACITY;
+    const limit = need <= this.maxColumns ? this.maxColumns : room;
+    const cap = inPlace ? Math.min(Math.max(room, 2 * this.capacity), limit) : need;
     const build = (old: Tensor4D | null, cols: Tensor4D): Tensor4D => {
       const parts: Tensor4D[] = [];
       if (old && this.#length > 0) parts.push(tf.slice(old, [0, 0, 0, 0], [-1, -1, this.#length, -1]));
@@ -365,7 +377,7 @@ function attentionMixer(config: DecoderConfig, params: Map<string, Variable>, la
       return state ? { out, update: { appended: k.shape[2] } } : { out };
     },
     createState() {
-      return new KVLayerState();
+      return new KVLayerState({ maxColumns: config.maxPositions });
     },
   };
 }

@@ -219,3 +219,20 @@ Deno.test("KVLayerState: writes in place under capacity, doubles when full, rewi
   s.dispose();
   assertEquals(s.past(), null);
 });
+
+Deno.test("KVLayerState: the capacity stops doubling at maxColumns (the model's context)", async () => {
+  await useBackend("wasm");
+  const s = new KVLayerState({ maxColumns: 100 });
+  const col = tf.ones([1, 1, 1, 4]) as tf.Tensor4D;
+  const caps = new Set<number>();
+  for (let i = 0; i < 120; i++) {
+    tf.tidy(() => {
+      s.append(col, col);
+    });
+    s.commit({ appended: 1 });
+    caps.add(s.capacity);
+  }
+  assertEquals([...caps], [65, 100, 165], "65 = 1 + 64, then doubling capped at 100, then 64 more");
+  s.dispose();
+  col.dispose();
+});
