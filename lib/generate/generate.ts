@@ -219,6 +219,13 @@ export interface GenerateOptions {
   pipeline?: boolean;
   /** Id written into left padding of ragged prompts (masked out; default 0). */
   padTokenId?: number;
+  /**
+   * Prompt positions per prefill forward. Default: the whole prompt at once, unless its attention scores
+   * (B × heads × P² floats) would pass 256 MiB, when the prompt is fed through the cache in chunks that keep
+   * them near 128 MiB (the wasm heap holds 4 GiB in all). Chunks give the same cache and logits up to float
+   * rounding. Hooks and captures always see one whole-prompt forward.
+   */
+  prefillChunk?: number;
   /** Turns ids into text for the trace's display. */
   decode?: (ids: number[]) => string;
 }
@@ -281,8 +288,47 @@ const GENERATE_OPTION_KEYS = [
   "maxSteps",
   "pipeline",
   "padTokenId",
+  "prefillChunk",
   "decode",
 ] as const;
+
+/** Scores of a whole-prompt forward past which the prefill is chunked (bytes), and a chunk's target. */
+const PREFILL_SCORES_MAX = 2 ** 28;
+const PREFILL_SCORES_CHUNK = 2 ** 27;
+
+/**
+ * Prompt positions per prefill forward for `batch` rows of `width` positions (see the `prefillChunk` option
+ * of {@linkcode generate}): `explicit` when given; else the whole prompt when hooks are active or its
+ * attention scores fit in 256 MiB; else a multiple of 64 (at least 64) whose scores stay near 128 MiB.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { prefillChunkSize } from "./generate.ts";
+ * assert.equal(prefillChunkSize(1, 12, 1000), 1000); // 48 MB of scores: one forward
+ * assert.equal(prefillChunkSize(16, 12, 968), 128); // 720 MB at once: chunks of 128 positions
+ * assert.equal(prefillChunkSize(16, 12, 968, undefined, true), 968); // hooks see the whole prompt
+ * ```
+ *
+ * @category Generation
+ */
+export function prefillChunkSize(
+  batch: number,
+  heads: number,
+  width: number,
+  explicit?: number,
+  hooked = false,
+): number {
+  if (explicit !== undefined) {
+    if (!Number.isInteger(explicit) || explicit < 1) {
+      throw new Error(`generate: prefillChunk must be a positive integer, got ${explicit}`);
+    }
+    return Math.min(explicit, width);
+  }
+  if (hooked || batch * heads * width * width * 4 <= PREFILL_SCORES_MAX) return width;
+  const rows = Math.floor(PREFILL_SCORES_CHUNK / (batch * heads * width * 4));
+  return Math.min(width, Math.max(64, rows - (rows % 64)));
+}
 
 function checkGenerateOptions(options: unknown, allowed: readonly string[], where: string): void {
   if (options && typeof options === "object") {
@@ -646,11 +692,23 @@ async function* runLoop(
       ids.set(p, b * width + width - p.length);
       mask.fill(1, b * width + width - p.length, (b + 1) * width);
     });
-    {
-      const idsT = tf.tensor2d(ids, [B, width], "int32");
-      const maskT = ragged ? tf.tensor2d(mask, [B, width]) : undefined;
+    const hooked = Object.keys(options.hooks ?? {}).length > 0 || capture.length > 0;
+    const chunk = prefillChunkSize(B, model.config.nHeads, width, options.prefillChunk, hooked);
+    for (let start = 0; start < width; start += chunk) {
+      const end = Math.min(width, start + chunk), n = end - start;
+      const part = (a: Int32Array | Float32Array) => {
+        const out = new (a.constructor as Int32ArrayConstructor | Float32ArrayConstructor)(B * n);
+        for (let b = 0; b < B; b++) out.set(a.subarray(b * width + start, b * width + end), b * n);
+        return out;
+      };
+      const idsT = tf.tensor2d(chunk === width ? ids : part(ids), [B, n], "int32");
+      const maskT = ragged ? tf.tensor2d(chunk === width ? mask : part(mask), [B, n]) : undefined;
       try {
-        cur = takeLast(model.forward(idsT, { ...forwardOptions, cache, attentionMask: maskT }), source);
+        const res = model.forward(idsT, { ...forwardOptions, cache, attentionMask: maskT });
+        if (end < width) {
+          tf.dispose([res.logits, res.hidden, res.residual, ...Object.values(res.aux ?? {})]);
+          tf.dispose(Object.values(res.metrics ?? {}));
+        } else cur = takeLast(res, source);
       } finally {
         idsT.dispose();
         maskT?.dispose();
