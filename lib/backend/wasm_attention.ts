@@ -35,6 +35,18 @@ interface CpuBackend {
   data: { get(id: DataId): { values?: ArrayLike<number>; refCount?: number } | undefined };
 }
 
+/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
+interface WebGPUBackend {
+  tensorMap: {
+    get(id: DataId): { resource?: GPUBuffer | null; values?: unknown; refCount?: number } | undefined;
+  };
+  commandEncoder: GPUCommandEncoder | null;
+  commandQueueOwnedIds: WeakSet<object>;
+  uploadToGPU(id: DataId): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+}
+
 interface Kernels {
   memory: WebAssembly.Memory;
   scores(q: number, k: number, out: number, l: number, hd: number, g: number, scale: number): void;
@@ -211,7 +223,7 @@ export function decodeAttention(
 }
 
 /**
- * Whether the active backend supports {@linkcode writeColumnsInPlace} (wasm and cpu).
+ * Whether the active backend supports {@linkcode writeColumnsInPlace} (wasm, cpu and webgpu).
  *
  * @example
  * ```ts
@@ -226,12 +238,13 @@ export function decodeAttention(
  */
 export function inPlaceWritesSupported(): boolean {
   const name = tf.getBackend();
-  return name === "wasm" || name === "cpu";
+  return name === "wasm" || name === "cpu" || name === "webgpu";
 }
 
 /**
- * Writes `src` `[B, Hh, T, hd]` into columns `at … at + T - 1` of `buf` `[B, Hh, C, hd]`, in place, on the
- * wasm and cpu backends, where a tensor's memory is reachable and every op has finished when it returns.
+ * Writes `src` `[B, Hh, T, hd]` into columns `at … at + T - 1` of `buf` `[B, Hh, C, hd]`, in place: on wasm
+ * and cpu by copying memory (every op has finished when it returns), on webgpu by queueing buffer copies
+ * in the backend's command stream after the ops already queued (and dropping any stale CPU copy of `buf`).
  * Returns false (and writes nothing) on other backends, when the shapes do not fit, or when `buf` shares
  * its memory with another tensor (a reshape or clone of it would change too): the caller then builds a new
  * buffer instead. `buf` must be a buffer its owner never hands out (a KV cache's), since tfjs treats
@@ -274,6 +287,8 @@ export function writeColumnsInPlace(buf: Tensor4D, src: Tensor4D, at: number): b
     d0 = bd.values === sd.values ? NaN : 0; // the same memory cannot be both
     s0 = 0;
     if (Number.isNaN(d0)) return false;
+  } else if (name === "webgpu") {
+    return writeColumnsWebGPU(buf, src, at);
   } else {
     return false;
   }
@@ -283,5 +298,28 @@ export function writeColumnsInPlace(buf: Tensor4D, src: Tensor4D, at: number): b
     if (dst === from) dst.copyWithin(d, s, s + block);
     else dst.set(from.subarray(s, s + block), d);
   }
+  return true;
+}
+
+function writeColumnsWebGPU(buf: Tensor4D, src: Tensor4D, at: number): boolean {
+  const be = tf.backend() as unknown as WebGPUBackend;
+  const bd = be.tensorMap.get(buf.dataId), sd = be.tensorMap.get(src.dataId);
+  if (!bd || !sd || (bd.refCount ?? 1) > 1 || buf.dataId === src.dataId) return false;
+  be.uploadToGPU(buf.dataId);
+  be.uploadToGPU(src.dataId);
+  const dst = bd.resource, from = sd.resource;
+  if (!(dst && from && "size" in dst && "size" in from)) return false; // a texture or external resource
+  const [b, hh, cap, hd] = buf.shape;
+  const t = src.shape[2];
+  be.ensureCommandEncoderReady();
+  be.endComputePassEncoder();
+  const block = t * hd * 4;
+  for (let i = 0; i < b * hh; i++) {
+    be.commandEncoder!.copyBufferToBuffer(from, i * block, dst, ((i * cap + at) * hd) * 4, block);
+  }
+  // Both stay alive until the queue is submitted, and a CPU copy of buf read earlier is now stale.
+  be.commandQueueOwnedIds.add(buf.dataId as object);
+  be.commandQueueOwnedIds.add(src.dataId as object);
+  bd.values = null;
   return true;
 }

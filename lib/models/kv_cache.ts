@@ -5,7 +5,7 @@
  *
  * Layout: every forward appends T columns to every row at a shared write position, so each layer state
  * holds L columns (attention: keys and values `[B, Hkv, L, hd]`, keys already rotated with their row's own
- * positions). Each row keeps a validity mask over the L columns and its own next position id. Left padding
+ * positions, in preallocated buffers written in place; see `KVLayerState`). Each row keeps a validity mask over the L columns and its own next position id. Left padding
  * of ragged prompts is just invalid columns; `truncateRow` invalidates a row's columns past its first `len`
  * valid ones, so the tokens fed afterwards take positions `len, len + 1, ...` while the other rows are
  * untouched. Columns that no row uses any more are dropped (trailing ones at once, others by

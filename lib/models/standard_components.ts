@@ -123,11 +123,12 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
  * Softmax attention's per-sequence state: keys and values over the cache's columns (keys already rotated
  * with their row's positions), held in preallocated `[B, Hkv, capacity, hd]` buffers.
  *
- * On the cpu and wasm backends a forward writes its new columns into the buffers in place (see
- * `writeColumnsInPlace`), so a decode step copies one column instead of the whole cache; the capacity
- * doubles when full (amortised O(1) copying per token), and a rewind to a prefix only moves the length.
- * Elsewhere (webgpu) the buffers are rebuilt by concatenation at each forward, and capacity equals length.
- * Columns past the length are garbage until written.
+ A forward writes its new columns into the buffers in place (`writeColumnsInPlace`: memory copies on
+ * cpu and wasm, queued buffer copies on webgpu), so a decode step copies one column instead of the whole
+ * cache; the capacity doubles when full (amortised O(1) copying per token, capped at the model's context),
+ * and a rewind to a prefix only moves the length. On a backend without in-place writes the buffers are
+ * rebuilt by concatenation at each forward and capacity equals length. Columns past the length are garbage
+ * until written.
  *
  * @example
  * ```ts

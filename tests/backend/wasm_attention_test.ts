@@ -14,6 +14,7 @@ import {
 } from "../../lib/backend/wasm_attention.ts";
 import { KVLayerState } from "../../lib/models/standard_components.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
+import { generate } from "../../lib/generate/generate.ts";
 import { tinyLearnedConfig, tinyModel, tinyRotaryConfig, useBackend } from "../fixtures.ts";
 import { bytesModule, compileKernels } from "../../tools/build_wasm_kernels.ts";
 
@@ -99,14 +100,15 @@ Deno.test("decodeAttention declines what it cannot do: other backends, hd not a 
   tf.dispose([a, b]);
 });
 
-for (const backend of ["cpu", "wasm"] as const) {
+for (const backend of ["cpu", "wasm", "webgpu"] as const) {
   Deno.test(`writeColumnsInPlace[${backend}]: writes each row and head block; refuses shared or misfit buffers`, async () => {
     await useBackend(backend);
     assert(inPlaceWritesSupported());
-    const buf = tf.keep(tf.zeros([2, 2, 4, 2])) as tf.Tensor4D;
+    const buf = tf.keep(tf.add(tf.zeros([2, 2, 4, 2]), 0)) as tf.Tensor4D; // computed: on the device on webgpu
+    assertEquals((await buf.array())[0][0][2], [0, 0]); // read once: webgpu then holds a CPU copy that must go stale
     const src = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 1, 2]);
     assert(writeColumnsInPlace(buf, src, 2));
-    const got = buf.arraySync();
+    const got = await buf.array(); // webgpu has no synchronous reads under Deno
     assertEquals(got[0][0], [[0, 0], [0, 0], [1, 2], [0, 0]]);
     assertEquals(got[1][1], [[0, 0], [0, 0], [7, 8], [0, 0]]);
     assertEquals(writeColumnsInPlace(buf, src, 4), false, "past the capacity");
@@ -121,7 +123,7 @@ for (const backend of ["cpu", "wasm"] as const) {
       false,
       "a buffer shared with another tensor must not change",
     );
-    assertEquals(alias.arraySync()[0][0], [0, 0]);
+    assertEquals((await alias.array())[0][0], [0, 0]);
     tf.dispose([buf, src, alias]);
   });
 }
@@ -235,4 +237,23 @@ Deno.test("KVLayerState: the capacity stops doubling at maxColumns (the model's 
   assertEquals([...caps], [65, 100, 165], "65 = 1 + 64, then doubling capped at 100, then 64 more");
   s.dispose();
   col.dispose();
+});
+
+Deno.test("KV cache[webgpu]: generation through the in-place cache (past a doubling) equals cpu", async () => {
+  const cfg = tinyRotaryConfig({ ...small, nKvHeads: 2 });
+  const run = async (backend: "cpu" | "webgpu") => {
+    await useBackend(backend);
+    const m = tinyModel(cfg, 23);
+    const t = await generate(m, [[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8]], { maxNewTokens: 90, seeds: [1, 2] })
+      .collect();
+    m.dispose();
+    return t;
+  };
+  const ref = await run("cpu");
+  const got = await run("webgpu");
+  for (let b = 0; b < 2; b++) {
+    let same = 0;
+    while (same < 90 && got.rows[b].tokens[same] === ref.rows[b].tokens[same]) same++;
+    assert(same >= 60, `row ${b}: webgpu and cpu part after ${same} of 90 tokens`);
+  }
 });
