@@ -2,7 +2,7 @@
  * One-token decode attention (scores over L cached keys, softmax, weighted values) in four formulations,
  * on the active backend: the stock batched products, broadcast multiply + sum, the products transposed so
  * that their output rows are L and hd (routed through XNNPACK by the wasm matmul adapter), and the fused
- * SIMD kernel of lib/backend/wasm_attention.ts (wasm only), which the library uses for one-token steps.
+ * SIMD kernel of lib/backend/decode_attention.ts (wasm only), which the library uses for one-token steps.
  * Measured for issue 12 item 3. Prints one markdown table (mean milliseconds over the repeats, after
  * warm-up).
  *
@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "../lib/deps.ts";
 import { type BackendName, initBackend } from "../lib/backend/backend.ts";
-import { decodeAttention } from "../lib/backend/wasm_attention.ts";
+import { decodeAttention } from "../lib/backend/decode_attention.ts";
 
 type Form = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => tf.Tensor;
 

@@ -1,7 +1,7 @@
 /**
  * Compiles lib/backend/wasm_kernels.wat (the decode-attention kernels) with wabt and writes the module's
  * bytes, base64-encoded, to lib/backend/wasm_kernels_bytes.ts. The library loads those bytes at run time, so
- * it needs no compiler; `tests/backend/wasm_attention_test.ts` checks that the committed bytes are the
+ * it needs no compiler; `tests/backend/decode_attention_test.ts` checks that the committed bytes are the
  * compiled source.
  *
  * ```sh

@@ -6,4 +6,4 @@
 export * from "./backend.ts";
 export * from "./doctor.ts";
 export * from "./wasm_matmul.ts";
-export * from "./wasm_attention.ts";
+export * from "./decode_attention.ts";

@@ -21,7 +21,7 @@ import {
   type SequenceMixer,
 } from "./components.ts";
 import type { DecoderConfig } from "./types.ts";
-import { inPlaceWritesSupported, writeColumnsInPlace } from "../backend/wasm_attention.ts";
+import { inPlaceWritesSupported, writeColumnsInPlace } from "../backend/decode_attention.ts";
 
 /** Largest tied table (elements) for which the wasm backend keeps a transposed LM-head copy (256 MiB). */
 const WASM_HEAD_COPY_MAX = 64 * 1024 * 1024;

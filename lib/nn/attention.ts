@@ -9,7 +9,7 @@ import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { linear } from "./mlp.ts";
 import type { RotaryTable } from "./rotary.ts";
-import { decodeAttention } from "../backend/wasm_attention.ts";
+import { decodeAttention } from "../backend/decode_attention.ts";
 
 /**
  * Projection weights of one attention layer, `[in, out]` layout.

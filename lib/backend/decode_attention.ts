@@ -1,6 +1,6 @@
 /**
- * One-token decode attention on the wasm backend, and in-place writes into KV cache buffers: the parts of
- * the adapter that work on tfjs' own memory.
+ * One-token decode attention over a preallocated KV cache (wasm and webgpu), and in-place writes into the
+ * cache's buffers: the parts of the backend adapter that work on tfjs' own memory.
  *
  * tfjs-wasm runs attention's per-head products on its scalar loop (each head's product is a batch of
  * matrix-vector products, which XNNPACK does not take), and a cache grown by concatenation copies every
@@ -8,13 +8,15 @@
  * {@linkcode writeColumnsInPlace} fills column by column, and {@linkcode decodeAttention} reads its first
  * L columns where they lie: two small SIMD kernels (`wasm_kernels.wat`, instantiated over tfjs-wasm's
  * memory) compute the scores and the weighted values per (row, key/value head); the mask and the softmax
- * are tfjs-wasm's own kernels. The op is registered as the wasm kernel `CoherenceDecodeAttention`.
+ * are tfjs-wasm's own kernels. On webgpu two WGSL programs do the same over the device buffers
+ * (`webgpu_attention.ts`). The op is registered as the kernel `CoherenceDecodeAttention` of each backend.
  *
  * @module
  */
 import { tf } from "../deps.ts";
 import type { Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
+import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -54,7 +56,7 @@ interface Kernels {
 }
 
 let kernels: Kernels | null = null;
-let registered = false;
+const registered = new Set<string>();
 let calls = 0;
 
 /**
@@ -64,7 +66,7 @@ let calls = 0;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { decodeAttentionCalls } from "./wasm_attention.ts";
+ * import { decodeAttentionCalls } from "./decode_attention.ts";
  * decodeAttentionCalls(true); // reset
  * assert.equal(decodeAttentionCalls(), 0);
  * ```
@@ -91,7 +93,7 @@ function stockKernel(
   name: string,
 ): (args: { inputs: object; backend: unknown; attrs?: object }) => TensorInfo {
   const k = tf.getKernel(name, "wasm");
-  if (!k) throw new Error(`wasm_attention: wasm kernel ${name} is not registered`);
+  if (!k) throw new Error(`decodeAttention: wasm kernel ${name} is not registered`);
   return k.kernelFunc as unknown as (
     args: { inputs: object; backend: unknown; attrs?: object },
   ) => TensorInfo;
@@ -99,7 +101,7 @@ function stockKernel(
 
 function offset(be: WasmBackend, t: TensorInfo): number {
   const d = be.dataIdMap.get(t.dataId);
-  if (!d) throw new Error("wasm_attention: tensor has no wasm data (disposed?)");
+  if (!d) throw new Error("decodeAttention: tensor has no wasm data (disposed?)");
   return d.memoryOffset;
 }
 
@@ -171,19 +173,19 @@ function decodeAttentionKernel(
 }
 
 /**
- * Attention of one query per head over the first `length` columns of key/value buffers, on the wasm
- * backend's SIMD kernels: `q` `[B, H, hd]`, `k` and `v` `[B, Hkv, C, hd]` with C ≥ `length` (columns past
+ * Attention of one query per head over the first `length` columns of key/value buffers, with the wasm
+ * backend's SIMD kernels or the webgpu backend's WGSL programs: `q` `[B, H, hd]`, `k` and `v` `[B, Hkv, C, hd]` with C ≥ `length` (columns past
  * `length` are ignored, so a preallocated cache is read in place), `mask` an optional additive
  * `[B, 1, length]` (0 = attend, -1e9 = not). Query head h reads key/value head `floor(h / (H / Hkv))`.
  * Returns z `[B, H, hd]` = softmax(q·kᵀ·scale + mask)·v, or null where the kernel does not apply (another
- * backend, a head width that is not a multiple of 4, non-float32 inputs, or a gradient tape recording: the
+ * backend, on wasm a head width that is not a multiple of 4, non-float32 inputs, or a gradient tape: the
  * kernel has no gradient), so the caller takes the generic path.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
- * import { decodeAttention } from "./wasm_attention.ts";
+ * import { decodeAttention } from "./decode_attention.ts";
  * await tf.setBackend("cpu");
  * const q = tf.ones([1, 2, 4]), kv = tf.ones([1, 1, 8, 4]);
  * assert.equal(decodeAttention(q as tf.Tensor3D, kv as tf.Tensor4D, kv as tf.Tensor4D, 3), null); // cpu: not here
@@ -199,22 +201,26 @@ export function decodeAttention(
   mask?: Tensor3D,
   scale: number = 1 / Math.sqrt(q.shape[2]),
 ): Tensor3D | null {
-  if (tf.getBackend() !== "wasm") return null;
+  const backend = tf.getBackend();
+  if (backend !== "wasm" && backend !== "webgpu") return null;
   const [b, h, hd] = q.shape;
   const [kb, hkv, cap, khd] = k.shape;
-  if (hd % 4 !== 0 || khd !== hd || kb !== b || h % hkv !== 0 || length < 1 || length > cap) return null;
+  if (khd !== hd || kb !== b || h % hkv !== 0 || length < 1 || length > cap) return null;
+  if (backend === "wasm" && hd % 4 !== 0) return null; // the SIMD kernels step 4 floats at a time
   if (v.shape.some((d, i) => d !== k.shape[i])) return null;
   if (q.dtype !== "float32" || k.dtype !== "float32" || v.dtype !== "float32") return null;
   if (mask && (mask.shape[0] !== b || mask.shape[2] !== length)) return null;
   const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
   if (engine.isTapeOn?.()) return null;
-  if (!registered) {
+  if (!registered.has(backend)) {
     tf.registerKernel({
       kernelName: KERNEL,
-      backendName: "wasm",
-      kernelFunc: decodeAttentionKernel as unknown as tf.KernelFunc,
+      backendName: backend,
+      kernelFunc: (backend === "wasm"
+        ? decodeAttentionKernel
+        : webgpuDecodeAttentionKernel) as unknown as tf.KernelFunc,
     });
-    registered = true;
+    registered.add(backend);
   }
   calls++;
   const inputs: Record<string, tf.Tensor> = { q, k, v };
@@ -229,7 +235,7 @@ export function decodeAttention(
  * ```ts
  * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
- * import { inPlaceWritesSupported } from "./wasm_attention.ts";
+ * import { inPlaceWritesSupported } from "./decode_attention.ts";
  * await tf.setBackend("cpu");
  * assert.equal(inPlaceWritesSupported(), true);
  * ```
@@ -254,7 +260,7 @@ export function inPlaceWritesSupported(): boolean {
  * ```ts
  * import assert from "node:assert/strict";
  * import { tf } from "../deps.ts";
- * import { writeColumnsInPlace } from "./wasm_attention.ts";
+ * import { writeColumnsInPlace } from "./decode_attention.ts";
  * await tf.setBackend("cpu");
  * const buf = tf.zeros([1, 1, 3, 2]) as tf.Tensor4D;
  * assert.ok(writeColumnsInPlace(buf, tf.ones([1, 1, 1, 2]) as tf.Tensor4D, 1));

@@ -11,7 +11,7 @@ import {
   decodeAttentionCalls,
   inPlaceWritesSupported,
   writeColumnsInPlace,
-} from "../../lib/backend/wasm_attention.ts";
+} from "../../lib/backend/decode_attention.ts";
 import { KVLayerState } from "../../lib/models/standard_components.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import { generate } from "../../lib/generate/generate.ts";
@@ -47,42 +47,46 @@ Deno.test("wasm kernels: the committed bytes are the compiled wasm_kernels.wat",
   );
 });
 
-Deno.test("decodeAttention (wasm) equals the stock formulation over shapes, masks and grouped heads", async () => {
-  await useBackend("wasm");
-  const before = tf.memory().numTensors;
-  // [B, H, Hkv, L, capacity, hd]: MHA, GQA, MQA, odd lane-group counts (hd 4, 12), L = 1, L = capacity.
-  const grid = [
-    [1, 1, 1, 1, 1, 4],
-    [1, 12, 12, 128, 192, 64],
-    [2, 4, 2, 5, 9, 8],
-    [3, 6, 1, 17, 32, 12],
-    [4, 8, 4, 33, 33, 16],
-    [2, 2, 2, 64, 100, 128],
-  ];
-  let seed = 1;
-  for (const [b, h, hkv, l, cap, hd] of grid) {
-    for (const masked of [false, true]) {
-      tf.tidy(() => {
-        const q = tf.randomNormal([b, h, hd], 0, 1, "float32", seed++) as tf.Tensor3D;
-        const k = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
-        const v = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
-        // Mask about a fifth of the columns, never the last (a row must see something).
-        const keep = tf.concat([
-          tf.less(tf.randomUniform([b, 1, l - 1], 0, 1, "float32", seed++), 0.8),
-          tf.ones([b, 1, 1], "bool"),
-        ], 2);
-        const mask = masked ? tf.mul(tf.sub(1, tf.cast(keep, "float32")), -1e9) as tf.Tensor3D : undefined;
-        const z = decodeAttention(q, k, v, l, mask);
-        assert(z !== null, `kernel refused [${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}]`);
-        const diff = tf.max(tf.abs(tf.sub(z, reference(q, k, v, l, mask)))).dataSync()[0];
-        assert(diff < 1e-5, `[${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}] masked=${masked}: max |Δ| ${diff}`);
-      });
+for (const backend of ["wasm", "webgpu"] as const) {
+  Deno.test(`decodeAttention[${backend}] equals the stock formulation over shapes, masks and grouped heads`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    // [B, H, Hkv, L, capacity, hd]: MHA, GQA, MQA, odd lane-group counts (hd 4, 12), L = 1, L = capacity.
+    const grid = [
+      [1, 1, 1, 1, 1, 4],
+      [1, 12, 12, 128, 192, 64],
+      [2, 4, 2, 5, 9, 8],
+      [3, 6, 1, 17, 32, 12],
+      [4, 8, 4, 33, 33, 16],
+      [2, 2, 2, 64, 100, 128],
+    ];
+    let seed = 1;
+    for (const [b, h, hkv, l, cap, hd] of grid) {
+      for (const masked of [false, true]) {
+        const diff = tf.tidy(() => {
+          const q = tf.randomNormal([b, h, hd], 0, 1, "float32", seed++) as tf.Tensor3D;
+          const k = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
+          const v = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
+          // Mask about a fifth of the columns, never the last (a row must see something).
+          const keep = tf.concat([
+            tf.less(tf.randomUniform([b, 1, l - 1], 0, 1, "float32", seed++), 0.8),
+            tf.ones([b, 1, 1], "bool"),
+          ], 2);
+          const mask = masked ? tf.mul(tf.sub(1, tf.cast(keep, "float32")), -1e9) as tf.Tensor3D : undefined;
+          const z = decodeAttention(q, k, v, l, mask);
+          assert(z !== null, `kernel refused [${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}]`);
+          return tf.max(tf.abs(tf.sub(z, reference(q, k, v, l, mask))));
+        });
+        const d = (await diff.data())[0];
+        diff.dispose();
+        assert(d < 1e-5, `[${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}] masked=${masked}: max |Δ| ${d}`);
+      }
     }
-  }
-  assertEquals(tf.memory().numTensors, before, "decodeAttention leaked tensors");
-});
+    assertEquals(tf.memory().numTensors, before, "decodeAttention leaked tensors");
+  });
+}
 
-Deno.test("decodeAttention declines what it cannot do: other backends, hd not a multiple of 4, a tape", async () => {
+Deno.test("decodeAttention declines what it cannot do: cpu, on wasm hd not a multiple of 4, a tape", async () => {
   await useBackend("wasm");
   const q = tf.ones([1, 2, 6]) as tf.Tensor3D, kv = tf.ones([1, 2, 4, 6]) as tf.Tensor4D;
   assertEquals(decodeAttention(q, kv, kv, 3), null, "hd 6 is not a multiple of 4");
@@ -239,7 +243,7 @@ Deno.test("KVLayerState: the capacity stops doubling at maxColumns (the model's 
   col.dispose();
 });
 
-Deno.test("KV cache[webgpu]: generation through the in-place cache (past a doubling) equals cpu", async () => {
+Deno.test("KV cache[webgpu]: generation through the in-place cache and WGSL kernel equals cpu", async () => {
   const cfg = tinyRotaryConfig({ ...small, nKvHeads: 2 });
   const run = async (backend: "cpu" | "webgpu") => {
     await useBackend(backend);
@@ -250,7 +254,9 @@ Deno.test("KV cache[webgpu]: generation through the in-place cache (past a doubl
     return t;
   };
   const ref = await run("cpu");
+  decodeAttentionCalls(true);
   const got = await run("webgpu");
+  assert(decodeAttentionCalls() >= 89 * small.nLayers, "webgpu decode steps should take the fused kernel");
   for (let b = 0; b < 2; b++) {
     let same = 0;
     while (same < 90 && got.rows[b].tokens[same] === ref.rows[b].tokens[same]) same++;

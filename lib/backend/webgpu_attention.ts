@@ -1,0 +1,133 @@
+/**
+ * One-token decode attention on the webgpu backend: two WGSL programs that read a preallocated KV cache
+ * buffer `[B, Hkv, capacity, hd]` in place (scores q·kᵀ over the first L columns; then the weighted sum of
+ * values), with tfjs-webgpu's own mask add and softmax between them. Registered as the webgpu kernel
+ * `CoherenceDecodeAttention` by `decodeAttention` (lib/backend/decode_attention.ts), the only caller.
+ *
+ * @module
+ * @internal Used inside the library; not part of the stable API.
+ */
+import { tf } from "../deps.ts";
+
+type TensorInfo = tf.TensorInfo;
+
+/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
+interface WebGPUBackend {
+  runWebGPUProgram(
+    program: object,
+    inputs: TensorInfo[],
+    dtype: tf.DataType,
+    uniforms?: { type: string; data: number[] }[],
+  ): TensorInfo;
+  disposeData(id: TensorInfo["dataId"]): boolean;
+}
+
+/** The sizes every program takes as uniforms, in this order. */
+const UNIFORMS = "heads : i32, group : i32, kvHeads : i32, cap : i32, hd : i32, len : i32, scale : f32,";
+
+/** A flat program over `outputShape` with the uniforms above (tfjs-webgpu's program shape). */
+function program(key: string, variableNames: string[], outputShape: number[], body: string): object {
+  const workgroupSize = [64, 1, 1];
+  const size = outputShape.reduce((a, b) => a * b, 1);
+  return {
+    variableNames,
+    outputShape,
+    shaderKey: key,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / workgroupSize[0]), 1, 1],
+    workgroupSize,
+    size: true,
+    uniforms: UNIFORMS,
+    getUserCode: () => `
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        ${body}
+      }
+    }`,
+  };
+}
+
+/** scores[b·H + h, l] = scale · q[b, h, :]·k[b, h / group, l, :]. */
+const SCORES = `
+        let row = index / uniforms.len;
+        let l = index % uniforms.len;
+        let b = row / uniforms.heads;
+        let kv = b * uniforms.kvHeads + (row % uniforms.heads) / uniforms.group;
+        let qb = row * uniforms.hd;
+        let kb = (kv * uniforms.cap + l) * uniforms.hd;
+        var s = 0.0;
+        for (var j = 0; j < uniforms.hd; j++) {
+          s = s + q[qb + j] * k[kb + j];
+        }
+        result[index] = s * uniforms.scale;`;
+
+/** z[b·H + h, j] = Σ_l p[b·H + h, l] · v[b, h / group, l, j]. */
+const VALUES = `
+        let row = index / uniforms.hd;
+        let j = index % uniforms.hd;
+        let b = row / uniforms.heads;
+        let kv = b * uniforms.kvHeads + (row % uniforms.heads) / uniforms.group;
+        let pb = row * uniforms.len;
+        let vb = kv * uniforms.cap * uniforms.hd + j;
+        var z = 0.0;
+        for (var l = 0; l < uniforms.len; l++) {
+          z = z + p[pb + l] * v[vb + l * uniforms.hd];
+        }
+        result[index] = z;`;
+
+function stock(name: string): (args: { inputs: object; backend: unknown; attrs?: object }) => TensorInfo {
+  const k = tf.getKernel(name, "webgpu");
+  if (!k) throw new Error(`decodeAttention: webgpu kernel ${name} is not registered`);
+  return k.kernelFunc as unknown as (
+    args: { inputs: object; backend: unknown; attrs?: object },
+  ) => TensorInfo;
+}
+
+/**
+ * The webgpu kernel: q `[B, H, hd]`, k and v `[B, Hkv, C, hd]`, optional additive mask `[B, 1, length]`;
+ * attrs `length` and `scale`. Returns z `[B, H, hd]`.
+ */
+export function webgpuDecodeAttentionKernel(
+  args: { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: Record<string, unknown> },
+): TensorInfo {
+  const be = args.backend as WebGPUBackend;
+  const { q, k, v, mask } = args.inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; mask?: TensorInfo };
+  const length = args.attrs!.length as number, scale = args.attrs!.scale as number;
+  const [b, h, hd] = q.shape;
+  const [, hkv, cap] = k.shape;
+  const uniforms = [
+    ...[h, h / hkv, hkv, cap, hd, length].map((x) => ({ type: "int32", data: [x] })),
+    { type: "float32", data: [scale] },
+  ];
+  const temps: TensorInfo[] = [];
+  try {
+    const scores = be.runWebGPUProgram(
+      program("coherenceDecodeScores", ["q", "k"], [b * h, length], SCORES),
+      [q, k],
+      "float32",
+      uniforms,
+    );
+    temps.push(scores);
+    let logits = scores;
+    if (mask) {
+      const s3 = stock("Reshape")({ inputs: { x: scores }, backend: be, attrs: { shape: [b, h, length] } });
+      temps.push(s3);
+      const masked = stock("Add")({ inputs: { a: s3, b: mask }, backend: be });
+      temps.push(masked);
+      logits = stock("Reshape")({ inputs: { x: masked }, backend: be, attrs: { shape: [b * h, length] } });
+      temps.push(logits);
+    }
+    const p = stock("Softmax")({ inputs: { logits }, backend: be, attrs: { dim: 1 } });
+    temps.push(p);
+    const z = be.runWebGPUProgram(
+      program("coherenceDecodeValues", ["p", "v"], [b * h, hd], VALUES),
+      [p, v],
+      "float32",
+      uniforms,
+    );
+    temps.push(z);
+    return stock("Reshape")({ inputs: { x: z }, backend: be, attrs: { shape: [b, h, hd] } });
+  } finally {
+    for (const t of temps) be.disposeData(t.dataId);
+  }
+}
