@@ -134,10 +134,11 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
  * ```ts
  * import assert from "node:assert/strict";
  * import { tf } from "../../mod.ts";
+ * import type { Tensor4D } from "../../mod.ts";
  * import { KVLayerState } from "./standard_components.ts";
  * await tf.setBackend("cpu");
  * const s = new KVLayerState();
- * const col = tf.ones([1, 2, 1, 4]) as tf.Tensor4D;
+ * const col = tf.ones([1, 2, 1, 4]) as Tensor4D;
  * for (let i = 0; i < 3; i++) {
  *   tf.tidy(() => { s.append(col, col); }); // a forward's new column
  *   s.commit({ appended: 1 }); // the whole forward succeeded

@@ -130,7 +130,7 @@ export interface AttentionResult {
  * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as Tensor4D;
  * const r = causalSelfAttention(tf.ones([1, T, d]) as Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
  * assert.deepEqual(r.out.shape, [1, 3, 8]);
- * assert.deepEqual(r.pattern.shape, [1, 2, 3, 3]); // [B, heads, T, T]
+ * assert.deepEqual(r.pattern?.shape, [1, 2, 3, 3]); // [B, heads, T, T]
  * ```
  *
  * @category NN
