@@ -71,6 +71,7 @@ export async function benchTfjs(
   steps: number,
 ): Promise<TrainBenchRow> {
   const trainer = benchTrainer(size, batch, block);
+  let failed = false;
   try {
     for (let i = 0; i < 2; i++) await trainer.trainStep();
     const t0 = performance.now();
@@ -88,9 +89,17 @@ export async function benchTfjs(
       tokensPerSec: (batch * block * steps) / secs,
       loss,
     };
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    trainer.dispose();
-    trainer.model.dispose();
+    // After a full wasm heap disposing fails too: keep the first (explained) error.
+    try {
+      trainer.dispose();
+      trainer.model.dispose();
+    } catch (e) {
+      if (!failed) throw e;
+    }
   }
 }
 
@@ -310,7 +319,15 @@ if (import.meta.main) {
         notes.push(`tfjs-cpu ${size}: skipped (over 2M parameters; too slow on the reference cpu backend)`);
         continue;
       }
-      const row = await benchTfjs(size, batch, block, steps);
+      let row: TrainBenchRow;
+      try {
+        row = await benchTfjs(size, batch, block, steps);
+      } catch (e) {
+        // A full wasm heap leaves the backend unusable: note it and skip this backend's other sizes.
+        notes.push(`tfjs-${b} ${size}: failed: ${(e as Error).message}`);
+        console.error(`tfjs-${b} ${size}: failed: ${(e as Error).message}`);
+        break;
+      }
       rows.push(row);
       console.error(`${row.impl} ${size}: ${Math.round(row.tokensPerSec)} tokens/s`);
     }

@@ -24,6 +24,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { explainWasmHeapError, isWasmHeapError } from "../backend/wasm_heap.ts";
 import type { Tensor, Tensor1D, Tensor2D } from "../tensor_types.ts";
 import type { CausalLM, ForwardResult, Hooks, KVCacheLike } from "../models/types.ts";
 import type { TextTokenizer } from "../tokenizers/types.ts";
@@ -589,6 +590,7 @@ async function* runLoop(
   };
 
   let cache: KVCacheLike | null = null;
+  let heapFailed = false;
   let cur: Current | null = null;
   let prev: tf.Tensor2D | null = null;
   let tokensDevice: tf.Tensor1D | null = null;
@@ -885,13 +887,24 @@ async function* runLoop(
       cur = takeLast(res, source);
       trace.stats.decodeMs = performance.now() - tDecode;
     }
+  } catch (e) {
+    heapFailed = isWasmHeapError(e);
+    throw explainWasmHeapError(e, "generate");
   } finally {
-    disposeCurrent(cur);
-    if (ahead) disposeCurrent(takeLast(ahead, source));
-    prev?.dispose();
-    (tokensDevice as tf.Tensor | null)?.dispose();
-    (history as tf.Tensor | null)?.dispose();
-    cache?.dispose();
+    // After a full wasm heap even disposals can fail; the explained error must be what the caller sees.
+    const release = () => {
+      disposeCurrent(cur);
+      if (ahead) disposeCurrent(takeLast(ahead, source));
+      prev?.dispose();
+      (tokensDevice as tf.Tensor | null)?.dispose();
+      (history as tf.Tensor | null)?.dispose();
+      cache?.dispose();
+    };
+    if (heapFailed) {
+      try {
+        release();
+      } catch { /* the backend is unusable; the error above says so */ }
+    } else release();
     sampler.dispose();
   }
 

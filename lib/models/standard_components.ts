@@ -7,7 +7,8 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import type { Tensor2D, Tensor4D, Variable } from "../tensor_types.ts";
+import type { Tensor1D, Tensor2D, Tensor4D, Variable } from "../tensor_types.ts";
+import { chunkedHeadCrossEntropy, headLossChunkRows } from "../nn/chunked_loss.ts";
 import { type AttentionHookPoint, causalSelfAttention } from "../nn/attention.ts";
 import { embedPositions, embedTokens, unembed } from "../nn/embedding.ts";
 import {
@@ -60,7 +61,16 @@ export function requireParameter(params: Map<string, Variable>, name: string): V
  */
 export const standardEmbedding: EmbeddingKind = {
   kind: "standard",
-  options: [],
+  // lossChunk: rows per chunk of the training loss's head (default: chunked only when the logits are large).
+  options: ["lossChunk"],
+  validate(spec) {
+    const c = spec.lossChunk;
+    if (c !== undefined && !(Number.isInteger(c) && (c as number) > 0)) {
+      throw new Error(
+        `DecoderConfig.embedding.lossChunk: must be a positive integer (rows per chunk), got ${c}`,
+      );
+    }
+  },
   parameters(_spec, c) {
     const s = new Map<string, ParameterSpec>();
     s.set("embed.W_E", { shape: [c.vocabSize, c.dModel], init: "normal" });
@@ -73,12 +83,16 @@ export const standardEmbedding: EmbeddingKind = {
   hookNames(_spec, c) {
     return c.positional === "learned" ? ["hook_embed", "hook_pos_embed"] : ["hook_embed"];
   },
-  create(_spec, config, params) {
-    return tokenTable(config, params);
+  create(spec, config, params) {
+    return tokenTable(config, params, spec.lossChunk as number | undefined);
   },
 };
 
-function tokenTable(config: DecoderConfig, params: Map<string, Variable>): EmbeddingComponent {
+function tokenTable(
+  config: DecoderConfig,
+  params: Map<string, Variable>,
+  lossChunk: number | undefined,
+): EmbeddingComponent {
   const wE = requireParameter(params, "embed.W_E") as Tensor2D;
   const wPos = config.positional === "learned"
     ? requireParameter(params, "pos_embed.W_pos") as Tensor2D
@@ -111,6 +125,21 @@ function tokenTable(config: DecoderConfig, params: Map<string, Variable>): Embed
         return unembed(hidden, headT, false);
       }
       return unembed(hidden, wU, config.tieEmbeddings);
+    },
+    loss(hidden, targets, { fire }) {
+      // Large heads (B·T·V past headLossChunkRows' threshold) score the targets in chunks instead of
+      // building the [B, T, V] logits; with hooks the decoder builds the logits as usual.
+      const [b, t, d] = hidden.shape;
+      const chunk = headLossChunkRows(b * t, config.vocabSize, lossChunk);
+      if (fire || chunk === 0) return null;
+      const head = config.tieEmbeddings ? wE : tf.transpose(wU) as Tensor2D; // [V, d]
+      const flat = tf.reshape(targets.dtype === "int32" ? targets : tf.cast(targets, "int32"), [b * t]);
+      return chunkedHeadCrossEntropy(
+        tf.reshape(hidden, [b * t, d]) as Tensor2D,
+        head,
+        flat as Tensor1D,
+        chunk,
+      );
     },
     dispose() {
       headT?.dispose();

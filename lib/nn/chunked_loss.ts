@@ -80,14 +80,19 @@ export function chunkedHeadCrossEntropy(
             const dxParts: Tensor[] = [];
             let dw: Tensor = tf.zerosLike(ws);
             for (const s of starts) {
-              const xc = tf.slice(xs, [s, 0], [rows(s), -1]) as Tensor2D;
-              const tc = tf.slice(ts, [s], [rows(s)]) as Tensor1D;
-              const g = tf.mul(
-                tf.sub(tf.softmax(tf.matMul(xc, ws, false, true)), tf.oneHot(tc, ws.shape[0])),
-                scale,
-              );
-              dxParts.push(tf.matMul(g, ws));
-              dw = tf.add(dw, tf.matMul(g, xc, true, false));
+              // One scope per chunk, so only one chunk's [rows, V] softmax is alive at a time.
+              const [dxc, next] = tf.tidy(() => {
+                const xc = tf.slice(xs, [s, 0], [rows(s), -1]) as Tensor2D;
+                const tc = tf.slice(ts, [s], [rows(s)]) as Tensor1D;
+                const g = tf.mul(
+                  tf.sub(tf.softmax(tf.matMul(xc, ws, false, true)), tf.oneHot(tc, ws.shape[0])),
+                  scale,
+                );
+                return [tf.matMul(g, ws), tf.add(dw, tf.matMul(g, xc, true, false))];
+              });
+              dw.dispose();
+              dw = next;
+              dxParts.push(dxc);
             }
             const dx = dxParts.length === 1 ? dxParts[0] : tf.concat(dxParts, 0);
             return [dx, dw, tf.zerosLike(ts)];
@@ -97,4 +102,36 @@ export function chunkedHeadCrossEntropy(
     }) as unknown as (...args: (Tensor | tf.GradSaveFunc)[]) => { value: Tensor; gradFunc: () => Tensor[] },
   );
   return f(x, w, targets.dtype === "int32" ? targets : tf.cast(targets, "int32")) as Scalar;
+}
+
+/** Logits (N·V) above which the head's cross-entropy is chunked: 2^27 (512 MiB of fp32) in general. */
+const CHUNK_START = 2 ** 27;
+/** On wasm the whole heap is 4 GiB (wasm32), so chunking starts at 2^24 logits (64 MiB). */
+const CHUNK_START_WASM = 2 ** 24;
+/** Values per chunk (64 MiB of fp32). */
+const CHUNK_ELEMENTS = 2 ** 24;
+
+/**
+ * Rows per chunk for the cross-entropy of N positions against a V-word head, or 0 when the full logits
+ * are small enough to build at once: chunking recomputes each chunk's logits in the backward pass (about
+ * a third more head work), so it starts only above 2^27 logits (2^24 on the wasm backend, whose heap is
+ * 4 GiB in all); a chunk then holds about 2^24 values. `explicit` (a component's own setting) wins.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../deps.ts";
+ * import { headLossChunkRows } from "./chunked_loss.ts";
+ * await tf.setBackend("cpu");
+ * assert.equal(headLossChunkRows(1024, 65), 0); // a character model: no chunking
+ * assert.equal(headLossChunkRows(12 * 1024, 50304), 333); // nanoGPT's batch: chunks of 333 rows
+ * assert.equal(headLossChunkRows(1024, 50304, 128), 128);
+ * ```
+ *
+ * @category NN
+ */
+export function headLossChunkRows(rows: number, vocab: number, explicit?: number): number {
+  if (explicit !== undefined) return explicit;
+  const start = tf.getBackend() === "wasm" ? CHUNK_START_WASM : CHUNK_START;
+  return rows * vocab > start ? Math.max(1, Math.floor(CHUNK_ELEMENTS / vocab)) : 0;
 }

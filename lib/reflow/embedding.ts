@@ -15,7 +15,7 @@
 import { tf } from "../deps.ts";
 import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor3D, Variable } from "../tensor_types.ts";
 import { gatherRows, unembed } from "../nn/embedding.ts";
-import { chunkedHeadCrossEntropy } from "../nn/chunked_loss.ts";
+import { chunkedHeadCrossEntropy, headLossChunkRows } from "../nn/chunked_loss.ts";
 import { checkChoice } from "../options.ts";
 import {
   type ComponentContext,
@@ -122,13 +122,6 @@ export interface ResolvedReflowOptions {
 
 /** The option keys of kind `reflow`. */
 const OPTION_KEYS = ["signals", "topK", "sparsify", "recipeStd", "basisStd", "lossChunk"] as const;
-/**
- * Chunking recomputes each chunk's logits in the backward pass (~1/3 more head work), so it starts only
- * where the full logits would be large: above 2^27 values (512 MiB of fp32; nanoGPT's 12 x 1024 x 50304
- * batch is 618M values). A chunk then holds 2^24 values (64 MiB).
- */
-const LOSS_CHUNK_START = 2 ** 27;
-const LOSS_CHUNK_ELEMENTS = 2 ** 24;
 /** Largest S accepted (a sanity bound: S beyond 64k has no use and is most likely a typo). */
 const MAX_SIGNALS = 65536;
 
@@ -318,8 +311,7 @@ class ReflowEmbedding implements EmbeddingComponent {
     const [b, t, d] = hidden.shape;
     const v = this.#r.shape[0];
     const n = b * t;
-    const chunk = this.#opts.lossChunk ??
-      (n * v > LOSS_CHUNK_START ? Math.max(1, Math.floor(LOSS_CHUNK_ELEMENTS / v)) : 0);
+    const chunk = headLossChunkRows(n, v, this.#opts.lossChunk);
     if (fire || chunk === 0) return null;
     const { topK, sparsify } = this.#opts;
     let sig: Tensor2D = tf.matMul(tf.reshape(hidden, [n, d]) as Tensor2D, this.#phi as Tensor2D, false, true);

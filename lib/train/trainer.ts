@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { explainWasmHeapError } from "../backend/wasm_heap.ts";
 import { formatProgressDuration } from "../notebook/progress.ts";
 import type { Tensor, Variable } from "../tensor_types.ts";
 import { appendJsonl } from "../io/atomic.ts";
@@ -302,6 +303,14 @@ export class Trainer {
    * the weights, when either is not finite.
    */
   async trainStep(): Promise<StepResult> {
+    try {
+      return await this.#trainStep();
+    } catch (e) {
+      throw explainWasmHeapError(e, `training step ${this.#step}`);
+    }
+  }
+
+  async #trainStep(): Promise<StepResult> {
     const s = this.settings;
     const weights = s.lossTerms ?? {};
     const step = this.#step;
@@ -393,6 +402,14 @@ export class Trainer {
 
   /** Scores the validation split (dropout off) under the configured perplexity definition. */
   async evaluate(): Promise<EvalSummary> {
+    try {
+      return await this.#evaluate();
+    } catch (e) {
+      throw explainWasmHeapError(e, `evaluation at step ${this.#step}`);
+    }
+  }
+
+  async #evaluate(): Promise<EvalSummary> {
     const s = this.settings;
     const batches = sequentialBatches(this.#val, s.evalBatchSize, s.blockSize, s.evalBatches);
     const rows: Tensor[] = [];
