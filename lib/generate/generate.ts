@@ -684,8 +684,9 @@ async function* runLoop(
   try {
     // Prefill: left-pad ragged prompts; the mask is passed only when needed (it costs the model a readback).
     const tPrefill = performance.now();
-    cache = model.createCache(B);
     const width = Math.max(...prompts.map((p) => p.length));
+    // Prompt + new tokens, capped at the context: the cache reserves it once (rewinds only reuse columns).
+    cache = model.createCache(B, { capacity: Math.min(width + maxNew, maxPositions) });
     const ragged = prompts.some((p) => p.length !== width);
     const pad = options.padTokenId ?? 0;
     const ids = new Int32Array(B * width).fill(pad);

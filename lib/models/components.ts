@@ -117,8 +117,11 @@ export interface SequenceMixer {
    * update for the state (committed by the cache after the forward succeeds).
    */
   forward(x: Tensor3D, ctx: MixerContext): { out: Tensor3D; update?: unknown };
-  /** A fresh per-sequence state for `batchSize` rows; absent = the mixer keeps nothing across steps. */
-  createState?(batchSize: number): MixerState;
+  /**
+   * A fresh per-sequence state for `batchSize` rows; absent = the mixer keeps nothing across steps.
+   * `capacity`, when given, is how many columns the caller expects to store (a hint for preallocation).
+   */
+  createState?(batchSize: number, options?: { capacity?: number }): MixerState;
 }
 
 /**

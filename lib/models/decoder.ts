@@ -204,12 +204,20 @@ export class Decoder implements CausalLM {
     this.#hookNameSet = new Set(this.hookNames);
   }
 
-  /** A fresh, empty {@linkcode KVCache} for `batchSize` rows, holding each layer's mixer state. */
-  createCache(batchSize: number): KVCache {
+  /**
+   * A fresh, empty {@linkcode KVCache} for `batchSize` rows, holding each layer's mixer state. `capacity`
+   * (optional) is the number of positions the caller expects to store (prompt + new tokens): states that
+   * preallocate (softmax attention) reserve that much at the first forward instead of growing to it.
+   */
+  createCache(batchSize: number, options: { capacity?: number } = {}): KVCache {
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`createCache: batchSize must be a positive integer, got ${batchSize}`);
     }
-    return new KVCache(batchSize, this.#mixers.map((m) => m.createState?.(batchSize) ?? null));
+    const cap = options.capacity;
+    if (cap !== undefined && !(Number.isInteger(cap) && cap > 0)) {
+      throw new Error(`createCache: capacity must be a positive integer, got ${cap}`);
+    }
+    return new KVCache(batchSize, this.#mixers.map((m) => m.createState?.(batchSize, options) ?? null));
   }
 
   /** Trainable parameters by canonical name (the live variables, not copies). */

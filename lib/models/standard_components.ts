@@ -189,6 +189,8 @@ export class KVLayerState implements MixerState {
   #v: Tensor4D | null = null;
   /** Committed columns. */
   #length = 0;
+  /** Columns to reserve at the first allocation (0 = none). */
+  #hint: number;
   /** Columns appended by the running forward, committed by {@linkcode KVLayerState.commit}. */
   #pending = 0;
   /** The committed prefix as its own tensors when capacity > length (built on demand, owned here). */
@@ -196,10 +198,13 @@ export class KVLayerState implements MixerState {
 
   /**
    * An empty state. `maxColumns` (default unbounded) caps the doubling, so a cache near the model's context
-   * length does not reserve twice the memory it can use.
+   * length does not reserve twice the memory it can use. `capacity` (a hint: the columns the caller
+   * expects to store) is reserved at the first forward, so a generation of known length allocates its
+   * buffers once (growing through doublings leaves freed blocks that a 4 GiB wasm heap may not reuse).
    */
-  constructor(options: { maxColumns?: number } = {}) {
+  constructor(options: { maxColumns?: number; capacity?: number } = {}) {
     this.maxColumns = options.maxColumns ?? Infinity;
+    this.#hint = options.capacity ?? 0;
   }
 
   /** Committed columns (the L of `[B, Hkv, L, hd]`). */
@@ -249,7 +254,8 @@ export class KVLayerState implements MixerState {
     // A new buffer: the committed prefix, the new columns and (in place only) room to grow.
     const room = need + MIN_CACHE_CAPACITY;
     const limit = need <= this.maxColumns ? this.maxColumns : room;
-    const cap = inPlace ? Math.min(Math.max(room, 2 * this.capacity), limit) : need;
+    const first = this.#k === null && this.#hint >= need;
+    const cap = !inPlace ? need : first ? this.#hint : Math.min(Math.max(room, 2 * this.capacity), limit);
     const build = (old: Tensor4D | null, cols: Tensor4D): Tensor4D => {
       const parts: Tensor4D[] = [];
       if (old && this.#length > 0) parts.push(tf.slice(old, [0, 0, 0, 0], [-1, -1, this.#length, -1]));
@@ -407,8 +413,8 @@ function attentionMixer(config: DecoderConfig, params: Map<string, Variable>, la
       });
       return state ? { out, update: { appended: k.shape[2] } } : { out };
     },
-    createState() {
-      return new KVLayerState({ maxColumns: config.maxPositions });
+    createState(_batchSize, options) {
+      return new KVLayerState({ maxColumns: config.maxPositions, capacity: options?.capacity });
     },
   };
 }

@@ -256,8 +256,8 @@ export interface CausalLM {
   readonly hookNames: string[];
   /** One forward pass; `ids` is an int32 [batch, time] tensor or plain numbers (`[[1, 2, 3]]`, typed arrays). */
   forward(ids: ModelInputIds, options?: ForwardOptions): ForwardResult;
-  /** A fresh, empty cache for `batchSize` rows. */
-  createCache(batchSize: number): KVCacheLike;
+  /** A fresh, empty cache for `batchSize` rows (`capacity`: positions expected, a preallocation hint). */
+  createCache(batchSize: number, options?: { capacity?: number }): KVCacheLike;
   /** Trainable parameters by canonical name. */
   parameters(): Map<string, Variable>;
   /** Frees the weights. */

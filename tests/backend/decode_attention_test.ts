@@ -4,7 +4,7 @@
  * against their source; and the preallocated KV cache in generation: the fast path runs, decoding equals
  * the cpu reference, a cache grows by doubling, a rewind moves only the length, nothing leaks.
  */
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import {
   decodeAttention,
@@ -262,4 +262,26 @@ Deno.test("KV cache[webgpu]: generation through the in-place cache and WGSL kern
     while (same < 90 && got.rows[b].tokens[same] === ref.rows[b].tokens[same]) same++;
     assert(same >= 60, `row ${b}: webgpu and cpu part after ${same} of 90 tokens`);
   }
+});
+
+Deno.test("KVLayerState: a capacity hint is reserved at the first forward; createCache checks it", async () => {
+  await useBackend("wasm");
+  const s = new KVLayerState({ capacity: 200, maxColumns: 256 });
+  const col = tf.ones([1, 1, 3, 4]) as tf.Tensor4D;
+  tf.tidy(() => {
+    s.append(col, col);
+  });
+  s.commit({ appended: 3 });
+  assertEquals(s.capacity, 200);
+  s.dispose();
+  col.dispose();
+  const m = tinyModel(tinyRotaryConfig(small), 3);
+  assertThrows(() => m.createCache(1, { capacity: 0 }), Error, "capacity must be a positive integer");
+  const cache = m.createCache(2, { capacity: 50 });
+  const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]], undefined, "int32");
+  const r = m.forward(x, { cache });
+  tf.dispose([x, r.logits, r.hidden, r.residual]);
+  assertEquals((cache.layerState(0) as KVLayerState).capacity, 50);
+  cache.dispose();
+  m.dispose();
 });
