@@ -401,7 +401,7 @@ function attentionMixer(config: DecoderConfig, params: Map<string, Variable>, la
     forward(x, ctx) {
       const fire = ctx.fire;
       const state = ctx.state as KVLayerState | null;
-      const { out, k } = causalSelfAttention(x, w, {
+      const { out, k, pattern } = causalSelfAttention(x, w, {
         nHeads: config.nHeads,
         nKvHeads: config.nKvHeads,
         headDim: config.headDim,
@@ -411,6 +411,9 @@ function attentionMixer(config: DecoderConfig, params: Map<string, Variable>, la
         dropout: ctx.dropout,
         hook: fire ? (point, t) => fire(names[point], layer, t) : undefined,
       });
+      // The pattern ([B, H, T, L]) is not used past this point (without hooks, nothing else holds it); freeing it now keeps a
+      // long prefill from holding one per layer until the forward ends.
+      if (!fire) pattern?.dispose();
       return state ? { out, update: { appended: k.shape[2] } } : { out };
     },
     createState(_batchSize, options) {
