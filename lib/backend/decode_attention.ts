@@ -17,6 +17,7 @@ import { tf } from "../deps.ts";
 import type { Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
+import { decodeAttentionCall, type KernelArgs, stockKernel } from "./stock_kernels.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -89,14 +90,13 @@ function instantiate(be: WasmBackend): Kernels {
   return kernels;
 }
 
-function stockKernel(
-  name: string,
-): (args: { inputs: object; backend: unknown; attrs?: object }) => TensorInfo {
-  const k = tf.getKernel(name, "wasm");
-  if (!k) throw new Error(`decodeAttention: wasm kernel ${name} is not registered`);
-  return k.kernelFunc as unknown as (
-    args: { inputs: object; backend: unknown; attrs?: object },
-  ) => TensorInfo;
+/**
+ * Calls `f` once per (row, key/value head) group: `head` is the group's first query head (b·H + j·G) and `kv`
+ * its key/value block (b·Hkv + j); the G query heads of a group are contiguous.
+ */
+function eachGroup(b: number, h: number, hkv: number, f: (head: number, kv: number) => void): void {
+  const g = h / hkv;
+  for (let r = 0; r < b; r++) for (let j = 0; j < hkv; j++) f(r * h + j * g, r * hkv + j);
 }
 
 function offset(be: WasmBackend, t: TensorInfo): number {
@@ -110,13 +110,10 @@ function offset(be: WasmBackend, t: TensorInfo): number {
  * attrs `length` (columns attended) and `scale`. Returns z `[B, H, hd]`.
  */
 function decodeAttentionKernel(
-  args: { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: Record<string, unknown> },
+  args: KernelArgs,
 ): TensorInfo {
   const be = args.backend as WasmBackend;
-  const { q, k, v, mask } = args.inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; mask?: TensorInfo };
-  const length = args.attrs!.length as number, scale = args.attrs!.scale as number;
-  const [b, h, hd] = q.shape;
-  const [, hkv, cap] = k.shape;
+  const { q, k, v, mask, length, scale, b, h, hd, hkv, cap } = decodeAttentionCall(args);
   const g = h / hkv;
   const mod = instantiate(be);
   const temps: TensorInfo[] = [];
@@ -124,48 +121,35 @@ function decodeAttentionKernel(
     const scores = be.makeOutput([b, h, length], "float32");
     temps.push(scores);
     const qo = offset(be, q), ko = offset(be, k), vo = offset(be, v), so = offset(be, scores);
-    for (let r = 0; r < b; r++) {
-      for (let j = 0; j < hkv; j++) {
-        const head = r * h + j * g;
-        mod.scores(
-          qo + head * hd * 4,
-          ko + (r * hkv + j) * cap * hd * 4,
-          so + head * length * 4,
-          length,
-          hd,
-          g,
-          scale,
-        );
-      }
-    }
+    eachGroup(
+      b,
+      h,
+      hkv,
+      (head, kv) =>
+        mod.scores(qo + head * hd * 4, ko + kv * cap * hd * 4, so + head * length * 4, length, hd, g, scale),
+    );
     let logits = scores;
     if (mask) {
-      logits = stockKernel("Add")({ inputs: { a: scores, b: mask }, backend: be });
+      logits = stockKernel("Add", "wasm")({ inputs: { a: scores, b: mask }, backend: be });
       temps.push(logits);
     }
-    const flat = stockKernel("Reshape")({
+    const flat = stockKernel("Reshape", "wasm")({
       inputs: { x: logits },
       backend: be,
       attrs: { shape: [b * h, length] },
     });
     temps.push(flat);
-    const p = stockKernel("Softmax")({ inputs: { logits: flat }, backend: be, attrs: { dim: 1 } }); // stock wasm Softmax needs a non-negative axis
+    const p = stockKernel("Softmax", "wasm")({ inputs: { logits: flat }, backend: be, attrs: { dim: 1 } }); // stock wasm Softmax needs a non-negative axis
     temps.push(p);
     const z = be.makeOutput([b, h, hd], "float32");
     const po = offset(be, p), zo = offset(be, z);
-    for (let r = 0; r < b; r++) {
-      for (let j = 0; j < hkv; j++) {
-        const head = r * h + j * g;
-        mod.values(
-          po + head * length * 4,
-          vo + (r * hkv + j) * cap * hd * 4,
-          zo + head * hd * 4,
-          length,
-          hd,
-          g,
-        );
-      }
-    }
+    eachGroup(
+      b,
+      h,
+      hkv,
+      (head, kv) =>
+        mod.values(po + head * length * 4, vo + kv * cap * hd * 4, zo + head * hd * 4, length, hd, g),
+    );
     return z;
   } finally {
     for (const t of temps) be.disposeData(t.dataId);

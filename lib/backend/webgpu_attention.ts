@@ -7,7 +7,8 @@
  * @module
  * @internal Used inside the library; not part of the stable API.
  */
-import { tf } from "../deps.ts";
+import type { tf } from "../deps.ts";
+import { decodeAttentionCall, type KernelArgs, stockKernel } from "./stock_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 
@@ -75,26 +76,15 @@ const VALUES = `
         }
         result[index] = z;`;
 
-function stock(name: string): (args: { inputs: object; backend: unknown; attrs?: object }) => TensorInfo {
-  const k = tf.getKernel(name, "webgpu");
-  if (!k) throw new Error(`decodeAttention: webgpu kernel ${name} is not registered`);
-  return k.kernelFunc as unknown as (
-    args: { inputs: object; backend: unknown; attrs?: object },
-  ) => TensorInfo;
-}
-
 /**
  * The webgpu kernel: q `[B, H, hd]`, k and v `[B, Hkv, C, hd]`, optional additive mask `[B, 1, length]`;
  * attrs `length` and `scale`. Returns z `[B, H, hd]`.
  */
 export function webgpuDecodeAttentionKernel(
-  args: { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: Record<string, unknown> },
+  args: KernelArgs,
 ): TensorInfo {
   const be = args.backend as WebGPUBackend;
-  const { q, k, v, mask } = args.inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; mask?: TensorInfo };
-  const length = args.attrs!.length as number, scale = args.attrs!.scale as number;
-  const [b, h, hd] = q.shape;
-  const [, hkv, cap] = k.shape;
+  const { q, k, v, mask, length, scale, b, h, hd, hkv, cap } = decodeAttentionCall(args);
   const uniforms = [
     ...[h, h / hkv, hkv, cap, hd, length].map((x) => ({ type: "int32", data: [x] })),
     { type: "float32", data: [scale] },
@@ -110,14 +100,22 @@ export function webgpuDecodeAttentionKernel(
     temps.push(scores);
     let logits = scores;
     if (mask) {
-      const s3 = stock("Reshape")({ inputs: { x: scores }, backend: be, attrs: { shape: [b, h, length] } });
+      const s3 = stockKernel("Reshape", "webgpu")({
+        inputs: { x: scores },
+        backend: be,
+        attrs: { shape: [b, h, length] },
+      });
       temps.push(s3);
-      const masked = stock("Add")({ inputs: { a: s3, b: mask }, backend: be });
+      const masked = stockKernel("Add", "webgpu")({ inputs: { a: s3, b: mask }, backend: be });
       temps.push(masked);
-      logits = stock("Reshape")({ inputs: { x: masked }, backend: be, attrs: { shape: [b * h, length] } });
+      logits = stockKernel("Reshape", "webgpu")({
+        inputs: { x: masked },
+        backend: be,
+        attrs: { shape: [b * h, length] },
+      });
       temps.push(logits);
     }
-    const p = stock("Softmax")({ inputs: { logits }, backend: be, attrs: { dim: 1 } });
+    const p = stockKernel("Softmax", "webgpu")({ inputs: { logits }, backend: be, attrs: { dim: 1 } });
     temps.push(p);
     const z = be.runWebGPUProgram(
       program("coherenceDecodeValues", ["p", "v"], [b * h, hd], VALUES),
@@ -126,7 +124,7 @@ export function webgpuDecodeAttentionKernel(
       uniforms,
     );
     temps.push(z);
-    return stock("Reshape")({ inputs: { x: z }, backend: be, attrs: { shape: [b, h, hd] } });
+    return stockKernel("Reshape", "webgpu")({ inputs: { x: z }, backend: be, attrs: { shape: [b, h, hd] } });
   } finally {
     for (const t of temps) be.disposeData(t.dataId);
   }

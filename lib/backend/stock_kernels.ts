@@ -1,0 +1,67 @@
+/**
+ * The stock tfjs kernel functions, for the adapter's own kernels that call them on `TensorInfo`s.
+ *
+ * @module
+ * @internal Used inside the library; not part of the stable API.
+ */
+import { tf } from "../deps.ts";
+
+/** A kernel function as the registry holds it. */
+export type StockKernel = (
+  args: { inputs: object; backend: unknown; attrs?: object },
+) => tf.TensorInfo;
+
+/** The registered kernel `name` of `backend`; throws when it is missing. */
+export function stockKernel(name: string, backend: string): StockKernel {
+  const k = tf.getKernel(name, backend);
+  if (!k) throw new Error(`decodeAttention: ${backend} kernel ${name} is not registered`);
+  return k.kernelFunc as unknown as StockKernel;
+}
+
+/** What the registry passes a kernel. */
+export interface KernelArgs {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}
+
+/** The inputs, attributes and sizes of a `CoherenceDecodeAttention` call (every backend's kernel). */
+export interface DecodeAttentionCall {
+  q: tf.TensorInfo;
+  k: tf.TensorInfo;
+  v: tf.TensorInfo;
+  mask?: tf.TensorInfo;
+  length: number;
+  scale: number;
+  /** Rows, query heads, head width, key/value heads, cache capacity. */
+  b: number;
+  h: number;
+  hd: number;
+  hkv: number;
+  cap: number;
+}
+
+/** Unpacks a decode-attention kernel call: q `[B, H, hd]`, k and v `[B, Hkv, C, hd]`, mask, length, scale. */
+export function decodeAttentionCall(args: KernelArgs): DecodeAttentionCall {
+  const { q, k, v, mask } = args.inputs as {
+    q: tf.TensorInfo;
+    k: tf.TensorInfo;
+    v: tf.TensorInfo;
+    mask?: tf.TensorInfo;
+  };
+  const [b, h, hd] = q.shape;
+  const [, hkv, cap] = k.shape;
+  return {
+    q,
+    k,
+    v,
+    mask,
+    length: args.attrs!.length as number,
+    scale: args.attrs!.scale as number,
+    b,
+    h,
+    hd,
+    hkv,
+    cap,
+  };
+}
