@@ -71,14 +71,18 @@ export async function benchTfjs(
   steps: number,
 ): Promise<TrainBenchRow> {
   const trainer = benchTrainer(size, batch, block);
-  let failed = false;
+  const release = () => {
+    trainer.dispose();
+    trainer.model.dispose();
+  };
+  let row: TrainBenchRow;
   try {
     for (let i = 0; i < 2; i++) await trainer.trainStep();
     const t0 = performance.now();
     let loss = NaN;
     for (let i = 0; i < steps; i++) loss = (await trainer.trainStep()).loss;
     const secs = (performance.now() - t0) / 1000;
-    return {
+    row = {
       impl: `tfjs-${tf.getBackend()}`,
       size,
       params: countParameters(trainer.model.config),
@@ -90,17 +94,14 @@ export async function benchTfjs(
       loss,
     };
   } catch (e) {
-    failed = true;
-    throw e;
-  } finally {
     // After a full wasm heap disposing fails too: keep the first (explained) error.
     try {
-      trainer.dispose();
-      trainer.model.dispose();
-    } catch (e) {
-      if (!failed) throw e;
-    }
+      release();
+    } catch { /* the backend is unusable; the error below says so */ }
+    throw e;
   }
+  release();
+  return row;
 }
 
 /** The same model and step in PyTorch (printed JSON rows); run by {@linkcode benchTorch}. */
