@@ -11,7 +11,7 @@
  * import { initBackend } from "../backend/backend.ts";
  * await initBackend({ backend: "cpu" });
  * const { model, tokenizer, step } = await loadTrainedModel("data/models/shakespeare-char");
- * assert.equal(step, 1000); // the step of the checkpoint it loaded
+ * assert.equal(step, 2000); // the step of the checkpoint it loaded
  * assert.equal(tokenizer.vocabSize, 65); // the characters of tiny Shakespeare
  * model.dispose();
  * ```
