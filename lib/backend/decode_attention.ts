@@ -17,7 +17,7 @@ import { tf } from "../deps.ts";
 import type { Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
-import { decodeAttentionCall, type KernelArgs, stockKernel } from "./stock_kernels.ts";
+import { decodeAttentionCall, type KernelArgs, maskedSoftmax } from "./stock_kernels.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -128,19 +128,7 @@ function decodeAttentionKernel(
       (head, kv) =>
         mod.scores(qo + head * hd * 4, ko + kv * cap * hd * 4, so + head * length * 4, length, hd, g, scale),
     );
-    let logits = scores;
-    if (mask) {
-      logits = stockKernel("Add", "wasm")({ inputs: { a: scores, b: mask }, backend: be });
-      temps.push(logits);
-    }
-    const flat = stockKernel("Reshape", "wasm")({
-      inputs: { x: logits },
-      backend: be,
-      attrs: { shape: [b * h, length] },
-    });
-    temps.push(flat);
-    const p = stockKernel("Softmax", "wasm")({ inputs: { logits: flat }, backend: be, attrs: { dim: 1 } }); // stock wasm Softmax needs a non-negative axis
-    temps.push(p);
+    const p = maskedSoftmax(be, "wasm", scores, mask, { b, h, length }, temps);
     const z = be.makeOutput([b, h, hd], "float32");
     const po = offset(be, p), zo = offset(be, z);
     eachGroup(
@@ -272,11 +260,11 @@ export function writeColumnsInPlace(buf: Tensor4D, src: Tensor4D, at: number): b
     const bd = be.data.get(buf.dataId), sd = be.data.get(src.dataId);
     if (!(bd?.values instanceof Float32Array) || !(sd?.values instanceof Float32Array)) return false;
     if ((bd.refCount ?? 1) > 1) return false;
+    if (bd.values === sd.values) return false; // the same memory cannot be both
     dst = bd.values;
     from = sd.values;
-    d0 = bd.values === sd.values ? NaN : 0; // the same memory cannot be both
+    d0 = 0;
     s0 = 0;
-    if (Number.isNaN(d0)) return false;
   } else if (name === "webgpu") {
     return writeColumnsWebGPU(buf, src, at);
   } else {

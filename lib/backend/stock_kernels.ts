@@ -65,3 +65,41 @@ export function decodeAttentionCall(args: KernelArgs): DecodeAttentionCall {
     cap,
   };
 }
+
+/**
+ * softmax(scores + mask) over the last axis with `backend`'s stock kernels: `scores` holds `[B·H, L]`
+ * values (any shape of that size), `mask` is an additive `[B, 1, L]` or absent. Returns `[B·H, L]`;
+ * intermediates go to `temps` for the caller to dispose.
+ */
+export function maskedSoftmax(
+  be: unknown,
+  backend: string,
+  scores: tf.TensorInfo,
+  mask: tf.TensorInfo | undefined,
+  dims: { b: number; h: number; length: number },
+  temps: tf.TensorInfo[],
+): tf.TensorInfo {
+  const { b, h, length } = dims;
+  const reshape = (x: tf.TensorInfo, shape: number[]) => {
+    const r = stockKernel("Reshape", backend)({ inputs: { x }, backend: be, attrs: { shape } });
+    temps.push(r);
+    return r;
+  };
+  let logits = scores;
+  if (mask) {
+    const masked = stockKernel("Add", backend)({
+      inputs: { a: reshape(scores, [b, h, length]), b: mask },
+      backend: be,
+    });
+    temps.push(masked);
+    logits = masked;
+  }
+  // Stock wasm Softmax needs a non-negative axis.
+  const p = stockKernel("Softmax", backend)({
+    inputs: { logits: reshape(logits, [b * h, length]) },
+    backend: be,
+    attrs: { dim: 1 },
+  });
+  temps.push(p);
+  return p;
+}

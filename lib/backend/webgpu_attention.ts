@@ -8,7 +8,7 @@
  * @internal Used inside the library; not part of the stable API.
  */
 import type { tf } from "../deps.ts";
-import { decodeAttentionCall, type KernelArgs, stockKernel } from "./stock_kernels.ts";
+import { decodeAttentionCall, type KernelArgs, maskedSoftmax, stockKernel } from "./stock_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 
@@ -98,25 +98,7 @@ export function webgpuDecodeAttentionKernel(
       uniforms,
     );
     temps.push(scores);
-    let logits = scores;
-    if (mask) {
-      const s3 = stockKernel("Reshape", "webgpu")({
-        inputs: { x: scores },
-        backend: be,
-        attrs: { shape: [b, h, length] },
-      });
-      temps.push(s3);
-      const masked = stockKernel("Add", "webgpu")({ inputs: { a: s3, b: mask }, backend: be });
-      temps.push(masked);
-      logits = stockKernel("Reshape", "webgpu")({
-        inputs: { x: masked },
-        backend: be,
-        attrs: { shape: [b * h, length] },
-      });
-      temps.push(logits);
-    }
-    const p = stockKernel("Softmax", "webgpu")({ inputs: { logits }, backend: be, attrs: { dim: 1 } });
-    temps.push(p);
+    const p = maskedSoftmax(be, "webgpu", scores, mask, { b, h, length }, temps);
     const z = be.runWebGPUProgram(
       program("coherenceDecodeValues", ["p", "v"], [b * h, hd], VALUES),
       [p, v],
