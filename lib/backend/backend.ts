@@ -6,6 +6,7 @@
 import { checkChoice, checkOptionKeys } from "../options.ts";
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
 import { installWasmMatMul, uninstallWasmMatMul } from "./wasm_matmul.ts";
+import { installWebGPUMatMul, uninstallWebGPUMatMul } from "./webgpu_matmul.ts";
 
 /**
  * The backends the library knows how to start.
@@ -45,14 +46,43 @@ export interface InitBackendOptions {
    * (or the environment variable `COHERENCE_WASM_MATMUL=stock`) keeps tfjs' stock kernels.
    */
   wasmMatMul?: boolean;
+  /**
+   * On webgpu, use our WGSL kernels (`./webgpu_matmul.ts` for every matmul; fused norms and attention where
+   * the model code asks for them). Default true; false (or `COHERENCE_WEBGPU_KERNELS=stock`) keeps tfjs'
+   * stock kernels, for comparison.
+   */
+  webgpuKernels?: boolean;
 }
 
-function envStockMatMul(): boolean {
+function envIs(name: string, value: string): boolean {
   try {
-    return Deno.env.get("COHERENCE_WASM_MATMUL") === "stock";
+    return Deno.env.get(name) === value;
   } catch {
     return false; // no env permission
   }
+}
+
+function envStockMatMul(): boolean {
+  return envIs("COHERENCE_WASM_MATMUL", "stock");
+}
+
+let webgpuKernels = true;
+
+/**
+ * Whether our own webgpu kernels are switched on (the `webgpuKernels` option of {@linkcode initBackend}).
+ * The fused norm and attention paths ask this before they run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { webgpuKernelsEnabled } from "./backend.ts";
+ * assert.equal(typeof webgpuKernelsEnabled(), "boolean");
+ * ```
+ *
+ * @category Backend
+ */
+export function webgpuKernelsEnabled(): boolean {
+  return webgpuKernels;
 }
 
 let current: BackendInfo | undefined;
@@ -121,7 +151,7 @@ async function trySet(name: BackendName): Promise<boolean> {
  * @category Backend
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
-  checkOptionKeys(options, ["backend", "verbose", "wasmMatMul"], "initBackend");
+  checkOptionKeys(options, ["backend", "verbose", "wasmMatMul", "webgpuKernels"], "initBackend");
   const want = checkChoice(options.backend ?? "auto", ["auto", "webgpu", "wasm", "cpu"], "backend");
   // PROD silences tfjs' console chatter (the "running in Node.js" banner, platform notices).
   tf.env().set("PROD", true);
@@ -140,6 +170,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       if (isSoftwareAdapter(adapter)) {
         notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: correct but very slow`);
       }
+      webgpuKernels = options.webgpuKernels ?? !envIs("COHERENCE_WEBGPU_KERNELS", "stock");
+      if (webgpuKernels) installWebGPUMatMul();
+      else uninstallWebGPUMatMul();
       if (await trySet("webgpu")) {
         info = {
           name: "webgpu",
