@@ -5,10 +5,12 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
+import { fusedLayerNorm, fusedRmsNorm } from "../backend/webgpu_norm.ts";
 
 /**
  * LayerNorm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`, with the biased
- * (population) variance that `torch.nn.LayerNorm` uses.
+ * (population) variance that `torch.nn.LayerNorm` uses. On webgpu this is one fused kernel (with an analytic
+ * gradient) where the weight and bias are `[width]` float32; elsewhere the stock ops below.
  *
  * @example
  * ```ts
@@ -28,6 +30,8 @@ export function layerNorm<T extends Tensor>(
   bias: Tensor | undefined,
   eps: number,
 ): T {
+  const fused = fusedLayerNorm(x, weight, bias, eps); // null off webgpu: the stock ops, unchanged
+  if (fused) return fused;
   return tf.tidy(() => {
     const mean = tf.mean(x, -1, true);
     const centred = tf.sub(x, mean);
@@ -38,7 +42,8 @@ export function layerNorm<T extends Tensor>(
 }
 
 /**
- * RMSNorm over the last axis: `x * rsqrt(mean(x^2) + eps) * weight` (no centring, no bias).
+ * RMSNorm over the last axis: `x * rsqrt(mean(x^2) + eps) * weight` (no centring, no bias). On webgpu
+ * this is one fused kernel (with an analytic gradient) where the weight is `[width]` float32.
  *
  * @example
  * ```ts
@@ -53,6 +58,8 @@ export function layerNorm<T extends Tensor>(
  * @category NN
  */
 export function rmsNorm<T extends Tensor>(x: T, weight: Tensor, eps: number): T {
+  const fused = fusedRmsNorm(x, weight, eps); // null off webgpu: the stock ops, unchanged
+  if (fused) return fused;
   return tf.tidy(() => {
     const ms = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as T;
