@@ -229,7 +229,33 @@ export interface GenerateOptions {
   prefillChunk?: number;
   /** Turns ids into text for the trace's display. */
   decode?: (ids: number[]) => string;
+  /**
+   * A device-resident decode loop for throughput: the device samples each token and feeds it to the next
+   * forward, and the host reads each step's small packed result (token, log-probabilities, cosim) `lag`
+   * steps behind (default {@linkcode RESIDENT_LAG}), so no readback blocks the device: one readback per
+   * step, up to `lag + 1` in flight. Same tokens as the ordinary loop for the same seeds (the host draws
+   * the same uniforms; the device sampler matches the host one). Rows that hit a stop token are known
+   * `lag` steps late; the steps run past it are discarded. It takes no callbacks, probes, hooks or
+   * teacher forcing (nothing that needs the host inside a step), and every row ends at the context of the
+   * longest prompt. `true` = `{ lag: RESIDENT_LAG }`.
+   */
+  resident?: boolean | { lag?: number };
 }
+
+/**
+ * Steps the host reads behind the device in the resident loop by default: on Deno every readback waits at
+ * least 10 ms, so a few in flight keep a fast device busy.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RESIDENT_LAG } from "./generate.ts";
+ * assert.equal(RESIDENT_LAG, 4);
+ * ```
+ *
+ * @category Generation
+ */
+export const RESIDENT_LAG = 4;
 
 /**
  * A running generation: an async iterator of steps with the live {@linkcode GenerationTrace}.
@@ -291,6 +317,7 @@ const GENERATE_OPTION_KEYS = [
   "padTokenId",
   "prefillChunk",
   "decode",
+  "resident",
 ] as const;
 
 /** Scores of a whole-prompt forward past which the prefill is chunked (bytes), and a chunk's target. */
@@ -484,7 +511,8 @@ export function generate(
     returnHidden: !!options.returnHidden,
     decode: options.decode,
   }, seeds);
-  const iterator = runLoop(model, rowsPrompts, options, {
+  const lag = residentLag(options);
+  const iterator = (lag === null ? runLoop : residentLoop(lag))(model, rowsPrompts, options, {
     B,
     V,
     seeds,
@@ -550,6 +578,256 @@ function disposeCurrent(c: Current | null): void {
   c.logits.dispose();
   c.hidden.dispose();
   for (const a of c.activations.values()) a.dispose();
+}
+
+/** The resident loop's lag, null for the ordinary loop; throws on options it cannot honour. */
+function residentLag(options: GenerateOptions): number | null {
+  const r = options.resident;
+  if (r === undefined || r === false) return null;
+  if (r !== true && (typeof r !== "object" || r === null)) {
+    throw new TypeError(`generate: resident must be true, false or { lag }, got ${JSON.stringify(r)}`);
+  }
+  if (r !== true) checkOptionKeys(r, ["lag"], "generate: resident");
+  const lag = r === true ? RESIDENT_LAG : r.lag ?? RESIDENT_LAG;
+  if (!(Number.isInteger(lag) && lag >= 0 && lag <= 64)) {
+    throw new RangeError(`generate: resident.lag must be an integer in [0, 64], got ${lag}`);
+  }
+  const host = [
+    ["onStep", options.onStep],
+    ["policies", options.policies?.length ? options.policies : undefined],
+    ["probes", options.probes?.length ? options.probes : undefined],
+    ["hooks", Object.keys(options.hooks ?? {}).length ? options.hooks : undefined],
+    ["forceTokens", options.forceTokens],
+  ].filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (host.length) {
+    throw new Error(
+      `generate: resident decoding takes no ${host.join(", ")} (they need the host inside every step); ` +
+        "drop them or drop resident",
+    );
+  }
+  return lag;
+}
+
+/**
+ * The resident loop (see {@linkcode GenerateOptions.resident}): sampling, feeding and the packed step
+ * result stay on the device; the host only draws uniforms ahead and reads results `lag` steps behind.
+ */
+function residentLoop(lag: number) {
+  return async function* (
+    model: CausalLM,
+    prompts: number[][],
+    options: GenerateOptions,
+    s: LoopSetup,
+  ): AsyncGenerator<GenerationStep, void, undefined> {
+    const { B, V, trace } = s;
+    const maxNew = options.maxNewTokens;
+    const maxPositions = model.config.maxPositions;
+    const source = options.hiddenSource ?? "postNorm";
+    const returnHidden = !!options.returnHidden;
+    const stops = perRowStops(options.stopTokens, B);
+    const width = widthOf(prompts);
+    // Token t of a row comes from the forward after t fed columns: the cache must hold width + t - 1.
+    const steps = Math.min(maxNew, maxPositions - width + 1);
+    const rngs = prompts.map((_, b) => options.seeds ? new Prng(s.seeds[b]) : new Prng(options.seed ?? 0, b));
+    const finished = new Array<boolean>(B).fill(false);
+    const sampler = new TokenSampler(B, V, s.rowParams, { path: "device" });
+    let cache: KVCacheLike | null = null;
+    let cur: Current | null = null;
+    let prev: tf.Tensor2D | null = null;
+    let tokens: tf.Tensor1D | null = null;
+    let history: tf.Tensor2D | null = null;
+    const pending: { step: number; packed: tf.Tensor2D; data: Promise<Float32Array> }[] = [];
+    let heapFailed = false;
+    try {
+      const tPrefill = performance.now();
+      cache = model.createCache(B, { capacity: Math.min(width + maxNew, maxPositions) });
+      cur = prefill(model, prompts, cache, { lastOnly: true }, options, false, source);
+      if (sampler.usesRepetitionPenalty) {
+        const idx = prompts.flatMap((p, b) => p.flatMap((id) => [b, id]));
+        history = tf.tidy(() =>
+          tf.scatterND(tf.tensor2d(idx, [idx.length / 2, 2], "int32"), tf.ones([idx.length / 2]), [
+            B,
+            V,
+          ]) as tf.Tensor2D
+        );
+      }
+      trace.stats.prefillMs = performance.now() - tPrefill;
+      const tDecode = performance.now();
+      let launched = 0;
+      for (let step = 0; step < steps; step++) {
+        // Launch until `lag` steps are ahead of the one the host reads next.
+        while (launched < steps && pending.length <= lag && !finished.every((f) => f)) {
+          const uniforms = new Float32Array(B);
+          finished.forEach((f, b) => {
+            if (!f) uniforms[b] = rngs[b].nextFloat();
+          });
+          const c = cur!;
+          const packed = tf.tidy(() => {
+            const out = sampler.sample(c.logits, uniforms, history ?? undefined);
+            const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
+            const cols: tf.Tensor[] = [
+              out.tokens.toFloat().reshape([B, 1]),
+              out.logprobs.reshape([B, 1]),
+              out.sampledLogprobs.reshape([B, 1]),
+              cos.reshape([B, 1]),
+            ];
+            if (returnHidden) cols.push(c.hidden);
+            tokens?.dispose();
+            tokens = tf.keep(out.tokens);
+            if (history) {
+              const next = tf.keep(history.add(tf.oneHot(out.tokens, V).toFloat()) as tf.Tensor2D);
+              history.dispose();
+              history = next;
+            }
+            return tf.concat(cols, 1) as tf.Tensor2D;
+          });
+          pending.push({ step: launched, packed, data: packed.data() as Promise<Float32Array> });
+          launched++;
+          if (launched < steps) {
+            const ids = tokens!.reshape([B, 1]) as tf.Tensor2D;
+            let res: ForwardResult;
+            try {
+              res = model.forward(ids, { cache: cache!, lastOnly: true });
+            } finally {
+              ids.dispose();
+            }
+            prev?.dispose();
+            prev = c.hidden;
+            c.logits.dispose();
+            cur = takeLast(res, source);
+          }
+        }
+        const p = pending.shift();
+        if (!p) break;
+        let data: Float32Array;
+        try {
+          data = await p.data;
+        } finally {
+          p.packed.dispose();
+        }
+        trace.stats.readbacks++;
+        const k = data.length / B;
+        const stepRows: GenerationStepRow[] = [];
+        for (let b = 0; b < B; b++) {
+          if (finished[b]) continue;
+          const t = trace.rows[b], o = b * k, token = data[o], index = t.tokens.length;
+          const cosim = index === 0 ? NaN : data[o + 3];
+          const hidden = returnHidden ? data.slice(o + 4, o + k) : undefined;
+          t.tokens.push(token);
+          t.logprobs.push(data[o + 1]);
+          t.sampledLogprobs.push(data[o + 2]);
+          t.cosims.push(cosim);
+          if (hidden) t.hiddens!.push(hidden);
+          trace.stats.tokensProduced++;
+          const reason: FinishReason | null = stops[b].has(token)
+            ? "stop"
+            : t.tokens.length >= maxNew
+            ? "length"
+            : t.tokens.length >= steps
+            ? "context"
+            : null;
+          if (reason) {
+            finished[b] = true;
+            t.finishReason = reason;
+          }
+          stepRows.push({
+            row: b,
+            t: index,
+            position: prompts[b].length + index,
+            token,
+            logprob: data[o + 1],
+            sampledLogprob: data[o + 2],
+            cosim,
+            probes: {},
+            ...(hidden ? { hidden } : {}),
+            afterRewind: false,
+            finished: finished[b],
+            ...(reason ? { finishReason: reason } : {}),
+          });
+        }
+        trace.stats.steps = p.step + 1;
+        trace.stats.decodeMs = performance.now() - tDecode;
+        yield { step: p.step, rows: stepRows };
+        if (finished.every((f) => f)) break;
+      }
+    } catch (e) {
+      heapFailed = isWasmHeapError(e);
+      throw explainWasmHeapError(e, "generate");
+    } finally {
+      const release = async () => {
+        // Readbacks still in flight finish before their tensors go.
+        for (const p of pending) {
+          await p.data.catch(() => {});
+          p.packed.dispose();
+        }
+        disposeCurrent(cur);
+        prev?.dispose();
+        (tokens as tf.Tensor | null)?.dispose();
+        (history as tf.Tensor | null)?.dispose();
+        cache?.dispose();
+      };
+      if (heapFailed) {
+        try {
+          await release();
+        } catch { /* the backend is unusable; the error above says so */ }
+      } else await release();
+      sampler.dispose();
+    }
+  };
+}
+
+function widthOf(prompts: number[][]): number {
+  return Math.max(...prompts.map((p) => p.length));
+}
+
+/**
+ * The prefill both loops share: left-pads ragged prompts (the mask is passed only when needed: it costs
+ * the model a readback), feeds them through `cache` in chunks where the scores would be large, and returns
+ * the last position's logits and hidden.
+ */
+function prefill(
+  model: CausalLM,
+  prompts: number[][],
+  cache: KVCacheLike,
+  forwardOptions: { hooks?: Hooks; capture?: string[]; lastOnly: boolean },
+  options: GenerateOptions,
+  capturing: boolean,
+  source: "postNorm" | "preNorm",
+): Current {
+  const B = prompts.length;
+  const width = widthOf(prompts);
+  let cur: Current | null = null;
+  const ragged = prompts.some((p) => p.length !== width);
+  const pad = options.padTokenId ?? 0;
+  const ids = new Int32Array(B * width).fill(pad);
+  const mask = new Float32Array(B * width);
+  prompts.forEach((p, b) => {
+    ids.set(p, b * width + width - p.length);
+    mask.fill(1, b * width + width - p.length, (b + 1) * width);
+  });
+  const hooked = Object.keys(options.hooks ?? {}).length > 0 || capturing;
+  const chunk = prefillChunkSize(B, model.config.nHeads, width, options.prefillChunk, hooked);
+  for (let start = 0; start < width; start += chunk) {
+    const end = Math.min(width, start + chunk), n = end - start;
+    const part = (a: Int32Array | Float32Array) => {
+      const out = new (a.constructor as Int32ArrayConstructor | Float32ArrayConstructor)(B * n);
+      for (let b = 0; b < B; b++) out.set(a.subarray(b * width + start, b * width + end), b * n);
+      return out;
+    };
+    const idsT = tf.tensor2d(chunk === width ? ids : part(ids), [B, n], "int32");
+    const maskT = ragged ? tf.tensor2d(chunk === width ? mask : part(mask), [B, n]) : undefined;
+    try {
+      const res = model.forward(idsT, { ...forwardOptions, cache, attentionMask: maskT });
+      if (end < width) {
+        tf.dispose([res.logits, res.hidden, res.residual, ...Object.values(res.aux ?? {})]);
+        tf.dispose(Object.values(res.metrics ?? {}));
+      } else cur = takeLast(res, source);
+    } finally {
+      idsT.dispose();
+      maskT?.dispose();
+    }
+  }
+  return cur!;
 }
 
 async function* runLoop(
@@ -682,41 +960,10 @@ async function* runLoop(
   }
 
   try {
-    // Prefill: left-pad ragged prompts; the mask is passed only when needed (it costs the model a readback).
     const tPrefill = performance.now();
-    const width = Math.max(...prompts.map((p) => p.length));
     // Prompt + new tokens, capped at the context: the cache reserves it once (rewinds only reuse columns).
-    cache = model.createCache(B, { capacity: Math.min(width + maxNew, maxPositions) });
-    const ragged = prompts.some((p) => p.length !== width);
-    const pad = options.padTokenId ?? 0;
-    const ids = new Int32Array(B * width).fill(pad);
-    const mask = new Float32Array(B * width);
-    prompts.forEach((p, b) => {
-      ids.set(p, b * width + width - p.length);
-      mask.fill(1, b * width + width - p.length, (b + 1) * width);
-    });
-    const hooked = Object.keys(options.hooks ?? {}).length > 0 || capture.length > 0;
-    const chunk = prefillChunkSize(B, model.config.nHeads, width, options.prefillChunk, hooked);
-    for (let start = 0; start < width; start += chunk) {
-      const end = Math.min(width, start + chunk), n = end - start;
-      const part = (a: Int32Array | Float32Array) => {
-        const out = new (a.constructor as Int32ArrayConstructor | Float32ArrayConstructor)(B * n);
-        for (let b = 0; b < B; b++) out.set(a.subarray(b * width + start, b * width + end), b * n);
-        return out;
-      };
-      const idsT = tf.tensor2d(chunk === width ? ids : part(ids), [B, n], "int32");
-      const maskT = ragged ? tf.tensor2d(chunk === width ? mask : part(mask), [B, n]) : undefined;
-      try {
-        const res = model.forward(idsT, { ...forwardOptions, cache, attentionMask: maskT });
-        if (end < width) {
-          tf.dispose([res.logits, res.hidden, res.residual, ...Object.values(res.aux ?? {})]);
-          tf.dispose(Object.values(res.metrics ?? {}));
-        } else cur = takeLast(res, source);
-      } finally {
-        idsT.dispose();
-        maskT?.dispose();
-      }
-    }
+    cache = model.createCache(B, { capacity: Math.min(widthOf(prompts) + maxNew, maxPositions) });
+    cur = prefill(model, prompts, cache, forwardOptions, options, capture.length > 0, source);
     trace.stats.prefillMs = performance.now() - tPrefill;
     const tDecode = performance.now();
 
