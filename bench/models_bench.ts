@@ -24,7 +24,7 @@ import { tf } from "../lib/deps.ts";
 import { type BackendName, initBackend } from "../lib/backend/backend.ts";
 import { countParameters, createDecoder, gpt2SmallConfig } from "../lib/models/scratch.ts";
 import type { DecoderConfig } from "../lib/models/types.ts";
-import { generate } from "../lib/generate/generate.ts";
+import { generate, type GenerateOptions } from "../lib/generate/generate.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
 
 export type { BackendName, DecoderConfig };
@@ -110,6 +110,10 @@ export interface ModelsBenchOptions {
   repeats?: number;
   /** Seed of the weights and the prompts. */
   seed?: number;
+  /** "greedy" (default) or "top-p" (nucleus 0.9 at temperature 1, seeded). */
+  sampling?: "greedy" | "top-p";
+  /** Decode with the resident loop at this lag (`generate`'s `resident` option); default: the ordinary loop. */
+  resident?: number;
   /** Progress lines go here (default: stderr). */
   log?: (line: string) => void;
 }
@@ -139,17 +143,28 @@ interface Timing {
   decodeSteps: number;
 }
 
-/** One greedy generate() of `newTokens + 1` tokens per row, timed by phase. */
+/** How each generate() of the bench samples and loops. */
+interface Decoding {
+  sampling?: "greedy" | "top-p";
+  resident?: number;
+}
+
+/** One generate() of `newTokens + 1` tokens per row (greedy unless told), timed by phase. */
 async function timedGenerate(
   model: ReturnType<typeof createDecoder>,
   prompts: number[][],
   newTokens: number,
+  how: Decoding = {},
 ): Promise<Timing> {
   const t0 = performance.now();
   let tFirst = NaN, tLast = NaN, steps = 0;
-  for await (
-    const _step of generate(model, prompts, { maxNewTokens: newTokens + 1, sampling: { temperature: 0 } })
-  ) {
+  const opts: GenerateOptions = {
+    maxNewTokens: newTokens + 1,
+    sampling: how.sampling === "top-p" ? { temperature: 1, topP: 0.9 } : { temperature: 0 },
+    seed: 1,
+    ...(how.resident !== undefined ? { resident: { lag: how.resident } } : {}),
+  };
+  for await (const _step of generate(model, prompts, opts)) {
     const now = performance.now();
     if (steps === 0) tFirst = now;
     tLast = now;
@@ -184,8 +199,11 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
   const log = options.log ?? ((s: string) => console.error(s));
   const info = await initBackend({ backend: options.backend });
   // A software adapter is labelled so its figures are never mistaken for a GPU's.
+  const how: Decoding = { sampling: options.sampling, resident: options.resident };
   const engine = `tfjs-${info.name}` +
-    (info.isFallbackAdapter ? ` (${info.adapter?.split(" (")[0]}, software)` : "");
+    (info.isFallbackAdapter ? ` (${info.adapter?.split(" (")[0]}, software)` : "") +
+    (how.sampling === "top-p" ? ", top-p 0.9" : "") +
+    (how.resident !== undefined ? `, resident lag ${how.resident}` : "");
   const { prompt: P, newTokens: N } = options;
   const rows: ModelBenchRow[] = [];
   for (const size of options.sizes) {
@@ -203,8 +221,8 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
       // growth) and is thrown away; the second gives the cost model from which each case's time is
       // estimated before it runs. Every measured case then refines it (batches run smallest first).
       const calP = Math.min(P, 8), calN = 2;
-      await timedGenerate(model, benchPrompts(1, calP, config.vocabSize, 1), calN);
-      const cal = await timedGenerate(model, benchPrompts(1, calP, config.vocabSize, 1), calN);
+      await timedGenerate(model, benchPrompts(1, calP, config.vocabSize, 1), calN, how);
+      const cal = await timedGenerate(model, benchPrompts(1, calP, config.vocabSize, 1), calN, how);
       let perPrefillToken = cal.prefillS / calP; // from a short prompt: an over-estimate for long ones
       let perDecodeStep = cal.decodeS / calN;
       log(
@@ -237,11 +255,11 @@ export async function runModelsBench(options: ModelsBenchOptions): Promise<Model
         }
         // Warm-up at this batch (webgpu compiles its shaders for the full prompt shape here).
         if (B !== 1 || info.name === "webgpu") {
-          await timedGenerate(model, benchPrompts(B, warmP, config.vocabSize, 2), 2);
+          await timedGenerate(model, benchPrompts(B, warmP, config.vocabSize, 2), 2, how);
         }
         const runs: Timing[] = [];
         for (let r = 0; r < repeats; r++) {
-          runs.push(await timedGenerate(model, benchPrompts(B, P, config.vocabSize, 3 + r), N));
+          runs.push(await timedGenerate(model, benchPrompts(B, P, config.vocabSize, 3 + r), N, how));
           if (runs[r].decodeSteps !== N) {
             throw new Error(`expected ${N} decode steps, got ${runs[r].decodeSteps}`);
           }
@@ -281,6 +299,8 @@ const HELP = `deno run -A bench/models_bench.ts [options]
   --new 32                    decoded tokens N
   --max-seconds 60            skip cases estimated to take longer
   --repeats 1                 measured runs per case (the median is reported)
+  --sampling greedy|top-p     greedy (default) or top-p 0.9 at temperature 1
+  --resident LAG              decode with generate's resident loop at this lag (default: the ordinary loop)
   --json FILE                 write the rows as JSON (atomically); otherwise print them to stdout`;
 
 /**
@@ -300,6 +320,21 @@ export function parsePositiveList(flag: string, text: string): number[] {
   return out;
 }
 
+function parseSampling(text: string): "greedy" | "top-p" {
+  if (text !== "greedy" && text !== "top-p") {
+    throw new Error(`--sampling must be greedy or top-p, got '${text}'`);
+  }
+  return text;
+}
+
+function parseLag(text: string): number {
+  const n = Number(text);
+  if (!(Number.isInteger(n) && n >= 0 && n <= 64)) {
+    throw new Error(`--resident must be a lag in [0, 64], got '${text}'`);
+  }
+  return n;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -311,6 +346,8 @@ async function main(): Promise<void> {
       new: { type: "string", default: "32" },
       "max-seconds": { type: "string", default: "60" },
       repeats: { type: "string", default: "1" },
+      sampling: { type: "string", default: "greedy" },
+      resident: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -340,6 +377,8 @@ async function main(): Promise<void> {
     newTokens,
     maxSeconds,
     repeats: parsePositiveList("repeats", values.repeats)[0],
+    sampling: parseSampling(values.sampling),
+    resident: values.resident === undefined ? undefined : parseLag(values.resident),
   });
   const text = JSON.stringify(rows, null, 1);
   if (values.json) await writeTextAtomic(values.json, text);

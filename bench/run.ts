@@ -43,6 +43,8 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --no-torch                  skip the PyTorch side
   --torch-threads 2,1         CPU threads of the PyTorch runs, one run each (default: all cores; the
                               tfjs wasm backend runs on one thread under Deno)
+  --sampling greedy,top-p     decoding of the models bench, one pass each (default greedy; top-p is 0.9
+                              at temperature 1, on both sides)
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
   --train-args "..."          extra flags for bench/train_bench.ts (e.g. "--sizes 4x128 --steps 3")
   --recync-args "..."         extra flags for bench/recync_bench.ts (e.g. "--backend wasm --T 50")
@@ -171,7 +173,8 @@ function fmtRate(r: ModelBenchRow | undefined): string {
 
 /**
  * The side-by-side table: one line per (workload, size, batch), tokens/s per engine, and the best tfjs
- * engine's rate divided by the best torch engine's (above 1: ours is faster), both named.
+ * engine's rate divided by the best torch engine's (above 1: ours is faster), both named: one ratio per
+ * decoding (greedy; top-p where an engine's name says so), never across them.
  *
  * @example
  * ```ts
@@ -181,8 +184,8 @@ function fmtRate(r: ModelBenchRow | undefined): string {
  */
 export function formatModelsTable(rows: ModelBenchRow[]): string {
   const engines = [...new Set(rows.map((r) => r.engine))];
-  const ours = engines.filter((e) => e.startsWith("tfjs"));
-  const torch = engines.filter((e) => e.startsWith("torch"));
+  const decoding = (e: string) => e.includes("top-p") ? "top-p" : "greedy";
+  const decodings = [...new Set(engines.map(decoding))];
   const keys = [...new Map(rows.map((r) => [`${r.workload}|${r.size}|${r.batch}`, r])).values()];
   const header = [
     "workload",
@@ -191,7 +194,9 @@ export function formatModelsTable(rows: ModelBenchRow[]): string {
     "P",
     "N",
     ...engines.map((e) => `${e} tok/s`),
-    "best tfjs / best torch",
+    ...decodings.map((d) =>
+      decodings.length > 1 ? `best tfjs / best torch (${d})` : "best tfjs / best torch"
+    ),
   ];
   const lines = keys.map((k) => {
     const find = (e: string) =>
@@ -201,12 +206,15 @@ export function formatModelsTable(rows: ModelBenchRow[]): string {
     const fastest = (names: string[]) =>
       names.map(find).filter((r): r is ModelBenchRow => !!r && r.tokensPerSec !== null)
         .sort((a, b) => b.tokensPerSec! - a.tokensPerSec!)[0];
-    const best = fastest(ours), t = fastest(torch);
-    const ratio = best && t
-      ? `${(best.tokensPerSec! / t.tokensPerSec!).toFixed(2)}x (${best.engine.replace(/^tfjs-/, "")} / ${
-        t.engine.replace(/^torch-/, "")
-      })`
-      : "-";
+    const ratios = decodings.map((d) => {
+      const of = (prefix: string) => engines.filter((e) => e.startsWith(prefix) && decoding(e) === d);
+      const best = fastest(of("tfjs")), t = fastest(of("torch"));
+      return best && t
+        ? `${(best.tokensPerSec! / t.tokensPerSec!).toFixed(2)}x (${best.engine.replace(/^tfjs-/, "")} / ${
+          t.engine.replace(/^torch-/, "")
+        })`
+        : "-";
+    });
     return [
       k.workload,
       k.size,
@@ -214,7 +222,7 @@ export function formatModelsTable(rows: ModelBenchRow[]): string {
       String(k.prompt),
       String(k.newTokens),
       ...engines.map((e) => fmtRate(find(e))),
-      ratio,
+      ...ratios,
     ];
   });
   const table = [header, ...lines];
@@ -240,6 +248,7 @@ async function main(): Promise<void> {
       python: { type: "string" },
       "no-torch": { type: "boolean" },
       "torch-threads": { type: "string" },
+      sampling: { type: "string", default: "greedy" },
       quick: { type: "boolean" },
       "train-args": { type: "string" },
       "recync-args": { type: "string" },
@@ -324,8 +333,23 @@ async function main(): Promise<void> {
     report.machine.python = found.python;
   }
 
-  if (only.includes("models")) {
-    const common = ["--sizes", sizes.join(","), "--batches", batches, "--prompt", prompt, "--new", newTokens];
+  const samplings = values.sampling.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of samplings) {
+    if (x !== "greedy" && x !== "top-p") throw new Error(`--sampling: use greedy and/or top-p, got '${x}'`);
+  }
+  for (const sampling of only.includes("models") ? samplings : []) {
+    const common = [
+      "--sizes",
+      sizes.join(","),
+      "--batches",
+      batches,
+      "--prompt",
+      prompt,
+      "--new",
+      newTokens,
+      "--sampling",
+      sampling,
+    ];
     const tmp = await Deno.makeTempDir({ prefix: "bench-" });
     try {
       for (const backend of backends) {
@@ -463,7 +487,9 @@ async function main(): Promise<void> {
     `deno ${m.deno}, tfjs ${m.tfjs}` + (m.torch ? `, torch ${m.torch} (${m.python})` : ", no torch"),
   );
   if (report.models.length) {
-    console.log(`\n## Inference: GPT-2-shaped random models, greedy generate() with KV cache (tokens/s)\n`);
+    console.log(
+      `\n## Inference: GPT-2-shaped random models, generate() with KV cache, greedy unless marked top-p (tokens/s)\n`,
+    );
     console.log(formatModelsTable(report.models));
     for (const r of report.models.filter((r) => r.skipped)) {
       console.log(`- ${r.engine} ${r.size} batch ${r.batch} ${r.workload}: ${r.skipped}`);

@@ -132,17 +132,33 @@ def bench_prompts(batch, length, vocab, seed=0):
     return rows
 
 
+SAMPLING = "greedy"
+
+
+def pick(logits, gen):
+    """The next tokens [B]: argmax, or top-p 0.9 at temperature 1 (sort, cumulative sum, mask, draw)."""
+    if SAMPLING == "greedy":
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float(), dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    keep = sorted_p.cumsum(dim=-1) - sorted_p < 0.9  # the smallest prefix holding 0.9 of the mass
+    sorted_p = sorted_p * keep
+    choice = torch.multinomial(sorted_p, 1, generator=gen)
+    return order.gather(-1, choice).squeeze(-1)
+
+
 def timed_generate(model, prompts, new_tokens, device):
-    """Greedy prefill + new_tokens decode steps; returns (prefill s, decode s)."""
+    """Prefill + new_tokens decode steps (greedy, or --sampling top-p); returns (prefill s, decode s)."""
     ids = torch.tensor(prompts, dtype=torch.long, device=device)
     b, p = ids.shape
+    gen = torch.Generator(device=device).manual_seed(1)
     t0 = time.perf_counter()
     cache = model.new_cache(b, p + new_tokens + 1, device)
-    nxt = model(ids, cache, 0).argmax(dim=-1)
+    nxt = pick(model(ids, cache, 0), gen)
     out = [nxt.tolist()]  # the host copy is the sync point, as generate()'s readback is
     t1 = time.perf_counter()
     for i in range(new_tokens):
-        nxt = model(nxt.view(b, 1), cache, p + i).argmax(dim=-1)
+        nxt = pick(model(nxt.view(b, 1), cache, p + i), gen)
         out.append(nxt.tolist())
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1
@@ -159,6 +175,8 @@ def main():
     ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampling", choices=["greedy", "top-p"], default="greedy",
+                    help="greedy, or top-p 0.9 at temperature 1 (as bench/models_bench.ts --sampling)")
     ap.add_argument("--parity", metavar="WEIGHTS", help="load the library's weights (safetensors) for the "
                     "first size, greedy-decode --parity-prompts and print tokens and prefill logits")
     ap.add_argument("--parity-prompts", default="[[1, 2, 3]]", help="JSON list of equal-length prompts")
@@ -170,11 +188,15 @@ def main():
         sys.exit(f"torch_models.py: bad --sizes JSON or --batches list: {e}")
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(a.threads)
+    global SAMPLING
+    SAMPLING = a.sampling
     engine = f"torch-{device}"
     if device == "cuda":
         engine += f" ({torch.cuda.get_device_name(0)})"
     elif a.threads != os.cpu_count():
         engine += f" ({a.threads} thread{'s' if a.threads > 1 else ''})"
+    if a.sampling == "top-p":
+        engine += ", top-p 0.9"
     log = lambda s: print(f"[{engine}] {s}", file=sys.stderr, flush=True)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     P, N = a.prompt, a.new

@@ -14,7 +14,8 @@ export const CPU_BACKENDS = ["cpu", "wasm"] as const;
 
 /** Selects a backend for the tests that follow (cpu by default). */
 export async function useBackend(name: "cpu" | "wasm" | "webgpu" = "cpu"): Promise<void> {
-  await initBackend({ backend: name });
+  // Every webgpu test runs our own kernels, matmuls included (off by default on llvmpipe, for speed).
+  await initBackend(name === "webgpu" ? { backend: name, webgpuKernels: true } : { backend: name });
 }
 
 /** A tiny rotary (GPT-2-New) config: 2 layers, d 16, 2 heads, V 30, 32 positions. */

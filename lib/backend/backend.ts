@@ -47,9 +47,12 @@ export interface InitBackendOptions {
    */
   wasmMatMul?: boolean;
   /**
-   * On webgpu, use our WGSL kernels (`./webgpu_matmul.ts` for every matmul; fused norms and attention where
-   * the model code asks for them). Default true; false (or `COHERENCE_WEBGPU_KERNELS=stock`) keeps tfjs'
-   * stock kernels, for comparison.
+   * On webgpu, our WGSL kernels: `./webgpu_matmul.ts` for every matmul, and the fused norms and attention
+   * where the model code asks for them. true: all of them; false (or `COHERENCE_WEBGPU_KERNELS=stock`):
+   * tfjs' stock kernels only, for comparison. Default (or `COHERENCE_WEBGPU_KERNELS=ours`): all of them on
+   * a hardware adapter; on a software adapter (llvmpipe) the fused norms and attention but stock matmuls,
+   * which ran faster there (BENCHMARKS.md: our matmul programs are laid out for GPU memory, and a CPU
+   * renderer pays for their lanes and barriers).
    */
   webgpuKernels?: boolean;
 }
@@ -170,8 +173,14 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       if (isSoftwareAdapter(adapter)) {
         notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: correct but very slow`);
       }
-      webgpuKernels = options.webgpuKernels ?? !envIs("COHERENCE_WEBGPU_KERNELS", "stock");
-      if (webgpuKernels) installWebGPUMatMul();
+      const env = envIs("COHERENCE_WEBGPU_KERNELS", "stock")
+        ? false
+        : envIs("COHERENCE_WEBGPU_KERNELS", "ours")
+        ? true
+        : undefined;
+      const choice = options.webgpuKernels ?? env;
+      webgpuKernels = choice !== false;
+      if (choice ?? !isSoftwareAdapter(adapter)) installWebGPUMatMul();
       else uninstallWebGPUMatMul();
       if (await trySet("webgpu")) {
         info = {

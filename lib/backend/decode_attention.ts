@@ -18,6 +18,7 @@ import type { Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
 import { decodeAttentionCall, type KernelArgs, maskedSoftmax } from "./stock_kernels.ts";
+import { webgpuKernelsEnabled } from "./backend.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -175,6 +176,7 @@ export function decodeAttention(
 ): Tensor3D | null {
   const backend = tf.getBackend();
   if (backend !== "wasm" && backend !== "webgpu") return null;
+  if (backend === "webgpu" && !webgpuKernelsEnabled()) return null; // stock only, for comparisons
   const [b, h, hd] = q.shape;
   const [kb, hkv, cap, khd] = k.shape;
   if (khd !== hd || kb !== b || h % hkv !== 0 || length < 1 || length > cap) return null;

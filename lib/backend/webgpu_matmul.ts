@@ -7,7 +7,7 @@
  * - **Matrix-vector** (at most {@linkcode GEMV_MAX_ROWS} output rows per batch: decode's linear layers and
  *   tied head). Bandwidth bound, so every weight is read once, by contiguous lanes: for `[K, N]` weights a
  *   workgroup owns 64 adjacent columns and 4 slices of K; for transposed `[N, K]` weights (a tied head) it
- *   owns 4 columns and reads each row with 64 adjacent lanes. Partial sums meet in workgroup memory. When
+ *   owns 32 columns and reads each row with 8 adjacent lanes. Partial sums meet in workgroup memory. When
  *   a product has too few columns to keep the device busy, K is split across workgroups and a second
  *   small program adds the partial sums.
  * - **Tiled** (everything else: prefill, training): a 64 × 64 output tile per workgroup of 256 threads,
@@ -354,18 +354,21 @@ function tiledProgram(p: Product): object {
  */
 function gemvProgram(p: Product, splits: number, partial: boolean): object {
   const rows = p.m;
-  // tb: 4 columns × 64 lanes along K; otherwise 64 columns × 4 slices of K.
-  const [cols, lanes] = p.tb ? [4, 64] : [64, 4];
-  const colOf = p.tb ? "tid / 64" : "tid % 64";
-  const laneOf = p.tb ? "tid % 64" : "tid / 64";
+  const { cols, lanes } = gemvLayout(p.tb);
+  // Lanes run along K; with tb they are adjacent threads (adjacent addresses of a row of B).
+  const colOf = p.tb ? `tid / ${lanes}` : `tid % ${cols}`;
+  const laneOf = p.tb ? `tid % ${lanes}` : `tid / ${cols}`;
+  const tidOf = p.tb ? `col * ${lanes} + l` : `l * ${cols} + col`;
   const write = partial
     ? "result[(s * batchRows + z * uniforms.m + m) * uniforms.n + c] = v;"
     : `result[(z * uniforms.m + m) * uniforms.n + c] = ${epilogue(p, "v", "c")};`;
+  // The partial sums of up to 8 rows meet in workgroup memory at once: two barriers per 8 rows (barriers
+  // are what a tree reduction pays for, on GPUs and far more on CPU renderers such as llvmpipe).
   const code = `
     const ROWS = ${rows};
     const LANES = ${lanes};
     const COLS = ${cols};
-    var<workgroup> red : array<f32, 256>;
+    var<workgroup> red : array<f32, 2048>;
     ${operandReads(p.ta, p.tb)}
     ${activateFn(p.activation)}
     fn main(index : i32) {
@@ -387,18 +390,20 @@ function gemvProgram(p: Product, splits: number, partial: boolean): object {
           }
         }
       }
-      for (var m = 0; m < ROWS; m = m + 1) {
-        red[tid] = acc[m];
-        workgroupBarrier();
-        for (var stride = LANES / 2; stride > 0; stride = stride / 2) {
-          if (lane < stride) {
-            red[tid] = red[tid] + red[tid + stride * ${p.tb ? 1 : 64}];
-          }
-          workgroupBarrier();
+      for (var m0 = 0; m0 < ROWS; m0 = m0 + 8) {
+        for (var i = 0; i < 8; i = i + 1) {
+          if (m0 + i < ROWS) { red[i * 256 + tid] = acc[m0 + i]; }
         }
+        workgroupBarrier();
         if (lane == 0 && c < uniforms.n) {
-          let v = red[tid];
-          ${write}
+          for (var i = 0; i < 8; i = i + 1) {
+            let m = m0 + i;
+            if (m < ROWS) {
+              var v = 0.0;
+              for (var l = 0; l < LANES; l = l + 1) { v = v + red[i * 256 + ${tidOf}]; }
+              ${write}
+            }
+          }
         }
         workgroupBarrier();
       }
@@ -407,6 +412,11 @@ function gemvProgram(p: Product, splits: number, partial: boolean): object {
   const dispatch = [Math.ceil(p.n / cols), splits, p.batch];
   const outputShape = partial ? [splits, p.batch * p.m, p.n] : [p.batch, p.m, p.n];
   return programOf(key, partial ? ["a", "b"] : variableNames(p), outputShape, dispatch, code);
+}
+
+/** Columns per workgroup and lanes along K of the matrix-vector program (256 threads). */
+function gemvLayout(tb: boolean): { cols: number; lanes: number } {
+  return tb ? { cols: 32, lanes: 8 } : { cols: 64, lanes: 4 };
 }
 
 /** Adds `splits` partial sums `[splits, batch·M, N]`, then bias and activation. */
@@ -447,8 +457,7 @@ function run(p: Product, be: WebGPUBackend): TensorInfo | null {
     const inputs = p.bias ? [a, b, p.bias] : [a, b];
     let out: TensorInfo;
     if (p.m <= GEMV_MAX_ROWS) {
-      const cols = p.tb ? 4 : 64;
-      const groups = Math.ceil(p.n / cols);
+      const groups = Math.ceil(p.n / gemvLayout(p.tb).cols);
       if (groups > limit || p.batch > limit) return null;
       const want = Math.ceil(TARGET_WORKGROUPS / (groups * p.batch));
       const splits = Math.max(1, Math.min(want, Math.floor(p.k / 256), 64));

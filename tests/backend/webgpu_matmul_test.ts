@@ -145,10 +145,14 @@ Deno.test("webgpu matmul: what the programs do not take goes to stock, with stoc
   tf.dispose([a, b, alpha]);
 });
 
-Deno.test("webgpu matmul: initBackend({ webgpuKernels: false }) keeps tfjs' stock kernels", async () => {
-  const { initBackend } = await import("../../lib/backend/backend.ts");
-  await initBackend({ backend: "webgpu", webgpuKernels: false });
-  assertEquals(webgpuMatMulInstalled(), false);
+Deno.test("webgpu matmul: initBackend's webgpuKernels: false keeps stock, true installs ours, default by adapter", async () => {
+  const { initBackend, webgpuKernelsEnabled } = await import("../../lib/backend/backend.ts");
+  const info = await initBackend({ backend: "webgpu", webgpuKernels: false });
+  assertEquals([webgpuMatMulInstalled(), webgpuKernelsEnabled()], [false, false]);
+  await initBackend({ backend: "webgpu", webgpuKernels: true });
+  assertEquals([webgpuMatMulInstalled(), webgpuKernelsEnabled()], [true, true]);
+  // Default: ours on a hardware adapter; on a software one (llvmpipe) stock matmuls, fused norms/attention.
   await initBackend({ backend: "webgpu" });
-  assertEquals(webgpuMatMulInstalled(), true);
+  assertEquals([webgpuMatMulInstalled(), webgpuKernelsEnabled()], [!info.isFallbackAdapter, true]);
+  await initBackend({ backend: "webgpu", webgpuKernels: true });
 });

@@ -56,6 +56,15 @@ Deno.test("formatModelsTable puts engines side by side with the best-tfjs/best-t
   );
   assert.match(lines[2], /prefill.*10\.0.*40\.0.*20\.0.*2\.00x \(wasm \/ cpu\)/);
   assert.match(lines[3], /decode.*skipped.*5\.00.*10\.0.*0\.25x \(wasm \/ cpu \(1 thread\)\)/);
+  // Greedy and top-p engines get one ratio each, never one engine against the other's decoding.
+  const both = formatModelsTable([
+    row("tfjs-wasm", "decode", 30),
+    row("torch-cpu", "decode", 10),
+    row("tfjs-wasm, top-p 0.9", "decode", 5),
+    row("torch-cpu, top-p 0.9", "decode", 20),
+  ]).split("\n");
+  assert.match(both[0], /best tfjs \/ best torch \(greedy\).*best tfjs \/ best torch \(top-p\)/);
+  assert.match(both[2], /3\.00x \(wasm \/ cpu\).*0\.25x \(wasm, top-p 0\.9 \/ cpu, top-p 0\.9\)/);
 });
 
 Deno.test("run.ts --only models measures tfjs (and torch when present) and writes the JSON report", async () => {
