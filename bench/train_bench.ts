@@ -305,15 +305,24 @@ if (import.meta.main) {
   const notes: string[] = [];
   if (values["compare-stock"] && backends.includes("wasm")) {
     // The same step on tfjs-wasm's stock matmul kernels (lib/backend/wasm_matmul.ts disabled).
-    await initBackend({ backend: "wasm", wasmMatMul: false });
-    for (const size of sizes) {
-      const row = { ...(await benchTfjs(size, batch, block, steps)), impl: "tfjs-wasm (stock matmul)" };
-      rows.push(row);
-      console.error(`${row.impl} ${size}: ${Math.round(row.tokensPerSec)} tokens/s`);
+    // And on the XNNPACK rerouting without the native CBLAS.
+    for (
+      const [opts, impl] of [
+        [{ wasmMatMul: false }, "tfjs-wasm (stock matmul)"],
+        [{ nativeBlas: false }, "tfjs-wasm (XNNPACK matmul)"],
+      ] as const
+    ) {
+      await initBackend({ backend: "wasm", ...opts });
+      for (const size of sizes) {
+        const row = { ...(await benchTfjs(size, batch, block, steps)), impl };
+        rows.push(row);
+        console.error(`${row.impl} ${size}: ${Math.round(row.tokensPerSec)} tokens/s`);
+      }
     }
   }
   for (const b of backends) {
-    await initBackend({ backend: b });
+    const info = await initBackend({ backend: b });
+    const label = info.blas ? ` (native BLAS: ${info.blas.split("/").pop()})` : "";
     for (const size of sizes) {
       // The cpu backend is ~20x slower than wasm: keep it to the smallest models.
       if (b === "cpu" && countParameters(trainBenchConfig(size, block)) > 2e6) {
@@ -329,6 +338,7 @@ if (import.meta.main) {
         console.error(`tfjs-${b} ${size}: failed: ${(e as Error).message}`);
         break;
       }
+      row.impl += label;
       rows.push(row);
       console.error(`${row.impl} ${size}: ${Math.round(row.tokensPerSec)} tokens/s`);
     }

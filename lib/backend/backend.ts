@@ -5,7 +5,8 @@
  */
 import { checkChoice, checkOptionKeys } from "../options.ts";
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
-import { installWasmMatMul, uninstallWasmMatMul } from "./wasm_matmul.ts";
+import { installWasmMatMul, setWasmNativeBlas, uninstallWasmMatMul } from "./wasm_matmul.ts";
+import { loadNativeBlas, type NativeBlas } from "./native_blas.ts";
 import { installWebGPUMatMul, uninstallWebGPUMatMul } from "./webgpu_matmul.ts";
 
 /**
@@ -29,6 +30,8 @@ export interface BackendInfo {
   isFallbackAdapter?: boolean;
   /** Human-readable notes: why a backend was skipped, warnings about software adapters. */
   notes: string[];
+  /** On wasm, the native CBLAS library its matmuls run on (absent: XNNPACK). */
+  blas?: string;
 }
 
 /**
@@ -55,6 +58,47 @@ export interface InitBackendOptions {
    * renderer pays for their lanes and barriers).
    */
   webgpuKernels?: boolean;
+  /**
+   * On wasm, run the matmuls on a native CBLAS through Deno's FFI (`./native_blas.ts`: OpenBLAS does 5x
+   * XNNPACK's GFLOP/s on the build machine). Default: when the FFI permission is granted and a library is
+   * found, else XNNPACK, said in `notes`. A string is the library's path (an error if it does not load);
+   * true insists (an error when none is found); false (or `COHERENCE_BLAS=off`) keeps XNNPACK.
+   * `COHERENCE_BLAS=/path/lib.so` names the library.
+   */
+  nativeBlas?: boolean | string;
+  /** Threads of the native CBLAS (OpenBLAS). Default 1, like the wasm backend itself. */
+  blasThreads?: number;
+}
+
+let autoBlas: NativeBlas | null | undefined; // undefined: not looked for yet
+const blasByPath = new Map<string, NativeBlas>();
+
+/** The CBLAS the options ask for, null for XNNPACK; throws when an explicit request cannot be met. */
+function chooseBlas(options: InitBackendOptions): NativeBlas | null {
+  let want: boolean | string | undefined = options.nativeBlas;
+  if (want === undefined) {
+    let env: string | undefined;
+    try {
+      env = Deno.env.get("COHERENCE_BLAS");
+    } catch { /* no env permission */ }
+    want = env === undefined || env === "" ? undefined : env === "off" ? false : env;
+  }
+  if (want === false) return null;
+  if (typeof want === "string") {
+    const known = blasByPath.get(want);
+    if (known) return known;
+    const lib = loadNativeBlas(want)!;
+    blasByPath.set(want, lib);
+    return lib;
+  }
+  if (autoBlas === undefined) autoBlas = loadNativeBlas();
+  if (!autoBlas && want === true) {
+    throw new Error(
+      "nativeBlas: no CBLAS found (tried libopenblas and Accelerate; needs --allow-ffi). Install OpenBLAS " +
+        "(Debian/Ubuntu: apt-get install libopenblas0), pass its path, or drop nativeBlas",
+    );
+  }
+  return autoBlas;
 }
 
 function envIs(name: string, value: string): boolean {
@@ -154,7 +198,15 @@ async function trySet(name: BackendName): Promise<boolean> {
  * @category Backend
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
-  checkOptionKeys(options, ["backend", "verbose", "wasmMatMul", "webgpuKernels"], "initBackend");
+  checkOptionKeys(
+    options,
+    ["backend", "verbose", "wasmMatMul", "webgpuKernels", "nativeBlas", "blasThreads"],
+    "initBackend",
+  );
+  const threads = options.blasThreads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1)) {
+    throw new RangeError(`initBackend: blasThreads must be a positive integer, got ${options.blasThreads}`);
+  }
   const want = checkChoice(options.backend ?? "auto", ["auto", "webgpu", "wasm", "cpu"], "backend");
   // PROD silences tfjs' console chatter (the "running in Node.js" banner, platform notices).
   tf.env().set("PROD", true);
@@ -195,10 +247,23 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
   }
   if (!info && (want === "wasm" || want === "auto")) {
-    if (options.wasmMatMul ?? !envStockMatMul()) installWasmMatMul();
-    else uninstallWasmMatMul();
-    if (await trySet("wasm")) info = { name: "wasm", notes };
-    else if (want === "wasm") {
+    let blas: NativeBlas | null = null;
+    if (options.wasmMatMul ?? !envStockMatMul()) {
+      installWasmMatMul();
+      blas = chooseBlas(options);
+      blas?.setThreads(threads);
+    } else uninstallWasmMatMul();
+    setWasmNativeBlas(blas);
+    if (blas) {
+      notes.push(
+        `wasm matmuls on the native CBLAS ${blas.path} (${threads} thread${threads > 1 ? "s" : ""})`,
+      );
+    } else if (options.wasmMatMul ?? !envStockMatMul()) {
+      notes.push("wasm matmuls on XNNPACK (no native CBLAS: see initBackend's nativeBlas)");
+    }
+    if (await trySet("wasm")) {
+      info = blas ? { name: "wasm", notes, blas: blas.path } : { name: "wasm", notes };
+    } else if (want === "wasm") {
       throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
     } else notes.push("wasm backend failed to initialise");
   }

@@ -18,6 +18,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import type { NativeBlas } from "./native_blas.ts";
 
 /**
  * Output rows (M) from which a transposed or batched product is rerouted through XNNPACK.
@@ -46,7 +47,43 @@ type KernelArgs = {
 type Kernel = (args: KernelArgs) => TensorInfo;
 
 let stock: { batch: tf.KernelConfig; fused: tf.KernelConfig } | null = null;
-let stats = { routed: 0, stock: 0 };
+let stats = { routed: 0, stock: 0, native: 0 };
+let blas: NativeBlas | null = null;
+
+/**
+ * Sends every float32 product of the rerouted kernels to a native CBLAS (`./native_blas.ts`), or back to
+ * XNNPACK with null. `initBackend` calls it (its `nativeBlas` option).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { setWasmNativeBlas, wasmNativeBlas } from "./wasm_matmul.ts";
+ * setWasmNativeBlas(null);
+ * assert.equal(wasmNativeBlas(), null);
+ * ```
+ *
+ * @category Backend
+ */
+export function setWasmNativeBlas(lib: NativeBlas | null): void {
+  blas = lib;
+}
+
+/**
+ * The native CBLAS the wasm matmuls use now, or null (XNNPACK).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmNativeBlas } from "./wasm_matmul.ts";
+ * const lib = wasmNativeBlas();
+ * assert.ok(lib === null || typeof lib.path === "string");
+ * ```
+ *
+ * @category Backend
+ */
+export function wasmNativeBlas(): NativeBlas | null {
+  return blas;
+}
 
 /**
  * Whether the rerouted kernels are registered now.
@@ -58,13 +95,14 @@ export function wasmMatMulInstalled(): boolean {
 }
 
 /**
- * Counts of products sent through the rerouting and left to the stock kernels since the last reset.
+ * Counts of products sent through the rerouting (XNNPACK), to the native CBLAS, and left to the stock
+ * kernels since the last reset.
  *
  * @category Backend
  */
-export function wasmMatMulStats(reset = false): { routed: number; stock: number } {
+export function wasmMatMulStats(reset = false): { routed: number; stock: number; native: number } {
   const s = { ...stats };
-  if (reset) stats = { routed: 0, stock: 0 };
+  if (reset) stats = { routed: 0, stock: 0, native: 0 };
   return s;
 }
 
@@ -255,9 +293,58 @@ function routedProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometr
   }
 }
 
+/**
+ * The product by the native CBLAS, in place on the heap: one `sgemm` per output batch (a batch of one
+ * operand broadcast by offset 0), transposes as flags.
+ */
+function nativeProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometry, tA: boolean, tB: boolean) {
+  const { m, k, n, batchA, batchB } = g;
+  const batch = Math.max(batchA, batchB);
+  const out = be.makeOutput([batch, m, n], "float32");
+  // The heap's address after the allocation above (growing the heap replaces its buffer).
+  const heap = be.wasm.HEAPF32.buffer as ArrayBuffer;
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap)));
+  const at = (t: TensorInfo) => base + BigInt(be.dataIdMap.get(t.dataId).memoryOffset);
+  const pa = at(a), pb = at(b), pc = at(out);
+  for (let i = 0; i < batch; i++) {
+    blas!.sgemm(
+      tA,
+      tB,
+      m,
+      n,
+      k,
+      pa + BigInt((batchA === 1 ? 0 : i) * m * k * 4),
+      tA ? m : k,
+      pb + BigInt((batchB === 1 ? 0 : i) * k * n * 4),
+      tB ? k : n,
+      pc + BigInt(i * m * n * 4),
+      n,
+    );
+  }
+  const shaped = kernel("Reshape")({ inputs: { x: out }, backend: be, attrs: { shape: g.outShape } });
+  be.disposeData(out.dataId);
+  return shaped;
+}
+
+/**
+ * The geometry when the native CBLAS takes the product (float32, non-empty, at least
+ * {@linkcode MIN_ROUTED_ROWS} rows), else null. Matrix-vector shapes stay on XNNPACK, whose bandwidth-bound
+ * kernel measured twice OpenBLAS's `sgemm` at one row (BENCHMARKS.md).
+ */
+function nativeGeometry(a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): Geometry | null {
+  if (!blas || a.dtype !== "float32" || b.dtype !== "float32") return null;
+  const g = geometry(a, b, tA, tB);
+  return g && g.m >= MIN_ROUTED_ROWS && g.n * g.k > 0 ? g : null;
+}
+
 function batchMatMul(args: KernelArgs): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const ng = nativeGeometry(a, b, tA, tB);
+  if (ng) {
+    stats.native++;
+    return nativeProduct(args.backend as WasmBackend, a, b, ng, tA, tB);
+  }
   const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
   if (!g || !needsRoute(g, tA, tB)) {
     stats.stock++;
@@ -315,6 +402,11 @@ function fusedMatMul(args: KernelArgs): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const be = args.backend as WasmBackend;
   const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const ng = nativeGeometry(a, b, tA, tB);
+  if (ng) {
+    stats.native++;
+    return epilogue(be, nativeProduct(be, a, b, ng, tA, tB), args);
+  }
   const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
   const stockFused = stock!.fused.kernelFunc as unknown as Kernel;
   if (g && !tA && !tB && g.batchA <= 1 && g.batchB <= 1) {

@@ -9,7 +9,8 @@ import {
 } from "../../lib/backend/wasm_matmul.ts";
 import { assert } from "../assert.ts";
 
-const ok = await initBackend({ backend: "wasm" }).then(() => true, () => false);
+// XNNPACK routing is what this file tests: the native CBLAS (tests/backend/native_blas_test.ts) stays off.
+const ok = await initBackend({ backend: "wasm", nativeBlas: false }).then(() => true, () => false);
 if (!ok) console.log("note: wasm backend unavailable; skipping the wasm matmul adapter tests");
 
 /** Deterministic values in [-1, 1). */
@@ -211,7 +212,7 @@ Deno.test({
   fn: async () => {
     await initBackend({ backend: "wasm", wasmMatMul: false });
     assert(!wasmMatMulInstalled());
-    await initBackend({ backend: "wasm" });
+    await initBackend({ backend: "wasm", nativeBlas: false });
     assert(wasmMatMulInstalled());
   },
 });
