@@ -2,7 +2,8 @@
  * Our webgpu kernels against tfjs-webgpu's stock kernels and PyTorch on the same device, in one run: the
  * matmul programs (square, prefill-shaped, matrix-vector and the tied head), the fused LayerNorm, and the
  * fused causal attention. Each op's time is the slope of queued repeats: (t(n) − t(1)) / (n − 1), each
- * t ending with one 1-float readback, so Deno's ≥ 10 ms readback floor cancels out.
+ * t ending with one 1-float readback, so Deno's ≥ 10 ms readback floor cancels out. Ratios are the other
+ * side's time over ours: above 1, ours is faster.
  *
  * ```sh
  * deno run -A bench/webgpu_kernels_bench.ts              # full shapes: for a GPU (see ../shared/GPU.md)
@@ -19,9 +20,10 @@ import { tf } from "../lib/deps.ts";
 import { initBackend } from "../lib/backend/backend.ts";
 import { installWebGPUMatMul, uninstallWebGPUMatMul } from "../lib/backend/webgpu_matmul.ts";
 import { layerNorm } from "../lib/nn/norm.ts";
+import { fusedAttention } from "../lib/backend/webgpu_fused_attention.ts";
 import { writeTextAtomic } from "../lib/io/atomic.ts";
 
-/** One case: what it computes, its flops (for TFLOP/s), and the op on prepared inputs. */
+/** One case: what it computes, its flops (for GFLOP/s), and the op on prepared inputs. */
 interface Case {
   name: string;
   flops: number;
@@ -39,7 +41,7 @@ export interface KernelBenchRow {
   stockMs: number;
   oursMs: number;
   torchMs: number | null;
-  tflopsOurs: number | null;
+  gflopsOurs: number | null;
 }
 
 function matmulCase(m: number, k: number, n: number, transposeB = false): Case {
@@ -90,7 +92,7 @@ function attentionCase(heads: number, t: number, hd: number): Case {
   };
 }
 
-let fused: typeof import("../lib/backend/webgpu_fused_attention.ts").fusedAttention | null = null;
+let fused: typeof fusedAttention | null = null;
 let useFused = true;
 
 /** Fused attention when on and available, else the stock composition (what attention.ts does). */
@@ -164,7 +166,9 @@ async function setOurs(on: boolean): Promise<void> {
 }
 
 async function torchRows(python: string, list: Case[]): Promise<(number | null)[]> {
-  const script = fileURLToPath(new URL("./webgpu_kernels_torch.py", import.meta.url));
+  // From a bundle (.device/, see ../shared/GPU.md) the script is in the carried working tree instead.
+  const local = fileURLToPath(new URL("./webgpu_kernels_torch.py", import.meta.url));
+  const script = await Deno.stat(local).then(() => local, () => "bench/webgpu_kernels_torch.py");
   try {
     const out = await new Deno.Command(python, {
       args: [script, JSON.stringify(list.map((c) => c.torch))],
@@ -203,7 +207,7 @@ async function main(): Promise<void> {
   const minMs = Number(values["min-ms"]);
   if (!(minMs > 0)) throw new Error(`--min-ms must be a positive number, got '${values["min-ms"]}'`);
   const info = await initBackend({ backend: "webgpu" });
-  fused = (await import("../lib/backend/webgpu_fused_attention.ts")).fusedAttention;
+  fused = fusedAttention;
   const device = `${info.adapter}${info.isFallbackAdapter ? " (software: not a GPU figure)" : ""}`;
   console.error(`[tfjs-webgpu] adapter: ${device}`);
   const list = cases(!!values.quick);
@@ -215,7 +219,7 @@ async function main(): Promise<void> {
     await setOurs(true);
     const oursMs = await slope(op, minMs);
     tf.dispose(inputs);
-    rows.push({ name: c.name, stockMs, oursMs, torchMs: null, tflopsOurs: c.flops / (oursMs * 1e9) });
+    rows.push({ name: c.name, stockMs, oursMs, torchMs: null, gflopsOurs: c.flops / (oursMs * 1e6) });
     console.error(`${c.name}: stock ${stockMs.toFixed(3)} ms, ours ${oursMs.toFixed(3)} ms`);
   }
   if (!values["no-torch"]) {
@@ -224,13 +228,13 @@ async function main(): Promise<void> {
   }
   const fmt = (x: number | null, d = 3) => x === null ? "-" : x.toFixed(d);
   console.log(`adapter: ${device}; ${new Date().toISOString()}`);
-  console.log("| op | stock tfjs ms | ours ms | ours vs stock | torch ms | torch / ours | ours TFLOP/s |");
+  console.log("| op | stock tfjs ms | ours ms | ours vs stock | torch ms | ours vs torch | ours GFLOP/s |");
   console.log("|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
       `| ${r.name} | ${fmt(r.stockMs)} | ${fmt(r.oursMs)} | ${(r.stockMs / r.oursMs).toFixed(2)}x | ` +
         `${fmt(r.torchMs)} | ${r.torchMs === null ? "-" : (r.torchMs / r.oursMs).toFixed(2) + "x"} | ` +
-        `${fmt(r.tflopsOurs, 2)} |`,
+        `${fmt(r.gflopsOurs, 1)} |`,
     );
   }
   if (values.json) {

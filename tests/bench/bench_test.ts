@@ -139,3 +139,33 @@ Deno.test("models_bench.ts rejects an unknown size with the list of known ones",
   assert.deepEqual(r.code, 1);
   assert.match(r.stderr, /unknown model size '7b': use one of 124m, 51m, 16m/);
 });
+
+Deno.test("webgpu_kernels_bench.ts --quick measures ours against stock and writes the JSON report", async () => {
+  const out = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "bench/webgpu_kernels_bench.ts",
+        "--quick",
+        "--min-ms",
+        "10",
+        "--no-torch",
+        "--json",
+        out,
+      ],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(r.stdout);
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+    assert.match(text, /\| op \| stock tfjs ms \| ours ms \| ours vs stock \|/);
+    const report = JSON.parse(await Deno.readTextFile(out));
+    assert.equal(report.rows.length, 6);
+    for (const row of report.rows) assert.ok(row.stockMs > 0 && row.oursMs > 0, JSON.stringify(row));
+  } finally {
+    await Deno.remove(out);
+  }
+});
