@@ -1,7 +1,7 @@
 /**
  * Where the time of one training step goes: `tf.profile` over one `Trainer` step of a train-bench size,
- * kernel time summed by kernel name, on tfjs-wasm with the matmul adapter on and off. Prints one markdown
- * table per setting.
+ * kernel time summed by kernel name, on tfjs-wasm with stock matmuls, the XNNPACK matmul adapter, and the
+ * native CBLAS (where one loads). Prints one markdown table per setting.
  *
  * ```sh
  * deno run -A bench/profile_train_step.ts --size 4x128 --top 8
@@ -48,12 +48,21 @@ if (import.meta.main) {
       top: { type: "string", default: "8" },
     },
   });
-  for (const routed of [false, true]) {
-    await initBackend({ backend: "wasm", wasmMatMul: routed });
+  const settings = [
+    ["stock matmul", { wasmMatMul: false }],
+    ["XNNPACK matmul adapter", { nativeBlas: false }],
+    ["native CBLAS matmuls", { nativeBlas: true }],
+  ] as const;
+  for (const [label, opts] of settings) {
+    const info = await initBackend({ backend: "wasm", ...opts }).catch((e: Error) => {
+      console.log(`\n${label}: not run (${e.message})`);
+      return null;
+    });
+    if (!info) continue;
     const p = await profileStep(values.size!, Number(values.batch), Number(values.block));
     const total = [...p.byName.values()].reduce((a, e) => a + e.ms, 0);
     console.log(
-      `\n${routed ? "matmul adapter on" : "stock matmul"}: ${p.launches} kernel launches, ` +
+      `\n${label}: ${p.launches} kernel launches, ` +
         `kernel time ${total.toFixed(0)} ms, wall ${p.wall.toFixed(0)} ms (profiled)\n`,
     );
     console.log("| kernel | launches | ms | share |\n|---|---|---|---|");

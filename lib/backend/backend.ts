@@ -7,6 +7,7 @@ import { checkChoice, checkOptionKeys } from "../options.ts";
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
 import { installWasmMatMul, setWasmNativeBlas, uninstallWasmMatMul } from "./wasm_matmul.ts";
 import { loadNativeBlas, type NativeBlas } from "./native_blas.ts";
+import { installWasmIdentity } from "./wasm_identity.ts";
 import { installWebGPUMatMul, uninstallWebGPUMatMul } from "./webgpu_matmul.ts";
 
 /**
@@ -247,6 +248,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
   }
   if (!info && (want === "wasm" || want === "auto")) {
+    installWasmIdentity(); // zero-copy tape clones (./wasm_identity.ts)
     let blas: NativeBlas | null = null;
     if (options.wasmMatMul ?? !envStockMatMul()) {
       installWasmMatMul();
