@@ -1,6 +1,6 @@
 /**
- * The hardware ceiling for matmul-bound workloads: fp32 GEMM GFLOP/s on tfjs-wasm (XNNPACK) and on PyTorch at
- * one thread, in one run. BENCHMARKS.md compares the training, prefill and batched-decode ratios with it.
+ * The hardware ceiling for matmul-bound workloads: fp32 GEMM GFLOP/s on tfjs-wasm (XNNPACK, and the native
+ * CBLAS where one loads) and on PyTorch at one thread, in one run. BENCHMARKS.md compares the training, prefill and batched-decode ratios with it.
  *
  * ```sh
  * deno run -A bench/gemm_ceiling.ts            # sizes 256, 512, 1024; torch from /usr/bin/python3
@@ -27,21 +27,25 @@ for n in [${SIZES.join(", ")}]:
 `;
 
 if (import.meta.main) {
-  await initBackend({ backend: "wasm" });
   console.log("| implementation | n (n x n x n) | GFLOP/s |\n|---|---|---|");
-  for (const n of SIZES) {
-    const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
-    for (let i = 0; i < 2; i++) tf.matMul(a, b).dispose();
-    const reps = n === 1024 ? 5 : 20;
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) {
-      const c = tf.matMul(a, b);
-      c.dataSync();
-      c.dispose();
+  for (const nativeBlas of [false, true]) {
+    const info = await initBackend({ backend: "wasm", nativeBlas: nativeBlas ? undefined : false });
+    if (nativeBlas && !info.blas) continue; // no CBLAS here
+    const label = info.blas ? `native CBLAS ${info.blas.split("/").pop()}` : "XNNPACK";
+    for (const n of SIZES) {
+      const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+      for (let i = 0; i < 2; i++) tf.matMul(a, b).dispose();
+      const reps = n === 1024 ? 5 : 20;
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) {
+        const c = tf.matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      }
+      const s = (performance.now() - t0) / 1000 / reps;
+      console.log(`| tfjs-wasm (${label}, 1 thread) | ${n} | ${(2 * n ** 3 / s / 1e9).toFixed(1)} |`);
+      tf.dispose([a, b]);
     }
-    const s = (performance.now() - t0) / 1000 / reps;
-    console.log(`| tfjs-wasm (XNNPACK, 1 thread) | ${n} | ${(2 * n ** 3 / s / 1e9).toFixed(1)} |`);
-    tf.dispose([a, b]);
   }
   const py = ["/usr/bin/python3", "python3"];
   for (const p of py) {
