@@ -6,6 +6,11 @@
  */
 import { tf } from "../deps.ts";
 import { adapterName, type BackendName, initBackend, isSoftwareAdapter, requestAdapter } from "./backend.ts";
+import { ffiAllowed } from "./native_blas.ts";
+
+function envSaysNoBlas(): boolean {
+  return readEnv("COHERENCE_BLAS") === "off";
+}
 
 /**
  * The WebGPU adapter as the doctor sees it.
@@ -201,6 +206,14 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
     advice.push("this Deno has no navigator.gpu: use Deno >= 2.0 (WebGPU needs no flag since 2.x)");
   } else if (Deno.build.os === "linux") advice.push(...linuxAdvice(adapter, vulkanEnv));
   else if (!adapter) advice.push("no WebGPU adapter found: install or update the GPU driver");
+  if (info.name === "wasm" && !info.blas && !envSaysNoBlas()) {
+    advice.push(
+      ffiAllowed()
+        ? "no native CBLAS: install OpenBLAS for 5x faster wasm matmuls (Debian/Ubuntu: apt-get install " +
+          "libopenblas0)"
+        : "wasm matmuls stay on XNNPACK: allow FFI (--allow-ffi or -A) to use a native CBLAS such as OpenBLAS",
+    );
+  }
   const report: DoctorReport = {
     runtime: {
       deno: Deno.version.deno,
