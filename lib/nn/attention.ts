@@ -10,6 +10,7 @@ import type { Tensor, Tensor2D, Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { linear } from "./mlp.ts";
 import type { RotaryTable } from "./rotary.ts";
 import { decodeAttention } from "../backend/decode_attention.ts";
+import { fusedAttention } from "../backend/webgpu_fused_attention.ts";
 
 /**
  * Projection weights of one attention layer, `[in, out]` layout.
@@ -108,14 +109,19 @@ export interface AttentionResult {
   k: Tensor4D;
   /** Values, shaped as `k`. */
   v: Tensor4D;
-  /** Attention pattern `[B, H, T, L]`; absent when the fused decode kernel ran (it builds none). */
+  /**
+   * Attention pattern `[B, H, T, L]`; absent when a fused kernel ran (they build none): the decode kernel
+   * (one token with a cache), or on webgpu the fused attention kernel (no hook, no dropout).
+   */
   pattern?: Tensor4D;
 }
 
 /**
  * One causal self-attention layer. Grouped-query heads: query head h reads key/value head
  * `floor(h / (H / Hkv))` (Hugging Face `repeat_kv` order); the grouping is done by reshaping the queries,
- * so keys and values are never copied per query head.
+ * so keys and values are never copied per query head. Without a hook or dropout (nothing asks for the
+ * pattern), the webgpu backend computes scores, softmax and values in one fused kernel
+ * (`fusedAttention`, differentiable) and the result has no `pattern`; cpu and wasm run the stock ops.
  *
  * @example
  * ```ts
@@ -128,8 +134,10 @@ export interface AttentionResult {
  * const w = { wQ: tf.eye(d), wK: tf.eye(d, 4), wV: tf.eye(d, 4), wO: tf.eye(d) };
  * const causal = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
  * const maskBias = tf.mul(tf.sub(1, causal), -1e9).reshape([1, 1, T, T]) as Tensor4D;
- * const r = causalSelfAttention(tf.ones([1, T, d]) as Tensor3D, w, { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias });
- * assert.deepEqual(r.out.shape, [1, 3, 8]);
+ * const x = tf.ones([1, T, d]) as Tensor3D, o = { nHeads: 2, nKvHeads: 1, headDim: 4, maskBias };
+ * assert.deepEqual(causalSelfAttention(x, w, o).out.shape, [1, 3, 8]);
+ * // A hook asks for the intermediates, so every backend builds the pattern.
+ * const r = causalSelfAttention(x, w, { ...o, hook: (_point, t) => t });
  * assert.deepEqual(r.pattern?.shape, [1, 2, 3, 3]); // [B, heads, T, T]
  * ```
  *
@@ -145,6 +153,7 @@ export function causalSelfAttention(
     const { nHeads: h, nKvHeads: hkv, headDim: hd, hook } = o;
     if (h % hkv !== 0) throw new Error(`attention: nHeads (${h}) must be a multiple of nKvHeads (${hkv})`);
     const g = h / hkv;
+    const dropping = o.dropout !== undefined && o.dropout.rate > 0;
     let q = tf.reshape(linear(x, w.wQ, w.bQ), [b, t, h, hd]) as Tensor4D;
     let k = tf.reshape(linear(x, w.wK, w.bK), [b, t, hkv, hd]) as Tensor4D;
     let v = tf.reshape(linear(x, w.wV, w.bV), [b, t, hkv, hd]) as Tensor4D;
@@ -167,7 +176,7 @@ export function causalSelfAttention(
     let kAll = kNew, vAll = vNew;
     if (o.cache) {
       const buf = o.cache.append(kNew, vNew);
-      if (t === 1 && !hook && !(o.dropout && o.dropout.rate > 0)) {
+      if (t === 1 && !hook && !dropping) {
         const mask = o.maskBias ? tf.reshape(o.maskBias, [b, 1, buf.length]) as Tensor3D : undefined;
         const z = decodeAttention(tf.reshape(q, [b, h, hd]) as Tensor3D, buf.k, buf.v, buf.length, mask);
         if (z) {
@@ -182,6 +191,17 @@ export function causalSelfAttention(
       vAll = tf.concat([o.past.v, vAll], 2);
     }
     const l = kAll.shape[2];
+    // Nothing asks for the pattern: on webgpu one fused kernel (scores, softmax, values; differentiable)
+    // instead of the stock ops below. The backend is checked first, so cpu and wasm run exactly the stock ops.
+    if (!hook && !dropping && !(o.cache && t === 1) && tf.getBackend() === "webgpu") {
+      const qh = tf.transpose(q, [0, 2, 1, 3]) as Tensor4D;
+      const zf = fusedAttention(qh, kAll, vAll, o.maskBias, 1 / Math.sqrt(hd)); // [B, H, T, hd] or null
+      if (zf) {
+        const z = tf.transpose(zf, [0, 2, 1, 3]); // [B, T, H, hd]
+        const out = linear(tf.reshape(z, [b, t, h * hd]) as Tensor3D, w.wO, w.bO);
+        return o.cache ? { out, k: kNew, v: vNew } : { out, k: kAll, v: vAll };
+      }
+    }
     // Group queries by their kv head: [B, H, T, hd] -> [B, Hkv, G*T, hd].
     const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [b, hkv, g * t, hd]);
     let scores = tf.reshape(tf.matMul(qg, kAll, false, true), [b, h, t, l]) as Tensor4D;
@@ -190,9 +210,7 @@ export function causalSelfAttention(
     if (hook) scores = hook("attn_scores", scores) as Tensor4D;
     let pattern = tf.softmax(scores, -1) as Tensor4D;
     if (hook) pattern = hook("pattern", pattern) as Tensor4D;
-    const used = o.dropout && o.dropout.rate > 0
-      ? tf.dropout(pattern, o.dropout.rate, undefined, o.dropout.seed)
-      : pattern;
+    const used = dropping ? tf.dropout(pattern, o.dropout!.rate, undefined, o.dropout!.seed) : pattern;
     const zg = tf.matMul(tf.reshape(used, [b, hkv, g * t, l]), vAll); // [B, Hkv, G*T, hd]
     let z = tf.transpose(tf.reshape(zg, [b, h, t, hd]), [0, 2, 1, 3]) as Tensor4D; // [B, T, H, hd]
     if (hook) z = hook("z", z) as Tensor4D;
