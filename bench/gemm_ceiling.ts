@@ -51,7 +51,8 @@ if (import.meta.main) {
   for (const p of py) {
     const out = await new Deno.Command(p, {
       args: ["-c", TORCH],
-      env: { OMP_WAIT_POLICY: "ACTIVE" },
+      // One thread for OpenBLAS too (Debian's torch BLAS ignores torch.set_num_threads).
+      env: { OMP_WAIT_POLICY: "ACTIVE", OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output().catch(() => null);

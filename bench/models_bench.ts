@@ -112,6 +112,8 @@ export interface ModelsBenchOptions {
   seed?: number;
   /** "greedy" (default) or "top-p" (nucleus 0.9 at temperature 1, seeded). */
   sampling?: "greedy" | "top-p";
+  /** Threads of the wasm backend's native CBLAS (default 1). */
+  blasThreads?: number;
   /** Decode with the resident loop at this lag (`generate`'s `resident` option); default: the ordinary loop. */
   resident?: number;
   /** Progress lines go here (default: stderr). */
@@ -197,11 +199,12 @@ function rate(tokens: number, seconds: number): { tokensPerSec: number; msPerTok
  */
 export async function runModelsBench(options: ModelsBenchOptions): Promise<ModelBenchRow[]> {
   const log = options.log ?? ((s: string) => console.error(s));
-  const info = await initBackend({ backend: options.backend });
+  const info = await initBackend({ backend: options.backend, blasThreads: options.blasThreads });
   // A software adapter is labelled so its figures are never mistaken for a GPU's.
   const how: Decoding = { sampling: options.sampling, resident: options.resident };
   const engine = `tfjs-${info.name}` +
     (info.isFallbackAdapter ? ` (${info.adapter?.split(" (")[0]}, software)` : "") +
+    (info.blas && (options.blasThreads ?? 1) > 1 ? `, BLAS ${options.blasThreads} threads` : "") +
     (how.sampling === "top-p" ? ", top-p 0.9" : "") +
     (how.resident !== undefined ? `, resident lag ${how.resident}` : "");
   const { prompt: P, newTokens: N } = options;
@@ -300,6 +303,7 @@ const HELP = `deno run -A bench/models_bench.ts [options]
   --max-seconds 60            skip cases estimated to take longer
   --repeats 1                 measured runs per case (the median is reported)
   --sampling greedy|top-p     greedy (default) or top-p 0.9 at temperature 1
+  --blas-threads 1            threads of the wasm backend's native CBLAS
   --resident LAG              decode with generate's resident loop at this lag (default: the ordinary loop)
   --json FILE                 write the rows as JSON (atomically); otherwise print them to stdout`;
 
@@ -348,6 +352,7 @@ async function main(): Promise<void> {
       repeats: { type: "string", default: "1" },
       sampling: { type: "string", default: "greedy" },
       resident: { type: "string" },
+      "blas-threads": { type: "string", default: "1" },
       json: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -379,6 +384,7 @@ async function main(): Promise<void> {
     repeats: parsePositiveList("repeats", values.repeats)[0],
     sampling: parseSampling(values.sampling),
     resident: values.resident === undefined ? undefined : parseLag(values.resident),
+    blasThreads: parsePositiveList("blas-threads", values["blas-threads"])[0],
   });
   const text = JSON.stringify(rows, null, 1);
   if (values.json) await writeTextAtomic(values.json, text);

@@ -182,7 +182,8 @@ export async function benchTorchTraining(
         "--threads",
         String(t),
       ];
-      const env = { OMP_WAIT_POLICY: "ACTIVE", OMP_NUM_THREADS: String(t) };
+      // OpenBLAS (Debian's torch BLAS) keeps its own threads unless told: see bench/torch_models.py.
+      const env = { OMP_WAIT_POLICY: "ACTIVE", OMP_NUM_THREADS: String(t), OPENBLAS_NUM_THREADS: String(t) };
       const out = await new Deno.Command(python, { args, env, stderr: "piped" }).output();
       if (!out.success) {
         return {

@@ -43,6 +43,8 @@ const HELP = `deno task bench [options]      (= deno run -A bench/run.ts)
   --no-torch                  skip the PyTorch side
   --torch-threads 2,1         CPU threads of the PyTorch runs, one run each (default: all cores; the
                               tfjs wasm backend runs on one thread under Deno)
+  --blas-threads 1            threads of the wasm backend's native CBLAS (torch's BLAS follows
+                              --torch-threads)
   --sampling greedy,top-p     decoding of the models bench, one pass each (default greedy; top-p is 0.9
                               at temperature 1, on both sides)
   --quick                     tiny shapes (16m, batch 1 and 2, P 8, N 4): checks the plumbing
@@ -249,6 +251,7 @@ async function main(): Promise<void> {
       "no-torch": { type: "boolean" },
       "torch-threads": { type: "string" },
       sampling: { type: "string", default: "greedy" },
+      "blas-threads": { type: "string", default: "1" },
       quick: { type: "boolean" },
       "train-args": { type: "string" },
       "recync-args": { type: "string" },
@@ -350,6 +353,7 @@ async function main(): Promise<void> {
       "--sampling",
       sampling,
     ];
+    const tfjsOnly = ["--blas-threads", values["blas-threads"]];
     const tmp = await Deno.makeTempDir({ prefix: "bench-" });
     try {
       for (const backend of backends) {
@@ -362,6 +366,7 @@ async function main(): Promise<void> {
           "--backend",
           backend,
           ...common,
+          ...tfjsOnly,
           "--max-seconds",
           maxSeconds,
           "--repeats",

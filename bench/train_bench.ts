@@ -222,7 +222,15 @@ export async function benchTorch(
   try {
     for (const t of options.threads?.length ? options.threads : [0]) {
       const env: Record<string, string> = { OMP_WAIT_POLICY: "ACTIVE" };
-      if (t > 0) Object.assign(env, { TORCH_THREADS: String(t), OMP_NUM_THREADS: String(t) });
+      // OPENBLAS_NUM_THREADS too: Debian's torch runs its GEMMs on OpenBLAS, whose own threads ignore
+      // torch.set_num_threads (without it a "1 thread" torch multiplies on every core).
+      if (t > 0) {
+        Object.assign(env, {
+          TORCH_THREADS: String(t),
+          OMP_NUM_THREADS: String(t),
+          OPENBLAS_NUM_THREADS: String(t),
+        });
+      }
       const out = await new Deno.Command(python, {
         args: [file, JSON.stringify(cases)],
         stderr: "piped",
@@ -280,6 +288,7 @@ if (import.meta.main) {
       "no-torch": { type: "boolean", default: false },
       python: { type: "string" },
       "compare-stock": { type: "boolean", default: false },
+      "blas-threads": { type: "string", default: "1" },
       "torch-threads": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -290,7 +299,7 @@ if (import.meta.main) {
       "Usage: deno run -A bench/train_bench.ts [--backends webgpu,wasm,cpu] [--sizes " +
         `${
           Object.keys(TRAIN_BENCH_SIZES).join(",")
-        }] [--batch 8] [--block 128] [--steps 5] [--no-torch] [--python PY] [--torch-threads 1,2] [--compare-stock] [--json FILE]`,
+        }] [--batch 8] [--block 128] [--steps 5] [--no-torch] [--python PY] [--torch-threads 1,2] [--blas-threads 1] [--compare-stock] [--json FILE]`,
     );
     Deno.exit(0);
   }
@@ -321,8 +330,11 @@ if (import.meta.main) {
     }
   }
   for (const b of backends) {
-    const info = await initBackend({ backend: b });
-    const label = info.blas ? ` (native BLAS: ${info.blas.split("/").pop()})` : "";
+    const blasThreads = Number(values["blas-threads"]);
+    const info = await initBackend({ backend: b, blasThreads });
+    const label = info.blas
+      ? ` (native BLAS: ${info.blas.split("/").pop()}, ${blasThreads} thread${blasThreads > 1 ? "s" : ""})`
+      : "";
     for (const size of sizes) {
       // The cpu backend is ~20x slower than wasm: keep it to the smallest models.
       if (b === "cpu" && countParameters(trainBenchConfig(size, block)) > 2e6) {
