@@ -13,19 +13,9 @@ import resource
 import sys
 import time
 
+from torch_threads import pin_blas_threads  # noqa: E402  (before torch: it reads the variables once)
 
-def _pin_blas_threads():
-    """Debian's torch multiplies on OpenBLAS, whose own thread pool ignores torch.set_num_threads: without
-    this a "1 thread" run used every core for its GEMMs. It must run before torch (and its BLAS) loads."""
-    for i, arg in enumerate(sys.argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--threads=") else (
-            sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else None)
-        if value and value.isdigit() and int(value) > 0:
-            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                os.environ[var] = value
-
-
-_pin_blas_threads()
+pin_blas_threads()
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 

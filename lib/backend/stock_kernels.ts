@@ -18,6 +18,18 @@ export function stockKernel(name: string, backend: string): StockKernel {
   return k.kernelFunc as unknown as StockKernel;
 }
 
+/** The slice of tfjs-webgpu's `WebGPUBackend` that our WGSL programs use. */
+export interface WebGPUProgramBackend {
+  runWebGPUProgram(
+    program: object,
+    inputs: tf.TensorInfo[],
+    dtype: tf.DataType,
+    uniforms?: { type: string; data: number[] }[],
+  ): tf.TensorInfo;
+  disposeData(id: tf.TensorInfo["dataId"]): boolean;
+  device?: { limits: { maxComputeWorkgroupsPerDimension: number } };
+}
+
 /** What the registry passes a kernel. */
 export interface KernelArgs {
   inputs: Record<string, tf.TensorInfo | undefined>;

@@ -8,20 +8,15 @@
  * @internal Used inside the library; not part of the stable API.
  */
 import type { tf } from "../deps.ts";
-import { decodeAttentionCall, type KernelArgs, maskedSoftmax, stockKernel } from "./stock_kernels.ts";
+import {
+  decodeAttentionCall,
+  type KernelArgs,
+  maskedSoftmax,
+  stockKernel,
+  type WebGPUProgramBackend,
+} from "./stock_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
-
-/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
-interface WebGPUBackend {
-  runWebGPUProgram(
-    program: object,
-    inputs: TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: { type: string; data: number[] }[],
-  ): TensorInfo;
-  disposeData(id: TensorInfo["dataId"]): boolean;
-}
 
 /** The sizes every program takes as uniforms, in this order. */
 const UNIFORMS = "heads : i32, group : i32, kvHeads : i32, cap : i32, hd : i32, len : i32, scale : f32,";
@@ -83,7 +78,7 @@ const VALUES = `
 export function webgpuDecodeAttentionKernel(
   args: KernelArgs,
 ): TensorInfo {
-  const be = args.backend as WebGPUBackend;
+  const be = args.backend as WebGPUProgramBackend;
   const { q, k, v, mask, length, scale, b, h, hd, hkv, cap } = decodeAttentionCall(args);
   const uniforms = [
     ...[h, h / hkv, hkv, cap, hd, length].map((x) => ({ type: "int32", data: [x] })),

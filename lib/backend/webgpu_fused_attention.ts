@@ -27,7 +27,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor4D } from "../tensor_types.ts";
-import type { KernelArgs } from "./stock_kernels.ts";
+import type { KernelArgs, WebGPUProgramBackend } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
 
 /** The kernel's name in tfjs' registry. */
@@ -46,16 +46,6 @@ const MAX_HD = 256;
 const MAX_DISPATCH = 65535;
 
 type TensorInfo = tf.TensorInfo;
-
-/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
-interface WebGPUBackend {
-  runWebGPUProgram(
-    program: object,
-    inputs: TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: { type: string; data: number[] }[],
-  ): TensorInfo;
-}
 
 /** The tile geometry for head width `hd` (compile-time constants of the shader). */
 interface Tiles {
@@ -211,7 +201,7 @@ function shader(hd: number, masked: boolean): string {
 
 /** The webgpu kernel: q `[B, H, T, hd]`, k and v `[B, Hkv, L, hd]`, optional mask `[B, 1, T, L]`; attr `scale`. */
 function webgpuFusedAttentionKernel(args: KernelArgs): TensorInfo {
-  const be = args.backend as WebGPUBackend;
+  const be = args.backend as WebGPUProgramBackend;
   const { q, k, v, mask } = args.inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; mask?: TensorInfo };
   const scale = args.attrs!.scale as number;
   const [b, h, t, hd] = q.shape;

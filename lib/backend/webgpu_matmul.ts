@@ -22,7 +22,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { stockKernel } from "./stock_kernels.ts";
+import { stockKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
 
 /**
  * Output rows per batch up to which a product takes the matrix-vector program.
@@ -33,18 +33,6 @@ import { stockKernel } from "./stock_kernels.ts";
 export const GEMV_MAX_ROWS = 16;
 
 type TensorInfo = tf.TensorInfo;
-
-/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
-interface WebGPUBackend {
-  runWebGPUProgram(
-    program: object,
-    inputs: TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: { type: string; data: number[] }[],
-  ): TensorInfo;
-  disposeData(id: TensorInfo["dataId"]): boolean;
-  device?: { limits: { maxComputeWorkgroupsPerDimension: number } };
-}
 
 type KernelArgs = {
   inputs: Record<string, TensorInfo | undefined>;
@@ -442,7 +430,7 @@ function sumProgram(p: Product, splits: number): object {
 /** Workgroups below which a matrix-vector product splits K across more of them. */
 const TARGET_WORKGROUPS = 256;
 
-function run(p: Product, be: WebGPUBackend): TensorInfo | null {
+function run(p: Product, be: WebGPUProgramBackend): TensorInfo | null {
   const limit = be.device?.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   const temps: TensorInfo[] = [];
   const reshape = (x: TensorInfo, shape: number[]) => {
@@ -496,7 +484,7 @@ function run(p: Product, be: WebGPUBackend): TensorInfo | null {
 
 function batchMatMul(args: KernelArgs): TensorInfo {
   const p = product(args, false);
-  const out = p && run(p, args.backend as WebGPUBackend);
+  const out = p && run(p, args.backend as WebGPUProgramBackend);
   if (out) return out;
   stats.stock++;
   return (stock!.batch.kernelFunc as unknown as (a: KernelArgs) => TensorInfo)(args);
@@ -504,7 +492,7 @@ function batchMatMul(args: KernelArgs): TensorInfo {
 
 function fusedMatMul(args: KernelArgs): TensorInfo {
   const p = product(args, true);
-  const out = p && run(p, args.backend as WebGPUBackend);
+  const out = p && run(p, args.backend as WebGPUProgramBackend);
   if (out) return out;
   stats.stock++;
   return (stock!.fused.kernelFunc as unknown as (a: KernelArgs) => TensorInfo)(args);

@@ -11,7 +11,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { type KernelArgs, stockKernel } from "./stock_kernels.ts";
+import { type KernelArgs, stockKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
 
 type TensorInfo = tf.TensorInfo;
@@ -19,17 +19,6 @@ type TensorInfo = tf.TensorInfo;
 /** The kernels' names in tfjs' registry. */
 const LAYER_NORM = "CoherenceLayerNorm";
 const RMS_NORM = "CoherenceRmsNorm";
-
-/** The slice of tfjs-webgpu's `WebGPUBackend` this module uses. */
-interface WebGPUBackend {
-  runWebGPUProgram(
-    program: object,
-    inputs: TensorInfo[],
-    dtype: tf.DataType,
-    uniforms?: { type: string; data: number[] }[],
-  ): TensorInfo;
-  disposeData(id: TensorInfo["dataId"]): boolean;
-}
 
 /**
  * Threads per workgroup (one workgroup normalises one row); a power of two for the tree reduction. 64 beat
@@ -144,7 +133,7 @@ function program(kind: "layer" | "rms", bias: boolean, rows: number, width: numb
 /** The kernel: x of any rank (normalised over its last axis), gain and optional bias `[width]`; attr eps. */
 function normKernel(kind: "layer" | "rms"): (args: KernelArgs) => TensorInfo {
   return (args) => {
-    const be = args.backend as WebGPUBackend;
+    const be = args.backend as WebGPUProgramBackend;
     const { x, gain, bias } = args.inputs as { x: TensorInfo; gain: TensorInfo; bias?: TensorInfo };
     const eps = args.attrs!.eps as number;
     const width = x.shape[x.shape.length - 1];
