@@ -12,7 +12,11 @@
  * @module
  */
 
-/** A loaded CBLAS: row-major single-precision GEMM on raw pointers. */
+/**
+ * A loaded CBLAS: row-major single-precision GEMM on raw pointers.
+ *
+ * @category Backend
+ */
 export interface NativeBlas {
   /** The library path that was loaded. */
   path: string;
@@ -39,7 +43,11 @@ export interface NativeBlas {
   close(): void;
 }
 
-/** Where a CBLAS is looked for, in order, when no path is given. */
+/**
+ * Where a CBLAS is looked for, in order, when no path is given.
+ *
+ * @category Backend
+ */
 export const NATIVE_BLAS_CANDIDATES: readonly string[] = [
   "libopenblas.so.0",
   "libopenblas.so",
