@@ -766,14 +766,18 @@ function residentLoop(lag: number) {
         (history as tf.Tensor | null)?.dispose();
         cache?.dispose();
       };
-      if (heapFailed) {
-        try {
-          await release();
-        } catch { /* the backend is unusable; the error above says so */ }
-      } else await release();
+      await releaseAll(heapFailed, release);
       sampler.dispose();
     }
   };
+}
+
+/** Runs a loop's `release`; after a full wasm heap even disposals can fail, and the explained error must win. */
+async function releaseAll(heapFailed: boolean, release: () => void | Promise<void>): Promise<void> {
+  if (!heapFailed) return await release();
+  try {
+    await release();
+  } catch { /* the backend is unusable; the error above says so */ }
 }
 
 function widthOf(prompts: number[][]): number {
@@ -1139,7 +1143,6 @@ async function* runLoop(
     heapFailed = isWasmHeapError(e);
     throw explainWasmHeapError(e, "generate");
   } finally {
-    // After a full wasm heap even disposals can fail; the explained error must be what the caller sees.
     const release = () => {
       disposeCurrent(cur);
       if (ahead) disposeCurrent(takeLast(ahead, source));
@@ -1148,11 +1151,7 @@ async function* runLoop(
       (history as tf.Tensor | null)?.dispose();
       cache?.dispose();
     };
-    if (heapFailed) {
-      try {
-        release();
-      } catch { /* the backend is unusable; the error above says so */ }
-    } else release();
+    await releaseAll(heapFailed, release);
     sampler.dispose();
   }
 
