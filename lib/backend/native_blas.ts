@@ -21,8 +21,8 @@ export interface NativeBlas {
   /** The library path that was loaded. */
   path: string;
   /**
-   * C = A·B (row-major), with `transA`/`transB` meaning the operand is stored transposed; `a`, `b`, `c`
-   * are byte addresses, `lda`, `ldb`, `ldc` row strides in elements.
+   * C = A·B + beta·C (row-major), with `transA`/`transB` meaning the operand is stored transposed; `a`, `b`,
+   * `c` are byte addresses, `lda`, `ldb`, `ldc` row strides in elements; `beta` defaults to 0.
    */
   sgemm(
     transA: boolean,
@@ -36,6 +36,7 @@ export interface NativeBlas {
     ldb: number,
     c: bigint,
     ldc: number,
+    beta?: number,
   ): void;
   /** Threads the library may use (OpenBLAS only; a no-op elsewhere). */
   setThreads(n: number): void;
@@ -168,7 +169,7 @@ function wrap(path: string, lib: Deno.DynamicLibrary<typeof SYMBOLS>): NativeBla
   const ptr = (x: bigint) => Deno.UnsafePointer.create(x);
   return {
     path,
-    sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc) {
+    sgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, beta = 0) {
       lib.symbols.cblas_sgemm(
         ROW_MAJOR,
         transA ? TRANS : NO_TRANS,
@@ -181,7 +182,7 @@ function wrap(path: string, lib: Deno.DynamicLibrary<typeof SYMBOLS>): NativeBla
         lda,
         ptr(b),
         ldb,
-        0,
+        beta,
         ptr(c),
         ldc,
       );

@@ -295,12 +295,27 @@ function routedProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometr
 
 /**
  * The product by the native CBLAS, in place on the heap: one `sgemm` per output batch (a batch of one
- * operand broadcast by offset 0), transposes as flags.
+ * operand broadcast by offset 0), transposes as flags. A length-N `bias` is written into every output row
+ * first and accumulated by the GEMM itself (beta = 1), which saves the separate bias pass.
  */
-function nativeProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometry, tA: boolean, tB: boolean) {
+function nativeProduct(
+  be: WasmBackend,
+  a: TensorInfo,
+  b: TensorInfo,
+  g: Geometry,
+  tA: boolean,
+  tB: boolean,
+  bias?: TensorInfo,
+) {
   const { m, k, n, batchA, batchB } = g;
   const batch = Math.max(batchA, batchB);
   const out = be.makeOutput([batch, m, n], "float32");
+  if (bias) {
+    const h = be.wasm.HEAPF32; // re-read after the allocation
+    const from = be.dataIdMap.get(bias.dataId).memoryOffset >>> 2;
+    const to = be.dataIdMap.get(out.dataId).memoryOffset >>> 2;
+    for (let r = 0; r < batch * m; r++) h.copyWithin(to + r * n, from, from + n);
+  }
   // The heap's address after the allocation above (growing the heap replaces its buffer).
   const heap = be.wasm.HEAPF32.buffer as ArrayBuffer;
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap)));
@@ -319,6 +334,7 @@ function nativeProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometr
       tB ? k : n,
       pc + BigInt(i * m * n * 4),
       n,
+      bias ? 1 : 0,
     );
   }
   const shaped = kernel("Reshape")({ inputs: { x: out }, backend: be, attrs: { shape: g.outShape } });
@@ -405,6 +421,11 @@ function fusedMatMul(args: KernelArgs): TensorInfo {
   const ng = nativeGeometry(a, b, tA, tB);
   if (ng) {
     stats.native++;
+    const bias = args.inputs.bias;
+    if (bias && bias.dtype === "float32" && bias.shape.reduce((x, y) => x * y, 1) === ng.n) {
+      const rest = { ...args, inputs: { ...args.inputs, bias: undefined } }; // the GEMM added the bias
+      return epilogue(be, nativeProduct(be, a, b, ng, tA, tB, bias), rest);
+    }
     return epilogue(be, nativeProduct(be, a, b, ng, tA, tB), args);
   }
   const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;

@@ -86,6 +86,11 @@ Deno.test({
         tf.fused.matMul({ a, b, transposeB: true, bias, activation });
       close((await on("wasm", inputs, f))[0], (await on("cpu", inputs, f))[0], 1e-5, activation);
     }
+    // Batched rows with a bias (the GEMM accumulates it into rows prefilled with it), and a relu after.
+    const batched = [values([3, 9, 20], 50), values([20, 30], 51), values([30], 52)];
+    const fb = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
+      tf.fused.matMul({ a, b, bias, activation: "relu" });
+    close((await on("wasm", batched, fb))[0], (await on("cpu", batched, fb))[0], 1e-5, "batched bias");
     const inputs = [values([2, 12, 30], 7), values([2, 30, 8], 8), values([2, 12, 8], 9)];
     const g = (a: tf.Tensor, b: tf.Tensor, r: tf.Tensor) =>
       tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, w), r)))([a, b]);
