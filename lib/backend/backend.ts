@@ -78,11 +78,8 @@ const blasByPath = new Map<string, NativeBlas>();
 function chooseBlas(options: InitBackendOptions): NativeBlas | null {
   let want: boolean | string | undefined = options.nativeBlas;
   if (want === undefined) {
-    let env: string | undefined;
-    try {
-      env = Deno.env.get("COHERENCE_BLAS");
-    } catch { /* no env permission */ }
-    want = env === undefined || env === "" ? undefined : env === "off" ? false : env;
+    const env = envValue("COHERENCE_BLAS");
+    want = !env ? undefined : env === "off" ? false : env;
   }
   if (want === false) return null;
   if (typeof want === "string") {
@@ -102,16 +99,12 @@ function chooseBlas(options: InitBackendOptions): NativeBlas | null {
   return autoBlas;
 }
 
-function envIs(name: string, value: string): boolean {
+function envValue(name: string): string | undefined {
   try {
-    return Deno.env.get(name) === value;
+    return Deno.env.get(name);
   } catch {
-    return false; // no env permission
+    return undefined; // no env permission
   }
-}
-
-function envStockMatMul(): boolean {
-  return envIs("COHERENCE_WASM_MATMUL", "stock");
 }
 
 let webgpuKernels = true;
@@ -226,12 +219,8 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       if (isSoftwareAdapter(adapter)) {
         notes.push(`WebGPU adapter '${adapterName(adapter)}' is a software fallback: correct but very slow`);
       }
-      const env = envIs("COHERENCE_WEBGPU_KERNELS", "stock")
-        ? false
-        : envIs("COHERENCE_WEBGPU_KERNELS", "ours")
-        ? true
-        : undefined;
-      const choice = options.webgpuKernels ?? env;
+      const env = envValue("COHERENCE_WEBGPU_KERNELS");
+      const choice = options.webgpuKernels ?? (env === "stock" ? false : env === "ours" ? true : undefined);
       webgpuKernels = choice !== false;
       if (choice ?? !isSoftwareAdapter(adapter)) installWebGPUMatMul();
       else uninstallWebGPUMatMul();
@@ -249,22 +238,21 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   }
   if (!info && (want === "wasm" || want === "auto")) {
     installWasmIdentity(); // zero-copy tape clones (./wasm_identity.ts)
+    const routed = options.wasmMatMul ?? envValue("COHERENCE_WASM_MATMUL") !== "stock";
     let blas: NativeBlas | null = null;
-    if (options.wasmMatMul ?? !envStockMatMul()) {
+    if (routed) {
       installWasmMatMul();
       blas = chooseBlas(options);
       blas?.setThreads(threads);
+      notes.push(
+        blas
+          ? `wasm matmuls on the native CBLAS ${blas.path} (${threads} thread${threads > 1 ? "s" : ""})`
+          : "wasm matmuls on XNNPACK (no native CBLAS: see initBackend's nativeBlas)",
+      );
     } else uninstallWasmMatMul();
     setWasmNativeBlas(blas);
-    if (blas) {
-      notes.push(
-        `wasm matmuls on the native CBLAS ${blas.path} (${threads} thread${threads > 1 ? "s" : ""})`,
-      );
-    } else if (options.wasmMatMul ?? !envStockMatMul()) {
-      notes.push("wasm matmuls on XNNPACK (no native CBLAS: see initBackend's nativeBlas)");
-    }
     if (await trySet("wasm")) {
-      info = blas ? { name: "wasm", notes, blas: blas.path } : { name: "wasm", notes };
+      info = { name: "wasm", notes, ...(blas ? { blas: blas.path } : {}) };
     } else if (want === "wasm") {
       throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
     } else notes.push("wasm backend failed to initialise");

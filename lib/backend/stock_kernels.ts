@@ -18,6 +18,59 @@ export function stockKernel(name: string, backend: string): StockKernel {
   return k.kernelFunc as unknown as StockKernel;
 }
 
+/** A kernel function on `TensorInfo`s, as our overrides write them. */
+export type OwnKernel = (args: KernelArgs) => tf.TensorInfo;
+
+/**
+ * Kernels of ours registered over a backend's stock ones by name, and the way back: the one mechanism the
+ * wasm matmul adapter, the webgpu matmuls and the wasm `Identity` share. While installed, `stock(name)` is
+ * the replaced kernel (what an override falls back to).
+ */
+export class KernelOverride {
+  #stock: Map<string, tf.KernelConfig> | null = null;
+
+  constructor(readonly backend: string, readonly kernels: Record<string, OwnKernel>) {}
+
+  /** Whether our kernels are registered now. */
+  get installed(): boolean {
+    return this.#stock !== null;
+  }
+
+  /** Registers our kernels (idempotent); false when a stock kernel is missing (backend not bundled). */
+  install(): boolean {
+    if (this.#stock) return true;
+    const stock = new Map<string, tf.KernelConfig>();
+    for (const name of Object.keys(this.kernels)) {
+      const k = tf.getKernel(name, this.backend);
+      if (!k) return false;
+      stock.set(name, k);
+    }
+    for (const [name, k] of stock) {
+      tf.unregisterKernel(name, this.backend);
+      tf.registerKernel({ ...k, kernelFunc: this.kernels[name] as unknown as tf.KernelFunc });
+    }
+    this.#stock = stock;
+    return true;
+  }
+
+  /** Restores the stock kernels (idempotent). */
+  uninstall(): void {
+    if (!this.#stock) return;
+    for (const [name, k] of this.#stock) {
+      tf.unregisterKernel(name, this.backend);
+      tf.registerKernel(k);
+    }
+    this.#stock = null;
+  }
+
+  /** The stock kernel our `name` replaced; only while installed (our kernels run only then). */
+  stock(name: string): OwnKernel {
+    const k = this.#stock?.get(name);
+    if (!k) throw new Error(`KernelOverride: ${this.backend} ${name} is not overridden now`);
+    return k.kernelFunc as unknown as OwnKernel;
+  }
+}
+
 /** The slice of tfjs-webgpu's `WebGPUBackend` that our WGSL programs use. */
 export interface WebGPUProgramBackend {
   runWebGPUProgram(

@@ -9,11 +9,12 @@
  *
  * @module
  */
-import { tf } from "../deps.ts";
+import type { tf } from "../deps.ts";
+import { type KernelArgs, KernelOverride } from "./stock_kernels.ts";
 
 type TensorInfo = tf.TensorInfo;
 
-let stock: tf.KernelConfig | null = null;
+const override = new KernelOverride("wasm", { Identity: identity });
 
 /** The slice of tfjs-wasm's `BackendWasm` this module uses. */
 interface WasmBackend {
@@ -35,13 +36,7 @@ interface WasmBackend {
  * @category Backend
  */
 export function installWasmIdentity(): boolean {
-  if (stock) return true;
-  const k = tf.getKernel("Identity", "wasm");
-  if (!k) return false;
-  stock = k;
-  tf.unregisterKernel("Identity", "wasm");
-  tf.registerKernel({ ...k, kernelFunc: identity as unknown as tf.KernelFunc });
-  return true;
+  return override.install();
 }
 
 /**
@@ -58,10 +53,7 @@ export function installWasmIdentity(): boolean {
  * @category Backend
  */
 export function uninstallWasmIdentity(): void {
-  if (!stock) return;
-  tf.unregisterKernel("Identity", "wasm");
-  tf.registerKernel(stock);
-  stock = null;
+  override.uninstall();
 }
 
 /**
@@ -77,13 +69,13 @@ export function uninstallWasmIdentity(): void {
  * @category Backend
  */
 export function wasmIdentityInstalled(): boolean {
-  return stock !== null;
+  return override.installed;
 }
 
-function identity(args: { inputs: { x: TensorInfo }; backend: unknown }): TensorInfo {
-  const { x } = args.inputs;
+function identity(args: KernelArgs): TensorInfo {
+  const x = args.inputs.x!;
   // Strings live outside the heap: the stock kernel handles them.
-  if (x.dtype === "string") return (stock!.kernelFunc as unknown as (a: typeof args) => TensorInfo)(args);
+  if (x.dtype === "string") return override.stock("Identity")(args);
   (args.backend as WasmBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }

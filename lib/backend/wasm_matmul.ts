@@ -17,8 +17,9 @@
  *
  * @module
  */
-import { tf } from "../deps.ts";
+import type { tf } from "../deps.ts";
 import type { NativeBlas } from "./native_blas.ts";
+import { type KernelArgs, KernelOverride, type OwnKernel, stockKernel } from "./stock_kernels.ts";
 
 /**
  * Output rows (M) from which a transposed or batched product is rerouted through XNNPACK.
@@ -39,20 +40,15 @@ interface WasmBackend {
   disposeData(dataId: DataId): boolean;
 }
 
-type KernelArgs = {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-};
-type Kernel = (args: KernelArgs) => TensorInfo;
+type Kernel = OwnKernel;
 
-let stock: { batch: tf.KernelConfig; fused: tf.KernelConfig } | null = null;
+const override = new KernelOverride("wasm", { BatchMatMul: batchMatMul, _FusedMatMul: fusedMatMul });
 let stats = { routed: 0, stock: 0, native: 0 };
 let blas: NativeBlas | null = null;
 
 /**
- * Sends every float32 product of the rerouted kernels to a native CBLAS (`./native_blas.ts`), or back to
- * XNNPACK with null. `initBackend` calls it (its `nativeBlas` option).
+ * Sends the rerouted kernels' float32 products of 8 or more rows to a native CBLAS (`./native_blas.ts`), or
+ * back to XNNPACK with null. `initBackend` calls it (its `nativeBlas` option).
  *
  * @example
  * ```ts
@@ -91,7 +87,7 @@ export function wasmNativeBlas(): NativeBlas | null {
  * @category Backend
  */
 export function wasmMatMulInstalled(): boolean {
-  return stock !== null;
+  return override.installed;
 }
 
 /**
@@ -113,16 +109,7 @@ export function wasmMatMulStats(reset = false): { routed: number; stock: number;
  * @category Backend
  */
 export function installWasmMatMul(): boolean {
-  if (stock) return true;
-  const batch = tf.getKernel("BatchMatMul", "wasm");
-  const fused = tf.getKernel("_FusedMatMul", "wasm");
-  if (!batch || !fused) return false;
-  stock = { batch, fused };
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.unregisterKernel("_FusedMatMul", "wasm");
-  tf.registerKernel({ ...batch, kernelFunc: batchMatMul as unknown as tf.KernelFunc });
-  tf.registerKernel({ ...fused, kernelFunc: fusedMatMul as unknown as tf.KernelFunc });
-  return true;
+  return override.install();
 }
 
 /**
@@ -131,18 +118,11 @@ export function installWasmMatMul(): boolean {
  * @category Backend
  */
 export function uninstallWasmMatMul(): void {
-  if (!stock) return;
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.unregisterKernel("_FusedMatMul", "wasm");
-  tf.registerKernel(stock.batch);
-  tf.registerKernel(stock.fused);
-  stock = null;
+  override.uninstall();
 }
 
 function kernel(name: string): Kernel {
-  const k = tf.getKernel(name, "wasm");
-  if (!k) throw new Error(`wasm_matmul: wasm kernel ${name} is not registered`);
-  return k.kernelFunc as unknown as Kernel;
+  return stockKernel(name, "wasm") as unknown as Kernel;
 }
 
 function size(shape: number[]): number {
@@ -230,7 +210,7 @@ function copy(
  */
 function routedProduct(be: WasmBackend, a: TensorInfo, b: TensorInfo, g: Geometry, tA: boolean, tB: boolean) {
   const temps: TensorInfo[] = [];
-  const stockBatch = stock!.batch.kernelFunc as unknown as Kernel;
+  const stockBatch = override.stock("BatchMatMul");
   const reshape = kernel("Reshape");
   const { m, k, n, batchA, batchB } = g;
   try {
@@ -364,7 +344,7 @@ function batchMatMul(args: KernelArgs): TensorInfo {
   const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
   if (!g || !needsRoute(g, tA, tB)) {
     stats.stock++;
-    return (stock!.batch.kernelFunc as unknown as Kernel)(args);
+    return override.stock("BatchMatMul")(args);
   }
   stats.routed++;
   return routedProduct(args.backend as WasmBackend, a, b, g, tA, tB);
@@ -422,14 +402,14 @@ function fusedMatMul(args: KernelArgs): TensorInfo {
   if (ng) {
     stats.native++;
     const bias = args.inputs.bias;
-    if (bias && bias.dtype === "float32" && bias.shape.reduce((x, y) => x * y, 1) === ng.n) {
+    if (bias && bias.dtype === "float32" && size(bias.shape) === ng.n && bias.shape.at(-1) === ng.n) {
       const rest = { ...args, inputs: { ...args.inputs, bias: undefined } }; // the GEMM added the bias
       return epilogue(be, nativeProduct(be, a, b, ng, tA, tB, bias), rest);
     }
     return epilogue(be, nativeProduct(be, a, b, ng, tA, tB), args);
   }
   const g = a.dtype === "float32" && b.dtype === "float32" ? geometry(a, b, tA, tB) : null;
-  const stockFused = stock!.fused.kernelFunc as unknown as Kernel;
+  const stockFused = override.stock("_FusedMatMul");
   if (g && !tA && !tB && g.batchA <= 1 && g.batchB <= 1) {
     stats.stock++;
     return stockFused(args); // the XNNPACK path, bias and activation fused
@@ -441,7 +421,7 @@ function fusedMatMul(args: KernelArgs): TensorInfo {
   // Small or unflattenable products: stock unfused product (correct), then the epilogue; never the stock
   // scalar fused kernel, whose bias indexing is wrong.
   stats.stock++;
-  const prod = (stock!.batch.kernelFunc as unknown as Kernel)({
+  const prod = override.stock("BatchMatMul")({
     inputs: { a, b },
     backend: be,
     attrs: { transposeA: tA, transposeB: tB },

@@ -22,7 +22,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import { stockKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
+import { type KernelArgs, KernelOverride, stockKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
 
 /**
  * Output rows per batch up to which a product takes the matrix-vector program.
@@ -34,13 +34,10 @@ export const GEMV_MAX_ROWS = 16;
 
 type TensorInfo = tf.TensorInfo;
 
-type KernelArgs = {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-};
-
-let stock: { batch: tf.KernelConfig; fused: tf.KernelConfig } | null = null;
+const override = new KernelOverride("webgpu", {
+  BatchMatMul: matMulKernel("BatchMatMul"),
+  _FusedMatMul: matMulKernel("_FusedMatMul"),
+});
 let stats = { gemv: 0, tiled: 0, stock: 0 };
 
 /**
@@ -60,7 +57,7 @@ let stats = { gemv: 0, tiled: 0, stock: 0 };
  * @category Backend
  */
 export function webgpuMatMulInstalled(): boolean {
-  return stock !== null;
+  return override.installed;
 }
 
 /**
@@ -96,16 +93,7 @@ export function webgpuMatMulStats(reset = false): { gemv: number; tiled: number;
  * @category Backend
  */
 export function installWebGPUMatMul(): boolean {
-  if (stock) return true;
-  const batch = tf.getKernel("BatchMatMul", "webgpu");
-  const fused = tf.getKernel("_FusedMatMul", "webgpu");
-  if (!batch || !fused) return false;
-  stock = { batch, fused };
-  tf.unregisterKernel("BatchMatMul", "webgpu");
-  tf.unregisterKernel("_FusedMatMul", "webgpu");
-  tf.registerKernel({ ...batch, kernelFunc: batchMatMul as unknown as tf.KernelFunc });
-  tf.registerKernel({ ...fused, kernelFunc: fusedMatMul as unknown as tf.KernelFunc });
-  return true;
+  return override.install();
 }
 
 /**
@@ -122,12 +110,7 @@ export function installWebGPUMatMul(): boolean {
  * @category Backend
  */
 export function uninstallWebGPUMatMul(): void {
-  if (!stock) return;
-  tf.unregisterKernel("BatchMatMul", "webgpu");
-  tf.unregisterKernel("_FusedMatMul", "webgpu");
-  tf.registerKernel(stock.batch);
-  tf.registerKernel(stock.fused);
-  stock = null;
+  override.uninstall();
 }
 
 function size(shape: number[]): number {
@@ -451,6 +434,8 @@ function run(p: Product, be: WebGPUProgramBackend): TensorInfo | null {
       const splits = Math.max(1, Math.min(want, Math.floor(p.k / 256), 64));
       const kChunk = Math.ceil(p.k / splits);
       const used = Math.ceil(p.k / kChunk);
+      // The sum program indexes by workgroup x alone: decline before any work when it would not fit.
+      if (used > 1 && Math.ceil((p.batch * p.m * p.n) / 256) > limit) return null;
       if (used === 1) {
         out = be.runWebGPUProgram(gemvProgram(p, 1, false), inputs, "float32", uniformsOf(p, kChunk));
       } else {
@@ -462,7 +447,6 @@ function run(p: Product, be: WebGPUProgramBackend): TensorInfo | null {
         );
         temps.push(partial);
         const sumInputs = p.bias ? [partial, p.bias] : [partial];
-        if (Math.ceil((p.batch * p.m * p.n) / 256) > limit) return null;
         out = be.runWebGPUProgram(sumProgram(p, used), sumInputs, "float32", uniformsOf(p, kChunk));
       }
       stats.gemv++;
@@ -482,18 +466,13 @@ function run(p: Product, be: WebGPUProgramBackend): TensorInfo | null {
   }
 }
 
-function batchMatMul(args: KernelArgs): TensorInfo {
-  const p = product(args, false);
-  const out = p && run(p, args.backend as WebGPUProgramBackend);
-  if (out) return out;
-  stats.stock++;
-  return (stock!.batch.kernelFunc as unknown as (a: KernelArgs) => TensorInfo)(args);
-}
-
-function fusedMatMul(args: KernelArgs): TensorInfo {
-  const p = product(args, true);
-  const out = p && run(p, args.backend as WebGPUProgramBackend);
-  if (out) return out;
-  stats.stock++;
-  return (stock!.fused.kernelFunc as unknown as (a: KernelArgs) => TensorInfo)(args);
+/** Our kernel for `name` (the fused one also takes bias and activation); stock where we decline. */
+function matMulKernel(name: "BatchMatMul" | "_FusedMatMul"): (args: KernelArgs) => TensorInfo {
+  return (args) => {
+    const p = product(args, name === "_FusedMatMul");
+    const out = p && run(p, args.backend as WebGPUProgramBackend);
+    if (out) return out;
+    stats.stock++;
+    return override.stock(name)(args);
+  };
 }

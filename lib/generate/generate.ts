@@ -642,19 +642,11 @@ function residentLoop(lag: number) {
       const tPrefill = performance.now();
       cache = model.createCache(B, { capacity: Math.min(width + maxNew, maxPositions) });
       cur = prefill(model, prompts, cache, { lastOnly: true }, options, false, source);
-      if (sampler.usesRepetitionPenalty) {
-        const idx = prompts.flatMap((p, b) => p.flatMap((id) => [b, id]));
-        history = tf.tidy(() =>
-          tf.scatterND(tf.tensor2d(idx, [idx.length / 2, 2], "int32"), tf.ones([idx.length / 2]), [
-            B,
-            V,
-          ]) as tf.Tensor2D
-        );
-      }
+      if (sampler.usesRepetitionPenalty) history = tokenHistory(prompts, V);
       trace.stats.prefillMs = performance.now() - tPrefill;
       const tDecode = performance.now();
       let launched = 0;
-      for (let step = 0; step < steps; step++) {
+      while (true) {
         // Launch until `lag` steps are ahead of the one the host reads next.
         while (launched < steps && pending.length <= lag && !finished.every((f) => f)) {
           const uniforms = new Float32Array(B);
@@ -663,22 +655,11 @@ function residentLoop(lag: number) {
           });
           const c = cur!;
           const packed = tf.tidy(() => {
-            const out = sampler.sample(c.logits, uniforms, history ?? undefined);
-            const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
-            const cols: tf.Tensor[] = [
-              out.tokens.toFloat().reshape([B, 1]),
-              out.logprobs.reshape([B, 1]),
-              out.sampledLogprobs.reshape([B, 1]),
-              cos.reshape([B, 1]),
-            ];
+            const { tokens: chosen, cols } = sampleStep(sampler, c, prev, uniforms, history ?? undefined);
             if (returnHidden) cols.push(c.hidden);
             tokens?.dispose();
-            tokens = tf.keep(out.tokens);
-            if (history) {
-              const next = tf.keep(history.add(tf.oneHot(out.tokens, V).toFloat()) as tf.Tensor2D);
-              history.dispose();
-              history = next;
-            }
+            tokens = tf.keep(chosen);
+            if (history) history = countTokens(history, chosen, V);
             return tf.concat(cols, 1) as tf.Tensor2D;
           });
           pending.push({ step: launched, packed, data: packed.data() as Promise<Float32Array> });
@@ -769,6 +750,50 @@ function residentLoop(lag: number) {
       await releaseAll(heapFailed, release);
       sampler.dispose();
     }
+  };
+}
+
+/** Token counts per row, [B, V]: the repetition penalty's history of `lists[b]` (prompt, then tokens). */
+function tokenHistory(lists: number[][], V: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const idx = lists.flatMap((ids, b) => ids.flatMap((id) => [b, id]));
+    return tf.scatterND(tf.tensor2d(idx, [idx.length / 2, 2], "int32"), tf.ones([idx.length / 2]), [
+      lists.length,
+      V,
+    ]) as tf.Tensor2D;
+  });
+}
+
+/** `history` plus one count per row for `tokens` [B]; disposes `history` and returns the kept new one. */
+function countTokens(history: tf.Tensor2D, tokens: tf.Tensor1D, V: number): tf.Tensor2D {
+  const next = tf.keep(tf.tidy(() => history.add(tf.oneHot(tokens, V).toFloat()) as tf.Tensor2D));
+  history.dispose();
+  return next;
+}
+
+/**
+ * One device-sampled step of `c` (in a tidy): the chosen tokens and the readback's first columns, [token,
+ * logprob, sampledLogprob, cosim] per row, that both loops pack.
+ */
+function sampleStep(
+  sampler: TokenSampler,
+  c: Current,
+  prev: tf.Tensor2D | null,
+  uniforms: Float32Array,
+  history?: tf.Tensor2D,
+  forced?: Int32Array,
+): { tokens: tf.Tensor1D; cols: tf.Tensor[] } {
+  const B = uniforms.length;
+  const out = sampler.sample(c.logits, uniforms, history, forced);
+  const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
+  return {
+    tokens: out.tokens,
+    cols: [
+      out.tokens.toFloat().reshape([B, 1]),
+      out.logprobs.reshape([B, 1]),
+      out.sampledLogprobs.reshape([B, 1]),
+      cos.reshape([B, 1]),
+    ],
   };
 }
 
@@ -884,17 +909,7 @@ async function* runLoop(
 
   const rebuildHistory = () => {
     history?.dispose();
-    const idx: number[] = [];
-    trace.rows.forEach((r, b) => {
-      for (const id of r.prompt) idx.push(b, id);
-      for (const id of r.tokens) idx.push(b, id);
-    });
-    history = tf.tidy(() =>
-      tf.scatterND(tf.tensor2d(idx, [idx.length / 2, 2], "int32"), tf.ones([idx.length / 2]), [
-        B,
-        V,
-      ]) as tf.Tensor2D
-    );
+    history = tokenHistory(trace.rows.map((r) => [...r.prompt, ...r.tokens]), V);
     historyDirty = false;
   };
 
@@ -995,19 +1010,14 @@ async function* runLoop(
       // need the chosen tokens on the device before their readback, so they keep the device sampler.
       const onHost = probes.length === 0 && sampler.samplesOnHost(anyForced);
       const packed = onHost ? hostStepInputs(c) : tf.tidy(() => {
-        const out = sampler.sample(
-          c.logits,
+        const { tokens: chosen, cols } = sampleStep(
+          sampler,
+          c,
+          prev,
           uniforms,
           sampler.usesRepetitionPenalty ? history! : undefined,
           anyForced ? forced : undefined,
         );
-        const cos = prev ? cosineRows(c.hidden, prev) : tf.fill([B], NaN);
-        const cols: tf.Tensor[] = [
-          out.tokens.toFloat().reshape([B, 1]),
-          out.logprobs.reshape([B, 1]),
-          out.sampledLogprobs.reshape([B, 1]),
-          cos.reshape([B, 1]),
-        ];
         for (const p of probes) {
           const v = p.compute({
             step,
@@ -1016,7 +1026,7 @@ async function* runLoop(
             hidden: c.hidden,
             prevHidden: prev,
             logits: c.logits,
-            tokens: out.tokens,
+            tokens: chosen,
             batchSize: B,
           });
           if (v.rank !== 2 || v.shape[0] !== B || v.shape[1] !== p.width) {
@@ -1028,12 +1038,8 @@ async function* runLoop(
         }
         if (returnHidden) cols.push(c.hidden);
         tokensDevice?.dispose();
-        tokensDevice = tf.keep(out.tokens);
-        if (history && sampler.usesRepetitionPenalty) {
-          const next = tf.keep(history.add(tf.oneHot(out.tokens, V).toFloat()) as tf.Tensor2D);
-          history.dispose();
-          history = next;
-        }
+        tokensDevice = tf.keep(chosen);
+        if (history && sampler.usesRepetitionPenalty) history = countTokens(history, chosen, V);
         return tf.concat(cols, 1);
       });
       // Start the readback first, then queue the next forward on the device tokens while it is in
@@ -1219,11 +1225,7 @@ async function* runLoop(
     }
     tokensDevice?.dispose();
     tokensDevice = tf.keep(tf.tensor1d(out.tokens, "int32"));
-    if (history && withHist) {
-      const next = tf.keep(tf.tidy(() => history!.add(tf.oneHot(tokensDevice!, V).toFloat()) as tf.Tensor2D));
-      history.dispose();
-      history = next;
-    }
+    if (history && withHist) history = countTokens(history, tokensDevice!, V);
     return res;
   }
 
