@@ -60,8 +60,8 @@ export interface InitBackendOptions {
    */
   webgpuKernels?: boolean;
   /**
-   * On wasm, run the matmuls on a native CBLAS through Deno's FFI (`./native_blas.ts`: OpenBLAS does 5x
-   * XNNPACK's GFLOP/s on the build machine). Default: when the FFI permission is granted and a library is
+   * On wasm, run the matmuls on a native CBLAS through Deno's FFI (`./native_blas.ts`: OpenBLAS does 4–11x
+   * XNNPACK's GFLOP/s on the build machine, `bench/gemm_ceiling.ts`). Default: when the FFI permission is granted and a library is
    * found, else XNNPACK, said in `notes`. A string is the library's path (an error if it does not load);
    * true insists (an error when none is found); false (or `COHERENCE_BLAS=off`) keeps XNNPACK.
    * `COHERENCE_BLAS=/path/lib.so` names the library.

@@ -2,10 +2,11 @@
  * A native CBLAS (OpenBLAS, Accelerate, any library exporting `cblas_sgemm`) loaded through Deno's FFI, for
  * the wasm backend's matrix products.
  *
- * tfjs-wasm's best GEMM (XNNPACK, 128-bit wasm SIMD, no FMA) reaches 21–37 GFLOP/s on one core of the
- * build machine; OpenBLAS reaches 130–193 on the same core (AVX-512 FMA), which is where PyTorch's
- * speed comes from. `cblas_sgemm` reads and writes tfjs-wasm's heap in place: operands are the tensors'
- * own buffers (transposes are flags, batches a loop), the result a fresh heap tensor. Loading needs the
+ * tfjs-wasm's best GEMM (XNNPACK, 128-bit wasm SIMD, no FMA) reaches 14–37 GFLOP/s on one core of the
+ * build machine; OpenBLAS reaches 120–160 on the same core (AVX-512 FMA; `bench/gemm_ceiling.ts`), which is
+ * where PyTorch's speed comes from. `cblas_sgemm` reads and writes tfjs-wasm's heap in place: operands
+ * are the tensors' own buffers (transposes are flags, batches a loop), the result a fresh heap tensor.
+ * Loading needs the
  * FFI permission (`--allow-ffi`, or `-A`); without it, or without a library, the wasm backend keeps
  * XNNPACK (see `initBackend`'s `nativeBlas`).
  *

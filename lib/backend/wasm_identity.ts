@@ -3,7 +3,7 @@
  *
  * tfjs' engine clones every tensor a gradient saves for the backward pass through the `Identity` kernel,
  * and tfjs-wasm's `Identity` copies the buffer (the cpu and webgpu backends share it instead): 487 copies in
- * one training step of the 1M bench model, 12 % of the step. Here `Identity` shares the buffer and counts a
+ * one training step of the 1M bench model, 12 % of the step (`bench/profile_train_step.ts`). Here `Identity` shares the buffer and counts a
  * reference, as tfjs-wasm's own `Reshape` does. Nothing in tfjs-wasm writes a buffer in place, and the one
  * place in this library that does (`writeColumnsInPlace`, the KV cache) refuses shared buffers.
  *
