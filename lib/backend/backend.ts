@@ -5,8 +5,14 @@
  */
 import { checkChoice, checkOptionKeys } from "../options.ts";
 import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
-import { installWasmMatMul, setWasmNativeBlas, uninstallWasmMatMul } from "./wasm_matmul.ts";
+import {
+  installWasmMatMul,
+  setWasmNativeBlas,
+  setWasmNativeGemm,
+  uninstallWasmMatMul,
+} from "./wasm_matmul.ts";
 import { loadNativeBlas, type NativeBlas } from "./native_blas.ts";
+import { loadNativeGemm, type NativeGemm, nativeGemmMissing } from "./native_gemm.ts";
 import { installWasmIdentity } from "./wasm_identity.ts";
 import { installWebGPUMatMul, uninstallWebGPUMatMul } from "./webgpu_matmul.ts";
 
@@ -33,6 +39,8 @@ export interface BackendInfo {
   notes: string[];
   /** On wasm, the native CBLAS library its matmuls run on (absent: XNNPACK). */
   blas?: string;
+  /** wasm: the native packed GEMM's library path, when products by weights run on it. */
+  gemm?: string;
 }
 
 /**
@@ -69,6 +77,42 @@ export interface InitBackendOptions {
   nativeBlas?: boolean | string;
   /** Threads of the native CBLAS (OpenBLAS). Default 1, like the wasm backend itself. */
   blasThreads?: number;
+  /**
+   * On wasm, multiply by model weights on our native packed GEMM (`./native_gemm.ts`: a weight is packed
+   * once, the second time it is used, and products of up to 256 rows stream it; 1.9–2.4x OpenBLAS at 16
+   * rows). Default: when `deno task build-native` has built it and FFI is granted, else not, said in
+   * `notes`. A string is the library's path (an error if it does not load); true insists; false (or
+   * `COHERENCE_GEMM=off`) keeps OpenBLAS/XNNPACK. `COHERENCE_GEMM=/path/lib.so` names the library.
+   */
+  nativeGemm?: boolean | string;
+  /**
+   * Most bytes of packed weight copies the native GEMM may hold (outside the wasm heap; a copy is freed with
+   * its tensor). Default 2 GiB; 0 packs nothing.
+   */
+  packedWeightBytes?: number;
+}
+
+let autoGemm: NativeGemm | null | undefined; // undefined: not looked for yet
+const gemmByPath = new Map<string, NativeGemm>();
+
+/** The native GEMM the options ask for, or null; throws when an explicit request cannot be met. */
+function chooseGemm(options: InitBackendOptions): NativeGemm | null {
+  let want: boolean | string | undefined = options.nativeGemm;
+  if (want === undefined) {
+    const env = envValue("COHERENCE_GEMM");
+    want = !env ? undefined : env === "off" ? false : env;
+  }
+  if (want === false) return null;
+  if (typeof want === "string") {
+    const known = gemmByPath.get(want);
+    if (known) return known;
+    const lib = loadNativeGemm(want)!;
+    gemmByPath.set(want, lib);
+    return lib;
+  }
+  if (autoGemm === undefined) autoGemm = loadNativeGemm();
+  if (!autoGemm && want === true) throw new Error(`nativeGemm: ${nativeGemmMissing}`);
+  return autoGemm;
 }
 
 let autoBlas: NativeBlas | null | undefined; // undefined: not looked for yet
@@ -194,12 +238,27 @@ async function trySet(name: BackendName): Promise<boolean> {
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
   checkOptionKeys(
     options,
-    ["backend", "verbose", "wasmMatMul", "webgpuKernels", "nativeBlas", "blasThreads"],
+    [
+      "backend",
+      "verbose",
+      "wasmMatMul",
+      "webgpuKernels",
+      "nativeBlas",
+      "blasThreads",
+      "nativeGemm",
+      "packedWeightBytes",
+    ],
     "initBackend",
   );
   const threads = options.blasThreads ?? 1;
   if (!(Number.isInteger(threads) && threads >= 1)) {
     throw new RangeError(`initBackend: blasThreads must be a positive integer, got ${options.blasThreads}`);
+  }
+  const packedLimit = options.packedWeightBytes ?? 2 * 2 ** 30;
+  if (!(Number.isFinite(packedLimit) && packedLimit >= 0)) {
+    throw new RangeError(
+      `initBackend: packedWeightBytes must be a number of bytes >= 0, got ${options.packedWeightBytes}`,
+    );
   }
   const want = checkChoice(options.backend ?? "auto", ["auto", "webgpu", "wasm", "cpu"], "backend");
   // PROD silences tfjs' console chatter (the "running in Node.js" banner, platform notices).
@@ -240,6 +299,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     installWasmIdentity(); // zero-copy tape clones (./wasm_identity.ts)
     const routed = options.wasmMatMul ?? envValue("COHERENCE_WASM_MATMUL") !== "stock";
     let blas: NativeBlas | null = null;
+    let gemm: NativeGemm | null = null;
     if (routed) {
       installWasmMatMul();
       blas = chooseBlas(options);
@@ -249,10 +309,26 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
           ? `wasm matmuls on the native CBLAS ${blas.path} (${threads} thread${threads > 1 ? "s" : ""})`
           : "wasm matmuls on XNNPACK (no native CBLAS: see initBackend's nativeBlas)",
       );
+      gemm = chooseGemm(options);
+      notes.push(
+        gemm
+          ? `products by model weights on the native packed GEMM ${gemm.path}`
+          : `no native packed GEMM (${
+            options.nativeGemm === false || envValue("COHERENCE_GEMM") === "off"
+              ? "switched off"
+              : nativeGemmMissing
+          })`,
+      );
     } else uninstallWasmMatMul();
     setWasmNativeBlas(blas);
+    setWasmNativeGemm(gemm, packedLimit);
     if (await trySet("wasm")) {
-      info = { name: "wasm", notes, ...(blas ? { blas: blas.path } : {}) };
+      info = {
+        name: "wasm",
+        notes,
+        ...(blas ? { blas: blas.path } : {}),
+        ...(gemm ? { gemm: gemm.path } : {}),
+      };
     } else if (want === "wasm") {
       throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);
     } else notes.push("wasm backend failed to initialise");

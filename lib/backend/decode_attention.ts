@@ -19,6 +19,7 @@ import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
 import { decodeAttentionCall, type KernelArgs, maskedSoftmax } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
+import { forgetPackedOperand } from "./wasm_matmul.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -254,6 +255,7 @@ export function writeColumnsInPlace(buf: Tensor4D, src: Tensor4D, at: number): b
     const be = tf.backend() as unknown as WasmBackend;
     const bd = be.dataIdMap.get(buf.dataId), sd = be.dataIdMap.get(src.dataId);
     if (!bd || !sd || (bd.refCount ?? 1) > 1) return false;
+    forgetPackedOperand(buf.dataId); // a packed copy of the old contents would go stale
     dst = from = be.wasm.HEAPF32; // re-read: the heap may have grown
     d0 = bd.memoryOffset >>> 2;
     s0 = sd.memoryOffset >>> 2;

@@ -19,6 +19,7 @@
  */
 import type { tf } from "../deps.ts";
 import type { NativeBlas } from "./native_blas.ts";
+import { type NativeGemm, type PackedOperand, packOperand } from "./native_gemm.ts";
 import { type KernelArgs, KernelOverride, type OwnKernel, stockKernel } from "./stock_kernels.ts";
 
 /**
@@ -29,22 +30,142 @@ import { type KernelArgs, KernelOverride, type OwnKernel, stockKernel } from "./
  */
 export const MIN_ROUTED_ROWS = 8;
 
+/**
+ * Output rows (all left batches stacked) up to which a product whose right operand is packed runs on the
+ * native packed GEMM (`./native_gemm.ts`): 1.9–2.4x OpenBLAS at 16 rows, 1.2–1.4x at 128, even at 512
+ * (BENCHMARKS.md), so larger products stay on OpenBLAS, which blocks its rows for the cache.
+ *
+ * @category Backend
+ * @internal Used inside the library; not part of the stable API.
+ */
+export const MAX_PACKED_ROWS = 256;
+
 type TensorInfo = tf.TensorInfo;
 type DataId = TensorInfo["dataId"];
 
 /** The slice of tfjs-wasm's `BackendWasm` this module uses. */
 interface WasmBackend {
   wasm: { HEAPF32: Float32Array };
-  dataIdMap: { get(id: DataId): { memoryOffset: number } };
+  dataIdMap: { get(id: DataId): { memoryOffset: number }; has(id: DataId): boolean };
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  disposeData(dataId: DataId): boolean;
+  disposeData(dataId: DataId, force?: boolean): boolean;
 }
 
 type Kernel = OwnKernel;
 
 const override = new KernelOverride("wasm", { BatchMatMul: batchMatMul, _FusedMatMul: fusedMatMul });
-let stats = { routed: 0, stock: 0, native: 0 };
+const noStats = () => ({ routed: 0, stock: 0, native: 0, packed: 0, packs: 0 });
+let stats = noStats();
 let blas: NativeBlas | null = null;
+let gemm: NativeGemm | null = null;
+
+/** Packed copies of right operands, by the tensor data they were packed from, one per orientation. */
+interface PackedEntry {
+  plain?: PackedOperand;
+  trans?: PackedOperand;
+}
+const packed = new Map<DataId, PackedEntry>();
+let packedBytes = 0;
+let packedLimit = 2 * 2 ** 30;
+const hooked = new WeakSet<object>();
+
+/**
+ * Sends every product with one right operand, an untransposed left one and at most
+ * {@linkcode MAX_PACKED_ROWS} rows to a native packed GEMM (`./native_gemm.ts`), or stops with null (and
+ * frees every packed copy). The right operand is packed the first time it is seen and the copy kept, in
+ * memory outside the wasm heap, until its tensor's data is freed, so a weight is packed once; past
+ * `limitBytes` of kept copies (default 2 GiB; 0 keeps none) operands are packed for one product only. Which
+ * kernel runs depends only on the shapes, never on what was packed before, so results do not change from
+ * the first call to the next. `initBackend` calls it (its `nativeGemm` and `packedWeightBytes` options).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { setWasmNativeGemm, wasmNativeGemm } from "./wasm_matmul.ts";
+ * setWasmNativeGemm(null);
+ * assert.equal(wasmNativeGemm(), null);
+ * ```
+ *
+ * @category Backend
+ */
+export function setWasmNativeGemm(lib: NativeGemm | null, limitBytes: number = 2 * 2 ** 30): void {
+  if (!(limitBytes >= 0)) {
+    throw new RangeError(`setWasmNativeGemm: limitBytes must be >= 0, got ${limitBytes}`);
+  }
+  gemm = lib;
+  packedLimit = limitBytes;
+  packed.clear();
+  packedBytes = 0;
+}
+
+/**
+ * The native packed GEMM the wasm matmuls use now, or null.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmNativeGemm } from "./wasm_matmul.ts";
+ * const lib = wasmNativeGemm();
+ * assert.ok(lib === null || typeof lib.path === "string");
+ * ```
+ *
+ * @category Backend
+ */
+export function wasmNativeGemm(): NativeGemm | null {
+  return gemm;
+}
+
+/**
+ * Bytes held by packed weight copies now (outside the wasm heap; see {@linkcode setWasmNativeGemm}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { wasmPackedBytes } from "./wasm_matmul.ts";
+ * assert.ok(wasmPackedBytes() >= 0);
+ * ```
+ *
+ * @category Backend
+ */
+export function wasmPackedBytes(): number {
+  return packedBytes;
+}
+
+/**
+ * Drops the packed copy of `dataId`'s tensor data, if any. Anything that writes a wasm tensor's memory in
+ * place (the KV cache's column writes) must call it, since a packed copy would go stale.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "../deps.ts";
+ * import { forgetPackedOperand, wasmPackedBytes } from "./wasm_matmul.ts";
+ * await tf.setBackend("cpu");
+ * const before = wasmPackedBytes();
+ * forgetPackedOperand(tf.zeros([2]).dataId); // nothing was packed for it: a no-op
+ * assert.equal(wasmPackedBytes(), before);
+ * ```
+ *
+ * @category Backend
+ */
+export function forgetPackedOperand(dataId: DataId): void {
+  const e = packed.get(dataId);
+  if (!e) return;
+  packedBytes -= (e.plain?.bytes ?? 0) + (e.trans?.bytes ?? 0);
+  packed.delete(dataId);
+}
+
+/** Frees a packed copy when tfjs frees the data it was packed from (reshapes share data: wait for the last). */
+function hookDisposal(be: WasmBackend) {
+  if (hooked.has(be)) return;
+  hooked.add(be);
+  const dispose = be.disposeData.bind(be);
+  be.disposeData = (dataId: DataId, force?: boolean) => {
+    const freed = dispose(dataId, force);
+    if (packed.size && !be.dataIdMap.has(dataId)) forgetPackedOperand(dataId);
+    return freed;
+  };
+}
 
 /**
  * Sends the rerouted kernels' float32 products of 8 or more rows to a native CBLAS (`./native_blas.ts`), or
@@ -91,14 +212,17 @@ export function wasmMatMulInstalled(): boolean {
 }
 
 /**
- * Counts of products sent through the rerouting (XNNPACK), to the native CBLAS, and left to the stock
- * kernels since the last reset.
+ * Counts since the last reset: products sent through the rerouting (XNNPACK), to the native CBLAS, to the
+ * native packed GEMM (`packed`), and left to the stock kernels; and operands packed (`packs`, whether the
+ * copy was kept or not).
  *
  * @category Backend
  */
-export function wasmMatMulStats(reset = false): { routed: number; stock: number; native: number } {
+export function wasmMatMulStats(
+  reset = false,
+): { routed: number; stock: number; native: number; packed: number; packs: number } {
   const s = { ...stats };
-  if (reset) stats = { routed: 0, stock: 0, native: 0 };
+  if (reset) stats = noStats();
   return s;
 }
 
@@ -119,6 +243,8 @@ export function installWasmMatMul(): boolean {
  */
 export function uninstallWasmMatMul(): void {
   override.uninstall();
+  packed.clear();
+  packedBytes = 0;
 }
 
 function kernel(name: string): Kernel {
@@ -322,6 +448,56 @@ function nativeProduct(
   return shaped;
 }
 
+/** The packed copy of `b` for this orientation: kept from an earlier product, or made now (and kept). */
+function packedOperandFor(be: WasmBackend, b: TensorInfo, g: Geometry, tB: boolean): PackedOperand {
+  const e = packed.get(b.dataId);
+  const have = tB ? e?.trans : e?.plain;
+  if (have) return have;
+  const heap = be.wasm.HEAPF32.buffer as ArrayBuffer;
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap)));
+  const at = base + BigInt(be.dataIdMap.get(b.dataId).memoryOffset);
+  const p = packOperand(gemm!, at, tB ? g.k : g.n, tB, g.k, g.n);
+  stats.packs++;
+  if (packedBytes + p.bytes > packedLimit) return p; // over the limit: for this product only
+  hookDisposal(be);
+  const entry = e ?? {};
+  if (tB) entry.trans = p;
+  else entry.plain = p;
+  packed.set(b.dataId, entry);
+  packedBytes += p.bytes;
+  return p;
+}
+
+/**
+ * The product on the native packed GEMM when it applies (one right operand, `a` untransposed, at most
+ * {@linkcode MAX_PACKED_ROWS} rows in all); null to take another path. A fused bias along the rows is
+ * added by the GEMM.
+ */
+function packedProduct(
+  be: WasmBackend,
+  a: TensorInfo,
+  b: TensorInfo,
+  tA: boolean,
+  tB: boolean,
+  bias?: TensorInfo,
+): TensorInfo | null {
+  if (!gemm || tA || a.dtype !== "float32" || b.dtype !== "float32") return null;
+  const g = geometry(a, b, tA, tB);
+  if (!g || g.batchB !== 1 || g.n * g.k === 0) return null;
+  const rows = g.batchA * g.m;
+  if (rows < 1 || rows > MAX_PACKED_ROWS || (bias && size(bias.shape) !== g.n)) return null;
+  const p = packedOperandFor(be, b, g, tB);
+  const out = be.makeOutput([rows, g.n], "float32");
+  const heap = be.wasm.HEAPF32.buffer as ArrayBuffer; // after the allocation (it may grow the heap)
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap)));
+  const at = (t: TensorInfo) => base + BigInt(be.dataIdMap.get(t.dataId).memoryOffset);
+  gemm.gemm(rows, g.n, g.k, at(a), g.k, p.address, at(out), g.n, bias ? at(bias) : 0n);
+  stats.packed++;
+  const shaped = kernel("Reshape")({ inputs: { x: out }, backend: be, attrs: { shape: g.outShape } });
+  be.disposeData(out.dataId);
+  return shaped;
+}
+
 /**
  * The geometry when the native CBLAS takes the product (float32, non-empty, at least
  * {@linkcode MIN_ROUTED_ROWS} rows), else null. Matrix-vector shapes stay on XNNPACK, whose bandwidth-bound
@@ -336,6 +512,8 @@ function nativeGeometry(a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean):
 function batchMatMul(args: KernelArgs): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const viaPacked = packedProduct(args.backend as WasmBackend, a, b, tA, tB);
+  if (viaPacked) return viaPacked;
   const ng = nativeGeometry(a, b, tA, tB);
   if (ng) {
     stats.native++;
@@ -398,10 +576,20 @@ function fusedMatMul(args: KernelArgs): TensorInfo {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const be = args.backend as WasmBackend;
   const tA = Boolean(args.attrs?.transposeA), tB = Boolean(args.attrs?.transposeB);
+  const bias = args.inputs.bias;
+  const rowBias = bias && bias.dtype === "float32" && bias.shape.at(-1) === size(bias.shape)
+    ? bias
+    : undefined;
+  if (!bias || rowBias) {
+    const viaPacked = packedProduct(be, a, b, tA, tB, rowBias);
+    if (viaPacked) {
+      const rest = { ...args, inputs: { ...args.inputs, bias: undefined } }; // the GEMM added the bias
+      return epilogue(be, viaPacked, rest);
+    }
+  }
   const ng = nativeGeometry(a, b, tA, tB);
   if (ng) {
     stats.native++;
-    const bias = args.inputs.bias;
     if (bias && bias.dtype === "float32" && size(bias.shape) === ng.n && bias.shape.at(-1) === ng.n) {
       const rest = { ...args, inputs: { ...args.inputs, bias: undefined } }; // the GEMM added the bias
       return epilogue(be, nativeProduct(be, a, b, ng, tA, tB, bias), rest);

@@ -10,7 +10,10 @@ import {
 import { assert } from "../assert.ts";
 
 // XNNPACK routing is what this file tests: the native CBLAS (tests/backend/native_blas_test.ts) stays off.
-const ok = await initBackend({ backend: "wasm", nativeBlas: false }).then(() => true, () => false);
+const ok = await initBackend({ backend: "wasm", nativeBlas: false, nativeGemm: false }).then(
+  () => true,
+  () => false,
+);
 if (!ok) console.log("note: wasm backend unavailable; skipping the wasm matmul adapter tests");
 
 /** Deterministic values in [-1, 1). */
@@ -212,7 +215,7 @@ Deno.test({
   fn: async () => {
     await initBackend({ backend: "wasm", wasmMatMul: false });
     assert(!wasmMatMulInstalled());
-    await initBackend({ backend: "wasm", nativeBlas: false });
+    await initBackend({ backend: "wasm", nativeBlas: false, nativeGemm: false });
     assert(wasmMatMulInstalled());
   },
 });
