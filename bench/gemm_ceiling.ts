@@ -117,8 +117,8 @@ if (import.meta.main) {
     "\n| products by weights, GPT-2-small x 12 blocks | rows | ms per pass | GFLOP/s |\n|---|---|---|---|",
   );
   for (const packed of [false, true]) {
-    const info = await initBackend({ backend: "wasm", nativeGemm: packed ? undefined : false });
-    if (packed && !info.gemm) {
+    const info = await initBackend({ backend: "wasm", nativeKernels: packed ? undefined : false });
+    if (packed && !info.native) {
       console.log("| tfjs-wasm, native packed GEMM | not built: deno task build-native | | |");
       continue;
     }

@@ -1,21 +1,21 @@
 /**
- * Compiles lib/backend/native_gemm.c (the packed-weight GEMM of the wasm backend) for this machine, with
- * `cc -O3 -march=native` (or `$CC`), into lib/backend/libcoherence_gemm.so (.dylib on macOS). The library
+ * Compiles lib/backend/native_kernels.c (the packed-weight GEMM of the wasm backend) for this machine, with
+ * `cc -O3 -march=native` (or `$CC`), into lib/backend/libcoherence_native.so (.dylib on macOS). The library
  * is stamped with a hash of its source, so a build left over from an older checkout is refused at load
  * time rather than used. The file is written atomically (compiled to a temporary name, then renamed).
  *
  * ```sh
  * deno task build-native                 # build next to the source (where initBackend looks)
- * deno task build-native --out /tmp/x.so # build elsewhere (pass the path as initBackend's nativeGemm)
+ * deno task build-native --out /tmp/x.so # build elsewhere (pass the path as initBackend's nativeKernels)
  * deno task build-native --if-possible   # no compiler: say so and exit 0 (a failed build still fails)
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { defaultNativeGemmPath, sourceHash } from "../lib/backend/native_gemm.ts";
+import { defaultNativeKernelsPath, sourceHash } from "../lib/backend/native_kernels.ts";
 
-const SOURCE = new URL("../lib/backend/native_gemm.c", import.meta.url);
+const SOURCE = new URL("../lib/backend/native_kernels.c", import.meta.url);
 
 /** No C compiler could be started (as opposed to a build that failed). */
 export class NoCompilerError extends Error {}
@@ -29,7 +29,7 @@ function compiler(): string {
  * Builds the library at `out` (default: next to the source); returns its path. Throws with the
  * compiler's message when the build fails, or how to install a compiler when none runs.
  */
-export async function buildNativeGemm(out = defaultNativeGemmPath()!): Promise<string> {
+export async function buildNativeKernels(out = defaultNativeKernelsPath()!): Promise<string> {
   const text = await Deno.readTextFile(SOURCE);
   const hash = sourceHash(text);
   const tmp = `${out}.${Deno.pid}.tmp`;
@@ -71,7 +71,7 @@ if (import.meta.main) {
     options: { out: { type: "string" }, "if-possible": { type: "boolean", default: false } },
   });
   try {
-    const path = await buildNativeGemm(values.out ?? defaultNativeGemmPath()!);
+    const path = await buildNativeKernels(values.out ?? defaultNativeKernelsPath()!);
     console.log(`built ${path}`);
   } catch (e) {
     if (values["if-possible"] && e instanceof NoCompilerError) {

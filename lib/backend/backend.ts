@@ -8,12 +8,13 @@ import { setWasmPaths, tf, WASM_DIST_URL } from "../deps.ts";
 import {
   installWasmMatMul,
   setWasmNativeBlas,
-  setWasmNativeGemm,
+  setWasmNativeKernels,
   uninstallWasmMatMul,
 } from "./wasm_matmul.ts";
 import { loadNativeBlas, type NativeBlas } from "./native_blas.ts";
-import { loadNativeGemm, type NativeGemm, nativeGemmMissing } from "./native_gemm.ts";
+import { loadNativeKernels, type NativeKernels, nativeKernelsMissing } from "./native_kernels.ts";
 import { installWasmIdentity } from "./wasm_identity.ts";
+import { installWasmGather } from "./wasm_gather.ts";
 import { installWebGPUMatMul, uninstallWebGPUMatMul } from "./webgpu_matmul.ts";
 
 /**
@@ -39,8 +40,8 @@ export interface BackendInfo {
   notes: string[];
   /** On wasm, the native CBLAS library its matmuls run on (absent: XNNPACK). */
   blas?: string;
-  /** wasm: the native packed GEMM's library path, when products by weights run on it. */
-  gemm?: string;
+  /** On wasm, the native kernels' library (`./native_kernels.ts`: packed GEMM, GELU), when loaded. */
+  native?: string;
 }
 
 /**
@@ -78,40 +79,42 @@ export interface InitBackendOptions {
   /** Threads of the native CBLAS (OpenBLAS). Default 1, like the wasm backend itself. */
   blasThreads?: number;
   /**
-   * On wasm, multiply by model weights on our native packed GEMM (`./native_gemm.ts`: a weight is packed
-   * once, the second time it is used, and products of up to 256 rows stream it; 1.9–2.4x OpenBLAS at 16
-   * rows). Default: when `deno task build-native` has built it and FFI is granted, else not, said in
-   * `notes`. A string is the library's path (an error if it does not load); true insists; false (or
-   * `COHERENCE_GEMM=off`) keeps OpenBLAS/XNNPACK. `COHERENCE_GEMM=/path/lib.so` names the library.
+   * On wasm, run our native kernels (`./native_kernels.ts`, through Deno's FFI): every product of up to 256
+   * rows with one right operand on a GEMM against a packed copy of that operand, made once and kept while
+   * its tensor lives (1.7x OpenBLAS at 16 rows, 1.2x at 128, over a GPT-2-small forward's weights), and
+   * GELU in one pass at inference. Default: when `deno task build-native` has built the library and FFI is
+   * granted, else not, said in `notes`. A string is the library's path (an error if it does not load);
+   * true insists; false (or `COHERENCE_NATIVE=off`) keeps OpenBLAS, XNNPACK and the stock kernels.
+   * `COHERENCE_NATIVE=/path/lib.so` names the library.
    */
-  nativeGemm?: boolean | string;
+  nativeKernels?: boolean | string;
   /**
-   * Most bytes of packed weight copies the native GEMM may hold (outside the wasm heap; a copy is freed with
-   * its tensor). Default 2 GiB; 0 packs nothing.
+   * Most bytes of packed copies the native GEMM keeps (outside the wasm heap; a copy is freed with its
+   * tensor). Past it, operands are packed for one product only: slower, the same results. Default 2 GiB.
    */
   packedWeightBytes?: number;
 }
 
-let autoGemm: NativeGemm | null | undefined; // undefined: not looked for yet
-const gemmByPath = new Map<string, NativeGemm>();
+let autoGemm: NativeKernels | null | undefined; // undefined: not looked for yet
+const gemmByPath = new Map<string, NativeKernels>();
 
 /** The native GEMM the options ask for, or null; throws when an explicit request cannot be met. */
-function chooseGemm(options: InitBackendOptions): NativeGemm | null {
-  let want: boolean | string | undefined = options.nativeGemm;
+function chooseGemm(options: InitBackendOptions): NativeKernels | null {
+  let want: boolean | string | undefined = options.nativeKernels;
   if (want === undefined) {
-    const env = envValue("COHERENCE_GEMM");
+    const env = envValue("COHERENCE_NATIVE");
     want = !env ? undefined : env === "off" ? false : env;
   }
   if (want === false) return null;
   if (typeof want === "string") {
     const known = gemmByPath.get(want);
     if (known) return known;
-    const lib = loadNativeGemm(want)!;
+    const lib = loadNativeKernels(want)!;
     gemmByPath.set(want, lib);
     return lib;
   }
-  if (autoGemm === undefined) autoGemm = loadNativeGemm();
-  if (!autoGemm && want === true) throw new Error(`nativeGemm: ${nativeGemmMissing}`);
+  if (autoGemm === undefined) autoGemm = loadNativeKernels();
+  if (!autoGemm && want === true) throw new Error(`nativeKernels: ${nativeKernelsMissing}`);
   return autoGemm;
 }
 
@@ -245,7 +248,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       "webgpuKernels",
       "nativeBlas",
       "blasThreads",
-      "nativeGemm",
+      "nativeKernels",
       "packedWeightBytes",
     ],
     "initBackend",
@@ -297,9 +300,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   }
   if (!info && (want === "wasm" || want === "auto")) {
     installWasmIdentity(); // zero-copy tape clones (./wasm_identity.ts)
+    installWasmGather(); // embedding lookups as row copies (./wasm_gather.ts)
     const routed = options.wasmMatMul ?? envValue("COHERENCE_WASM_MATMUL") !== "stock";
     let blas: NativeBlas | null = null;
-    let gemm: NativeGemm | null = null;
+    let gemm: NativeKernels | null = null;
     if (routed) {
       installWasmMatMul();
       blas = chooseBlas(options);
@@ -312,22 +316,22 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       gemm = chooseGemm(options);
       notes.push(
         gemm
-          ? `products by model weights on the native packed GEMM ${gemm.path}`
-          : `no native packed GEMM (${
-            options.nativeGemm === false || envValue("COHERENCE_GEMM") === "off"
+          ? `native kernels (packed-weight GEMM, GELU) from ${gemm.path}`
+          : `no native kernels (${
+            options.nativeKernels === false || envValue("COHERENCE_NATIVE") === "off"
               ? "switched off"
-              : nativeGemmMissing
+              : nativeKernelsMissing
           })`,
       );
     } else uninstallWasmMatMul();
     setWasmNativeBlas(blas);
-    setWasmNativeGemm(gemm, packedLimit);
+    setWasmNativeKernels(gemm, packedLimit);
     if (await trySet("wasm")) {
       info = {
         name: "wasm",
         notes,
         ...(blas ? { blas: blas.path } : {}),
-        ...(gemm ? { gemm: gemm.path } : {}),
+        ...(gemm ? { native: gemm.path } : {}),
       };
     } else if (want === "wasm") {
       throw new Error(`backend 'wasm' failed to initialise (wasm files at ${WASM_DIST_URL})`);

@@ -7,7 +7,7 @@
 import { tf } from "../deps.ts";
 import { adapterName, type BackendName, initBackend, isSoftwareAdapter, requestAdapter } from "./backend.ts";
 import { ffiAllowed } from "./native_blas.ts";
-import { nativeGemmMissing } from "./native_gemm.ts";
+import { nativeKernelsMissing } from "./native_kernels.ts";
 
 function envSaysNoBlas(): boolean {
   return readEnv("COHERENCE_BLAS") === "off";
@@ -215,9 +215,11 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
         : "wasm matmuls stay on XNNPACK: allow FFI (--allow-ffi or -A) to use a native CBLAS such as OpenBLAS",
     );
   }
-  if (info.name === "wasm" && !info.gemm && ffiAllowed() && readEnv("COHERENCE_GEMM") !== "off") {
+  if (info.name === "wasm" && !info.native && ffiAllowed() && readEnv("COHERENCE_NATIVE") !== "off") {
     advice.push(
-      `no native packed GEMM (${nativeGemmMissing || "not loaded"}): it runs products by model weights ` +
+      `no native kernels (${
+        nativeKernelsMissing || "not loaded"
+      }): their packed-weight GEMM runs products by weights ` +
         "1.2–2.4x faster than OpenBLAS (batched decoding, prefill)",
     );
   }

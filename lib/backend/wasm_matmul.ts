@@ -19,7 +19,7 @@
  */
 import type { tf } from "../deps.ts";
 import type { NativeBlas } from "./native_blas.ts";
-import { type NativeGemm, type PackedOperand, packOperand } from "./native_gemm.ts";
+import { type NativeKernels, type PackedOperand, packOperand } from "./native_kernels.ts";
 import { type KernelArgs, KernelOverride, type OwnKernel, stockKernel } from "./stock_kernels.ts";
 
 /**
@@ -32,7 +32,7 @@ export const MIN_ROUTED_ROWS = 8;
 
 /**
  * Output rows (all left batches stacked) up to which a product whose right operand is packed runs on the
- * native packed GEMM (`./native_gemm.ts`): 1.9–2.4x OpenBLAS at 16 rows, 1.2–1.4x at 128, even at 512
+ * native packed GEMM (`./native_kernels.ts`): 1.9–2.4x OpenBLAS at 16 rows, 1.2–1.4x at 128, even at 512
  * (BENCHMARKS.md), so larger products stay on OpenBLAS, which blocks its rows for the cache.
  *
  * @category Backend
@@ -57,7 +57,7 @@ const override = new KernelOverride("wasm", { BatchMatMul: batchMatMul, _FusedMa
 const noStats = () => ({ routed: 0, stock: 0, native: 0, packed: 0, packs: 0 });
 let stats = noStats();
 let blas: NativeBlas | null = null;
-let gemm: NativeGemm | null = null;
+let gemm: NativeKernels | null = null;
 
 /** Packed copies of right operands, by the tensor data they were packed from, one per orientation. */
 interface PackedEntry {
@@ -71,26 +71,26 @@ const hooked = new WeakSet<object>();
 
 /**
  * Sends every product with one right operand, an untransposed left one and at most
- * {@linkcode MAX_PACKED_ROWS} rows to a native packed GEMM (`./native_gemm.ts`), or stops with null (and
+ * {@linkcode MAX_PACKED_ROWS} rows to a native packed GEMM (`./native_kernels.ts`), or stops with null (and
  * frees every packed copy). The right operand is packed the first time it is seen and the copy kept, in
  * memory outside the wasm heap, until its tensor's data is freed, so a weight is packed once; past
  * `limitBytes` of kept copies (default 2 GiB; 0 keeps none) operands are packed for one product only. Which
  * kernel runs depends only on the shapes, never on what was packed before, so results do not change from
- * the first call to the next. `initBackend` calls it (its `nativeGemm` and `packedWeightBytes` options).
+ * the first call to the next. `initBackend` calls it (its `nativeKernels` and `packedWeightBytes` options).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { setWasmNativeGemm, wasmNativeGemm } from "./wasm_matmul.ts";
- * setWasmNativeGemm(null);
- * assert.equal(wasmNativeGemm(), null);
+ * import { setWasmNativeKernels, wasmNativeKernels } from "./wasm_matmul.ts";
+ * setWasmNativeKernels(null);
+ * assert.equal(wasmNativeKernels(), null);
  * ```
  *
  * @category Backend
  */
-export function setWasmNativeGemm(lib: NativeGemm | null, limitBytes: number = 2 * 2 ** 30): void {
+export function setWasmNativeKernels(lib: NativeKernels | null, limitBytes: number = 2 * 2 ** 30): void {
   if (!(limitBytes >= 0)) {
-    throw new RangeError(`setWasmNativeGemm: limitBytes must be >= 0, got ${limitBytes}`);
+    throw new RangeError(`setWasmNativeKernels: limitBytes must be >= 0, got ${limitBytes}`);
   }
   gemm = lib;
   packedLimit = limitBytes;
@@ -104,19 +104,19 @@ export function setWasmNativeGemm(lib: NativeGemm | null, limitBytes: number = 2
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { wasmNativeGemm } from "./wasm_matmul.ts";
- * const lib = wasmNativeGemm();
+ * import { wasmNativeKernels } from "./wasm_matmul.ts";
+ * const lib = wasmNativeKernels();
  * assert.ok(lib === null || typeof lib.path === "string");
  * ```
  *
  * @category Backend
  */
-export function wasmNativeGemm(): NativeGemm | null {
+export function wasmNativeKernels(): NativeKernels | null {
   return gemm;
 }
 
 /**
- * Bytes held by packed weight copies now (outside the wasm heap; see {@linkcode setWasmNativeGemm}).
+ * Bytes held by packed weight copies now (outside the wasm heap; see {@linkcode setWasmNativeKernels}).
  *
  * @example
  * ```ts

@@ -183,9 +183,12 @@ export function causalSelfAttention(
           return { out: linear(tf.reshape(z, [b, 1, h * hd]) as Tensor3D, w.wO, w.bO), k: kNew, v: vNew };
         }
       }
+      // A first append (a prefill) holds just the new columns: attend to them without slicing them back.
       const size = [-1, -1, buf.length, -1];
-      kAll = buf.length === buf.k.shape[2] ? buf.k : tf.slice(buf.k, [0, 0, 0, 0], size);
-      vAll = buf.length === buf.v.shape[2] ? buf.v : tf.slice(buf.v, [0, 0, 0, 0], size);
+      if (buf.length !== t) {
+        kAll = buf.length === buf.k.shape[2] ? buf.k : tf.slice(buf.k, [0, 0, 0, 0], size);
+        vAll = buf.length === buf.v.shape[2] ? buf.v : tf.slice(buf.v, [0, 0, 0, 0], size);
+      }
     } else if (o.past) {
       kAll = tf.concat([o.past.k, kAll], 2);
       vAll = tf.concat([o.past.v, vAll], 2);

@@ -5,6 +5,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor, Tensor2D } from "../tensor_types.ts";
+import { nativeGeluTanh } from "../backend/wasm_gelu.ts";
 
 /**
  * Activations and MLP kinds (the `mlp` field of a DecoderConfig).
@@ -76,7 +77,9 @@ export function geluExact<T extends Tensor>(x: T): T {
 export function geluTanh<T extends Tensor>(x: T): T {
   // 0.5 (1 + tanh(z)) = sigmoid(2 z): x * sigmoid(x (c1 + c2 x^2)) with c1 = 2 sqrt(2/pi), c2 = 0.044715 c1.
   // Five kernels instead of eight, and sigmoid where tfjs-wasm's tanh is a scalar loop.
-  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), GELU_C2), GELU_C1)))) as T);
+  // On wasm with the native kernels and no gradient tape, one vectorised pass (lib/backend/wasm_gelu.ts).
+  return nativeGeluTanh(x, GELU_C1, GELU_C2) ??
+    tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), GELU_C2), GELU_C1)))) as T);
 }
 
 const GELU_C1 = 2 * Math.sqrt(2 / Math.PI);

@@ -21,7 +21,7 @@ async function on(
   inputs: { shape: number[]; values: Float32Array }[],
   f: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
 ): Promise<Float32Array[]> {
-  await initBackend({ backend, nativeGemm: false }); // the CBLAS path, not the packed GEMM (native_gemm_test)
+  await initBackend({ backend, nativeKernels: false }); // the CBLAS path, not the packed GEMM (native_kernels_test)
   const xs = inputs.map((i) => tf.tensor(i.values, i.shape));
   const r = f(...xs);
   const list = Array.isArray(r) ? r : [r];
@@ -106,13 +106,13 @@ Deno.test({
     const info = await initBackend({ backend: "wasm" });
     assert(info.blas && wasmNativeBlas()?.path === info.blas, "on by default where a CBLAS loads");
     assert(info.notes.some((n) => n.includes("native CBLAS")));
-    const off = await initBackend({ backend: "wasm", nativeBlas: false, nativeGemm: false });
+    const off = await initBackend({ backend: "wasm", nativeBlas: false, nativeKernels: false });
     assertEquals([off.blas, wasmNativeBlas()], [undefined, null]);
     wasmMatMulStats(true);
     tf.tidy(() => tf.matMul(tf.ones([16, 8]), tf.ones([4, 8]), false, true));
     assertEquals(wasmMatMulStats().native, 0);
     // One-row products stay on XNNPACK even with the CBLAS on (its matrix-vector kernel is faster).
-    await initBackend({ backend: "wasm", nativeGemm: false });
+    await initBackend({ backend: "wasm", nativeKernels: false });
     wasmMatMulStats(true);
     tf.tidy(() => tf.matMul(tf.ones([1, 8]), tf.ones([8, 4])));
     assertEquals(wasmMatMulStats().native, 0);

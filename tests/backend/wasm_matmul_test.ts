@@ -10,7 +10,7 @@ import {
 import { assert } from "../assert.ts";
 
 // XNNPACK routing is what this file tests: the native CBLAS (tests/backend/native_blas_test.ts) stays off.
-const ok = await initBackend({ backend: "wasm", nativeBlas: false, nativeGemm: false }).then(
+const ok = await initBackend({ backend: "wasm", nativeBlas: false, nativeKernels: false }).then(
   () => true,
   () => false,
 );
@@ -215,7 +215,7 @@ Deno.test({
   fn: async () => {
     await initBackend({ backend: "wasm", wasmMatMul: false });
     assert(!wasmMatMulInstalled());
-    await initBackend({ backend: "wasm", nativeBlas: false, nativeGemm: false });
+    await initBackend({ backend: "wasm", nativeBlas: false, nativeKernels: false });
     assert(wasmMatMulInstalled());
   },
 });

@@ -1,36 +1,40 @@
 /**
- * The native packed GEMM (lib/backend/native_gemm.c through native_gemm.ts and wasm_matmul.ts): the kernel
- * against a float64 reference over shapes around its block sizes; the wasm adapter packing a weight once,
- * the first time it is seen, giving the same bits from the first product on, and matching the cpu backend (plain, transposed, batched, fused bias and
- * activation, generation); packed copies dropped on disposal and on in-place writes; the limits; and the
- * loader's errors (bad path, stale build). The library is built into a temporary folder here
- * (tools/build_native.ts), so these tests need a C compiler; without one they are skipped with a message.
+ * The native kernels (lib/backend/native_kernels.c through native_kernels.ts, wasm_matmul.ts and
+ * wasm_gelu.ts): the packed GEMM against a float64 reference around its block sizes; the wasm adapter
+ * packing a weight once, the first time it is seen, giving the same bits from the first product on and
+ * matching the cpu backend (plain, transposed, batched, fused bias and activation, generation); packed
+ * copies dropped on disposal and on in-place writes; the limits; the loader's errors (bad path, stale
+ * build, no FFI); and GELU against float64 and the stock ops. The library is built into a temporary folder
+ * here (tools/build_native.ts), so these tests need a C compiler; without one they are skipped with a
+ * message.
  */
 import { assert, assertEquals, assertRejects, assertThrows, maxDiff } from "../assert.ts";
 import { tf } from "../../lib/deps.ts";
 import { initBackend } from "../../lib/backend/backend.ts";
-import { loadNativeGemm, packOperand } from "../../lib/backend/native_gemm.ts";
+import { loadNativeKernels, packOperand } from "../../lib/backend/native_kernels.ts";
 import { writeColumnsInPlace } from "../../lib/backend/decode_attention.ts";
 import {
   MAX_PACKED_ROWS,
-  setWasmNativeGemm,
+  setWasmNativeKernels,
   wasmMatMulStats,
-  wasmNativeGemm,
+  wasmNativeKernels,
   wasmPackedBytes,
 } from "../../lib/backend/wasm_matmul.ts";
-import { buildNativeGemm, NoCompilerError } from "../../tools/build_native.ts";
+import { buildNativeKernels, NoCompilerError } from "../../tools/build_native.ts";
+import { nativeGeluTanh } from "../../lib/backend/wasm_gelu.ts";
+import { geluTanh } from "../../lib/nn/mlp.ts";
 import { createDecoder, gpt2SmallConfig } from "../../lib/models/scratch.ts";
 import { generate } from "../../lib/generate/generate.ts";
 
-const dir = Deno.makeTempDirSync({ prefix: "native_gemm_test_" });
-const built = `${dir}/libcoherence_gemm.so`;
+const dir = Deno.makeTempDirSync({ prefix: "native_kernels_test_" });
+const built = `${dir}/libcoherence_native.so`;
 let ignore = false;
 try {
-  await buildNativeGemm(built);
+  await buildNativeKernels(built);
 } catch (e) {
   if (!(e instanceof NoCompilerError)) throw e; // a failed build is a failure, not a skip
   ignore = true;
-  console.warn(`native_gemm_test: ${e.message}: tests skipped`);
+  console.warn(`native_kernels_test: ${e.message}: tests skipped`);
 }
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 
@@ -50,7 +54,7 @@ Deno.test({
   name: "native GEMM: the packed kernel equals a float64 reference around its block sizes",
   ignore,
   fn: () => {
-    const gemm = loadNativeGemm(built)!;
+    const gemm = loadNativeKernels(built)!;
     try {
       const nr = gemm.panelWidth;
       assert(nr === 16 || nr === 32, `panel width ${nr}`);
@@ -89,7 +93,7 @@ Deno.test({
 
 /** Runs `f` on wasm with the native GEMM from `built` (and on cpu for the reference). */
 async function onWasm<T>(f: () => T): Promise<T> {
-  await initBackend({ backend: "wasm", nativeGemm: built });
+  await initBackend({ backend: "wasm", nativeKernels: built });
   return f();
 }
 
@@ -158,7 +162,7 @@ Deno.test({
       grad();
       const packedGrad = grad();
       assert(wasmMatMulStats().packed > 0, "the forward ran on the packed copy");
-      setWasmNativeGemm(null);
+      setWasmNativeKernels(null);
       const plain = grad();
       assert(maxDiff(packedGrad, plain) <= 1e-3, `gradient: ${maxDiff(packedGrad, plain)}`);
       tf.dispose([w, big, at, x]);
@@ -193,8 +197,8 @@ Deno.test({
   ignore,
   fn: async () => {
     const config = gpt2SmallConfig({ nLayers: 2, dModel: 32, nHeads: 4, vocabSize: 61 });
-    const run = async (nativeGemm: string | false) => {
-      await initBackend({ backend: "wasm", nativeGemm });
+    const run = async (nativeKernels: string | false) => {
+      await initBackend({ backend: "wasm", nativeKernels });
       wasmMatMulStats(true);
       const model = createDecoder(config, { seed: 3 });
       const outs: number[][][] = [];
@@ -226,7 +230,7 @@ Deno.test({
     const x = () => tf.tensor(values(4 * 64, 12), [4, 64]);
     // Two 64 x 64 weights (16 KiB packed each), each multiplied twice.
     for (const [limit, packs] of [[0, 4], [20_000, 3], [2 ** 30, 2]] as const) {
-      await initBackend({ backend: "wasm", nativeGemm: built, packedWeightBytes: limit });
+      await initBackend({ backend: "wasm", nativeKernels: built, packedWeightBytes: limit });
       const ws = [w(), w()], xs = x();
       wasmMatMulStats(true);
       const outs = [];
@@ -245,23 +249,23 @@ Deno.test({
   name: "native GEMM: clear errors for a bad path, a stale build, FFI-less loads and bad options",
   ignore,
   fn: async () => {
-    assertThrows(() => loadNativeGemm(`${dir}/missing.so`), Error, "deno task build-native");
+    assertThrows(() => loadNativeKernels(`${dir}/missing.so`), Error, "deno task build-native");
     const stale = `${dir}/stale.so`;
-    const src = new URL("../../lib/backend/native_gemm.c", import.meta.url).pathname;
+    const src = new URL("../../lib/backend/native_kernels.c", import.meta.url).pathname;
     const cc = await new Deno.Command("cc", {
       args: ["-O1", "-fPIC", "-shared", "-DCL_SOURCE_HASH=1u", "-o", stale, src],
       stderr: "piped",
     }).output();
     assert(cc.success, new TextDecoder().decode(cc.stderr));
-    assertThrows(() => loadNativeGemm(stale), Error, "stale");
+    assertThrows(() => loadNativeKernels(stale), Error, "stale");
     await assertRejects(() => initBackend({ backend: "wasm", packedWeightBytes: -1 }), "packedWeightBytes");
-    await assertRejects(() => initBackend({ backend: "wasm", nativeGemm: stale }), "stale");
-    const info = await initBackend({ backend: "wasm", nativeGemm: false });
-    assertEquals(info.gemm, undefined);
-    assert(info.notes.some((n) => n.includes("no native packed GEMM (switched off)")), info.notes.join("; "));
-    assertEquals(wasmNativeGemm(), null);
-    const on = await initBackend({ backend: "wasm", nativeGemm: built });
-    assertEquals(on.gemm, built);
+    await assertRejects(() => initBackend({ backend: "wasm", nativeKernels: stale }), "stale");
+    const info = await initBackend({ backend: "wasm", nativeKernels: false });
+    assertEquals(info.native, undefined);
+    assert(info.notes.some((n) => n.includes("no native kernels (switched off)")), info.notes.join("; "));
+    assertEquals(wasmNativeKernels(), null);
+    const on = await initBackend({ backend: "wasm", nativeKernels: built });
+    assertEquals(on.native, built);
     await initBackend({ backend: "wasm" });
   },
 });
@@ -273,11 +277,11 @@ Deno.test({
     const script = `${dir}/no_ffi.ts`;
     Deno.writeTextFileSync(
       script,
-      `import { loadNativeGemm, nativeGemmMissing } from "${new URL(
-        "../../lib/backend/native_gemm.ts",
+      `import { loadNativeKernels, nativeKernelsMissing } from "${new URL(
+        "../../lib/backend/native_kernels.ts",
         import.meta.url,
       )}";
-      console.log(JSON.stringify({ lib: loadNativeGemm() === null, why: nativeGemmMissing }));`,
+      console.log(JSON.stringify({ lib: loadNativeKernels() === null, why: nativeKernelsMissing }));`,
     );
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--no-check", "--allow-read", script],
@@ -288,5 +292,45 @@ Deno.test({
     assert(out.success, new TextDecoder().decode(out.stderr));
     const r = JSON.parse(new TextDecoder().decode(out.stdout));
     assertEquals(r, { lib: true, why: "FFI is not permitted" });
+  },
+});
+
+Deno.test({
+  name: "native GELU: within 2e-7 of float64 over [-20, 20], exact at 0, NaN kept; inference only on wasm",
+  ignore,
+  fn: async () => {
+    const n = 40_003; // not a multiple of the vector width: the tail runs too
+    const x = Float32Array.from({ length: n }, (_, i) => -20 + (40 * i) / (n - 1));
+    x[7] = 0;
+    x[8] = NaN;
+    const c1 = 2 * Math.sqrt(2 / Math.PI), c2 = 0.044715 * c1;
+    const ref = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    const lib = loadNativeKernels(built)!;
+    const y = new Float32Array(n);
+    lib.geluTanh(ptr(x), ptr(y), n, Math.fround(c1), Math.fround(c2));
+    lib.close();
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      if (i === 8) continue;
+      worst = Math.max(worst, Math.abs(y[i] - ref(x[i])) / Math.max(1, Math.abs(x[i])));
+    }
+    assert(worst <= 2e-7, `max relative error ${worst}`);
+    assertEquals([y[7], Number.isNaN(y[8])], [0, true]);
+    // Through the library: the same values as cpu's stock ops to 1e-6, and the stock ops under a tape.
+    await initBackend({ backend: "cpu" });
+    const want = tf.tidy(() => geluTanh(tf.tensor(x.subarray(0, 1000), [10, 100])).dataSync());
+    await initBackend({ backend: "wasm", nativeKernels: built });
+    const xs = tf.tensor(x.subarray(0, 1000), [10, 100]);
+    const fast = nativeGeluTanh(xs, c1, c2)!;
+    assert(fast !== null, "the native kernel applies");
+    const got = fast.dataSync();
+    let d = 0;
+    for (let i = 0; i < want.length; i++) if (i !== 8) d = Math.max(d, Math.abs(got[i] - want[i]));
+    assert(d <= 1e-5, `against cpu: ${d}`); // |x| up to 20
+    const taped = tf.grad((v: tf.Tensor) => {
+      assertEquals(nativeGeluTanh(v, c1, c2), null, "no native kernel under a tape");
+      return geluTanh(v).sum();
+    })(xs);
+    tf.dispose([xs, fast, taped]);
   },
 });

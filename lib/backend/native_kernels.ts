@@ -1,14 +1,16 @@
 /**
- * Coherence Lab's native GEMM (`./native_gemm.c`) against pre-packed weights, loaded through Deno's FFI,
- * for the wasm backend's products whose right operand is a model weight.
+ * Coherence Lab's native kernels (`./native_kernels.c`), loaded through Deno's FFI, for the wasm backend:
+ * a GEMM against pre-packed weights and a vectorised GELU.
  *
  * OpenBLAS repacks its right operand on every call, and at the few-row shapes of batched decoding that
  * repacking, not the arithmetic, is most of the cost. A weight is the same buffer over thousands of calls,
- * so the wasm matmul adapter (`./wasm_matmul.ts`) packs it once, the second time it sees it, into panels
- * that `cl_gemm_packed` streams straight through: 1.9–2.4x OpenBLAS at 16 rows and 1.2–1.4x at 128 on the
- * build machine (BENCHMARKS.md). The library is compiled on the machine that uses it
- * (`deno task build-native`, `tools/build_native.ts`: `cc -O3 -march=native`); without it, the wasm
- * backend keeps OpenBLAS and XNNPACK.
+ * so the wasm matmul adapter (`./wasm_matmul.ts`) packs it once into panels that `cl_gemm_packed` streams
+ * straight through: 1.7x OpenBLAS at 16 rows and 1.2x at 128 over a GPT-2-small forward's weights on the
+ * build machine (`bench/gemm_ceiling.ts`, BENCHMARKS.md). `cl_gelu_tanh` computes GPT-2's GELU in one
+ * AVX-512 pass (a polynomial exp, 1.2e-7 relative), where tfjs-wasm runs five scalar kernels
+ * (`./wasm_gelu.ts`). The library is compiled on the machine that uses it (`deno task build-native`,
+ * `tools/build_native.ts`: `cc -O3 -march=native`); without it, the wasm backend keeps OpenBLAS, XNNPACK
+ * and its stock kernels.
  *
  * @module
  */
@@ -18,7 +20,7 @@
  *
  * @category Backend
  */
-export interface NativeGemm {
+export interface NativeKernels {
   /** The library path that was loaded. */
   path: string;
   /** Columns per packed panel (16 or 32 floats wide vectors, times two). */
@@ -27,7 +29,7 @@ export interface NativeGemm {
   packedFloats(k: number, n: number): number;
   /**
    * Packs B (K x N; `trans`: stored N x K) at address `b` with row stride `ldb` into `out`, which holds
-   * {@linkcode NativeGemm.packedFloats} floats.
+   * {@linkcode NativeKernels.packedFloats} floats.
    */
   pack(b: bigint, ldb: number, trans: boolean, k: number, n: number, out: bigint): void;
   /** C (M x N, row stride `ldc`) = A (M x K, `lda`) · packed B + bias (N floats, or 0n for none). */
@@ -42,13 +44,15 @@ export interface NativeGemm {
     ldc: number,
     bias: bigint,
   ): void;
+  /** y[i] = x[i] · sigmoid(x[i] (c1 + c2 x[i]²)) for i < n (GELU, tanh form), at byte addresses. */
+  geluTanh(x: bigint, y: bigint, n: number, c1: number, c2: number): void;
   /** Unloads the library. */
   close(): void;
 }
 
 const SYMBOLS = {
-  cl_gemm_version: { parameters: [], result: "i32" },
-  cl_gemm_source_hash: { parameters: [], result: "u32" },
+  cl_native_version: { parameters: [], result: "i32" },
+  cl_native_source_hash: { parameters: [], result: "u32" },
   cl_gemm_panel_width: { parameters: [], result: "i32" },
   cl_packed_floats: { parameters: ["i32", "i32"], result: "usize" },
   cl_pack: { parameters: ["pointer", "i32", "i32", "i32", "i32", "pointer"], result: "void" },
@@ -56,26 +60,27 @@ const SYMBOLS = {
     parameters: ["i32", "i32", "i32", "pointer", "i32", "pointer", "pointer", "i32", "pointer"],
     result: "void",
   },
+  cl_gelu_tanh: { parameters: ["pointer", "pointer", "i64", "f32", "f32"], result: "void" },
 } as const;
 
-/** The `cl_gemm_version` of `./native_gemm.c` this module speaks to. */
-export const NATIVE_GEMM_VERSION = 1;
+/** The `cl_native_version` of `./native_kernels.c` this module speaks to. */
+export const NATIVE_KERNELS_VERSION = 1;
 
 /**
- * The file name of the built library on this platform (`libcoherence_gemm.so`, `.dylib` or `.dll`).
+ * The file name of the built library on this platform (`libcoherence_native.so`, `.dylib` or `.dll`).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { nativeGemmFileName } from "./native_gemm.ts";
- * assert.match(nativeGemmFileName(), /^libcoherence_gemm\.(so|dylib|dll)$/);
+ * import { nativeKernelsFileName } from "./native_kernels.ts";
+ * assert.match(nativeKernelsFileName(), /^libcoherence_native\.(so|dylib|dll)$/);
  * ```
  *
  * @category Backend
  */
-export function nativeGemmFileName(): string {
+export function nativeKernelsFileName(): string {
   const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
-  return `libcoherence_gemm.${ext}`;
+  return `libcoherence_native.${ext}`;
 }
 
 /**
@@ -85,15 +90,15 @@ export function nativeGemmFileName(): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { defaultNativeGemmPath } from "./native_gemm.ts";
- * const p = defaultNativeGemmPath();
- * assert.ok(p === null || p.endsWith("libcoherence_gemm.so") || p.endsWith(".dylib") || p.endsWith(".dll"));
+ * import { defaultNativeKernelsPath } from "./native_kernels.ts";
+ * const p = defaultNativeKernelsPath();
+ * assert.ok(p === null || p.endsWith("libcoherence_native.so") || p.endsWith(".dylib") || p.endsWith(".dll"));
  * ```
  *
  * @category Backend
  */
-export function defaultNativeGemmPath(): string | null {
-  const url = new URL(`./${nativeGemmFileName()}`, import.meta.url);
+export function defaultNativeKernelsPath(): string | null {
+  const url = new URL(`./${nativeKernelsFileName()}`, import.meta.url);
   if (url.protocol !== "file:") return null;
   const path = decodeURIComponent(url.pathname);
   return Deno.build.os === "windows" ? path.replace(/^\//, "") : path;
@@ -106,7 +111,7 @@ export function defaultNativeGemmPath(): string | null {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { sourceHash } from "./native_gemm.ts";
+ * import { sourceHash } from "./native_kernels.ts";
  * assert.equal(sourceHash(""), 0x811c9dc5);
  * assert.notEqual(sourceHash("a"), sourceHash("b"));
  * ```
@@ -121,7 +126,7 @@ export function sourceHash(text: string): number {
 
 /** The source's hash, or null when the source cannot be read (no read permission, not a file URL). */
 function currentSourceHash(): number | null {
-  const url = new URL("./native_gemm.c", import.meta.url);
+  const url = new URL("./native_kernels.c", import.meta.url);
   if (url.protocol !== "file:") return null;
   try {
     return sourceHash(Deno.readTextFileSync(url));
@@ -130,20 +135,20 @@ function currentSourceHash(): number | null {
   }
 }
 
-/** Why {@linkcode loadNativeGemm} found no library, for the backend's notes. */
-export let nativeGemmMissing = "";
+/** Why {@linkcode loadNativeKernels} found no library, for the backend's notes. */
+export let nativeKernelsMissing = "";
 
 /**
- * Loads the native GEMM from `path`, or from {@linkcode defaultNativeGemmPath}. A given path that does not
- * load, or is stale (built from another version of `native_gemm.c` than the one beside this module, or not
+ * Loads the native GEMM from `path`, or from {@linkcode defaultNativeKernelsPath}. A given path that does not
+ * load, or is stale (built from another version of `native_kernels.c` than the one beside this module, or not
  * by `tools/build_native.ts`), throws, saying how to build it; for the default, the same cases (and no FFI
- * permission) return null, and {@linkcode nativeGemmMissing} says why.
+ * permission) return null, and {@linkcode nativeKernelsMissing} says why.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { loadNativeGemm } from "./native_gemm.ts";
- * const gemm = loadNativeGemm(); // null until `deno task build-native` has run, or without --allow-ffi
+ * import { loadNativeKernels } from "./native_kernels.ts";
+ * const gemm = loadNativeKernels(); // null until `deno task build-native` has run, or without --allow-ffi
  * if (gemm) {
  *   const f = (n: number) => new Float32Array(n + 16); // room to align
  *   const p = (x: Float32Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(x)));
@@ -158,7 +163,7 @@ export let nativeGemmMissing = "";
  *
  * @category Backend
  */
-export function loadNativeGemm(path?: string): NativeGemm | null {
+export function loadNativeKernels(path?: string): NativeKernels | null {
   const build = "build it with `deno task build-native` (needs a C compiler: apt-get install gcc)";
   let allowed = false;
   try {
@@ -166,14 +171,14 @@ export function loadNativeGemm(path?: string): NativeGemm | null {
   } catch { /* no permission API: treat as denied */ }
   if (!allowed) {
     if (path) {
-      throw new Error(`nativeGemm: loading '${path}' needs the FFI permission: run Deno with --allow-ffi`);
+      throw new Error(`nativeKernels: loading '${path}' needs the FFI permission: run Deno with --allow-ffi`);
     }
-    nativeGemmMissing = "FFI is not permitted";
+    nativeKernelsMissing = "FFI is not permitted";
     return null;
   }
-  const file = path ?? defaultNativeGemmPath();
+  const file = path ?? defaultNativeKernelsPath();
   if (!file) {
-    nativeGemmMissing = "this module was not loaded from a file; pass the library's path";
+    nativeKernelsMissing = "this module was not loaded from a file; pass the library's path";
     return null;
   }
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -181,20 +186,20 @@ export function loadNativeGemm(path?: string): NativeGemm | null {
     lib = Deno.dlopen(file, SYMBOLS);
   } catch (e) {
     const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    if (path) throw new Error(`nativeGemm: could not load '${path}' (${why}); ${build}`);
-    nativeGemmMissing = `not built (${file}): ${build}`;
+    if (path) throw new Error(`nativeKernels: could not load '${path}' (${why}); ${build}`);
+    nativeKernelsMissing = `not built (${file}): ${build}`;
     return null;
   }
-  const version = lib.symbols.cl_gemm_version();
-  const stamped = lib.symbols.cl_gemm_source_hash();
+  const version = lib.symbols.cl_native_version();
+  const stamped = lib.symbols.cl_native_source_hash();
   const source = currentSourceHash();
-  if (version !== NATIVE_GEMM_VERSION || (source !== null && stamped !== source)) {
+  if (version !== NATIVE_KERNELS_VERSION || (source !== null && stamped !== source)) {
     lib.close();
-    const what = version !== NATIVE_GEMM_VERSION
-      ? `version ${version}, this module speaks ${NATIVE_GEMM_VERSION}`
-      : "built from another version of native_gemm.c";
-    if (path) throw new Error(`nativeGemm: '${path}' is stale (${what}); rebuild: ${build}`);
-    nativeGemmMissing = `the build at ${file} is stale (${what}): rebuild with \`deno task build-native\``;
+    const what = version !== NATIVE_KERNELS_VERSION
+      ? `version ${version}, this module speaks ${NATIVE_KERNELS_VERSION}`
+      : "built from another version of native_kernels.c";
+    if (path) throw new Error(`nativeKernels: '${path}' is stale (${what}); rebuild: ${build}`);
+    nativeKernelsMissing = `the build at ${file} is stale (${what}): rebuild with \`deno task build-native\``;
     return null;
   }
   const ptr = (x: bigint) => Deno.UnsafePointer.create(x);
@@ -206,6 +211,7 @@ export function loadNativeGemm(path?: string): NativeGemm | null {
     pack: (b, ldb, trans, k, n, out) => s.cl_pack(ptr(b), ldb, trans ? 1 : 0, k, n, ptr(out)),
     gemm: (m, n, k, a, lda, packed, c, ldc, bias) =>
       s.cl_gemm_packed(m, n, k, ptr(a), lda, ptr(packed), ptr(c), ldc, bias === 0n ? null : ptr(bias)),
+    geluTanh: (x, y, n, c1, c2) => s.cl_gelu_tanh(ptr(x), ptr(y), BigInt(n), c1, c2),
     close: () => lib.close(),
   };
 }
@@ -231,8 +237,8 @@ export interface PackedOperand {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { loadNativeGemm, packOperand } from "./native_gemm.ts";
- * const gemm = loadNativeGemm();
+ * import { loadNativeKernels, packOperand } from "./native_kernels.ts";
+ * const gemm = loadNativeKernels();
  * if (gemm) {
  *   const b = new Float32Array([1, 2, 3, 4, 5, 6]); // 2 x 3
  *   const p = packOperand(gemm, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b))), 3, false, 2, 3);
@@ -245,7 +251,7 @@ export interface PackedOperand {
  * @category Backend
  */
 export function packOperand(
-  gemm: NativeGemm,
+  gemm: NativeKernels,
   b: bigint,
   ldb: number,
   trans: boolean,

@@ -11,7 +11,7 @@
  * Accumulators: MR x NR floats in 2 * MR vector registers; FMA contraction comes from -ffp-contract=fast
  * (GCC's default for GNU C).
  *
- * Built by tools/build_native.ts (cc -O3 -march=native); loaded through Deno's FFI by native_gemm.ts.
+ * Built by tools/build_native.ts (cc -O3 -march=native); loaded through Deno's FFI by native_kernels.ts.
  * Vector width follows the target: 16 lanes with AVX-512, else 8 (AVX2, NEON as two 128-bit halves).
  */
 #include <stddef.h>
@@ -23,9 +23,15 @@
 #define LANES 8
 #endif
 #define NR (2 * LANES)
+#ifndef MR
 #define MR 8
+#endif
+#ifndef KC
 #define KC 256
+#endif
+#ifndef PF
 #define PF 16
+#endif
 
 typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef float vfu __attribute__((vector_size(LANES * 4), aligned(4)));
@@ -41,15 +47,15 @@ static inline void vstore(float *p, vf v) { *(vfu *)p = v; }
 #endif
 static inline vf splat(float x) { return SPLAT(x); }
 
-/* ABI version: native_gemm.ts refuses a library built from another version of this file. */
-int cl_gemm_version(void) { return 1; }
+/* ABI version: native_kernels.ts refuses a library built from another version of this file. */
+int cl_native_version(void) { return 1; }
 
 /* The FNV-1a hash of this file's text, stamped by tools/build_native.ts (-DCL_SOURCE_HASH=...): the loader
  * refuses a default build made from another version of the file. */
 #ifndef CL_SOURCE_HASH
 #define CL_SOURCE_HASH 0u
 #endif
-unsigned int cl_gemm_source_hash(void) { return CL_SOURCE_HASH; }
+unsigned int cl_native_source_hash(void) { return CL_SOURCE_HASH; }
 
 /* Columns per packed panel (the packed layout depends on it). */
 int cl_gemm_panel_width(void) { return NR; }
@@ -144,10 +150,10 @@ void cl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *b
   int panels = (n + NR - 1) / NR;
   float scratch[MR * NR] __attribute__((aligned(64)));
   float pbias[NR] __attribute__((aligned(64)));
-  /* Rows in blocks of about 1 MiB of A (an L2's worth), so that A is re-read from L2, not L3, across
+  /* Rows in blocks of about 1.5 MiB of A (most of an L2), so that A is re-read from L2, not L3, across
    * panels; inside a block, panel-major: each panel is read front to back in one sweep, which the hardware
    * prefetcher follows. */
-  int mc = k > 0 ? (int)((1 << 20) / ((size_t)k * 4)) / MR * MR : m;
+  int mc = k > 0 ? (int)((3 << 19) / ((size_t)k * 4)) / MR * MR : m;
   if (mc < MR) mc = MR;
   for (int i0 = 0; i0 < m; i0 += mc) {
     int i1 = m - i0 < mc ? m : i0 + mc;
@@ -179,5 +185,51 @@ void cl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *b
         if (k == 0) break;
       }
     }
+  }
+}
+
+/* ---- GELU (tanh form) ---------------------------------------------------------------------------------- */
+
+typedef int vi __attribute__((vector_size(LANES * 4)));
+
+static inline vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* exp(x), Cephes' single-precision method (range reduction by ln 2 in two parts, a degree-6 polynomial;
+ * about 1 ulp): x is clamped to [-87, 88] so that 2^n stays a normal float. */
+static inline vf vexp(vf x) {
+  x = vsel(x < splat(-87.0f), splat(-87.0f), x);
+  x = vsel(x > splat(88.0f), splat(88.0f), x);
+  /* Round x log2(e) to the nearest integer with the 1.5 * 2^23 trick; its low bits are then the integer. */
+  vf t = x * splat(1.44269504088896341f) + splat(12582912.0f);
+  vi n = (vi)t - (vi)splat(12582912.0f);
+  vf fn = t - splat(12582912.0f);
+  vf r = x - fn * splat(0.693359375f) - fn * splat(-2.12194440e-4f);
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.0f);
+  vi scale = (n + 127) << 23;
+  return p * (vf)scale;
+}
+
+/* x * sigmoid(x (c1 + c2 x^2)) = 0.5 x (1 + tanh(x (c1 + c2 x^2) / 2)): GPT-2's gelu_new with
+ * c1 = 2 sqrt(2 / pi), c2 = 0.044715 c1. */
+static inline vf vgelu(vf x, float c1, float c2) {
+  vf z = x * (splat(c1) + splat(c2) * x * x);
+  return x / (splat(1.0f) + vexp(-z));
+}
+
+/* y[i] = gelu_tanh(x[i]) for i < n (y may be x). */
+void cl_gelu_tanh(const float *x, float *y, long n, float c1, float c2) {
+  long i = 0;
+  for (; i + LANES <= n; i += LANES) vstore(y + i, vgelu(vload(x + i), c1, c2));
+  if (i < n) {
+    float tmp[LANES] = {0};
+    memcpy(tmp, x + i, (size_t)(n - i) * 4);
+    vstore(tmp, vgelu(vload(tmp), c1, c2));
+    memcpy(y + i, tmp, (size_t)(n - i) * 4);
   }
 }
