@@ -34,7 +34,9 @@ export const TRAIN_BENCH_SIZES: Record<
   "4x128": { nLayers: 4, dModel: 128, nHeads: 4, vocabSize: 65 },
   /** A larger character model (~5M parameters). */
   "6x256": { nLayers: 6, dModel: 256, nHeads: 8, vocabSize: 65 },
-  /** reFlow-scale small model with the GPT-2 BPE vocabulary (~51M parameters, GPU only in practice). */
+  /** The 10M point of the speed table (~10.7M parameters, nanoGPT's Shakespeare shape). */
+  "6x384": { nLayers: 6, dModel: 384, nHeads: 6, vocabSize: 65 },
+  /** reFlow-scale small model with the GPT-2 BPE vocabulary (~53M parameters). */
   "8x512-bpe": { nLayers: 8, dModel: 512, nHeads: 8, vocabSize: 50304 },
   /** GPT-2-small width and depth (~124M parameters, GPU only). */
   "12x768-bpe": { nLayers: 12, dModel: 768, nHeads: 12, vocabSize: 50304 },

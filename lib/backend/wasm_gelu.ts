@@ -11,6 +11,7 @@
  */
 import { tf } from "../deps.ts";
 import type { KernelArgs } from "./stock_kernels.ts";
+import type { Tensor } from "../tensor_types.ts";
 import { wasmNativeKernels } from "./wasm_matmul.ts";
 
 type TensorInfo = tf.TensorInfo;
@@ -53,7 +54,7 @@ function geluKernel(args: KernelArgs): TensorInfo {
  *
  * @category Backend
  */
-export function nativeGeluTanh<T extends tf.Tensor>(x: T, c1: number, c2: number): T | null {
+export function nativeGeluTanh<T extends Tensor>(x: T, c1: number, c2: number): T | null {
   if (tf.getBackend() !== "wasm" || x.dtype !== "float32" || !wasmNativeKernels()) return null;
   const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
   if (engine.isTapeOn?.() ?? true) return null;

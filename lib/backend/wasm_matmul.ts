@@ -148,7 +148,7 @@ export function wasmPackedBytes(): number {
  *
  * @category Backend
  */
-export function forgetPackedOperand(dataId: DataId): void {
+export function forgetPackedOperand(dataId: object): void {
   const e = packed.get(dataId);
   if (!e) return;
   packedBytes -= (e.plain?.bytes ?? 0) + (e.trans?.bytes ?? 0);
