@@ -95,56 +95,52 @@ export interface InitBackendOptions {
   packedWeightBytes?: number;
 }
 
-let autoGemm: NativeKernels | null | undefined; // undefined: not looked for yet
-const gemmByPath = new Map<string, NativeKernels>();
+/**
+ * One native library chooser, as the options ask: a path (loaded once per path), true (the default search,
+ * an error when it finds nothing), false or the environment variable `off` (none), or unset (the default
+ * search, or none).
+ */
+class NativeChoice<L> {
+  #auto: L | null | undefined; // undefined: not looked for yet
+  #byPath = new Map<string, L>();
+  constructor(
+    readonly envName: string,
+    readonly load: (path?: string) => L | null,
+    readonly missing: () => string,
+  ) {}
 
-/** The native GEMM the options ask for, or null; throws when an explicit request cannot be met. */
-function chooseGemm(options: InitBackendOptions): NativeKernels | null {
-  let want: boolean | string | undefined = options.nativeKernels;
-  if (want === undefined) {
-    const env = envValue("COHERENCE_NATIVE");
-    want = !env ? undefined : env === "off" ? false : env;
+  choose(option: boolean | string | undefined): L | null {
+    let want = option;
+    if (want === undefined) {
+      const env = envValue(this.envName);
+      want = !env ? undefined : env === "off" ? false : env;
+    }
+    if (want === false) return null;
+    if (typeof want === "string") {
+      const known = this.#byPath.get(want);
+      if (known) return known;
+      const lib = this.load(want)!;
+      this.#byPath.set(want, lib);
+      return lib;
+    }
+    if (this.#auto === undefined) this.#auto = this.load();
+    if (!this.#auto && want === true) throw new Error(this.missing());
+    return this.#auto;
   }
-  if (want === false) return null;
-  if (typeof want === "string") {
-    const known = gemmByPath.get(want);
-    if (known) return known;
-    const lib = loadNativeKernels(want)!;
-    gemmByPath.set(want, lib);
-    return lib;
-  }
-  if (autoGemm === undefined) autoGemm = loadNativeKernels();
-  if (!autoGemm && want === true) throw new Error(`nativeKernels: ${nativeKernelsMissing}`);
-  return autoGemm;
 }
 
-let autoBlas: NativeBlas | null | undefined; // undefined: not looked for yet
-const blasByPath = new Map<string, NativeBlas>();
-
-/** The CBLAS the options ask for, null for XNNPACK; throws when an explicit request cannot be met. */
-function chooseBlas(options: InitBackendOptions): NativeBlas | null {
-  let want: boolean | string | undefined = options.nativeBlas;
-  if (want === undefined) {
-    const env = envValue("COHERENCE_BLAS");
-    want = !env ? undefined : env === "off" ? false : env;
-  }
-  if (want === false) return null;
-  if (typeof want === "string") {
-    const known = blasByPath.get(want);
-    if (known) return known;
-    const lib = loadNativeBlas(want)!;
-    blasByPath.set(want, lib);
-    return lib;
-  }
-  if (autoBlas === undefined) autoBlas = loadNativeBlas();
-  if (!autoBlas && want === true) {
-    throw new Error(
-      "nativeBlas: no CBLAS found (tried libopenblas and Accelerate; needs --allow-ffi). Install OpenBLAS " +
-        "(Debian/Ubuntu: apt-get install libopenblas0), pass its path, or drop nativeBlas",
-    );
-  }
-  return autoBlas;
-}
+const nativeKernelsChoice = new NativeChoice<NativeKernels>(
+  "COHERENCE_NATIVE",
+  loadNativeKernels,
+  () => `nativeKernels: ${nativeKernelsMissing}`,
+);
+const blasChoice = new NativeChoice<NativeBlas>(
+  "COHERENCE_BLAS",
+  loadNativeBlas,
+  () =>
+    "nativeBlas: no CBLAS found (tried libopenblas and Accelerate; needs --allow-ffi). Install OpenBLAS " +
+    "(Debian/Ubuntu: apt-get install libopenblas0), pass its path, or drop nativeBlas",
+);
 
 function envValue(name: string): string | undefined {
   try {
@@ -306,14 +302,14 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     let gemm: NativeKernels | null = null;
     if (routed) {
       installWasmMatMul();
-      blas = chooseBlas(options);
+      blas = blasChoice.choose(options.nativeBlas);
       blas?.setThreads(threads);
       notes.push(
         blas
           ? `wasm matmuls on the native CBLAS ${blas.path} (${threads} thread${threads > 1 ? "s" : ""})`
           : "wasm matmuls on XNNPACK (no native CBLAS: see initBackend's nativeBlas)",
       );
-      gemm = chooseGemm(options);
+      gemm = nativeKernelsChoice.choose(options.nativeKernels);
       notes.push(
         gemm
           ? `native kernels (packed-weight GEMM, GELU) from ${gemm.path}`
