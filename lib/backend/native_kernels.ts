@@ -63,7 +63,11 @@ const SYMBOLS = {
   cl_gelu_tanh: { parameters: ["pointer", "pointer", "i64", "f32", "f32"], result: "void" },
 } as const;
 
-/** The `cl_native_version` of `./native_kernels.c` this module speaks to. */
+/**
+ * The `cl_native_version` of `./native_kernels.c` this module speaks to.
+ *
+ * @category Backend
+ */
 export const NATIVE_KERNELS_VERSION = 1;
 
 /**
@@ -135,7 +139,11 @@ function currentSourceHash(): number | null {
   }
 }
 
-/** Why {@linkcode loadNativeKernels} found no library, for the backend's notes. */
+/**
+ * Why {@linkcode loadNativeKernels} found no library, for the backend's notes.
+ *
+ * @category Backend
+ */
 export let nativeKernelsMissing = "";
 
 /**
