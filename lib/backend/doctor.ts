@@ -220,7 +220,7 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport>
       `no native kernels (${
         nativeKernelsMissing || "not loaded"
       }): their packed-weight GEMM runs products by weights ` +
-        "1.2–2.4x faster than OpenBLAS (batched decoding, prefill)",
+        "1.2–1.7x faster than OpenBLAS (bench/gemm_ceiling.ts: batched decoding, prefill)",
     );
   }
   const report: DoctorReport = {

@@ -32,8 +32,9 @@ export const MIN_ROUTED_ROWS = 8;
 
 /**
  * Output rows (all left batches stacked) up to which a product whose right operand is packed runs on the
- * native packed GEMM (`./native_kernels.ts`): 1.9–2.4x OpenBLAS at 16 rows, 1.2–1.4x at 128, even at 512
- * (BENCHMARKS.md), so larger products stay on OpenBLAS, which blocks its rows for the cache.
+ * native packed GEMM (`./native_kernels.ts`): 1.7x OpenBLAS at 16 rows and 1.2x at 128 over a GPT-2-small
+ * forward's weights (`bench/gemm_ceiling.ts`), but level with it at 512 rows (a C timing harness run during
+ * development), so larger products stay on OpenBLAS, which blocks its rows for the cache.
  *
  * @category Backend
  * @internal Used inside the library; not part of the stable API.
