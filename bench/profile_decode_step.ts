@@ -1,10 +1,12 @@
 /**
  * Where one cached decode step of the 124M GPT-2 shape goes on tfjs-wasm: ms per step, the number of fused
- * decode-attention calls, and the kernels by time (`tf.profile`), for a batch and a context length.
+ * decode-attention calls, and the kernels by time (`tf.profile`), for a batch and a context length. With
+ * `--prefill`, the same for the prompt's forward instead (a fresh cache each time, as `generate` does).
  *
  * ```sh
  * deno run -A bench/profile_decode_step.ts --batch 1 --context 968
  * deno run -A bench/profile_decode_step.ts --batch 16 --context 128
+ * deno run -A bench/profile_decode_step.ts --batch 1 --context 128 --prefill
  * ```
  *
  * @module
@@ -18,7 +20,11 @@ import { decodeAttentionCalls } from "../lib/backend/decode_attention.ts";
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { batch: { type: "string", default: "1" }, context: { type: "string", default: "968" } },
+    options: {
+      batch: { type: "string", default: "1" },
+      context: { type: "string", default: "968" },
+      prefill: { type: "boolean", default: false },
+    },
   });
   const B = Number(values.batch), P = Number(values.context);
   await initBackend({ backend: "wasm" });
@@ -30,20 +36,29 @@ if (import.meta.main) {
     "int32",
   );
   const pre = model.forward(ids, { cache, lastOnly: true });
-  tf.dispose([ids, pre.logits, pre.hidden, pre.residual]);
-  const step = () => {
+  tf.dispose([pre.logits, pre.hidden, pre.residual]);
+  const decode = () => {
     const x = tf.tensor2d(Array.from({ length: B }, () => [5]), undefined, "int32");
     const r = model.forward(x, { cache, lastOnly: true });
     r.logits.dataSync(); // the step's readback
     tf.dispose([x, r.logits, r.hidden, r.residual]);
   };
+  const prefill = () => {
+    const fresh = model.createCache(B, { capacity: P + 16 });
+    const r = model.forward(ids, { cache: fresh, lastOnly: true });
+    r.logits.dataSync();
+    tf.dispose([r.logits, r.hidden, r.residual]);
+    fresh.dispose();
+  };
+  const step = values.prefill ? prefill : decode;
   for (let i = 0; i < 3; i++) step();
   decodeAttentionCalls(true);
   const t0 = performance.now();
   for (let i = 0; i < 5; i++) step();
   const ms = (performance.now() - t0) / 5;
   console.log(
-    `batch ${B}, context ${P}: ${ms.toFixed(1)} ms/step; fused decode calls ${decodeAttentionCalls()}\n`,
+    `batch ${B}, context ${P}${values.prefill ? ", prefill" : ""}: ${ms.toFixed(1)} ms/step; ` +
+      `fused decode calls ${decodeAttentionCalls()}\n`,
   );
   const prof = await tf.profile(() => step());
   const by = new Map<string, [number, number]>();
@@ -57,6 +72,7 @@ if (import.meta.main) {
   for (const [n, [t, c]] of [...by].sort((a, b) => b[1][0] - a[1][0]).slice(0, 10)) {
     console.log(`| ${n} | ${t.toFixed(2)} | ${c} |`);
   }
+  ids.dispose();
   cache.dispose();
   model.dispose();
 }

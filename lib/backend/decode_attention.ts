@@ -6,9 +6,10 @@
  * matrix-vector products, which XNNPACK does not take), and a cache grown by concatenation copies every
  * cached column on every step. Here the cache is a preallocated `[B, Hkv, capacity, hd]` buffer that
  * {@linkcode writeColumnsInPlace} fills column by column, and {@linkcode decodeAttention} reads its first
- * L columns where they lie: two small SIMD kernels (`wasm_kernels.wat`, instantiated over tfjs-wasm's
- * memory) compute the scores and the weighted values per (row, key/value head); the mask and the softmax
- * are tfjs-wasm's own kernels. On webgpu two WGSL programs do the same over the device buffers
+ * L columns where they lie. With the native kernels (`./native_kernels.ts`) one call does it all, reading
+ * each of K and V once; without them, two small SIMD kernels (`wasm_kernels.wat`, instantiated over
+ * tfjs-wasm's memory) compute the scores and the weighted values per (row, key/value head), and the mask and
+ * the softmax are tfjs-wasm's own kernels. On webgpu two WGSL programs do the same over the device buffers
  * (`webgpu_attention.ts`). The op is registered as the kernel `CoherenceDecodeAttention` of each backend.
  *
  * @module
@@ -19,7 +20,7 @@ import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
 import { decodeAttentionCall, type KernelArgs, maskedSoftmax } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
-import { forgetPackedOperand } from "./wasm_matmul.ts";
+import { forgetPackedOperand, wasmNativeKernels } from "./wasm_matmul.ts";
 
 /** The kernel's name in tfjs' registry. */
 const KERNEL = "CoherenceDecodeAttention";
@@ -117,6 +118,23 @@ function decodeAttentionKernel(
   const be = args.backend as WasmBackend;
   const { q, k, v, mask, length, scale, b, h, hd, hkv, cap } = decodeAttentionCall(args);
   const g = h / hkv;
+  const native = wasmNativeKernels();
+  if (native) {
+    // One native pass over each of K and V (3x the wasm kernels' rate at context 1000: BENCHMARKS.md).
+    const z = be.makeOutput([b, h, hd], "float32");
+    const heap = be.wasm.HEAPF32.buffer as ArrayBuffer; // after the allocation (it may grow the heap)
+    const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap)));
+    const at = (t: TensorInfo) => base + BigInt(offset(be, t));
+    native.decodeAttention(
+      { b, h, hkv, cap, length, hd, scale },
+      at(q),
+      at(k),
+      at(v),
+      mask ? at(mask) : 0n,
+      at(z),
+    );
+    return z;
+  }
   const mod = instantiate(be);
   const temps: TensorInfo[] = [];
   try {
@@ -184,7 +202,7 @@ export function decodeAttention(
   if (backend === "wasm" && hd % 4 !== 0) return null; // the SIMD kernels step 4 floats at a time
   if (v.shape.some((d, i) => d !== k.shape[i])) return null;
   if (q.dtype !== "float32" || k.dtype !== "float32" || v.dtype !== "float32") return null;
-  if (mask && (mask.shape[0] !== b || mask.shape[2] !== length)) return null;
+  if (mask && (mask.shape[0] !== b || mask.shape[2] !== length || mask.dtype !== "float32")) return null;
   const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
   if (engine.isTapeOn?.()) return null;
   if (!registered.has(backend)) {

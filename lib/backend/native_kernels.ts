@@ -1,6 +1,6 @@
 /**
  * Coherence Lab's native kernels (`./native_kernels.c`), loaded through Deno's FFI, for the wasm backend:
- * a GEMM against pre-packed weights and a vectorised GELU.
+ * a GEMM against pre-packed weights, a vectorised GELU and one-token decode attention over a KV cache.
  *
  * OpenBLAS repacks its right operand on every call, and at the few-row shapes of batched decoding that
  * repacking, not the arithmetic, is most of the cost. A weight is the same buffer over thousands of calls,
@@ -46,6 +46,19 @@ export interface NativeKernels {
   ): void;
   /** y[i] = x[i] · sigmoid(x[i] (c1 + c2 x[i]²)) for i < n (GELU, tanh form), at byte addresses. */
   geluTanh(x: bigint, y: bigint, n: number, c1: number, c2: number): void;
+  /**
+   * One-token attention over the first `length` columns of a KV cache, at byte addresses: q `[b, h, hd]`,
+   * k and v `[b, hkv, cap, hd]`, mask `[b, length]` additive (0n for none), z `[b, h, hd]` =
+   * softmax(q·kᵀ·scale + mask)·v, query head i reading key/value head ⌊i / (h / hkv)⌋.
+   */
+  decodeAttention(
+    dims: { b: number; h: number; hkv: number; cap: number; length: number; hd: number; scale: number },
+    q: bigint,
+    k: bigint,
+    v: bigint,
+    mask: bigint,
+    z: bigint,
+  ): void;
   /** Unloads the library. */
   close(): void;
 }
@@ -61,6 +74,23 @@ const SYMBOLS = {
     result: "void",
   },
   cl_gelu_tanh: { parameters: ["pointer", "pointer", "i64", "f32", "f32"], result: "void" },
+  cl_decode_attention: {
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+      "pointer",
+    ],
+    result: "i32",
+  },
 } as const;
 
 /**
@@ -68,7 +98,7 @@ const SYMBOLS = {
  *
  * @category Backend
  */
-export const NATIVE_KERNELS_VERSION = 1;
+export const NATIVE_KERNELS_VERSION = 2;
 
 /**
  * The file name of the built library on this platform (`libcoherence_native.so`, `.dylib` or `.dll`).
@@ -220,6 +250,23 @@ export function loadNativeKernels(path?: string): NativeKernels | null {
     gemm: (m, n, k, a, lda, packed, c, ldc, bias) =>
       s.cl_gemm_packed(m, n, k, ptr(a), lda, ptr(packed), ptr(c), ldc, bias === 0n ? null : ptr(bias)),
     geluTanh: (x, y, n, c1, c2) => s.cl_gelu_tanh(ptr(x), ptr(y), BigInt(n), c1, c2),
+    decodeAttention: ({ b, h, hkv, cap, length, hd, scale }, q, k, v, mask, z) => {
+      const rc = s.cl_decode_attention(
+        b,
+        h,
+        hkv,
+        cap,
+        length,
+        hd,
+        scale,
+        ptr(q),
+        ptr(k),
+        ptr(v),
+        mask === 0n ? null : ptr(mask),
+        ptr(z),
+      );
+      if (rc !== 0) throw new Error(`decodeAttention: no memory for ${(h / hkv) * length} scores`);
+    },
     close: () => lib.close(),
   };
 }

@@ -17,6 +17,8 @@ import type { Decoder } from "../../lib/models/decoder.ts";
 import { generate } from "../../lib/generate/generate.ts";
 import { tinyLearnedConfig, tinyModel, tinyRotaryConfig, useBackend } from "../fixtures.ts";
 import { bytesModule, compileKernels } from "../../tools/build_wasm_kernels.ts";
+import { loadNativeKernels } from "../../lib/backend/native_kernels.ts";
+import { setWasmNativeKernels, wasmNativeKernels } from "../../lib/backend/wasm_matmul.ts";
 
 /** softmax(q·kᵀ/√hd + mask)·v over the first L columns, with the stock ops. */
 function reference(
@@ -47,40 +49,54 @@ Deno.test("wasm kernels: the committed bytes are the compiled wasm_kernels.wat",
   );
 });
 
-for (const backend of ["wasm", "webgpu"] as const) {
-  Deno.test(`decodeAttention[${backend}] equals the stock formulation over shapes, masks and grouped heads`, async () => {
-    await useBackend(backend);
+/** The native library when built (`deno task build-native`), for the "wasm-native" cases. */
+const nativeLib = loadNativeKernels();
+
+for (const backend of ["wasm", "wasm-native", "webgpu"] as const) {
+  Deno.test(`decodeAttention[${backend}] equals the stock formulation over shapes, masks and grouped heads`, {
+    ignore: backend === "wasm-native" && !nativeLib,
+  }, async () => {
+    await useBackend(backend === "webgpu" ? "webgpu" : "wasm");
+    // "wasm" runs the wasm SIMD kernels, "wasm-native" the native library (built by `deno task build-native`).
+    const saved = wasmNativeKernels();
+    setWasmNativeKernels(backend === "wasm-native" ? saved ?? nativeLib : null);
     const before = tf.memory().numTensors;
-    // [B, H, Hkv, L, capacity, hd]: MHA, GQA, MQA, odd lane-group counts (hd 4, 12), L = 1, L = capacity.
-    const grid = [
-      [1, 1, 1, 1, 1, 4],
-      [1, 12, 12, 128, 192, 64],
-      [2, 4, 2, 5, 9, 8],
-      [3, 6, 1, 17, 32, 12],
-      [4, 8, 4, 33, 33, 16],
-      [2, 2, 2, 64, 100, 128],
-    ];
-    let seed = 1;
-    for (const [b, h, hkv, l, cap, hd] of grid) {
-      for (const masked of [false, true]) {
-        const diff = tf.tidy(() => {
-          const q = tf.randomNormal([b, h, hd], 0, 1, "float32", seed++) as tf.Tensor3D;
-          const k = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
-          const v = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
-          // Mask about a fifth of the columns, never the last (a row must see something).
-          const keep = tf.concat([
-            tf.less(tf.randomUniform([b, 1, l - 1], 0, 1, "float32", seed++), 0.8),
-            tf.ones([b, 1, 1], "bool"),
-          ], 2);
-          const mask = masked ? tf.mul(tf.sub(1, tf.cast(keep, "float32")), -1e9) as tf.Tensor3D : undefined;
-          const z = decodeAttention(q, k, v, l, mask);
-          assert(z !== null, `kernel refused [${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}]`);
-          return tf.max(tf.abs(tf.sub(z, reference(q, k, v, l, mask))));
-        });
-        const d = (await diff.data())[0];
-        diff.dispose();
-        assert(d < 1e-5, `[${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}] masked=${masked}: max |Δ| ${d}`);
+    try {
+      // [B, H, Hkv, L, capacity, hd]: MHA, GQA, MQA, odd lane-group counts (hd 4, 12), L = 1, L = capacity.
+      const grid = [
+        [1, 1, 1, 1, 1, 4],
+        [1, 12, 12, 128, 192, 64],
+        [2, 4, 2, 5, 9, 8],
+        [3, 6, 1, 17, 32, 12],
+        [4, 8, 4, 33, 33, 16],
+        [2, 2, 2, 64, 100, 128],
+      ];
+      let seed = 1;
+      for (const [b, h, hkv, l, cap, hd] of grid) {
+        for (const masked of [false, true]) {
+          const diff = tf.tidy(() => {
+            const q = tf.randomNormal([b, h, hd], 0, 1, "float32", seed++) as tf.Tensor3D;
+            const k = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
+            const v = tf.randomNormal([b, hkv, cap, hd], 0, 1, "float32", seed++) as tf.Tensor4D;
+            // Mask about a fifth of the columns, never the last (a row must see something).
+            const keep = tf.concat([
+              tf.less(tf.randomUniform([b, 1, l - 1], 0, 1, "float32", seed++), 0.8),
+              tf.ones([b, 1, 1], "bool"),
+            ], 2);
+            const mask = masked
+              ? tf.mul(tf.sub(1, tf.cast(keep, "float32")), -1e9) as tf.Tensor3D
+              : undefined;
+            const z = decodeAttention(q, k, v, l, mask);
+            assert(z !== null, `kernel refused [${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}]`);
+            return tf.max(tf.abs(tf.sub(z, reference(q, k, v, l, mask))));
+          });
+          const d = (await diff.data())[0];
+          diff.dispose();
+          assert(d < 1e-5, `[${b}, ${h}, ${hkv}, ${l}, ${cap}, ${hd}] masked=${masked}: max |Δ| ${d}`);
+        }
       }
+    } finally {
+      setWasmNativeKernels(saved);
     }
     assertEquals(tf.memory().numTensors, before, "decodeAttention leaked tensors");
   });
