@@ -159,6 +159,8 @@ class Model(nn.Module):
         s.register_buffer("cos", ang.cos()); s.register_buffer("sin", ang.sin())
         for p in s.parameters():
             if p.dim() >= 2: nn.init.normal_(p, 0, 0.02)
+        for b in s.blocks:  # createDecoder's "scaled" init: residual output projections at 0.02 / sqrt(2 L)
+            for p in (b.o.weight, b.down.weight): nn.init.normal_(p, 0, 0.02 / math.sqrt(2 * L))
     def forward(s, ids):
         x = s.emb(ids)
         for b in s.blocks: x = b(x, s.cos, s.sin)
@@ -173,7 +175,9 @@ for c in cases:
     decay = [p for p in m.parameters() if p.dim() >= 2]; rest = [p for p in m.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.95), eps=1e-8, **fused)
-    ids = torch.randint(0, c["vocabSize"], (c["batch"], c["block"] + 1), device=dev)
+    # the same synthetic ids as the tfjs side (token i = i * 2654435761 mod V), so the losses are comparable
+    n_ids = c["batch"] * (c["block"] + 1)
+    ids = (torch.arange(n_ids, dtype=torch.long) * 2654435761 % c["vocabSize"]).view(c["batch"], -1).to(dev)
     def step():
         loss = F.cross_entropy(m(ids[:, :-1]).reshape(-1, c["vocabSize"]), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True); loss.backward()

@@ -18,7 +18,7 @@ import { tf } from "../deps.ts";
 import type { Tensor3D, Tensor4D } from "../tensor_types.ts";
 import { WASM_KERNELS_BASE64 } from "./wasm_kernels_bytes.ts";
 import { webgpuDecodeAttentionKernel } from "./webgpu_attention.ts";
-import { decodeAttentionCall, type KernelArgs, maskedSoftmax } from "./stock_kernels.ts";
+import { decodeAttentionCall, type KernelArgs, maskedSoftmax, registerOwnKernel } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
 import { forgetPackedOperand, wasmNativeKernels } from "./wasm_matmul.ts";
 
@@ -60,7 +60,6 @@ interface Kernels {
 }
 
 let kernels: Kernels | null = null;
-const registered = new Set<string>();
 let calls = 0;
 
 /**
@@ -205,16 +204,11 @@ export function decodeAttention(
   if (mask && (mask.shape[0] !== b || mask.shape[2] !== length || mask.dtype !== "float32")) return null;
   const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
   if (engine.isTapeOn?.()) return null;
-  if (!registered.has(backend)) {
-    tf.registerKernel({
-      kernelName: KERNEL,
-      backendName: backend,
-      kernelFunc: (backend === "wasm"
-        ? decodeAttentionKernel
-        : webgpuDecodeAttentionKernel) as unknown as tf.KernelFunc,
-    });
-    registered.add(backend);
-  }
+  registerOwnKernel(
+    KERNEL,
+    backend,
+    backend === "wasm" ? decodeAttentionKernel : webgpuDecodeAttentionKernel,
+  );
   calls++;
   const inputs: Record<string, tf.Tensor> = { q, k, v };
   if (mask) inputs.mask = mask;

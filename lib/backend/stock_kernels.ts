@@ -14,12 +14,25 @@ export type StockKernel = (
 /** The registered kernel `name` of `backend`; throws when it is missing. */
 export function stockKernel(name: string, backend: string): StockKernel {
   const k = tf.getKernel(name, backend);
-  if (!k) throw new Error(`decodeAttention: ${backend} kernel ${name} is not registered`);
+  if (!k) throw new Error(`stockKernel: ${backend} kernel ${name} is not registered`);
   return k.kernelFunc as unknown as StockKernel;
 }
 
 /** A kernel function on `TensorInfo`s, as our overrides write them. */
 export type OwnKernel = (args: KernelArgs) => tf.TensorInfo;
+
+/**
+ * Registers a kernel of our own under a new name (one tfjs has not) for `backend`, once: later calls, and
+ * calls after another copy of this module registered it, do nothing.
+ */
+export function registerOwnKernel(name: string, backend: string, kernel: OwnKernel): void {
+  if (tf.getKernel(name, backend)) return;
+  tf.registerKernel({
+    kernelName: name,
+    backendName: backend,
+    kernelFunc: kernel as unknown as tf.KernelFunc,
+  });
+}
 
 /**
  * Kernels of ours registered over a backend's stock ones by name, and the way back: the one mechanism the

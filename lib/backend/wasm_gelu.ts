@@ -10,7 +10,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
-import type { KernelArgs } from "./stock_kernels.ts";
+import { type KernelArgs, registerOwnKernel } from "./stock_kernels.ts";
 import type { Tensor } from "../tensor_types.ts";
 import { wasmNativeKernels } from "./wasm_matmul.ts";
 
@@ -24,7 +24,6 @@ interface WasmBackend {
 }
 
 const KERNEL = "CoherenceGeluTanh";
-let registered = false;
 
 function geluKernel(args: KernelArgs): TensorInfo {
   const be = args.backend as WasmBackend;
@@ -58,13 +57,6 @@ export function nativeGeluTanh<T extends Tensor>(x: T, c1: number, c2: number): 
   if (tf.getBackend() !== "wasm" || x.dtype !== "float32" || !wasmNativeKernels()) return null;
   const engine = tf.engine() as unknown as { isTapeOn?: () => boolean };
   if (engine.isTapeOn?.() ?? true) return null;
-  if (!registered) {
-    tf.registerKernel({
-      kernelName: KERNEL,
-      backendName: "wasm",
-      kernelFunc: geluKernel as unknown as tf.KernelFunc,
-    });
-    registered = true;
-  }
+  registerOwnKernel(KERNEL, "wasm", geluKernel);
   return tf.engine().runKernel(KERNEL, { x }, { c1, c2 }) as T;
 }

@@ -27,7 +27,7 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor4D } from "../tensor_types.ts";
-import type { KernelArgs, WebGPUProgramBackend } from "./stock_kernels.ts";
+import { type KernelArgs, registerOwnKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
 
 /** The kernel's name in tfjs' registry. */
@@ -225,7 +225,6 @@ function webgpuFusedAttentionKernel(args: KernelArgs): TensorInfo {
   return be.runWebGPUProgram(program, masked ? [q, k, v, mask] : [q, k, v], "float32", uniforms);
 }
 
-let registered = false;
 let calls = 0;
 
 /**
@@ -324,14 +323,7 @@ export function fusedAttention(
   // One workgroup per (row, head, block of query rows) along z, y, x; i32 indexing in the shader.
   if (Math.ceil(t / tiles(hd).bq) > MAX_DISPATCH || h > MAX_DISPATCH || b > MAX_DISPATCH) return null;
   if (Math.max(q.size, k.size, mask?.size ?? 0) >= 2 ** 31) return null;
-  if (!registered) {
-    tf.registerKernel({
-      kernelName: KERNEL,
-      backendName: "webgpu",
-      kernelFunc: webgpuFusedAttentionKernel as unknown as tf.KernelFunc,
-    });
-    registered = true;
-  }
+  registerOwnKernel(KERNEL, "webgpu", webgpuFusedAttentionKernel);
   const f = tf.customGrad(
     ((qq: Tensor4D, kk: Tensor4D, vv: Tensor4D, save: tf.GradSaveFunc) => {
       save([qq, kk, vv]);

@@ -11,7 +11,12 @@
  */
 import { tf } from "../deps.ts";
 import type { Tensor } from "../tensor_types.ts";
-import { type KernelArgs, stockKernel, type WebGPUProgramBackend } from "./stock_kernels.ts";
+import {
+  type KernelArgs,
+  registerOwnKernel,
+  stockKernel,
+  type WebGPUProgramBackend,
+} from "./stock_kernels.ts";
 import { webgpuKernelsEnabled } from "./backend.ts";
 
 type TensorInfo = tf.TensorInfo;
@@ -26,7 +31,6 @@ const RMS_NORM = "CoherenceRmsNorm";
  */
 const WG = 64;
 
-let registered = false;
 let calls = 0;
 
 /**
@@ -155,15 +159,8 @@ function normKernel(kind: "layer" | "rms"): (args: KernelArgs) => TensorInfo {
 }
 
 function register(): void {
-  if (registered) return;
-  for (const [name, kind] of [[LAYER_NORM, "layer"], [RMS_NORM, "rms"]] as const) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "webgpu",
-      kernelFunc: normKernel(kind) as unknown as tf.KernelFunc,
-    });
-  }
-  registered = true;
+  registerOwnKernel(LAYER_NORM, "webgpu", normKernel("layer"));
+  registerOwnKernel(RMS_NORM, "webgpu", normKernel("rms"));
 }
 
 /** Whether the fused kernel takes these tensors: webgpu, float32, a non-empty last axis, `[width]` params. */
