@@ -63,6 +63,8 @@ export interface NativeKernels {
   close(): void;
 }
 
+const I32 = "i32", PTR = "pointer";
+
 const SYMBOLS = {
   cl_native_version: { parameters: [], result: "i32" },
   cl_native_source_hash: { parameters: [], result: "u32" },
@@ -75,20 +77,8 @@ const SYMBOLS = {
   },
   cl_gelu_tanh: { parameters: ["pointer", "pointer", "i64", "f32", "f32"], result: "void" },
   cl_decode_attention: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-      "pointer",
-    ],
+    // b, h, hkv, cap, length, hd, scale, then the addresses of q, k, v, mask and z
+    parameters: [I32, I32, I32, I32, I32, I32, "f32", PTR, PTR, PTR, PTR, PTR],
     result: "i32",
   },
 } as const;
