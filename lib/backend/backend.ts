@@ -312,7 +312,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       gemm = nativeKernelsChoice.choose(options.nativeKernels);
       notes.push(
         gemm
-          ? `native kernels (packed-weight GEMM, GELU) from ${gemm.path}`
+          ? `native kernels (packed-weight GEMM, GELU, decode attention) from ${gemm.path}`
           : `no native kernels (${
             options.nativeKernels === false || envValue("COHERENCE_NATIVE") === "off"
               ? "switched off"
